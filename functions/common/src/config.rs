@@ -1,0 +1,119 @@
+//! Configuration read once from the environment at start-up (see CONTRACT.md for the names).
+
+use std::time::Duration;
+
+use crate::error::ServiceError;
+
+/// Default session lifetime: one day.
+pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 86_400;
+
+/// Everything a function needs to know about its deployment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub users_table: String,
+    pub sessions_table: String,
+    pub session_ttl: Duration,
+    /// Value of `access-control-allow-origin`; `None` sends no CORS headers at all.
+    pub cors_allow_origin: Option<String>,
+    /// Reported by `/health`.
+    pub service_version: String,
+    /// `AWS_REGION`, passed to the SDK explicitly so it never probes IMDS at start-up.
+    pub region: Option<String>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ServiceError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ServiceError> {
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let required = |name: &'static str| {
+            non_empty(name).ok_or(ServiceError::Config {
+                variable: name,
+                reason: "is not set".to_owned(),
+            })
+        };
+        let session_ttl = match non_empty("SESSION_TTL_SECONDS") {
+            None => DEFAULT_SESSION_TTL_SECONDS,
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|seconds| (60..=31_536_000).contains(seconds))
+                .ok_or(ServiceError::Config {
+                    variable: "SESSION_TTL_SECONDS",
+                    reason: format!("{text:?} is not a number of seconds between 60 and 31536000"),
+                })?,
+        };
+        Ok(Self {
+            users_table: required("USERS_TABLE")?,
+            sessions_table: required("SESSIONS_TABLE")?,
+            session_ttl: Duration::from_secs(session_ttl),
+            cors_allow_origin: non_empty("CORS_ALLOW_ORIGIN"),
+            service_version: non_empty("SERVICE_VERSION")
+                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+            region: non_empty("AWS_REGION"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config =
+            Config::from_lookup(lookup(&[("USERS_TABLE", "u"), ("SESSIONS_TABLE", "s")])).unwrap();
+        assert_eq!(config.session_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.cors_allow_origin, None);
+        assert_eq!(config.service_version, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let config = Config::from_lookup(lookup(&[
+            ("USERS_TABLE", "prod-service-users"),
+            ("SESSIONS_TABLE", "prod-service-sessions"),
+            ("SESSION_TTL_SECONDS", "3600"),
+            ("CORS_ALLOW_ORIGIN", "https://app.example.com"),
+            ("SERVICE_VERSION", "abc123"),
+            ("AWS_REGION", "us-west-2"),
+        ]))
+        .unwrap();
+        assert_eq!(config.users_table, "prod-service-users");
+        assert_eq!(config.session_ttl, Duration::from_secs(3600));
+        assert_eq!(
+            config.cors_allow_origin.as_deref(),
+            Some("https://app.example.com")
+        );
+        assert_eq!(config.service_version, "abc123");
+        assert_eq!(config.region.as_deref(), Some("us-west-2"));
+    }
+
+    #[test]
+    fn missing_or_bad_values_name_the_variable() {
+        let error = Config::from_lookup(lookup(&[("USERS_TABLE", "u")])).unwrap_err();
+        assert!(error.to_string().contains("SESSIONS_TABLE"), "{error}");
+        let error = Config::from_lookup(lookup(&[
+            ("USERS_TABLE", "u"),
+            ("SESSIONS_TABLE", "s"),
+            ("SESSION_TTL_SECONDS", "soon"),
+        ]))
+        .unwrap_err();
+        assert!(error.to_string().contains("SESSION_TTL_SECONDS"), "{error}");
+    }
+}

@@ -1,0 +1,141 @@
+//! The request pipeline every function runs: request id and log span, routing, the handler,
+//! error rendering, and the headers every response carries.
+
+use std::time::Instant;
+
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, VARY,
+};
+use http::{HeaderName, HeaderValue, Method, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt as _};
+use tracing::Instrument as _;
+
+use super::response;
+use super::routing::{Call, Route, resolve};
+use crate::error::ServiceError;
+use crate::logging::error_chain;
+use crate::state::State;
+
+/// Header carrying the request id on every response.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The API Gateway request id if there is one (it is also in API Gateway's access log), else
+/// the Lambda invocation id, else a fresh UUID (requests built by hand in tests).
+pub fn request_id(request: &Request) -> String {
+    let from_gateway = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.request_id.clone(),
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    };
+    from_gateway
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            request
+                .lambda_context_ref()
+                .map(|context| context.request_id.clone())
+                .filter(|id| !id.is_empty())
+        })
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Serves one request with the routes of one function. Never fails: every error becomes the
+/// documented error response, and faults are logged with their cause.
+pub async fn serve<Op, D>(
+    state: &State,
+    request: Request,
+    routes: &[Route<Op>],
+    dispatch: D,
+) -> Response<Body>
+where
+    Op: Copy + std::fmt::Debug,
+    D: AsyncFn(&State, Call<Op>) -> Result<Response<Body>, ServiceError>,
+{
+    let request_id = request_id(&request);
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+    );
+    async move {
+        let started = Instant::now();
+        let cors = state.config.cors_allow_origin.as_deref();
+        let outcome = match resolve(routes, &request) {
+            Ok((route, params)) => {
+                tracing::Span::current().record("route", route.template);
+                let call = Call {
+                    op: route.op,
+                    template: route.template,
+                    params,
+                    request,
+                    request_id: request_id.clone(),
+                };
+                dispatch(state, call).await
+            }
+            Err(ServiceError::MethodNotAllowed { allow })
+                if method == Method::OPTIONS && cors.is_some() =>
+            {
+                Ok(preflight(&allow))
+            }
+            Err(error) => Err(error),
+        };
+        let mut response = match outcome {
+            Ok(response) => response,
+            Err(error) => {
+                log_error(&error);
+                response::error(&error, &request_id)
+            }
+        };
+        add_common_headers(&mut response, &request_id, cors);
+        tracing::info!(
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request completed"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+fn log_error(error: &ServiceError) {
+    if error.status().is_server_error() {
+        tracing::error!(code = error.code(), error = %error_chain(error), "request failed");
+    } else {
+        // Client errors: the code is enough, and messages can echo client input.
+        tracing::info!(code = error.code(), "request rejected");
+    }
+}
+
+fn preflight(allow: &[Method]) -> Response<Body> {
+    let mut response = response::no_content();
+    let headers = response.headers_mut();
+    if let Ok(methods) = HeaderValue::from_str(&response::allow_list(allow)) {
+        headers.insert(ACCESS_CONTROL_ALLOW_METHODS, methods);
+    }
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, x-api-key"),
+    );
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    response
+}
+
+fn add_common_headers(response: &mut Response<Body>, request_id: &str, cors: Option<&str>) {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(X_REQUEST_ID, value);
+    }
+    if let Some(origin) = cors.and_then(|origin| HeaderValue::from_str(origin).ok()) {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("x-request-id, etag, location"),
+        );
+        headers.insert(VARY, HeaderValue::from_static("origin"));
+    }
+}

@@ -1,0 +1,238 @@
+//! The users table: user items plus one `EMAIL#` item per address that makes e-mail
+//! uniqueness atomic (both written in one transaction, each conditional on not existing).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use uuid::Uuid;
+
+use super::BY_KIND_INDEX;
+use super::cursor::Cursor;
+use super::dynamo::{Cancellation, sdk_error, transact};
+use crate::error::ServiceError;
+use crate::records::{EmailItem, USER_KIND, UserItem, UserRecord, email_key, user_key};
+
+/// One page of the user list.
+#[derive(Debug)]
+pub struct UserPage {
+    pub users: Vec<UserRecord>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// Repository for users. Cheap to clone (the SDK client is an `Arc` inside).
+#[derive(Clone, Debug)]
+pub struct UserStore {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn to_item<T: serde::Serialize>(value: T) -> Result<Item, ServiceError> {
+    serde_dynamo::to_item(value).map_err(|e| ServiceError::internal("serialise item", e))
+}
+
+fn key(pk: String) -> Item {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk))])
+}
+
+fn built<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, ServiceError> {
+    result.map_err(|e| ServiceError::internal("build dynamodb request", e))
+}
+
+impl UserStore {
+    /// A repository for the table named `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn put_if_absent(&self, item: Item) -> Result<TransactWriteItem, ServiceError> {
+        let put = built(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn put_if_version(
+        &self,
+        user: &UserRecord,
+        expected: u64,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        let put = built(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_item(UserItem::from(user))?))
+                .condition_expression("attribute_exists(pk) AND version = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn delete_email_of(&self, user: &UserRecord) -> Result<TransactWriteItem, ServiceError> {
+        let delete = built(
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(email_key(&user.email))))
+                .condition_expression("user_id = :id")
+                .expression_attribute_values(":id", AttributeValue::S(user.id.to_string()))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Registers a user: the user item and its `EMAIL#` item in one transaction.
+    /// [`ServiceError::EmailTaken`] when the address is already registered.
+    pub async fn create(&self, user: &UserRecord) -> Result<(), ServiceError> {
+        let items = vec![
+            self.put_if_absent(to_item(UserItem::from(user))?)?,
+            self.put_if_absent(to_item(EmailItem::for_user(user))?)?,
+        ];
+        match transact(&self.client, "register user", items).await? {
+            Ok(()) => Ok(()),
+            Err(Cancellation::ConditionFailed(1)) => Err(ServiceError::EmailTaken),
+            Err(other) => Err(ServiceError::internal(
+                "register user",
+                format!("unexpected cancellation {other:?} (user id collision?)"),
+            )),
+        }
+    }
+
+    /// Reads a user with a strongly consistent read (a client that just wrote expects to see it).
+    pub async fn get(&self, id: Uuid) -> Result<Option<UserRecord>, ServiceError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_key(id))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("get user", e))?;
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item::<_, UserItem>(item)
+                    .map(UserRecord::from)
+                    .map_err(|e| ServiceError::internal("decode user item", e))
+            })
+            .transpose()
+    }
+
+    /// Finds a user by normalised e-mail through the uniqueness item.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<UserRecord>, ServiceError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(email_key(email))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("get email item", e))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let email_item: EmailItem = serde_dynamo::from_item(item)
+            .map_err(|e| ServiceError::internal("decode email item", e))?;
+        self.get(email_item.user_id).await
+    }
+
+    /// Lists users oldest first through the `by-kind` index.
+    pub async fn list(&self, limit: u32, after: Option<&Cursor>) -> Result<UserPage, ServiceError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_KIND_INDEX)
+            .key_condition_expression("kind = :kind")
+            .expression_attribute_values(":kind", AttributeValue::S(USER_KIND.to_owned()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(after.map(Cursor::exclusive_start_key))
+            .send()
+            .await
+            .map_err(|e| sdk_error("list users", e))?;
+        let users = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item::<_, UserItem>(item)
+                    .map(UserRecord::from)
+                    .map_err(|e| ServiceError::internal("decode user item", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match output.last_evaluated_key {
+            Some(key) => Some(Cursor::from_last_evaluated_key(&key).ok_or_else(|| {
+                ServiceError::internal("list users", "LastEvaluatedKey lacks an index attribute")
+            })?),
+            None => None,
+        };
+        Ok(UserPage { users, next })
+    }
+
+    /// Replaces `current` with `updated` if the stored version is still `current.version`.
+    /// A changed e-mail moves the uniqueness item in the same transaction.
+    pub async fn replace(
+        &self,
+        current: &UserRecord,
+        updated: &UserRecord,
+    ) -> Result<(), ServiceError> {
+        if current.email == updated.email {
+            let put = self.put_if_version(updated, current.version)?;
+            return match transact(&self.client, "update user", vec![put]).await? {
+                Ok(()) => Ok(()),
+                Err(Cancellation::ConditionFailed(_)) => Err(ServiceError::VersionConflict),
+                Err(other) => Err(ServiceError::internal("update user", format!("{other:?}"))),
+            };
+        }
+        let items = vec![
+            self.put_if_version(updated, current.version)?,
+            self.put_if_absent(to_item(EmailItem::for_user(updated))?)?,
+            self.delete_email_of(current)?,
+        ];
+        match transact(&self.client, "update user and e-mail", items).await? {
+            Ok(()) => Ok(()),
+            Err(Cancellation::ConditionFailed(1)) => Err(ServiceError::EmailTaken),
+            Err(Cancellation::ConditionFailed(_)) => Err(ServiceError::VersionConflict),
+            Err(other) => Err(ServiceError::internal(
+                "update user and e-mail",
+                format!("{other:?}"),
+            )),
+        }
+    }
+
+    /// Deletes the user and its `EMAIL#` item in one transaction, if the stored version is
+    /// still `user.version` ([`ServiceError::VersionConflict`] otherwise).
+    pub async fn delete(&self, user: &UserRecord) -> Result<(), ServiceError> {
+        let delete_user = built(
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(user_key(user.id))))
+                .condition_expression("version = :expected")
+                .expression_attribute_values(
+                    ":expected",
+                    AttributeValue::N(user.version.to_string()),
+                )
+                .build(),
+        )?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete_user).build(),
+            self.delete_email_of(user)?,
+        ];
+        match transact(&self.client, "delete user", items).await? {
+            Ok(()) => Ok(()),
+            Err(Cancellation::ConditionFailed(_)) => Err(ServiceError::VersionConflict),
+            Err(other) => Err(ServiceError::internal("delete user", format!("{other:?}"))),
+        }
+    }
+}

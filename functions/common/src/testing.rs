@@ -1,0 +1,509 @@
+//! Test support for the function crates (feature `test-tables`): a [`State`] on moto with
+//! freshly created tables shaped exactly like the contract's schema, and builders for real
+//! API Gateway events (REST v1 with a stage, HTTP API v2).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use emulator::Emulator;
+use http::{Method, Response};
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::state::State;
+use crate::store::{BY_KIND_INDEX, BY_USER_INDEX};
+
+/// The stage name used in generated events, so every test exercises stage handling.
+pub const STAGE: &str = "prod";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// One moto per test binary while any test uses it: tests running at the same time share it,
+/// and the last one to finish stops it (a `static` would never be dropped and leak moto).
+fn shared_emulator() -> Arc<Emulator> {
+    static SHARED: Mutex<Weak<Emulator>> = Mutex::new(Weak::new());
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(running) = shared.upgrade() {
+        return running;
+    }
+    let started = Arc::new(
+        Emulator::for_tests().unwrap_or_else(|e| panic!("cannot start the moto emulator: {e}")),
+    );
+    *shared = Arc::downgrade(&started);
+    started
+}
+
+/// A DynamoDB client for moto at `endpoint`, with the contract's dummy credentials.
+pub fn client(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build();
+    Client::from_conf(config)
+}
+
+/// A service on moto with its own pair of tables (unique names, so tests can share one moto).
+pub struct TestApp {
+    pub state: Arc<State>,
+    pub client: Client,
+    pub users_table: String,
+    pub sessions_table: String,
+    _emulator: Arc<Emulator>,
+}
+
+impl TestApp {
+    /// Fresh tables and the default configuration.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Fresh tables; `adjust` may change the configuration (CORS, TTL, ...).
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let emulator = tokio::task::spawn_blocking(shared_emulator)
+            .await
+            .expect("emulator start-up task");
+        let client = client(emulator.endpoint());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("test-{}-", &id[..12]);
+        let users_table = format!("{prefix}users");
+        let sessions_table = format!("{prefix}sessions");
+        create_tables(&client, &users_table, &sessions_table).await;
+        let mut config = Config::from_lookup(|name| match name {
+            "USERS_TABLE" => Some(users_table.clone()),
+            "SESSIONS_TABLE" => Some(sessions_table.clone()),
+            "SERVICE_VERSION" => Some("test-version".to_owned()),
+            _ => None,
+        })
+        .expect("test configuration");
+        adjust(&mut config);
+        Self {
+            state: Arc::new(State::new(config, client.clone())),
+            client,
+            users_table,
+            sessions_table,
+            _emulator: emulator,
+        }
+    }
+
+    /// Every item of the users table.
+    pub async fn user_items(&self) -> Vec<Item> {
+        scan(&self.client, &self.users_table).await
+    }
+
+    /// Every item of the sessions table.
+    pub async fn session_items(&self) -> Vec<Item> {
+        scan(&self.client, &self.sessions_table).await
+    }
+}
+
+fn attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition")
+}
+
+fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .expect("key schema element")
+}
+
+/// Creates both tables as the infrastructure does (CONTRACT.md "DynamoDB schema"): keys,
+/// indexes with their projections, on-demand billing, TTL on `expires_at`.
+pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &str) {
+    client
+        .create_table()
+        .table_name(users_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("kind"))
+        .attribute_definitions(attribute("created_at"))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(BY_KIND_INDEX)
+                .key_schema(key("kind", KeyType::Hash))
+                .key_schema(key("created_at", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("by-kind index"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create {users_table}: {e:?}"));
+    client
+        .create_table()
+        .table_name(sessions_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("token_hash"))
+        .attribute_definitions(attribute("user_id"))
+        .key_schema(key("token_hash", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(BY_USER_INDEX)
+                .key_schema(key("user_id", KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .expect("by-user index"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create {sessions_table}: {e:?}"));
+    client
+        .update_time_to_live()
+        .table_name(sessions_table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .expect("ttl specification"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("enable TTL on {sessions_table}: {e:?}"));
+}
+
+/// Every item of `table` (all pages).
+pub async fn scan(client: &Client, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let output = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scan {table}: {e:?}"));
+        items.extend(output.items.unwrap_or_default());
+        start = output.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// The JSON body of a response (`Value::Null` when empty).
+pub fn body_json(response: &Response<Body>) -> Value {
+    match response.body() {
+        Body::Empty => Value::Null,
+        Body::Text(text) => serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        Body::Binary(bytes) => serde_json::from_slice(bytes).expect("JSON body"),
+        _ => Value::Null,
+    }
+}
+
+/// The `error.code` of an error response.
+pub fn error_code(response: &Response<Body>) -> String {
+    body_json(response)["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Which API Gateway payload an [`Event`] becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// REST API proxy integration (what the deployed API sends), stage in the path.
+    RestV1,
+    /// HTTP API payload 2.0, with the stage in `rawPath`.
+    HttpV2,
+}
+
+/// Builds a request the way the Lambda runtime does: from API Gateway event JSON.
+#[derive(Clone, Debug)]
+pub struct Event {
+    payload: Payload,
+    method: Method,
+    template: String,
+    params: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl Event {
+    /// A REST v1 event for `method` on the resource `template` (e.g. `/users/{id}`).
+    pub fn rest(method: Method, template: &str) -> Self {
+        Self {
+            payload: Payload::RestV1,
+            method,
+            template: template.to_owned(),
+            params: Vec::new(),
+            query: Vec::new(),
+            headers: vec![("user-agent".into(), "service-tests".into())],
+            body: None,
+        }
+    }
+
+    /// The same request as an HTTP API v2 event.
+    pub fn http_v2(mut self) -> Self {
+        self.payload = Payload::HttpV2;
+        self
+    }
+
+    /// Fills `{name}` in the template.
+    pub fn param(mut self, name: &str, value: impl ToString) -> Self {
+        self.params.push((name.to_owned(), value.to_string()));
+        self
+    }
+
+    /// Adds a query string parameter.
+    pub fn query(mut self, name: &str, value: impl ToString) -> Self {
+        self.query.push((name.to_owned(), value.to_string()));
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl ToString) -> Self {
+        self.headers.push((name.to_owned(), value.to_string()));
+        self
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    /// A JSON body with `content-type: application/json`.
+    pub fn json(self, value: &Value) -> Self {
+        self.header("content-type", "application/json")
+            .raw_body(value.to_string())
+    }
+
+    /// A body as is, with whatever headers were set.
+    pub fn raw_body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// The concrete path (template with parameters filled in), without the stage.
+    pub fn path(&self) -> String {
+        self.params
+            .iter()
+            .fold(self.template.clone(), |path, (name, value)| {
+                path.replace(&format!("{{{name}}}"), value)
+            })
+    }
+
+    fn query_string(&self) -> String {
+        self.query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The event JSON API Gateway would send.
+    pub fn to_json(&self) -> Value {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let headers: serde_json::Map<String, Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        match self.payload {
+            Payload::RestV1 => {
+                let multi_headers: serde_json::Map<String, Value> = self
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!([v])))
+                    .collect();
+                let query: serde_json::Map<String, Value> = self
+                    .query
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                let multi_query: serde_json::Map<String, Value> = self
+                    .query
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!([v])))
+                    .collect();
+                let params: serde_json::Map<String, Value> = self
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                let path = self.path();
+                json!({
+                    "resource": self.template,
+                    "path": path,
+                    "httpMethod": self.method.as_str(),
+                    "headers": headers,
+                    "multiValueHeaders": multi_headers,
+                    "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query) },
+                    "multiValueQueryStringParameters": if multi_query.is_empty() { Value::Null } else { Value::Object(multi_query) },
+                    "pathParameters": if params.is_empty() { Value::Null } else { Value::Object(params) },
+                    "stageVariables": null,
+                    "requestContext": {
+                        "accountId": "123456789012",
+                        "resourceId": "abc123",
+                        "stage": STAGE,
+                        "requestId": request_id,
+                        "identity": { "sourceIp": "127.0.0.1", "userAgent": "service-tests" },
+                        "resourcePath": self.template,
+                        "httpMethod": self.method.as_str(),
+                        "path": format!("/{STAGE}{path}"),
+                        "apiId": "testapi",
+                        "domainName": "testapi.execute-api.us-east-1.amazonaws.com",
+                        "protocol": "HTTP/1.1",
+                        "requestTimeEpoch": 1_700_000_000_000_i64
+                    },
+                    "body": self.body,
+                    "isBase64Encoded": false
+                })
+            }
+            Payload::HttpV2 => json!({
+                "version": "2.0",
+                "routeKey": "$default",
+                "rawPath": format!("/{STAGE}{}", self.path()),
+                "rawQueryString": self.query_string(),
+                "headers": headers,
+                "requestContext": {
+                    "accountId": "123456789012",
+                    "apiId": "testapi",
+                    "domainName": "testapi.execute-api.us-east-1.amazonaws.com",
+                    "domainPrefix": "testapi",
+                    "http": {
+                        "method": self.method.as_str(),
+                        "path": format!("/{STAGE}{}", self.path()),
+                        "protocol": "HTTP/1.1",
+                        "sourceIp": "127.0.0.1",
+                        "userAgent": "service-tests"
+                    },
+                    "requestId": request_id,
+                    "routeKey": "$default",
+                    "stage": STAGE,
+                    "time": "14/Nov/2023:22:13:20 +0000",
+                    "timeEpoch": 1_700_000_000_000_i64
+                },
+                "body": self.body,
+                "isBase64Encoded": false
+            }),
+        }
+    }
+
+    /// The `lambda_http` request the runtime would hand to the handler.
+    pub fn build(&self) -> Request {
+        lambda_http::request::from_str(&self.to_json().to_string())
+            .unwrap_or_else(|e| panic!("event JSON does not deserialise: {e}"))
+    }
+}
+
+impl TestApp {
+    /// Stores a user directly (hashing its password), for tests that need one to exist.
+    pub async fn seed_user(&self, email: &str, password: &str) -> crate::records::UserRecord {
+        let now = crate::clock::Timestamp::now().to_rfc3339();
+        let user = crate::records::UserRecord {
+            id: uuid::Uuid::new_v4(),
+            email: crate::validation::email(email).expect("valid seed e-mail"),
+            name: "Seeded User".to_owned(),
+            password_hash: self
+                .state
+                .passwords
+                .hash(&crate::password::Password::new(password))
+                .await
+                .expect("hash seed password"),
+            version: 1,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        self.state
+            .users
+            .create(&user)
+            .await
+            .expect("store seed user");
+        user
+    }
+
+    /// Stores a session for `user_id` expiring at `expires_at` (epoch seconds; may be in the
+    /// past, which TTL has not yet removed) and returns its token.
+    pub async fn seed_session(
+        &self,
+        user_id: uuid::Uuid,
+        expires_at: i64,
+    ) -> crate::token::SessionToken {
+        let token = crate::token::SessionToken::generate().expect("token");
+        let session = crate::records::SessionRecord {
+            token_hash: token.hash(),
+            user_id,
+            created_at: crate::clock::Timestamp::now().to_rfc3339(),
+            expires_at,
+        };
+        self.state
+            .sessions
+            .put(&session)
+            .await
+            .expect("store seed session");
+        token
+    }
+}
+
+/// An endpoint that answers every DynamoDB call with `ThrottlingException`, to prove that
+/// throttling that outlasts the SDK's retries reaches the client as 429.
+pub fn throttling_endpoint() -> String {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("local address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(value) = lower.strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let payload = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
+                    let response = format!(
+                        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{payload}",
+                        payload.len()
+                    );
+                    if reader.get_mut().write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}

@@ -1,0 +1,294 @@
+//! `/sessions` against moto: log in, current session, expiry, log out, log out everywhere,
+//! and malformed input.
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use service_common::clock::Timestamp;
+use service_common::testing::{Event, TestApp, body_json, error_code, scan};
+use sessions::handle;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn log_in(app: &TestApp, email: &str, password: &str) -> (StatusCode, Value) {
+    let request = Event::rest(Method::POST, "/sessions")
+        .json(&json!({"email": email, "password": password}))
+        .build();
+    let response = handle(&app.state, request).await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+    (response.status(), body_json(&response))
+}
+
+async fn current(app: &TestApp, token: &str) -> StatusCode {
+    let request = Event::rest(Method::GET, "/sessions/current")
+        .bearer(token)
+        .build();
+    handle(&app.state, request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn log_in_issues_a_hashed_token_and_current_returns_the_session() {
+    let app = TestApp::start().await;
+    let user = app.seed_user("Ada@Example.com", PASSWORD).await;
+
+    // E-mail matching is case-insensitive, like registration.
+    let (status, body) = log_in(&app, "ada@EXAMPLE.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 43, "32 bytes, base64url without padding");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["session"]["user_id"], user.id.to_string());
+    let expires_at = body["expires_at"].as_i64().unwrap();
+    let expected = Timestamp::now().epoch_seconds() + 86_400;
+    assert!(
+        (expected - 5..=expected).contains(&expires_at),
+        "{expires_at}"
+    );
+    assert_eq!(body["session"]["expires_at"], expires_at);
+
+    // Stored only as its SHA-256: the token text appears nowhere in the table.
+    let items = app.session_items().await;
+    assert_eq!(items.len(), 1);
+    let stored = format!("{items:?}");
+    assert!(!stored.contains(&token));
+    let hash = service_common::token::SessionToken::parse(&token)
+        .unwrap()
+        .hash();
+    assert_eq!(items[0]["token_hash"].as_s().unwrap(), hash.as_str());
+    assert_eq!(
+        items[0]["expires_at"].as_n().unwrap(),
+        &expires_at.to_string()
+    );
+
+    let request = Event::rest(Method::GET, "/sessions/current")
+        .bearer(&token)
+        .build();
+    let response = handle(&app.state, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let session = body_json(&response);
+    assert_eq!(session["user_id"], user.id.to_string());
+    assert_eq!(session["expires_at"], expires_at);
+    assert!(session.get("token_hash").is_none());
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_are_the_same_401() {
+    let app = TestApp::start().await;
+    app.seed_user("grace@example.com", PASSWORD).await;
+    let (status_a, body_a) = log_in(&app, "nobody@example.com", PASSWORD).await;
+    let (status_b, body_b) = log_in(&app, "grace@example.com", "wrong password").await;
+    assert_eq!(status_a, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_b, StatusCode::UNAUTHORIZED);
+    assert_eq!(body_a["error"]["code"], "invalid_credentials");
+    assert_eq!(body_a["error"]["code"], body_b["error"]["code"]);
+    assert_eq!(body_a["error"]["message"], body_b["error"]["message"]);
+    assert!(app.session_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn missing_malformed_unknown_and_expired_tokens_are_401() {
+    let app = TestApp::start().await;
+    let user = app.seed_user("linus@example.com", PASSWORD).await;
+    let expired = app
+        .seed_session(user.id, Timestamp::now().epoch_seconds() - 1)
+        .await;
+    let unknown = service_common::token::SessionToken::generate().unwrap();
+
+    let no_header = handle(
+        &app.state,
+        Event::rest(Method::GET, "/sessions/current").build(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(no_header.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&no_header), "unauthenticated");
+    let basic = Event::rest(Method::GET, "/sessions/current")
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .build();
+    assert_eq!(
+        handle(&app.state, basic).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(current(&app, "garbage").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        current(&app, unknown.expose()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // The expired item is still in the table (TTL deletion lags) and must not count.
+    assert_eq!(app.session_items().await.len(), 1);
+    assert_eq!(
+        current(&app, expired.expose()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let live = app
+        .seed_session(user.id, Timestamp::now().epoch_seconds() + 60)
+        .await;
+    assert_eq!(current(&app, live.expose()).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn log_out_ends_only_this_session() {
+    let app = TestApp::start().await;
+    app.seed_user("barbara@example.com", PASSWORD).await;
+    let (_, first) = log_in(&app, "barbara@example.com", PASSWORD).await;
+    let (_, second) = log_in(&app, "barbara@example.com", PASSWORD).await;
+    let first = first["token"].as_str().unwrap();
+    let second = second["token"].as_str().unwrap();
+
+    let request = Event::rest(Method::DELETE, "/sessions/current")
+        .bearer(first)
+        .build();
+    let response = handle(&app.state, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(current(&app, first).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(current(&app, second).await, StatusCode::OK);
+
+    // Logging out with a dead token is a 401, not a silent success.
+    let again = Event::rest(Method::DELETE, "/sessions/current")
+        .bearer(first)
+        .build();
+    assert_eq!(
+        handle(&app.state, again).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn log_out_everywhere_ends_every_session_of_the_user_only() {
+    let app = TestApp::start().await;
+    let user = app.seed_user("edsger@example.com", PASSWORD).await;
+    let other = app.seed_user("tony@example.com", PASSWORD).await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = log_in(&app, "edsger@example.com", PASSWORD).await;
+        assert_eq!(status, StatusCode::CREATED);
+        tokens.push(body["token"].as_str().unwrap().to_owned());
+    }
+    // More sessions than one BatchWriteItem call takes (25).
+    let far = Timestamp::now().epoch_seconds() + 3600;
+    for _ in 0..27 {
+        app.seed_session(user.id, far).await;
+    }
+    let survivor = app.seed_session(other.id, far).await;
+
+    let request = Event::rest(Method::DELETE, "/sessions")
+        .bearer(&tokens[0])
+        .build();
+    let response = handle(&app.state, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    for token in &tokens {
+        assert_eq!(current(&app, token).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(current(&app, survivor.expose()).await, StatusCode::OK);
+    let left = app.session_items().await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["user_id"].as_s().unwrap(), &other.id.to_string());
+
+    let unauthenticated = handle(&app.state, Event::rest(Method::DELETE, "/sessions").build())
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn malformed_log_in_requests_get_the_right_4xx_and_write_nothing() {
+    let app = TestApp::start().await;
+    app.seed_user("margaret@example.com", PASSWORD).await;
+    let post = || Event::rest(Method::POST, "/sessions");
+    let cases: Vec<(Event, StatusCode, &str)> = vec![
+        (
+            post().header("content-type", "application/json").raw_body("{\"email\":"),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            post().header("content-type", "application/json").raw_body(""),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            post().json(&json!({"email": "margaret@example.com", "password": 12345678})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post().json(&json!({"email": "margaret@example.com"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post().json(&json!({"email": "margaret@example.com", "password": PASSWORD, "admin": true})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            post()
+                .header("content-type", "text/plain")
+                .raw_body(json!({"email": "margaret@example.com", "password": PASSWORD}).to_string()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post().raw_body(json!({"email": "margaret@example.com", "password": PASSWORD}).to_string()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post().json(&json!({"email": "margaret@example.com", "password": PASSWORD, "pad": "x".repeat(70_000)})),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            Event::rest(Method::PUT, "/sessions/current"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Event::rest(Method::GET, "/sessions/{id}").param("id", "abc"),
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+        ),
+    ];
+    for (event, status, code) in cases {
+        let response = handle(&app.state, event.build()).await.unwrap();
+        assert_eq!(response.status(), status, "{event:?}");
+        assert_eq!(error_code(&response), code, "{event:?}");
+        assert!(response.headers().contains_key("x-request-id"));
+    }
+    assert!(
+        app.session_items().await.is_empty(),
+        "a malformed request wrote a session"
+    );
+
+    let response = handle(
+        &app.state,
+        Event::rest(Method::PUT, "/sessions/current").build(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.headers()["allow"], "GET, DELETE");
+}
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_sdk_retries_is_429() {
+    let mut app = TestApp::start().await;
+    let throttled =
+        service_common::testing::client(&service_common::testing::throttling_endpoint());
+    app.state = std::sync::Arc::new(service_common::State::new(
+        app.state.config.clone(),
+        throttled,
+    ));
+    let (status, body) = log_in(&app, "anyone@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "throttled");
+}
+
+#[tokio::test]
+async fn a_real_fault_is_500_without_details() {
+    let app = TestApp::start_with(|config| config.users_table = "no-such-table".into()).await;
+    let (status, body) = log_in(&app, "anyone@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["error"]["code"], "internal_error");
+    assert_eq!(body["error"]["message"], "internal error");
+    assert!(scan(&app.client, &app.sessions_table).await.is_empty());
+}

@@ -1,0 +1,169 @@
+//! The production JSON log layer, captured across register, log-in, update and log-out at the
+//! most verbose level, never contains a password, a token, a token hash or a password hash,
+//! and every line of a request carries its request id.
+//!
+//! Its own test binary: it installs a process-wide subscriber.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use service_common::testing::{Event, TestApp, body_json};
+use service_common::token::SessionToken;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber =
+        tracing_subscriber::Registry::default()
+            .with(service_common::logging::json_layer("trace", move || {
+                writer.clone()
+            }));
+    tracing::subscriber::set_global_default(subscriber).expect("install the capturing subscriber");
+
+    let app = TestApp::start().await;
+    let first_password = "first secret password";
+    let second_password = "second secret password";
+    let mut request_ids = Vec::new();
+    let mut tokens = Vec::new();
+
+    let call_users = async |event: Event| {
+        let response = users::handle(&app.state, event.build()).await.unwrap();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (response.status(), body_json(&response), id)
+    };
+    let (status, user, id) =
+        call_users(Event::rest(Method::POST, "/users").json(
+            &json!({"email": "quiet@example.com", "name": "Quiet", "password": first_password}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    request_ids.push(id);
+    let user_id = user["id"].as_str().unwrap().to_owned();
+
+    let log_in = async |password: &str| {
+        let event = Event::rest(Method::POST, "/sessions")
+            .json(&json!({"email": "quiet@example.com", "password": password}));
+        let response = sessions::handle(&app.state, event.build()).await.unwrap();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (response.status(), body_json(&response), id)
+    };
+    let (status, _, id) = log_in("a wrong password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    request_ids.push(id);
+    let (status, session, id) = log_in(first_password).await;
+    assert_eq!(status, StatusCode::CREATED);
+    request_ids.push(id);
+    let token = session["token"].as_str().unwrap().to_owned();
+    tokens.push(token.clone());
+
+    let (status, _, id) = call_users(
+        Event::rest(Method::PATCH, "/users/{id}")
+            .param("id", &user_id)
+            .bearer(&token)
+            .json(&json!({"version": 1, "name": "Still Quiet", "password": second_password})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    request_ids.push(id);
+    let (status, session, id) = log_in(second_password).await;
+    assert_eq!(status, StatusCode::CREATED);
+    request_ids.push(id);
+    tokens.push(session["token"].as_str().unwrap().to_owned());
+
+    let event = Event::rest(Method::DELETE, "/sessions/current").bearer(&tokens[1]);
+    let response = sessions::handle(&app.state, event.build()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    request_ids.push(
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned(),
+    );
+
+    let password_hashes: Vec<String> = app
+        .user_items()
+        .await
+        .iter()
+        .filter_map(|item| item.get("password_hash")?.as_s().ok().cloned())
+        .collect();
+    assert_eq!(password_hashes.len(), 1);
+
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"))
+        })
+        .collect();
+    assert!(lines.len() >= 12, "expected log lines, got:\n{text}");
+
+    let mut forbidden: Vec<(String, &str)> = vec![
+        (first_password.to_owned(), "a password"),
+        (second_password.to_owned(), "a password"),
+        ("a wrong password".to_owned(), "a password"),
+        ("$argon2".to_owned(), "a password hash"),
+    ];
+    for hash in &password_hashes {
+        forbidden.push((hash.clone(), "a password hash"));
+        // The hash's base64 digest alone, in case something logged a fragment.
+        forbidden.push((
+            hash.rsplit('$').next().unwrap().to_owned(),
+            "a password hash",
+        ));
+    }
+    for token in &tokens {
+        forbidden.push((token.clone(), "a token"));
+        let hash = SessionToken::parse(token).unwrap().hash();
+        forbidden.push((hash.as_str().to_owned(), "a token hash"));
+    }
+    for (secret, what) in &forbidden {
+        assert!(!text.contains(secret.as_str()), "the logs contain {what}");
+    }
+
+    // Each request logged at least its completion line, inside its span with its id.
+    for id in &request_ids {
+        let completed = lines.iter().filter(|line| {
+            line["span"]["request_id"] == id.as_str() && line["message"] == "request completed"
+        });
+        assert_eq!(
+            completed.count(),
+            1,
+            "no completion line for request {id}:\n{text}"
+        );
+    }
+    // And every line our handlers wrote inside a request span names the request.
+    for line in lines.iter().filter(|l| {
+        l["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("service_common"))
+    }) {
+        assert!(
+            line["span"]["request_id"].is_string(),
+            "line without request id: {line}"
+        );
+    }
+}

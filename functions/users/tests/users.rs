@@ -1,0 +1,691 @@
+//! `/users` against moto, logging in through the real sessions handler: registration and
+//! e-mail uniqueness (also under 32 concurrent requests), reads, pagination, updates with
+//! optimistic concurrency, deletion with its cascade, and malformed input.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use http::{Method, Response, StatusCode};
+use lambda_http::Body;
+use serde_json::{Value, json};
+use service_common::testing::{Event, TestApp, body_json, error_code};
+use users::handle;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn send(app: &TestApp, event: Event) -> Response<Body> {
+    let response = handle(&app.state, event.build()).await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+    response
+}
+
+async fn register(app: &TestApp, email: &str) -> Value {
+    let event = Event::rest(Method::POST, "/users")
+        .json(&json!({"email": email, "name": "Test User", "password": PASSWORD}));
+    let response = send(app, event).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        body_json(&response)
+    );
+    body_json(&response)
+}
+
+async fn log_in(app: &TestApp, email: &str, password: &str) -> (StatusCode, String) {
+    let request = Event::rest(Method::POST, "/sessions")
+        .json(&json!({"email": email, "password": password}))
+        .build();
+    let response = sessions::handle(&app.state, request).await.unwrap();
+    let body = body_json(&response);
+    (
+        response.status(),
+        body["token"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn token_for(app: &TestApp, email: &str) -> String {
+    let (status, token) = log_in(app, email, PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED);
+    token
+}
+
+fn patch(id: &str, token: &str, body: Value) -> Event {
+    Event::rest(Method::PATCH, "/users/{id}")
+        .param("id", id)
+        .bearer(token)
+        .json(&body)
+}
+
+fn kinds(
+    items: &[std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>],
+) -> (usize, usize) {
+    let count = |kind: &str| {
+        items
+            .iter()
+            .filter(|item| item["kind"].as_s().map(String::as_str) == Ok(kind))
+            .count()
+    };
+    (count("user"), count("email"))
+}
+
+#[tokio::test]
+async fn register_stores_user_and_uniqueness_item() {
+    let app = TestApp::start().await;
+    let response = send(
+        &app,
+        Event::rest(Method::POST, "/users").json(&json!({
+            "email": "  Ada@Example.COM ", "name": " Ada Lovelace ", "password": PASSWORD
+        })),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let user = body_json(&response);
+    let id = user["id"].as_str().unwrap();
+    assert_eq!(user["email"], "ada@example.com");
+    assert_eq!(user["name"], "Ada Lovelace");
+    assert_eq!(user["version"], 1);
+    assert_eq!(user["created_at"], user["updated_at"]);
+    let keys: HashSet<&str> = user
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        HashSet::from(["id", "email", "name", "version", "created_at", "updated_at"])
+    );
+    assert_eq!(
+        response.headers()["location"],
+        format!("/prod/users/{id}").as_str()
+    );
+    assert_eq!(response.headers()["etag"], "\"1\"");
+
+    let items = app.user_items().await;
+    assert_eq!(kinds(&items), (1, 1));
+    let stored = items
+        .iter()
+        .find(|i| i["kind"].as_s().unwrap() == "user")
+        .unwrap();
+    assert_eq!(stored["pk"].as_s().unwrap(), &format!("USER#{id}"));
+    assert!(
+        stored["password_hash"]
+            .as_s()
+            .unwrap()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    assert_eq!(stored["version"].as_n().unwrap(), "1");
+    let email = items
+        .iter()
+        .find(|i| i["kind"].as_s().unwrap() == "email")
+        .unwrap();
+    assert_eq!(email["pk"].as_s().unwrap(), "EMAIL#ada@example.com");
+    assert_eq!(email["user_id"].as_s().unwrap(), id);
+
+    // The same address in other letter case is the same address.
+    let again = send(
+        &app,
+        Event::rest(Method::POST, "/users")
+            .json(&json!({"email": "ADA@example.com", "name": "Imposter", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(&again), "email_taken");
+    assert_eq!(kinds(&app.user_items().await), (1, 1));
+}
+
+/// Real DynamoDB transactions are atomic and e-mail uniqueness relies on it. Stock moto 5.2.5
+/// is not (its threaded server takes no lock around `transact_write_items`, which "rolls back"
+/// by restoring a copy of the table), so the `emulator` crate starts moto with its DynamoDB
+/// backend serialised; without that this test fails about one run in two on the table count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_concurrent_registrations_of_one_email_create_one_user() {
+    let app = Arc::new(TestApp::start().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..32 {
+        let app = Arc::clone(&app);
+        tasks.spawn(async move {
+            let event = Event::rest(Method::POST, "/users").json(&json!({
+                "email": "race@example.com", "name": format!("Racer {n}"), "password": PASSWORD
+            }));
+            let response = handle(&app.state, event.build()).await.unwrap();
+            (response.status(), error_code(&response))
+        });
+    }
+    let mut created = 0;
+    let mut taken = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            (StatusCode::CREATED, _) => created += 1,
+            (StatusCode::CONFLICT, code) if code == "email_taken" => taken += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((created, taken), (1, 31));
+    let items = app.user_items().await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(kinds(&items), (1, 1));
+}
+
+#[tokio::test]
+async fn get_returns_the_user_or_404() {
+    let app = TestApp::start().await;
+    let user = register(&app, "grace@example.com").await;
+    let id = user["id"].as_str().unwrap();
+
+    let response = send(
+        &app,
+        Event::rest(Method::GET, "/users/{id}").param("id", id),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_json(&response), user);
+    assert_eq!(response.headers()["etag"], "\"1\"");
+
+    for missing in [uuid_v4(), "not-a-uuid".to_owned()] {
+        let response = send(
+            &app,
+            Event::rest(Method::GET, "/users/{id}").param("id", &missing),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(error_code(&response), "not_found");
+    }
+
+    // The same read through an HTTP API v2 event (stage in rawPath).
+    let response = send(
+        &app,
+        Event::rest(Method::GET, "/users/{id}")
+            .param("id", id)
+            .http_v2(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_json(&response)["id"], id);
+}
+
+fn uuid_v4() -> String {
+    // A syntactically valid id that was never issued.
+    "6f1c1a4e-3c55-4d2a-9a57-0c6c1a0b7e11".to_owned()
+}
+
+#[tokio::test]
+async fn list_pages_through_every_user_oldest_first() {
+    let app = TestApp::start().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(register(&app, &format!("user{n}@example.com")).await["id"].clone());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut event = Event::rest(Method::GET, "/users").query("limit", 2);
+        if let Some(cursor) = &cursor {
+            event = event.query("cursor", cursor);
+        }
+        let response = send(&app, event).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let page = body_json(&response);
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|u| u["id"].clone()));
+        pages += 1;
+        assert!(pages <= 4, "pagination does not terminate");
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => {
+                assert!(page["next_cursor"].is_null());
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, ids, "every user once, in creation order");
+    assert!(pages >= 3);
+
+    // Default page size covers them all at once.
+    let response = send(&app, Event::rest(Method::GET, "/users")).await;
+    let page = body_json(&response);
+    assert_eq!(page["items"].as_array().unwrap().len(), 5);
+    assert!(page["next_cursor"].is_null());
+    assert!(page["items"][0].get("password_hash").is_none());
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_400() {
+    let app = TestApp::start().await;
+    for (name, value, code) in [
+        ("limit", "0", "invalid_query"),
+        ("limit", "101", "invalid_query"),
+        ("limit", "ten", "invalid_query"),
+        ("cursor", "garbage!", "invalid_cursor"),
+        ("cursor", "eyJwayI6IlVTRVIjeCJ9", "invalid_cursor"),
+    ] {
+        let response = send(&app, Event::rest(Method::GET, "/users").query(name, value)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}={value}");
+        assert_eq!(error_code(&response), code);
+    }
+}
+
+#[tokio::test]
+async fn update_needs_the_users_own_live_token() {
+    let app = TestApp::start().await;
+    let ada = register(&app, "ada@example.com").await;
+    register(&app, "bob@example.com").await;
+    let id = ada["id"].as_str().unwrap();
+    let bobs_token = token_for(&app, "bob@example.com").await;
+
+    let no_token = Event::rest(Method::PATCH, "/users/{id}")
+        .param("id", id)
+        .json(&json!({"version": 1, "name": "X"}));
+    assert_eq!(
+        send(&app, no_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let bad_token = patch(id, "not-a-token", json!({"version": 1, "name": "X"}));
+    assert_eq!(
+        send(&app, bad_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = send(
+        &app,
+        patch(id, &bobs_token, json!({"version": 1, "name": "X"})),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&response), "forbidden");
+    let delete = Event::rest(Method::DELETE, "/users/{id}")
+        .param("id", id)
+        .bearer(&bobs_token);
+    assert_eq!(send(&app, delete).await.status(), StatusCode::FORBIDDEN);
+
+    let expired = app
+        .seed_session(
+            id.parse().unwrap(),
+            service_common::clock::Timestamp::now().epoch_seconds() - 10,
+        )
+        .await;
+    let response = send(
+        &app,
+        patch(id, expired.expose(), json!({"version": 1, "name": "X"})),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let after = send(
+        &app,
+        Event::rest(Method::GET, "/users/{id}").param("id", id),
+    )
+    .await;
+    assert_eq!(body_json(&after), ada, "nothing changed");
+}
+
+#[tokio::test]
+async fn update_bumps_the_version_and_rejects_stale_versions() {
+    let app = TestApp::start().await;
+    let user = register(&app, "ada@example.com").await;
+    let id = user["id"].as_str().unwrap();
+    let token = token_for(&app, "ada@example.com").await;
+
+    let response = send(
+        &app,
+        patch(id, &token, json!({"version": 1, "name": "Countess"})),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["etag"], "\"2\"");
+    let updated = body_json(&response);
+    assert_eq!(updated["name"], "Countess");
+    assert_eq!(updated["version"], 2);
+    assert_eq!(updated["created_at"], user["created_at"]);
+    assert_ne!(updated["updated_at"], user["updated_at"]);
+
+    let stale = send(
+        &app,
+        patch(id, &token, json!({"version": 1, "name": "Stale"})),
+    )
+    .await;
+    assert_eq!(stale.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(&stale), "version_conflict");
+
+    let empty = send(&app, patch(id, &token, json!({"version": 2}))).await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let stored = send(
+        &app,
+        Event::rest(Method::GET, "/users/{id}").param("id", id),
+    )
+    .await;
+    assert_eq!(body_json(&stored)["name"], "Countess");
+    assert_eq!(body_json(&stored)["version"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_of_one_version_let_exactly_one_win() {
+    let app = Arc::new(TestApp::start().await);
+    let user = register(&app, "ada@example.com").await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let token = token_for(&app, "ada@example.com").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let (app, id, token) = (Arc::clone(&app), id.clone(), token.clone());
+        tasks.spawn(async move {
+            let event = patch(
+                &id,
+                &token,
+                json!({"version": 1, "name": format!("Writer {n}")}),
+            );
+            let response = handle(&app.state, event.build()).await.unwrap();
+            (response.status(), error_code(&response))
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        outcomes.push(result.unwrap());
+    }
+    let ok = outcomes
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .count();
+    let conflicts = outcomes
+        .iter()
+        .filter(|(s, c)| *s == StatusCode::CONFLICT && c == "version_conflict")
+        .count();
+    assert_eq!((ok, conflicts), (1, 7), "{outcomes:?}");
+    let stored = send(
+        &app,
+        Event::rest(Method::GET, "/users/{id}").param("id", &id),
+    )
+    .await;
+    assert_eq!(body_json(&stored)["version"], 2);
+}
+
+#[tokio::test]
+async fn email_and_password_changes_move_the_uniqueness_item_and_the_credentials() {
+    let app = TestApp::start().await;
+    let ada = register(&app, "ada@example.com").await;
+    register(&app, "bob@example.com").await;
+    let id = ada["id"].as_str().unwrap();
+    let token = token_for(&app, "ada@example.com").await;
+
+    let taken = send(
+        &app,
+        patch(
+            id,
+            &token,
+            json!({"version": 1, "email": "BOB@example.com"}),
+        ),
+    )
+    .await;
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(&taken), "email_taken");
+
+    let response = send(
+        &app,
+        patch(
+            id,
+            &token,
+            json!({"version": 1, "email": "lovelace@example.com", "password": "new password 123"}),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_json(&response)["email"], "lovelace@example.com");
+
+    let items = app.user_items().await;
+    let email_keys: HashSet<String> = items
+        .iter()
+        .filter(|i| i["kind"].as_s().unwrap() == "email")
+        .map(|i| i["pk"].as_s().unwrap().clone())
+        .collect();
+    assert_eq!(
+        email_keys,
+        HashSet::from([
+            "EMAIL#lovelace@example.com".to_owned(),
+            "EMAIL#bob@example.com".to_owned()
+        ])
+    );
+    assert_eq!(
+        log_in(&app, "ada@example.com", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        log_in(&app, "lovelace@example.com", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        log_in(&app, "lovelace@example.com", "new password 123")
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+
+    // The old address is free again.
+    register(&app, "ada@example.com").await;
+}
+
+#[tokio::test]
+async fn delete_removes_user_email_item_and_every_session() {
+    let app = TestApp::start().await;
+    let ada = register(&app, "ada@example.com").await;
+    register(&app, "bob@example.com").await;
+    let id = ada["id"].as_str().unwrap();
+    let token = token_for(&app, "ada@example.com").await;
+    let _second = token_for(&app, "ada@example.com").await;
+    let bobs = token_for(&app, "bob@example.com").await;
+    assert_eq!(app.session_items().await.len(), 3);
+
+    let response = send(
+        &app,
+        Event::rest(Method::DELETE, "/users/{id}")
+            .param("id", id)
+            .bearer(&token),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(response.body(), &Body::Empty);
+
+    let items = app.user_items().await;
+    assert_eq!(kinds(&items), (1, 1), "only bob is left");
+    assert!(
+        items
+            .iter()
+            .all(|i| i["pk"].as_s().unwrap() != "EMAIL#ada@example.com")
+    );
+    let sessions = app.session_items().await;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        sessions[0]["user_id"].as_s().unwrap(),
+        &body_json(&send(&app, Event::rest(Method::GET, "/users")).await)["items"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    );
+
+    let gone = send(
+        &app,
+        Event::rest(Method::GET, "/users/{id}").param("id", id),
+    )
+    .await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let again = send(
+        &app,
+        Event::rest(Method::DELETE, "/users/{id}")
+            .param("id", id)
+            .bearer(&token),
+    )
+    .await;
+    assert_eq!(
+        again.status(),
+        StatusCode::UNAUTHORIZED,
+        "the token died with the user"
+    );
+    let bob_session = Event::rest(Method::GET, "/sessions/current")
+        .bearer(&bobs)
+        .build();
+    assert_eq!(
+        sessions::handle(&app.state, bob_session)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_get_the_right_4xx_and_write_nothing() {
+    let app = TestApp::start().await;
+    let post = || Event::rest(Method::POST, "/users");
+    let valid = json!({"email": "ok@example.com", "name": "Ok", "password": PASSWORD});
+    let cases: Vec<(Event, StatusCode, &str)> = vec![
+        (post().header("content-type", "application/json").raw_body("{\"email\": \"a@b.co\","), StatusCode::BAD_REQUEST, "malformed_json"),
+        (post().header("content-type", "application/json").raw_body("not json"), StatusCode::BAD_REQUEST, "malformed_json"),
+        (post().header("content-type", "application/json"), StatusCode::BAD_REQUEST, "malformed_json"),
+        (post().json(&json!({"email": 42, "name": "Ok", "password": PASSWORD})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (post().json(&json!({"email": "ok@example.com", "name": ["Ok"], "password": PASSWORD})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (post().json(&json!({"email": "ok@example.com", "password": PASSWORD})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (post().json(&json!({"email": "ok@example.com", "name": "Ok"})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (post().json(&json!([valid])), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (post().json(&json!({"email": "ok@example.com", "name": "Ok", "password": PASSWORD, "password_hash": "x"})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+        (post().json(&json!({"email": "not-an-email", "name": "Ok", "password": PASSWORD})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (post().json(&json!({"email": "ok@example.com", "name": "", "password": PASSWORD})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (post().json(&json!({"email": "ok@example.com", "name": "x".repeat(101), "password": PASSWORD})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (post().json(&json!({"email": "ok@example.com", "name": "Ok", "password": "short"})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (post().json(&json!({"email": "ok@example.com", "name": "Ok", "password": "x".repeat(129)})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (post().json(&json!({"email": "ok@example.com", "name": "Ok", "password": PASSWORD, "pad": "x".repeat(65 * 1024)})), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        (post().header("content-type", "text/plain").raw_body(valid.to_string()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (post().header("content-type", "application/x-www-form-urlencoded").raw_body("email=ok%40example.com"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (post().raw_body(valid.to_string()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (Event::rest(Method::PUT, "/users").json(&valid), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Event::rest(Method::POST, "/users/{id}").param("id", uuid_v4()).json(&valid), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        (Event::rest(Method::POST, "/accounts").json(&valid), StatusCode::NOT_FOUND, "route_not_found"),
+        (Event::rest(Method::POST, "/users/{id}/extra").param("id", uuid_v4()).json(&valid).http_v2(), StatusCode::NOT_FOUND, "route_not_found"),
+        (Event::rest(Method::POST, "/sessions").json(&valid), StatusCode::NOT_FOUND, "route_not_found"),
+    ];
+    for (event, status, code) in cases {
+        let response = send(&app, event.clone()).await;
+        assert_eq!(response.status(), status, "{event:?}");
+        let body = body_json(&response);
+        assert_eq!(body["error"]["code"], code, "{event:?}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert_eq!(
+            body["error"]["request_id"],
+            response.headers()["x-request-id"].to_str().unwrap()
+        );
+    }
+    assert!(
+        app.user_items().await.is_empty(),
+        "a malformed request wrote to the users table"
+    );
+    assert!(app.session_items().await.is_empty());
+
+    let response = send(&app, Event::rest(Method::PUT, "/users")).await;
+    assert_eq!(response.headers()["allow"], "POST, GET");
+    let response = send(
+        &app,
+        Event::rest(Method::POST, "/users/{id}").param("id", uuid_v4()),
+    )
+    .await;
+    assert_eq!(response.headers()["allow"], "GET, PATCH, DELETE");
+
+    // Malformed updates leave the stored user untouched.
+    let user = register(&app, "ada@example.com").await;
+    let id = user["id"].as_str().unwrap();
+    let token = token_for(&app, "ada@example.com").await;
+    let bad_updates: Vec<(Event, StatusCode)> = vec![
+        (
+            Event::rest(Method::PATCH, "/users/{id}")
+                .param("id", id)
+                .bearer(&token)
+                .header("content-type", "application/json")
+                .raw_body("{"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            patch(id, &token, json!({"version": "1", "name": "X"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            patch(id, &token, json!({"name": "X"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            patch(id, &token, json!({"version": 1, "email": "nope"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            patch(
+                id,
+                &token,
+                json!({"version": 1, "name": "X", "pad": "x".repeat(70_000)}),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            Event::rest(Method::PATCH, "/users/{id}")
+                .param("id", id)
+                .bearer(&token)
+                .header("content-type", "text/plain")
+                .raw_body("{}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+    ];
+    for (event, status) in bad_updates {
+        assert_eq!(
+            send(&app, event.clone()).await.status(),
+            status,
+            "{event:?}"
+        );
+    }
+    let stored = send(
+        &app,
+        Event::rest(Method::GET, "/users/{id}").param("id", id),
+    )
+    .await;
+    assert_eq!(body_json(&stored), user);
+    assert_eq!(kinds(&app.user_items().await), (1, 1));
+}
+
+#[tokio::test]
+async fn the_whole_flow_works_over_http_api_v2_events() {
+    let app = TestApp::start().await;
+    let event = Event::rest(Method::POST, "/users")
+        .json(&json!({"email": "v2@example.com", "name": "V2", "password": PASSWORD}))
+        .http_v2();
+    let response = send(&app, event).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = body_json(&response)["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        response.headers()["location"],
+        format!("/prod/users/{id}").as_str()
+    );
+    let token = token_for(&app, "v2@example.com").await;
+    let response = send(
+        &app,
+        patch(&id, &token, json!({"version": 1, "name": "Two"})).http_v2(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = send(
+        &app,
+        Event::rest(Method::GET, "/users")
+            .query("limit", 1)
+            .http_v2(),
+    )
+    .await;
+    assert_eq!(body_json(&response)["items"][0]["name"], "Two");
+    let response = send(
+        &app,
+        Event::rest(Method::DELETE, "/users/{id}")
+            .param("id", &id)
+            .bearer(&token)
+            .http_v2(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}

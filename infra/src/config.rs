@@ -1,0 +1,594 @@
+//! Environment files: `infra/environments/<name>.toml`, one readable file per environment.
+//!
+//! Environment differences are data here, never `if env == "prod"` in constructs. Unknown keys
+//! are rejected (a misspelt option must not silently fall back to a default), and every error
+//! names the file, the key and what is allowed.
+
+use crate::Error;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The environments that ship with the repository, in the order tooling lists them.
+pub const ENVIRONMENTS: [&str; 3] = ["local", "dev", "prod"];
+
+/// Where the environment files live (compile-time path: the tool runs from this workspace).
+pub fn environments_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("environments")
+}
+
+/// The whole per-environment configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Must equal the file name; it ends up in tags and the dashboard title.
+    pub name: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Prepended to every AWS name (`<prefix>users`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Whether this environment is the emulator on loopback (provider endpoints, test
+    /// credentials, local state) rather than a real AWS account.
+    #[serde(default)]
+    pub emulator: bool,
+    pub lambda: Lambda,
+    pub api: Api,
+    pub data: Data,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub alarms: Alarms,
+    #[serde(default)]
+    pub options: Options,
+    pub backend: Backend,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_prefix() -> String {
+    "prod-service-".into()
+}
+
+/// CPU architecture of the Lambda functions; must match how xtask cross-compiles.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    Arm64,
+    #[serde(rename = "x86_64")]
+    X86_64,
+}
+
+impl Architecture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::Arm64 => "arm64",
+            Architecture::X86_64 => "x86_64",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Lambda {
+    pub architecture: Architecture,
+    pub memory_mb: u32,
+    pub timeout_seconds: u32,
+    /// Caps each function so one runaway client cannot take the account's whole concurrency.
+    pub reserved_concurrency: i64,
+    pub log_retention_days: u32,
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_seconds: u64,
+    /// Failed asynchronous invocations land in an encrypted SQS queue instead of vanishing.
+    #[serde(default = "yes")]
+    pub dead_letter_queue: bool,
+    /// Lambda code signing (AWS Signer profile + code signing config, policy `Warn` so the
+    /// unsigned zips xtask builds still deploy while every deployment is recorded).
+    #[serde(default)]
+    pub code_signing: bool,
+}
+
+fn default_session_ttl() -> u64 {
+    86_400
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    #[serde(default = "default_stage")]
+    pub stage_name: String,
+    /// `/health` open (false) or behind the API key like every other route (true).
+    pub health_requires_api_key: bool,
+    pub throttling_rate_limit: f64,
+    pub throttling_burst_limit: u32,
+    /// `CORS_ALLOW_ORIGIN` for the functions; absent means no CORS headers.
+    #[serde(default)]
+    pub cors_allow_origin: Option<String>,
+    /// Usage-plan quota per day for the client API key.
+    #[serde(default = "default_quota")]
+    pub quota_per_day: u32,
+    /// Stage cache cluster (encrypted); costs money per hour, so off unless asked for.
+    #[serde(default)]
+    pub cache: Option<Cache>,
+    /// A client certificate API Gateway presents to the backend.
+    #[serde(default)]
+    pub client_certificate: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// Cache cluster size in GB, as API Gateway names them ("0.5", "1.6", ...).
+    pub size_gb: String,
+    pub ttl_seconds: u32,
+}
+
+fn default_stage() -> String {
+    "v1".into()
+}
+fn default_quota() -> u32 {
+    100_000
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    pub billing: Billing,
+    pub deletion_protection: bool,
+    /// Provisioned mode only: the autoscaling range and target utilisation.
+    #[serde(default)]
+    pub autoscaling: Option<Autoscaling>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Billing {
+    OnDemand,
+    Provisioned,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscaling {
+    pub min_capacity: u32,
+    pub max_capacity: u32,
+    pub target_utilization: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Lets `terraform destroy` empty the buckets; only for throwaway environments.
+    #[serde(default)]
+    pub force_destroy: bool,
+    /// S3 server access logs for the buckets, into a dedicated log bucket.
+    #[serde(default)]
+    pub access_logging: bool,
+    /// The bucket policy that denies plain-HTTP requests. Only the emulator turns it off: it
+    /// serves plain HTTP on loopback, so the policy would deny every upload.
+    #[serde(default = "yes")]
+    pub tls_only: bool,
+    /// Cross-region replication of every bucket into one replica bucket in this region.
+    #[serde(default)]
+    pub replication_region: Option<String>,
+    /// Object-level events to EventBridge: an audit trail of every artifact upload.
+    #[serde(default)]
+    pub event_notifications: bool,
+    /// Days a noncurrent artifact version is kept.
+    #[serde(default = "default_noncurrent_days")]
+    pub noncurrent_version_days: u32,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            force_destroy: false,
+            access_logging: false,
+            tls_only: true,
+            replication_region: None,
+            event_notifications: false,
+            noncurrent_version_days: default_noncurrent_days(),
+        }
+    }
+}
+
+fn default_noncurrent_days() -> u32 {
+    30
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Alarms {
+    /// E-mail subscribed to the alarm topic (AWS asks the address to confirm).
+    #[serde(default)]
+    pub email: Option<String>,
+    /// p99 latency threshold for the API latency alarm.
+    #[serde(default = "default_latency")]
+    pub latency_p99_ms: u32,
+}
+
+fn default_latency() -> u32 {
+    2_000
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    #[serde(default)]
+    pub vpc: Option<Vpc>,
+    #[serde(default)]
+    pub waf: Option<Waf>,
+    #[serde(default)]
+    pub cloudfront: Option<CloudFront>,
+    #[serde(default)]
+    pub domain: Option<Domain>,
+    #[serde(default)]
+    pub traffic_shifting: Option<TrafficShifting>,
+    #[serde(default)]
+    pub secrets: Option<Secrets>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Vpc {
+    pub cidr: String,
+    /// At least two, so one AZ outage leaves the functions running.
+    pub az_count: u8,
+    /// One NAT gateway per AZ (true) or one shared (false, cheaper, single point of failure).
+    #[serde(default = "yes")]
+    pub nat_per_az: bool,
+    /// VPC flow logs into a KMS-encrypted log group.
+    #[serde(default = "yes")]
+    pub flow_logs: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Waf {
+    /// Requests per five minutes per client IP before the rate rule blocks.
+    pub rate_limit: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CloudFront {
+    /// `PriceClass_100`, `PriceClass_200` or `PriceClass_All`.
+    #[serde(default = "default_price_class")]
+    pub price_class: String,
+}
+
+fn default_price_class() -> String {
+    "PriceClass_100".into()
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    /// The API's host name, e.g. `api.example.com`.
+    pub name: String,
+    /// The Route 53 public hosted zone that holds it (looked up, not created).
+    pub hosted_zone: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficShifting {
+    pub kind: ShiftKind,
+    /// Percentage moved per step (canary: the first step; linear: every step).
+    pub percentage: u32,
+    pub interval_minutes: u32,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftKind {
+    Canary,
+    Linear,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    /// Days between automatic rotations (needs a rotation function ARN to rotate).
+    #[serde(default)]
+    pub rotation_lambda_arn: Option<String>,
+    #[serde(default = "default_rotation_days")]
+    pub rotation_days: u32,
+}
+
+fn default_rotation_days() -> u32 {
+    30
+}
+
+/// Where Terraform keeps state.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Backend {
+    /// State files under `build/<env>/` (the emulator, or a first bootstrap).
+    Local,
+    /// Remote state in S3 with S3-native locking (`use_lockfile`, Terraform >= 1.10). The
+    /// bootstrap stack creates this bucket.
+    S3 { bucket: String, key_prefix: String },
+}
+
+impl Config {
+    /// Parses and validates one environment file's text; `file` is only used in messages.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, Error> {
+        let config: Config = toml::from_str(text).map_err(|e| Error::Config {
+            file: file.to_owned(),
+            message: describe_toml_error(&e),
+        })?;
+        config.validate().map_err(|message| Error::Config {
+            file: file.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        fn check(
+            ok: bool,
+            key: &str,
+            allowed: &str,
+            got: impl std::fmt::Display,
+        ) -> Result<(), String> {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("key `{key}`: got {got}; allowed: {allowed}"))
+            }
+        }
+        const RETENTION: [u32; 23] = [
+            1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+            2922, 3288, 3653, 0,
+        ];
+        let region_ok = {
+            let parts: Vec<&str> = self.region.split('-').collect();
+            parts.len() >= 3
+                && parts.iter().all(|p| {
+                    !p.is_empty()
+                        && p.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                })
+                && parts
+                    .last()
+                    .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+        };
+        check(
+            region_ok,
+            "region",
+            "an AWS region name such as us-east-1 or us-west-2",
+            &self.region,
+        )?;
+        let prefix_ok = !self.prefix.is_empty()
+            && self.prefix.len() <= 20
+            && self
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && self.prefix.ends_with('-');
+        check(
+            prefix_ok,
+            "prefix",
+            "1-20 characters of a-z, 0-9 and '-', ending in '-'",
+            &self.prefix,
+        )?;
+        let l = &self.lambda;
+        check(
+            (128..=10_240).contains(&l.memory_mb),
+            "lambda.memory_mb",
+            "128..=10240",
+            l.memory_mb,
+        )?;
+        check(
+            (1..=900).contains(&l.timeout_seconds),
+            "lambda.timeout_seconds",
+            "1..=900",
+            l.timeout_seconds,
+        )?;
+        check(
+            (1..=1000).contains(&l.reserved_concurrency),
+            "lambda.reserved_concurrency",
+            "1..=1000",
+            l.reserved_concurrency,
+        )?;
+        check(
+            RETENTION[..22].contains(&l.log_retention_days),
+            "lambda.log_retention_days",
+            "one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+            l.log_retention_days,
+        )?;
+        check(
+            l.session_ttl_seconds >= 60,
+            "lambda.session_ttl_seconds",
+            ">= 60",
+            l.session_ttl_seconds,
+        )?;
+        let a = &self.api;
+        let stage_ok = !a.stage_name.is_empty()
+            && a.stage_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        check(
+            stage_ok,
+            "api.stage_name",
+            "letters, digits and '_'",
+            &a.stage_name,
+        )?;
+        check(
+            a.throttling_rate_limit > 0.0,
+            "api.throttling_rate_limit",
+            "> 0",
+            a.throttling_rate_limit,
+        )?;
+        check(
+            a.throttling_burst_limit > 0,
+            "api.throttling_burst_limit",
+            "> 0",
+            a.throttling_burst_limit,
+        )?;
+        if let Some(cache) = &a.cache {
+            const SIZES: [&str; 8] = ["0.5", "1.6", "6.1", "13.5", "28.4", "58.2", "118", "237"];
+            check(
+                SIZES.contains(&cache.size_gb.as_str()),
+                "api.cache.size_gb",
+                &SIZES.join(", "),
+                &cache.size_gb,
+            )?;
+            check(
+                cache.ttl_seconds <= 3600,
+                "api.cache.ttl_seconds",
+                "0..=3600",
+                cache.ttl_seconds,
+            )?;
+        }
+        match (self.data.billing, &self.data.autoscaling) {
+            (Billing::Provisioned, None) => {
+                return Err("key `data.autoscaling`: missing; required when data.billing = \"provisioned\" (min_capacity, max_capacity, target_utilization)".into());
+            }
+            (Billing::OnDemand, Some(_)) => {
+                return Err(
+                    "key `data.autoscaling`: only allowed when data.billing = \"provisioned\""
+                        .into(),
+                );
+            }
+            (_, Some(s)) => {
+                check(
+                    s.min_capacity >= 1 && s.min_capacity <= s.max_capacity,
+                    "data.autoscaling.min_capacity",
+                    "1..=max_capacity",
+                    s.min_capacity,
+                )?;
+                check(
+                    (10.0..=90.0).contains(&s.target_utilization),
+                    "data.autoscaling.target_utilization",
+                    "10..=90 (percent)",
+                    s.target_utilization,
+                )?;
+            }
+            _ => {}
+        }
+        if let Some(email) = &self.alarms.email {
+            check(
+                email.contains('@') && !email.contains(' '),
+                "alarms.email",
+                "an e-mail address",
+                email,
+            )?;
+        }
+        if let Some(v) = &self.options.vpc {
+            check(
+                (2..=6).contains(&v.az_count),
+                "options.vpc.az_count",
+                "2..=6",
+                v.az_count,
+            )?;
+            let cidr_ok = v.cidr.split_once('/').is_some_and(|(ip, bits)| {
+                ip.split('.').filter(|o| o.parse::<u8>().is_ok()).count() == 4
+                    && bits.parse::<u8>().is_ok_and(|b| (16..=20).contains(&b))
+            });
+            check(
+                cidr_ok,
+                "options.vpc.cidr",
+                "an IPv4 CIDR block from /16 to /20",
+                &v.cidr,
+            )?;
+        }
+        if let Some(c) = &self.options.cloudfront {
+            const CLASSES: [&str; 3] = ["PriceClass_100", "PriceClass_200", "PriceClass_All"];
+            check(
+                CLASSES.contains(&c.price_class.as_str()),
+                "options.cloudfront.price_class",
+                &CLASSES.join(", "),
+                &c.price_class,
+            )?;
+        }
+        if let Some(t) = &self.options.traffic_shifting {
+            check(
+                (1..=99).contains(&t.percentage),
+                "options.traffic_shifting.percentage",
+                "1..=99",
+                t.percentage,
+            )?;
+            check(
+                t.interval_minutes >= 1,
+                "options.traffic_shifting.interval_minutes",
+                ">= 1",
+                t.interval_minutes,
+            )?;
+        }
+        if let Some(replica) = &self.storage.replication_region {
+            check(
+                replica != &self.region,
+                "storage.replication_region",
+                "a region other than `region`",
+                replica,
+            )?;
+            check(
+                !self.emulator,
+                "storage.replication_region",
+                "unset when emulator = true (one emulator, one region)",
+                replica,
+            )?;
+        }
+        if self.emulator {
+            check(
+                self.backend == Backend::Local,
+                "backend.type",
+                "\"local\" when emulator = true",
+                "s3",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `<prefix><name>`: the one way AWS names are made.
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+}
+
+/// toml's own message names the line, shows the offending key and says what is expected
+/// ("unknown field `x`, expected one of ...", "unknown variant `arm`, expected `arm64` or
+/// `x86_64`"); it is kept whole rather than paraphrased.
+fn describe_toml_error(e: &toml::de::Error) -> String {
+    e.to_string().trim_end().to_owned()
+}
+
+/// Reads `environments/<env>.toml`.
+pub fn load(env: &str) -> Result<Config, Error> {
+    load_from(&environments_dir(), env)
+}
+
+/// Reads `<dir>/<env>.toml`; tests point this at temporary directories.
+pub fn load_from(dir: &Path, env: &str) -> Result<Config, Error> {
+    let valid = !env.is_empty()
+        && env
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let file = dir.join(format!("{env}.toml"));
+    if !valid || !file.is_file() {
+        return Err(Error::UnknownEnvironment {
+            name: env.to_owned(),
+            dir: dir.to_owned(),
+        });
+    }
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+        path: file.clone(),
+        source,
+    })?;
+    let config = Config::parse(&file, &text)?;
+    if config.name != env {
+        return Err(Error::Config {
+            file,
+            message: format!(
+                "key `name`: got {:?}; allowed: {env:?} (the file name)",
+                config.name
+            ),
+        });
+    }
+    Ok(config)
+}

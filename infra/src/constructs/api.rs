@@ -1,0 +1,338 @@
+//! The REST API: one resource per path segment and one method per row of [`ROUTES`], Lambda
+//! proxy integrations to the `live` aliases, invoke permissions scoped to this API, a stage
+//! with JSON access logs, X-Ray, metrics and throttling, and an API key with a usage plan.
+
+use super::compute::Function;
+use super::security::{Account, Key, service_role};
+use crate::config::Config;
+use crate::routes::{ROUTES, Route};
+use crate::tf::{Expr, Ref, Stack, create_before_destroy, depends_on};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Handle to the deployed API and its stage.
+#[derive(Clone, Debug)]
+pub struct RestApi {
+    api: Ref,
+    stage: Ref,
+    key: Ref,
+}
+
+impl RestApi {
+    pub fn id(&self) -> Expr {
+        self.api.attr("id")
+    }
+    pub fn name(&self) -> Expr {
+        self.api.attr("name")
+    }
+    pub fn stage_name(&self) -> Expr {
+        self.stage.attr("stage_name")
+    }
+    pub fn stage_arn(&self) -> Expr {
+        self.stage.attr("arn")
+    }
+    /// `https://<id>.execute-api.<region>.amazonaws.com/<stage>`, no trailing slash.
+    pub fn invoke_url(&self) -> Expr {
+        self.stage.attr("invoke_url")
+    }
+    pub fn api_key_id(&self) -> Expr {
+        self.key.attr("id")
+    }
+    pub fn api_key_value(&self) -> Expr {
+        self.key.attr("value")
+    }
+}
+
+/// The JSON access-log line: one object per request, with the request id that also appears in
+/// the function logs and the `x-request-id` header.
+fn access_log_format() -> String {
+    let fields = [
+        ("requestId", "$context.requestId"),
+        ("extendedRequestId", "$context.extendedRequestId"),
+        ("ip", "$context.identity.sourceIp"),
+        ("requestTime", "$context.requestTime"),
+        ("httpMethod", "$context.httpMethod"),
+        ("resourcePath", "$context.resourcePath"),
+        ("status", "$context.status"),
+        ("protocol", "$context.protocol"),
+        ("responseLength", "$context.responseLength"),
+        ("integrationLatency", "$context.integrationLatency"),
+        ("responseLatency", "$context.responseLatency"),
+        ("xrayTraceId", "$context.xrayTraceId"),
+        ("apiKeyId", "$context.identity.apiKeyId"),
+        ("errorMessage", "$context.error.message"),
+    ];
+    let object: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    Value::Object(object).to_string()
+}
+
+/// Terraform-safe logical name for a path (`/users/{id}` -> `users_id`).
+fn logical_path(segments: &[&str]) -> String {
+    segments
+        .iter()
+        .map(|s| s.trim_matches(|c| c == '{' || c == '}').replace('-', "_"))
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+pub struct ApiInputs<'a> {
+    pub config: &'a Config,
+    pub account: &'a Account,
+    pub key: &'a Key,
+    pub functions: &'a [Function],
+}
+
+pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
+    let config = inputs.config;
+    let api = stack.resource(
+        "aws_api_gateway_rest_api",
+        "main",
+        json!({
+            "name": config.name("api"),
+            "description": "Users and sessions service",
+            "endpoint_configuration": [{ "types": ["REGIONAL"] }],
+            "lifecycle": create_before_destroy(),
+        }),
+    );
+    let validator = stack.resource(
+        "aws_api_gateway_request_validator",
+        "main",
+        json!({ "name": config.name("validate"), "rest_api_id": api.attr("id"), "validate_request_body": true, "validate_request_parameters": true }),
+    );
+
+    // Resources: one per distinct path prefix, parents before children.
+    let mut resources: BTreeMap<String, Ref> = BTreeMap::new();
+    for route in ROUTES {
+        let segments: Vec<&str> = route.segments().collect();
+        for depth in 1..=segments.len() {
+            let logical = logical_path(&segments[..depth]);
+            if resources.contains_key(&logical) {
+                continue;
+            }
+            let parent = if depth == 1 {
+                api.attr("root_resource_id")
+            } else {
+                resources[&logical_path(&segments[..depth - 1])].attr("id")
+            };
+            let r = stack.resource(
+                "aws_api_gateway_resource",
+                &logical,
+                json!({ "rest_api_id": api.attr("id"), "parent_id": parent, "path_part": segments[depth - 1] }),
+            );
+            resources.insert(logical, r);
+        }
+    }
+
+    let by_function: BTreeMap<_, &Function> =
+        inputs.functions.iter().map(|f| (f.which, f)).collect();
+    let mut triggers: Vec<String> = Vec::new();
+    let mut deployment_deps: Vec<Ref> = Vec::new();
+    for route in ROUTES {
+        let (method, integration) = method(
+            stack,
+            config,
+            &api,
+            &validator,
+            &resources,
+            route,
+            by_function[&route.function],
+        );
+        triggers.push(method.attr("id").inner().to_owned());
+        triggers.push(integration.attr("id").inner().to_owned());
+        triggers.push(integration.attr("uri").inner().to_owned());
+        deployment_deps.push(method);
+        deployment_deps.push(integration);
+    }
+    triggers.extend(resources.values().map(|r| r.attr("id").inner().to_owned()));
+    // A new deployment whenever a route, resource or integration changes; the new one exists
+    // before the stage moves to it and the old one goes, so there is no gap in service.
+    let deployment = stack.resource(
+        "aws_api_gateway_deployment",
+        "main",
+        json!({
+            "rest_api_id": api.attr("id"),
+            "description": "Managed by infra; replaced when routes change",
+            "triggers": { "redeployment": Expr::raw(format!("sha1(jsonencode([{}]))", triggers.join(", "))) },
+            "lifecycle": create_before_destroy(),
+            "depends_on": depends_on(&deployment_deps.iter().collect::<Vec<_>>()),
+        }),
+    );
+
+    // Execution logging needs an account-level CloudWatch role (what CDK's
+    // `cloudWatchRole: true` creates). It is a per-region singleton.
+    let cloudwatch_role = service_role(
+        stack,
+        inputs.account,
+        "apigateway_cloudwatch",
+        &config.name("apigateway-logs"),
+        "apigateway.amazonaws.com",
+        Vec::new(),
+        &["service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
+    );
+    let account = stack.resource(
+        "aws_api_gateway_account",
+        "main",
+        json!({ "cloudwatch_role_arn": cloudwatch_role.arn(), "depends_on": depends_on(&cloudwatch_role.dependencies()) }),
+    );
+    let access_logs = stack.resource(
+        "aws_cloudwatch_log_group",
+        "api_access",
+        json!({
+            "name": format!("/aws/apigateway/{}", config.name("api")),
+            "retention_in_days": config.lambda.log_retention_days,
+            "kms_key_id": inputs.key.arn(),
+        }),
+    );
+    let mut stage = json!({
+        "rest_api_id": api.attr("id"),
+        "deployment_id": deployment.attr("id"),
+        "stage_name": config.api.stage_name,
+        "description": "The stage clients call",
+        "xray_tracing_enabled": true,
+        "access_log_settings": [{ "destination_arn": access_logs.attr("arn"), "format": access_log_format() }],
+        "depends_on": depends_on(&[&account]),
+    });
+    if let Some(cache) = &config.api.cache {
+        stage["cache_cluster_enabled"] = json!(true);
+        stage["cache_cluster_size"] = json!(cache.size_gb);
+    }
+    if config.api.client_certificate {
+        let cert = stack.resource(
+            "aws_api_gateway_client_certificate",
+            "main",
+            json!({ "description": format!("{}api backend client certificate", config.prefix) }),
+        );
+        stage["client_certificate_id"] = cert.attr("id").into();
+    }
+    let stage = stack.resource("aws_api_gateway_stage", "main", stage);
+    let mut settings = json!({
+        "metrics_enabled": true,
+        "logging_level": "INFO",
+        // Request and response bodies carry passwords and tokens: never log them.
+        "data_trace_enabled": false,
+        "throttling_rate_limit": config.api.throttling_rate_limit,
+        "throttling_burst_limit": config.api.throttling_burst_limit,
+    });
+    if let Some(cache) = &config.api.cache {
+        settings["caching_enabled"] = json!(true);
+        settings["cache_data_encrypted"] = json!(true);
+        settings["cache_ttl_in_seconds"] = json!(cache.ttl_seconds);
+        settings["require_authorization_for_cache_control"] = json!(true);
+        settings["unauthorized_cache_control_header_strategy"] = json!("FAIL_WITH_403");
+    }
+    stack.resource(
+        "aws_api_gateway_method_settings",
+        "all",
+        json!({ "rest_api_id": api.attr("id"), "stage_name": stage.attr("stage_name"), "method_path": "*/*", "settings": [settings] }),
+    );
+
+    let key = stack.resource(
+        "aws_api_gateway_api_key",
+        "client",
+        json!({ "name": config.name("client"), "description": "Key for API clients (and smoke tests)", "enabled": true }),
+    );
+    let plan = stack.resource(
+        "aws_api_gateway_usage_plan",
+        "client",
+        json!({
+            "name": config.name("client"),
+            "description": "Throttling and quota for API clients",
+            "api_stages": [{ "api_id": api.attr("id"), "stage": stage.attr("stage_name") }],
+            "throttle_settings": [{ "rate_limit": config.api.throttling_rate_limit, "burst_limit": config.api.throttling_burst_limit }],
+            "quota_settings": [{ "limit": config.api.quota_per_day, "period": "DAY" }],
+        }),
+    );
+    stack.resource(
+        "aws_api_gateway_usage_plan_key",
+        "client",
+        json!({ "key_id": key.attr("id"), "key_type": "API_KEY", "usage_plan_id": plan.attr("id") }),
+    );
+    RestApi { api, stage, key }
+}
+
+/// One route: method, proxy integration to the alias and the permission to invoke it.
+fn method(
+    stack: &mut Stack,
+    config: &Config,
+    api: &Ref,
+    validator: &Ref,
+    resources: &BTreeMap<String, Ref>,
+    route: &Route,
+    function: &Function,
+) -> (Ref, Ref) {
+    let segments: Vec<&str> = route.segments().collect();
+    let resource = &resources[&logical_path(&segments)];
+    let logical = format!(
+        "{}_{}",
+        route.method.to_ascii_lowercase(),
+        logical_path(&segments)
+    );
+    let mut parameters = serde_json::Map::new();
+    for segment in &segments {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            parameters.insert(format!("method.request.path.{name}"), json!(true));
+        }
+    }
+    // With the stage cache on, a response is cached per path, query and bearer token: a
+    // user's data is never served to another caller, nor one page in place of another.
+    let cache_keys: Vec<String> = if config.api.cache.is_some() {
+        for q in route.query {
+            parameters.insert(format!("method.request.querystring.{q}"), json!(false));
+        }
+        parameters.insert("method.request.header.Authorization".into(), json!(false));
+        parameters.keys().cloned().collect()
+    } else {
+        Vec::new()
+    };
+    let method = stack.resource(
+        "aws_api_gateway_method",
+        &logical,
+        json!({
+            "rest_api_id": api.attr("id"),
+            "resource_id": resource.attr("id"),
+            "http_method": route.method,
+            // Callers are identified by the API key (usage plan) and, inside the function, by
+            // the session token; there is no IAM or Cognito caller identity.
+            "authorization": "NONE",
+            "api_key_required": route.api_key_required(config.api.health_requires_api_key),
+            "request_validator_id": validator.attr("id"),
+            "request_parameters": parameters,
+        }),
+    );
+    let integration = stack.resource(
+        "aws_api_gateway_integration",
+        &logical,
+        json!({
+            "rest_api_id": api.attr("id"),
+            "resource_id": resource.attr("id"),
+            "http_method": method.attr("http_method"),
+            "type": "AWS_PROXY",
+            "integration_http_method": "POST",
+            "uri": function.alias_invoke_arn(),
+            "cache_key_parameters": cache_keys,
+        }),
+    );
+    // Only this API, this method and this path may invoke the alias.
+    let source_path: String = segments
+        .iter()
+        .map(|s| if s.starts_with('{') { "*" } else { s })
+        .collect::<Vec<_>>()
+        .join("/");
+    stack.resource(
+        "aws_lambda_permission",
+        &logical,
+        json!({
+            "statement_id": format!("AllowApiGateway-{}-{}", route.method, logical_path(&segments)),
+            "action": "lambda:InvokeFunction",
+            "function_name": function.name(),
+            "qualifier": function.alias_name(),
+            "principal": "apigateway.amazonaws.com",
+            "source_arn": format!("{}/*/{}/{source_path}", api.attr("execution_arn"), route.method),
+            "depends_on": [function.alias_ref().addr()],
+        }),
+    );
+    (method, integration)
+}

@@ -1,0 +1,409 @@
+//! Lambda functions: one per domain, each with its own log group, role, published versions
+//! and a `live` alias that API Gateway invokes (and CodeDeploy shifts, when enabled).
+
+use super::data::Tables;
+use super::network::Network;
+use super::security::{Account, Key, Role, Secret, Statement, service_role};
+use crate::config::{Config, ShiftKind};
+use crate::routes::FunctionName;
+use crate::tf::{Expr, Ref, Stack, depends_on};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// The alias API Gateway calls; new versions reach traffic only through it.
+pub const ALIAS: &str = "live";
+
+/// The handler setting the seeds ask for; the custom runtime ignores it and runs `bootstrap`.
+pub const HANDLER: &str = "lambda-handler.handler";
+
+/// Where each function's deployment package is, as Terraform variables xtask fills in.
+#[derive(Clone, Debug)]
+pub struct Artifact {
+    pub bucket: Expr,
+    pub key: Expr,
+    pub hash: Expr,
+}
+
+/// A deployed function and its alias.
+#[derive(Clone, Debug)]
+pub struct Function {
+    pub which: FunctionName,
+    function: Ref,
+    alias: Ref,
+    pub role: Role,
+}
+
+impl Function {
+    pub fn name(&self) -> Expr {
+        self.function.attr("function_name")
+    }
+    pub fn alias_name(&self) -> Expr {
+        self.alias.attr("name")
+    }
+    /// What API Gateway integrations call.
+    pub fn alias_invoke_arn(&self) -> Expr {
+        self.alias.attr("invoke_arn")
+    }
+    pub fn alias_arn(&self) -> Expr {
+        self.alias.attr("arn")
+    }
+    pub fn alias_ref(&self) -> &Ref {
+        &self.alias
+    }
+}
+
+/// Everything the compute layer shares between functions.
+pub struct ComputeInputs<'a> {
+    pub config: &'a Config,
+    pub account: &'a Account,
+    pub key: &'a Key,
+    pub tables: &'a Tables,
+    pub network: Option<&'a Network>,
+    pub secret: Option<&'a Secret>,
+    pub artifacts: BTreeMap<FunctionName, Artifact>,
+    pub service_version: Expr,
+    /// `AWS_ENDPOINT_URL` for the functions when the stack targets the emulator.
+    pub endpoint: Option<Expr>,
+}
+
+/// Least privilege, per the contract: each function reaches only its tables, indexes and
+/// actions. Transactions need no action of their own: DynamoDB checks the item actions inside.
+fn table_statements(which: FunctionName, tables: &Tables) -> Vec<Statement> {
+    let users = &tables.users;
+    let sessions = &tables.sessions;
+    match which {
+        FunctionName::Health => vec![Statement::allow(
+            "DeepHealthCheck",
+            &["dynamodb:DescribeTable"],
+            vec![users.arn().to_string(), sessions.arn().to_string()],
+        )],
+        FunctionName::Users => vec![
+            Statement::allow(
+                "UsersTableItems",
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:ConditionCheckItem",
+                    "dynamodb:Query",
+                ],
+                vec![users.arn().to_string()],
+            ),
+            Statement::allow(
+                "UsersListByKind",
+                &["dynamodb:Query"],
+                vec![users.index_arn("by-kind")],
+            ),
+            Statement::allow(
+                "SessionsOfUser",
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:BatchWriteItem",
+                ],
+                vec![sessions.arn().to_string()],
+            ),
+            Statement::allow(
+                "SessionsByUser",
+                &["dynamodb:Query"],
+                vec![sessions.index_arn("by-user")],
+            ),
+        ],
+        FunctionName::Sessions => vec![
+            Statement::allow(
+                "UsersLookup",
+                &["dynamodb:GetItem"],
+                vec![users.arn().to_string()],
+            ),
+            Statement::allow(
+                "SessionsItems",
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:BatchWriteItem",
+                ],
+                vec![sessions.arn().to_string()],
+            ),
+            Statement::allow(
+                "SessionsByUser",
+                &["dynamodb:Query"],
+                vec![sessions.index_arn("by-user")],
+            ),
+        ],
+    }
+}
+
+/// The shared dead-letter queue (encrypted) for failed asynchronous invocations.
+fn dead_letter_queue(stack: &mut Stack, config: &Config, key: &Key) -> Ref {
+    stack.resource(
+        "aws_sqs_queue",
+        "dead_letters",
+        json!({
+            "name": config.name("dead-letters"),
+            "kms_master_key_id": key.arn(),
+            "kms_data_key_reuse_period_seconds": 300,
+            "message_retention_seconds": 1_209_600,
+        }),
+    )
+}
+
+/// Code signing: a Signer profile and a config that records (Warn) unsigned deployments.
+fn code_signing(stack: &mut Stack, config: &Config) -> Expr {
+    let profile = stack.resource(
+        "aws_signer_signing_profile",
+        "functions",
+        json!({ "name_prefix": config.prefix.replace('-', "_"), "platform_id": "AWSLambda-SHA384-ECDSA" }),
+    );
+    let csc = stack.resource(
+        "aws_lambda_code_signing_config",
+        "functions",
+        json!({
+            "description": format!("{}functions code signing", config.prefix),
+            "allowed_publishers": [{ "signing_profile_version_arns": [profile.attr("version_arn")] }],
+            "policies": [{ "untrusted_artifact_on_deployment": "Warn" }],
+        }),
+    );
+    csc.attr("arn")
+}
+
+/// Creates the three functions.
+pub fn functions(stack: &mut Stack, inputs: &ComputeInputs<'_>) -> Vec<Function> {
+    let config = inputs.config;
+    let dlq = config
+        .lambda
+        .dead_letter_queue
+        .then(|| dead_letter_queue(stack, config, inputs.key));
+    let signing = config
+        .lambda
+        .code_signing
+        .then(|| code_signing(stack, config));
+    FunctionName::ALL
+        .iter()
+        .map(|&which| function(stack, inputs, which, dlq.as_ref(), signing.as_ref()))
+        .collect()
+}
+
+fn function(
+    stack: &mut Stack,
+    inputs: &ComputeInputs<'_>,
+    which: FunctionName,
+    dlq: Option<&Ref>,
+    signing: Option<&Expr>,
+) -> Function {
+    let config = inputs.config;
+    let logical = which.as_str();
+    let function_name = config.name(logical);
+    let log_group = stack.resource(
+        "aws_cloudwatch_log_group",
+        logical,
+        json!({
+            "name": format!("/aws/lambda/{function_name}"),
+            "retention_in_days": config.lambda.log_retention_days,
+            "kms_key_id": inputs.key.arn(),
+        }),
+    );
+    let mut statements = vec![
+        Statement::allow(
+            "OwnLogGroup",
+            &["logs:CreateLogStream", "logs:PutLogEvents"],
+            vec![format!("{}:*", log_group.attr("arn"))],
+        ),
+        // X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions:
+        // AWS only grants them on "*" (the one wildcard the policy tests allow).
+        Statement::allow(
+            "XRayTracing",
+            &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+            vec!["*".into()],
+        ),
+        Statement::allow(
+            "StackKey",
+            &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            vec![inputs.key.arn().to_string()],
+        ),
+    ];
+    statements.extend(table_statements(which, inputs.tables));
+    if let Some(dlq) = dlq {
+        statements.push(Statement::allow(
+            "DeadLetters",
+            &["sqs:SendMessage"],
+            vec![dlq.attr("arn").to_string()],
+        ));
+    }
+    if let Some(secret) = inputs.secret {
+        statements.push(Statement::allow(
+            "AppSecret",
+            &["secretsmanager:GetSecretValue"],
+            vec![secret.arn().to_string()],
+        ));
+    }
+    // ENI management for VPC functions is only grantable on "*"; the AWS-managed policy is the
+    // documented way and keeps the wildcard out of this code.
+    let managed: &[&str] = if inputs.network.is_some() {
+        &["service-role/AWSLambdaVPCAccessExecutionRole"]
+    } else {
+        &[]
+    };
+    let role = service_role(
+        stack,
+        inputs.account,
+        &format!("{logical}_function"),
+        &function_name,
+        "lambda.amazonaws.com",
+        statements,
+        managed,
+    );
+
+    let mut variables = Map::new();
+    variables.insert("USERS_TABLE".into(), inputs.tables.users.name().into());
+    variables.insert(
+        "SESSIONS_TABLE".into(),
+        inputs.tables.sessions.name().into(),
+    );
+    variables.insert(
+        "SESSION_TTL_SECONDS".into(),
+        json!(config.lambda.session_ttl_seconds.to_string()),
+    );
+    variables.insert(
+        "SERVICE_VERSION".into(),
+        inputs.service_version.clone().into(),
+    );
+    if let Some(origin) = &config.api.cors_allow_origin {
+        variables.insert("CORS_ALLOW_ORIGIN".into(), json!(origin));
+    }
+    if let Some(endpoint) = &inputs.endpoint {
+        variables.insert("AWS_ENDPOINT_URL".into(), endpoint.into());
+    }
+    if let Some(secret) = inputs.secret {
+        variables.insert("APP_SECRET_ARN".into(), secret.arn().into());
+    }
+    let artifact = &inputs.artifacts[&which];
+    let mut deps: Vec<&Ref> = role.dependencies();
+    deps.push(&log_group);
+    let mut body = json!({
+        "function_name": function_name,
+        "description": format!("{which} API handler"),
+        "role": role.arn(),
+        "handler": HANDLER,
+        "runtime": "provided.al2023",
+        "architectures": [config.lambda.architecture.as_str()],
+        "memory_size": config.lambda.memory_mb,
+        "timeout": config.lambda.timeout_seconds,
+        "s3_bucket": artifact.bucket,
+        "s3_key": artifact.key,
+        "source_code_hash": artifact.hash,
+        "publish": true,
+        "reserved_concurrent_executions": config.lambda.reserved_concurrency,
+        "kms_key_arn": inputs.key.arn(),
+        "environment": [{ "variables": variables }],
+        "tracing_config": [{ "mode": "Active" }],
+        "logging_config": [{
+            "log_format": "JSON",
+            "log_group": log_group.attr("name"),
+            "application_log_level": "INFO",
+            "system_log_level": "INFO",
+        }],
+        "depends_on": depends_on(&deps),
+    });
+    if config.emulator {
+        // moto 5.2.5 stores but never returns LoggingConfig and DeadLetterConfig, so without
+        // this every plan against the emulator would show a change. AWS returns both.
+        body["lifecycle"] = json!({ "ignore_changes": ["logging_config", "dead_letter_config"] });
+    }
+    if let Some(dlq) = dlq {
+        body["dead_letter_config"] = json!([{ "target_arn": dlq.attr("arn") }]);
+    }
+    if let Some(signing) = signing {
+        body["code_signing_config_arn"] = signing.into();
+    }
+    if let Some(network) = inputs.network {
+        body["vpc_config"] = json!([{
+            "subnet_ids": network.private_subnet_ids(),
+            "security_group_ids": [network.lambda_security_group_id()],
+        }]);
+    }
+    let function = stack.resource("aws_lambda_function", logical, body);
+    let mut alias = json!({
+        "name": ALIAS,
+        "description": "The version API Gateway serves",
+        "function_name": function.attr("function_name"),
+        "function_version": function.attr("version"),
+    });
+    if config.options.traffic_shifting.is_some() {
+        // CodeDeploy moves the alias between versions; Terraform only creates it.
+        alias["lifecycle"] = json!({ "ignore_changes": ["function_version", "routing_config"] });
+    }
+    let alias = stack.resource("aws_lambda_alias", logical, alias);
+    Function {
+        which,
+        function,
+        alias,
+        role,
+    }
+}
+
+/// Canary or linear traffic shifting with CodeDeploy: a deployment group per function that
+/// rolls back automatically when the function's alarms fire.
+pub fn traffic_shifting(
+    stack: &mut Stack,
+    config: &Config,
+    account: &Account,
+    functions: &[Function],
+    alarms: &BTreeMap<FunctionName, Vec<Expr>>,
+) {
+    let Some(shift) = &config.options.traffic_shifting else {
+        return;
+    };
+    let app = stack.resource(
+        "aws_codedeploy_app",
+        "functions",
+        json!({ "name": config.name("functions"), "compute_platform": "Lambda" }),
+    );
+    let (kind, block) = match shift.kind {
+        ShiftKind::Canary => ("TimeBasedCanary", "time_based_canary"),
+        ShiftKind::Linear => ("TimeBasedLinear", "time_based_linear"),
+    };
+    let deployment_config = stack.resource(
+        "aws_codedeploy_deployment_config",
+        "functions",
+        json!({
+            "deployment_config_name": config.name(&format!("{}-{}-{}", block.replace('_', "-"), shift.percentage, shift.interval_minutes)),
+            "compute_platform": "Lambda",
+            "traffic_routing_config": [{
+                "type": kind,
+                block: [{ "percentage": shift.percentage, "interval": shift.interval_minutes }],
+            }],
+        }),
+    );
+    let role = service_role(
+        stack,
+        account,
+        "codedeploy",
+        &config.name("codedeploy"),
+        "codedeploy.amazonaws.com",
+        Vec::new(),
+        &["service-role/AWSCodeDeployRoleForLambdaLimited"],
+    );
+    for function in functions {
+        let names: Vec<Value> = alarms
+            .get(&function.which)
+            .into_iter()
+            .flatten()
+            .map(Value::from)
+            .collect();
+        stack.resource(
+            "aws_codedeploy_deployment_group",
+            function.which.as_str(),
+            json!({
+                "app_name": app.attr("name"),
+                "deployment_group_name": config.name(function.which.as_str()),
+                "deployment_config_name": deployment_config.attr("id"),
+                "service_role_arn": role.arn(),
+                "deployment_style": [{ "deployment_option": "WITH_TRAFFIC_CONTROL", "deployment_type": "BLUE_GREEN" }],
+                "auto_rollback_configuration": [{ "enabled": true, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"] }],
+                "alarm_configuration": [{ "enabled": true, "alarms": names }],
+            }),
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! What sits in front of the API: a WAF web ACL on the stage, CloudFront, and a custom domain
+//! with an ACM certificate validated through Route 53. All optional.
+
+use super::api::RestApi;
+use super::security::{Account, Key};
+use crate::config::{CloudFront, Config, Domain, Waf};
+use crate::tf::{Expr, Stack};
+use serde_json::{Value, json};
+
+fn visibility(metric: &str) -> Value {
+    json!([{ "cloudwatch_metrics_enabled": true, "metric_name": metric, "sampled_requests_enabled": true }])
+}
+
+fn managed_rule(name: &str, priority: u32) -> Value {
+    json!({
+        "name": name,
+        "priority": priority,
+        "override_action": [{ "none": [{}] }],
+        "statement": [{ "managed_rule_group_statement": [{ "name": name, "vendor_name": "AWS" }] }],
+        "visibility_config": visibility(name),
+    })
+}
+
+/// A regional web ACL (AWS common rules, known bad inputs incl. Log4j, a per-IP rate limit)
+/// associated with the stage, logging to a KMS-encrypted log group.
+pub fn waf(stack: &mut Stack, config: &Config, options: &Waf, key: &Key, api: &RestApi) {
+    let acl = stack.resource(
+        "aws_wafv2_web_acl",
+        "api",
+        json!({
+            "name": config.name("api"),
+            "description": "Protects the REST API stage",
+            "scope": "REGIONAL",
+            "default_action": [{ "allow": [{}] }],
+            "rule": [
+                managed_rule("AWSManagedRulesCommonRuleSet", 1),
+                managed_rule("AWSManagedRulesKnownBadInputsRuleSet", 2),
+                managed_rule("AWSManagedRulesAnonymousIpList", 4),
+                {
+                    "name": "rate-limit-per-ip",
+                    "priority": 3,
+                    "action": [{ "block": [{}] }],
+                    "statement": [{ "rate_based_statement": [{ "limit": options.rate_limit, "aggregate_key_type": "IP" }] }],
+                    "visibility_config": visibility("rate-limit-per-ip"),
+                },
+            ],
+            "visibility_config": visibility(&config.name("api")),
+        }),
+    );
+    stack.resource(
+        "aws_wafv2_web_acl_association",
+        "api",
+        json!({ "resource_arn": api.stage_arn(), "web_acl_arn": acl.attr("arn") }),
+    );
+    // WAF only logs to groups whose name starts with `aws-waf-logs-`.
+    let logs = stack.resource(
+        "aws_cloudwatch_log_group",
+        "waf",
+        json!({
+            "name": format!("aws-waf-logs-{}", config.name("api")),
+            "retention_in_days": config.lambda.log_retention_days,
+            "kms_key_id": key.arn(),
+        }),
+    );
+    stack.resource(
+        "aws_wafv2_web_acl_logging_configuration",
+        "api",
+        json!({
+            "resource_arn": acl.attr("arn"),
+            "log_destination_configs": [logs.attr("arn")],
+            // Never log credentials.
+            "redacted_fields": [
+                { "single_header": [{ "name": "authorization" }] },
+                { "single_header": [{ "name": "x-api-key" }] },
+            ],
+        }),
+    );
+}
+
+/// IDs of AWS-managed CloudFront policies (stable, documented by AWS).
+const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+const ALL_VIEWER_EXCEPT_HOST_HEADER: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+const SECURITY_HEADERS: &str = "67f7725c-6f97-4210-82d7-5512b31e9d03";
+
+/// CloudFront in front of the regional API: HTTPS only, no caching (responses are per user),
+/// all headers but Host forwarded (API Gateway routes on its own host name).
+pub fn cloudfront(
+    stack: &mut Stack,
+    config: &Config,
+    options: &CloudFront,
+    account: &Account,
+    api: &RestApi,
+) -> Expr {
+    let origin_id = "api";
+    let distribution = stack.resource(
+        "aws_cloudfront_distribution",
+        "api",
+        json!({
+            "enabled": true,
+            "comment": config.name("api"),
+            "price_class": options.price_class,
+            "http_version": "http2and3",
+            "origin": [{
+                "origin_id": origin_id,
+                "domain_name": format!("{}.execute-api.{}.amazonaws.com", api.id(), account.region),
+                "origin_path": format!("/{}", api.stage_name()),
+                "custom_origin_config": [{
+                    "http_port": 80,
+                    "https_port": 443,
+                    "origin_protocol_policy": "https-only",
+                    "origin_ssl_protocols": ["TLSv1.2"],
+                }],
+            }],
+            "default_cache_behavior": [{
+                "target_origin_id": origin_id,
+                "viewer_protocol_policy": "redirect-to-https",
+                "allowed_methods": ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"],
+                "cached_methods": ["GET", "HEAD"],
+                "compress": true,
+                "cache_policy_id": CACHING_DISABLED,
+                "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST_HEADER,
+                "response_headers_policy_id": SECURITY_HEADERS,
+            }],
+            "restrictions": [{ "geo_restriction": [{ "restriction_type": "none" }] }],
+            "viewer_certificate": [{ "cloudfront_default_certificate": true }],
+        }),
+    );
+    distribution.attr("domain_name")
+}
+
+/// `https://<domain>` for the API: an ACM certificate validated by DNS in the given hosted
+/// zone, a regional API Gateway domain name with TLS 1.2, a base path mapping to the stage and
+/// an alias record.
+pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> String {
+    let zone = stack.data(
+        "aws_route53_zone",
+        "api",
+        json!({ "name": options.hosted_zone, "private_zone": false }),
+    );
+    let cert = stack.resource(
+        "aws_acm_certificate",
+        "api",
+        json!({
+            "domain_name": options.name,
+            "validation_method": "DNS",
+            "lifecycle": { "create_before_destroy": true },
+        }),
+    );
+    let option = Expr::raw(format!(
+        "tolist({})[0]",
+        cert.attr("domain_validation_options").inner()
+    ));
+    let record = stack.resource(
+        "aws_route53_record",
+        "api_validation",
+        json!({
+            "zone_id": zone.attr("zone_id"),
+            "name": Expr::raw(format!("{}.resource_record_name", option.inner())),
+            "type": Expr::raw(format!("{}.resource_record_type", option.inner())),
+            "records": [Expr::raw(format!("{}.resource_record_value", option.inner()))],
+            "ttl": 300,
+            "allow_overwrite": true,
+        }),
+    );
+    let validation = stack.resource(
+        "aws_acm_certificate_validation",
+        "api",
+        json!({ "certificate_arn": cert.attr("arn"), "validation_record_fqdns": [record.attr("fqdn")] }),
+    );
+    let domain = stack.resource(
+        "aws_api_gateway_domain_name",
+        "api",
+        json!({
+            "domain_name": options.name,
+            "regional_certificate_arn": validation.attr("certificate_arn"),
+            "security_policy": "TLS_1_2",
+            "endpoint_configuration": [{ "types": ["REGIONAL"] }],
+        }),
+    );
+    stack.resource(
+        "aws_api_gateway_base_path_mapping",
+        "api",
+        json!({ "api_id": api.id(), "stage_name": api.stage_name(), "domain_name": domain.attr("domain_name") }),
+    );
+    stack.resource(
+        "aws_route53_record",
+        "api",
+        json!({
+            "zone_id": zone.attr("zone_id"),
+            "name": domain.attr("domain_name"),
+            "type": "A",
+            "alias": [{
+                "name": domain.attr("regional_domain_name"),
+                "zone_id": domain.attr("regional_zone_id"),
+                "evaluate_target_health": false,
+            }],
+        }),
+    );
+    format!("https://{}", options.name)
+}

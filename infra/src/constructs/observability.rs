@@ -1,0 +1,241 @@
+//! Alarms (Lambda errors and throttles, API 4XX/5XX and latency, DynamoDB throttles) into an
+//! encrypted SNS topic, and one dashboard with the same metrics.
+
+use super::api::RestApi;
+use super::compute::Function;
+use super::data::Tables;
+use super::security::Key;
+use crate::config::Config;
+use crate::routes::FunctionName;
+use crate::tf::{Expr, Stack};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Handle to the alarm topic and the alarms per function (for CodeDeploy rollbacks).
+#[derive(Clone, Debug)]
+pub struct Observability {
+    pub topic_arn: Expr,
+    pub function_alarms: BTreeMap<FunctionName, Vec<Expr>>,
+}
+
+struct Alarm<'a> {
+    logical: String,
+    name: String,
+    description: String,
+    namespace: &'a str,
+    metric: &'a str,
+    statistic: Option<&'a str>,
+    extended_statistic: Option<&'a str>,
+    dimensions: Value,
+    threshold: f64,
+}
+
+fn alarm(stack: &mut Stack, topic: &Expr, a: Alarm<'_>) -> Expr {
+    let mut body = json!({
+        "alarm_name": a.name,
+        "alarm_description": a.description,
+        "namespace": a.namespace,
+        "metric_name": a.metric,
+        "dimensions": a.dimensions,
+        "period": 60,
+        "evaluation_periods": 5,
+        "datapoints_to_alarm": 3,
+        "threshold": a.threshold,
+        "comparison_operator": "GreaterThanOrEqualToThreshold",
+        // No traffic is not an incident.
+        "treat_missing_data": "notBreaching",
+        "alarm_actions": [topic],
+        "ok_actions": [topic],
+    });
+    if let Some(s) = a.statistic {
+        body["statistic"] = json!(s);
+    }
+    if let Some(s) = a.extended_statistic {
+        body["extended_statistic"] = json!(s);
+    }
+    stack
+        .resource("aws_cloudwatch_metric_alarm", &a.logical, body)
+        .attr("alarm_name")
+}
+
+pub fn observability(
+    stack: &mut Stack,
+    config: &Config,
+    key: &Key,
+    functions: &[Function],
+    api: &RestApi,
+    tables: &Tables,
+) -> Observability {
+    let topic = stack.resource(
+        "aws_sns_topic",
+        "alarms",
+        json!({ "name": config.name("alarms"), "kms_master_key_id": key.id() }),
+    );
+    let topic_arn = topic.attr("arn");
+    if let Some(email) = &config.alarms.email {
+        stack.resource(
+            "aws_sns_topic_subscription",
+            "alarms_email",
+            json!({ "topic_arn": topic_arn, "protocol": "email", "endpoint": email }),
+        );
+    }
+    let mut function_alarms = BTreeMap::new();
+    for f in functions {
+        let name = config.name(f.which.as_str());
+        let mut names = Vec::new();
+        for (metric, what) in [("Errors", "errors"), ("Throttles", "throttles")] {
+            names.push(alarm(
+                stack,
+                &topic_arn,
+                Alarm {
+                    logical: format!("{}_{what}", f.which),
+                    name: format!("{name}-{what}"),
+                    description: format!("Lambda {name} reports {what}"),
+                    namespace: "AWS/Lambda",
+                    metric,
+                    statistic: Some("Sum"),
+                    extended_statistic: None,
+                    dimensions: json!({ "FunctionName": f.name() }),
+                    threshold: 1.0,
+                },
+            ));
+        }
+        function_alarms.insert(f.which, names);
+    }
+    let api_dimensions = json!({ "ApiName": api.name(), "Stage": api.stage_name() });
+    let api_alarms = [
+        (
+            "api_4xx",
+            "4XXError",
+            "4xx",
+            Some("Sum"),
+            None,
+            50.0,
+            "many client errors (bad keys, scanning, a broken client)",
+        ),
+        (
+            "api_5xx",
+            "5XXError",
+            "5xx",
+            Some("Sum"),
+            None,
+            1.0,
+            "server errors",
+        ),
+        (
+            "api_latency",
+            "Latency",
+            "latency-p99",
+            None,
+            Some("p99"),
+            f64::from(config.alarms.latency_p99_ms),
+            "p99 latency above the target",
+        ),
+    ];
+    for (logical, metric, suffix, statistic, extended, threshold, what) in api_alarms {
+        alarm(
+            stack,
+            &topic_arn,
+            Alarm {
+                logical: logical.into(),
+                name: config.name(&format!("api-{suffix}")),
+                description: format!("API Gateway: {what}"),
+                namespace: "AWS/ApiGateway",
+                metric,
+                statistic,
+                extended_statistic: extended,
+                dimensions: api_dimensions.clone(),
+                threshold,
+            },
+        );
+    }
+    for table in [&tables.users, &tables.sessions] {
+        for (metric, what) in [
+            ("ReadThrottleEvents", "read-throttles"),
+            ("WriteThrottleEvents", "write-throttles"),
+        ] {
+            alarm(
+                stack,
+                &topic_arn,
+                Alarm {
+                    logical: format!("{}_{}", table.logical(), what.replace('-', "_")),
+                    name: config.name(&format!("{}-{what}", table.logical())),
+                    description: format!("DynamoDB {} throttles requests", table.logical()),
+                    namespace: "AWS/DynamoDB",
+                    metric,
+                    statistic: Some("Sum"),
+                    extended_statistic: None,
+                    dimensions: json!({ "TableName": table.name() }),
+                    threshold: 1.0,
+                },
+            );
+        }
+    }
+    dashboard(stack, config, functions, api, tables);
+    Observability {
+        topic_arn,
+        function_alarms,
+    }
+}
+
+fn dashboard(
+    stack: &mut Stack,
+    config: &Config,
+    functions: &[Function],
+    api: &RestApi,
+    tables: &Tables,
+) {
+    let region = config.region.as_str();
+    let widget = |x: u32, y: u32, title: &str, metrics: Vec<Value>| {
+        json!({
+            "type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+            "properties": { "title": title, "region": region, "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": metrics },
+        })
+    };
+    let lambda = |metric: &str| -> Vec<Value> {
+        functions
+            .iter()
+            .map(|f| json!(["AWS/Lambda", metric, "FunctionName", f.name()]))
+            .collect()
+    };
+    let api_metric = |metric: &str| {
+        json!([
+            "AWS/ApiGateway",
+            metric,
+            "ApiName",
+            api.name(),
+            "Stage",
+            api.stage_name()
+        ])
+    };
+    let table_metrics: Vec<Value> = [&tables.users, &tables.sessions]
+        .iter()
+        .flat_map(|t| {
+            [
+                "ConsumedReadCapacityUnits",
+                "ConsumedWriteCapacityUnits",
+                "ReadThrottleEvents",
+                "WriteThrottleEvents",
+            ]
+            .map(|m| json!(["AWS/DynamoDB", m, "TableName", t.name()]))
+        })
+        .collect();
+    let body = json!({
+        "widgets": [
+            widget(0, 0, "Lambda invocations", lambda("Invocations")),
+            widget(12, 0, "Lambda errors and throttles", [lambda("Errors"), lambda("Throttles")].concat()),
+            widget(0, 6, "API requests and errors", vec![api_metric("Count"), api_metric("4XXError"), api_metric("5XXError")]),
+            json!({
+                "type": "metric", "x": 12, "y": 6, "width": 12, "height": 6,
+                "properties": { "title": "API latency p99", "region": region, "view": "timeSeries", "stat": "p99", "period": 60, "metrics": [api_metric("Latency"), api_metric("IntegrationLatency")] },
+            }),
+            widget(0, 12, "DynamoDB capacity and throttles", table_metrics),
+        ],
+    });
+    // The body is JSON with Terraform references inside; Terraform interpolates the string.
+    stack.resource(
+        "aws_cloudwatch_dashboard",
+        "main",
+        json!({ "dashboard_name": config.name("dashboard"), "dashboard_body": body.to_string() }),
+    );
+}

@@ -1,0 +1,289 @@
+//! KMS keys, IAM roles and policy documents, Secrets Manager.
+//!
+//! Policies are typed statements, rendered to JSON strings whose resources are Terraform
+//! references, so least privilege is visible in code review and checkable in tests.
+
+use crate::tf::{Expr, Ref, Stack};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Account, partition and region of the deployment, looked up once per stack.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub account_id: Expr,
+    pub partition: Expr,
+    pub region: Expr,
+}
+
+impl Account {
+    pub fn lookup(stack: &mut Stack) -> Account {
+        let caller = stack.data("aws_caller_identity", "current", json!({}));
+        let partition = stack.data("aws_partition", "current", json!({}));
+        let region = stack.data("aws_region", "current", json!({}));
+        Account {
+            account_id: caller.attr("account_id"),
+            partition: partition.attr("partition"),
+            region: region.attr("name"),
+        }
+    }
+
+    /// `arn:<partition>:iam::<account>:root`, the principal that lets IAM policies grant a key.
+    pub fn root_arn(&self) -> String {
+        format!("arn:{}:iam::{}:root", self.partition, self.account_id)
+    }
+}
+
+/// One IAM policy statement.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Statement {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    pub effect: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Value>,
+    pub action: Vec<String>,
+    pub resource: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+}
+
+impl Statement {
+    pub fn allow(sid: &str, actions: &[&str], resources: Vec<String>) -> Statement {
+        Statement {
+            sid: Some(sid.to_owned()),
+            effect: "Allow",
+            principal: None,
+            action: actions.iter().map(|a| (*a).to_owned()).collect(),
+            resource: resources,
+            condition: None,
+        }
+    }
+
+    pub fn principal(mut self, principal: Value) -> Statement {
+        self.principal = Some(principal);
+        self
+    }
+
+    pub fn condition(mut self, condition: Value) -> Statement {
+        self.condition = Some(condition);
+        self
+    }
+}
+
+/// An IAM policy document; rendered as a JSON string so Terraform interpolates the references.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyDocument {
+    pub version: &'static str,
+    pub statement: Vec<Statement>,
+}
+
+impl PolicyDocument {
+    pub fn new(statement: Vec<Statement>) -> PolicyDocument {
+        PolicyDocument {
+            version: "2012-10-17",
+            statement,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        serde_json::to_string(self).expect("policy documents are plain data")
+    }
+}
+
+/// The stack's customer-managed key: DynamoDB, logs, SNS, SQS, Lambda environment variables
+/// and secrets are all encrypted with it, so revoking it revokes access to all data.
+#[derive(Clone, Debug)]
+pub struct Key {
+    r: Ref,
+}
+
+impl Key {
+    pub fn arn(&self) -> Expr {
+        self.r.attr("arn")
+    }
+    pub fn id(&self) -> Expr {
+        self.r.attr("key_id")
+    }
+}
+
+/// Creates a rotating KMS key with alias `alias/<alias>` whose policy lets the account's IAM
+/// policies grant it and lets CloudWatch Logs (for log groups in this account and region),
+/// CloudWatch alarms and SNS (for the encrypted alarm topic) use it.
+pub fn kms_key(
+    stack: &mut Stack,
+    account: &Account,
+    logical: &str,
+    alias: &str,
+    description: &str,
+) -> Key {
+    let logs_principal = format!("logs.{}.amazonaws.com", account.region);
+    let log_group_arns = format!(
+        "arn:{}:logs:{}:{}:log-group:*",
+        account.partition, account.region, account.account_id
+    );
+    let policy = PolicyDocument::new(vec![
+        // Key policies must name the key as "*" (it means "this key"); the account root is the
+        // only principal with administrative rights, delegated through IAM.
+        Statement::allow("AccountAdministers", &["kms:*"], vec!["*".into()])
+            .principal(json!({ "AWS": account.root_arn() })),
+        Statement::allow(
+            "CloudWatchLogsUse",
+            &[
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
+            vec!["*".into()],
+        )
+        .principal(json!({ "Service": logs_principal }))
+        .condition(json!({ "ArnLike": { "kms:EncryptionContext:aws:logs:arn": log_group_arns } })),
+        Statement::allow(
+            "AlarmsPublishToEncryptedTopic",
+            &["kms:Decrypt", "kms:GenerateDataKey*"],
+            vec!["*".into()],
+        )
+        .principal(json!({ "Service": ["cloudwatch.amazonaws.com", "sns.amazonaws.com"] }))
+        .condition(
+            json!({ "StringEquals": { "aws:SourceAccount": account.account_id.to_string() } }),
+        ),
+    ]);
+    let key = stack.resource(
+        "aws_kms_key",
+        logical,
+        json!({
+            "description": description,
+            "enable_key_rotation": true,
+            "deletion_window_in_days": 30,
+            "policy": policy.render(),
+        }),
+    );
+    stack.resource(
+        "aws_kms_alias",
+        logical,
+        json!({ "name": format!("alias/{alias}"), "target_key_id": key.attr("key_id") }),
+    );
+    Key { r: key }
+}
+
+/// An IAM role with its inline policy.
+#[derive(Clone, Debug)]
+pub struct Role {
+    r: Ref,
+    policy: Option<Ref>,
+}
+
+impl Role {
+    pub fn arn(&self) -> Expr {
+        self.r.attr("arn")
+    }
+    pub fn name(&self) -> Expr {
+        self.r.attr("name")
+    }
+    /// Everything a consumer must wait for before the role is usable.
+    pub fn dependencies(&self) -> Vec<&Ref> {
+        std::iter::once(&self.r)
+            .chain(self.policy.as_ref())
+            .collect()
+    }
+}
+
+/// A role a service assumes, with one inline policy of exactly `statements` and any
+/// AWS-managed policies (by name under `arn:<partition>:iam::aws:policy/`).
+pub fn service_role(
+    stack: &mut Stack,
+    account: &Account,
+    logical: &str,
+    name: &str,
+    service: &str,
+    statements: Vec<Statement>,
+    managed: &[&str],
+) -> Role {
+    let assume = PolicyDocument::new(vec![Statement {
+        sid: None,
+        effect: "Allow",
+        principal: Some(json!({ "Service": service })),
+        action: vec!["sts:AssumeRole".into()],
+        resource: Vec::new(),
+        condition: None,
+    }]);
+    let mut assume = serde_json::to_value(&assume).expect("plain data");
+    // Trust policies have no Resource element.
+    assume["Statement"][0]
+        .as_object_mut()
+        .expect("object")
+        .remove("Resource");
+    let role = stack.resource(
+        "aws_iam_role",
+        logical,
+        json!({ "name": name, "assume_role_policy": assume.to_string() }),
+    );
+    let policy = (!statements.is_empty()).then(|| {
+        stack.resource(
+            "aws_iam_role_policy",
+            logical,
+            json!({
+                "name": name,
+                "role": role.attr("id"),
+                "policy": PolicyDocument::new(statements).render(),
+            }),
+        )
+    });
+    for (i, policy_name) in managed.iter().enumerate() {
+        stack.resource(
+            "aws_iam_role_policy_attachment",
+            &format!("{logical}_managed_{i}"),
+            json!({
+                "role": role.attr("name"),
+                "policy_arn": format!("arn:{}:iam::aws:policy/{policy_name}", account.partition),
+            }),
+        );
+    }
+    Role { r: role, policy }
+}
+
+/// The application secret (Secrets Manager), encrypted with the stack key. Functions get its
+/// ARN, never its value, in their environment.
+#[derive(Clone, Debug)]
+pub struct Secret {
+    r: Ref,
+}
+
+impl Secret {
+    pub fn arn(&self) -> Expr {
+        self.r.attr("arn")
+    }
+}
+
+pub fn app_secret(
+    stack: &mut Stack,
+    name: &str,
+    key: &Key,
+    rotation: Option<(&str, u32)>,
+) -> Secret {
+    let secret = stack.resource(
+        "aws_secretsmanager_secret",
+        "app",
+        json!({
+            "name": name,
+            "description": "Application secrets read by the functions at start-up",
+            "kms_key_id": key.arn(),
+            "recovery_window_in_days": 7,
+        }),
+    );
+    if let Some((lambda_arn, days)) = rotation {
+        stack.resource(
+            "aws_secretsmanager_secret_rotation",
+            "app",
+            json!({
+                "secret_id": secret.attr("id"),
+                "rotation_lambda_arn": lambda_arn,
+                "rotation_rules": [{ "automatically_after_days": days }],
+            }),
+        );
+    }
+    Secret { r: secret }
+}

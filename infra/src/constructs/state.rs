@@ -1,0 +1,53 @@
+//! Terraform state: where each stack keeps it, and the bucket that holds it for real accounts.
+//!
+//! The emulator keeps state in local files under `build/<env>/`, outside `cdktf.out/` (synth
+//! wipes that folder). Real accounts keep the service stack's state in S3, encrypted and locked
+//! with S3-native lock files (`use_lockfile`, Terraform >= 1.10, no DynamoDB lock table). The
+//! bootstrap stack creates that bucket, so its own state necessarily starts local.
+
+use super::security::Key;
+use super::storage::{Bucket, BucketOptions, secure_bucket};
+use crate::config::{Backend, Config};
+use crate::tf::Stack;
+use serde_json::json;
+
+/// Points `stack` at its state: local file `<local_dir>/<stack>.tfstate`, or the S3 bucket from
+/// the environment file (bootstrap always local: it creates the bucket).
+pub fn backend(stack: &mut Stack, config: &Config, local_dir: &str, is_bootstrap: bool) {
+    match &config.backend {
+        Backend::S3 { bucket, key_prefix } if !is_bootstrap => stack.backend(
+            "s3",
+            json!({
+                "bucket": bucket,
+                "key": format!("{}/{}.tfstate", key_prefix.trim_end_matches('/'), stack.name),
+                "region": config.region,
+                "encrypt": true,
+                "use_lockfile": true,
+            }),
+        ),
+        _ => {
+            let path = format!("{}/{}.tfstate", local_dir.trim_end_matches('/'), stack.name);
+            stack.backend("local", json!({ "path": path }));
+        }
+    }
+}
+
+/// The remote-state bucket, for environments whose backend is S3. State holds secrets (the API
+/// key value), so it gets every protection the artifacts bucket has and is never force-destroyed.
+pub fn state_bucket(
+    stack: &mut Stack,
+    config: &Config,
+    key: &Key,
+    options: &BucketOptions,
+) -> Option<Bucket> {
+    match &config.backend {
+        Backend::S3 { bucket, .. } => {
+            let options = BucketOptions {
+                force_destroy: false,
+                ..options.clone()
+            };
+            Some(secure_bucket(stack, "state", bucket, key, &options))
+        }
+        Backend::Local => None,
+    }
+}

@@ -1,0 +1,262 @@
+//! S3 buckets with secure defaults: one call gives a versioned, KMS-encrypted, private,
+//! ACL-free, TLS-only bucket with a lifecycle for old versions and aborted uploads.
+
+use super::security::{Account, Key, PolicyDocument, Statement};
+use crate::tf::{Expr, Ref, Stack, depends_on};
+use serde_json::json;
+
+/// A bucket handle.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    r: Ref,
+    /// The last sub-resource written: things that use the bucket wait for it so they never see
+    /// a half-configured bucket (e.g. before its TLS-only policy exists).
+    ready: Vec<Ref>,
+}
+
+impl Bucket {
+    pub fn id(&self) -> Expr {
+        self.r.attr("id")
+    }
+    pub fn arn(&self) -> Expr {
+        self.r.attr("arn")
+    }
+    pub fn ready(&self) -> Vec<&Ref> {
+        self.ready.iter().collect()
+    }
+}
+
+/// Switches a bucket's optional features; everything security-related is always on.
+#[derive(Clone, Debug, Default)]
+pub struct BucketOptions {
+    /// Allow `terraform destroy` to delete a non-empty bucket (throwaway environments).
+    pub force_destroy: bool,
+    pub noncurrent_version_days: u32,
+    /// Server access logs into this bucket (none for the log bucket itself).
+    pub access_logs: Option<Expr>,
+    /// Replicate every object to another bucket (cross-region).
+    pub replicate_to: Option<Replication>,
+    /// Publish object events to EventBridge (an audit trail of artifact uploads).
+    pub eventbridge: bool,
+    /// Deny plain-HTTP requests (always, except against the plain-HTTP emulator).
+    pub tls_only: bool,
+    /// The Terraform provider (alias) for buckets in another region.
+    pub provider: Option<&'static str>,
+}
+
+/// Where and how a bucket replicates.
+#[derive(Clone, Debug)]
+pub struct Replication {
+    pub destination_arn: Expr,
+    pub role_arn: Expr,
+    pub replica_key_arn: Expr,
+    /// Resources that must exist first (the destination's versioning, the role's policy).
+    pub after: Vec<Ref>,
+}
+
+/// Creates the bucket and its sub-resources under `logical`.
+pub fn secure_bucket(
+    stack: &mut Stack,
+    logical: &str,
+    name: &str,
+    key: &Key,
+    options: &BucketOptions,
+) -> Bucket {
+    let bucket = stack.resource(
+        "aws_s3_bucket",
+        logical,
+        json!({ "bucket": name, "force_destroy": options.force_destroy }),
+    );
+    let pab = stack.resource(
+        "aws_s3_bucket_public_access_block",
+        logical,
+        json!({
+            "bucket": bucket.attr("id"),
+            "block_public_acls": true,
+            "block_public_policy": true,
+            "ignore_public_acls": true,
+            "restrict_public_buckets": true,
+        }),
+    );
+    // BucketOwnerEnforced disables ACLs: access is decided by policies alone.
+    stack.resource(
+        "aws_s3_bucket_ownership_controls",
+        logical,
+        json!({ "bucket": bucket.attr("id"), "rule": [{ "object_ownership": "BucketOwnerEnforced" }] }),
+    );
+    let versioning = stack.resource(
+        "aws_s3_bucket_versioning",
+        logical,
+        json!({ "bucket": bucket.attr("id"), "versioning_configuration": [{ "status": "Enabled" }] }),
+    );
+    stack.resource(
+        "aws_s3_bucket_server_side_encryption_configuration",
+        logical,
+        json!({
+            "bucket": bucket.attr("id"),
+            "rule": [{
+                "apply_server_side_encryption_by_default": [{ "sse_algorithm": "aws:kms", "kms_master_key_id": key.arn() }],
+                "bucket_key_enabled": true,
+            }],
+        }),
+    );
+    let tls_only = PolicyDocument::new(vec![
+        Statement::allow(
+            "DenyInsecureTransport",
+            &["s3:*"],
+            vec![
+                bucket.attr("arn").to_string(),
+                format!("{}/*", bucket.attr("arn")),
+            ],
+        )
+        .principal(json!("*"))
+        .condition(json!({ "Bool": { "aws:SecureTransport": "false" } })),
+    ]);
+    let mut tls_only = serde_json::to_value(&tls_only).expect("plain data");
+    tls_only["Statement"][0]["Effect"] = json!("Deny");
+    let policy = options.tls_only.then(|| {
+        stack.resource(
+            "aws_s3_bucket_policy",
+            logical,
+            json!({
+                "bucket": bucket.attr("id"),
+                "policy": tls_only.to_string(),
+                "depends_on": depends_on(&[&pab]),
+            }),
+        )
+    });
+    stack.resource(
+        "aws_s3_bucket_lifecycle_configuration",
+        logical,
+        json!({
+            "bucket": bucket.attr("id"),
+            "rule": [
+                {
+                    "id": "expire-noncurrent-versions",
+                    "status": "Enabled",
+                    "filter": [{ "prefix": "" }],
+                    "noncurrent_version_expiration": [{ "noncurrent_days": options.noncurrent_version_days }],
+                },
+                {
+                    "id": "abort-incomplete-uploads",
+                    "status": "Enabled",
+                    "filter": [{ "prefix": "" }],
+                    "abort_incomplete_multipart_upload": [{ "days_after_initiation": 7 }],
+                },
+            ],
+            "depends_on": depends_on(&[&versioning]),
+        }),
+    );
+    if let Some(target) = &options.access_logs {
+        stack.resource(
+            "aws_s3_bucket_logging",
+            logical,
+            json!({ "bucket": bucket.attr("id"), "target_bucket": target, "target_prefix": format!("{name}/") }),
+        );
+    }
+    if options.eventbridge {
+        stack.resource(
+            "aws_s3_bucket_notification",
+            logical,
+            json!({ "bucket": bucket.attr("id"), "eventbridge": true }),
+        );
+    }
+    if let Some(Replication {
+        destination_arn,
+        role_arn,
+        replica_key_arn,
+        after,
+    }) = &options.replicate_to
+    {
+        let mut deps: Vec<&Ref> = after.iter().collect();
+        deps.push(&versioning);
+        stack.resource(
+            "aws_s3_bucket_replication_configuration",
+            logical,
+            json!({
+                "bucket": bucket.attr("id"),
+                "role": role_arn,
+                "rule": [{
+                    "id": "replicate-all",
+                    "status": "Enabled",
+                    "filter": [{ "prefix": "" }],
+                    "delete_marker_replication": [{ "status": "Enabled" }],
+                    "source_selection_criteria": [{ "sse_kms_encrypted_objects": [{ "status": "Enabled" }] }],
+                    "destination": [{
+                        "bucket": destination_arn,
+                        "encryption_configuration": [{ "replica_kms_key_id": replica_key_arn }],
+                    }],
+                }],
+                "depends_on": depends_on(&deps),
+            }),
+        );
+    }
+    let mut ready = vec![versioning];
+    ready.extend(policy);
+    if let Some(provider) = options.provider {
+        stack.assign_provider(logical, provider);
+    }
+    Bucket { r: bucket, ready }
+}
+
+/// Statements a role needs to replicate the buckets named `sources` into `destination`.
+pub fn replication_statements(
+    partition: &Expr,
+    sources: &[String],
+    destination: &Bucket,
+    source_key: &Key,
+    destination_key: &Key,
+) -> Vec<Statement> {
+    let arns: Vec<String> = sources
+        .iter()
+        .map(|name| format!("arn:{partition}:s3:::{name}"))
+        .collect();
+    vec![
+        Statement::allow(
+            "ReadSourceConfiguration",
+            &["s3:GetReplicationConfiguration", "s3:ListBucket"],
+            arns.clone(),
+        ),
+        Statement::allow(
+            "ReadSourceObjects",
+            &[
+                "s3:GetObjectVersionForReplication",
+                "s3:GetObjectVersionAcl",
+                "s3:GetObjectVersionTagging",
+            ],
+            arns.iter().map(|a| format!("{a}/*")).collect(),
+        ),
+        Statement::allow(
+            "WriteReplicas",
+            &[
+                "s3:ReplicateObject",
+                "s3:ReplicateDelete",
+                "s3:ReplicateTags",
+            ],
+            vec![format!("{}/*", destination.arn())],
+        ),
+        Statement::allow(
+            "DecryptSource",
+            &["kms:Decrypt"],
+            vec![source_key.arn().to_string()],
+        ),
+        Statement::allow(
+            "EncryptReplica",
+            &["kms:Encrypt", "kms:GenerateDataKey"],
+            vec![destination_key.arn().to_string()],
+        ),
+    ]
+}
+
+/// An account- and region-unique bucket name: `<prefix><purpose>-<account>-<region>`.
+pub fn bucket_name(prefix: &str, purpose: &str, account: &Account) -> String {
+    format!(
+        "{prefix}{purpose}-{}-{}",
+        account.account_id, account.region
+    )
+}
+
+/// The same for a bucket in another region.
+pub fn bucket_name_in(prefix: &str, purpose: &str, account: &Account, region: &str) -> String {
+    format!("{prefix}{purpose}-{}-{region}", account.account_id)
+}

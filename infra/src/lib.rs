@@ -1,0 +1,32 @@
+//! Synthesizes the service's AWS infrastructure as Terraform JSON, in the layout CDK for
+//! Terraform writes (`cdktf.out/manifest.json`, `cdktf.out/stacks/<stack>/cdk.tf.json`), so
+//! plain `terraform` runs it and no Node or CDKTF runtime is needed (CDKTF was archived).
+//!
+//! `config` reads the environment files, `routes` is the route table shared with the local API
+//! server, `constructs` are the typed building blocks, `stack` composes them, `synth` writes
+//! the files.
+
+pub mod checks;
+pub mod config;
+pub mod constructs;
+mod error;
+pub mod routes;
+pub mod stack;
+pub mod synth;
+pub mod tf;
+
+pub use config::{Config, ENVIRONMENTS};
+pub use error::Error;
+pub use synth::{SynthOutput, synth, synth_with};
+
+/// The CDK for Terraform version whose output layout this crate reproduces (recorded in the
+/// manifest and the stack metadata so tools that read them know the format).
+pub const CDKTF_VERSION: &str = "0.21.0";
+
+/// Stack names in apply order.
+pub const STACKS: [&str; 2] = ["bootstrap", "service"];
+
+/// Loads and validates `infra/environments/<env>.toml`.
+pub fn load_config(env: &str) -> Result<Config, Error> {
+    config::load(env)
+}

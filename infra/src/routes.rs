@@ -1,0 +1,201 @@
+//! The route table: the one place that says which HTTP method and path reach which function.
+//!
+//! API Gateway resources and methods are generated from it here, and the local API server of
+//! the life-cycle tooling routes requests with the same table, so the two can never disagree.
+
+/// Which Lambda function serves a route. An enum rather than a string so a typo in the table
+/// fails to compile instead of producing an integration to a function that does not exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FunctionName {
+    Health,
+    Users,
+    Sessions,
+}
+
+impl FunctionName {
+    /// Every function, in deployment order; constructs iterate this instead of repeating names.
+    pub const ALL: [FunctionName; 3] = [
+        FunctionName::Health,
+        FunctionName::Users,
+        FunctionName::Sessions,
+    ];
+
+    /// The short name: Cargo package, binary, and the suffix after the prefix in AWS names.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FunctionName::Health => "health",
+            FunctionName::Users => "users",
+            FunctionName::Sessions => "sessions",
+        }
+    }
+}
+
+impl std::fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a route needs an API key. `Config` exists because `/health` is open in some
+/// environments and keyed in others (the environment file decides, not the table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKey {
+    Required,
+    /// Decided by `health_requires_api_key` in the environment file.
+    Config,
+}
+
+/// One row of the route table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Upper-case HTTP method as API Gateway spells it.
+    pub method: &'static str,
+    /// Path template in API Gateway syntax (`{id}` is a path parameter).
+    pub path: &'static str,
+    pub function: FunctionName,
+    pub api_key: ApiKey,
+    /// Query-string parameters the function reads. They are part of the API Gateway cache key
+    /// when the stage cache is on, so two different pages never share a cached response.
+    pub query: &'static [&'static str],
+}
+
+impl Route {
+    /// Whether the route needs an API key, given the environment's health setting.
+    pub fn api_key_required(&self, health_requires_api_key: bool) -> bool {
+        match self.api_key {
+            ApiKey::Required => true,
+            ApiKey::Config => health_requires_api_key,
+        }
+    }
+
+    /// Path segments without the leading slash (`/users/{id}` -> `["users", "{id}"]`).
+    pub fn segments(&self) -> impl Iterator<Item = &'static str> {
+        self.path.split('/').filter(|s| !s.is_empty())
+    }
+
+    /// Matches a concrete request path against the template; returns the path parameters.
+    /// The local API server uses this so it routes exactly as API Gateway does.
+    pub fn matches(&self, path: &str) -> Option<Vec<(&'static str, String)>> {
+        let mut params = Vec::new();
+        let mut actual = path.split('/').filter(|s| !s.is_empty());
+        for segment in self.segments() {
+            let value = actual.next()?;
+            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => params.push((name, value.to_owned())),
+                None if segment == value => {}
+                None => return None,
+            }
+        }
+        actual.next().is_none().then_some(params)
+    }
+}
+
+/// Every route the service answers. Order is the order of the API documentation.
+pub static ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/health",
+        function: FunctionName::Health,
+        api_key: ApiKey::Config,
+        query: &["deep"],
+    },
+    Route {
+        method: "POST",
+        path: "/users",
+        function: FunctionName::Users,
+        api_key: ApiKey::Required,
+        query: &[],
+    },
+    Route {
+        method: "GET",
+        path: "/users",
+        function: FunctionName::Users,
+        api_key: ApiKey::Required,
+        query: &["limit", "cursor"],
+    },
+    Route {
+        method: "GET",
+        path: "/users/{id}",
+        function: FunctionName::Users,
+        api_key: ApiKey::Required,
+        query: &[],
+    },
+    Route {
+        method: "PATCH",
+        path: "/users/{id}",
+        function: FunctionName::Users,
+        api_key: ApiKey::Required,
+        query: &[],
+    },
+    Route {
+        method: "DELETE",
+        path: "/users/{id}",
+        function: FunctionName::Users,
+        api_key: ApiKey::Required,
+        query: &[],
+    },
+    Route {
+        method: "POST",
+        path: "/sessions",
+        function: FunctionName::Sessions,
+        api_key: ApiKey::Required,
+        query: &[],
+    },
+    Route {
+        method: "DELETE",
+        path: "/sessions",
+        function: FunctionName::Sessions,
+        api_key: ApiKey::Required,
+        query: &[],
+    },
+    Route {
+        method: "GET",
+        path: "/sessions/current",
+        function: FunctionName::Sessions,
+        api_key: ApiKey::Required,
+        query: &[],
+    },
+    Route {
+        method: "DELETE",
+        path: "/sessions/current",
+        function: FunctionName::Sessions,
+        api_key: ApiKey::Required,
+        query: &[],
+    },
+];
+
+/// Path parameters of a matched route, in template order (`[("id", "abc")]`).
+pub type PathParams = Vec<(&'static str, String)>;
+
+/// Finds the route for a method and concrete path, API Gateway style: literal segments win over
+/// parameters because the table lists no ambiguous pairs. `Err(allowed)` when the path exists
+/// with other methods (405 with an `allow` header), `Err(empty)` when no route has that path.
+pub fn find(method: &str, path: &str) -> Result<(&'static Route, PathParams), Vec<&'static str>> {
+    let mut allowed = Vec::new();
+    for route in ROUTES {
+        if let Some(params) = route.matches(path) {
+            if route.method.eq_ignore_ascii_case(method) {
+                return Ok((route, params));
+            }
+            allowed.push(route.method);
+        }
+    }
+    Err(allowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_parameterised_and_literal_routes() {
+        let (route, params) = find("GET", "/users/abc").unwrap();
+        assert_eq!(route.path, "/users/{id}");
+        assert_eq!(params, vec![("id", "abc".to_owned())]);
+        let (route, params) = find("DELETE", "/sessions/current").unwrap();
+        assert_eq!(route.path, "/sessions/current");
+        assert!(params.is_empty());
+        assert_eq!(find("PUT", "/users").unwrap_err(), vec!["POST", "GET"]);
+        assert!(find("GET", "/nope").unwrap_err().is_empty());
+    }
+}

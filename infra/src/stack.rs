@@ -1,0 +1,420 @@
+//! The two stacks, composed like the architecture diagram: the bootstrap stack (artifacts and
+//! state buckets), then the service stack: data -> compute -> api -> observability, with the
+//! optional network and edge pieces plugged in by configuration.
+
+use crate::config::Config;
+use crate::constructs::storage::{
+    BucketOptions, Replication, bucket_name, bucket_name_in, replication_statements, secure_bucket,
+};
+use crate::constructs::{api, compute, data, edge, network, observability, security, state};
+use crate::routes::FunctionName;
+use crate::tf::{Ref, Stack, Validation, Variable};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Provider pin. `~> 5.100` resolves to 5.100.x from a filesystem mirror that carries 5.100.0
+/// and to the newest 5.x >= 5.100 online. (Terraform itself must be >= 1.10 for the S3
+/// backend's `use_lockfile`.)
+pub const AWS_PROVIDER_VERSION: &str = "~> 5.100";
+
+/// Services the stacks call; each gets the emulator endpoint in the `local` environment.
+const SERVICES: [&str; 20] = [
+    "acm",
+    "apigateway",
+    "applicationautoscaling",
+    "cloudfront",
+    "cloudwatch",
+    "codedeploy",
+    "dynamodb",
+    "ec2",
+    "iam",
+    "kms",
+    "lambda",
+    "logs",
+    "route53",
+    "s3",
+    "secretsmanager",
+    "signer",
+    "sns",
+    "sqs",
+    "sts",
+    "wafv2",
+];
+
+/// Synthesis inputs that are not configuration: they depend on where the output goes.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// Directory (as Terraform should see it from the stack directory) for local state files.
+    pub local_state_dir: String,
+    /// Default of the `aws_endpoint` variable in emulator environments.
+    pub local_endpoint: String,
+}
+
+/// Both stacks, in apply order.
+pub fn stacks(config: &Config, options: &StackOptions) -> Vec<Stack> {
+    vec![bootstrap(config, options), service(config, options)]
+}
+
+/// The provider block. For the emulator the endpoints come from the Terraform variable
+/// `aws_endpoint` rather than being baked in at synth time: moto runs on a free port chosen at
+/// start-up, xtask passes `-var aws_endpoint=...`, and the synthesized JSON (and its snapshot)
+/// stays the same whatever the port. The variable's default is `INFRA_LOCAL_ENDPOINT` (or
+/// `http://127.0.0.1:5000`) as seen at synth time, for hand-run terraform.
+fn provider(stack: &mut Stack, config: &Config, options: &StackOptions) -> Option<Ref> {
+    stack.require("aws", "hashicorp/aws", AWS_PROVIDER_VERSION);
+    let tags = default_tags(config);
+    if !config.emulator {
+        stack.provider(
+            "aws",
+            json!({ "region": config.region, "default_tags": [tags] }),
+        );
+        return None;
+    }
+    let endpoint = stack.variable(
+        "aws_endpoint",
+        Variable {
+            ty: "string",
+            description: "URL of the AWS emulator (moto) every service endpoint points at".into(),
+            default: Some(json!(options.local_endpoint)),
+            sensitive: false,
+            validation: vec![Validation {
+                condition: "${can(regex(\"^https?://\", var.aws_endpoint))}".into(),
+                error_message: "aws_endpoint must be an http:// or https:// URL.".into(),
+            }],
+        },
+    );
+    let endpoints: serde_json::Map<String, Value> = SERVICES
+        .iter()
+        .map(|s| ((*s).to_owned(), endpoint.expr().into()))
+        .collect();
+    stack.provider(
+        "aws",
+        json!({
+            "region": config.region,
+            "access_key": "test",
+            "secret_key": "test",
+            "skip_credentials_validation": true,
+            "skip_metadata_api_check": true,
+            // Ask the emulator's STS for the account so ARNs carry 123456789012.
+            "skip_requesting_account_id": false,
+            "s3_use_path_style": true,
+            "endpoints": [endpoints],
+            "default_tags": [tags],
+        }),
+    );
+    Some(endpoint)
+}
+
+fn default_tags(config: &Config) -> Value {
+    json!({ "tags": { "Project": config.prefix.trim_end_matches('-'), "Environment": config.name, "ManagedBy": "infra" } })
+}
+
+fn bucket_options(config: &Config) -> BucketOptions {
+    BucketOptions {
+        force_destroy: config.storage.force_destroy,
+        noncurrent_version_days: config.storage.noncurrent_version_days,
+        access_logs: None,
+        replicate_to: None,
+        eventbridge: config.storage.event_notifications,
+        tls_only: config.storage.tls_only,
+        provider: None,
+    }
+}
+
+/// Artifacts bucket (and, for real accounts, the state bucket) with their own key.
+pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
+    let mut stack = Stack::new("bootstrap");
+    state::backend(&mut stack, config, &options.local_state_dir, true);
+    provider(&mut stack, config, options);
+    if let Some(region) = &config.storage.replication_region {
+        stack.provider(
+            "aws",
+            json!({ "alias": "replica", "region": region, "default_tags": [default_tags(config)] }),
+        );
+    }
+    let account = security::Account::lookup(&mut stack);
+    let key = security::kms_key(
+        &mut stack,
+        &account,
+        "buckets",
+        &config.name("buckets"),
+        "Encrypts the artifacts and state buckets",
+    );
+    let mut bucket_opts = bucket_options(config);
+    let logs_name = bucket_name(&config.prefix, "access-logs", &account);
+    let artifacts_name = bucket_name(&config.prefix, "artifacts", &account);
+    if let Some(region) = &config.storage.replication_region {
+        bucket_opts.replicate_to = Some(replica(
+            &mut stack,
+            config,
+            &account,
+            &key,
+            region,
+            &[&logs_name, &artifacts_name],
+        ));
+    }
+    if config.storage.access_logging {
+        let logs = secure_bucket(&mut stack, "access_logs", &logs_name, &key, &bucket_opts);
+        bucket_opts.access_logs = Some(logs.id());
+    }
+    let artifacts = secure_bucket(&mut stack, "artifacts", &artifacts_name, &key, &bucket_opts);
+    stack.output(
+        "artifacts_bucket",
+        artifacts.id(),
+        "Bucket xtask uploads function zips to",
+        false,
+    );
+    if let Some(state_bucket) = state::state_bucket(&mut stack, config, &key, &bucket_opts) {
+        stack.output(
+            "state_bucket",
+            state_bucket.id(),
+            "Bucket holding the service stack's Terraform state",
+            false,
+        );
+    }
+    stack
+}
+
+/// The replica bucket in `region` (its own key, access logs kept in itself under
+/// `access-logs/` since no other bucket lives in that region) and the role S3 replicates with.
+fn replica(
+    stack: &mut Stack,
+    config: &Config,
+    account: &security::Account,
+    source_key: &security::Key,
+    region: &str,
+    sources: &[&str],
+) -> Replication {
+    let key = security::kms_key(
+        stack,
+        account,
+        "replica",
+        &config.name("replica"),
+        "Encrypts the bucket replicas",
+    );
+    stack.assign_provider("replica", "aws.replica");
+    let name = bucket_name_in(&config.prefix, "replica", account, region);
+    let options = BucketOptions {
+        provider: Some("aws.replica"),
+        force_destroy: false,
+        ..bucket_options(config)
+    };
+    let bucket = secure_bucket(stack, "replica", &name, &key, &options);
+    let logging = stack.resource(
+        "aws_s3_bucket_logging",
+        "replica",
+        json!({ "provider": "aws.replica", "bucket": bucket.id(), "target_bucket": bucket.id(), "target_prefix": "access-logs/" }),
+    );
+    let mut sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
+    if let crate::config::Backend::S3 { bucket, .. } = &config.backend {
+        sources.push(bucket.clone());
+    }
+    let role = security::service_role(
+        stack,
+        account,
+        "replication",
+        &config.name("replication"),
+        "s3.amazonaws.com",
+        replication_statements(&account.partition, &sources, &bucket, source_key, &key),
+        &[],
+    );
+    let mut after: Vec<Ref> = bucket.ready().into_iter().cloned().collect();
+    after.extend(role.dependencies().into_iter().cloned());
+    after.push(logging);
+    Replication {
+        destination_arn: bucket.arn(),
+        role_arn: role.arn(),
+        replica_key_arn: key.arn(),
+        after,
+    }
+}
+
+fn string_variable(stack: &mut Stack, name: &str, description: &str) -> Ref {
+    stack.variable(
+        name,
+        Variable {
+            ty: "string",
+            description: description.into(),
+            default: None,
+            sensitive: false,
+            validation: Vec::new(),
+        },
+    )
+}
+
+/// Everything else: tables, functions, API, alarms, and the options the environment turns on.
+pub fn service(config: &Config, options: &StackOptions) -> Stack {
+    let mut stack = Stack::new("service");
+    state::backend(&mut stack, config, &options.local_state_dir, false);
+    let endpoint = provider(&mut stack, config, options);
+    let s = &mut stack;
+
+    let bucket = string_variable(
+        s,
+        "artifacts_bucket",
+        "Artifacts bucket (bootstrap output artifacts_bucket)",
+    );
+    let mut artifacts = BTreeMap::new();
+    for f in FunctionName::ALL {
+        let key = string_variable(
+            s,
+            &format!("artifact_key_{f}"),
+            &format!("S3 key of the {f} zip (functions/{f}/<sha256>.zip)"),
+        );
+        let hash = string_variable(
+            s,
+            &format!("artifact_hash_{f}"),
+            &format!("Base64 SHA-256 of the {f} zip, so a new build is a new version"),
+        );
+        artifacts.insert(
+            f,
+            compute::Artifact {
+                bucket: bucket.expr(),
+                key: key.expr(),
+                hash: hash.expr(),
+            },
+        );
+    }
+    let version = s.variable(
+        "service_version",
+        Variable {
+            ty: "string",
+            description: "Version string the functions report (SERVICE_VERSION)".into(),
+            default: Some(json!(env!("CARGO_PKG_VERSION"))),
+            sensitive: false,
+            validation: Vec::new(),
+        },
+    );
+
+    let account = security::Account::lookup(s);
+    let key = security::kms_key(
+        s,
+        &account,
+        "stack",
+        &config.name("key"),
+        "Encrypts the service's tables, logs, topic, queue and function settings",
+    );
+    let secret = config.options.secrets.as_ref().map(|opts| {
+        let rotation = opts
+            .rotation_lambda_arn
+            .as_deref()
+            .map(|arn| (arn, opts.rotation_days));
+        security::app_secret(s, &config.name("app"), &key, rotation)
+    });
+
+    let tables = data::tables(s, &config.prefix, &config.data, &key);
+    // The network is built before compute only because functions need its subnet handles;
+    // nothing in it depends on the service.
+    let network = config
+        .options
+        .vpc
+        .as_ref()
+        .map(|vpc| network::vpc(s, config, vpc, &account, &key));
+    let functions = compute::functions(
+        s,
+        &compute::ComputeInputs {
+            config,
+            account: &account,
+            key: &key,
+            tables: &tables,
+            network: network.as_ref(),
+            secret: secret.as_ref(),
+            artifacts,
+            service_version: version.expr(),
+            endpoint: endpoint.map(|e| e.expr()),
+        },
+    );
+    let rest_api = api::rest_api(
+        s,
+        &api::ApiInputs {
+            config,
+            account: &account,
+            key: &key,
+            functions: &functions,
+        },
+    );
+    let obs = observability::observability(s, config, &key, &functions, &rest_api, &tables);
+    compute::traffic_shifting(s, config, &account, &functions, &obs.function_alarms);
+    if let Some(waf) = &config.options.waf {
+        edge::waf(s, config, waf, &key, &rest_api);
+    }
+    if let Some(cf) = &config.options.cloudfront {
+        let domain = edge::cloudfront(s, config, cf, &account, &rest_api);
+        s.output(
+            "cloudfront_url",
+            format!("https://{domain}"),
+            "CloudFront URL in front of the API",
+            false,
+        );
+    }
+    if let Some(domain) = &config.options.domain {
+        let url = edge::custom_domain(s, domain, &rest_api);
+        s.output(
+            "custom_domain_url",
+            url,
+            "The API on its custom domain",
+            false,
+        );
+    }
+
+    s.output(
+        "api_url",
+        rest_api.invoke_url(),
+        "Invoke URL including the stage, no trailing slash",
+        false,
+    );
+    s.output("api_id", rest_api.id(), "REST API id", false);
+    s.output("stage_name", rest_api.stage_name(), "Stage name", false);
+    s.output(
+        "users_table",
+        tables.users.name(),
+        "Users table name",
+        false,
+    );
+    s.output(
+        "sessions_table",
+        tables.sessions.name(),
+        "Sessions table name",
+        false,
+    );
+    for f in &functions {
+        s.output(
+            &format!("{}_function", f.which),
+            f.name(),
+            &format!("{} function name", f.which),
+            false,
+        );
+    }
+    s.output(
+        "alias_name",
+        functions[0].alias_name(),
+        "Alias API Gateway invokes on every function",
+        false,
+    );
+    s.output(
+        "api_key_id",
+        rest_api.api_key_id(),
+        "Client API key id",
+        false,
+    );
+    s.output(
+        "api_key_value",
+        rest_api.api_key_value(),
+        "Client API key (x-api-key header)",
+        true,
+    );
+    s.output(
+        "region",
+        account.region.clone(),
+        "Region of the stack",
+        false,
+    );
+    s.output("kms_key_arn", key.arn(), "Stack KMS key", false);
+    s.output(
+        "alarm_topic_arn",
+        obs.topic_arn,
+        "SNS topic alarms publish to",
+        false,
+    );
+    stack
+}

@@ -1,0 +1,143 @@
+//! Writes the synthesized stacks to disk in CDK for Terraform's layout.
+
+use crate::config::{self, Config};
+use crate::stack::{StackOptions, stacks};
+use crate::{CDKTF_VERSION, Error};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// What synthesis wrote, for xtask to run terraform in.
+#[derive(Clone, Debug)]
+pub struct SynthOutput {
+    /// The output directory (`.../cdktf.out`).
+    pub out_dir: PathBuf,
+    pub manifest: PathBuf,
+    /// `(stack name, stack directory)` in apply order.
+    pub stacks: Vec<(String, PathBuf)>,
+    /// Managed resources per stack, for progress messages.
+    pub resource_counts: Vec<usize>,
+}
+
+impl SynthOutput {
+    /// The directory of one stack.
+    pub fn stack_dir(&self, name: &str) -> Option<&Path> {
+        self.stacks
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.as_path())
+    }
+}
+
+/// The workspace root (where `build/` lives).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("infra sits inside the workspace")
+        .to_owned()
+}
+
+/// `infra/cdktf.out`, where CDK for Terraform would write.
+pub fn default_out_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("cdktf.out")
+}
+
+/// Local endpoint default for the emulator's `aws_endpoint` variable.
+pub fn local_endpoint_from_env() -> String {
+    std::env::var("INFRA_LOCAL_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5000".into())
+}
+
+/// Options as `synth` derives them: local state in `build/<env>/`, written relative to the
+/// stack directory when the output is the default `infra/cdktf.out` (so the files are the same
+/// on every machine) and absolute otherwise.
+pub fn default_options(env: &str, out_dir: &Path) -> StackOptions {
+    let local_state_dir = if same_dir(out_dir, &default_out_dir()) {
+        format!("../../../../build/{env}")
+    } else {
+        workspace_root()
+            .join("build")
+            .join(env)
+            .display()
+            .to_string()
+    };
+    StackOptions {
+        local_state_dir,
+        local_endpoint: local_endpoint_from_env(),
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::path::absolute(a), std::path::absolute(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Synthesizes environment `env` into `out_dir` (normally [`default_out_dir`]).
+pub fn synth(env: &str, out_dir: &Path) -> Result<SynthOutput, Error> {
+    let config = config::load(env)?;
+    let options = default_options(env, out_dir);
+    synth_with(&config, &options, out_dir)
+}
+
+/// The stacks as JSON values, without touching the disk (snapshot tests, checks).
+pub fn render(config: &Config, options: &StackOptions) -> Vec<(String, Value)> {
+    stacks(config, options)
+        .into_iter()
+        .map(|s| (s.name.clone(), s.to_json()))
+        .collect()
+}
+
+/// Synthesizes a given configuration. The output directory is replaced wholesale, as CDKTF
+/// does, so a stack removed from the code does not linger on disk.
+pub fn synth_with(
+    config: &Config,
+    options: &StackOptions,
+    out_dir: &Path,
+) -> Result<SynthOutput, Error> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    if out_dir.exists() {
+        std::fs::remove_dir_all(out_dir).map_err(io(out_dir))?;
+    }
+    let mut manifest_stacks = serde_json::Map::new();
+    let mut written = Vec::new();
+    let mut counts = Vec::new();
+    let stacks = stacks(config, options);
+    for stack in &stacks {
+        let dir = out_dir.join("stacks").join(&stack.name);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let file = dir.join("cdk.tf.json");
+        let mut text =
+            serde_json::to_string_pretty(&stack.to_json()).expect("JSON values serialize");
+        text.push('\n');
+        std::fs::write(&file, text).map_err(io(&file))?;
+        manifest_stacks.insert(
+            stack.name.clone(),
+            json!({
+                "name": stack.name,
+                "constructPath": stack.name,
+                "workingDirectory": format!("stacks/{}", stack.name),
+                "synthesizedStackPath": format!("stacks/{}/cdk.tf.json", stack.name),
+                "stackMetadataPath": format!("stacks/{}/cdk.tf.json", stack.name),
+                "annotations": [],
+                "dependencies": if stack.name == "service" { json!(["bootstrap"]) } else { json!([]) },
+            }),
+        );
+        written.push((stack.name.clone(), dir));
+        counts.push(stack.resource_count());
+    }
+    let manifest = out_dir.join("manifest.json");
+    let body =
+        json!({ "version": CDKTF_VERSION, "environment": config.name, "stacks": manifest_stacks });
+    let mut text = serde_json::to_string_pretty(&body).expect("JSON values serialize");
+    text.push('\n');
+    std::fs::write(&manifest, text).map_err(io(&manifest))?;
+    Ok(SynthOutput {
+        out_dir: out_dir.to_owned(),
+        manifest,
+        stacks: written,
+        resource_counts: counts,
+    })
+}

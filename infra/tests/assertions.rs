@@ -1,0 +1,406 @@
+//! Focused assertions on the synthesized stacks: naming, least privilege, routes, and the
+//! environment-file error messages.
+
+mod common;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn stacks(env: &str) -> Vec<(String, Value)> {
+    infra::synth::render(
+        &infra::load_config(env).unwrap(),
+        &common::fixed_options(env),
+    )
+}
+
+fn resources(stack: &Value) -> impl Iterator<Item = (&str, &str, &Value)> {
+    stack["resource"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(ty, by_name)| {
+            by_name
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(move |(name, body)| (ty.as_str(), name.as_str(), body))
+        })
+}
+
+/// Keys that hold an AWS name, per resource type.
+const NAME_KEYS: [&str; 8] = [
+    "name",
+    "function_name",
+    "alarm_name",
+    "dashboard_name",
+    "deployment_group_name",
+    "deployment_config_name",
+    "name_prefix",
+    "bucket",
+];
+
+#[test]
+fn every_named_resource_carries_the_prefix() {
+    for env in infra::ENVIRONMENTS {
+        let prefix = infra::load_config(env).unwrap().prefix;
+        let underscored = prefix.replace('-', "_");
+        for (_, stack) in stacks(env) {
+            for (ty, name, body) in resources(&stack) {
+                // The alias name `live` is fixed by the contract; a bucket sub-resource's
+                // `bucket` is a reference, not a name.
+                if ty == "aws_lambda_alias" {
+                    continue;
+                }
+                let mut names: Vec<&str> = NAME_KEYS
+                    .iter()
+                    .filter(|k| **k != "bucket" || ty == "aws_s3_bucket")
+                    .filter_map(|k| body.get(*k).and_then(Value::as_str))
+                    .collect();
+                names.extend(body.pointer("/tags/Name").and_then(Value::as_str));
+                for n in names.into_iter().filter(|n| !n.starts_with("${")) {
+                    assert!(
+                        n.contains(&prefix) || n.contains(&underscored),
+                        "{env}: {ty}.{name} is named {n:?}, without {prefix:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The actions and resources of one policy statement.
+type Statement = (Vec<String>, Vec<String>);
+
+/// `(actions, resources)` of every statement of every role policy in the service stack.
+fn role_policies(stack: &Value) -> BTreeMap<String, Vec<Statement>> {
+    let mut out = BTreeMap::new();
+    for (ty, name, body) in resources(stack) {
+        if ty != "aws_iam_role_policy" {
+            continue;
+        }
+        let doc: Value = serde_json::from_str(body["policy"].as_str().unwrap()).unwrap();
+        let strings = |v: &Value| -> Vec<String> {
+            match v {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(a) => a.iter().map(|s| s.as_str().unwrap().to_owned()).collect(),
+                _ => panic!("unexpected {v}"),
+            }
+        };
+        let statements = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (strings(&s["Action"]), strings(&s["Resource"])))
+            .collect();
+        out.insert(name.to_owned(), statements);
+    }
+    out
+}
+
+#[test]
+fn no_wildcards_except_xray() {
+    for env in infra::ENVIRONMENTS {
+        for (_, stack) in stacks(env) {
+            for (role, statements) in role_policies(&stack) {
+                for (actions, resources) in statements {
+                    assert!(
+                        actions.iter().all(|a| !a.contains('*')),
+                        "{env}: {role} has a wildcard action in {actions:?}"
+                    );
+                    if resources.iter().any(|r| r == "*") {
+                        assert!(
+                            actions.iter().all(|a| a.starts_with("xray:")),
+                            "{env}: {role} grants {actions:?} on \"*\"; only X-Ray may (it has no resource-level permissions)"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn each_function_reaches_only_its_tables_indexes_and_log_group() {
+    let users = "${aws_dynamodb_table.users.arn}";
+    let sessions = "${aws_dynamodb_table.sessions.arn}";
+    let by_kind = "${aws_dynamodb_table.users.arn}/index/by-kind";
+    let by_user = "${aws_dynamodb_table.sessions.arn}/index/by-user";
+    let expected: BTreeMap<&str, Vec<(&str, &[&str])>> = BTreeMap::from([
+        (
+            "health",
+            vec![
+                (users, &["DescribeTable"][..]),
+                (sessions, &["DescribeTable"][..]),
+            ],
+        ),
+        (
+            "users",
+            vec![
+                (
+                    users,
+                    &[
+                        "ConditionCheckItem",
+                        "DeleteItem",
+                        "GetItem",
+                        "PutItem",
+                        "Query",
+                        "UpdateItem",
+                    ][..],
+                ),
+                (by_kind, &["Query"][..]),
+                (sessions, &["BatchWriteItem", "DeleteItem", "GetItem"][..]),
+                (by_user, &["Query"][..]),
+            ],
+        ),
+        (
+            "sessions",
+            vec![
+                (users, &["GetItem"][..]),
+                (
+                    sessions,
+                    &["BatchWriteItem", "DeleteItem", "GetItem", "PutItem"][..],
+                ),
+                (by_user, &["Query"][..]),
+            ],
+        ),
+    ]);
+    for env in infra::ENVIRONMENTS {
+        let service = stacks(env)
+            .into_iter()
+            .find(|(n, _)| n == "service")
+            .unwrap()
+            .1;
+        let policies = role_policies(&service);
+        for (function, want) in &expected {
+            let statements = &policies[&format!("{function}_function")];
+            let mut dynamo: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (actions, resources) in statements {
+                for r in resources {
+                    if r.starts_with("${aws_cloudwatch_log_group") {
+                        assert_eq!(
+                            r,
+                            &format!("${{aws_cloudwatch_log_group.{function}.arn}}:*"),
+                            "{env}: {function} reaches another log group"
+                        );
+                    }
+                    if r.starts_with("${aws_dynamodb_table") {
+                        let acts = actions.iter().map(|a| {
+                            a.strip_prefix("dynamodb:")
+                                .expect("only dynamodb actions on tables")
+                                .to_owned()
+                        });
+                        dynamo.entry(r.clone()).or_default().extend(acts);
+                    }
+                }
+            }
+            let want: BTreeMap<String, BTreeSet<String>> = want
+                .iter()
+                .map(|(r, a)| ((*r).to_owned(), a.iter().map(|s| (*s).to_owned()).collect()))
+                .collect();
+            assert_eq!(dynamo, want, "{env}: table access of {function}");
+        }
+    }
+}
+
+#[test]
+fn every_route_has_a_method_integration_and_scoped_permission() {
+    for env in infra::ENVIRONMENTS {
+        let config = infra::load_config(env).unwrap();
+        let service = stacks(env)
+            .into_iter()
+            .find(|(n, _)| n == "service")
+            .unwrap()
+            .1;
+        let methods = &service["resource"]["aws_api_gateway_method"];
+        let permissions = &service["resource"]["aws_lambda_permission"];
+        assert_eq!(
+            methods.as_object().unwrap().len(),
+            infra::routes::ROUTES.len()
+        );
+        for route in infra::routes::ROUTES {
+            let found = methods
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(name, m)| {
+                    m["http_method"] == route.method
+                        && name.ends_with(
+                            &route
+                                .path
+                                .replace(['/', '{', '}'], "_")
+                                .replace("__", "_")
+                                .trim_end_matches('_')
+                                .to_owned(),
+                        )
+                })
+                .unwrap_or_else(|| panic!("{env}: no method for {} {}", route.method, route.path));
+            assert_eq!(
+                found.1["api_key_required"],
+                route.api_key_required(config.api.health_requires_api_key)
+            );
+            let permission = &permissions[found.0];
+            let source = permission["source_arn"].as_str().unwrap();
+            assert!(
+                source.starts_with("${aws_api_gateway_rest_api.main.execution_arn}/*/"),
+                "{source}"
+            );
+            assert_eq!(
+                permission["qualifier"],
+                "${aws_lambda_alias.".to_owned() + route.function.as_str() + ".name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn prod_keys_health_and_dev_leaves_it_open() {
+    assert!(
+        infra::load_config("prod")
+            .unwrap()
+            .api
+            .health_requires_api_key
+    );
+    assert!(
+        !infra::load_config("dev")
+            .unwrap()
+            .api
+            .health_requires_api_key
+    );
+}
+
+#[test]
+fn outputs_are_the_contracts() {
+    let want = [
+        "alarm_topic_arn",
+        "alias_name",
+        "api_id",
+        "api_key_id",
+        "api_key_value",
+        "api_url",
+        "health_function",
+        "kms_key_arn",
+        "region",
+        "sessions_function",
+        "sessions_table",
+        "stage_name",
+        "users_function",
+        "users_table",
+    ];
+    for env in infra::ENVIRONMENTS {
+        for (name, stack) in stacks(env) {
+            let outputs: Vec<&str> = stack["output"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            if name == "service" {
+                assert_eq!(outputs, want, "{env}");
+                assert_eq!(stack["output"]["api_key_value"]["sensitive"], true);
+            } else {
+                assert!(outputs.contains(&"artifacts_bucket"), "{env}");
+            }
+        }
+    }
+}
+
+#[test]
+fn tables_follow_the_contract_schema() {
+    let service = stacks("local")
+        .into_iter()
+        .find(|(n, _)| n == "service")
+        .unwrap()
+        .1;
+    let users = &service["resource"]["aws_dynamodb_table"]["users"];
+    assert_eq!(users["name"], "prod-service-users");
+    assert_eq!(users["hash_key"], "pk");
+    assert_eq!(users["global_secondary_index"][0]["name"], "by-kind");
+    assert_eq!(
+        users["global_secondary_index"][0]["range_key"],
+        "created_at"
+    );
+    let sessions = &service["resource"]["aws_dynamodb_table"]["sessions"];
+    assert_eq!(sessions["hash_key"], "token_hash");
+    assert_eq!(sessions["ttl"][0]["attribute_name"], "expires_at");
+    assert_eq!(
+        sessions["global_secondary_index"][0]["projection_type"],
+        "KEYS_ONLY"
+    );
+    assert_eq!(sessions["billing_mode"], "PAY_PER_REQUEST");
+    let prod = stacks("prod")
+        .into_iter()
+        .find(|(n, _)| n == "service")
+        .unwrap()
+        .1;
+    assert_eq!(
+        prod["resource"]["aws_dynamodb_table"]["users"]["deletion_protection_enabled"],
+        true
+    );
+    assert_eq!(
+        prod["resource"]["aws_dynamodb_table"]["users"]["billing_mode"],
+        "PROVISIONED"
+    );
+}
+
+#[test]
+fn us_west_2_and_other_regions_work() {
+    let mut config = infra::load_config("prod").unwrap();
+    config.region = "us-west-2".into();
+    config.storage.replication_region = Some("us-east-2".into());
+    let stacks = infra::synth::render(&config, &common::fixed_options("prod"));
+    let service = &stacks[1].1;
+    assert_eq!(service["provider"]["aws"][0]["region"], "us-west-2");
+    assert_eq!(
+        service["resource"]["aws_subnet"]["private_1"]["availability_zone"],
+        "us-west-2b"
+    );
+    let text = service.to_string();
+    assert!(
+        !text.contains("us-east-1"),
+        "a us-west-2 stack mentions us-east-1"
+    );
+}
+
+fn parse_error(text: &str) -> String {
+    infra::Config::parse(std::path::Path::new("environments/bad.toml"), text)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_configuration_names_file_key_and_allowed_values() {
+    let good = std::fs::read_to_string(infra::config::environments_dir().join("dev.toml")).unwrap();
+    let unknown = parse_error(&good.replace("[lambda]\n", "[lambda]\nmemroy_mb = 3\n"));
+    assert!(
+        unknown.contains("environments/bad.toml")
+            && unknown.contains("memroy_mb")
+            && unknown.contains("memory_mb"),
+        "{unknown}"
+    );
+    let arch = parse_error(&good.replace("architecture = \"arm64\"", "architecture = \"arm\""));
+    assert!(
+        arch.contains("architecture") && arch.contains("arm64") && arch.contains("x86_64"),
+        "{arch}"
+    );
+    let memory = parse_error(&good.replace("memory_mb = 256", "memory_mb = 64"));
+    assert!(
+        memory.contains("lambda.memory_mb") && memory.contains("128..=10240"),
+        "{memory}"
+    );
+    let retention =
+        parse_error(&good.replace("log_retention_days = 14", "log_retention_days = 13"));
+    assert!(
+        retention.contains("lambda.log_retention_days") && retention.contains("365"),
+        "{retention}"
+    );
+    let billing =
+        parse_error(&good.replace("billing = \"on_demand\"", "billing = \"provisioned\""));
+    assert!(billing.contains("data.autoscaling"), "{billing}");
+    let region = parse_error(&good.replace("region = \"us-east-1\"", "region = \"useast\""));
+    assert!(region.contains("key `region`"), "{region}");
+    let unknown_env = infra::load_config("staging").unwrap_err().to_string();
+    assert!(
+        unknown_env.contains("staging") && unknown_env.contains("local, dev, prod"),
+        "{unknown_env}"
+    );
+}

@@ -1,0 +1,107 @@
+//! checkov (`--framework terraform_json`) on the synthesized stacks: `prod` passes every check
+//! with none skipped; `dev` fails only the checks listed in `infra::checks::DEV_COST_EXCEPTIONS`.
+
+mod common;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// Runs checkov on one environment; returns (passed, failed check ids, skipped count).
+fn scan(env: &str) -> (u64, Vec<(String, String)>, u64) {
+    let bin = emulator::ensure_python_packages(&[emulator::CHECKOV_REQUIREMENT])
+        .expect("install checkov into build/venv")
+        .join("checkov");
+    let dir = common::scratch(&format!("checkov-{env}"));
+    let config = infra::load_config(env).unwrap();
+    infra::synth_with(&config, &common::fixed_options(env), &dir.join("cdktf.out")).unwrap();
+    let out = Command::new(&bin)
+        .args([
+            "-d",
+            "cdktf.out/stacks",
+            "--framework",
+            "terraform_json",
+            "--skip-download",
+            "--quiet",
+            "-o",
+            "json",
+        ])
+        .current_dir(&dir)
+        .env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "true")
+        .output()
+        .expect("run checkov");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "checkov output is not JSON ({e}):\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let reports = if report.is_array() {
+        report.as_array().unwrap().clone()
+    } else {
+        vec![report]
+    };
+    let (mut passed, mut failed, mut skipped, mut parse_errors) = (0, Vec::new(), 0, 0);
+    for r in &reports {
+        let summary = &r["summary"];
+        passed += summary["passed"].as_u64().unwrap_or(0);
+        skipped += summary["skipped"].as_u64().unwrap_or(0);
+        parse_errors += summary["parsing_errors"].as_u64().unwrap_or(0);
+        for f in r["results"]["failed_checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            failed.push((
+                f["check_id"].as_str().unwrap().to_owned(),
+                f["resource"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+    }
+    assert_eq!(parse_errors, 0, "checkov could not parse the {env} stacks");
+    assert!(
+        passed > 100,
+        "checkov passed only {passed} checks on {env}: did it read the stacks?"
+    );
+    (passed, failed, skipped)
+}
+
+#[test]
+fn prod_passes_every_check() {
+    let (passed, failed, skipped) = scan("prod");
+    println!(
+        "prod: {passed} passed, {} failed, {skipped} skipped",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "prod fails checkov: {failed:?}");
+    assert_eq!(skipped, 0);
+}
+
+#[test]
+fn dev_fails_only_the_listed_cost_exceptions() {
+    let (passed, failed, skipped) = scan("dev");
+    println!(
+        "dev: {passed} passed, {} failed, {skipped} skipped",
+        failed.len()
+    );
+    let allowed: BTreeSet<&str> = infra::checks::DEV_COST_EXCEPTIONS
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    let unexpected: Vec<_> = failed
+        .iter()
+        .filter(|(id, _)| !allowed.contains(id.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "dev fails checks not in DEV_COST_EXCEPTIONS: {unexpected:?}"
+    );
+    let failing: BTreeSet<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
+    let stale: Vec<_> = allowed.difference(&failing).collect();
+    assert!(
+        stale.is_empty(),
+        "DEV_COST_EXCEPTIONS lists checks dev no longer fails (remove them): {stale:?}"
+    );
+    assert_eq!(skipped, 0);
+}

@@ -1,0 +1,188 @@
+//! Applies the `local` environment against moto on loopback, bootstrap then service (with small
+//! dummy function zips uploaded in between), proves the next plan is empty (idempotent), then
+//! destroys and proves nothing is left in state. Once as shipped and once with the VPC option;
+//! each scenario runs its own moto, so the two run in parallel.
+
+mod common;
+
+use base64::Engine;
+use infra::config::Vpc;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Instant;
+
+/// A real zip holding an executable `bootstrap`, as xtask packages functions.
+fn dummy_zip() -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buf);
+    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+    zip.start_file("bootstrap", options).unwrap();
+    zip.write_all(b"#!/bin/sh\necho test\n").unwrap();
+    zip.finish().unwrap();
+    buf.into_inner()
+}
+
+/// PUT an object over plain HTTP, path-style. moto does not verify signatures but wants a
+/// SigV4-shaped Authorization header to treat the request as the test account's.
+fn put_object(endpoint: &str, bucket: &str, key: &str, body: &[u8]) {
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).unwrap();
+    let head = format!(
+        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nContent-Type: application/zip\r\n\
+         x-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "PUT {bucket}/{key} failed:\n{response}"
+    );
+}
+
+fn state_is_empty(dir: &Path, rc: &Path) {
+    let list = common::terraform_ok(dir, rc, &["state", "list", "-no-color"]);
+    assert!(
+        list.trim().is_empty(),
+        "destroy left resources in {}:\n{list}",
+        dir.display()
+    );
+}
+
+fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
+    config.options.vpc = vpc;
+    let started = Instant::now();
+    let moto = emulator::Emulator::start().expect("start moto");
+    let endpoint = moto.endpoint().to_owned();
+    let dir = common::scratch(&format!("apply-{name}"));
+    let rc = common::cli_config(&dir);
+    let options = infra::stack::StackOptions {
+        local_state_dir: dir.join("state").display().to_string(),
+        local_endpoint: endpoint.clone(),
+    };
+    let out = infra::synth_with(&config, &options, &dir.join("cdktf.out")).unwrap();
+    let bootstrap = out.stack_dir("bootstrap").unwrap();
+    let service = out.stack_dir("service").unwrap();
+    let endpoint_var = format!("aws_endpoint={endpoint}");
+
+    let step = |what: &str| println!("[{name}] {what} at {:.0?}", started.elapsed());
+    common::terraform_ok(bootstrap, &rc, &["init", "-input=false", "-no-color"]);
+    common::terraform_ok(
+        bootstrap,
+        &rc,
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-var",
+            &endpoint_var,
+        ],
+    );
+    step("bootstrap applied");
+    let bucket = common::terraform_ok(bootstrap, &rc, &["output", "-raw", "artifacts_bucket"]);
+
+    let zip = dummy_zip();
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
+    let mut vars = serde_json::Map::new();
+    vars.insert("aws_endpoint".into(), endpoint.clone().into());
+    vars.insert("artifacts_bucket".into(), bucket.clone().into());
+    for f in infra::routes::FunctionName::ALL {
+        let key = format!("functions/{f}/test.zip");
+        put_object(&endpoint, &bucket, &key, &zip);
+        vars.insert(format!("artifact_key_{f}"), key.into());
+        vars.insert(format!("artifact_hash_{f}"), hash.clone().into());
+    }
+    let var_file = dir.join("artifacts.tfvars.json");
+    std::fs::write(&var_file, serde_json::Value::Object(vars).to_string()).unwrap();
+    let var_file_arg = format!("-var-file={}", var_file.display());
+
+    common::terraform_ok(service, &rc, &["init", "-input=false", "-no-color"]);
+    common::terraform_ok(
+        service,
+        &rc,
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            &var_file_arg,
+        ],
+    );
+    step("service applied");
+    let outputs: serde_json::Value =
+        serde_json::from_str(&common::terraform_ok(service, &rc, &["output", "-json"])).unwrap();
+    assert_eq!(outputs["users_table"]["value"], "prod-service-users");
+    assert_eq!(outputs["alias_name"]["value"], "live");
+    assert_eq!(outputs["region"]["value"], "us-east-1");
+    assert!(!outputs["api_url"]["value"].as_str().unwrap().ends_with('/'));
+
+    let plan = common::terraform(
+        service,
+        &rc,
+        &[
+            "plan",
+            "-detailed-exitcode",
+            "-input=false",
+            "-no-color",
+            &var_file_arg,
+        ],
+    );
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "the plan after apply is not empty:\n{}\n{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    step("plan empty");
+
+    common::terraform_ok(
+        service,
+        &rc,
+        &[
+            "destroy",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            &var_file_arg,
+        ],
+    );
+    state_is_empty(service, &rc);
+    common::terraform_ok(
+        bootstrap,
+        &rc,
+        &[
+            "destroy",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-var",
+            &endpoint_var,
+        ],
+    );
+    state_is_empty(bootstrap, &rc);
+    step("destroyed");
+}
+
+#[test]
+fn local_applies_is_idempotent_and_destroys_cleanly() {
+    apply_plan_destroy("local", infra::load_config("local").unwrap(), None);
+}
+
+#[test]
+fn local_with_vpc_applies_is_idempotent_and_destroys_cleanly() {
+    let vpc = Vpc {
+        cidr: "10.0.0.0/16".into(),
+        az_count: 2,
+        nat_per_az: true,
+        flow_logs: true,
+    };
+    apply_plan_destroy("vpc", infra::load_config("local").unwrap(), Some(vpc));
+}

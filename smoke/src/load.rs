@@ -1,0 +1,222 @@
+//! The bounded load step: N concurrent registrations and logins.
+//!
+//! Bounded on purpose (N requests of each kind, then it stops): it measures latency under
+//! concurrency and checks that concurrent writes lose nothing and invent nothing, by counting
+//! the run's users in the table afterwards.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::api::Api;
+use crate::cleanup::{Created, CreatedUser};
+use crate::store::{self, Store};
+
+/// The most users one load step creates; keeps a typo from hammering a real account.
+pub const MAX_LOAD: usize = 1000;
+
+/// What the load step measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub ok: bool,
+    pub users: usize,
+    pub requests: usize,
+    pub errors: usize,
+    /// Status codes or transport errors of failed requests, first few.
+    pub error_samples: Vec<String>,
+    pub p50_ms: u128,
+    pub p99_ms: u128,
+    pub register_p50_ms: u128,
+    pub register_p99_ms: u128,
+    pub login_p50_ms: u128,
+    pub login_p99_ms: u128,
+    pub wall_ms: u128,
+    pub table_check: String,
+}
+
+struct One {
+    register: (Duration, Result<String, String>),
+    login: Option<(Duration, Result<String, String>)>,
+}
+
+/// Registers and logs in `n` users concurrently, then checks the table.
+pub async fn run(
+    api: &Api,
+    store: &Store,
+    n: usize,
+    run_id: &str,
+    created: &mut Created,
+) -> LoadReport {
+    let n = n.min(MAX_LOAD);
+    let prefix = format!("smoke-{run_id}-load-");
+    let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let emails: Vec<String> = (0..n).map(|i| format!("{prefix}{i}@example.com")).collect();
+    for email in &emails {
+        created.users.push(CreatedUser::new(email, &password));
+    }
+    let first_load_index = created.users.len() - n;
+
+    let started = Instant::now();
+    let tasks: Vec<_> = emails
+        .iter()
+        .map(|email| {
+            let api = api.clone();
+            let email = email.clone();
+            let password = password.clone();
+            tokio::spawn(async move { one(&api, &email, &password).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for task in tasks {
+        results.push(task.await.ok());
+    }
+    let wall = started.elapsed();
+
+    let mut all = Vec::new();
+    let mut registers = Vec::new();
+    let mut logins = Vec::new();
+    let mut errors = 0;
+    let mut samples = Vec::new();
+    let mut ids = BTreeSet::new();
+    for (i, result) in results.into_iter().enumerate() {
+        let Some(one) = result else {
+            errors += 1;
+            continue;
+        };
+        registers.push(one.register.0);
+        all.push(one.register.0);
+        match one.register.1 {
+            Ok(id) => {
+                created.users[first_load_index + i].id = Some(id.clone());
+                ids.insert(id);
+            }
+            Err(e) => {
+                errors += 1;
+                samples.push(format!("register: {e}"));
+            }
+        }
+        if let Some((took, outcome)) = one.login {
+            logins.push(took);
+            all.push(took);
+            match outcome {
+                Ok(token) => created.users[first_load_index + i].token = Some(token),
+                Err(e) => {
+                    errors += 1;
+                    samples.push(format!("login: {e}"));
+                }
+            }
+        }
+    }
+    samples.truncate(5);
+
+    let (table_ok, table_check) = match store.users_with_email_prefix(&prefix).await {
+        Ok(items) => {
+            let users: BTreeSet<String> = items
+                .iter()
+                .filter(|i| store::s(i, "kind") == Some("user"))
+                .filter_map(|i| store::s(i, "id").map(str::to_string))
+                .collect();
+            let unique_items = items
+                .iter()
+                .filter(|i| store::s(i, "kind") == Some("email"))
+                .count();
+            if users == ids && unique_items == ids.len() {
+                (
+                    true,
+                    format!(
+                        "{} user items and {} EMAIL# items, exactly those created",
+                        users.len(),
+                        unique_items
+                    ),
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "table holds {} user items and {unique_items} EMAIL# items; the API created {} users",
+                        users.len(),
+                        ids.len()
+                    ),
+                )
+            }
+        }
+        Err(e) => (false, e),
+    };
+
+    LoadReport {
+        ok: errors == 0 && table_ok,
+        users: n,
+        requests: all.len(),
+        errors,
+        error_samples: samples,
+        p50_ms: percentile(&mut all, 50.0),
+        p99_ms: percentile(&mut all, 99.0),
+        register_p50_ms: percentile(&mut registers, 50.0),
+        register_p99_ms: percentile(&mut registers, 99.0),
+        login_p50_ms: percentile(&mut logins, 50.0),
+        login_p99_ms: percentile(&mut logins, 99.0),
+        wall_ms: wall.as_millis(),
+        table_check,
+    }
+}
+
+async fn one(api: &Api, email: &str, password: &str) -> One {
+    let body = json!({"email": email, "name": "Smoke load", "password": password});
+    let ex = api.call(Method::POST, "/users", None, Some(body)).await;
+    let took = Duration::from_millis(ex.millis as u64);
+    let register = match (ex.status(), ex.body().get("id").and_then(|v| v.as_str())) {
+        (Some(201), Some(id)) => Ok(id.to_string()),
+        (status, _) => Err(describe(status, &ex.error)),
+    };
+    if register.is_err() {
+        return One {
+            register: (took, register),
+            login: None,
+        };
+    }
+    let body = json!({"email": email, "password": password});
+    let ex = api.call(Method::POST, "/sessions", None, Some(body)).await;
+    let login_took = Duration::from_millis(ex.millis as u64);
+    let login = match (ex.status(), ex.body().get("token").and_then(|v| v.as_str())) {
+        (Some(201), Some(token)) => Ok(token.to_string()),
+        (status, _) => Err(describe(status, &ex.error)),
+    };
+    One {
+        register: (took, register),
+        login: Some((login_took, login)),
+    }
+}
+
+fn describe(status: Option<u16>, error: &Option<String>) -> String {
+    match (status, error) {
+        (Some(status), _) => format!("HTTP {status}"),
+        (None, Some(e)) => e.clone(),
+        (None, None) => "no response".to_string(),
+    }
+}
+
+/// Nearest-rank percentile in milliseconds; 0 for no samples.
+pub fn percentile(samples: &mut [Duration], p: f64) -> u128 {
+    if samples.is_empty() {
+        return 0;
+    }
+    samples.sort();
+    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[rank.clamp(1, samples.len()) - 1].as_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&mut v, 50.0), 50);
+        assert_eq!(percentile(&mut v, 99.0), 99);
+        assert_eq!(percentile(&mut [], 50.0), 0);
+    }
+}

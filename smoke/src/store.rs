@@ -1,0 +1,288 @@
+//! Reads and deletes the service's items directly in DynamoDB.
+//!
+//! The checks here are the point of smoke: the API saying "201" proves little; the item being
+//! in the table with the password only as an argon2id hash and the session only under the
+//! token's SHA-256 proves the deployment stores what it claims.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use aws_sdk_dynamodb::types::AttributeValue;
+use sha2::{Digest, Sha256};
+
+use crate::target::Target;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB access for the two tables.
+#[derive(Clone)]
+pub struct Store {
+    client: aws_sdk_dynamodb::Client,
+    pub users_table: String,
+    pub sessions_table: String,
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, target: &Target) -> Store {
+        Store {
+            client,
+            users_table: target.users_table.clone(),
+            sessions_table: target.sessions_table.clone(),
+        }
+    }
+
+    /// Strongly consistent read, so an item written a moment ago is seen.
+    pub async fn get(&self, table: &str, key: &str, value: &str) -> Result<Option<Item>, String> {
+        self.client
+            .get_item()
+            .table_name(table)
+            .key(key, AttributeValue::S(value.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|out| out.item)
+            .map_err(|e| {
+                format!(
+                    "GetItem {table} {key}={value}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            })
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<Item>, String> {
+        self.get(&self.users_table, "pk", &format!("USER#{id}"))
+            .await
+    }
+
+    pub async fn email(&self, email: &str) -> Result<Option<Item>, String> {
+        self.get(
+            &self.users_table,
+            "pk",
+            &format!("EMAIL#{}", email.to_lowercase()),
+        )
+        .await
+    }
+
+    pub async fn session(&self, token: &str) -> Result<Option<Item>, String> {
+        self.get(&self.sessions_table, "token_hash", &token_hash(token))
+            .await
+    }
+
+    pub async fn delete(&self, table: &str, key: &str, value: &str) -> Result<(), String> {
+        self.client
+            .delete_item()
+            .table_name(table)
+            .key(key, AttributeValue::S(value.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "DeleteItem {table} {key}={value}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            })
+    }
+
+    /// Token hashes of every session of a user, through the `by-user` index.
+    pub async fn session_hashes_of(&self, user_id: &str) -> Result<Vec<String>, String> {
+        let mut hashes = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.sessions_table)
+                .index_name("by-user")
+                .key_condition_expression("user_id = :u")
+                .expression_attribute_values(":u", AttributeValue::S(user_id.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "Query {} by-user: {}",
+                        self.sessions_table,
+                        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                    )
+                })?;
+            hashes.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|i| s(i, "token_hash").map(str::to_string)),
+            );
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(hashes)
+    }
+
+    /// Every users-table item whose `pk` or `email` starts with `prefix` (the run's marker), so
+    /// the load step can check that exactly its users exist.
+    pub async fn users_with_email_prefix(&self, prefix: &str) -> Result<Vec<Item>, String> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.users_table)
+                .filter_expression("begins_with(email, :p) OR begins_with(pk, :e)")
+                .expression_attribute_values(":p", AttributeValue::S(prefix.to_string()))
+                .expression_attribute_values(":e", AttributeValue::S(format!("EMAIL#{prefix}")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "Scan {}: {}",
+                        self.users_table,
+                        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                    )
+                })?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// How the service keys a session: lowercase hex SHA-256 of the token.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A string attribute.
+pub fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// A number attribute.
+pub fn n(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+pub fn now_epoch() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Checks a user item against what the API returned and the password that was sent.
+pub fn check_user_item(
+    item: &Item,
+    id: &str,
+    email: &str,
+    name: &str,
+    version: i64,
+    password: &str,
+) -> Result<(), String> {
+    let expect = |attr: &str, want: &str| -> Result<(), String> {
+        match s(item, attr) {
+            Some(got) if got == want => Ok(()),
+            got => Err(format!(
+                "user item attribute `{attr}` is {got:?}, expected {want:?}"
+            )),
+        }
+    };
+    expect("pk", &format!("USER#{id}"))?;
+    expect("kind", "user")?;
+    expect("id", id)?;
+    expect("email", &email.to_lowercase())?;
+    expect("name", name)?;
+    if n(item, "version") != Some(version) {
+        return Err(format!(
+            "user item `version` is {:?}, expected {version}",
+            item.get("version")
+        ));
+    }
+    for attr in ["created_at", "updated_at"] {
+        if s(item, attr).is_none_or(|v| !v.ends_with('Z') && !v.ends_with("+00:00")) {
+            return Err(format!(
+                "user item `{attr}` is {:?}, expected an RFC 3339 UTC timestamp",
+                item.get(attr)
+            ));
+        }
+    }
+    check_password_hash(item, password)
+}
+
+/// The password must be stored only as an argon2id PHC hash of itself, never in clear.
+pub fn check_password_hash(item: &Item, password: &str) -> Result<(), String> {
+    for (attr, value) in item {
+        if let AttributeValue::S(text) = value
+            && text.contains(password)
+        {
+            return Err(format!(
+                "attribute `{attr}` contains the plaintext password"
+            ));
+        }
+    }
+    let hash = s(item, "password_hash").ok_or("user item has no `password_hash`")?;
+    let parsed =
+        PasswordHash::new(hash).map_err(|e| format!("`password_hash` is not a PHC string: {e}"))?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err(format!(
+            "`password_hash` uses {}, expected argon2id",
+            parsed.algorithm
+        ));
+    }
+    Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .map_err(|_| {
+            "`password_hash` does not verify against the password that was sent".to_string()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_tokens_like_the_service() {
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn rejects_plaintext_and_non_argon2id_passwords() {
+        let mut item = Item::new();
+        item.insert(
+            "password_hash".into(),
+            AttributeValue::S("hunter2hunter2".into()),
+        );
+        assert!(
+            check_password_hash(&item, "hunter2hunter2")
+                .unwrap_err()
+                .contains("plaintext")
+        );
+        item.insert(
+            "password_hash".into(),
+            AttributeValue::S(
+                "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+            ),
+        );
+        assert!(
+            check_password_hash(&item, "other-password")
+                .unwrap_err()
+                .contains("argon2id")
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! Which deployment to prove, from its outputs file.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// The deployment as smoke sees it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Invoke URL including the stage, no trailing slash.
+    pub api_url: String,
+    pub api_key: String,
+    pub users_table: String,
+    pub sessions_table: String,
+    pub region: String,
+    /// Where `api_url` came from, for the report.
+    pub api_url_source: String,
+}
+
+impl Target {
+    /// Reads `build/<env>/outputs.json`. For `local`, the API is served by the loopback server,
+    /// not at the emulator's execute-api URL, so when the server's state file
+    /// (`local-api.json`) sits next to the outputs its URL is used instead.
+    pub fn from_outputs(path: &Path, api_url_override: Option<&str>) -> Result<Target> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading {}: deploy first (`cargo xtask deploy`)",
+                path.display()
+            )
+        })?;
+        let value: Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let Some(map) = value.as_object() else {
+            bail!("{} is not a JSON object", path.display())
+        };
+        let get = |name: &str| -> Option<String> {
+            let v = map.get(name)?;
+            let v = v.get("value").unwrap_or(v);
+            v.as_str().map(str::to_string)
+        };
+        let need = |name: &str| {
+            get(name).with_context(|| format!("output `{name}` missing in {}", path.display()))
+        };
+
+        let state = path.with_file_name("local-api.json");
+        let (api_url, api_url_source) = if let Some(url) = api_url_override {
+            (url.to_string(), "--api-url".to_string())
+        } else if let Some(url) = local_api_url(&state) {
+            (url, state.display().to_string())
+        } else {
+            (need("api_url")?, "output api_url".to_string())
+        };
+        Ok(Target {
+            api_url: api_url.trim_end_matches('/').to_string(),
+            api_key: need("api_key_value")?,
+            users_table: need("users_table")?,
+            sessions_table: need("sessions_table")?,
+            region: get("region").unwrap_or_else(|| "us-east-1".to_string()),
+            api_url_source,
+        })
+    }
+}
+
+fn local_api_url(state: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(state).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    value.get("url")?.as_str().map(str::to_string)
+}

@@ -1,0 +1,217 @@
+//! A real local stack without Terraform: moto, the contract's tables, the service's own
+//! function binaries zipped as `bootstrap`, and the local API server in front of them.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+
+pub const API_KEY: &str = "smoke-test-api-key-0123456789";
+
+pub fn workspace_root() -> PathBuf {
+    emulator::workspace_root()
+}
+
+/// A fresh folder under `build/test/`.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = workspace_root()
+        .join("build/test")
+        .join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("creating the scratch folder");
+    dir
+}
+
+/// The debug binaries of the three function packages, built if missing.
+pub fn function_binaries() -> Vec<(&'static str, PathBuf)> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let names = ["health", "users", "sessions"];
+    if names.iter().any(|n| !target.join("debug").join(n).exists()) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "health", "-p", "users", "-p", "sessions"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("running cargo build for the functions");
+        assert!(status.success(), "building the function binaries failed");
+    }
+    names
+        .iter()
+        .map(|n| (*n, target.join("debug").join(n)))
+        .collect()
+}
+
+/// `<dist>/<function>.zip` with `bytes` as `bootstrap` (stored: debug binaries are large).
+pub fn zip_bootstrap(dist: &Path, function: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(dist).unwrap();
+    let file = std::fs::File::create(dist.join(format!("{function}.zip"))).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", options).unwrap();
+    zip.write_all(bytes).unwrap();
+    zip.finish().unwrap();
+}
+
+pub fn dynamo(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "smoke-test"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+fn attr(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .unwrap()
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
+}
+
+/// Creates both tables exactly as the contract's schema says.
+pub async fn create_tables(client: &aws_sdk_dynamodb::Client, prefix: &str) {
+    client
+        .create_table()
+        .table_name(format!("{prefix}users"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("kind"))
+        .attribute_definitions(attr("created_at"))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-kind")
+                .key_schema(key("kind", KeyType::Hash))
+                .key_schema(key("created_at", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("creating the users table");
+    client
+        .create_table()
+        .table_name(format!("{prefix}sessions"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("token_hash"))
+        .attribute_definitions(attr("user_id"))
+        .key_schema(key("token_hash", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-user")
+                .key_schema(key("user_id", KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("creating the sessions table");
+}
+
+/// A running local stack. Holds the emulator and the server; both stop on drop.
+pub struct Stack {
+    pub emulator: emulator::Emulator,
+    pub server: local_api::Server,
+    pub outputs: PathBuf,
+    pub prefix: String,
+    pub dir: PathBuf,
+}
+
+impl Stack {
+    /// Starts everything; `broken_users` replaces the users function with a binary that exits
+    /// on start (a real executable, not a mock), for the negative test.
+    pub async fn start(broken_users: bool) -> Stack {
+        let emulator = emulator::Emulator::for_tests().expect("starting the AWS emulator");
+        let prefix = format!("smk{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        create_tables(&dynamo(emulator.endpoint()), &prefix).await;
+
+        let dir = scratch("smoke");
+        let dist = dir.join("dist");
+        let binaries = tokio::task::spawn_blocking(function_binaries)
+            .await
+            .unwrap();
+        for (name, path) in binaries {
+            let bytes = if broken_users && name == "users" {
+                b"#!/bin/sh\necho 'users: broken on purpose' >&2\nexit 1\n".to_vec()
+            } else {
+                std::fs::read(&path).unwrap()
+            };
+            zip_bootstrap(&dist, name, &bytes);
+        }
+        let outputs = dir.join("outputs.json");
+        let values = serde_json::json!({
+            "api_url": "https://unused.execute-api.us-east-1.amazonaws.com/v1",
+            "api_id": "smoketest",
+            "stage_name": "v1",
+            "users_table": format!("{prefix}users"),
+            "sessions_table": format!("{prefix}sessions"),
+            "health_function": format!("{prefix}health"),
+            "users_function": format!("{prefix}users"),
+            "sessions_function": format!("{prefix}sessions"),
+            "alias_name": "live",
+            "api_key_value": API_KEY,
+            "region": "us-east-1",
+        });
+        std::fs::write(&outputs, serde_json::to_string_pretty(&values).unwrap()).unwrap();
+
+        let mut options =
+            local_api::Options::new(outputs.clone(), dist, emulator.endpoint().to_string());
+        options.state = Some(dir.join("local-api.json"));
+        options.health_requires_api_key = Some(false);
+        let server = local_api::Server::start(options)
+            .await
+            .expect("starting the local API");
+        Stack {
+            emulator,
+            server,
+            outputs,
+            prefix,
+            dir,
+        }
+    }
+
+    pub fn dynamo(&self) -> aws_sdk_dynamodb::Client {
+        dynamo(self.emulator.endpoint())
+    }
+
+    pub fn target(&self) -> smoke::Target {
+        smoke::Target::from_outputs(&self.outputs, None).expect("reading the outputs")
+    }
+}
+
+impl Drop for Stack {
+    /// The scratch folder holds several hundred MB of debug binaries; do not keep it.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

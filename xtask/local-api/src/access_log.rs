@@ -1,0 +1,75 @@
+//! One JSON line per request on stdout, shaped like the stage's access log.
+//!
+//! The field names are API Gateway's `$context` variables as the stage's JSON access log format
+//! uses them, so a query written against CloudWatch Logs works on the local log too.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// One access log record.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry<'a> {
+    pub request_id: &'a str,
+    pub ip: &'a str,
+    pub caller: &'a str,
+    pub user: &'a str,
+    pub request_time: &'a str,
+    pub http_method: &'a str,
+    pub resource_path: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub protocol: &'a str,
+    pub response_length: usize,
+    /// Milliseconds from request received to response sent (`$context.responseLatency`).
+    pub latency: u128,
+    /// Milliseconds spent in the function call, when there was one.
+    pub integration_latency: Option<u128>,
+    pub integration_status: Option<u16>,
+    /// Which function served it and whether that needed a new process.
+    pub function: Option<&'a str>,
+    pub cold_start: Option<bool>,
+    /// API Gateway's `$context.error.message` for gateway-made responses.
+    pub error_message: Option<&'a str>,
+    /// Why the integration failed (local only: on AWS this is in the function's log).
+    pub integration_error: Option<&'a str>,
+}
+
+/// Writes one entry as a line; a closed stdout must not take the server down.
+pub fn write(entry: &Entry<'_>) {
+    if let Ok(line) = serde_json::to_string(entry) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// `$context.requestTime` format: `22/Nov/2026:02:56:54 +0000`.
+pub fn request_time(at: SystemTime) -> String {
+    let nanos = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    let format =
+        format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_request_time_like_api_gateway() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_428_582_896);
+        assert_eq!(request_time(at), "09/Apr/2015:12:34:56 +0000");
+    }
+}

@@ -1,0 +1,56 @@
+//! The command line, declared in one place.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Serve a deployment's REST API on loopback by running its packaged Lambda binaries.
+#[derive(Debug, Parser)]
+#[command(name = "local-api", version)]
+pub struct Cli {
+    /// The deployment's outputs file.
+    #[arg(long, default_value = "build/local/outputs.json")]
+    pub outputs: PathBuf,
+    /// Folder holding the function zips (`<fn>.zip`).
+    #[arg(long, default_value = "build/dist")]
+    pub dist: PathBuf,
+    /// The AWS emulator endpoint the functions use (`AWS_ENDPOINT_URL`).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint: String,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// 0 picks a free port; the state file says which.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Where to write `{"pid","port","url"}` once listening.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Where extracted binaries and function logs go (default: `<outputs dir>/functions`).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// API Gateway's integration timeout in milliseconds (29 s on AWS).
+    #[arg(long, default_value_t = 29_000)]
+    pub integration_timeout_ms: u64,
+    /// Concurrent processes per function (the local stand-in for Lambda scaling).
+    #[arg(long, default_value_t = 4)]
+    pub max_instances: usize,
+    /// Whether GET /health needs the API key; default: the environment file's setting.
+    #[arg(long, value_parser = ["required", "open"])]
+    pub health_api_key: Option<String>,
+}
+
+impl Cli {
+    pub fn into_options(self) -> local_api::Options {
+        let mut options = local_api::Options::new(self.outputs, self.dist, self.endpoint);
+        options.host = self.host;
+        options.port = self.port;
+        options.state = self.state;
+        options.work_dir = self.work_dir;
+        options.integration_timeout = Duration::from_millis(self.integration_timeout_ms);
+        options.max_instances = self.max_instances;
+        options.health_requires_api_key = self.health_api_key.map(|v| v == "required");
+        options
+    }
+}

@@ -1,0 +1,115 @@
+//! What the deployment's outputs file tells the local server.
+//!
+//! The outputs file (`terraform output -json`, flattened by xtask) is the only thing read from
+//! the deployment: it names the stage, the tables, the functions and the API key, so the local
+//! server serves exactly what Terraform created and nothing it guesses.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// The short function names of the service, as used in `build/dist/<fn>.zip` and the routes.
+pub const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
+
+/// The parts of a deployment the local server needs.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Stage name: the first path segment of every URL, as on execute-api.
+    pub stage: String,
+    /// The usage plan's key; requests to keyed routes must send it as `x-api-key`.
+    pub api_key: String,
+    /// The REST API id, passed through to `requestContext.apiId`.
+    pub api_id: String,
+    /// Region the stack was deployed to; functions get it as `AWS_REGION`.
+    pub region: String,
+    pub users_table: String,
+    pub sessions_table: String,
+    /// Short name (`users`) to deployed function name (`prod-service-users`).
+    pub functions: BTreeMap<String, String>,
+    /// The alias API Gateway invokes (`live`); used to read that alias's configuration.
+    pub alias: Option<String>,
+}
+
+impl Deployment {
+    /// Reads and checks the outputs file; every error names the missing output.
+    pub fn load(path: &Path) -> Result<Deployment> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading the outputs file {}: deploy first (`cargo xtask deploy`)",
+                path.display()
+            )
+        })?;
+        let value: Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing the outputs file {}", path.display()))?;
+        Self::from_value(&value).with_context(|| format!("in the outputs file {}", path.display()))
+    }
+
+    /// Accepts both the flat `{"name": value}` form and terraform's own
+    /// `{"name": {"value": .., "type": .., "sensitive": ..}}`, so a raw `terraform output -json`
+    /// works too.
+    pub fn from_value(value: &Value) -> Result<Deployment> {
+        let Some(map) = value.as_object() else {
+            bail!("expected a JSON object of outputs");
+        };
+        let get = |name: &str| -> Option<String> {
+            let v = map.get(name)?;
+            let v = match v {
+                Value::Object(o) if o.contains_key("value") => &o["value"],
+                other => other,
+            };
+            match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            }
+        };
+        let need = |name: &str| get(name).with_context(|| format!("output `{name}` is missing"));
+        let mut functions = BTreeMap::new();
+        for short in FUNCTIONS {
+            functions.insert(short.to_string(), need(&format!("{short}_function"))?);
+        }
+        Ok(Deployment {
+            stage: need("stage_name")?,
+            api_key: need("api_key_value")?,
+            api_id: get("api_id").unwrap_or_else(|| "local".to_string()),
+            region: get("region").unwrap_or_else(|| "us-east-1".to_string()),
+            users_table: need("users_table")?,
+            sessions_table: need("sessions_table")?,
+            functions,
+            alias: get("alias_name"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_flat_and_terraform_shaped_outputs() {
+        let flat = json!({
+            "stage_name": "v1", "api_key_value": "k", "users_table": "u", "sessions_table": "s",
+            "health_function": "p-health", "users_function": "p-users", "sessions_function": "p-sessions",
+        });
+        let d = Deployment::from_value(&flat).unwrap();
+        assert_eq!(d.stage, "v1");
+        assert_eq!(d.functions["users"], "p-users");
+        let wrapped = json!({
+            "stage_name": {"value": "v1", "type": "string", "sensitive": false},
+            "api_key_value": {"value": "k", "sensitive": true},
+            "users_table": "u", "sessions_table": "s",
+            "health_function": "h", "users_function": "u", "sessions_function": "s",
+        });
+        assert_eq!(Deployment::from_value(&wrapped).unwrap().api_key, "k");
+    }
+
+    #[test]
+    fn names_the_missing_output() {
+        let err = Deployment::from_value(&json!({"stage_name": "v1"})).unwrap_err();
+        assert!(format!("{err:#}").contains("health_function"), "{err:#}");
+    }
+}

@@ -1,0 +1,230 @@
+//! The environment and limits each function process gets.
+//!
+//! The variables come from the deployed function configuration in the emulator
+//! (`GetFunctionConfiguration` on the alias API Gateway calls), so a function runs locally with
+//! exactly what Terraform set. When the emulator has no such function (a test that writes an
+//! outputs file without running Terraform), the same variables are derived from the outputs, as
+//! the contract defines them. On top come the variables the Lambda service itself sets for a
+//! custom runtime, and the emulator endpoint and test credentials.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_lambda::config::{Credentials, Region};
+
+use crate::deployment::Deployment;
+
+/// Lambda's own default when a configuration does not say; generous on purpose so a debug
+/// build hashing a password is not cut off.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MEMORY_MB: i32 = 128;
+const ACCOUNT_ID: &str = "123456789012";
+
+/// Everything needed to start one process of one function.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    /// Short name: `users`.
+    pub short: String,
+    /// Deployed name: `prod-service-users`.
+    pub name: String,
+    /// ARN sent as `Lambda-Runtime-Invoked-Function-Arn` (the alias when there is one, as when
+    /// API Gateway invokes it).
+    pub arn: String,
+    /// The extracted packaged binary.
+    pub bootstrap: PathBuf,
+    /// The complete environment of the process (the parent's is not inherited, as on Lambda).
+    pub env: BTreeMap<String, String>,
+    /// The function's own timeout; exceeding it kills the process, as Lambda does.
+    pub timeout: Duration,
+    /// Where the process's stdout and stderr go (its "CloudWatch log group").
+    pub log_file: PathBuf,
+    /// Where the configuration came from, for the start-up message.
+    pub source: ConfigSource,
+}
+
+/// Whether the configuration was read from the emulator or derived from the outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    Emulator,
+    Outputs(String),
+}
+
+/// What the deployed configuration says, as far as the local run needs it.
+#[derive(Debug, Default)]
+struct Deployed {
+    variables: BTreeMap<String, String>,
+    timeout: Option<Duration>,
+    memory_mb: Option<i32>,
+    handler: Option<String>,
+    arn: Option<String>,
+    version: Option<String>,
+}
+
+/// Builds the spec of every function, reading each one's configuration from the emulator.
+pub async fn resolve(
+    deployment: &Deployment,
+    endpoint: &str,
+    bootstraps: &BTreeMap<String, PathBuf>,
+    work: &std::path::Path,
+) -> Vec<FunctionSpec> {
+    let client = lambda_client(endpoint, &deployment.region);
+    let mut specs = Vec::new();
+    for (short, name) in &deployment.functions {
+        let (deployed, source) =
+            match read_deployed(&client, name, deployment.alias.as_deref()).await {
+                Ok(d) => (d, ConfigSource::Emulator),
+                Err(reason) => (from_outputs(deployment), ConfigSource::Outputs(reason)),
+            };
+        let arn = deployed.arn.clone().unwrap_or_else(|| {
+            let alias = deployment
+                .alias
+                .as_deref()
+                .map(|a| format!(":{a}"))
+                .unwrap_or_default();
+            format!(
+                "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}{alias}",
+                deployment.region
+            )
+        });
+        let env = runtime_env(deployment, endpoint, name, &deployed);
+        specs.push(FunctionSpec {
+            short: short.clone(),
+            name: name.clone(),
+            arn,
+            bootstrap: bootstraps[short].clone(),
+            env,
+            timeout: deployed.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            log_file: work.join(short).join("output.log"),
+            source,
+        });
+    }
+    specs
+}
+
+fn lambda_client(endpoint: &str, region: &str) -> aws_sdk_lambda::Client {
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "local-api"))
+        // Loopback: a refused connection means no emulator, not a blip worth retrying.
+        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
+/// Reads the alias's configuration, falling back to `$LATEST` when the emulator does not know
+/// the alias. The error is a one-line reason for the start-up message.
+async fn read_deployed(
+    client: &aws_sdk_lambda::Client,
+    name: &str,
+    alias: Option<&str>,
+) -> Result<Deployed, String> {
+    let mut last_error = String::new();
+    let qualifiers = match alias {
+        Some(alias) => vec![Some(alias), None],
+        None => vec![None],
+    };
+    for qualifier in qualifiers {
+        let request = client
+            .get_function_configuration()
+            .function_name(name)
+            .set_qualifier(qualifier.map(str::to_string));
+        match tokio::time::timeout(Duration::from_secs(10), request.send()).await {
+            Ok(Ok(config)) => {
+                let variables = config
+                    .environment()
+                    .and_then(|e| e.variables())
+                    .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                return Ok(Deployed {
+                    variables,
+                    timeout: config
+                        .timeout()
+                        .map(|s| Duration::from_secs(s.max(1) as u64)),
+                    memory_mb: config.memory_size(),
+                    handler: config.handler().map(str::to_string),
+                    arn: config.function_arn().map(str::to_string),
+                    version: config.version().map(str::to_string),
+                });
+            }
+            Ok(Err(err)) => {
+                last_error = match err.as_service_error() {
+                    Some(service) => service.to_string(),
+                    None => aws_sdk_lambda::error::DisplayErrorContext(&err).to_string(),
+                };
+            }
+            Err(_) => last_error = "the emulator did not answer within 10 s".to_string(),
+        }
+    }
+    Err(last_error)
+}
+
+/// The variables the contract says infra sets, for when the emulator holds no function.
+fn from_outputs(deployment: &Deployment) -> Deployed {
+    let variables = BTreeMap::from([
+        ("USERS_TABLE".to_string(), deployment.users_table.clone()),
+        (
+            "SESSIONS_TABLE".to_string(),
+            deployment.sessions_table.clone(),
+        ),
+        ("SESSION_TTL_SECONDS".to_string(), "86400".to_string()),
+    ]);
+    Deployed {
+        variables,
+        ..Deployed::default()
+    }
+}
+
+/// The deployed variables plus what the Lambda service sets for a `provided.al2023` function.
+/// `AWS_ENDPOINT_URL` and the credentials always point at the emulator: that is the point of a
+/// local run, whatever the configuration says.
+fn runtime_env(
+    deployment: &Deployment,
+    endpoint: &str,
+    name: &str,
+    deployed: &Deployed,
+) -> BTreeMap<String, String> {
+    let mut env = deployed.variables.clone();
+    let memory = deployed.memory_mb.unwrap_or(DEFAULT_MEMORY_MB).to_string();
+    let version = deployed
+        .version
+        .clone()
+        .unwrap_or_else(|| "$LATEST".to_string());
+    let handler = deployed
+        .handler
+        .clone()
+        .unwrap_or_else(|| "lambda-handler.handler".to_string());
+    let service_set = [
+        ("AWS_REGION", deployment.region.clone()),
+        ("AWS_DEFAULT_REGION", deployment.region.clone()),
+        ("AWS_LAMBDA_FUNCTION_NAME", name.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", version),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            format!("local/{}", uuid::Uuid::new_v4().simple()),
+        ),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_string()),
+        (
+            "AWS_EXECUTION_ENV",
+            "AWS_Lambda_provided.al2023".to_string(),
+        ),
+        ("_HANDLER", handler),
+        ("LAMBDA_TASK_ROOT", "/var/task".to_string()),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".to_string()),
+        ("TZ", ":UTC".to_string()),
+        ("LANG", "en_US.UTF-8".to_string()),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".to_string()),
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+    ];
+    for (key, value) in service_set {
+        env.insert(key.to_string(), value);
+    }
+    env.remove("AWS_SESSION_TOKEN");
+    env
+}

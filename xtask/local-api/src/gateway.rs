@@ -1,0 +1,322 @@
+//! The execute-api front door: limits, keys, routing, the integration call and its failures.
+//!
+//! Every answer the gateway makes itself uses API Gateway's own status codes and bodies, byte
+//! for byte, so clients (and smoke) see locally what they would see on AWS.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::access_log::{self, Entry};
+use crate::deployment::Deployment;
+use crate::instance::InvokeError;
+use crate::pool::FunctionPool;
+use crate::proxy_event::{self, IncomingRequest, Target};
+use crate::routing::{self, Resolution};
+
+/// API Gateway's request payload limit.
+pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+/// API Gateway's default integration timeout.
+pub const DEFAULT_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
+/// How much of an oversized body is read (and dropped) before answering 413, so that the client,
+/// still sending, reads the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+const ACCOUNT_ID: &str = "123456789012";
+
+/// The gateway's own answers, exactly as API Gateway words them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayError {
+    MissingAuthenticationToken,
+    Forbidden,
+    RequestTooLong,
+    InternalServerError,
+    EndpointRequestTimedOut,
+}
+
+impl GatewayError {
+    fn status(self) -> StatusCode {
+        match self {
+            GatewayError::MissingAuthenticationToken | GatewayError::Forbidden => {
+                StatusCode::FORBIDDEN
+            }
+            GatewayError::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::InternalServerError => StatusCode::BAD_GATEWAY,
+            GatewayError::EndpointRequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            GatewayError::MissingAuthenticationToken => {
+                r#"{"message":"Missing Authentication Token"}"#
+            }
+            GatewayError::Forbidden => r#"{"message":"Forbidden"}"#,
+            GatewayError::RequestTooLong => r#"{"message":"Request Too Long"}"#,
+            GatewayError::InternalServerError => r#"{"message": "Internal server error"}"#,
+            GatewayError::EndpointRequestTimedOut => r#"{"message": "Endpoint request timed out"}"#,
+        }
+    }
+
+    fn error_type(self) -> &'static str {
+        match self {
+            GatewayError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            GatewayError::Forbidden => "ForbiddenException",
+            GatewayError::RequestTooLong => "RequestTooLongException",
+            GatewayError::InternalServerError => "InternalServerErrorException",
+            GatewayError::EndpointRequestTimedOut => "EndpointRequestTimedOutException",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            GatewayError::MissingAuthenticationToken => "Missing Authentication Token",
+            GatewayError::Forbidden => "Forbidden",
+            GatewayError::RequestTooLong => "Request Too Long",
+            GatewayError::InternalServerError => "Internal server error",
+            GatewayError::EndpointRequestTimedOut => "Endpoint request timed out",
+        }
+    }
+}
+
+/// Everything a request needs, shared by all connections.
+pub struct Gateway {
+    pub deployment: Deployment,
+    pub pools: BTreeMap<String, Arc<FunctionPool>>,
+    pub health_requires_api_key: bool,
+    pub integration_timeout: Duration,
+}
+
+/// What happened to one request, for the access log.
+#[derive(Default)]
+struct Trace {
+    resource: Option<&'static str>,
+    function: Option<String>,
+    cold_start: Option<bool>,
+    integration_latency: Option<u128>,
+    integration_status: Option<u16>,
+    error: Option<GatewayError>,
+    integration_error: Option<String>,
+}
+
+impl Gateway {
+    /// Serves one request and writes its access log line.
+    pub async fn handle(
+        self: Arc<Self>,
+        peer: SocketAddr,
+        req: Request<Incoming>,
+    ) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let received_at = SystemTime::now();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let protocol = format!("{:?}", req.version());
+        let mut trace = Trace::default();
+
+        let mut response = self
+            .route(&request_id, peer, received_at, req, &mut trace)
+            .await;
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            headers.insert("x-amzn-requestid", v);
+        }
+        if !headers.contains_key(http::header::CONTENT_TYPE) {
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+
+        let ip = peer.ip().to_string();
+        let request_time = access_log::request_time(received_at);
+        access_log::write(&Entry {
+            request_id: &request_id,
+            ip: &ip,
+            caller: "-",
+            user: "-",
+            request_time: &request_time,
+            http_method: &method,
+            resource_path: trace.resource.unwrap_or("-"),
+            path: &path,
+            status: response.status().as_u16(),
+            protocol: &protocol,
+            response_length: hyper::body::Body::size_hint(response.body())
+                .exact()
+                .unwrap_or(0) as usize,
+            latency: started.elapsed().as_millis(),
+            integration_latency: trace.integration_latency,
+            integration_status: trace.integration_status,
+            function: trace.function.as_deref(),
+            cold_start: trace.cold_start,
+            error_message: trace.error.map(GatewayError::message),
+            integration_error: trace.integration_error.as_deref(),
+        });
+        response
+    }
+
+    async fn route(
+        &self,
+        request_id: &str,
+        peer: SocketAddr,
+        received_at: SystemTime,
+        req: Request<Incoming>,
+        trace: &mut Trace,
+    ) -> Response<Full<Bytes>> {
+        let (parts, body) = req.into_parts();
+
+        // The payload limit applies before anything else looks at the request.
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_REQUEST_BYTES) {
+            drain(body).await;
+            return gateway_error(GatewayError::RequestTooLong, trace);
+        }
+        let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return gateway_error(GatewayError::RequestTooLong, trace),
+        };
+
+        let (route, params, path) = match routing::resolve(
+            &self.deployment.stage,
+            parts.method.as_str(),
+            parts.uri.path(),
+        ) {
+            Resolution::Route {
+                route,
+                params,
+                path,
+            } => (route, params, path),
+            Resolution::UnknownStage => return gateway_error(GatewayError::Forbidden, trace),
+            Resolution::UnknownRoute => {
+                return gateway_error(GatewayError::MissingAuthenticationToken, trace);
+            }
+        };
+        trace.resource = Some(route.path);
+
+        let api_key = if route.api_key_required(self.health_requires_api_key) {
+            let sent = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+            if sent != Some(self.deployment.api_key.as_str()) {
+                return gateway_error(GatewayError::Forbidden, trace);
+            }
+            sent
+        } else {
+            None
+        };
+
+        let function = route.function.as_str();
+        trace.function = Some(function.to_string());
+        let Some(pool) = self.pools.get(function).cloned() else {
+            trace.integration_error = Some(format!("no package for function `{function}`"));
+            return gateway_error(GatewayError::InternalServerError, trace);
+        };
+
+        let incoming = IncomingRequest {
+            method: parts.method.clone(),
+            headers: &parts.headers,
+            raw_query: parts.uri.query(),
+            body: &body,
+            source_ip: peer.ip().to_string(),
+        };
+        let target = Target {
+            stage: &self.deployment.stage,
+            api_id: &self.deployment.api_id,
+            account_id: ACCOUNT_ID,
+            resource: route.path,
+            path: &path,
+            path_parameters: params,
+            request_id,
+            api_key,
+            request_time: access_log::request_time(received_at),
+            request_time_epoch_ms: received_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        };
+        let event = proxy_event::build(&incoming, &target);
+        let payload = match serde_json::to_vec(&event) {
+            Ok(p) => Bytes::from(p),
+            Err(e) => {
+                trace.integration_error = Some(format!("serialising the event: {e}"));
+                return gateway_error(GatewayError::InternalServerError, trace);
+            }
+        };
+
+        // The call runs in its own task: a client that disconnects does not cancel the function,
+        // but the integration timeout does (dropping the instance kills its process).
+        let invoke_started = Instant::now();
+        let timeout = self.integration_timeout;
+        let lambda_request_id = uuid::Uuid::new_v4().to_string();
+        let call = tokio::spawn(async move {
+            tokio::time::timeout(timeout, pool.invoke(&lambda_request_id, payload)).await
+        });
+        let outcome = call.await;
+        trace.integration_latency = Some(invoke_started.elapsed().as_millis());
+
+        let invoked = match outcome {
+            Ok(Ok(invoked)) => invoked,
+            Ok(Err(_elapsed)) => {
+                trace.integration_error =
+                    Some(format!("no response within {} ms", timeout.as_millis()));
+                return gateway_error(GatewayError::EndpointRequestTimedOut, trace);
+            }
+            Err(join) => {
+                trace.integration_error = Some(format!("invocation task failed: {join}"));
+                return gateway_error(GatewayError::InternalServerError, trace);
+            }
+        };
+        trace.cold_start = Some(invoked.cold_start);
+        let payload = match invoked.result {
+            Ok(payload) => payload,
+            Err(e) => {
+                trace.integration_status = Some(if matches!(e, InvokeError::FunctionError(_)) {
+                    200
+                } else {
+                    500
+                });
+                trace.integration_error = Some(e.to_string());
+                return gateway_error(GatewayError::InternalServerError, trace);
+            }
+        };
+        trace.integration_status = Some(200);
+        match proxy_event::map_response(&payload) {
+            Ok(mapped) => {
+                let mut builder = Response::builder().status(mapped.status);
+                for (name, value) in mapped.headers {
+                    builder = builder.header(name, value);
+                }
+                builder.body(Full::new(mapped.body)).unwrap_or_else(|e| {
+                    trace.integration_error = Some(format!("building the response: {e}"));
+                    gateway_error(GatewayError::InternalServerError, trace)
+                })
+            }
+            Err(e) => {
+                trace.integration_error = Some(e);
+                gateway_error(GatewayError::InternalServerError, trace)
+            }
+        }
+    }
+}
+
+fn gateway_error(error: GatewayError, trace: &mut Trace) -> Response<Full<Bytes>> {
+    trace.error = Some(error);
+    Response::builder()
+        .status(error.status())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("x-amzn-errortype", error.error_type())
+        .body(Full::new(Bytes::from_static(error.body().as_bytes())))
+        .expect("static response is valid")
+}
+
+/// Reads and drops an oversized body up to a bound, so the client sees the 413.
+async fn drain(body: Incoming) {
+    let _ = Limited::new(body, DRAIN_LIMIT).collect().await;
+}

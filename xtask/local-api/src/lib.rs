@@ -1,0 +1,24 @@
+//! The deployed REST API, served on loopback for the `local` environment.
+//!
+//! moto stores everything Terraform creates but cannot run Lambda code without Docker and does
+//! not serve API Gateway's execute-api URL, so this crate plays both parts: it routes requests
+//! exactly as the REST API does (stage prefix, resource templates from `infra::routes::ROUTES`,
+//! API keys, API Gateway's own error bodies and limits) and runs the exact packaged `bootstrap`
+//! binaries behind a Lambda Runtime API of its own (see [`runtime_api`] for why not a crate).
+//!
+//! Data flows one way: the outputs file and the zips in `build/dist` go in; nothing here reads
+//! Terraform state or source code.
+
+pub mod access_log;
+pub mod deployment;
+pub mod function_env;
+pub mod gateway;
+pub mod instance;
+pub mod package;
+pub mod pool;
+pub mod proxy_event;
+pub mod routing;
+pub mod runtime_api;
+pub mod server;
+
+pub use server::{Options, Server};

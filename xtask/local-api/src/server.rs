@@ -1,0 +1,237 @@
+//! Start-up and shutdown: outputs and zips in, a listening gateway out.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::deployment::{Deployment, FUNCTIONS};
+use crate::function_env::{self, ConfigSource};
+use crate::gateway::{DEFAULT_INTEGRATION_TIMEOUT, Gateway};
+use crate::package;
+use crate::pool::FunctionPool;
+
+/// How the server is started; the CLI maps one-to-one onto this.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The deployment's outputs file (`build/<env>/outputs.json`).
+    pub outputs: PathBuf,
+    /// Folder with `<fn>.zip` packages (`build/dist`).
+    pub dist: PathBuf,
+    /// The AWS emulator the functions talk to (`AWS_ENDPOINT_URL`).
+    pub endpoint: String,
+    pub host: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Where to write `{"pid","port","url"}` once listening.
+    pub state: Option<PathBuf>,
+    /// Where the extracted binaries and function logs go; default `<outputs dir>/functions`.
+    pub work_dir: Option<PathBuf>,
+    pub integration_timeout: Duration,
+    /// Concurrent execution environments per function.
+    pub max_instances: usize,
+    /// Whether `GET /health` needs the key; `None` reads the environment file of the env the
+    /// outputs belong to (`build/<env>/outputs.json`).
+    pub health_requires_api_key: Option<bool>,
+}
+
+impl Options {
+    /// Defaults for everything but the three required inputs.
+    pub fn new(outputs: PathBuf, dist: PathBuf, endpoint: String) -> Options {
+        Options {
+            outputs,
+            dist,
+            endpoint,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            state: None,
+            work_dir: None,
+            integration_timeout: DEFAULT_INTEGRATION_TIMEOUT,
+            max_instances: 4,
+            health_requires_api_key: None,
+        }
+    }
+}
+
+/// A running local API; dropping it (or [`Server::shutdown`]) stops every function process.
+pub struct Server {
+    addr: SocketAddr,
+    url: String,
+    gateway: Arc<Gateway>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    state: Option<PathBuf>,
+}
+
+impl Server {
+    /// Reads the deployment, extracts the packages, resolves each function's configuration and
+    /// starts listening. Function processes start lazily, on their first request, like Lambda.
+    pub async fn start(options: Options) -> Result<Server> {
+        let deployment = Deployment::load(&options.outputs)?;
+        let work = match &options.work_dir {
+            Some(dir) => dir.clone(),
+            None => options
+                .outputs
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("functions"),
+        };
+        let health_requires_api_key = match options.health_requires_api_key {
+            Some(value) => value,
+            None => health_key_from_environment(&options.outputs)?,
+        };
+
+        let mut bootstraps = BTreeMap::new();
+        for function in FUNCTIONS {
+            bootstraps.insert(
+                function.to_string(),
+                package::extract_bootstrap(&options.dist, &work, function)?,
+            );
+        }
+        let specs = function_env::resolve(&deployment, &options.endpoint, &bootstraps, &work).await;
+        let mut pools = BTreeMap::new();
+        for spec in specs {
+            let source = match &spec.source {
+                ConfigSource::Emulator => "the emulator's function configuration".to_string(),
+                ConfigSource::Outputs(why) => {
+                    format!("the outputs file (emulator: {})", first_line(why))
+                }
+            };
+            eprintln!(
+                "local-api: {} -> {} (environment from {source})",
+                spec.short, spec.name
+            );
+            pools.insert(
+                spec.short.clone(),
+                Arc::new(FunctionPool::new(spec, options.max_instances)),
+            );
+        }
+
+        let listener = TcpListener::bind((options.host, options.port))
+            .await
+            .with_context(|| format!("binding {}:{}", options.host, options.port))?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}/{}", deployment.stage);
+        let gateway = Arc::new(Gateway {
+            deployment,
+            pools,
+            health_requires_api_key,
+            integration_timeout: options.integration_timeout,
+        });
+
+        if let Some(state) = &options.state {
+            let record =
+                serde_json::json!({"pid": std::process::id(), "port": addr.port(), "url": url});
+            if let Some(dir) = state.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(state, format!("{record}\n"))
+                .with_context(|| format!("writing {}", state.display()))?;
+        }
+
+        let (stop_tx, mut stop_rx) = oneshot::channel();
+        let serving = gateway.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let (stream, peer) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(pair) => pair,
+                        Err(_) => { tokio::time::sleep(Duration::from_millis(10)).await; continue }
+                    },
+                    _ = &mut stop_rx => break,
+                };
+                let gateway = serving.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let gateway = gateway.clone();
+                        async move { Ok::<_, std::convert::Infallible>(gateway.handle(peer, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Ok(Server {
+            addr,
+            url,
+            gateway,
+            stop: Some(stop_tx),
+            task: Some(task),
+            state: options.state,
+        })
+    }
+
+    /// The invoke URL including the stage, like the `api_url` output.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, kills every function process and removes the state file.
+    pub async fn shutdown(mut self) {
+        self.stop_now().await;
+    }
+
+    async fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        for pool in self.gateway.pools.values() {
+            pool.clear().await;
+        }
+        if let Some(state) = self.state.take() {
+            let _ = std::fs::remove_file(state);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Some(state) = self.state.take() {
+            let _ = std::fs::remove_file(state);
+        }
+    }
+}
+
+/// `build/<env>/outputs.json` belongs to environment `<env>`; its file decides about /health.
+fn health_key_from_environment(outputs: &std::path::Path) -> Result<bool> {
+    let env = outputs
+        .parent()
+        .and_then(|d| d.file_name())
+        .and_then(|n| n.to_str())
+        .with_context(|| {
+            format!(
+                "cannot tell the environment from {}; pass --health-api-key",
+                outputs.display()
+            )
+        })?;
+    let config = infra::load_config(env).with_context(|| {
+        format!("reading environment `{env}` (named by the folder of {}); pass --health-api-key to skip", outputs.display())
+    })?;
+    Ok(config.api.health_requires_api_key)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}

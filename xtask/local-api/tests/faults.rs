@@ -1,0 +1,338 @@
+//! The local server answers like API Gateway when things go wrong, and keeps serving.
+//!
+//! Real binaries only: the test functions are this crate's examples (`echo_lambda`,
+//! `exit_on_start`), zipped as `bootstrap` like the real packages, run through the real
+//! Runtime API by the `lambda_runtime` crate the service uses.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use local_api::{Options, Server};
+use serde_json::Value;
+
+const KEY: &str = "test-api-key-0123456789";
+
+struct Stack {
+    server: Server,
+    http: reqwest::Client,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+impl Stack {
+    /// health and users run the echo function, sessions the one that dies on start.
+    async fn start(integration_timeout: Duration, health_requires_key: bool) -> Stack {
+        let dir = support::scratch("faults");
+        let dist = dir.join("dist");
+        let echo = support::example("echo_lambda");
+        support::zip_bootstrap(&dist, "health", &echo);
+        support::zip_bootstrap(&dist, "users", &echo);
+        support::zip_bootstrap(&dist, "sessions", &support::example("exit_on_start"));
+        let outputs = dir.join("outputs.json");
+        support::write_outputs(&outputs, "faults-", "test", KEY);
+        let mut options = Options::new(outputs, dist, support::closed_endpoint());
+        options.integration_timeout = integration_timeout;
+        options.health_requires_api_key = Some(health_requires_key);
+        let server = Server::start(options).await.expect("the server starts");
+        Stack {
+            server,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    async fn get(&self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .expect("a response");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, response.text().await.unwrap(), headers)
+    }
+
+    async fn echo_pid(&self) -> u64 {
+        let (status, body, _) = self.get("/users/ok").await;
+        assert_eq!(status, 200, "{body}");
+        let echoed: Value = serde_json::from_str(&body).unwrap();
+        echoed["pid"].as_u64().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_errors_use_api_gateway_codes_and_bodies() {
+    let stack = Stack::start(Duration::from_secs(29), true).await;
+
+    // No key, wrong key: 403 Forbidden.
+    let response = stack.http.get(stack.url("/users/1")).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["x-amzn-errortype"], "ForbiddenException");
+    assert_eq!(response.text().await.unwrap(), r#"{"message":"Forbidden"}"#);
+    let response = stack
+        .http
+        .get(stack.url("/users/1"))
+        .header("x-api-key", "wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    // /health is keyed when the environment says so.
+    let response = stack.http.get(stack.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+
+    // Unknown route and unknown method: 403 Missing Authentication Token.
+    let (status, body, _) = stack.get("/nope").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (403, r#"{"message":"Missing Authentication Token"}"#)
+    );
+    let response = stack
+        .http
+        .put(stack.url("/users"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.text().await.unwrap(),
+        r#"{"message":"Missing Authentication Token"}"#
+    );
+
+    // A stage that is not deployed.
+    let root = stack.server.url().trim_end_matches("/test").to_string();
+    let response = stack
+        .http
+        .get(format!("{root}/prod/health"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    // 12 MB body: 413, before the function is involved.
+    let big = vec![b'a'; 12 * 1024 * 1024];
+    let response = stack
+        .http
+        .post(stack.url("/users"))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    // And the server still serves.
+    let (status, body, headers) = stack.get("/users/abc?x=1&x=2").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(headers.contains_key("x-amzn-requestid"));
+    let echoed: Value = serde_json::from_str(&body).unwrap();
+    let event = &echoed["event"];
+    assert_eq!(event["resource"], "/users/{id}");
+    assert_eq!(event["path"], "/users/abc");
+    assert_eq!(event["pathParameters"]["id"], "abc");
+    assert_eq!(
+        event["multiValueQueryStringParameters"]["x"],
+        serde_json::json!(["1", "2"])
+    );
+    assert_eq!(event["requestContext"]["stage"], "test");
+    assert_eq!(event["requestContext"]["resourcePath"], "/users/{id}");
+    assert_eq!(event["requestContext"]["identity"]["apiKey"], KEY);
+    assert_eq!(event["requestContext"]["identity"]["sourceIp"], "127.0.0.1");
+    assert_eq!(
+        event["requestContext"]["requestId"].as_str().unwrap(),
+        headers["x-amzn-requestid"].to_str().unwrap()
+    );
+    let env = &echoed["env"];
+    assert_eq!(env["USERS_TABLE"], "faults-users");
+    assert_eq!(env["SESSIONS_TABLE"], "faults-sessions");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "faults-users");
+    assert_eq!(env["_HANDLER"], "lambda-handler.handler");
+    assert!(
+        env["AWS_ENDPOINT_URL"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    assert!(
+        env["AWS_LAMBDA_RUNTIME_API"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert_eq!(
+        echoed["function_arn"],
+        "arn:aws:lambda:us-east-1:123456789012:function:faults-users:live"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_health_needs_no_key() {
+    let stack = Stack::start(Duration::from_secs(29), false).await;
+    let response = stack.http.get(stack.url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed: Value = response.json().await.unwrap();
+    assert!(echoed["event"]["requestContext"]["identity"]["apiKey"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_function_gives_502_and_is_restarted() {
+    let stack = Stack::start(Duration::from_secs(29), true).await;
+    let first = stack.echo_pid().await;
+    assert_eq!(stack.echo_pid().await, first, "a warm instance is reused");
+
+    let (status, body, headers) = stack.get("/users/crash").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (502, r#"{"message": "Internal server error"}"#)
+    );
+    assert_eq!(headers["x-amzn-errortype"], "InternalServerErrorException");
+
+    let second = stack.echo_pid().await;
+    assert_ne!(second, first, "the next request runs in a new process");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_function_gives_504_and_the_server_keeps_serving() {
+    let stack = Stack::start(Duration::from_millis(1500), true).await;
+    let before = stack.echo_pid().await;
+    let started = Instant::now();
+    let (status, body, _) = stack.get("/users/hang").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (504, r#"{"message": "Endpoint request timed out"}"#)
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
+        "took {took:?}"
+    );
+    let after = stack.echo_pid().await;
+    assert_ne!(before, after, "the hung process was replaced");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_exits_on_start_gives_502_every_time() {
+    let stack = Stack::start(Duration::from_secs(29), true).await;
+    for _ in 0..2 {
+        let response = stack
+            .http
+            .post(stack.url("/sessions"))
+            .header("x-api-key", KEY)
+            .header("content-type", "application/json")
+            .body(r#"{"email":"a@example.com","password":"x"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 502);
+        assert_eq!(
+            response.text().await.unwrap(),
+            r#"{"message": "Internal server error"}"#
+        );
+        // Other functions are unaffected.
+        let (status, _, _) = stack.get("/health").await;
+        assert_eq!(status, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handler_errors_and_invalid_responses_give_502_without_losing_the_instance() {
+    let stack = Stack::start(Duration::from_secs(29), true).await;
+    let pid = stack.echo_pid().await;
+    for id in ["fail", "invalid"] {
+        let (status, body, _) = stack.get(&format!("/users/{id}")).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (502, r#"{"message": "Internal server error"}"#),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        stack.echo_pid().await,
+        pid,
+        "a handler error does not kill the process"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_bodies_and_multi_value_headers_are_mapped_back() {
+    let stack = Stack::start(Duration::from_secs(29), true).await;
+    let response = stack
+        .http
+        .get(stack.url("/users/binary"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookies: Vec<_> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+    assert_eq!(&response.bytes().await.unwrap()[..], &[0u8, 1, 2, 255]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_scale_out_to_more_processes() {
+    let stack = Stack::start(Duration::from_secs(29), true).await;
+    let requests: Vec<_> = (0..8).map(|_| stack.echo_pid()).collect();
+    let pids: std::collections::BTreeSet<u64> = futures_join(requests).await.into_iter().collect();
+    assert!(
+        !pids.is_empty() && pids.len() <= 4,
+        "at most max_instances processes: {pids:?}"
+    );
+}
+
+async fn futures_join<F: std::future::Future<Output = u64>>(futures: Vec<F>) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(f);
+    }
+    // Poll them concurrently on this task.
+    let joined = async {
+        let mut pinned: Vec<_> = set.into_iter().map(Box::pin).collect();
+        let mut results = vec![None; pinned.len()];
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (i, f) in pinned.iter_mut().enumerate() {
+                if results[i].is_none() {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => results[i] = Some(v),
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        results.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>()
+    };
+    out.extend(joined.await);
+    out
+}

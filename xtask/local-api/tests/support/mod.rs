@@ -1,0 +1,90 @@
+//! Shared set-up for the local server's tests: real binaries zipped like `cargo xtask` does,
+//! an outputs file, and a scratch folder under `build/` (the only place generated files go).
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crate sits two levels deep")
+        .to_path_buf()
+}
+
+/// A fresh folder `build/test/<name>-<random>`.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = workspace_root()
+        .join("build/test")
+        .join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("creating the scratch folder");
+    dir
+}
+
+/// Path of one of this crate's example binaries; built on demand when a filtered test run
+/// (`cargo test --test faults`) did not build the examples.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "local-api", "--example", name])
+            .current_dir(workspace_root())
+            .status()
+            .expect("running cargo build for an example");
+        assert!(status.success(), "building example {name} failed");
+    }
+    path
+}
+
+/// Writes `<dist>/<function>.zip` holding `binary` as `bootstrap`, as the packaging step does
+/// (stored, not deflated: debug binaries are large and an unoptimised deflate is slow).
+pub fn zip_bootstrap(dist: &Path, function: &str, binary: &Path) {
+    std::fs::create_dir_all(dist).unwrap();
+    let bytes =
+        std::fs::read(binary).unwrap_or_else(|e| panic!("reading {}: {e}", binary.display()));
+    let file = std::fs::File::create(dist.join(format!("{function}.zip"))).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", options).unwrap();
+    zip.write_all(&bytes).unwrap();
+    zip.finish().unwrap();
+}
+
+/// Writes an outputs file like `cargo xtask deploy` does.
+pub fn write_outputs(path: &Path, prefix: &str, stage: &str, api_key: &str) {
+    let outputs = serde_json::json!({
+        "api_url": format!("https://example.execute-api.us-east-1.amazonaws.com/{stage}"),
+        "api_id": "localtest",
+        "stage_name": stage,
+        "users_table": format!("{prefix}users"),
+        "sessions_table": format!("{prefix}sessions"),
+        "health_function": format!("{prefix}health"),
+        "users_function": format!("{prefix}users"),
+        "sessions_function": format!("{prefix}sessions"),
+        "alias_name": "live",
+        "api_key_value": api_key,
+        "region": "us-east-1",
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&outputs).unwrap()).unwrap();
+}
+
+/// An endpoint nothing listens on: the server then derives the function configuration from
+/// the outputs file, which is what these tests exercise.
+pub fn closed_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}

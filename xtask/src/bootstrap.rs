@@ -1,0 +1,100 @@
+//! `cargo xtask bootstrap`: the buckets a real account needs before the
+//! first deploy, the state bucket among them.
+//!
+//! The bootstrap stack creates the bucket its own state will live in, so it
+//! is applied in two moves: first with a local state file (a Terraform
+//! override file swaps the backend), then `init -migrate-state` copies that
+//! state into the new bucket and the override is removed.
+
+use anyhow::{Context, Result};
+use xshell::Shell;
+
+use crate::cli::BootstrapArgs;
+use crate::env::{BOOTSTRAP_STACK, Env};
+use crate::terraform::Terraform;
+use crate::{aws, deploy, process, progress, synth};
+
+const OVERRIDE_FILE: &str = "xtask_backend_override.tf.json";
+
+pub fn run(_sh: &Shell, env: &Env, args: BootstrapArgs) -> Result<()> {
+    crate::terraform::require()?;
+    let (target, _moto) = deploy::target(env)?;
+    synth::synthesize(env)?;
+    let stack_dir = env.stack_dir(BOOTSTRAP_STACK);
+    let state_bucket = s3_backend_bucket(&stack_dir.join("cdk.tf.json"))?;
+    let tf = Terraform::new(env, BOOTSTRAP_STACK, target.terraform_env())?;
+
+    let migrated = match &state_bucket {
+        None => {
+            // Local state (the emulator): one plain apply.
+            tf.init()?;
+            tf.apply(None)?;
+            false
+        }
+        Some(bucket) if bucket_exists(&target, bucket)? && !args.force => {
+            progress::step(format!(
+                "State bucket s3://{bucket} exists; applying the bootstrap stack in place"
+            ));
+            tf.init()?;
+            tf.apply(None)?;
+            false
+        }
+        Some(bucket) => {
+            progress::step(format!(
+                "Creating s3://{bucket} with local state, then moving the state into it"
+            ));
+            let local_state = env.dir().join("bootstrap.tfstate");
+            let override_path = stack_dir.join(OVERRIDE_FILE);
+            let override_json = serde_json::json!({
+                "terraform": { "backend": { "local": { "path": local_state } } }
+            });
+            process::write_json(&override_path, &override_json)?;
+            tf.forget_init();
+            let first = tf.init().and_then(|_| tf.apply(None));
+            std::fs::remove_file(&override_path)
+                .with_context(|| format!("removing {}", override_path.display()))?;
+            first?;
+            tf.migrate_state()?;
+            true
+        }
+    };
+    let outputs = tf.outputs()?;
+    let json = serde_json::json!({
+        "env": env.name,
+        "state_bucket": state_bucket,
+        "state_migrated": migrated,
+        "outputs": outputs,
+    });
+    let mut human = format!("bootstrap stack of `{}` applied", env.name);
+    if let Some(bucket) = &state_bucket {
+        human.push_str(&format!("\nstate bucket:     s3://{bucket}"));
+    }
+    if let Some(bucket) = outputs.get("artifacts_bucket").and_then(|v| v.as_str()) {
+        human.push_str(&format!("\nartifacts bucket: s3://{bucket}"));
+    }
+    progress::result(env, &json, human);
+    Ok(())
+}
+
+/// The bucket of the stack's S3 backend, if it has one.
+fn s3_backend_bucket(stack_json: &std::path::Path) -> Result<Option<String>> {
+    let json: serde_json::Value = process::read_json(stack_json)?;
+    Ok(json
+        .pointer("/terraform/backend/s3/bucket")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned))
+}
+
+fn bucket_exists(target: &aws::Target, bucket: &str) -> Result<bool> {
+    process::block_on(async {
+        let s3 = target.s3().await;
+        match s3.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+            Err(err) => Err(anyhow::anyhow!(
+                "checking the state bucket s3://{bucket}: {} (is it owned by another account?)",
+                aws_sdk_s3::error::DisplayErrorContext(&err)
+            )),
+        }
+    })
+}

@@ -1,0 +1,149 @@
+//! `cargo xtask build`: the function binaries in release mode, for the
+//! environment's architecture, checked for Lambda's OS.
+//!
+//! Only the three function packages are built (`-p health -p users -p
+//! sessions`), so Cargo does not unify their features with xtask's own
+//! dependencies and the binaries stay what a plain `cargo build` would give.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+
+use crate::cli::BuildArgs;
+use crate::env::{Arch, Env, FUNCTIONS};
+use crate::{check, process, progress};
+
+/// The newest glibc Lambda's `provided.al2023` runtime has.
+pub const LAMBDA_GLIBC: &str = "2.34";
+
+/// Built (or supplied) binaries, by function name.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub paths: BTreeMap<&'static str, PathBuf>,
+}
+
+pub fn run(sh: &Shell, env: &Env, args: BuildArgs) -> Result<()> {
+    let binaries = compile(sh, env)?;
+    let reports = if args.no_check {
+        Vec::new()
+    } else {
+        check::all(&binaries, env.arch)?
+    };
+    let json = serde_json::json!({
+        "architecture": env.arch.lambda_name(),
+        "binaries": binaries.paths.iter().map(|(name, path)| (name.to_string(), serde_json::json!({
+            "path": process::display_path(&env.root, path),
+            "bytes": std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        }))).collect::<serde_json::Map<_, _>>(),
+        "checks": reports.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+    });
+    let mut human = String::new();
+    for (name, path) in &binaries.paths {
+        human.push_str(&format!(
+            "{name:<9} {}\n",
+            process::display_path(&env.root, path)
+        ));
+    }
+    for report in &reports {
+        human.push_str(&format!("{report}\n"));
+    }
+    progress::result(env, &json, human.trim_end());
+    Ok(())
+}
+
+/// How the binaries get built on this machine.
+enum Toolchain {
+    /// `cargo zigbuild`: any architecture, glibc pinned to Lambda's.
+    Zig,
+    /// Plain cargo for the host target.
+    Host,
+}
+
+fn toolchain(arch: Arch) -> Result<Toolchain> {
+    if process::find_program("cargo-zigbuild").is_some() {
+        return Ok(Toolchain::Zig);
+    }
+    let host_ok =
+        cfg!(target_os = "linux") && cfg!(target_env = "gnu") && Arch::host() == Some(arch);
+    if host_ok {
+        return Ok(Toolchain::Host);
+    }
+    bail!(
+        "this environment deploys {arch} Lambda functions, which this machine ({host_os} {host_arch}) \
+         cannot build with plain cargo.\n\
+         Install cargo-zigbuild and zig, then run again:\n    \
+         cargo install --locked cargo-zigbuild\n    \
+         pip install ziglang        # or your package manager's zig\n    \
+         rustup target add {triple}",
+        arch = env_arch_name(arch),
+        host_os = std::env::consts::OS,
+        host_arch = std::env::consts::ARCH,
+        triple = arch.triple(),
+    )
+}
+
+fn env_arch_name(arch: Arch) -> &'static str {
+    arch.lambda_name()
+}
+
+/// The cargo target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir(env: &Env) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => env.root.join(dir),
+        _ => env.root.join("target"),
+    }
+}
+
+/// Compiles the functions and returns where the binaries are.
+pub fn compile(sh: &Shell, env: &Env) -> Result<Binaries> {
+    let packages: Vec<String> = FUNCTIONS
+        .iter()
+        .flat_map(|f| ["-p".to_owned(), f.to_string()])
+        .collect();
+    let release_dir = match toolchain(env.arch)? {
+        Toolchain::Zig => {
+            let target = format!("{}.{LAMBDA_GLIBC}", env.arch.triple());
+            progress::step(format!(
+                "Compiling {} for {} with cargo zigbuild (glibc {LAMBDA_GLIBC})",
+                FUNCTIONS.join(", "),
+                env.arch.lambda_name()
+            ));
+            process::run(
+                "compiling the functions (cargo zigbuild)",
+                cmd!(
+                    sh,
+                    "cargo zigbuild --release --target {target} {packages...}"
+                ),
+            )?;
+            target_dir(env).join(env.arch.triple()).join("release")
+        }
+        Toolchain::Host => {
+            progress::step(format!(
+                "Compiling {} for {} (host target; install cargo-zigbuild to pin glibc {LAMBDA_GLIBC})",
+                FUNCTIONS.join(", "),
+                env.arch.lambda_name()
+            ));
+            process::run(
+                "compiling the functions (cargo build --release)",
+                cmd!(sh, "cargo build --release {packages...}"),
+            )?;
+            target_dir(env).join("release")
+        }
+    };
+    from_dir(&release_dir)
+}
+
+/// Binaries named after the functions in `dir` (a release folder or
+/// `--prebuilt`).
+pub fn from_dir(dir: &std::path::Path) -> Result<Binaries> {
+    let mut paths = BTreeMap::new();
+    for function in FUNCTIONS {
+        let path = dir.join(function);
+        std::fs::metadata(&path)
+            .with_context(|| format!("binary `{function}` not found at {}", path.display()))?;
+        paths.insert(function, path);
+    }
+    Ok(Binaries { paths })
+}

@@ -1,0 +1,215 @@
+//! The whole command line, declared in one place (rust-analyzer keeps its in
+//! `flags.rs`); `main.rs` only dispatches on it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Build, deploy and prove the service, locally or on AWS.
+///
+/// The default environment is `local`: an AWS emulator on loopback that
+/// `cargo xtask deploy` installs and starts itself, so no AWS account is needed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    propagate_version = true
+)]
+#[command(after_help = "Examples:\n  \
+    cargo xtask deploy                 # build, package and deploy to the local emulator\n  \
+    cargo xtask smoke                  # prove the deployed stack works\n  \
+    cargo xtask deploy --env dev       # the same against a real AWS account\n  \
+    cargo xtask doctor                 # which tools and credentials are present")]
+pub struct Xtask {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Environment to act on: a file name (without `.toml`) in infra/environments.
+    #[arg(
+        long,
+        global = true,
+        default_value = "local",
+        env = "XTASK_ENV",
+        value_name = "NAME"
+    )]
+    pub env: String,
+    /// Print a machine-readable JSON result on stdout; progress goes to stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile the function binaries in release mode and check they run on Lambda's OS.
+    Build(BuildArgs),
+    /// Build, check and zip the functions into reproducible, content-addressed packages.
+    Package(PackageArgs),
+    /// Write the Terraform JSON for the environment into infra/cdktf.out.
+    Synth,
+    /// Show what `deploy` would change, without changing anything.
+    Plan(PlanArgs),
+    /// Build, package, upload, apply and wait until the functions are live.
+    Deploy(DeployArgs),
+    /// Print the deployed stack's outputs (API URL, table names, ...).
+    Outputs(OutputsArgs),
+    /// Print a function's CloudWatch logs.
+    Logs(LogsArgs),
+    /// Delete everything the environment's service stack created.
+    Destroy(DestroyArgs),
+    /// Create the state and artifacts buckets of a real AWS account (once per account).
+    Bootstrap(BootstrapArgs),
+    /// List the tools and credentials found, with versions, and what each one enables.
+    Doctor,
+    /// Manage the local AWS emulator (moto) and the local API server.
+    #[command(subcommand)]
+    Local(LocalCommand),
+    /// Run the smoke tests against the deployed environment.
+    Smoke(SmokeArgs),
+    /// Point each function's `live` alias back to the version it served
+    /// before the last deploy (100% of the traffic, no routing weights).
+    Rollback,
+    /// Measure deploy, package and cold-start figures and estimate costs.
+    Bench(BenchArgs),
+    /// Run the project's whole test suite and scans, as CI does.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct BuildArgs {
+    /// Skip the ELF compatibility check (not recommended).
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct PackageArgs {
+    /// Package binaries from this directory (named health, users, sessions)
+    /// instead of building them; for pipelines that build in an earlier job.
+    #[arg(long, value_name = "DIR")]
+    pub prebuilt: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    /// Which stack to plan.
+    #[arg(long, value_enum, default_value_t = StackChoice::Service)]
+    pub stack: StackChoice,
+    /// Package binaries from this directory instead of building them.
+    #[arg(long, value_name = "DIR")]
+    pub prebuilt: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StackChoice {
+    Bootstrap,
+    Service,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DeployArgs {
+    /// Apply even when nothing changed since the last successful deploy.
+    #[arg(long)]
+    pub force: bool,
+    /// Package binaries from this directory (named health, users, sessions)
+    /// instead of building them.
+    #[arg(long, value_name = "DIR")]
+    pub prebuilt: Option<PathBuf>,
+    /// For `local`: do not start the local API server at the end.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// When only function code changed since the last deploy, update it
+    /// directly through the Lambda API (new version, `live` alias moved)
+    /// instead of running Terraform; seconds instead of a minute. For
+    /// development: the next plain deploy reconciles Terraform's state.
+    #[arg(long, conflicts_with = "force")]
+    pub hotswap: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OutputsArgs {
+    /// Print only this output's value (e.g. `api_url`).
+    pub name: Option<String>,
+    /// Include sensitive values such as the API key.
+    #[arg(long)]
+    pub show_sensitive: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LogsArgs {
+    /// Function to read: health, users or sessions.
+    #[arg(value_parser = ["health", "users", "sessions"])]
+    pub function: String,
+    /// Keep polling for new events until interrupted.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// How far back to start, e.g. 30s, 10m, 2h, 1d.
+    #[arg(long, default_value = "10m")]
+    pub since: String,
+    /// Only events matching this CloudWatch Logs filter pattern.
+    #[arg(long)]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DestroyArgs {
+    /// Do not ask for confirmation (required for non-local environments when
+    /// standard input is not a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Also destroy the bootstrap stack (artifacts bucket and, for real
+    /// accounts, the state bucket).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct BootstrapArgs {
+    /// Apply even when the bootstrap stack already exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum LocalCommand {
+    /// Install (first time) and start the emulator; print its endpoint.
+    Up,
+    /// Stop the emulator and the local API server started by xtask.
+    Down,
+    /// Report whether the emulator and the local API server are running
+    /// (exit code 3 when the emulator is not).
+    Status,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SmokeArgs {
+    /// Extra arguments passed to the smoke binary.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Cold starts measured per function (the median is printed).
+    #[arg(long, default_value_t = 5)]
+    pub iterations: usize,
+    /// Only measure what needs no deployment (sizes, synth, cold start, costs).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct TestArgs {
+    /// Skip the workflow scans (actionlint, zizmor).
+    #[arg(long)]
+    pub no_scans: bool,
+    /// Extra arguments passed to `cargo test`.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}

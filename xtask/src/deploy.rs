@@ -1,0 +1,354 @@
+//! `cargo xtask deploy`: from source to a running, verified stack.
+//!
+//! build -> check -> package -> synth -> bootstrap stack (artifacts bucket)
+//! -> upload missing packages -> service stack -> wait for Lambda -> outputs
+//! -> (local) start the local API server. Each Terraform stack is applied only
+//! when its fingerprint (synthesized JSON, variables, target) differs from
+//! the last successful apply, so an unchanged deploy takes seconds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use xshell::Shell;
+
+use crate::aws::Target;
+use crate::cli::DeployArgs;
+use crate::env::{BOOTSTRAP_STACK, Env, SERVICE_STACK};
+use crate::local::{self, MotoState};
+use crate::package::{self, Manifest};
+use crate::terraform::Terraform;
+use crate::{hotswap, outputs, process, progress, rollback, synth, upload, wait};
+
+/// `build/<env>/last-deploy.json`: what the last successful apply applied.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LastDeploy {
+    /// Fingerprint per stack.
+    pub stacks: BTreeMap<String, String>,
+    pub artifacts_bucket: Option<String>,
+    /// Package SHA-256 per function, to tell which functions changed.
+    pub packages: BTreeMap<String, String>,
+    /// Fingerprint of the service stack without the package variables: when
+    /// it is unchanged, only code changed and `--hotswap` may skip Terraform.
+    #[serde(default)]
+    pub service_structure: Option<String>,
+}
+
+/// What a deploy did; printed as JSON with `--json` and used by the benchmark.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub env: String,
+    pub api_url: Option<String>,
+    pub local_api_url: Option<String>,
+    /// `applied` or `unchanged` per stack.
+    pub stacks: BTreeMap<String, String>,
+    pub uploaded: Vec<String>,
+    pub already_uploaded: Vec<String>,
+    /// Functions whose package differs from the last deploy.
+    pub changed_functions: Vec<String>,
+    /// Seconds per step.
+    pub timings: BTreeMap<String, f64>,
+}
+
+pub fn run(sh: &Shell, env: &Env, args: DeployArgs) -> Result<()> {
+    let report = deploy(sh, env, &args)?;
+    let mut human = String::new();
+    for (stack, what) in &report.stacks {
+        human.push_str(&format!("{stack:<10} {what}\n"));
+    }
+    if !report.changed_functions.is_empty() {
+        human.push_str(&format!(
+            "updated functions: {}\n",
+            report.changed_functions.join(", ")
+        ));
+    }
+    if let Some(url) = &report.api_url {
+        human.push_str(&format!("API URL:   {url}\n"));
+    }
+    if let Some(url) = &report.local_api_url {
+        human.push_str(&format!("local API: {url}\n"));
+    }
+    human.push_str(&format!(
+        "outputs:   {}",
+        process::display_path(&env.root, &env.outputs_file())
+    ));
+    progress::result(env, &serde_json::to_value(&report)?, human);
+    Ok(())
+}
+
+/// The deploy proper (the benchmark calls it directly).
+pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
+    let started = Instant::now();
+    let mut report = Report {
+        env: env.name.clone(),
+        ..Report::default()
+    };
+    let time = |report: &mut Report, name: &str, since: Instant| {
+        report
+            .timings
+            .insert(name.to_owned(), since.elapsed().as_secs_f64());
+    };
+    crate::terraform::require()?;
+
+    let (target, moto) = target(env)?;
+
+    let t = Instant::now();
+    let manifest = package::build_check_package(sh, env, args.prebuilt.as_deref())?;
+    time(&mut report, "build_and_package", t);
+
+    let t = Instant::now();
+    synth::synthesize(env)?;
+    time(&mut report, "synth", t);
+
+    let last_path = env.dir().join("last-deploy.json");
+    let mut last: LastDeploy = if args.force {
+        LastDeploy::default()
+    } else {
+        process::read_json(&last_path).unwrap_or_default()
+    };
+    if args.force {
+        // Keep the package record: "changed functions" stays meaningful.
+        let previous: LastDeploy = process::read_json(&last_path).unwrap_or_default();
+        last.packages = previous.packages;
+    }
+    let identity = target_identity(env, &target, moto.as_ref());
+    let tf_env = target.terraform_env();
+
+    // 1. The bootstrap stack: the artifacts bucket the packages go to.
+    let t = Instant::now();
+    let bootstrap_fp = fingerprint(&env.stack_dir(BOOTSTRAP_STACK), None, &identity)?;
+    let bucket = match (&last.artifacts_bucket, last.stacks.get(BOOTSTRAP_STACK)) {
+        (Some(bucket), Some(fp)) if *fp == bootstrap_fp => {
+            progress::step("Bootstrap stack unchanged since the last deploy; skipping terraform");
+            report
+                .stacks
+                .insert(BOOTSTRAP_STACK.to_owned(), "unchanged".to_owned());
+            bucket.clone()
+        }
+        _ => {
+            let tf = Terraform::new(env, BOOTSTRAP_STACK, tf_env.clone())?;
+            progress::step("Applying the bootstrap stack (artifacts bucket)");
+            with_emulator_hint(env, tf.init())?;
+            with_emulator_hint(env, tf.apply(None))?;
+            let outs = tf.outputs()?;
+            let bucket = outs
+                .get("artifacts_bucket")
+                .and_then(|v| v.as_str())
+                .context("the bootstrap stack has no `artifacts_bucket` output")?
+                .to_owned();
+            last.stacks.insert(BOOTSTRAP_STACK.to_owned(), bootstrap_fp);
+            last.artifacts_bucket = Some(bucket.clone());
+            // Recorded now: a later failure must not re-apply what succeeded.
+            process::write_json(&last_path, &last)?;
+            report
+                .stacks
+                .insert(BOOTSTRAP_STACK.to_owned(), "applied".to_owned());
+            bucket
+        }
+    };
+    time(&mut report, "bootstrap_stack", t);
+
+    // 2. Packages not yet in the bucket.
+    let t = Instant::now();
+    let uploaded = upload::missing_only(env, &target, &bucket, &manifest)?;
+    report.uploaded = uploaded.uploaded;
+    report.already_uploaded = uploaded.already_present;
+    time(&mut report, "upload", t);
+
+    // 3. The service stack, fed the package keys and hashes.
+    let var_file = write_tfvars(env, &bucket, &manifest)?;
+    let t = Instant::now();
+    let service_fp = fingerprint(&env.stack_dir(SERVICE_STACK), Some(&var_file), &identity)?;
+    report.changed_functions = manifest
+        .functions
+        .iter()
+        .filter(|(name, pkg)| last.packages.get(*name) != Some(&pkg.sha256))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let structure_fp = fingerprint(
+        &env.stack_dir(SERVICE_STACK),
+        None,
+        &format!("{identity} bucket={bucket}"),
+    )?;
+    let unchanged =
+        last.stacks.get(SERVICE_STACK) == Some(&service_fp) && env.outputs_file().exists();
+    let code_only =
+        last.service_structure.as_ref() == Some(&structure_fp) && env.outputs_file().exists();
+    if unchanged {
+        progress::step(
+            "Service stack, packages and variables unchanged since the last deploy; skipping terraform (--force applies anyway)",
+        );
+        report
+            .stacks
+            .insert(SERVICE_STACK.to_owned(), "unchanged".to_owned());
+        report.changed_functions.clear();
+    } else if args.hotswap && code_only {
+        progress::step(format!(
+            "Only function code changed; hotswapping {} through the Lambda API (Terraform reconciles at the next plain deploy)",
+            report.changed_functions.join(", ")
+        ));
+        let before = rollback::before_deploy(env, &target)?;
+        hotswap::functions(env, &target, &bucket, &manifest, &report.changed_functions)?;
+        rollback::after_deploy(env, &target, &before)?;
+        time(&mut report, "hotswap", t);
+        // Not the applied fingerprint: a plain deploy must still run Terraform.
+        last.stacks
+            .insert(SERVICE_STACK.to_owned(), format!("hotswapped {service_fp}"));
+        last.packages = manifest
+            .functions
+            .iter()
+            .map(|(n, p)| (n.clone(), p.sha256.clone()))
+            .collect();
+        process::write_json(&last_path, &last)?;
+        report
+            .stacks
+            .insert(SERVICE_STACK.to_owned(), "hotswapped".to_owned());
+    } else {
+        if args.hotswap {
+            progress::note("more than function code changed; applying with Terraform");
+        }
+        let tf = Terraform::new(env, SERVICE_STACK, tf_env.clone())?;
+        progress::step("Applying the service stack");
+        with_emulator_hint(env, tf.init())?;
+        let before = rollback::before_deploy(env, &target)?;
+        with_emulator_hint(env, tf.apply(Some(&var_file)))?;
+        time(&mut report, "service_stack", t);
+        let t = Instant::now();
+        wait::functions_live(env, &target)?;
+        rollback::after_deploy(env, &target, &before)?;
+        time(&mut report, "wait_lambda", t);
+        let outs = tf.outputs()?;
+        outputs::save(env, &outs)?;
+        last.stacks.insert(SERVICE_STACK.to_owned(), service_fp);
+        last.service_structure = Some(structure_fp);
+        last.packages = manifest
+            .functions
+            .iter()
+            .map(|(n, p)| (n.clone(), p.sha256.clone()))
+            .collect();
+        process::write_json(&last_path, &last)?;
+        report
+            .stacks
+            .insert(SERVICE_STACK.to_owned(), "applied".to_owned());
+    }
+    let outs = outputs::load(env)?;
+    report.api_url = outs
+        .get("api_url")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+
+    // 4. Locally, the API is served on loopback by the packaged binaries.
+    if let Some(moto) = &moto
+        && !args.no_serve
+    {
+        let t = Instant::now();
+        let api = match local::running_api(env) {
+            Some(api) if unchanged => api,
+            _ => local::start_api(sh, env, moto)?,
+        };
+        report.local_api_url = Some(api.url);
+        time(&mut report, "local_api", t);
+    }
+    report
+        .timings
+        .insert("total".to_owned(), started.elapsed().as_secs_f64());
+    Ok(report)
+}
+
+/// Where AWS calls go for `env`; starts the emulator for emulated
+/// environments and checks credentials for real ones.
+pub fn target(env: &Env) -> Result<(Target, Option<MotoState>)> {
+    if env.emulated {
+        let moto = local::ensure_up(env)?;
+        Ok((Target::emulator(env, &moto.endpoint), Some(moto)))
+    } else {
+        let target = Target::real(env);
+        let (account, arn) = process::block_on(crate::aws::caller_identity(&target))?;
+        progress::step(format!(
+            "Deploying `{}` to account {account} in {} as {arn}",
+            env.name, env.region
+        ));
+        Ok((target, None))
+    }
+}
+
+/// What the Terraform state was applied against: the same JSON applied to a
+/// different emulator process (or region) is not a no-op.
+fn target_identity(env: &Env, target: &Target, moto: Option<&MotoState>) -> String {
+    match moto {
+        Some(m) => format!(
+            "emulator pid={} port={} region={}",
+            m.pid, m.port, target.region
+        ),
+        None => format!("aws region={} env={}", target.region, env.name),
+    }
+}
+
+/// SHA-256 over the stack's synthesized files, the variables file and the
+/// target identity.
+fn fingerprint(stack_dir: &Path, var_file: Option<&Path>, identity: &str) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(stack_dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".terraform")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .filter(|p| p.file_name().is_some_and(|n| n != ".terraform.lock.hcl"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "{} is empty: synthesis produced no stack",
+            stack_dir.display()
+        );
+    }
+    for file in files.iter().map(PathBuf::as_path).chain(var_file) {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        hasher.update(
+            file.strip_prefix(stack_dir)
+                .unwrap_or(file)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        hasher.update([0]);
+        hasher.update(Sha256::digest(&bytes));
+    }
+    hasher.update(identity.as_bytes());
+    Ok(package::hex(&hasher.finalize()))
+}
+
+/// `build/<env>/artifacts.tfvars.json`: the service stack's variables.
+pub fn write_tfvars(env: &Env, bucket: &str, manifest: &Manifest) -> Result<PathBuf> {
+    let mut vars = serde_json::Map::new();
+    vars.insert("artifacts_bucket".to_owned(), bucket.into());
+    for (name, pkg) in &manifest.functions {
+        vars.insert(format!("artifact_key_{name}"), pkg.s3_key.clone().into());
+        vars.insert(
+            format!("artifact_hash_{name}"),
+            pkg.source_code_hash.clone().into(),
+        );
+    }
+    let path = env.dir().join("artifacts.tfvars.json");
+    let text = serde_json::to_string_pretty(&vars)? + "\n";
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        process::write_atomic(&path, text.as_bytes())?;
+    }
+    Ok(path)
+}
+
+/// On an emulated environment, a failure is often the emulator having died;
+/// say so, and that a re-run converges.
+fn with_emulator_hint<T>(env: &Env, result: Result<T>) -> Result<T> {
+    match result {
+        Err(err) if env.emulated && local::running_moto(env).is_none() => Err(err.context(
+            "the emulator stopped during the deploy; run `cargo xtask deploy` again: it starts a \
+             fresh emulator and re-creates the stack",
+        )),
+        other => other,
+    }
+}

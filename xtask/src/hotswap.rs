@@ -1,0 +1,110 @@
+//! `deploy --hotswap`: new function code without Terraform, as
+//! `cdk deploy --hotswap` does. Point the function at the new package,
+//! wait for the update, publish a version and move the `live` alias to it:
+//! the same end state Terraform reaches, in seconds.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_lambda::types::LastUpdateStatus;
+
+use crate::aws::Target;
+use crate::env::Env;
+use crate::package::Manifest;
+use crate::progress;
+use crate::wait::ALIAS;
+
+pub fn functions(
+    env: &Env,
+    target: &Target,
+    bucket: &str,
+    manifest: &Manifest,
+    changed: &[String],
+) -> Result<()> {
+    crate::process::block_on(async {
+        let lambda = target.lambda().await;
+        for function in changed {
+            let package = manifest
+                .functions
+                .get(function)
+                .context("changed function has a package")?;
+            let name = env.function_name(function);
+            let err = |what: &str, e: &dyn std::fmt::Display| {
+                anyhow::anyhow!("hotswap of {name}: {what}: {e}")
+            };
+            lambda
+                .update_function_code()
+                .function_name(&name)
+                .s3_bucket(bucket)
+                .s3_key(&package.s3_key)
+                .send()
+                .await
+                .map_err(|e| {
+                    err(
+                        "UpdateFunctionCode",
+                        &aws_sdk_lambda::error::DisplayErrorContext(&e),
+                    )
+                })?;
+            let started = Instant::now();
+            loop {
+                let config = lambda
+                    .get_function_configuration()
+                    .function_name(&name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        err(
+                            "GetFunctionConfiguration",
+                            &aws_sdk_lambda::error::DisplayErrorContext(&e),
+                        )
+                    })?;
+                match config.last_update_status() {
+                    Some(LastUpdateStatus::Successful) | None => break,
+                    Some(LastUpdateStatus::Failed) => bail!(
+                        "hotswap of {name} failed: {}",
+                        config
+                            .last_update_status_reason()
+                            .unwrap_or("no reason given")
+                    ),
+                    _ if started.elapsed() > Duration::from_secs(300) => {
+                        bail!("hotswap of {name}: update still in progress after 5 minutes")
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+            // CodeSha256 makes Lambda refuse to publish anything but this package.
+            let version = lambda
+                .publish_version()
+                .function_name(&name)
+                .code_sha256(&package.source_code_hash)
+                .description(format!("hotswap {}", package.sha256))
+                .send()
+                .await
+                .map_err(|e| {
+                    err(
+                        "PublishVersion",
+                        &aws_sdk_lambda::error::DisplayErrorContext(&e),
+                    )
+                })?;
+            let number = version
+                .version()
+                .context("PublishVersion returned no version")?
+                .to_owned();
+            lambda
+                .update_alias()
+                .function_name(&name)
+                .name(ALIAS)
+                .function_version(&number)
+                .send()
+                .await
+                .map_err(|e| {
+                    err(
+                        "UpdateAlias",
+                        &aws_sdk_lambda::error::DisplayErrorContext(&e),
+                    )
+                })?;
+            progress::note(format!("{name}: version {number} live"));
+        }
+        Ok(())
+    })
+}

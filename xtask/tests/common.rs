@@ -1,0 +1,123 @@
+//! Helpers shared by the xtask integration tests: run the real `xtask`
+//! binary with a private build folder, so a test never touches the
+//! developer's `build/` (state, emulator, packages).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A fresh folder under `build/` (ignored by git) for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let dir = workspace_root()
+        .join("build")
+        .join("xtask-tests")
+        .join(format!("{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `xtask ARGS` with `build_dir` as its build folder.
+pub fn xtask(build_dir: &Path, args: &[&str]) -> Output {
+    xtask_with(build_dir, args, |_| {})
+}
+
+pub fn xtask_with(build_dir: &Path, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
+        .args(args)
+        .env("XTASK_BUILD_DIR", build_dir)
+        .env_remove("XTASK_ENV")
+        .current_dir(workspace_root());
+    adjust(&mut command);
+    let output = command.output().expect("xtask runs");
+    eprintln!(
+        "--- xtask {} -> {}\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn stdout_json(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "xtask failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Three copies of a small host executable named like the functions: enough
+/// for packaging and ELF checks without a release build.
+pub fn small_binaries(dir: &Path) -> PathBuf {
+    let bins = dir.join("bins");
+    std::fs::create_dir_all(&bins).unwrap();
+    for name in ["health", "users", "sessions"] {
+        std::fs::copy("/bin/true", bins.join(name)).unwrap();
+    }
+    bins
+}
+
+/// Stops the test's emulator however the test ends.
+pub struct Down(pub PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = xtask(&self.0, &["local", "down"]);
+    }
+}
+
+/// The version the `live` alias of `prod-service-<function>` serves.
+pub fn live_version(endpoint: &str, function: &str) -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(endpoint)
+                .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                    "test", "test", None, None, "test",
+                ))
+                .load()
+                .await;
+            let alias = aws_sdk_lambda::Client::new(&config)
+                .get_alias()
+                .function_name(format!("prod-service-{function}"))
+                .name("live")
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                alias
+                    .routing_config()
+                    .and_then(|r| r.additional_version_weights())
+                    .is_none_or(|w| w.is_empty()),
+                "no routing weights on {function}'s alias"
+            );
+            alias.function_version().unwrap().to_owned()
+        })
+}

@@ -1,0 +1,236 @@
+//! The whole life cycle on `local`, against moto and real terraform:
+//! deploy, outputs, a second deploy that skips, a one-function code change
+//! that uploads and updates only that function, destroy.
+//!
+//! Uses the release binaries of the functions (built once, shared through the
+//! target dir; `.ci/run` builds them before the tests). `XTASK_TEST_BINARIES`
+//! points at another folder of binaries named health, users, sessions.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
+
+fn binaries(dir: &Path) -> PathBuf {
+    let source = match std::env::var_os("XTASK_TEST_BINARIES") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let release = workspace_root().join("target").join("release");
+            if !FUNCTIONS.iter().all(|f| release.join(f).exists()) {
+                let status = std::process::Command::new(env!("CARGO"))
+                    .args([
+                        "build",
+                        "--release",
+                        "-p",
+                        "health",
+                        "-p",
+                        "users",
+                        "-p",
+                        "sessions",
+                    ])
+                    .current_dir(workspace_root())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "release build of the functions failed");
+            }
+            release
+        }
+    };
+    // A private copy: the test modifies one of them.
+    let bins = dir.join("bins");
+    std::fs::create_dir_all(&bins).unwrap();
+    for f in FUNCTIONS {
+        std::fs::copy(source.join(f), bins.join(f)).unwrap();
+    }
+    bins
+}
+
+fn code_sha(endpoint: &str, function: &str) -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(endpoint)
+                .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                    "test", "test", None, None, "test",
+                ))
+                .load()
+                .await;
+            let lambda = aws_sdk_lambda::Client::new(&config);
+            let alias = lambda
+                .get_alias()
+                .function_name(format!("prod-service-{function}"))
+                .name("live")
+                .send()
+                .await
+                .unwrap();
+            let version = alias.function_version().unwrap().to_owned();
+            let f = lambda
+                .get_function()
+                .function_name(format!("prod-service-{function}"))
+                .qualifier(version)
+                .send()
+                .await
+                .unwrap();
+            f.configuration().unwrap().code_sha256().unwrap().to_owned()
+        })
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn deploy_noop_change_one_function_destroy() {
+    let dir = scratch("full-cycle");
+    let bins = binaries(&dir);
+    let prebuilt = bins.to_str().unwrap();
+
+    let up = stdout_json(&xtask(&dir, &["local", "up", "--json"]));
+    let _down = Down(dir.clone());
+    let endpoint = up["endpoint"].as_str().unwrap().to_owned();
+
+    // 1. First deploy: both stacks applied, every package uploaded.
+    let first = stdout_json(&xtask(
+        &dir,
+        &["deploy", "--json", "--no-serve", "--prebuilt", prebuilt],
+    ));
+    assert_eq!(first["stacks"]["bootstrap"], "applied");
+    assert_eq!(first["stacks"]["service"], "applied");
+    assert_eq!(strings(&first["uploaded"]), ["health", "sessions", "users"]);
+
+    // 2. Outputs, from the file smoke and the local API server read.
+    let outputs = stdout_json(&xtask(&dir, &["outputs", "--json"]));
+    for key in [
+        "api_url",
+        "users_table",
+        "sessions_table",
+        "health_function",
+        "alias_name",
+    ] {
+        assert!(
+            outputs.get(key).is_some(),
+            "missing output {key}: {outputs}"
+        );
+    }
+    assert_eq!(outputs["api_key_value"], "(sensitive; --show-sensitive)");
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("local/outputs.json")).unwrap())
+            .unwrap();
+    assert_eq!(on_disk["api_url"], outputs["api_url"]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("dist/manifest.json")).unwrap())
+            .unwrap();
+    for f in FUNCTIONS {
+        assert_eq!(
+            code_sha(&endpoint, f),
+            manifest["functions"][f]["source_code_hash"]
+                .as_str()
+                .unwrap()
+        );
+    }
+
+    // 3. Nothing changed: terraform is skipped and nothing is uploaded.
+    let started = std::time::Instant::now();
+    let second = stdout_json(&xtask(
+        &dir,
+        &["deploy", "--json", "--no-serve", "--prebuilt", prebuilt],
+    ));
+    eprintln!("no-op deploy took {:?}", started.elapsed());
+    assert_eq!(second["stacks"]["bootstrap"], "unchanged");
+    assert_eq!(second["stacks"]["service"], "unchanged");
+    assert!(strings(&second["uploaded"]).is_empty());
+
+    // 4. One function's code changes: only its package is uploaded and only
+    //    its code is updated.
+    let before: Vec<String> = FUNCTIONS.iter().map(|f| code_sha(&endpoint, f)).collect();
+    {
+        use std::io::Write;
+        let mut users = std::fs::OpenOptions::new()
+            .append(true)
+            .open(bins.join("users"))
+            .unwrap();
+        users
+            .write_all(b"\0xtask full-cycle test: a new build of users\0")
+            .unwrap();
+    }
+    let third = stdout_json(&xtask(
+        &dir,
+        &["deploy", "--json", "--no-serve", "--prebuilt", prebuilt],
+    ));
+    assert_eq!(third["stacks"]["service"], "applied");
+    assert_eq!(strings(&third["uploaded"]), ["users"]);
+    assert_eq!(strings(&third["changed_functions"]), ["users"]);
+    let after: Vec<String> = FUNCTIONS.iter().map(|f| code_sha(&endpoint, f)).collect();
+    assert_eq!(after[0], before[0], "health's code must not change");
+    assert_ne!(after[1], before[1], "users' code must change");
+    assert_eq!(after[2], before[2], "sessions' code must not change");
+
+    // 4b. The same with --hotswap: no Terraform, same end state; the next
+    //     plain deploy reconciles Terraform's state.
+    {
+        use std::io::Write;
+        let mut users = std::fs::OpenOptions::new()
+            .append(true)
+            .open(bins.join("users"))
+            .unwrap();
+        users.write_all(b"\0another build of users\0").unwrap();
+    }
+    let hot = stdout_json(&xtask(
+        &dir,
+        &[
+            "deploy",
+            "--json",
+            "--no-serve",
+            "--hotswap",
+            "--prebuilt",
+            prebuilt,
+        ],
+    ));
+    assert_eq!(hot["stacks"]["service"], "hotswapped");
+    assert_eq!(strings(&hot["uploaded"]), ["users"]);
+    let hot_manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("dist/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        code_sha(&endpoint, "users"),
+        hot_manifest["functions"]["users"]["source_code_hash"]
+            .as_str()
+            .unwrap()
+    );
+    assert_eq!(code_sha(&endpoint, "health"), before[0]);
+    let reconcile = stdout_json(&xtask(
+        &dir,
+        &["deploy", "--json", "--no-serve", "--prebuilt", prebuilt],
+    ));
+    assert_eq!(
+        reconcile["stacks"]["service"], "applied",
+        "a plain deploy after a hotswap runs terraform"
+    );
+    assert!(strings(&reconcile["uploaded"]).is_empty());
+
+    // 5. Destroy: the stack is gone and so are the outputs.
+    let destroyed = stdout_json(&xtask(&dir, &["destroy", "--json"]));
+    assert_eq!(destroyed["destroyed"][0], "service");
+    assert!(!dir.join("local/outputs.json").exists());
+    let outputs = xtask(&dir, &["outputs"]);
+    assert!(!outputs.status.success());
+    assert!(
+        stderr(&outputs).contains("cargo xtask deploy"),
+        "{}",
+        stderr(&outputs)
+    );
+}
