@@ -5,7 +5,7 @@
 use super::compute::Function;
 use super::security::{Account, Key, service_role};
 use crate::config::Config;
-use crate::routes::{ROUTES, Route};
+use crate::routes::{FunctionName, ROUTES, Route};
 use crate::tf::{Expr, Ref, Stack, create_before_destroy, depends_on};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -228,6 +228,31 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         "all",
         json!({ "rest_api_id": api.attr("id"), "stage_name": stage.attr("stage_name"), "method_path": "*/*", "settings": [settings] }),
     );
+    if config.api.cache.is_some() {
+        // Reads of users and sessions must see the write or log-out before them at once: a
+        // logged-out token that still reads its session from the cache, or a stale `version`
+        // that makes every update conflict, is wrong however short the TTL. A TTL of 0 makes
+        // API Gateway answer these methods from the function every time, while /health (the
+        // probe traffic the cache exists for) stays cached.
+        let mut uncached = settings.clone();
+        uncached["cache_ttl_in_seconds"] = json!(0);
+        for route in ROUTES
+            .iter()
+            .filter(|r| r.method == "GET" && r.function != FunctionName::Health)
+        {
+            let segments: Vec<&str> = route.path.trim_start_matches('/').split('/').collect();
+            stack.resource(
+                "aws_api_gateway_method_settings",
+                &format!("uncached_{}", logical_path(&segments)),
+                json!({
+                    "rest_api_id": api.attr("id"),
+                    "stage_name": stage.attr("stage_name"),
+                    "method_path": format!("{}/GET", route.path.trim_start_matches('/')),
+                    "settings": [uncached],
+                }),
+            );
+        }
+    }
 
     let key = stack.resource(
         "aws_api_gateway_api_key",

@@ -8,10 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
-};
 
 pub const API_KEY: &str = "smoke-test-api-key-0123456789";
 
@@ -72,70 +68,14 @@ pub fn dynamo(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
-fn attr(name: &str) -> AttributeDefinition {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .unwrap()
-}
-
-fn key(name: &str, kind: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-        .unwrap()
-}
-
-/// Creates both tables exactly as the contract's schema says.
+/// Creates both tables exactly as the contract's schema says (the service's own test helper).
 pub async fn create_tables(client: &aws_sdk_dynamodb::Client, prefix: &str) {
-    client
-        .create_table()
-        .table_name(format!("{prefix}users"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("kind"))
-        .attribute_definitions(attr("created_at"))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("by-kind")
-                .key_schema(key("kind", KeyType::Hash))
-                .key_schema(key("created_at", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("creating the users table");
-    client
-        .create_table()
-        .table_name(format!("{prefix}sessions"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("token_hash"))
-        .attribute_definitions(attr("user_id"))
-        .key_schema(key("token_hash", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("by-user")
-                .key_schema(key("user_id", KeyType::Hash))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("creating the sessions table");
+    service_common::testing::create_tables(
+        client,
+        &format!("{prefix}users"),
+        &format!("{prefix}sessions"),
+    )
+    .await;
 }
 
 /// A running local stack. Holds the emulator and the server; both stop on drop.

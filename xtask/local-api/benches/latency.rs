@@ -12,10 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 
 const KEY: &str = "bench-api-key-0123456789";
@@ -34,71 +31,6 @@ fn binaries() -> (String, Vec<(&'static str, PathBuf)>) {
         }
     }
     panic!("no function binaries: run `cargo build -p health -p users -p sessions` first");
-}
-
-fn attr(name: &str) -> AttributeDefinition {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .unwrap()
-}
-
-fn key(name: &str, kind: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-        .unwrap()
-}
-
-async fn create_tables(client: &aws_sdk_dynamodb::Client, prefix: &str) {
-    client
-        .create_table()
-        .table_name(format!("{prefix}users"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("kind"))
-        .attribute_definitions(attr("created_at"))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("by-kind")
-                .key_schema(key("kind", KeyType::Hash))
-                .key_schema(key("created_at", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    client
-        .create_table()
-        .table_name(format!("{prefix}sessions"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("token_hash"))
-        .attribute_definitions(attr("user_id"))
-        .key_schema(key("token_hash", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("by-user")
-                .key_schema(key("user_id", KeyType::Hash))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
 }
 
 fn pct(samples: &mut [Duration], p: f64) -> f64 {
@@ -131,7 +63,12 @@ async fn main() {
             .credentials_provider(Credentials::new("test", "test", None, None, "bench"))
             .build(),
     );
-    create_tables(&dynamo, &prefix).await;
+    service_common::testing::create_tables(
+        &dynamo,
+        &format!("{prefix}users"),
+        &format!("{prefix}sessions"),
+    )
+    .await;
 
     let dir = support::scratch("bench");
     let dist = dir.join("dist");
