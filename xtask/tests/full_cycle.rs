@@ -18,7 +18,11 @@ fn binaries(dir: &Path) -> PathBuf {
     let source = match std::env::var_os("XTASK_TEST_BINARIES") {
         Some(d) => PathBuf::from(d),
         None => {
-            let release = workspace_root().join("target").join("release");
+            // Where cargo puts them: CARGO_TARGET_DIR when the caller moved the target dir.
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_root().join("target"));
+            let release = target.join("release");
             if !FUNCTIONS.iter().all(|f| release.join(f).exists()) {
                 let status = std::process::Command::new(env!("CARGO"))
                     .args([
