@@ -89,8 +89,8 @@ impl Drop for Down {
     }
 }
 
-/// The version the `live` alias of `prod-service-<function>` serves.
-pub fn live_version(endpoint: &str, function: &str) -> String {
+/// Runs `f` with a Lambda client for the emulator at `endpoint`, from a synchronous test.
+pub fn with_lambda<T>(endpoint: &str, f: impl AsyncFnOnce(aws_sdk_lambda::Client) -> T) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -104,20 +104,27 @@ pub fn live_version(endpoint: &str, function: &str) -> String {
                 ))
                 .load()
                 .await;
-            let alias = aws_sdk_lambda::Client::new(&config)
-                .get_alias()
-                .function_name(format!("prod-service-{function}"))
-                .name("live")
-                .send()
-                .await
-                .unwrap();
-            assert!(
-                alias
-                    .routing_config()
-                    .and_then(|r| r.additional_version_weights())
-                    .is_none_or(|w| w.is_empty()),
-                "no routing weights on {function}'s alias"
-            );
-            alias.function_version().unwrap().to_owned()
+            f(aws_sdk_lambda::Client::new(&config)).await
         })
+}
+
+/// The version the `live` alias of `prod-service-<function>` serves.
+pub fn live_version(endpoint: &str, function: &str) -> String {
+    with_lambda(endpoint, async |lambda| {
+        let alias = lambda
+            .get_alias()
+            .function_name(format!("prod-service-{function}"))
+            .name("live")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            alias
+                .routing_config()
+                .and_then(|r| r.additional_version_weights())
+                .is_none_or(|w| w.is_empty()),
+            "no routing weights on {function}'s alias"
+        );
+        alias.function_version().unwrap().to_owned()
+    })
 }

@@ -53,37 +53,24 @@ fn binaries(dir: &Path) -> PathBuf {
 }
 
 fn code_sha(endpoint: &str, function: &str) -> String {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(endpoint)
-                .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-                    "test", "test", None, None, "test",
-                ))
-                .load()
-                .await;
-            let lambda = aws_sdk_lambda::Client::new(&config);
-            let alias = lambda
-                .get_alias()
-                .function_name(format!("prod-service-{function}"))
-                .name("live")
-                .send()
-                .await
-                .unwrap();
-            let version = alias.function_version().unwrap().to_owned();
-            let f = lambda
-                .get_function()
-                .function_name(format!("prod-service-{function}"))
-                .qualifier(version)
-                .send()
-                .await
-                .unwrap();
-            f.configuration().unwrap().code_sha256().unwrap().to_owned()
-        })
+    common::with_lambda(endpoint, async |lambda| {
+        let alias = lambda
+            .get_alias()
+            .function_name(format!("prod-service-{function}"))
+            .name("live")
+            .send()
+            .await
+            .unwrap();
+        let version = alias.function_version().unwrap().to_owned();
+        let f = lambda
+            .get_function()
+            .function_name(format!("prod-service-{function}"))
+            .qualifier(version)
+            .send()
+            .await
+            .unwrap();
+        f.configuration().unwrap().code_sha256().unwrap().to_owned()
+    })
 }
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
