@@ -36,4 +36,8 @@ pub const DEV_COST_EXCEPTIONS: &[(&str, &str)] = &[
         "CKV_AWS_144",
         "no cross-region replication in dev: doubles storage and adds transfer cost",
     ),
+    (
+        "CKV_AWS_272",
+        "dev deploys unsigned packages: a Signer job per changed function slows every iteration; prod signs and enforces",
+    ),
 ];

@@ -41,6 +41,10 @@ pub struct Config {
     #[serde(default)]
     pub options: Options,
     pub backend: Backend,
+    /// GitHub Actions delivery: the OIDC trust and the deploy role (the `delivery` stack,
+    /// applied by `cargo xtask bootstrap`). Absent: no delivery stack.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
 }
 
 fn default_region() -> String {
@@ -82,8 +86,9 @@ pub struct Lambda {
     /// Failed asynchronous invocations land in an encrypted SQS queue instead of vanishing.
     #[serde(default = "yes")]
     pub dead_letter_queue: bool,
-    /// Lambda code signing (AWS Signer profile + code signing config, policy `Warn` so the
-    /// unsigned zips xtask builds still deploy while every deployment is recorded).
+    /// Lambda code signing: an AWS Signer profile in the bootstrap stack, a code signing config
+    /// with policy `Enforce` on the functions, and `cargo xtask deploy` signing every package
+    /// with the profile (xtask/src/sign.rs) before the service stack uses it.
     #[serde(default)]
     pub code_signing: bool,
 }
@@ -301,6 +306,47 @@ pub struct Secrets {
 
 fn default_rotation_days() -> u32 {
     30
+}
+
+/// `[delivery]`: which GitHub repository and environment may assume the deploy role.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// `OWNER/REPO`; the trust policy names it exactly (never a wildcard).
+    pub github_repository: String,
+    /// The GitHub environment the deploy job runs in; defaults to the environment's name.
+    #[serde(default)]
+    pub github_environment: Option<String>,
+    /// Create GitHub's OIDC provider (true), or look up the one that exists (false): an
+    /// account has at most one, so the second environment in an account sets false.
+    #[serde(default = "yes")]
+    pub create_oidc_provider: bool,
+}
+
+impl Delivery {
+    /// The GitHub environment whose jobs may assume the role (`env_name` unless set).
+    pub fn environment<'a>(&'a self, env_name: &'a str) -> &'a str {
+        self.github_environment.as_deref().unwrap_or(env_name)
+    }
+}
+
+/// GitHub's rules for `OWNER/REPO`: an owner of 1-39 letters, digits and inner hyphens, a
+/// repository name of 1-100 letters, digits, '.', '_' and '-' (not `.` or `..`).
+fn github_repository_ok(repository: &str) -> bool {
+    let Some((owner, repo)) = repository.split_once('/') else {
+        return false;
+    };
+    let owner_ok = (1..=39).contains(&owner.len())
+        && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !owner.starts_with('-')
+        && !owner.ends_with('-');
+    let repo_ok = (1..=100).contains(&repo.len())
+        && repo
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && repo != "."
+        && repo != "..";
+    owner_ok && repo_ok
 }
 
 /// Where Terraform keeps state.
@@ -540,6 +586,24 @@ impl Config {
                 "backend.type",
                 "\"local\" when emulator = true",
                 "s3",
+            )?;
+        }
+        if let Some(d) = &self.delivery {
+            check(
+                github_repository_ok(&d.github_repository),
+                "delivery.github_repository",
+                "OWNER/REPO as GitHub spells it, e.g. \"example-org/serverless-rust-service\" (owner: letters, digits, '-'; repository: letters, digits, '.', '_', '-'; no wildcards)",
+                format_args!("{:?}", d.github_repository),
+            )?;
+            let environment = d.environment(&self.name);
+            check(
+                (1..=255).contains(&environment.len())
+                    && environment
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')),
+                "delivery.github_environment",
+                "a GitHub environment name of 1-255 letters, digits, '.', '_' and '-' (default: the environment's name)",
+                format_args!("{environment:?}"),
             )?;
         }
         Ok(())

@@ -23,8 +23,12 @@ pub use synth::{SynthOutput, synth, synth_with};
 /// manifest and the stack metadata so tools that read them know the format).
 pub const CDKTF_VERSION: &str = "0.21.0";
 
-/// Stack names in apply order.
+/// Stack names in apply order: every environment has these two.
 pub const STACKS: [&str; 2] = ["bootstrap", "service"];
+
+/// The third stack, synthesized only for environments with `[delivery]`: GitHub's OIDC
+/// provider and the deploy role. `cargo xtask bootstrap` applies it, `cargo xtask deploy` never.
+pub const DELIVERY_STACK: &str = "delivery";
 
 /// Loads and validates `infra/environments/<env>.toml`.
 pub fn load_config(env: &str) -> Result<Config, Error> {

@@ -6,7 +6,9 @@ use crate::config::Config;
 use crate::constructs::storage::{
     BucketOptions, Replication, bucket_name, bucket_name_in, replication_statements, secure_bucket,
 };
-use crate::constructs::{api, compute, data, edge, network, observability, security, state};
+use crate::constructs::{
+    api, compute, data, delivery, edge, network, observability, security, signing, state,
+};
 use crate::routes::FunctionName;
 use crate::tf::{Ref, Stack, Validation, Variable};
 use serde_json::{Value, json};
@@ -18,13 +20,12 @@ use std::collections::BTreeMap;
 pub const AWS_PROVIDER_VERSION: &str = "~> 5.100";
 
 /// Services the stacks call; each gets the emulator endpoint in the `local` environment.
-const SERVICES: [&str; 20] = [
+const SERVICES: [&str; 19] = [
     "acm",
     "apigateway",
     "applicationautoscaling",
     "cloudfront",
     "cloudwatch",
-    "codedeploy",
     "dynamodb",
     "ec2",
     "iam",
@@ -52,7 +53,39 @@ pub struct StackOptions {
 
 /// Both stacks, in apply order.
 pub fn stacks(config: &Config, options: &StackOptions) -> Vec<Stack> {
-    vec![bootstrap(config, options), service(config, options)]
+    let mut stacks = vec![bootstrap(config, options), service(config, options)];
+    stacks.extend(delivery(config, options));
+    stacks
+}
+
+/// GitHub Actions delivery, for environments with `[delivery]`: GitHub's OIDC provider (or its
+/// lookup) and the deploy role (`constructs::delivery`). Kept out of the bootstrap stack so that
+/// `cargo xtask deploy`, which applies bootstrap and service under that very role, can never
+/// apply it: only `cargo xtask bootstrap`, run with administrator credentials, does. Its state
+/// sits next to the service stack's (same backend, key `<key_prefix>/delivery.tfstate`).
+///
+/// Emulator environments synthesize it too when they set `[delivery]` (none ships with it):
+/// moto implements the OIDC provider and roles, which lets a test apply the stack.
+pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
+    let settings = config.delivery.as_ref()?;
+    let mut stack = Stack::new(crate::DELIVERY_STACK);
+    state::backend(&mut stack, config, &options.local_state_dir, false);
+    provider(&mut stack, config, options);
+    let account = security::Account::lookup(&mut stack);
+    let role = delivery::github_deploy(&mut stack, config, settings, &account);
+    stack.output(
+        "deploy_role_arn",
+        role.role_arn,
+        "Role the deploy workflow assumes: the GitHub environment's variable AWS_DEPLOY_ROLE_ARN",
+        false,
+    );
+    stack.output(
+        "oidc_provider_arn",
+        role.provider_arn,
+        "GitHub Actions' OIDC provider in this account",
+        false,
+    );
+    Some(stack)
 }
 
 /// The provider block. For the emulator the endpoints come from the Terraform variable
@@ -169,6 +202,23 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             "state_bucket",
             state_bucket.id(),
             "Bucket holding the service stack's Terraform state",
+            false,
+        );
+    }
+    if config.lambda.code_signing {
+        // Here, not in the service stack: xtask signs the packages before the service stack's
+        // first apply, so the profile must already exist.
+        let profile = signing::profile(&mut stack, config);
+        stack.output(
+            "signing_profile_name",
+            profile.attr("name"),
+            "Signer profile xtask signs the function packages with",
+            false,
+        );
+        stack.output(
+            "signing_profile_version_arn",
+            profile.attr("version_arn"),
+            "Signer profile version the functions' code signing config trusts",
             false,
         );
     }
@@ -334,7 +384,6 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         },
     );
     let obs = observability::observability(s, config, &key, &functions, &rest_api, &tables);
-    compute::traffic_shifting(s, config, &account, &functions, &obs.function_alarms);
     if let Some(waf) = &config.options.waf {
         edge::waf(s, config, waf, &key, &rest_api);
     }
@@ -385,6 +434,35 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
             false,
         );
     }
+    for f in &functions {
+        s.output(
+            &format!("{}_version", f.which),
+            f.published_version(),
+            &format!(
+                "Newest published {} version (xtask releases it onto the alias)",
+                f.which
+            ),
+            false,
+        );
+    }
+    let release_alarms: Vec<Value> = obs
+        .function_alarms
+        .values()
+        .flatten()
+        .map(Value::from)
+        .collect();
+    s.output(
+        "release_alarms",
+        Value::Array(release_alarms),
+        "Alarms that stop a release and roll it back when they fire during the traffic shift",
+        false,
+    );
+    s.output(
+        "artifacts_bucket",
+        bucket.expr(),
+        "Bucket the deployment packages (every version's code) are in",
+        false,
+    );
     s.output(
         "alias_name",
         functions[0].alias_name(),

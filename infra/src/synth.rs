@@ -122,7 +122,8 @@ pub fn synth_with(
                 "synthesizedStackPath": format!("stacks/{}/cdk.tf.json", stack.name),
                 "stackMetadataPath": format!("stacks/{}/cdk.tf.json", stack.name),
                 "annotations": [],
-                "dependencies": if stack.name == "service" { json!(["bootstrap"]) } else { json!([]) },
+                // Service and delivery state live in the bucket bootstrap creates.
+                "dependencies": if stack.name == "bootstrap" { json!([]) } else { json!(["bootstrap"]) },
             }),
         );
         written.push((stack.name.clone(), dir));

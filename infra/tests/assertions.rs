@@ -28,13 +28,11 @@ fn resources(stack: &Value) -> impl Iterator<Item = (&str, &str, &Value)> {
 }
 
 /// Keys that hold an AWS name, per resource type.
-const NAME_KEYS: [&str; 8] = [
+const NAME_KEYS: [&str; 6] = [
     "name",
     "function_name",
     "alarm_name",
     "dashboard_name",
-    "deployment_group_name",
-    "deployment_config_name",
     "name_prefix",
     "bucket",
 ];
@@ -71,11 +69,12 @@ fn every_named_resource_carries_the_prefix() {
 /// The actions and resources of one policy statement.
 type Statement = (Vec<String>, Vec<String>);
 
-/// `(actions, resources)` of every statement of every role policy in the service stack.
+/// `(actions, resources)` of every statement of every role policy in a stack: inline ones
+/// and customer-managed ones (the delivery stack's deploy role).
 fn role_policies(stack: &Value) -> BTreeMap<String, Vec<Statement>> {
     let mut out = BTreeMap::new();
     for (ty, name, body) in resources(stack) {
-        if ty != "aws_iam_role_policy" {
+        if ty != "aws_iam_role_policy" && ty != "aws_iam_policy" {
             continue;
         }
         let doc: Value = serde_json::from_str(body["policy"].as_str().unwrap()).unwrap();
@@ -97,8 +96,16 @@ fn role_policies(stack: &Value) -> BTreeMap<String, Vec<Statement>> {
     out
 }
 
+/// No policy of any stack names a wildcard action, and `"*"` resources are only granted to
+/// X-Ray (the function roles) and to the actions in the one exceptions list,
+/// `infra::constructs::delivery::STAR_ACTIONS` (the deploy role), each listed with its reason.
 #[test]
-fn no_wildcards_except_xray() {
+fn no_wildcards_except_xray_and_the_listed_exceptions() {
+    let listed = |a: &str| {
+        infra::constructs::delivery::STAR_ACTIONS
+            .iter()
+            .any(|(action, why)| *action == a && !why.is_empty())
+    };
     for env in infra::ENVIRONMENTS {
         for (_, stack) in stacks(env) {
             for (role, statements) in role_policies(&stack) {
@@ -109,8 +116,8 @@ fn no_wildcards_except_xray() {
                     );
                     if resources.iter().any(|r| r == "*") {
                         assert!(
-                            actions.iter().all(|a| a.starts_with("xray:")),
-                            "{env}: {role} grants {actions:?} on \"*\"; only X-Ray may (it has no resource-level permissions)"
+                            actions.iter().all(|a| a.starts_with("xray:") || listed(a)),
+                            "{env}: {role} grants {actions:?} on \"*\"; only X-Ray (no resource-level permissions) and delivery::STAR_ACTIONS may"
                         );
                     }
                 }
@@ -268,6 +275,56 @@ fn prod_keys_health_and_dev_leaves_it_open() {
     );
 }
 
+/// Terraform publishes versions and creates `live` once; xtask releases onto it. An alias that
+/// Terraform kept in step would undo every rollback at the next apply.
+#[test]
+fn terraform_creates_the_alias_and_xtask_moves_it() {
+    for env in infra::ENVIRONMENTS {
+        let service = stacks(env)
+            .into_iter()
+            .find(|(name, _)| name == "service")
+            .unwrap()
+            .1;
+        let mut aliases = 0;
+        for (ty, name, body) in resources(&service) {
+            assert!(!ty.starts_with("aws_codedeploy"), "{env}: {ty}.{name}");
+            if ty == "aws_lambda_function" {
+                assert_eq!(body["publish"], true, "{env}: {name}");
+            }
+            if ty == "aws_lambda_alias" {
+                aliases += 1;
+                assert_eq!(
+                    body["lifecycle"]["ignore_changes"],
+                    serde_json::json!(["function_version", "routing_config"]),
+                    "{env}: {name}"
+                );
+                assert_eq!(
+                    body["function_version"],
+                    format!("${{aws_lambda_function.{name}.version}}"),
+                    "{env}: {name}"
+                );
+            }
+        }
+        assert_eq!(aliases, 3, "{env}");
+        let gate = service["output"]["release_alarms"]["value"]
+            .as_array()
+            .unwrap();
+        for function in ["health", "users", "sessions"] {
+            assert!(
+                gate.iter().any(|a| a
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("aws_cloudwatch_metric_alarm.{function}_"))),
+                "{env}: no release alarm of {function}: {gate:?}"
+            );
+            assert_eq!(
+                service["output"][format!("{function}_version")]["value"],
+                format!("${{aws_lambda_function.{function}.version}}")
+            );
+        }
+    }
+}
+
 #[test]
 fn outputs_are_the_contracts() {
     let want = [
@@ -277,14 +334,19 @@ fn outputs_are_the_contracts() {
         "api_key_id",
         "api_key_value",
         "api_url",
+        "artifacts_bucket",
         "health_function",
+        "health_version",
         "kms_key_arn",
         "region",
+        "release_alarms",
         "sessions_function",
         "sessions_table",
+        "sessions_version",
         "stage_name",
         "users_function",
         "users_table",
+        "users_version",
     ];
     for env in infra::ENVIRONMENTS {
         for (name, stack) in stacks(env) {
@@ -297,6 +359,8 @@ fn outputs_are_the_contracts() {
             if name == "service" {
                 assert_eq!(outputs, want, "{env}");
                 assert_eq!(stack["output"]["api_key_value"]["sensitive"], true);
+            } else if name == infra::DELIVERY_STACK {
+                assert_eq!(outputs, ["deploy_role_arn", "oidc_provider_arn"], "{env}");
             } else {
                 assert!(outputs.contains(&"artifacts_bucket"), "{env}");
             }
@@ -403,4 +467,67 @@ fn bad_configuration_names_file_key_and_allowed_values() {
         unknown_env.contains("staging") && unknown_env.contains("local, dev, prod"),
         "{unknown_env}"
     );
+}
+
+/// prod signs its packages: the Signer profile is in the bootstrap stack (it must exist before
+/// the service stack's first apply, when xtask signs), the service stack finds it by the same
+/// deterministic name and Lambda enforces the signature on every function. local and dev
+/// deploy unsigned packages and carry none of it.
+#[test]
+fn prod_enforces_code_signing_with_the_bootstrap_profile() {
+    for env in infra::ENVIRONMENTS {
+        let config = infra::load_config(env).unwrap();
+        let signs = config.lambda.code_signing;
+        assert_eq!(signs, env == "prod", "{env}: only prod signs");
+        let name = infra::constructs::signing::profile_name(&config.prefix);
+        for (stack_name, stack) in stacks(env) {
+            let profiles = &stack["resource"]["aws_signer_signing_profile"];
+            let configs = &stack["resource"]["aws_lambda_code_signing_config"];
+            let lookup = &stack["data"]["aws_signer_signing_profile"]["functions"];
+            match (signs, stack_name.as_str()) {
+                (true, "bootstrap") => {
+                    assert_eq!(profiles["functions"]["name"], name.as_str());
+                    assert_eq!(
+                        profiles["functions"]["platform_id"],
+                        "AWSLambda-SHA384-ECDSA"
+                    );
+                    assert!(profiles["functions"].get("name_prefix").is_none());
+                    for output in ["signing_profile_name", "signing_profile_version_arn"] {
+                        assert!(stack["output"].get(output).is_some(), "{env}: {output}");
+                    }
+                    assert!(configs.is_null());
+                }
+                (true, "service") => {
+                    assert!(profiles.is_null(), "{env}: the profile moved to bootstrap");
+                    assert_eq!(lookup["name"], name.as_str());
+                    let csc = &configs["functions"];
+                    assert_eq!(
+                        csc["policies"][0]["untrusted_artifact_on_deployment"],
+                        "Enforce"
+                    );
+                    assert_eq!(
+                        csc["allowed_publishers"][0]["signing_profile_version_arns"][0],
+                        "${data.aws_signer_signing_profile.functions.version_arn}"
+                    );
+                    let functions: Vec<_> = resources(&stack)
+                        .filter(|(ty, _, _)| *ty == "aws_lambda_function")
+                        .collect();
+                    assert_eq!(functions.len(), 3);
+                    for (_, function, body) in functions {
+                        assert_eq!(
+                            body["code_signing_config_arn"],
+                            "${aws_lambda_code_signing_config.functions.arn}",
+                            "{env}: {function}"
+                        );
+                    }
+                }
+                _ => {
+                    assert!(profiles.is_null() && configs.is_null() && lookup.is_null());
+                    assert!(stack["output"].get("signing_profile_name").is_none());
+                    let text = stack.to_string();
+                    assert!(!text.contains("code_signing_config_arn"), "{env}");
+                }
+            }
+        }
+    }
 }

@@ -71,3 +71,12 @@ fn every_option_validates() {
     config.api.cors_allow_origin = Some("https://app.example.com".into());
     validate("all-options", &config);
 }
+
+#[test]
+fn delivery_with_an_existing_oidc_provider_validates() {
+    let mut config = infra::load_config("dev").unwrap();
+    let delivery = config.delivery.as_mut().expect("dev configures [delivery]");
+    delivery.create_oidc_provider = false;
+    delivery.github_environment = Some("development".into());
+    validate("delivery-lookup", &config);
+}

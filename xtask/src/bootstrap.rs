@@ -1,5 +1,8 @@
 //! `cargo xtask bootstrap`: the buckets a real account needs before the
-//! first deploy, the state bucket among them.
+//! first deploy, the state bucket among them, and, for environments with
+//! `[delivery]`, the delivery stack: GitHub's OIDC provider and the role the
+//! deploy workflow assumes. Run with administrator credentials; `deploy` never
+//! applies the delivery stack (it runs as that role).
 //!
 //! The bootstrap stack creates the bucket its own state will live in, so it
 //! is applied in two moves: first with a local state file (a Terraform
@@ -10,7 +13,7 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use crate::cli::BootstrapArgs;
-use crate::env::{BOOTSTRAP_STACK, Env};
+use crate::env::{BOOTSTRAP_STACK, DELIVERY_STACK, Env};
 use crate::terraform::Terraform;
 use crate::{aws, deploy, process, progress, synth};
 
@@ -59,11 +62,13 @@ pub fn run(_sh: &Shell, env: &Env, args: BootstrapArgs) -> Result<()> {
         }
     };
     let outputs = tf.outputs()?;
+    let delivery = delivery(env, &target)?;
     let json = serde_json::json!({
         "env": env.name,
         "state_bucket": state_bucket,
         "state_migrated": migrated,
         "outputs": outputs,
+        "delivery": delivery,
     });
     let mut human = format!("bootstrap stack of `{}` applied", env.name);
     if let Some(bucket) = &state_bucket {
@@ -72,8 +77,59 @@ pub fn run(_sh: &Shell, env: &Env, args: BootstrapArgs) -> Result<()> {
     if let Some(bucket) = outputs.get("artifacts_bucket").and_then(|v| v.as_str()) {
         human.push_str(&format!("\nartifacts bucket: s3://{bucket}"));
     }
+    if let Some(d) = &delivery {
+        human.push_str(&format!(
+            "\ndeploy role:      {role}\n\nSet it on the GitHub environment `{genv}` (README: Delivery):\n  \
+             gh variable set AWS_DEPLOY_ROLE_ARN --repo {repo} --env {genv} --body {role}\n  \
+             gh variable set AWS_REGION --repo {repo} --env {genv} --body {region}",
+            role = d.deploy_role_arn,
+            genv = d.github_environment,
+            repo = d.github_repository,
+            region = env.region,
+        ));
+    }
     progress::result(env, &json, human);
     Ok(())
+}
+
+/// What the delivery stack gave, for the GitHub environment's variables.
+#[derive(serde::Serialize)]
+struct Delivery {
+    deploy_role_arn: String,
+    oidc_provider_arn: String,
+    github_repository: String,
+    github_environment: String,
+}
+
+/// Applies the delivery stack when the environment configures `[delivery]`.
+/// Its state goes to the same backend as the service stack's, under its own
+/// key, so it runs after the bootstrap stack has created the state bucket.
+fn delivery(env: &Env, target: &aws::Target) -> Result<Option<Delivery>> {
+    let config = infra::load_config(&env.name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(settings) = config.delivery else {
+        return Ok(None);
+    };
+    progress::step(format!(
+        "Applying the delivery stack: GitHub's OIDC provider and the deploy role for {}",
+        settings.github_repository
+    ));
+    let tf = Terraform::new(env, DELIVERY_STACK, target.terraform_env())?;
+    tf.init()?;
+    tf.apply(None)?;
+    let outputs = tf.outputs()?;
+    let output = |name: &str| {
+        outputs
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .with_context(|| format!("the delivery stack has no `{name}` output"))
+    };
+    Ok(Some(Delivery {
+        deploy_role_arn: output("deploy_role_arn")?,
+        oidc_provider_arn: output("oidc_provider_arn")?,
+        github_environment: settings.environment(&env.name).to_owned(),
+        github_repository: settings.github_repository,
+    }))
 }
 
 /// The bucket of the stack's S3 backend, if it has one.

@@ -125,11 +125,21 @@ pub struct DeployArgs {
     #[arg(long)]
     pub no_serve: bool,
     /// When only function code changed since the last deploy, update it
-    /// directly through the Lambda API (new version, `live` alias moved)
-    /// instead of running Terraform; seconds instead of a minute. For
+    /// directly through the Lambda API (new version, then released like any
+    /// other) instead of running Terraform; seconds instead of a minute. For
     /// development: the next plain deploy reconciles Terraform's state.
     #[arg(long, conflicts_with = "force")]
     pub hotswap: bool,
+    /// How traffic moves to the new versions, instead of the environment's
+    /// `[options.traffic_shifting]`: `all-at-once`, `canary:PERCENT:INTERVAL`
+    /// or `linear:PERCENT:INTERVAL` (e.g. `canary:10:5m`). The alarms are
+    /// the gate of every step either way.
+    #[arg(long, value_name = "SPEC", value_parser = crate::release::Strategy::parse)]
+    pub shift: Option<crate::release::Strategy>,
+    /// After the release, run the smoke tests against the stack; if they
+    /// fail, put the previous versions back (as `rollback` does) and fail.
+    #[arg(long)]
+    pub smoke: bool,
 }
 
 #[derive(Debug, Args, Clone)]

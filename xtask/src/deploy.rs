@@ -1,10 +1,14 @@
 //! `cargo xtask deploy`: from source to a running, verified stack.
 //!
 //! build -> check -> package -> synth -> bootstrap stack (artifacts bucket)
-//! -> upload missing packages -> service stack -> wait for Lambda -> outputs
-//! -> (local) start the local API server. Each Terraform stack is applied only
-//! when its fingerprint (synthesized JSON, variables, target) differs from
-//! the last successful apply, so an unchanged deploy takes seconds.
+//! -> upload missing packages -> service stack (publishes versions) -> wait
+//! for Lambda -> outputs -> release (`live` onto the new versions, see
+//! `release`) -> (local) start the local API server -> (`--smoke`) smoke
+//! gate, rolled back on failure. Each Terraform stack is applied only when
+//! its fingerprint (synthesized JSON, variables, target) differs from the
+//! last successful apply, so an unchanged deploy takes seconds; it still
+//! releases when `live` is not on the newest versions (after a rollback, a
+//! deploy of the same source releases it again).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,8 +24,9 @@ use crate::cli::DeployArgs;
 use crate::env::{BOOTSTRAP_STACK, Env, SERVICE_STACK};
 use crate::local::{self, MotoState};
 use crate::package::{self, Manifest};
+use crate::rollback::Versions;
 use crate::terraform::Terraform;
-use crate::{hotswap, outputs, process, progress, rollback, synth, upload, wait};
+use crate::{hotswap, outputs, process, progress, release, rollback, smoke, synth, upload, wait};
 
 /// `build/<env>/last-deploy.json`: what the last successful apply applied.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -49,6 +54,10 @@ pub struct Report {
     pub already_uploaded: Vec<String>,
     /// Functions whose package differs from the last deploy.
     pub changed_functions: Vec<String>,
+    /// How `live` moved to the new versions (absent when nothing moved).
+    pub release: Option<release::Report>,
+    /// The smoke report of `--smoke`.
+    pub smoke: Option<String>,
     /// Seconds per step.
     pub timings: BTreeMap<String, f64>,
 }
@@ -157,6 +166,8 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
     report.uploaded = uploaded.uploaded;
     report.already_uploaded = uploaded.already_present;
     time(&mut report, "upload", t);
+    // Environments that enforce code signing deploy the signed copies instead.
+    let manifest = crate::sign::if_required(env, &target, &bucket, &manifest)?;
 
     // 3. The service stack, fed the package keys and hashes.
     let var_file = write_tfvars(env, &bucket, &manifest)?;
@@ -177,7 +188,8 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
         last.stacks.get(SERVICE_STACK) == Some(&service_fp) && env.outputs_file().exists();
     let code_only =
         last.service_structure.as_ref() == Some(&structure_fp) && env.outputs_file().exists();
-    if unchanged {
+    // The versions this deploy wants `live` on, per function.
+    let published: Versions = if unchanged {
         progress::step(
             "Service stack, packages and variables unchanged since the last deploy; skipping terraform (--force applies anyway)",
         );
@@ -185,27 +197,24 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
             .stacks
             .insert(SERVICE_STACK.to_owned(), "unchanged".to_owned());
         report.changed_functions.clear();
+        published_versions(&outputs::load(env)?)
     } else if args.hotswap && code_only {
         progress::step(format!(
             "Only function code changed; hotswapping {} through the Lambda API (Terraform reconciles at the next plain deploy)",
             report.changed_functions.join(", ")
         ));
-        let before = rollback::before_deploy(env, &target)?;
-        hotswap::functions(env, &target, &bucket, &manifest, &report.changed_functions)?;
-        rollback::after_deploy(env, &target, &before)?;
+        let published =
+            hotswap::functions(env, &target, &bucket, &manifest, &report.changed_functions)?;
         time(&mut report, "hotswap", t);
         // Not the applied fingerprint: a plain deploy must still run Terraform.
         last.stacks
             .insert(SERVICE_STACK.to_owned(), format!("hotswapped {service_fp}"));
-        last.packages = manifest
-            .functions
-            .iter()
-            .map(|(n, p)| (n.clone(), p.sha256.clone()))
-            .collect();
+        last.packages = package_hashes(&manifest);
         process::write_json(&last_path, &last)?;
         report
             .stacks
             .insert(SERVICE_STACK.to_owned(), "hotswapped".to_owned());
+        published
     } else {
         if args.hotswap {
             progress::note("more than function code changed; applying with Terraform");
@@ -213,34 +222,66 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
         let tf = Terraform::new(env, SERVICE_STACK, tf_env.clone())?;
         progress::step("Applying the service stack");
         with_emulator_hint(env, tf.init())?;
-        let before = rollback::before_deploy(env, &target)?;
-        with_emulator_hint(env, tf.apply(Some(&var_file)))?;
+        // Only package variables changed since Terraform last refreshed and
+        // applied this very structure: the refresh would read back every
+        // resource (most of the minute) to update three functions. Any other
+        // change, `--force` and `plan` still refresh and so see drift.
+        let applied = if code_only && !args.force {
+            progress::note("only function code changed: applying without a refresh");
+            tf.apply_without_refresh(Some(&var_file))
+        } else {
+            tf.apply(Some(&var_file))
+        };
+        with_emulator_hint(env, applied)?;
         time(&mut report, "service_stack", t);
         let t = Instant::now();
         wait::functions_live(env, &target)?;
-        rollback::after_deploy(env, &target, &before)?;
         time(&mut report, "wait_lambda", t);
         let outs = tf.outputs()?;
         outputs::save(env, &outs)?;
         last.stacks.insert(SERVICE_STACK.to_owned(), service_fp);
         last.service_structure = Some(structure_fp);
-        last.packages = manifest
-            .functions
-            .iter()
-            .map(|(n, p)| (n.clone(), p.sha256.clone()))
-            .collect();
+        last.packages = package_hashes(&manifest);
         process::write_json(&last_path, &last)?;
         report
             .stacks
             .insert(SERVICE_STACK.to_owned(), "applied".to_owned());
-    }
+        published_versions(&outs)
+    };
     let outs = outputs::load(env)?;
     report.api_url = outs
         .get("api_url")
         .and_then(|v| v.as_str())
         .map(str::to_owned);
 
-    // 4. Locally, the API is served on loopback by the packaged binaries.
+    // 4. Release: `live` onto the published versions, gated by the alarms.
+    let t = Instant::now();
+    let live = rollback::live_versions(env, &target)?;
+    let moving = published.iter().any(|(f, v)| live.get(f) != Some(v));
+    if moving {
+        let strategy = args.shift.clone().unwrap_or_else(|| env.strategy.clone());
+        let before = rollback::before_deploy(env, &target)?;
+        match release::run(
+            env,
+            &target,
+            &live,
+            &published,
+            &strategy,
+            &release_alarms(&outs),
+        ) {
+            Ok(release) => {
+                rollback::after_deploy(env, &target, &before)?;
+                report.release = Some(release);
+            }
+            Err(err) => {
+                rollback::discard_pending(env)?;
+                return Err(err);
+            }
+        }
+        time(&mut report, "release", t);
+    }
+
+    // 5. Locally, the API is served on loopback by the packaged binaries.
     if let Some(moto) = &moto
         && !args.no_serve
     {
@@ -252,10 +293,76 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
         report.local_api_url = Some(api.url);
         time(&mut report, "local_api", t);
     }
+
+    // 6. The smoke run as the release's last gate.
+    if args.smoke {
+        let t = Instant::now();
+        let result = smoke::gate(sh, env, &target, moto.as_ref());
+        time(&mut report, "smoke", t);
+        match result {
+            Ok(path) => report.smoke = Some(process::display_path(&env.root, &path)),
+            Err(err) if moving => {
+                progress::step("The smoke run failed; rolling the release back");
+                let back = rollback::roll_back(env, &target)
+                    .context("rolling back after the failed smoke run")?;
+                let moves: Vec<String> = back
+                    .moved
+                    .iter()
+                    .map(|m| format!("{} {} -> {}", m.function, m.from, m.to))
+                    .collect();
+                return Err(err.context(format!(
+                    "the new versions failed the smoke run and were rolled back ({}); the \
+                     previous versions serve all the traffic",
+                    moves.join(", ")
+                )));
+            }
+            Err(err) => {
+                return Err(
+                    err.context("this deploy released nothing, so there is nothing to roll back")
+                );
+            }
+        }
+    }
     report
         .timings
         .insert("total".to_owned(), started.elapsed().as_secs_f64());
     Ok(report)
+}
+
+fn package_hashes(manifest: &Manifest) -> BTreeMap<String, String> {
+    manifest
+        .functions
+        .iter()
+        .map(|(n, p)| (n.clone(), p.sha256.clone()))
+        .collect()
+}
+
+/// `<function>_version` outputs: the newest version Terraform published.
+fn published_versions(outputs: &serde_json::Map<String, serde_json::Value>) -> Versions {
+    crate::env::FUNCTIONS
+        .iter()
+        .filter_map(|f| {
+            let version = match outputs.get(&format!("{f}_version"))? {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(((*f).to_owned(), version))
+        })
+        .collect()
+}
+
+/// The `release_alarms` output: the gate of every traffic step.
+fn release_alarms(outputs: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    outputs
+        .get("release_alarms")
+        .and_then(|v| v.as_array())
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Where AWS calls go for `env`; starts the emulator for emulated

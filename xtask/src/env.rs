@@ -14,6 +14,9 @@ pub const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
 /// The Terraform stacks infra synthesizes per environment, in apply order.
 pub const BOOTSTRAP_STACK: &str = "bootstrap";
 pub const SERVICE_STACK: &str = "service";
+/// Only for environments with `[delivery]`, and only `cargo xtask bootstrap`
+/// applies it: the deploy role must not be able to change its own permissions.
+pub const DELIVERY_STACK: &str = infra::DELIVERY_STACK;
 
 /// The repository root, found from this crate's location so `cargo xtask`
 /// works from any directory of the workspace.
@@ -88,6 +91,11 @@ pub struct Env {
     pub prefix: String,
     /// Deployed to the emulator on loopback rather than to AWS.
     pub emulated: bool,
+    /// Packages are signed with AWS Signer before the service stack uses them
+    /// (configuration `lambda.code_signing`; Lambda enforces the signature).
+    pub code_signing: bool,
+    /// How a deploy moves traffic to new versions (`[options.traffic_shifting]`).
+    pub strategy: crate::release::Strategy,
 }
 
 impl Env {
@@ -116,6 +124,10 @@ impl Env {
             region: config.region,
             prefix: config.prefix,
             emulated: config.emulator,
+            code_signing: config.lambda.code_signing,
+            strategy: crate::release::Strategy::from_config(
+                config.options.traffic_shifting.as_ref(),
+            ),
         })
     }
 

@@ -1,7 +1,7 @@
 //! `deploy --hotswap`: new function code without Terraform, as
 //! `cdk deploy --hotswap` does. Point the function at the new package,
-//! wait for the update, publish a version and move the `live` alias to it:
-//! the same end state Terraform reaches, in seconds.
+//! wait for the update and publish a version: the same end state a
+//! Terraform apply reaches, in seconds. The release then moves `live`.
 
 use std::time::{Duration, Instant};
 
@@ -12,17 +12,19 @@ use crate::aws::Target;
 use crate::env::Env;
 use crate::package::Manifest;
 use crate::progress;
-use crate::wait::ALIAS;
+use crate::rollback::Versions;
 
+/// Returns the version published per function.
 pub fn functions(
     env: &Env,
     target: &Target,
     bucket: &str,
     manifest: &Manifest,
     changed: &[String],
-) -> Result<()> {
+) -> Result<Versions> {
     crate::process::block_on(async {
         let lambda = target.lambda().await;
+        let mut published = Versions::new();
         for function in changed {
             let package = manifest
                 .functions
@@ -90,21 +92,9 @@ pub fn functions(
                 .version()
                 .context("PublishVersion returned no version")?
                 .to_owned();
-            lambda
-                .update_alias()
-                .function_name(&name)
-                .name(ALIAS)
-                .function_version(&number)
-                .send()
-                .await
-                .map_err(|e| {
-                    err(
-                        "UpdateAlias",
-                        &aws_sdk_lambda::error::DisplayErrorContext(&e),
-                    )
-                })?;
-            progress::note(format!("{name}: version {number} live"));
+            progress::note(format!("{name}: published version {number}"));
+            published.insert(function.clone(), number);
         }
-        Ok(())
+        Ok(published)
     })
 }

@@ -31,6 +31,9 @@ pub struct ApiState {
     pub pid: u32,
     pub port: u16,
     pub url: String,
+    /// Its `routing.json` (what it serves per alias).
+    #[serde(default)]
+    pub routing: Option<PathBuf>,
 }
 
 pub fn run(sh: &Shell, env: &Env, command: LocalCommand) -> Result<()> {
@@ -269,4 +272,96 @@ fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `routing.json` of the local API server (contract in
+/// `xtask/local-api/src/traffic.rs`): what each function's alias looked like
+/// at its last refresh, and a version it could not fetch yet (`pending`).
+#[derive(Debug, Deserialize)]
+struct Routing {
+    pid: u32,
+    functions: std::collections::BTreeMap<String, RoutedAlias>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RoutedAlias {
+    version: Option<String>,
+    #[serde(default)]
+    weights: std::collections::BTreeMap<String, f64>,
+    pending: Option<PendingAlias>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PendingAlias {
+    version: Option<String>,
+    #[serde(default)]
+    weights: std::collections::BTreeMap<String, f64>,
+    error: Option<String>,
+}
+
+fn same_weights(
+    a: &std::collections::BTreeMap<String, f64>,
+    b: &std::collections::BTreeMap<String, f64>,
+) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|(v, w)| b.get(v).is_some_and(|x| (x - w).abs() < 1e-6))
+}
+
+/// After xtask moved aliases in the emulator: makes the running local API
+/// server re-read them now (SIGHUP) and waits until its `routing.json`
+/// shows the same versions and weights, so the next request is routed as
+/// the alias says. Without a running server there is nothing to do. The
+/// first use of a version downloads its package, hence the generous limit.
+pub fn follow_aliases(
+    env: &Env,
+    expected: &std::collections::BTreeMap<String, crate::release::AliasState>,
+) -> Result<()> {
+    let Some(api) = running_api(env) else {
+        return Ok(());
+    };
+    let pid = api.pid.to_string();
+    let _ = Command::new("kill").args(["-HUP", &pid]).status();
+    let path = api
+        .routing
+        .clone()
+        .unwrap_or_else(|| env.dir().join("functions").join("routing.json"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let routing = process::read_json::<Routing>(&path)
+            .ok()
+            .filter(|r| r.pid == api.pid);
+        let mut done = routing.is_some();
+        for (function, alias) in expected {
+            let seen = routing.as_ref().and_then(|r| r.functions.get(function));
+            if seen.is_some_and(|s| {
+                s.version.as_ref() == Some(&alias.version)
+                    && same_weights(&s.weights, &alias.weights)
+            }) {
+                continue;
+            }
+            done = false;
+            if let Some(pending) = seen.and_then(|s| s.pending.as_ref())
+                && pending.version.as_ref() == Some(&alias.version)
+                && same_weights(&pending.weights, &alias.weights)
+                && let Some(error) = &pending.error
+            {
+                bail!(
+                    "the local API server cannot serve {function} as the alias now says: {error}"
+                );
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the local API server (pid {}) did not pick up the alias change within 120 s \
+                 (see {}); restart it with `cargo xtask deploy`",
+                api.pid,
+                process::display_path(&env.root, &path),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -21,11 +21,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_lambda::types::AliasRoutingConfiguration;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::Target;
 use crate::env::{Env, FUNCTIONS};
+use crate::release::{self, AliasState};
 use crate::wait::ALIAS;
 use crate::{local, process, progress, wait};
 
@@ -72,11 +72,11 @@ pub fn state_files(env: &Env) -> [PathBuf; 3] {
     [previous_file(env), pending_file(env), rolled_back_file(env)]
 }
 
-/// The `live` alias's version of every function that has one.
-pub fn live_versions(env: &Env, target: &Target) -> Result<Versions> {
+/// The `live` alias of every function that has one: version and weights.
+pub fn aliases(env: &Env, target: &Target) -> Result<BTreeMap<String, AliasState>> {
     process::block_on(async {
         let lambda = target.lambda().await;
-        let mut versions = Versions::new();
+        let mut aliases = BTreeMap::new();
         for function in FUNCTIONS {
             let name = env.function_name(function);
             match lambda
@@ -88,7 +88,18 @@ pub fn live_versions(env: &Env, target: &Target) -> Result<Versions> {
             {
                 Ok(alias) => {
                     if let Some(version) = alias.function_version() {
-                        versions.insert(function.to_owned(), version.to_owned());
+                        let weights = alias
+                            .routing_config()
+                            .and_then(|r| r.additional_version_weights())
+                            .map(|w| w.iter().map(|(v, w)| (v.clone(), *w)).collect())
+                            .unwrap_or_default();
+                        aliases.insert(
+                            function.to_owned(),
+                            AliasState {
+                                version: version.to_owned(),
+                                weights,
+                            },
+                        );
                     }
                 }
                 Err(err)
@@ -101,8 +112,16 @@ pub fn live_versions(env: &Env, target: &Target) -> Result<Versions> {
                 ),
             }
         }
-        Ok(versions)
+        Ok(aliases)
     })
+}
+
+/// The `live` alias's primary version of every function that has one.
+pub fn live_versions(env: &Env, target: &Target) -> Result<Versions> {
+    Ok(aliases(env, target)?
+        .into_iter()
+        .map(|(function, alias)| (function, alias.version))
+        .collect())
 }
 
 /// Called by `deploy` before it changes any function: remembers where every
@@ -126,6 +145,12 @@ pub fn after_deploy(env: &Env, target: &Target, before: &Versions) -> Result<()>
         process::write_json(&previous_file(env), &moved)?;
         remove_if_present(&rolled_back_file(env))?;
     }
+    remove_if_present(&pending_file(env))
+}
+
+/// Called by `deploy` when its release was stopped and moved back: nothing
+/// changed, so there is nothing new to roll back to.
+pub fn discard_pending(env: &Env) -> Result<()> {
     remove_if_present(&pending_file(env))
 }
 
@@ -182,7 +207,8 @@ fn record(env: &Env) -> Result<(Versions, PathBuf)> {
 }
 
 pub fn run(env: &Env) -> Result<()> {
-    let (record, source) = record(env)?;
+    // Nothing recorded is the likelier problem, and needs no AWS access to tell.
+    record(env)?;
     let target = if env.emulated {
         let moto = local::running_moto(env).with_context(|| {
             format!(
@@ -200,66 +226,62 @@ pub fn run(env: &Env) -> Result<()> {
         ));
         target
     };
-    let current = live_versions(env, &target)?;
+    let report = roll_back(env, &target)?;
+    let mut human: Vec<String> = report
+        .moved
+        .iter()
+        .map(|m| format!("{}: {ALIAS} {} -> {}", m.function, m.from, m.to))
+        .collect();
+    for function in &report.unchanged {
+        human.push(format!(
+            "{function}: {ALIAS} already on its recorded version"
+        ));
+    }
+    progress::result(env, &serde_json::to_value(&report)?, human.join("\n"));
+    Ok(())
+}
+
+/// Moves every recorded alias back (also called by `deploy --smoke` when
+/// the smoke run fails) and consumes the record.
+pub fn roll_back(env: &Env, target: &Target) -> Result<Report> {
+    let (record, source) = record(env)?;
+    let current = aliases(env, target)?;
     let mut report = Report {
         env: env.name.clone(),
         alias: ALIAS.to_owned(),
         source: process::display_path(&env.root, &source),
         ..Report::default()
     };
-    process::block_on(async {
-        let lambda = target.lambda().await;
-        for (function, previous) in &record {
-            let name = env.function_name(function);
-            let from = current.get(function).with_context(|| {
-                format!("function {name} has no `{ALIAS}` alias any more; deploy again")
-            })?;
-            // An alias mid-shift points at the old version with weight on the
-            // new one: it must move too, to drop the weights.
-            let weighted = lambda
-                .get_alias()
-                .function_name(&name)
-                .name(ALIAS)
-                .send()
-                .await
-                .ok()
-                .and_then(|a| a.routing_config().cloned())
-                .and_then(|r| r.additional_version_weights().map(|w| !w.is_empty()))
-                .unwrap_or(false);
-            if from == previous && !weighted {
-                report.unchanged.push(function.clone());
-                continue;
-            }
-            lambda
-                .update_alias()
-                .function_name(&name)
-                .name(ALIAS)
-                .function_version(previous)
-                .routing_config(
-                    AliasRoutingConfiguration::builder()
-                        .set_additional_version_weights(Some(Default::default()))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "moving {name}'s `{ALIAS}` alias to version {previous}: {}",
-                        aws_sdk_lambda::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            progress::note(format!("{function}: {ALIAS} {from} -> {previous}"));
-            report.moved.push(Move {
-                function: function.clone(),
-                function_name: name,
-                from: from.clone(),
-                to: previous.clone(),
-            });
+    let mut targets = BTreeMap::new();
+    for (function, previous) in &record {
+        let name = env.function_name(function);
+        let now = current.get(function).with_context(|| {
+            format!("function {name} has no `{ALIAS}` alias any more; deploy again")
+        })?;
+        // An alias mid-shift points at the old version with weight on the
+        // new one: it must move too, to drop the weights.
+        if now.version == *previous && now.weights.is_empty() {
+            report.unchanged.push(function.clone());
+            continue;
         }
-        anyhow::Ok(())
-    })?;
-    wait::functions_live(env, &target)?;
-    let now = live_versions(env, &target)?;
+        progress::note(format!("{function}: {ALIAS} {} -> {previous}", now.version));
+        report.moved.push(Move {
+            function: function.clone(),
+            function_name: name,
+            from: now.version.clone(),
+            to: previous.clone(),
+        });
+        targets.insert(
+            function.clone(),
+            AliasState {
+                version: previous.clone(),
+                weights: BTreeMap::new(),
+            },
+        );
+    }
+    release::set_aliases(env, target, &targets)?;
+    wait::functions_live(env, target)?;
+    let now = live_versions(env, target)?;
     for (function, previous) in &record {
         if now.get(function) != Some(previous) {
             bail!(
@@ -273,18 +295,5 @@ pub fn run(env: &Env) -> Result<()> {
     process::write_json(&rolled_back_file(env), &report)?;
     remove_if_present(&pending_file(env))?;
     remove_if_present(&previous_file(env))?;
-
-    let mut human: Vec<String> = report
-        .moved
-        .iter()
-        .map(|m| format!("{}: {ALIAS} {} -> {}", m.function, m.from, m.to))
-        .collect();
-    for function in &report.unchanged {
-        human.push(format!(
-            "{function}: {ALIAS} already on {}",
-            record[function]
-        ));
-    }
-    progress::result(env, &serde_json::to_value(&report)?, human.join("\n"));
-    Ok(())
+    Ok(report)
 }

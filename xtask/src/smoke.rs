@@ -2,22 +2,23 @@
 //! with the same AWS target deploy used (the emulator for `local`, where the
 //! local API server is started first if it is not running).
 
-use anyhow::Result;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
+use crate::aws::Target;
 use crate::cli::SmokeArgs;
 use crate::env::Env;
+use crate::local::MotoState;
 use crate::{deploy, local, outputs, process, progress};
 
 pub fn run(sh: &Shell, env: &Env, args: SmokeArgs) -> Result<()> {
     // Fail early with "deploy first" rather than inside the smoke binary.
     outputs::load(env)?;
     let (target, moto) = deploy::target(env)?;
-    if let Some(moto) = &moto
-        && local::running_api(env).is_none()
-    {
-        local::start_api(sh, env, moto)?;
-    }
+    serve_locally(sh, env, moto.as_ref())?;
     let name = env.name.as_str();
     let outputs_file = env.outputs_file();
     let json = env.json.then_some("--json");
@@ -31,4 +32,55 @@ pub fn run(sh: &Shell, env: &Env, args: SmokeArgs) -> Result<()> {
     }
     progress::step(format!("Smoke-testing `{name}`"));
     process::run(&format!("smoke tests of `{name}`"), command)
+}
+
+/// For `local`, the smoke run needs the local API server.
+fn serve_locally(sh: &Shell, env: &Env, moto: Option<&MotoState>) -> Result<()> {
+    if let Some(moto) = moto
+        && local::running_api(env).is_none()
+    {
+        local::start_api(sh, env, moto)?;
+    }
+    Ok(())
+}
+
+/// `deploy --smoke`: the smoke run as a gate. Its JSON report is kept in
+/// `build/<env>/smoke-report.json` (returned); a failure names the first
+/// failing step. Progress goes to stderr as usual.
+pub fn gate(sh: &Shell, env: &Env, target: &Target, moto: Option<&MotoState>) -> Result<PathBuf> {
+    serve_locally(sh, env, moto)?;
+    progress::step(format!("Smoke-testing the release on `{}`", env.name));
+    let report_path = env.dir().join("smoke-report.json");
+    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["run", "--quiet", "-p", "smoke", "--", "--json", "--outputs"])
+        .arg(env.outputs_file())
+        .envs(target.process_env())
+        .current_dir(&env.root)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the smoke tests (cargo run -p smoke)")?;
+    process::write_atomic(&report_path, &output.stdout)?;
+    if output.status.success() {
+        return Ok(report_path);
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let failed = report["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["ok"] == false))
+        .map(|s| {
+            format!(
+                "step `{}`: {}",
+                s["name"].as_str().unwrap_or("?"),
+                s["failure"]["message"]
+                    .as_str()
+                    .or(s["detail"].as_str())
+                    .unwrap_or("failed")
+            )
+        })
+        .unwrap_or_else(|| format!("exit status {}", output.status));
+    bail!(
+        "the smoke run failed at {failed} (report: {})",
+        process::display_path(&env.root, &report_path)
+    )
 }

@@ -6,14 +6,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use xshell::Shell;
 
-use crate::env::{BOOTSTRAP_STACK, Env, SERVICE_STACK};
+use crate::env::{BOOTSTRAP_STACK, DELIVERY_STACK, Env, SERVICE_STACK};
 use crate::{process, progress};
 
 pub fn run(_sh: &Shell, env: &Env) -> Result<()> {
     let elapsed = synthesize(env)?;
     let out = env.synth_out();
-    let stacks: Vec<String> = [BOOTSTRAP_STACK, SERVICE_STACK]
+    // The delivery stack only exists for environments with `[delivery]`.
+    let stacks: Vec<String> = [BOOTSTRAP_STACK, SERVICE_STACK, DELIVERY_STACK]
         .iter()
+        .filter(|s| env.stack_dir(s).join("cdk.tf.json").exists())
         .map(|s| process::display_path(&env.root, &env.stack_dir(s).join("cdk.tf.json")))
         .collect();
     let json = serde_json::json!({

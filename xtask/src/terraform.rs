@@ -153,7 +153,18 @@ impl<'a> Terraform<'a> {
     }
 
     pub fn apply(&self, var_file: Option<&Path>) -> Result<Duration> {
+        self.apply_with(var_file, &[])
+    }
+
+    /// `terraform apply` without reading every resource back first: for a
+    /// change xtask knows touches only the function code (see deploy).
+    pub fn apply_without_refresh(&self, var_file: Option<&Path>) -> Result<Duration> {
+        self.apply_with(var_file, &["-refresh=false"])
+    }
+
+    fn apply_with(&self, var_file: Option<&Path>, extra: &[&str]) -> Result<Duration> {
         let mut args = vec!["apply", "-input=false", "-no-color", "-auto-approve"];
+        args.extend_from_slice(extra);
         let var_arg = var_file.map(|f| format!("-var-file={}", f.display()));
         if let Some(arg) = &var_arg {
             args.push(arg);

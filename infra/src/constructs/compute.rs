@@ -1,13 +1,18 @@
 //! Lambda functions: one per domain, each with its own log group, role, published versions
-//! and a `live` alias that API Gateway invokes (and CodeDeploy shifts, when enabled).
+//! and a `live` alias that API Gateway invokes.
+//!
+//! Terraform publishes a version on every code or configuration change but never moves the
+//! alias after creating it: `cargo xtask deploy` releases new versions onto `live` (all at once,
+//! or in canary/linear steps gated by the alarms) and `cargo xtask rollback` moves it back, so a
+//! later `terraform apply` can never undo a rollback by re-pointing `live` at a bad version.
 
 use super::data::Tables;
 use super::network::Network;
 use super::security::{Account, Key, Role, Secret, Statement, service_role};
-use crate::config::{Config, ShiftKind};
+use crate::config::Config;
 use crate::routes::FunctionName;
 use crate::tf::{Expr, Ref, Stack, depends_on};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use std::collections::BTreeMap;
 
 /// The alias API Gateway calls; new versions reach traffic only through it.
@@ -36,6 +41,10 @@ pub struct Function {
 impl Function {
     pub fn name(&self) -> Expr {
         self.function.attr("function_name")
+    }
+    /// The newest version Terraform published: what xtask releases onto the alias.
+    pub fn published_version(&self) -> Expr {
+        self.function.attr("version")
     }
     pub fn alias_name(&self) -> Expr {
         self.alias.attr("name")
@@ -149,25 +158,6 @@ fn dead_letter_queue(stack: &mut Stack, config: &Config, key: &Key) -> Ref {
     )
 }
 
-/// Code signing: a Signer profile and a config that records (Warn) unsigned deployments.
-fn code_signing(stack: &mut Stack, config: &Config) -> Expr {
-    let profile = stack.resource(
-        "aws_signer_signing_profile",
-        "functions",
-        json!({ "name_prefix": config.prefix.replace('-', "_"), "platform_id": "AWSLambda-SHA384-ECDSA" }),
-    );
-    let csc = stack.resource(
-        "aws_lambda_code_signing_config",
-        "functions",
-        json!({
-            "description": format!("{}functions code signing", config.prefix),
-            "allowed_publishers": [{ "signing_profile_version_arns": [profile.attr("version_arn")] }],
-            "policies": [{ "untrusted_artifact_on_deployment": "Warn" }],
-        }),
-    );
-    csc.attr("arn")
-}
-
 /// Creates the three functions.
 pub fn functions(stack: &mut Stack, inputs: &ComputeInputs<'_>) -> Vec<Function> {
     let config = inputs.config;
@@ -178,7 +168,7 @@ pub fn functions(stack: &mut Stack, inputs: &ComputeInputs<'_>) -> Vec<Function>
     let signing = config
         .lambda
         .code_signing
-        .then(|| code_signing(stack, config));
+        .then(|| super::signing::code_signing_config(stack, config));
     FunctionName::ALL
         .iter()
         .map(|&which| function(stack, inputs, which, dlq.as_ref(), signing.as_ref()))
@@ -324,86 +314,19 @@ fn function(
         }]);
     }
     let function = stack.resource("aws_lambda_function", logical, body);
-    let mut alias = json!({
+    let alias = json!({
         "name": ALIAS,
         "description": "The version API Gateway serves",
         "function_name": function.attr("function_name"),
+        // Only the first version: from then on xtask owns where the alias points.
         "function_version": function.attr("version"),
+        "lifecycle": { "ignore_changes": ["function_version", "routing_config"] },
     });
-    if config.options.traffic_shifting.is_some() {
-        // CodeDeploy moves the alias between versions; Terraform only creates it.
-        alias["lifecycle"] = json!({ "ignore_changes": ["function_version", "routing_config"] });
-    }
     let alias = stack.resource("aws_lambda_alias", logical, alias);
     Function {
         which,
         function,
         alias,
         role,
-    }
-}
-
-/// Canary or linear traffic shifting with CodeDeploy: a deployment group per function that
-/// rolls back automatically when the function's alarms fire.
-pub fn traffic_shifting(
-    stack: &mut Stack,
-    config: &Config,
-    account: &Account,
-    functions: &[Function],
-    alarms: &BTreeMap<FunctionName, Vec<Expr>>,
-) {
-    let Some(shift) = &config.options.traffic_shifting else {
-        return;
-    };
-    let app = stack.resource(
-        "aws_codedeploy_app",
-        "functions",
-        json!({ "name": config.name("functions"), "compute_platform": "Lambda" }),
-    );
-    let (kind, block) = match shift.kind {
-        ShiftKind::Canary => ("TimeBasedCanary", "time_based_canary"),
-        ShiftKind::Linear => ("TimeBasedLinear", "time_based_linear"),
-    };
-    let deployment_config = stack.resource(
-        "aws_codedeploy_deployment_config",
-        "functions",
-        json!({
-            "deployment_config_name": config.name(&format!("{}-{}-{}", block.replace('_', "-"), shift.percentage, shift.interval_minutes)),
-            "compute_platform": "Lambda",
-            "traffic_routing_config": [{
-                "type": kind,
-                block: [{ "percentage": shift.percentage, "interval": shift.interval_minutes }],
-            }],
-        }),
-    );
-    let role = service_role(
-        stack,
-        account,
-        "codedeploy",
-        &config.name("codedeploy"),
-        "codedeploy.amazonaws.com",
-        Vec::new(),
-        &["service-role/AWSCodeDeployRoleForLambdaLimited"],
-    );
-    for function in functions {
-        let names: Vec<Value> = alarms
-            .get(&function.which)
-            .into_iter()
-            .flatten()
-            .map(Value::from)
-            .collect();
-        stack.resource(
-            "aws_codedeploy_deployment_group",
-            function.which.as_str(),
-            json!({
-                "app_name": app.attr("name"),
-                "deployment_group_name": config.name(function.which.as_str()),
-                "deployment_config_name": deployment_config.attr("id"),
-                "service_role_arn": role.arn(),
-                "deployment_style": [{ "deployment_option": "WITH_TRAFFIC_CONTROL", "deployment_type": "BLUE_GREEN" }],
-                "auto_rollback_configuration": [{ "enabled": true, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"] }],
-                "alarm_configuration": [{ "enabled": true, "alarms": names }],
-            }),
-        );
     }
 }

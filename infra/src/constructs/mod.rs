@@ -4,9 +4,11 @@
 pub mod api;
 pub mod compute;
 pub mod data;
+pub mod delivery;
 pub mod edge;
 pub mod network;
 pub mod observability;
 pub mod security;
+pub mod signing;
 pub mod state;
 pub mod storage;

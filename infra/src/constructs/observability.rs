@@ -11,7 +11,7 @@ use crate::tf::{Expr, Stack};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// Handle to the alarm topic and the alarms per function (for CodeDeploy rollbacks).
+/// Handle to the alarm topic and the alarms per function (the gate of a release's traffic shift).
 #[derive(Clone, Debug)]
 pub struct Observability {
     pub topic_arn: Expr,

@@ -1,4 +1,5 @@
-//! A test function for the local server's fault tests: it answers with the event it got, and
+//! A test function for the local server's tests: it answers with the event it got (and its
+//! environment, process id and executable path, which tell which version's package runs), and
 //! misbehaves on request, keyed by the `{id}` path parameter of `/users/{id}`:
 //! `crash` exits the process mid-invocation, `hang` never answers, `fail` returns a handler
 //! error, `invalid` returns a payload that is not a proxy response, `binary` answers with a
@@ -36,6 +37,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 "function_arn": context.invoked_function_arn,
                 "env": std::env::vars().filter(|(k, _)| !k.contains("SECRET")).collect::<std::collections::BTreeMap<_, _>>(),
                 "pid": std::process::id(),
+                "exe": std::env::current_exe().ok().map(|p| p.display().to_string()),
             }).to_string(),
         })),
     }

@@ -30,8 +30,10 @@ pub struct Entry<'a> {
     /// Milliseconds spent in the function call, when there was one.
     pub integration_latency: Option<u128>,
     pub integration_status: Option<u16>,
-    /// Which function served it and whether that needed a new process.
+    /// Which function served it, which version of it (chosen by the alias's weights; local
+    /// only, API Gateway's log does not have it) and whether that needed a new process.
     pub function: Option<&'a str>,
+    pub function_version: Option<&'a str>,
     pub cold_start: Option<bool>,
     /// API Gateway's `$context.error.message` for gateway-made responses.
     pub error_message: Option<&'a str>,

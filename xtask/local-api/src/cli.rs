@@ -24,16 +24,20 @@ pub struct Cli {
     /// 0 picks a free port; the state file says which.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Where to write `{"pid","port","url"}` once listening.
+    /// Where to write `{"pid","port","url","routing"}` once listening.
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Where extracted binaries and function logs go (default: `<outputs dir>/functions`).
+    /// Where extracted binaries, function logs and `routing.json` go (default:
+    /// `<outputs dir>/functions`).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// How often to re-read the aliases, in milliseconds; 0: only on SIGHUP.
+    #[arg(long, default_value_t = 1000)]
+    pub alias_poll_ms: u64,
     /// API Gateway's integration timeout in milliseconds (29 s on AWS).
     #[arg(long, default_value_t = 29_000)]
     pub integration_timeout_ms: u64,
-    /// Concurrent processes per function (the local stand-in for Lambda scaling).
+    /// Concurrent processes per function version (the local stand-in for Lambda scaling).
     #[arg(long, default_value_t = 4)]
     pub max_instances: usize,
     /// Whether GET /health needs the API key; default: the environment file's setting.
@@ -50,6 +54,8 @@ impl Cli {
         options.work_dir = self.work_dir;
         options.integration_timeout = Duration::from_millis(self.integration_timeout_ms);
         options.max_instances = self.max_instances;
+        options.alias_poll =
+            (self.alias_poll_ms > 0).then(|| Duration::from_millis(self.alias_poll_ms));
         options.health_requires_api_key = self.health_api_key.map(|v| v == "required");
         options
     }

@@ -30,6 +30,9 @@ pub struct Deployment {
     pub functions: BTreeMap<String, String>,
     /// The alias API Gateway invokes (`live`); used to read that alias's configuration.
     pub alias: Option<String>,
+    /// The bucket the packages were uploaded to (`artifacts_bucket`); the code of each version
+    /// the alias names is downloaded from there. Optional: outputs written by tests have none.
+    pub artifacts_bucket: Option<String>,
 }
 
 impl Deployment {
@@ -80,6 +83,7 @@ impl Deployment {
             sessions_table: need("sessions_table")?,
             functions,
             alias: get("alias_name"),
+            artifacts_bucket: get("artifacts_bucket").filter(|b| !b.is_empty()),
         })
     }
 }
@@ -98,13 +102,17 @@ mod tests {
         let d = Deployment::from_value(&flat).unwrap();
         assert_eq!(d.stage, "v1");
         assert_eq!(d.functions["users"], "p-users");
+        assert_eq!(d.artifacts_bucket, None);
         let wrapped = json!({
             "stage_name": {"value": "v1", "type": "string", "sensitive": false},
             "api_key_value": {"value": "k", "sensitive": true},
             "users_table": "u", "sessions_table": "s",
             "health_function": "h", "users_function": "u", "sessions_function": "s",
+            "artifacts_bucket": {"value": "p-artifacts", "type": "string", "sensitive": false},
         });
-        assert_eq!(Deployment::from_value(&wrapped).unwrap().api_key, "k");
+        let d = Deployment::from_value(&wrapped).unwrap();
+        assert_eq!(d.api_key, "k");
+        assert_eq!(d.artifacts_bucket.as_deref(), Some("p-artifacts"));
     }
 
     #[test]

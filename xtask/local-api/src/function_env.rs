@@ -1,17 +1,20 @@
 //! The environment and limits each function process gets.
 //!
-//! The variables come from the deployed function configuration in the emulator
-//! (`GetFunctionConfiguration` on the alias API Gateway calls), so a function runs locally with
-//! exactly what Terraform set. When the emulator has no such function (a test that writes an
-//! outputs file without running Terraform), the same variables are derived from the outputs, as
-//! the contract defines them. On top come the variables the Lambda service itself sets for a
-//! custom runtime, and the emulator endpoint and test credentials.
+//! The variables come from the deployed configuration in the emulator: that of each published
+//! version the alias routes to (`GetFunction` with the version as qualifier, see
+//! [`crate::alias`]), so a function runs locally with exactly what Terraform set for that
+//! version. When the server cannot follow the alias, the alias's (or `$LATEST`'s) configuration
+//! is used, and when the emulator has no such function at all (a test that writes an outputs
+//! file without running Terraform), the same variables are derived from the outputs, as the
+//! contract defines them. On top come the variables the Lambda service itself sets for a custom
+//! runtime, and the emulator endpoint and test credentials.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_lambda::config::{Credentials, Region};
+use aws_sdk_lambda::types::FunctionConfiguration;
 
 use crate::deployment::Deployment;
 
@@ -20,14 +23,20 @@ use crate::deployment::Deployment;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MEMORY_MB: i32 = 128;
 const ACCOUNT_ID: &str = "123456789012";
+/// How long one call to the (loopback) emulator may take.
+pub const EMULATOR_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Everything needed to start one process of one function.
+/// Everything needed to start one process of one version of a function.
 #[derive(Debug, Clone)]
 pub struct FunctionSpec {
     /// Short name: `users`.
     pub short: String,
     /// Deployed name: `prod-service-users`.
     pub name: String,
+    /// The version the process runs (`AWS_LAMBDA_FUNCTION_VERSION`): the published version the
+    /// alias sent the request to, or, when the server cannot follow the alias, what the
+    /// configuration it found says (`$LATEST` when it found none).
+    pub version: String,
     /// ARN sent as `Lambda-Runtime-Invoked-Function-Arn` (the alias when there is one, as when
     /// API Gateway invokes it).
     pub arn: String,
@@ -51,58 +60,102 @@ pub enum ConfigSource {
 }
 
 /// What the deployed configuration says, as far as the local run needs it.
-#[derive(Debug, Default)]
-struct Deployed {
-    variables: BTreeMap<String, String>,
-    timeout: Option<Duration>,
-    memory_mb: Option<i32>,
-    handler: Option<String>,
-    arn: Option<String>,
-    version: Option<String>,
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Deployed {
+    pub variables: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    pub memory_mb: Option<i32>,
+    pub handler: Option<String>,
+    pub arn: Option<String>,
+    pub version: Option<String>,
+    /// Lambda's `CodeSha256`: base64 of the SHA-256 of the deployment zip.
+    pub code_sha256: Option<String>,
 }
 
-/// Builds the spec of every function, reading each one's configuration from the emulator.
-pub async fn resolve(
+impl Deployed {
+    /// The parts of a function (version) configuration the local run uses.
+    pub fn from_configuration(config: &FunctionConfiguration) -> Deployed {
+        let variables = config
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Deployed {
+            variables,
+            timeout: config
+                .timeout()
+                .map(|s| Duration::from_secs(s.max(1) as u64)),
+            memory_mb: config.memory_size(),
+            handler: config.handler().map(str::to_string),
+            arn: config.function_arn().map(str::to_string),
+            version: config.version().map(str::to_string),
+            code_sha256: config.code_sha256().map(str::to_string),
+        }
+    }
+}
+
+/// Builds the spec of one process kind from a configuration and an extracted binary.
+pub fn spec(
     deployment: &Deployment,
     endpoint: &str,
-    bootstraps: &BTreeMap<String, PathBuf>,
-    work: &std::path::Path,
-) -> Vec<FunctionSpec> {
-    let client = lambda_client(endpoint, &deployment.region);
-    let mut specs = Vec::new();
-    for (short, name) in &deployment.functions {
-        let (deployed, source) =
-            match read_deployed(&client, name, deployment.alias.as_deref()).await {
-                Ok(d) => (d, ConfigSource::Emulator),
-                Err(reason) => (from_outputs(deployment), ConfigSource::Outputs(reason)),
-            };
-        let arn = deployed.arn.clone().unwrap_or_else(|| {
-            let alias = deployment
-                .alias
-                .as_deref()
-                .map(|a| format!(":{a}"))
-                .unwrap_or_default();
-            format!(
-                "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}{alias}",
-                deployment.region
-            )
-        });
-        let env = runtime_env(deployment, endpoint, name, &deployed);
-        specs.push(FunctionSpec {
-            short: short.clone(),
-            name: name.clone(),
-            arn,
-            bootstrap: bootstraps[short].clone(),
-            env,
-            timeout: deployed.timeout.unwrap_or(DEFAULT_TIMEOUT),
-            log_file: work.join(short).join("output.log"),
-            source,
-        });
+    work: &Path,
+    short: &str,
+    bootstrap: PathBuf,
+    deployed: &Deployed,
+    source: ConfigSource,
+) -> FunctionSpec {
+    let name = &deployment.functions[short];
+    let arn = deployed
+        .arn
+        .clone()
+        .unwrap_or_else(|| alias_arn(deployment, name));
+    FunctionSpec {
+        short: short.to_string(),
+        name: name.clone(),
+        version: deployed
+            .version
+            .clone()
+            .unwrap_or_else(|| "$LATEST".to_string()),
+        arn,
+        bootstrap,
+        env: runtime_env(deployment, endpoint, name, deployed),
+        timeout: deployed.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        log_file: work.join(short).join("output.log"),
+        source,
     }
-    specs
 }
 
-fn lambda_client(endpoint: &str, region: &str) -> aws_sdk_lambda::Client {
+/// The ARN API Gateway invokes: the function qualified with the alias, when there is one.
+pub fn alias_arn(deployment: &Deployment, name: &str) -> String {
+    let alias = deployment
+        .alias
+        .as_deref()
+        .map(|a| format!(":{a}"))
+        .unwrap_or_default();
+    format!(
+        "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}{alias}",
+        deployment.region
+    )
+}
+
+/// The configuration for a function the server does not follow the alias of: the alias's own
+/// configuration, else `$LATEST`'s, else (no such function in the emulator) the outputs.
+pub async fn read_fallback(
+    client: &aws_sdk_lambda::Client,
+    deployment: &Deployment,
+    name: &str,
+) -> (Deployed, ConfigSource) {
+    match read_deployed(client, name, deployment.alias.as_deref()).await {
+        Ok(mut deployed) => {
+            // API Gateway invokes the alias, whatever qualifier the configuration came from.
+            deployed.arn = None;
+            (deployed, ConfigSource::Emulator)
+        }
+        Err(reason) => (from_outputs(deployment), ConfigSource::Outputs(reason)),
+    }
+}
+
+pub fn lambda_client(endpoint: &str, region: &str) -> aws_sdk_lambda::Client {
     let config = aws_sdk_lambda::Config::builder()
         .behavior_version_latest()
         .region(Region::new(region.to_string()))
@@ -127,38 +180,52 @@ async fn read_deployed(
         None => vec![None],
     };
     for qualifier in qualifiers {
-        let request = client
-            .get_function_configuration()
-            .function_name(name)
-            .set_qualifier(qualifier.map(str::to_string));
-        match tokio::time::timeout(Duration::from_secs(10), request.send()).await {
-            Ok(Ok(config)) => {
-                let variables = config
-                    .environment()
-                    .and_then(|e| e.variables())
-                    .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default();
-                return Ok(Deployed {
-                    variables,
-                    timeout: config
-                        .timeout()
-                        .map(|s| Duration::from_secs(s.max(1) as u64)),
-                    memory_mb: config.memory_size(),
-                    handler: config.handler().map(str::to_string),
-                    arn: config.function_arn().map(str::to_string),
-                    version: config.version().map(str::to_string),
-                });
-            }
-            Ok(Err(err)) => {
-                last_error = match err.as_service_error() {
-                    Some(service) => service.to_string(),
-                    None => aws_sdk_lambda::error::DisplayErrorContext(&err).to_string(),
-                };
-            }
-            Err(_) => last_error = "the emulator did not answer within 10 s".to_string(),
+        match get_function(client, name, qualifier).await {
+            Ok(output) => match output.configuration() {
+                Some(config) => return Ok(Deployed::from_configuration(config)),
+                None => last_error = "GetFunction returned no configuration".to_string(),
+            },
+            Err(e) => last_error = e,
         }
     }
     Err(last_error)
+}
+
+/// `GetFunction` (configuration and code location) with a bounded wait; errors are one line.
+pub async fn get_function(
+    client: &aws_sdk_lambda::Client,
+    name: &str,
+    qualifier: Option<&str>,
+) -> Result<aws_sdk_lambda::operation::get_function::GetFunctionOutput, String> {
+    let request = client
+        .get_function()
+        .function_name(name)
+        .set_qualifier(qualifier.map(str::to_string));
+    match tokio::time::timeout(EMULATOR_TIMEOUT, request.send()).await {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(err)) => Err(describe(&err)),
+        Err(_) => Err(format!(
+            "the emulator did not answer within {} s",
+            EMULATOR_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// One line about a failed emulator call: the service's own error, or "not reachable" for a
+/// connection that failed (no emulator: the usual case in tests, not worth a stack of causes).
+pub fn describe<E, R>(err: &aws_sdk_lambda::error::SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_lambda::error::SdkError;
+    match err {
+        SdkError::ServiceError(service) => service.err().to_string(),
+        SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
+            "the emulator is not reachable (connection failed)".to_string()
+        }
+        other => aws_sdk_lambda::error::DisplayErrorContext(other).to_string(),
+    }
 }
 
 /// The variables the contract says infra sets, for when the emulator holds no function.

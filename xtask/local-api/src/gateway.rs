@@ -3,7 +3,6 @@
 //! Every answer the gateway makes itself uses API Gateway's own status codes and bodies, byte
 //! for byte, so clients (and smoke) see locally what they would see on AWS.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,9 +15,9 @@ use hyper::body::Incoming;
 use crate::access_log::{self, Entry};
 use crate::deployment::Deployment;
 use crate::instance::InvokeError;
-use crate::pool::FunctionPool;
 use crate::proxy_event::{self, IncomingRequest, Target};
 use crate::routing::{self, Resolution};
+use crate::traffic::Table;
 
 /// API Gateway's request payload limit.
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
@@ -87,7 +86,8 @@ impl GatewayError {
 /// Everything a request needs, shared by all connections.
 pub struct Gateway {
     pub deployment: Deployment,
-    pub pools: BTreeMap<String, Arc<FunctionPool>>,
+    /// Which version's processes serve each function (swapped when the alias moves).
+    pub routes: Arc<Table>,
     pub health_requires_api_key: bool,
     pub integration_timeout: Duration,
 }
@@ -97,6 +97,7 @@ pub struct Gateway {
 struct Trace {
     resource: Option<&'static str>,
     function: Option<String>,
+    function_version: Option<String>,
     cold_start: Option<bool>,
     integration_latency: Option<u128>,
     integration_status: Option<u16>,
@@ -153,6 +154,7 @@ impl Gateway {
             integration_latency: trace.integration_latency,
             integration_status: trace.integration_status,
             function: trace.function.as_deref(),
+            function_version: trace.function_version.as_deref(),
             cold_start: trace.cold_start,
             error_message: trace.error.map(GatewayError::message),
             integration_error: trace.integration_error.as_deref(),
@@ -214,10 +216,11 @@ impl Gateway {
 
         let function = route.function.as_str();
         trace.function = Some(function.to_string());
-        let Some(pool) = self.pools.get(function).cloned() else {
+        let Some(pool) = self.routes.pick(function) else {
             trace.integration_error = Some(format!("no package for function `{function}`"));
             return gateway_error(GatewayError::InternalServerError, trace);
         };
+        trace.function_version = Some(pool.spec().version.clone());
 
         let incoming = IncomingRequest {
             method: parts.method.clone(),

@@ -6,10 +6,17 @@
 //! API keys, API Gateway's own error bodies and limits) and runs the exact packaged `bootstrap`
 //! binaries behind a Lambda Runtime API of its own (see [`runtime_api`] for why not a crate).
 //!
-//! Data flows one way: the outputs file and the zips in `build/dist` go in; nothing here reads
-//! Terraform state or source code.
+//! It follows the `live` alias like Lambda: each request goes to a published version by the
+//! alias's weights, each version running its own code and configuration as stored in the
+//! emulator, and the routing follows the alias when xtask (or anyone) moves it ([`traffic`],
+//! [`alias`]).
+//!
+//! Data flows one way: the outputs file, the emulator's aliases, versions and packages (with
+//! the zips in `build/dist` as the fallback) go in; nothing here reads Terraform state or
+//! source code.
 
 pub mod access_log;
+pub mod alias;
 pub mod deployment;
 pub mod function_env;
 pub mod gateway;
@@ -20,5 +27,6 @@ pub mod proxy_event;
 pub mod routing;
 pub mod runtime_api;
 pub mod server;
+pub mod traffic;
 
 pub use server::{Options, Server};

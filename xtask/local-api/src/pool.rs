@@ -3,8 +3,12 @@
 //! Lambda scales a function by running more execution environments, each handling one request
 //! at a time; the pool does the same up to a limit (the local stand-in for reserved
 //! concurrency), so concurrent requests (smoke's `--load`) do not queue behind one process.
+//!
+//! There is one pool per version in play: when the alias stops routing to a version, its pool
+//! is retired: idle processes are killed at once, busy ones when their invocation ends.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::{Mutex, Semaphore};
@@ -19,11 +23,12 @@ pub struct Invoked {
     pub cold_start: bool,
 }
 
-/// All instances of one function.
+/// All instances of one version of a function.
 pub struct FunctionPool {
     spec: Arc<FunctionSpec>,
     idle: Mutex<Vec<Instance>>,
     capacity: Semaphore,
+    retired: AtomicBool,
 }
 
 impl FunctionPool {
@@ -32,6 +37,7 @@ impl FunctionPool {
             spec: Arc::new(spec),
             idle: Mutex::new(Vec::new()),
             capacity: Semaphore::new(max_instances.max(1)),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -70,7 +76,11 @@ impl FunctionPool {
         let reusable =
             matches!(result, Ok(_) | Err(InvokeError::FunctionError(_))) && instance.is_alive();
         if reusable {
-            self.idle.lock().await.push(instance);
+            // Checked under the lock `retire` clears under, so no process outlives retirement.
+            let mut idle = self.idle.lock().await;
+            if !self.retired.load(Ordering::Acquire) {
+                idle.push(instance);
+            }
         }
         Invoked { result, cold_start }
     }
@@ -78,5 +88,17 @@ impl FunctionPool {
     /// Stops every idle process (used on shutdown).
     pub async fn clear(&self) {
         self.idle.lock().await.clear();
+    }
+
+    /// The version is out of play: kill the idle processes now and every busy one as soon as
+    /// its invocation ends (a request already routed here still gets its answer).
+    pub async fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.clear().await;
+    }
+
+    /// How many processes wait for work (for tests and messages).
+    pub async fn idle_count(&self) -> usize {
+        self.idle.lock().await.len()
     }
 }

@@ -1,6 +1,5 @@
-//! Start-up and shutdown: outputs and zips in, a listening gateway out.
+//! Start-up and shutdown: outputs, aliases and packages in, a listening gateway out.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,14 +9,16 @@ use anyhow::{Context, Result};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::deployment::{Deployment, FUNCTIONS};
-use crate::function_env::{self, ConfigSource};
+use crate::alias::Emulator;
+use crate::deployment::Deployment;
 use crate::gateway::{DEFAULT_INTEGRATION_TIMEOUT, Gateway};
-use crate::package;
-use crate::pool::FunctionPool;
+use crate::traffic::{Refresher, Table};
+
+/// How often the aliases are re-read by default (a few loopback calls).
+pub const DEFAULT_ALIAS_POLL: Duration = Duration::from_secs(1);
 
 /// How the server is started; the CLI maps one-to-one onto this.
 #[derive(Debug, Clone)]
@@ -36,8 +37,10 @@ pub struct Options {
     /// Where the extracted binaries and function logs go; default `<outputs dir>/functions`.
     pub work_dir: Option<PathBuf>,
     pub integration_timeout: Duration,
-    /// Concurrent execution environments per function.
+    /// Concurrent execution environments per function version.
     pub max_instances: usize,
+    /// How often the aliases are re-read; `None`: only on [`Server::request_refresh`] (SIGHUP).
+    pub alias_poll: Option<Duration>,
     /// Whether `GET /health` needs the key; `None` reads the environment file of the env the
     /// outputs belong to (`build/<env>/outputs.json`).
     pub health_requires_api_key: Option<bool>,
@@ -56,6 +59,7 @@ impl Options {
             work_dir: None,
             integration_timeout: DEFAULT_INTEGRATION_TIMEOUT,
             max_instances: 4,
+            alias_poll: Some(DEFAULT_ALIAS_POLL),
             health_requires_api_key: None,
         }
     }
@@ -68,11 +72,15 @@ pub struct Server {
     gateway: Arc<Gateway>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    refresher: Option<JoinHandle<()>>,
+    refresh: Arc<Notify>,
+    routing_file: Option<PathBuf>,
     state: Option<PathBuf>,
 }
 
 impl Server {
-    /// Reads the deployment, extracts the packages, resolves each function's configuration and
+    /// Reads the deployment and each function's alias, fetches the code and configuration of
+    /// every version in play (or extracts the `build/dist` fallback), writes `routing.json` and
     /// starts listening. Function processes start lazily, on their first request, like Lambda.
     pub async fn start(options: Options) -> Result<Server> {
         let deployment = Deployment::load(&options.outputs)?;
@@ -89,31 +97,18 @@ impl Server {
             None => health_key_from_environment(&options.outputs)?,
         };
 
-        let mut bootstraps = BTreeMap::new();
-        for function in FUNCTIONS {
-            bootstraps.insert(
-                function.to_string(),
-                package::extract_bootstrap(&options.dist, &work, function)?,
-            );
-        }
-        let specs = function_env::resolve(&deployment, &options.endpoint, &bootstraps, &work).await;
-        let mut pools = BTreeMap::new();
-        for spec in specs {
-            let source = match &spec.source {
-                ConfigSource::Emulator => "the emulator's function configuration".to_string(),
-                ConfigSource::Outputs(why) => {
-                    format!("the outputs file (emulator: {})", first_line(why))
-                }
-            };
-            eprintln!(
-                "local-api: {} -> {} (environment from {source})",
-                spec.short, spec.name
-            );
-            pools.insert(
-                spec.short.clone(),
-                Arc::new(FunctionPool::new(spec, options.max_instances)),
-            );
-        }
+        let emulator = Emulator::new(deployment.clone(), &options.endpoint, &work, &options.dist);
+        let table = Arc::new(Table::default());
+        let refresher = Refresher::start(
+            emulator,
+            table.clone(),
+            &work,
+            &options.dist,
+            &options.endpoint,
+            options.max_instances,
+        )
+        .await?;
+        let routing_file = refresher.routing_file().to_path_buf();
 
         let listener = TcpListener::bind((options.host, options.port))
             .await
@@ -122,14 +117,18 @@ impl Server {
         let url = format!("http://{addr}/{}", deployment.stage);
         let gateway = Arc::new(Gateway {
             deployment,
-            pools,
+            routes: table,
             health_requires_api_key,
             integration_timeout: options.integration_timeout,
         });
 
         if let Some(state) = &options.state {
-            let record =
-                serde_json::json!({"pid": std::process::id(), "port": addr.port(), "url": url});
+            let record = serde_json::json!({
+                "pid": std::process::id(),
+                "port": addr.port(),
+                "url": url,
+                "routing": std::path::absolute(&routing_file).unwrap_or(routing_file.clone()),
+            });
             if let Some(dir) = state.parent() {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
@@ -138,6 +137,9 @@ impl Server {
                 .with_context(|| format!("writing {}", state.display()))?;
         }
 
+        // Nothing fails from here on: the refresher runs as long as the server.
+        let refresh = Arc::new(Notify::new());
+        let refresher = tokio::spawn(refresher.run(options.alias_poll, refresh.clone()));
         let (stop_tx, mut stop_rx) = oneshot::channel();
         let serving = gateway.clone();
         let task = tokio::spawn(async move {
@@ -169,6 +171,9 @@ impl Server {
             gateway,
             stop: Some(stop_tx),
             task: Some(task),
+            refresher: Some(refresher),
+            refresh,
+            routing_file: Some(routing_file),
             state: options.state,
         })
     }
@@ -180,6 +185,19 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Re-reads the aliases now instead of at the next poll (what `SIGHUP` does to the binary);
+    /// `routing.json` shows when a change is in use.
+    pub fn request_refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// `<work dir>/routing.json`: the alias state being served (see [`crate::traffic`]).
+    pub fn routing_file(&self) -> &std::path::Path {
+        self.routing_file
+            .as_deref()
+            .expect("set until the server stops")
     }
 
     /// Stops accepting, kills every function process and removes the state file.
@@ -194,23 +212,35 @@ impl Server {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        for pool in self.gateway.pools.values() {
+        if let Some(refresher) = self.refresher.take() {
+            refresher.abort();
+            let _ = refresher.await;
+        }
+        for pool in self.gateway.routes.pools() {
             pool.clear().await;
         }
-        if let Some(state) = self.state.take() {
-            let _ = std::fs::remove_file(state);
+        self.remove_files();
+    }
+
+    fn remove_files(&mut self) {
+        for file in [self.state.take(), self.routing_file.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(file);
         }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.refresher.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
-        if let Some(state) = self.state.take() {
-            let _ = std::fs::remove_file(state);
-        }
+        self.remove_files();
     }
 }
 
@@ -230,8 +260,4 @@ fn health_key_from_environment(outputs: &std::path::Path) -> Result<bool> {
         format!("reading environment `{env}` (named by the folder of {}); pass --health-api-key to skip", outputs.display())
     })?;
     Ok(config.api.health_requires_api_key)
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
 }

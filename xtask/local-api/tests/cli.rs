@@ -52,6 +52,17 @@ fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
     assert_eq!(record["pid"], child.id());
     let url = record["url"].as_str().unwrap().to_string();
     assert_eq!(url, format!("http://127.0.0.1:{}/v1", record["port"]));
+    // No emulator: every function runs its build/dist zip, and routing.json says so.
+    let routing_file = std::path::PathBuf::from(record["routing"].as_str().unwrap());
+    let routing: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&routing_file).unwrap()).unwrap();
+    assert_eq!(routing["pid"], child.id());
+    assert_eq!(routing["generation"], 1);
+    for function in ["health", "users", "sessions"] {
+        let entry = &routing["functions"][function];
+        assert!(entry["version"].is_null(), "{routing}");
+        assert!(entry["fallback"].is_string(), "{routing}");
+    }
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let status = runtime.block_on(async {
@@ -90,5 +101,6 @@ fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
         "local-api exits cleanly on SIGTERM: {exit:?}"
     );
     assert!(!state.exists(), "the state file is removed on stop");
+    assert!(!routing_file.exists(), "routing.json is removed on stop");
     let _ = std::fs::remove_dir_all(dir);
 }

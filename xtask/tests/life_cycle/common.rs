@@ -2,8 +2,6 @@
 //! binary with a private build folder, so a test never touches the
 //! developer's `build/` (state, emulator, packages).
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -78,6 +76,59 @@ pub fn small_binaries(dir: &Path) -> PathBuf {
         std::fs::copy("/bin/true", bins.join(name)).unwrap();
     }
     bins
+}
+
+pub const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
+
+/// A private copy (tests modify them) of the functions' release binaries,
+/// built once and shared through the target dir (`.ci/run` builds them
+/// before the tests). `XTASK_TEST_BINARIES` points at another folder of
+/// binaries named health, users, sessions.
+pub fn release_binaries(dir: &Path) -> PathBuf {
+    let source = match std::env::var_os("XTASK_TEST_BINARIES") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            // Where cargo puts them: CARGO_TARGET_DIR when the caller moved the target dir.
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_root().join("target"));
+            let release = target.join("release");
+            if !FUNCTIONS.iter().all(|f| release.join(f).exists()) {
+                let status = Command::new(env!("CARGO"))
+                    .args([
+                        "build",
+                        "--release",
+                        "-p",
+                        "health",
+                        "-p",
+                        "users",
+                        "-p",
+                        "sessions",
+                    ])
+                    .current_dir(workspace_root())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "release build of the functions failed");
+            }
+            release
+        }
+    };
+    let bins = dir.join("bins");
+    std::fs::create_dir_all(&bins).unwrap();
+    for f in FUNCTIONS {
+        std::fs::copy(source.join(f), bins.join(f)).unwrap();
+    }
+    bins
+}
+
+/// Appends bytes to a binary: a new build with the same behaviour.
+pub fn rebuild(binary: &Path, marker: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(binary)
+        .unwrap();
+    file.write_all(format!("\0{marker}\0").as_bytes()).unwrap();
 }
 
 /// Stops the test's emulator however the test ends.

@@ -2,58 +2,12 @@
 //! deploy, outputs, a second deploy that skips, a one-function code change
 //! that uploads and updates only that function, destroy.
 //!
-//! Uses the release binaries of the functions (built once, shared through the
-//! target dir; `.ci/run` builds them before the tests). `XTASK_TEST_BINARIES`
-//! points at another folder of binaries named health, users, sessions.
+//! Uses the release binaries of the functions (see `common::release_binaries`).
 
-mod common;
-
-use std::path::{Path, PathBuf};
-
-use common::*;
-
-const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
-
-fn binaries(dir: &Path) -> PathBuf {
-    let source = match std::env::var_os("XTASK_TEST_BINARIES") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            // Where cargo puts them: CARGO_TARGET_DIR when the caller moved the target dir.
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace_root().join("target"));
-            let release = target.join("release");
-            if !FUNCTIONS.iter().all(|f| release.join(f).exists()) {
-                let status = std::process::Command::new(env!("CARGO"))
-                    .args([
-                        "build",
-                        "--release",
-                        "-p",
-                        "health",
-                        "-p",
-                        "users",
-                        "-p",
-                        "sessions",
-                    ])
-                    .current_dir(workspace_root())
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "release build of the functions failed");
-            }
-            release
-        }
-    };
-    // A private copy: the test modifies one of them.
-    let bins = dir.join("bins");
-    std::fs::create_dir_all(&bins).unwrap();
-    for f in FUNCTIONS {
-        std::fs::copy(source.join(f), bins.join(f)).unwrap();
-    }
-    bins
-}
+use crate::common::*;
 
 fn code_sha(endpoint: &str, function: &str) -> String {
-    common::with_lambda(endpoint, async |lambda| {
+    with_lambda(endpoint, async |lambda| {
         let alias = lambda
             .get_alias()
             .function_name(format!("prod-service-{function}"))
@@ -87,7 +41,7 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 #[test]
 fn deploy_noop_change_one_function_destroy() {
     let dir = scratch("full-cycle");
-    let bins = binaries(&dir);
+    let bins = release_binaries(&dir);
     let prebuilt = bins.to_str().unwrap();
 
     let up = stdout_json(&xtask(&dir, &["local", "up", "--json"]));
@@ -148,16 +102,10 @@ fn deploy_noop_change_one_function_destroy() {
     // 4. One function's code changes: only its package is uploaded and only
     //    its code is updated.
     let before: Vec<String> = FUNCTIONS.iter().map(|f| code_sha(&endpoint, f)).collect();
-    {
-        use std::io::Write;
-        let mut users = std::fs::OpenOptions::new()
-            .append(true)
-            .open(bins.join("users"))
-            .unwrap();
-        users
-            .write_all(b"\0xtask full-cycle test: a new build of users\0")
-            .unwrap();
-    }
+    rebuild(
+        &bins.join("users"),
+        "xtask full-cycle test: a new build of users",
+    );
     let third = stdout_json(&xtask(
         &dir,
         &["deploy", "--json", "--no-serve", "--prebuilt", prebuilt],
@@ -172,14 +120,7 @@ fn deploy_noop_change_one_function_destroy() {
 
     // 4b. The same with --hotswap: no Terraform, same end state; the next
     //     plain deploy reconciles Terraform's state.
-    {
-        use std::io::Write;
-        let mut users = std::fs::OpenOptions::new()
-            .append(true)
-            .open(bins.join("users"))
-            .unwrap();
-        users.write_all(b"\0another build of users\0").unwrap();
-    }
+    rebuild(&bins.join("users"), "another build of users");
     let hot = stdout_json(&xtask(
         &dir,
         &[

@@ -1,9 +1,7 @@
 //! Packaging is reproducible and the ELF check accepts what runs on Lambda
 //! and rejects what does not, through the real `cargo xtask package`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn manifest(dir: &std::path::Path, bins: &std::path::Path) -> serde_json::Value {
     stdout_json(&xtask(

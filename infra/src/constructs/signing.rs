@@ -1,0 +1,85 @@
+//! Lambda code signing with AWS Signer, split across the two stacks because of the order a
+//! deploy runs in: the signing profile must exist before the service stack's first apply (xtask
+//! signs the uploaded packages between the two stacks), so it lives in the bootstrap stack; the
+//! code signing config that makes Lambda refuse anything else lives with the functions.
+
+use crate::config::Config;
+use crate::tf::{Expr, Ref, Stack};
+use serde_json::json;
+
+/// The Signer platform for Lambda zip packages.
+pub const PLATFORM: &str = "AWSLambda-SHA384-ECDSA";
+
+/// The signing profile's name: `prod-service-` gives `prod_service_functions`.
+///
+/// Deterministic (not `name_prefix`) so that the service stack and xtask find the profile from
+/// the configuration alone, whether or not the bootstrap stack ran in this checkout. Signer
+/// names allow only `[a-zA-Z0-9_]`, 2 to 64 characters. A destroyed profile is only canceled
+/// (it stays listed, under its name, for two years), so re-creating the bootstrap stack after
+/// `destroy --all` needs a different prefix.
+pub fn profile_name(prefix: &str) -> String {
+    let mut name: String = prefix
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if !name.is_empty() && !name.ends_with('_') {
+        name.push('_');
+    }
+    name.push_str("functions");
+    // Keep the distinctive end: two environments' prefixes differ at their start.
+    let excess = name.len().saturating_sub(64);
+    name.split_off(excess)
+}
+
+/// Bootstrap stack: the signing profile the deploy signs packages with.
+pub fn profile(stack: &mut Stack, config: &Config) -> Ref {
+    stack.resource(
+        "aws_signer_signing_profile",
+        "functions",
+        json!({ "name": profile_name(&config.prefix), "platform_id": PLATFORM }),
+    )
+}
+
+/// Service stack: the code signing config the functions carry. Lambda rejects (`Enforce`) any
+/// package not signed by the bootstrap stack's profile.
+///
+/// The profile is looked up with a data source by its deterministic name rather than passed in
+/// as a variable: the service stack then stays self-contained (a hand-run `terraform plan` needs
+/// no extra `-var`), the version ARN is always the profile's current one, and a missing
+/// profile fails the plan with Terraform naming it, before anything is changed.
+pub fn code_signing_config(stack: &mut Stack, config: &Config) -> Expr {
+    let profile = stack.data(
+        "aws_signer_signing_profile",
+        "functions",
+        json!({ "name": profile_name(&config.prefix) }),
+    );
+    let csc = stack.resource(
+        "aws_lambda_code_signing_config",
+        "functions",
+        json!({
+            "description": format!("{}functions code signing", config.prefix),
+            "allowed_publishers": [{ "signing_profile_version_arns": [profile.attr("version_arn")] }],
+            "policies": [{ "untrusted_artifact_on_deployment": "Enforce" }],
+        }),
+    );
+    csc.attr("arn")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::profile_name;
+
+    #[test]
+    fn profile_names_are_what_signer_accepts() {
+        assert_eq!(profile_name("prod-service-"), "prod_service_functions");
+        assert_eq!(profile_name("dev.svc"), "dev_svc_functions");
+        assert_eq!(profile_name(""), "functions");
+        let long = profile_name(&format!("{}-", "a".repeat(80)));
+        assert_eq!(long.len(), 64);
+        assert!(long.ends_with("_functions"));
+        for name in [long, profile_name("x-")] {
+            assert!(name.len() >= 2);
+            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The delivery stack: GitHub's OIDC provider and the deploy role. Its trust (exactly one
+//! repository and environment), what the role may do (explicit actions on this environment's
+//! resources, `"*"` only for the listed exceptions, never itself), the `[delivery]` settings and
+//! their errors, and an apply against the emulator.
+
+mod common;
+
+use infra::config::Delivery;
+use infra::constructs::delivery::{self, STAR_ACTIONS};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+fn delivery_stack(config: &infra::Config) -> Option<Value> {
+    infra::synth::render(config, &common::fixed_options(&config.name))
+        .into_iter()
+        .find(|(name, _)| name == infra::DELIVERY_STACK)
+        .map(|(_, stack)| stack)
+}
+
+fn shipped(env: &str) -> (infra::Config, Value) {
+    let config = infra::load_config(env).unwrap();
+    let stack = delivery_stack(&config).unwrap_or_else(|| panic!("{env} has no delivery stack"));
+    (config, stack)
+}
+
+/// Every statement of the deploy role's policies, in order.
+fn statements(stack: &Value) -> Vec<Value> {
+    let policies = stack["resource"]["aws_iam_policy"].as_object().unwrap();
+    let attached: BTreeSet<&str> = stack["resource"]["aws_iam_role_policy_attachment"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|a| {
+            assert_eq!(a["role"], "${aws_iam_role.github_deploy.name}");
+            a["policy_arn"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(attached.len(), policies.len(), "every policy is attached");
+    policies
+        .iter()
+        .flat_map(|(name, p)| {
+            assert!(attached.contains(format!("${{aws_iam_policy.{name}.arn}}").as_str()));
+            let doc: Value = serde_json::from_str(p["policy"].as_str().unwrap()).unwrap();
+            doc["Statement"].as_array().unwrap().clone()
+        })
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().map(|s| s.as_str().unwrap().to_owned()).collect(),
+        _ => panic!("unexpected {v}"),
+    }
+}
+
+#[test]
+fn only_environments_with_delivery_get_the_stack() {
+    let local = infra::load_config("local").unwrap();
+    assert!(local.delivery.is_none());
+    assert!(delivery_stack(&local).is_none());
+    for env in ["dev", "prod"] {
+        let (config, stack) = shipped(env);
+        let backend = &stack["terraform"]["backend"]["s3"];
+        let infra::config::Backend::S3 { bucket, key_prefix } = &config.backend else {
+            panic!("{env} keeps its state in S3");
+        };
+        assert_eq!(backend["bucket"], bucket.as_str());
+        assert_eq!(backend["key"], format!("{key_prefix}/delivery.tfstate"));
+    }
+}
+
+#[test]
+fn trust_is_exactly_this_repository_and_environment() {
+    for env in ["dev", "prod"] {
+        let (config, stack) = shipped(env);
+        let role = &stack["resource"]["aws_iam_role"]["github_deploy"];
+        assert_eq!(role["name"], format!("{env}-service-github-deploy"));
+        assert_eq!(role["max_session_duration"], 3600);
+        let trust: Value =
+            serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+        let statements = trust["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "{env}");
+        let s = &statements[0];
+        assert_eq!(s["Effect"], "Allow");
+        assert_eq!(s["Action"], "sts:AssumeRoleWithWebIdentity");
+        assert_eq!(
+            s["Principal"],
+            serde_json::json!({ "Federated": "${aws_iam_openid_connect_provider.github.arn}" })
+        );
+        let repo = &config.delivery.as_ref().unwrap().github_repository;
+        assert_eq!(
+            s["Condition"],
+            serde_json::json!({ "StringEquals": {
+                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                "token.actions.githubusercontent.com:sub": format!("repo:{repo}:environment:{env}"),
+            } }),
+            "{env}: only StringEquals, on exactly aud and sub"
+        );
+        assert!(!repo.contains('*') && !repo.contains('?'));
+        let provider = &stack["resource"]["aws_iam_openid_connect_provider"]["github"];
+        assert_eq!(
+            provider["url"],
+            "https://token.actions.githubusercontent.com"
+        );
+        assert_eq!(
+            provider["client_id_list"],
+            serde_json::json!(["sts.amazonaws.com"])
+        );
+        assert_eq!(
+            stack["output"]["deploy_role_arn"]["value"],
+            "${aws_iam_role.github_deploy.arn}"
+        );
+        assert_eq!(
+            stack["output"]["oidc_provider_arn"]["value"],
+            "${aws_iam_openid_connect_provider.github.arn}"
+        );
+    }
+}
+
+#[test]
+fn a_second_environment_looks_the_provider_up_and_may_name_its_github_environment() {
+    let (mut config, _) = shipped("dev");
+    config.delivery = Some(Delivery {
+        github_repository: "Some-Org/some.repo_2".into(),
+        github_environment: Some("development".into()),
+        create_oidc_provider: false,
+    });
+    let stack = delivery_stack(&config).unwrap();
+    assert!(stack["resource"]["aws_iam_openid_connect_provider"].is_null());
+    let lookup = &stack["data"]["aws_iam_openid_connect_provider"]["github"];
+    assert_eq!(lookup["url"], "https://token.actions.githubusercontent.com");
+    let role = &stack["resource"]["aws_iam_role"]["github_deploy"];
+    let trust: Value = serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+    let condition = &trust["Statement"][0]["Condition"]["StringEquals"];
+    assert_eq!(
+        condition["token.actions.githubusercontent.com:sub"],
+        "repo:Some-Org/some.repo_2:environment:development"
+    );
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Federated"],
+        "${data.aws_iam_openid_connect_provider.github.arn}"
+    );
+    assert_eq!(
+        stack["output"]["oidc_provider_arn"]["value"],
+        "${data.aws_iam_openid_connect_provider.github.arn}"
+    );
+}
+
+#[test]
+fn the_role_names_every_action_and_uses_star_only_for_the_listed_ones() {
+    let listed: BTreeSet<&str> = STAR_ACTIONS.iter().map(|(a, _)| *a).collect();
+    assert_eq!(
+        listed.len(),
+        STAR_ACTIONS.len(),
+        "STAR_ACTIONS has duplicates"
+    );
+    for (action, why) in STAR_ACTIONS {
+        assert!(why.len() > 20, "{action}: say why AWS needs \"*\"");
+    }
+    for env in ["dev", "prod"] {
+        let (config, stack) = shipped(env);
+        let mut sids = BTreeSet::new();
+        for s in statements(&stack) {
+            let sid = s["Sid"].as_str().unwrap();
+            assert!(
+                sid.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{env}: IAM wants alphanumeric Sids: {sid}"
+            );
+            assert!(sids.insert(sid.to_owned()), "{env}: Sid {sid} twice");
+            let actions = strings(&s["Action"]);
+            let resources = strings(&s["Resource"]);
+            for a in &actions {
+                assert!(!a.contains('*') && !a.contains('?'), "{env}: {sid}: {a}");
+                assert!(a.contains(':'), "{env}: {sid}: {a}");
+                assert!(
+                    !a.starts_with("codedeploy:"),
+                    "{env}: releases shift traffic with alias weights, not CodeDeploy"
+                );
+            }
+            if resources.iter().any(|r| r == "*") {
+                assert_eq!(resources.len(), 1, "{env}: {sid}");
+                assert_eq!(s["Effect"], "Allow");
+                for a in &actions {
+                    assert!(
+                        listed.contains(a.as_str()),
+                        "{env}: {sid} grants {a} on \"*\""
+                    );
+                }
+            }
+            // Everything else is this environment's: by name, by the state bucket, or by a
+            // kind whose ARNs carry generated ids (scoped to the account and region, and by
+            // tag where AWS supports it).
+            let generated = [
+                ":key/*",
+                "::/restapis",
+                "::/restapis/*",
+                "::/apikeys",
+                "::/apikeys/*",
+                "::/usageplans",
+                "::/usageplans/*",
+                "::/clientcertificates",
+                "::/clientcertificates/*",
+                "::/account",
+                "::/tags/*",
+                ":code-signing-config:*",
+                ":scalable-target/*",
+                "/signing-jobs/*",
+                ":log-group:*",
+                ":ec2:",
+                "regional/managedruleset/*/*",
+                "/restapis/*/stages/*",
+                ":iam::aws:policy/service-role/",
+                "role/aws-service-role/",
+                "${aws_iam_openid_connect_provider.github.arn}",
+            ];
+            let signer = config.prefix.replace('-', "_");
+            for r in resources.iter().filter(|r| *r != "*") {
+                assert!(
+                    r.contains(&config.prefix)
+                        || r.contains(&signer)
+                        || r.contains(&format!("{env}-service-tfstate-example"))
+                        || generated.iter().any(|g| r.contains(g)),
+                    "{env}: {sid} reaches {r}, outside the environment"
+                );
+                assert!(
+                    !r.contains("delivery.tfstate"),
+                    "{env}: the deploy role must not touch the delivery stack's state"
+                );
+            }
+        }
+        let used: BTreeSet<&str> = sids.iter().map(String::as_str).collect();
+        for sid in [
+            "TerraformState",
+            "Functions",
+            "RolesOfThisEnvironment",
+            "ReadAlarms",
+        ] {
+            assert!(used.contains(sid), "{env}: no {sid}");
+        }
+    }
+}
+
+#[test]
+fn the_role_can_never_change_itself_or_the_oidc_provider() {
+    for env in ["dev", "prod"] {
+        let (_, stack) = shipped(env);
+        let all = statements(&stack);
+        let deny: Vec<&Value> = all
+            .iter()
+            .filter(|s| s["Sid"] == delivery::SELF_PROTECTION_SID)
+            .collect();
+        assert_eq!(deny.len(), 1, "{env}");
+        let deny = deny[0];
+        assert_eq!(deny["Effect"], "Deny");
+        assert!(deny.get("Condition").is_none(), "{env}: unconditional");
+        let denied: BTreeSet<String> = strings(&deny["Action"]).into_iter().collect();
+        let resources = strings(&deny["Resource"]);
+        let role = format!(
+            "arn:${{data.aws_partition.current.partition}}:iam::${{data.aws_caller_identity.current.account_id}}:role/{env}-service-github-deploy"
+        );
+        assert!(resources.contains(&role), "{env}: {resources:?}");
+        assert!(
+            resources.contains(&"${aws_iam_openid_connect_provider.github.arn}".to_owned()),
+            "{env}: {resources:?}"
+        );
+        // Every IAM action granted on the environment's roles is denied on the deploy role.
+        for s in all.iter().filter(|s| s["Effect"] == "Allow") {
+            let on_roles = strings(&s["Resource"])
+                .iter()
+                .any(|r| r.ends_with(&format!(":role/{env}-service-*")));
+            if on_roles {
+                for a in strings(&s["Action"]) {
+                    assert!(
+                        denied.contains(&a),
+                        "{env}: {a} is not denied on the role itself"
+                    );
+                }
+            }
+        }
+        for a in [
+            "iam:UpdateAssumeRolePolicy",
+            "iam:PutRolePolicy",
+            "iam:AttachRolePolicy",
+            "iam:CreatePolicyVersion",
+            "iam:UpdateOpenIDConnectProviderThumbprint",
+            "iam:AddClientIDToOpenIDConnectProvider",
+        ] {
+            assert!(denied.contains(a), "{env}: {a}");
+        }
+        // And nothing in the policies grants changing customer-managed policies or providers.
+        for s in all.iter().filter(|s| s["Effect"] == "Allow") {
+            for a in strings(&s["Action"]) {
+                assert!(
+                    !a.contains("OpenIDConnectProvider") && !a.contains("PolicyVersion"),
+                    "{env}: {a}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn roles_are_passed_only_to_their_services_and_keys_found_by_this_environments_tags() {
+    for env in ["dev", "prod"] {
+        let (config, stack) = shipped(env);
+        let all = statements(&stack);
+        let find = |sid: &str| all.iter().find(|s| s["Sid"] == sid).unwrap().clone();
+        let pass = find("PassRolesOfThisEnvironmentToTheirServices");
+        let services = strings(&pass["Condition"]["StringEquals"]["iam:PassedToService"]);
+        assert!(services.contains(&"lambda.amazonaws.com".to_owned()));
+        assert!(services.iter().all(|s| s.ends_with(".amazonaws.com")));
+        // The tags the conditions ask for are the ones the provider puts on everything.
+        let provider = &stack["provider"]["aws"][0]["default_tags"][0]["tags"];
+        for sid in ["KeysOfThisEnvironment", "KeyGrantsForAwsServices"] {
+            let tags = &find(sid)["Condition"]["StringEquals"];
+            assert_eq!(tags["aws:ResourceTag/Environment"], provider["Environment"]);
+            assert_eq!(tags["aws:ResourceTag/Project"], provider["Project"]);
+        }
+        let create = &find("CreateKeysTaggedForThisEnvironment")["Condition"]["StringEquals"];
+        assert_eq!(create["aws:RequestTag/Environment"], config.name.as_str());
+        assert_eq!(create["aws:RequestTag/Project"], provider["Project"]);
+        // The state objects are the ones the service stack's backend uses.
+        let service = infra::synth::render(&config, &common::fixed_options(env))
+            .into_iter()
+            .find(|(n, _)| n == "service")
+            .unwrap()
+            .1;
+        let key = service["terraform"]["backend"]["s3"]["key"]
+            .as_str()
+            .unwrap();
+        let state = strings(&find("TerraformState")["Resource"]);
+        assert!(
+            state.iter().any(|r| r.ends_with(&format!("/{key}"))),
+            "{state:?}"
+        );
+    }
+}
+
+#[test]
+fn every_policy_fits_iam_limits() {
+    let mut every_option = infra::load_config("prod").unwrap();
+    every_option.options.cloudfront = Some(infra::config::CloudFront {
+        price_class: "PriceClass_100".into(),
+    });
+    every_option.options.domain = Some(infra::config::Domain {
+        name: "api.example.com".into(),
+        hosted_zone: "example.com".into(),
+    });
+    every_option.options.secrets = Some(infra::config::Secrets {
+        rotation_lambda_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:rotate".into()),
+        rotation_days: 30,
+    });
+    let configs = [
+        infra::load_config("dev").unwrap(),
+        infra::load_config("prod").unwrap(),
+        every_option,
+    ];
+    for config in configs {
+        let stack = delivery_stack(&config).unwrap();
+        let policies = stack["resource"]["aws_iam_policy"].as_object().unwrap();
+        assert!(
+            policies.len() <= 10,
+            "a role carries at most 10 managed policies"
+        );
+        for (name, p) in policies {
+            let length = delivery::iam_length(p["policy"].as_str().unwrap());
+            assert!(
+                length <= delivery::MANAGED_POLICY_LIMIT,
+                "{}: {name} is {length} characters",
+                config.name
+            );
+            assert!(p["name"].as_str().unwrap().starts_with(&config.prefix));
+        }
+    }
+}
+
+fn parse_error(text: &str) -> String {
+    infra::Config::parse(std::path::Path::new("environments/bad.toml"), text)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_delivery_settings_name_file_key_and_what_is_allowed() {
+    let good =
+        std::fs::read_to_string(infra::config::environments_dir().join("prod.toml")).unwrap();
+    let line = "github_repository = \"example-org/serverless-rust-service\"";
+    assert!(good.contains(line));
+    for bad in [
+        "example-org/*",
+        "example-org",
+        "example-org/a/b",
+        "-org/repo",
+        "org/..",
+        "org/re po",
+        "",
+    ] {
+        let message = parse_error(&good.replace(line, &format!("github_repository = {bad:?}")));
+        assert!(
+            message.contains("environments/bad.toml")
+                && message.contains("delivery.github_repository")
+                && message.contains("OWNER/REPO"),
+            "{bad}: {message}"
+        );
+    }
+    let environment = parse_error(&good.replace(
+        line,
+        &format!("{line}\ngithub_environment = \"prod:ref:refs/heads/main\""),
+    ));
+    assert!(
+        environment.contains("delivery.github_environment"),
+        "{environment}"
+    );
+    let unknown = parse_error(&good.replace(line, &format!("{line}\ngithub_repo = \"x/y\"")));
+    assert!(
+        unknown.contains("github_repo") && unknown.contains("create_oidc_provider"),
+        "{unknown}"
+    );
+    let config = infra::Config::parse(std::path::Path::new("prod.toml"), &good).unwrap();
+    let settings = config.delivery.unwrap();
+    assert!(settings.create_oidc_provider);
+    assert_eq!(settings.environment("prod"), "prod");
+}
+
+/// The stack applied to moto: the provider, the role and its policies are created as
+/// synthesized (moto checks policy documents' grammar), then destroyed.
+#[test]
+fn applies_to_the_emulator_and_destroys() {
+    let moto = emulator::Emulator::start().expect("start moto");
+    let endpoint = moto.endpoint().to_owned();
+    let dir = common::scratch("apply-delivery");
+    let rc = common::cli_config(&dir);
+    let (dev, _) = shipped("dev");
+    let mut config = infra::load_config("local").unwrap();
+    config.delivery = dev.delivery;
+    let options = infra::stack::StackOptions {
+        local_state_dir: dir.join("state").display().to_string(),
+        local_endpoint: endpoint.clone(),
+    };
+    let out = infra::synth_with(&config, &options, &dir.join("cdktf.out")).unwrap();
+    let stack = out.stack_dir(infra::DELIVERY_STACK).unwrap();
+    let endpoint_var = format!("aws_endpoint={endpoint}");
+    let args = |verb: &'static str| {
+        vec![
+            verb,
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-var",
+            endpoint_var.as_str(),
+        ]
+    };
+    common::terraform_ok(stack, &rc, &["init", "-input=false", "-no-color"]);
+    common::terraform_ok(stack, &rc, &args("apply"));
+    let outputs: Value =
+        serde_json::from_str(&common::terraform_ok(stack, &rc, &["output", "-json"])).unwrap();
+    assert_eq!(
+        outputs["deploy_role_arn"]["value"],
+        "arn:aws:iam::123456789012:role/prod-service-github-deploy"
+    );
+    assert_eq!(
+        outputs["oidc_provider_arn"]["value"],
+        "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    );
+    common::terraform_ok(stack, &rc, &args("destroy"));
+    let list = common::terraform_ok(stack, &rc, &["state", "list", "-no-color"]);
+    assert!(list.trim().is_empty(), "destroy left {list}");
+}

@@ -1,0 +1,186 @@
+//! Failures the user will meet give one clear message and a non-zero exit.
+
+use std::net::TcpListener;
+
+use crate::common::*;
+
+#[test]
+fn an_unknown_environment_lists_the_known_ones() {
+    let dir = scratch("bad-env");
+    let out = xtask(&dir, &["deploy", "--env", "staging"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unknown environment `staging`"), "{err}");
+    assert!(err.contains("local") && err.contains("prod"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn terraform_missing_says_what_to_install() {
+    let dir = scratch("no-terraform");
+    // A PATH with cargo but without terraform.
+    let cargo_dir = std::path::Path::new(env!("CARGO"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = xtask_with(&dir, &["deploy"], |c| {
+        c.env("PATH", cargo_dir);
+    });
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("terraform was not found on PATH"), "{err}");
+    assert!(err.contains("install"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_gone_emulator_whose_port_was_taken_is_replaced_not_reused() {
+    let dir = scratch("port-taken");
+    // Another program now listens on the port the recorded emulator had,
+    // and the recorded pid is gone.
+    let stranger = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = stranger.local_addr().unwrap().port();
+    let state = serde_json::json!({ "pid": 999_999_999u32, "port": port, "endpoint": format!("http://127.0.0.1:{port}") });
+    std::fs::create_dir_all(dir.join("local")).unwrap();
+    std::fs::write(dir.join("local/moto.json"), state.to_string()).unwrap();
+
+    let status = xtask(&dir, &["local", "status", "--json"]);
+    assert!(
+        !status.status.success(),
+        "status must fail while the emulator is down"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["emulator"]["running"], false);
+
+    let up = stdout_json(&xtask(&dir, &["local", "up", "--json"]));
+    let new_port = up["port"].as_u64().unwrap() as u16;
+    assert_ne!(new_port, port, "the stranger's port was reused");
+    let down = stdout_json(&xtask(&dir, &["local", "down", "--json"]));
+    assert_eq!(down["stopped_emulator"], up["pid"]);
+    // The stranger was left alone.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The emulator is killed (SIGKILL) while Terraform applies the service stack: the deploy
+/// fails with the hint that a re-run converges, not a panic, and the re-run does converge: a
+/// fresh emulator, the stale state discarded, both stacks applied again.
+#[test]
+fn an_emulator_killed_mid_deploy_fails_clearly_and_a_rerun_converges() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let dir = scratch("emulator-dies");
+    let _down = Down(dir.clone());
+    let bins = small_binaries(&dir);
+    let bins = bins.to_str().unwrap();
+    let up = stdout_json(&xtask(&dir, &["local", "up", "--json"]));
+    let moto_pid = up["pid"].as_u64().unwrap().to_string();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deploy", "--json", "--no-serve", "--prebuilt", bins])
+        .env("XTASK_BUILD_DIR", &dir)
+        .env_remove("XTASK_ENV")
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(600);
+    let (mut lines, mut applying, mut killed) = (Vec::new(), false, false);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match rx.recv_timeout(left) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!(
+                    "the deploy did not end within 10 minutes of losing the emulator:\n{}",
+                    lines.join("\n")
+                );
+            }
+        };
+        applying |= line.contains("Applying the service stack");
+        // Once Terraform has created part of the service stack, so the state is half written.
+        if applying && !killed && line.contains("Creation complete") {
+            let status = Command::new("kill")
+                .args(["-KILL", &moto_pid])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill -KILL {moto_pid}");
+            killed = true;
+            eprintln!(
+                "--- emulator killed after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        lines.push(line);
+    }
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let err = lines.join("\n");
+    eprintln!(
+        "--- deploy while the emulator is killed -> {status} after {:.0} s\n{err}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(killed, "the service stack apply never started:\n{err}");
+    assert!(
+        !status.success(),
+        "the deploy succeeded without its emulator"
+    );
+    assert!(
+        err.contains("the emulator stopped during the deploy")
+            && err.contains("run `cargo xtask deploy` again"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(stdout.trim().is_empty(), "no result on stdout: {stdout}");
+
+    let again = xtask(
+        &dir,
+        &["deploy", "--json", "--no-serve", "--prebuilt", bins],
+    );
+    let again_err = stderr(&again);
+    let report = stdout_json(&again);
+    assert_eq!(report["stacks"]["bootstrap"], "applied", "{again_err}");
+    assert_eq!(report["stacks"]["service"], "applied", "{again_err}");
+    assert!(
+        again_err.contains("starting a new one"),
+        "the dead emulator was replaced: {again_err}"
+    );
+    let moto: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("local/moto.json")).unwrap())
+            .unwrap();
+    assert_ne!(moto["pid"].to_string(), moto_pid, "a new emulator runs");
+
+    // Converged: a third deploy has nothing to do.
+    let third = stdout_json(&xtask(
+        &dir,
+        &["deploy", "--json", "--no-serve", "--prebuilt", bins],
+    ));
+    assert_eq!(third["stacks"]["service"], "unchanged");
+
+    let down = stdout_json(&xtask(&dir, &["local", "down", "--json"]));
+    assert_eq!(down["stopped_emulator"], moto["pid"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
