@@ -69,7 +69,7 @@ pub fn stacks(config: &Config, options: &StackOptions) -> Vec<Stack> {
 pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
     let settings = config.delivery.as_ref()?;
     let mut stack = Stack::new(crate::DELIVERY_STACK);
-    state::backend(&mut stack, config, &options.local_state_dir, false);
+    state::backend(&mut stack, config, &options.local_state_dir);
     provider(&mut stack, config, options);
     let account = security::Account::lookup(&mut stack);
     let role = delivery::github_deploy(&mut stack, config, settings, &account);
@@ -157,7 +157,7 @@ fn bucket_options(config: &Config) -> BucketOptions {
 /// Artifacts bucket (and, for real accounts, the state bucket) with their own key.
 pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
     let mut stack = Stack::new("bootstrap");
-    state::backend(&mut stack, config, &options.local_state_dir, true);
+    state::backend(&mut stack, config, &options.local_state_dir);
     provider(&mut stack, config, options);
     if let Some(region) = &config.storage.replication_region {
         stack.provider(
@@ -295,7 +295,7 @@ fn string_variable(stack: &mut Stack, name: &str, description: &str) -> Ref {
 /// Everything else: tables, functions, API, alarms, and the options the environment turns on.
 pub fn service(config: &Config, options: &StackOptions) -> Stack {
     let mut stack = Stack::new("service");
-    state::backend(&mut stack, config, &options.local_state_dir, false);
+    state::backend(&mut stack, config, &options.local_state_dir);
     let endpoint = provider(&mut stack, config, options);
     let s = &mut stack;
 

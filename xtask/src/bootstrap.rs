@@ -133,7 +133,24 @@ fn delivery(env: &Env, target: &aws::Target) -> Result<Option<Delivery>> {
 }
 
 /// The bucket of the stack's S3 backend, if it has one.
-fn s3_backend_bucket(stack_json: &std::path::Path) -> Result<Option<String>> {
+/// Deploys to a real account need the state bucket `bootstrap` creates.
+pub fn require_state_bucket(env: &Env, target: &aws::Target) -> Result<()> {
+    let stack_json = env.stack_dir(BOOTSTRAP_STACK).join("cdk.tf.json");
+    if let Some(bucket) = s3_backend_bucket(&stack_json)?
+        && !bucket_exists(target, &bucket)?
+    {
+        anyhow::bail!(
+            "the state bucket s3://{bucket} (`[backend] bucket` in infra/environments/{}.toml) \
+             does not exist in this account yet: run `cargo xtask bootstrap --env {}` once, with \
+             administrator credentials (README: One-time AWS setup per account)",
+            env.name,
+            env.name
+        );
+    }
+    Ok(())
+}
+
+pub fn s3_backend_bucket(stack_json: &std::path::Path) -> Result<Option<String>> {
     let json: serde_json::Value = process::read_json(stack_json)?;
     Ok(json
         .pointer("/terraform/backend/s3/bucket")
@@ -141,7 +158,7 @@ fn s3_backend_bucket(stack_json: &std::path::Path) -> Result<Option<String>> {
         .map(str::to_owned))
 }
 
-fn bucket_exists(target: &aws::Target, bucket: &str) -> Result<bool> {
+pub fn bucket_exists(target: &aws::Target, bucket: &str) -> Result<bool> {
     process::block_on(async {
         let s3 = target.s3().await;
         match s3.head_bucket().bucket(bucket).send().await {

@@ -138,6 +138,9 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
             bucket.clone()
         }
         _ => {
+            if !env.emulated {
+                crate::bootstrap::require_state_bucket(env, &target)?;
+            }
             let tf = Terraform::new(env, BOOTSTRAP_STACK, tf_env.clone())?;
             progress::step("Applying the bootstrap stack (artifacts bucket)");
             with_emulator_hint(env, tf.init())?;

@@ -1,9 +1,11 @@
 //! Terraform state: where each stack keeps it, and the bucket that holds it for real accounts.
 //!
 //! The emulator keeps state in local files under `build/<env>/`, outside `cdktf.out/` (synth
-//! wipes that folder). Real accounts keep the service stack's state in S3, encrypted and locked
-//! with S3-native lock files (`use_lockfile`, Terraform >= 1.10, no DynamoDB lock table). The
-//! bootstrap stack creates that bucket, so its own state necessarily starts local.
+//! wipes that folder). Real accounts keep every stack's state in S3, encrypted and locked with
+//! S3-native lock files (`use_lockfile`, Terraform >= 1.10, no DynamoDB lock table), so a fresh
+//! CI runner finds the bootstrap stack as applied instead of re-creating its buckets. The
+//! bootstrap stack creates that bucket, so its very first apply runs with a local-state override
+//! and `cargo xtask bootstrap` then migrates the state into the bucket.
 
 use super::security::Key;
 use super::storage::{Bucket, BucketOptions, secure_bucket};
@@ -12,10 +14,10 @@ use crate::tf::Stack;
 use serde_json::json;
 
 /// Points `stack` at its state: local file `<local_dir>/<stack>.tfstate`, or the S3 bucket from
-/// the environment file (bootstrap always local: it creates the bucket).
-pub fn backend(stack: &mut Stack, config: &Config, local_dir: &str, is_bootstrap: bool) {
+/// the environment file.
+pub fn backend(stack: &mut Stack, config: &Config, local_dir: &str) {
     match &config.backend {
-        Backend::S3 { bucket, key_prefix } if !is_bootstrap => stack.backend(
+        Backend::S3 { bucket, key_prefix } => stack.backend(
             "s3",
             json!({
                 "bucket": bucket,
