@@ -140,8 +140,8 @@ impl Drop for Down {
     }
 }
 
-/// Runs `f` with a Lambda client for the emulator at `endpoint`, from a synchronous test.
-pub fn with_lambda<T>(endpoint: &str, f: impl AsyncFnOnce(aws_sdk_lambda::Client) -> T) -> T {
+/// Runs `f` with the SDK configuration of the emulator at `endpoint`, from a synchronous test.
+pub fn with_aws<T>(endpoint: &str, f: impl AsyncFnOnce(aws_config::SdkConfig) -> T) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -155,8 +155,15 @@ pub fn with_lambda<T>(endpoint: &str, f: impl AsyncFnOnce(aws_sdk_lambda::Client
                 ))
                 .load()
                 .await;
-            f(aws_sdk_lambda::Client::new(&config)).await
+            f(config).await
         })
+}
+
+/// Runs `f` with a Lambda client for the emulator at `endpoint`.
+pub fn with_lambda<T>(endpoint: &str, f: impl AsyncFnOnce(aws_sdk_lambda::Client) -> T) -> T {
+    with_aws(endpoint, async |config| {
+        f(aws_sdk_lambda::Client::new(&config)).await
+    })
 }
 
 /// The version the `live` alias of `prod-service-<function>` serves.

@@ -6,16 +6,10 @@
 
 use crate::common::*;
 
+/// The CodeSha256 of the version `live` serves.
 fn code_sha(endpoint: &str, function: &str) -> String {
+    let version = live_version(endpoint, function);
     with_lambda(endpoint, async |lambda| {
-        let alias = lambda
-            .get_alias()
-            .function_name(format!("prod-service-{function}"))
-            .name("live")
-            .send()
-            .await
-            .unwrap();
-        let version = alias.function_version().unwrap().to_owned();
         let f = lambda
             .get_function()
             .function_name(format!("prod-service-{function}"))

@@ -47,28 +47,16 @@ fn watch_weights(endpoint: &str, function: &str) -> (Arc<AtomicBool>, SeenWeight
 }
 
 fn set_alarm(endpoint: &str, name: &str) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(endpoint)
-                .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-                    "test", "test", None, None, "test",
-                ))
-                .load()
-                .await;
-            aws_sdk_cloudwatch::Client::new(&config)
-                .set_alarm_state()
-                .alarm_name(name)
-                .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-                .state_reason("xtask release test: errors on the canary")
-                .send()
-                .await
-                .unwrap();
-        });
+    with_aws(endpoint, async |config| {
+        aws_sdk_cloudwatch::Client::new(&config)
+            .set_alarm_state()
+            .alarm_name(name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("xtask release test: errors on the canary")
+            .send()
+            .await
+            .unwrap();
+    });
 }
 
 #[test]
