@@ -7,7 +7,7 @@ use crate::constructs::storage::{
     BucketOptions, Replication, bucket_name, bucket_name_in, replication_statements, secure_bucket,
 };
 use crate::constructs::{
-    api, compute, data, delivery, edge, network, observability, security, signing, state,
+    api, boundary, compute, data, delivery, edge, network, observability, security, signing, state,
 };
 use crate::routes::FunctionName;
 use crate::tf::{Ref, Stack, Validation, Variable};
@@ -166,6 +166,8 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
         );
     }
     let account = security::Account::lookup(&mut stack);
+    // Before any role: the roles of both stacks carry it (environments with `[delivery]`).
+    boundary::policy(&mut stack, config, &account);
     let key = security::kms_key(
         &mut stack,
         &account,
@@ -261,6 +263,7 @@ fn replica(
     }
     let role = security::service_role(
         stack,
+        config,
         account,
         "replication",
         &config.name("replication"),

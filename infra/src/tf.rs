@@ -171,6 +171,16 @@ impl Stack {
         }
     }
 
+    /// The address of a resource the stack already has, if any.
+    pub fn find_resource(&self, ty: &str, name: &str) -> Option<Ref> {
+        self.resources
+            .get(ty)
+            .is_some_and(|by_name| by_name.contains_key(name))
+            .then(|| Ref {
+                addr: format!("{ty}.{name}"),
+            })
+    }
+
     /// Puts every resource named `logical` (a construct's sub-resources share the name) on
     /// the provider configuration `provider` (e.g. `aws.replica`).
     pub fn assign_provider(&mut self, logical: &str, provider: &str) {

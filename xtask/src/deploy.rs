@@ -289,8 +289,10 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
         && !args.no_serve
     {
         let t = Instant::now();
+        // A running server follows the aliases by itself; it only has to
+        // start again when the stack's structure (its outputs) changed.
         let api = match local::running_api(env) {
-            Some(api) if unchanged => api,
+            Some(api) if unchanged || code_only => api,
             _ => local::start_api(sh, env, moto)?,
         };
         report.local_api_url = Some(api.url);

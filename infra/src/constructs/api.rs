@@ -165,6 +165,7 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
     // `cloudWatchRole: true` creates). It is a per-region singleton.
     let cloudwatch_role = service_role(
         stack,
+        config,
         inputs.account,
         "apigateway_cloudwatch",
         &config.name("apigateway-logs"),

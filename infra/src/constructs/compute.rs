@@ -237,6 +237,7 @@ fn function(
     };
     let role = service_role(
         stack,
+        config,
         inputs.account,
         &format!("{logical}_function"),
         &function_name,

@@ -10,11 +10,17 @@
 //!
 //! It can never change itself: the role and the OIDC provider are in this stack, which only
 //! `cargo xtask bootstrap` applies with administrator credentials, and an explicit `Deny`
-//! ([`SELF_PROTECTION_SID`]) keeps the IAM actions it has on `role/<prefix>*` off its own role
-//! and off the provider.
+//! ([`SELF_PROTECTION_SID`]) keeps the IAM actions it has on `role/<prefix>*` off its own role,
+//! off the permissions boundary and off the provider.
+//!
+//! Nor can it make a role that does more than the stacks' roles need: it creates roles, sets
+//! their boundary, writes inline policies and attaches managed ones only when
+//! `iam:PermissionsBoundary` is `<prefix>service-boundary` ([`super::boundary`]), and an
+//! explicit `Deny` ([`BOUNDARY_SID`]) refuses them otherwise and never lets it remove a
+//! boundary.
 
 use super::security::{Account, PolicyDocument, Statement};
-use super::signing;
+use super::{boundary, signing};
 use crate::config::{Backend, Config, Delivery};
 use crate::tf::{Expr, Stack};
 use serde_json::json;
@@ -184,10 +190,10 @@ fn star(sid: &str, actions: &[&str]) -> Statement {
     Statement::allow(sid, actions, vec!["*".into()])
 }
 
-/// IAM actions on the stack's roles (`role/<prefix>*`). Attaching managed policies is separate
-/// (limited to the policies the stack attaches).
+/// IAM actions on the stack's roles (`role/<prefix>*`) that add no permissions. Creating a
+/// role, setting its boundary, putting its inline policy and attaching managed policies are
+/// separate: only with the permissions boundary ([`BOUNDED_ROLE_ACTIONS`], [`ATTACH_ACTIONS`]).
 const ROLE_ACTIONS: &[&str] = &[
-    "iam:CreateRole",
     "iam:GetRole",
     "iam:UpdateRole",
     "iam:UpdateAssumeRolePolicy",
@@ -196,15 +202,30 @@ const ROLE_ACTIONS: &[&str] = &[
     "iam:UntagRole",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",
-    "iam:PutRolePolicy",
     "iam:DeleteRolePolicy",
     "iam:ListAttachedRolePolicies",
     "iam:ListInstanceProfilesForRole",
 ];
+/// IAM actions on `role/<prefix>*` granted only when `iam:PermissionsBoundary` is the
+/// environment's boundary. For `CreateRole` and `PutRolePermissionsBoundary` the key is the
+/// boundary in the request, for `PutRolePolicy` the boundary the role has (IAM supports the key
+/// on these and on `AttachRolePolicy`, `DetachRolePolicy` and `DeleteRolePolicy`). So the role
+/// can only make roles that the boundary caps, and only write policies into such roles.
+const BOUNDED_ROLE_ACTIONS: &[&str] = &[
+    "iam:CreateRole",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+];
 const ATTACH_ACTIONS: &[&str] = &["iam:AttachRolePolicy", "iam:DetachRolePolicy"];
-/// Everything that changes a customer-managed policy (the deploy role's own); never granted,
-/// and denied as well.
+/// Reading the permissions boundary, which the bootstrap stack declares (Terraform refreshes it
+/// on every apply). Changing it is denied ([`POLICY_ACTIONS`]).
+const BOUNDARY_READ_ACTIONS: &[&str] = &["iam:GetPolicy", "iam:GetPolicyVersion"];
+/// The statement that keeps the permissions boundary on the environment's roles.
+pub const BOUNDARY_SID: &str = "NeverARoleWithoutTheBoundary";
+/// Everything that changes a customer-managed policy (the deploy role's own and the permissions
+/// boundary); never granted, and denied as well.
 const POLICY_ACTIONS: &[&str] = &[
+    "iam:CreatePolicy",
     "iam:CreatePolicyVersion",
     "iam:DeletePolicyVersion",
     "iam:SetDefaultPolicyVersion",
@@ -714,11 +735,27 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
 
     // IAM: the stack's roles (function roles, API Gateway's logging role, flow logs,
     // replication), the managed policies it attaches, and passing those roles to the services
-    // that use them.
+    // that use them. Every role it creates or adds permissions to carries the permissions
+    // boundary (`boundary`), so no role it makes can do more than the boundary allows.
+    let boundary_arn = account.policy_arn(&config.name(boundary::POLICY_SUFFIX));
+    let with_boundary = json!({ "StringEquals": { "iam:PermissionsBoundary": boundary_arn } });
     s.push(Statement::allow(
         "RolesOfThisEnvironment",
         ROLE_ACTIONS,
         vec![role_arn.clone()],
+    ));
+    s.push(
+        Statement::allow(
+            "RolesOfThisEnvironmentOnlyWithTheBoundary",
+            BOUNDED_ROLE_ACTIONS,
+            vec![role_arn.clone()],
+        )
+        .condition(with_boundary.clone()),
+    );
+    s.push(Statement::allow(
+        "ReadTheBoundary",
+        BOUNDARY_READ_ACTIONS,
+        vec![boundary_arn.clone()],
     ));
     let mut managed = vec![format!(
         "arn:{p}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
@@ -738,7 +775,18 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
     s.push(
         Statement::allow(
             "OnlyTheManagedPoliciesTheStackAttaches",
-            ATTACH_ACTIONS,
+            &["iam:AttachRolePolicy"],
+            vec![role_arn.clone()],
+        )
+        .condition(json!({
+            "ArnEquals": { "iam:PolicyARN": managed },
+            "StringEquals": with_boundary["StringEquals"],
+        })),
+    );
+    s.push(
+        Statement::allow(
+            "DetachTheManagedPoliciesTheStackAttaches",
+            &["iam:DetachRolePolicy"],
             vec![role_arn.clone()],
         )
         .condition(json!({ "ArnEquals": { "iam:PolicyARN": managed } })),
@@ -747,7 +795,7 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         Statement::allow(
             "PassRolesOfThisEnvironmentToTheirServices",
             &["iam:PassRole"],
-            vec![role_arn],
+            vec![role_arn.clone()],
         )
         .condition(json!({ "StringEquals": { "iam:PassedToService": passed_to } })),
     );
@@ -1000,33 +1048,57 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
 
     // Explicit Deny, which no Allow above can override: the IAM rights on `role/<prefix>*`
     // would otherwise cover `<prefix>github-deploy` itself, letting a deploy widen its own
-    // permissions or trust. Its policies and the OIDC provider are denied too (nothing above
-    // grants them; this makes it hold whatever is added later).
+    // permissions or trust. Its policies, the permissions boundary and the OIDC provider are
+    // denied too (nothing above grants changing them; this makes it hold whatever is added
+    // later).
     let mut denied: Vec<&str> = ROLE_ACTIONS.to_vec();
+    denied.extend(BOUNDED_ROLE_ACTIONS);
     denied.extend(ATTACH_ACTIONS);
     denied.extend([
         "iam:PassRole",
         "iam:UpdateRoleDescription",
-        "iam:PutRolePermissionsBoundary",
         "iam:DeleteRolePermissionsBoundary",
     ]);
     denied.extend(POLICY_ACTIONS);
     denied.extend(OIDC_PROVIDER_ACTIONS);
+    let deny = |statement: Statement| Statement {
+        effect: "Deny",
+        ..statement
+    };
     // First, so it opens part 1 of the policies.
     s.insert(
         0,
-        Statement {
-            effect: "Deny",
-            ..Statement::allow(
-                SELF_PROTECTION_SID,
-                &denied,
-                vec![
-                    format!("arn:{p}:iam::{a}:role/{}", config.name(ROLE_SUFFIX)),
-                    format!("arn:{p}:iam::{a}:policy/{}-*", config.name(ROLE_SUFFIX)),
-                    provider_arn.to_string(),
-                ],
-            )
-        },
+        deny(Statement::allow(
+            SELF_PROTECTION_SID,
+            &denied,
+            vec![
+                format!("arn:{p}:iam::{a}:role/{}", config.name(ROLE_SUFFIX)),
+                format!("arn:{p}:iam::{a}:policy/{}-*", config.name(ROLE_SUFFIX)),
+                boundary_arn.clone(),
+                provider_arn.to_string(),
+            ],
+        )),
+    );
+    // The boundary stays on the environment's roles: never removed, and every action that
+    // makes a role or adds to what it may do is refused unless the role (or the request) has
+    // exactly this boundary, whatever an Allow says.
+    let mut bounded: Vec<&str> = BOUNDED_ROLE_ACTIONS.to_vec();
+    bounded.push("iam:AttachRolePolicy");
+    s.insert(
+        1,
+        deny(
+            Statement::allow(BOUNDARY_SID, &bounded, vec![role_arn.clone()]).condition(
+                json!({ "StringNotEquals": { "iam:PermissionsBoundary": boundary_arn } }),
+            ),
+        ),
+    );
+    s.insert(
+        2,
+        deny(Statement::allow(
+            "NeverLiftTheBoundary",
+            &["iam:DeleteRolePermissionsBoundary"],
+            vec![role_arn],
+        )),
     );
     s
 }

@@ -2,6 +2,7 @@
 //! returns a handle whose methods give typed references to what it created.
 
 pub mod api;
+pub mod boundary;
 pub mod compute;
 pub mod data;
 pub mod delivery;

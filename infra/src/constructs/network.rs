@@ -69,6 +69,7 @@ pub fn vpc(
         );
         let role = service_role(
             stack,
+            config,
             account,
             "flow_logs",
             &config.name("flow-logs"),

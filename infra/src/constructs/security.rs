@@ -3,7 +3,9 @@
 //! Policies are typed statements, rendered to JSON strings whose resources are Terraform
 //! references, so least privilege is visible in code review and checkable in tests.
 
-use crate::tf::{Expr, Ref, Stack};
+use super::boundary;
+use crate::config::Config;
+use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -31,6 +33,28 @@ impl Account {
     pub fn root_arn(&self) -> String {
         format!("arn:{}:iam::{}:root", self.partition, self.account_id)
     }
+
+    /// `arn:<partition>:iam::<account>:policy/<name>`: a customer-managed policy's ARN, known
+    /// before the policy exists.
+    pub fn policy_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:iam::{}:policy/{name}",
+            self.partition, self.account_id
+        )
+    }
+}
+
+/// The permissions boundary every role of the environment carries: the ARN of
+/// `<prefix>service-boundary` ([`boundary`]) when the environment has `[delivery]`, `None`
+/// otherwise.
+///
+/// Only environments with `[delivery]` have a deploy role, whose right to create and pass
+/// `<prefix>*` roles is what the boundary caps; the emulator environment stays as it was.
+pub fn permissions_boundary(config: &Config, account: &Account) -> Option<String> {
+    config
+        .delivery
+        .as_ref()
+        .map(|_| account.policy_arn(&config.name(boundary::POLICY_SUFFIX)))
 }
 
 /// One IAM policy statement.
@@ -193,8 +217,16 @@ impl Role {
 
 /// A role a service assumes, with one inline policy of exactly `statements` and any
 /// AWS-managed policies (by name under `arn:<partition>:iam::aws:policy/`).
+///
+/// In environments with `[delivery]` the role carries the permissions boundary
+/// ([`permissions_boundary`]). The deploy role may only create, and add permissions to,
+/// `<prefix>*` roles that carry it. Without the boundary, the deploy role could create a role
+/// with `*:*` and pass it to a function it controls. The boundary must allow what `statements`
+/// and `managed` grant ([`boundary::statements`]; the tests check).
+#[allow(clippy::too_many_arguments)]
 pub fn service_role(
     stack: &mut Stack,
+    config: &Config,
     account: &Account,
     logical: &str,
     name: &str,
@@ -216,11 +248,17 @@ pub fn service_role(
         .as_object_mut()
         .expect("object")
         .remove("Resource");
-    let role = stack.resource(
-        "aws_iam_role",
-        logical,
-        json!({ "name": name, "assume_role_policy": assume.to_string() }),
-    );
+    let mut body = json!({ "name": name, "assume_role_policy": assume.to_string() });
+    if let Some(arn) = permissions_boundary(config, account) {
+        body["permissions_boundary"] = arn.into();
+        // The ARN is known in advance, so the service stack names it as a string. In the stack
+        // that creates the policy (bootstrap), the role waits for it: IAM rejects a boundary
+        // that does not exist.
+        if let Some(policy) = stack.find_resource("aws_iam_policy", boundary::LOGICAL) {
+            body["depends_on"] = depends_on(&[&policy]);
+        }
+    }
+    let role = stack.resource("aws_iam_role", logical, body);
     let policy = (!statements.is_empty()).then(|| {
         stack.resource(
             "aws_iam_role_policy",

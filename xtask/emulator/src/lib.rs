@@ -179,7 +179,8 @@ pub fn ensure_python_packages(requirements: &[&str]) -> Result<PathBuf, Error> {
     Ok(bin)
 }
 
-/// moto's server with its DynamoDB backend serialised (the file says why).
+/// moto's server with its DynamoDB backend serialised and SQS reporting SSE as AWS does (the
+/// file says why).
 const LAUNCHER: &str = include_str!("moto_server.py");
 
 /// Installs moto (see [`ensure_python_packages`]) and returns the command that starts its

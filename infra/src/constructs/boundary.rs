@@ -1,0 +1,225 @@
+//! The permissions boundary of the environment's own roles: the customer-managed policy
+//! `<prefix>service-boundary`, for environments with `[delivery]`.
+//!
+//! The deploy role creates the stacks' roles (`role/<prefix>*`), writes their policies and
+//! passes them to Lambda and API Gateway. Without a ceiling it could create a `<prefix>x` role
+//! with `*:*` and hand it to a function it controls. So every role the bootstrap and service
+//! stacks create carries this policy as its permissions boundary
+//! ([`super::security::service_role`]), and the deploy role may create a role, set a boundary,
+//! put an inline policy or attach a managed one only when the boundary is exactly this policy
+//! (`iam:PermissionsBoundary`). It may never remove a boundary or change this policy
+//! ([`super::delivery`]).
+//!
+//! A role's effective permissions are the intersection of its own policies and its boundary.
+//! So the boundary is the union of what the stacks' roles need, scoped like the deploy role's
+//! policy: names that start with the prefix, keys tagged with the environment, this account and
+//! region. If it were narrower than any role's policy, that role would fail with AccessDenied at
+//! run time. The tests check that it covers every action of every role's inline policy and of
+//! the AWS-managed policies in [`MANAGED_POLICIES`].
+//!
+//! It lives in the bootstrap stack, not the delivery stack: `cargo xtask bootstrap` applies the
+//! bootstrap stack first (the delivery stack keeps its state in the bucket the bootstrap stack
+//! creates), the bootstrap stack's replication role carries the boundary, and IAM rejects a
+//! boundary policy that does not exist yet. The deploy role applies the bootstrap stack too,
+//! but can only read this policy: an explicit `Deny` in its policies covers every change to it.
+//! A change to the boundary therefore fails the deploy with AccessDenied until an administrator
+//! runs `cargo xtask bootstrap`, instead of silently leaving the roles with a stale ceiling.
+
+use super::security::{Account, PolicyDocument, Statement, permissions_boundary};
+use crate::config::{Backend, Config};
+use crate::tf::{Ref, Stack};
+use serde_json::json;
+
+/// `<prefix>service-boundary`.
+pub const POLICY_SUFFIX: &str = "service-boundary";
+/// The policy's address in the bootstrap stack: `aws_iam_policy.service_boundary`.
+pub const LOGICAL: &str = "service_boundary";
+
+/// The AWS-managed policies the stacks attach to their roles, with the actions each grants
+/// (all on `"*"`, from AWS's published policy documents). The boundary must allow every one of
+/// them, or the feature the policy serves breaks. Nothing else is attached (the tests check).
+pub const MANAGED_POLICIES: &[(&str, &[&str])] = &[
+    (
+        // API Gateway's account-level CloudWatch role (every REST API in the region logs
+        // through it).
+        "service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+        &[
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:DescribeLogGroups",
+            "logs:DescribeLogStreams",
+            "logs:PutLogEvents",
+            "logs:GetLogEvents",
+            "logs:FilterLogEvents",
+        ],
+    ),
+    (
+        // The function roles when `[options.vpc]` is on: the ENIs Lambda creates in the subnets.
+        "service-role/AWSLambdaVPCAccessExecutionRole",
+        &[
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "ec2:CreateNetworkInterface",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSubnets",
+            "ec2:DeleteNetworkInterface",
+            "ec2:AssignPrivateIpAddresses",
+            "ec2:UnassignPrivateIpAddresses",
+        ],
+    ),
+];
+
+/// Every CloudWatch Logs action a role of the stacks has: the functions' and the flow logs'
+/// writes to their own groups, and `AmazonAPIGatewayPushToCloudWatchLogs`.
+const LOG_ACTIONS: &[&str] = &[
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:GetLogEvents",
+    "logs:FilterLogEvents",
+];
+
+/// The item and table actions of the function roles (`compute::table_statements`).
+const TABLE_ACTIONS: &[&str] = &[
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+    "dynamodb:BatchWriteItem",
+];
+
+/// The replication role's actions (`storage::replication_statements`).
+const REPLICATION_ACTIONS: &[&str] = &[
+    "s3:GetReplicationConfiguration",
+    "s3:ListBucket",
+    "s3:GetObjectVersionForReplication",
+    "s3:GetObjectVersionAcl",
+    "s3:GetObjectVersionTagging",
+    "s3:ReplicateObject",
+    "s3:ReplicateDelete",
+    "s3:ReplicateTags",
+];
+
+/// The boundary's statements for this configuration: only what the roles of the options the
+/// environment turns on need.
+pub fn statements(config: &Config, account: &Account) -> Vec<Statement> {
+    let p = &account.partition;
+    let a = &account.account_id;
+    let r = config.region.as_str();
+    let pre = config.prefix.as_str();
+    let in_region = |service: &str, resource: &str| format!("arn:{p}:{service}:{r}:{a}:{resource}");
+    let mut regions = vec![r];
+    regions.extend(config.storage.replication_region.as_deref());
+    let mut s = vec![
+        // Any log group of this account and region. The functions and the flow logs write only
+        // to `/aws/lambda/<prefix>*` and `/aws/vpc/<prefix>*`, but API Gateway's CloudWatch
+        // role is one per region, shared by every REST API there, and writes to groups named
+        // after each API's generated id (`API-Gateway-Execution-Logs_<id>/<stage>`): its
+        // managed policy can't be scoped by name.
+        Statement::allow(
+            "LogsInThisAccountAndRegion",
+            LOG_ACTIONS,
+            vec![in_region("logs", "log-group:*")],
+        ),
+        // X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions:
+        // AWS only grants them on "*".
+        Statement::allow(
+            "XRayTracing",
+            &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+            vec!["*".into()],
+        ),
+        // KMS keys have random ids: this environment's are the ones with its tags (the
+        // provider's default tags), in the stack's region and the replica's.
+        Statement::allow(
+            "KeysOfThisEnvironment",
+            &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            regions
+                .iter()
+                .map(|region| format!("arn:{p}:kms:{region}:{a}:key/*"))
+                .collect(),
+        )
+        .condition(json!({ "StringEquals": {
+            "aws:ResourceTag/Project": config.prefix.trim_end_matches('-'),
+            "aws:ResourceTag/Environment": config.name,
+        } })),
+        // The tables and their indexes (`table/<prefix>users/index/by-kind` matches too).
+        Statement::allow(
+            "TablesOfThisEnvironment",
+            TABLE_ACTIONS,
+            vec![in_region("dynamodb", &format!("table/{pre}*"))],
+        ),
+    ];
+    if config.lambda.dead_letter_queue {
+        s.push(Statement::allow(
+            "DeadLetters",
+            &["sqs:SendMessage"],
+            vec![in_region("sqs", &format!("{pre}*"))],
+        ));
+    }
+    if config.options.secrets.is_some() {
+        s.push(Statement::allow(
+            "AppSecret",
+            &["secretsmanager:GetSecretValue"],
+            vec![in_region("secretsmanager", &format!("secret:{pre}*"))],
+        ));
+    }
+    if config.options.vpc.is_some() {
+        // `AWSLambdaVPCAccessExecutionRole`. EC2 Describe calls have no resource-level
+        // permissions; the ENI's own ARNs carry generated ids, so this account and region.
+        s.push(Statement::allow(
+            "VpcFunctionNetworkReads",
+            &["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+            vec!["*".into()],
+        ));
+        s.push(Statement::allow(
+            "VpcFunctionNetworkInterfaces",
+            &[
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            vec![format!("arn:{p}:ec2:{r}:{a}:*")],
+        ));
+    }
+    if config.storage.replication_region.is_some() {
+        // The source buckets, the replica and their objects: `<prefix>*`, and the state bucket
+        // when its name doesn't start with the prefix.
+        let mut buckets = vec![format!("arn:{p}:s3:::{pre}*")];
+        if let Backend::S3 { bucket, .. } = &config.backend
+            && !bucket.starts_with(pre)
+        {
+            buckets.push(format!("arn:{p}:s3:::{bucket}"));
+            buckets.push(format!("arn:{p}:s3:::{bucket}/*"));
+        }
+        s.push(Statement::allow(
+            "ReplicateTheBuckets",
+            REPLICATION_ACTIONS,
+            buckets,
+        ));
+    }
+    s
+}
+
+/// Creates `<prefix>service-boundary` (bootstrap stack, environments with `[delivery]`).
+pub fn policy(stack: &mut Stack, config: &Config, account: &Account) -> Option<Ref> {
+    permissions_boundary(config, account)?;
+    Some(stack.resource(
+        "aws_iam_policy",
+        LOGICAL,
+        json!({
+            "name": config.name(POLICY_SUFFIX),
+            "description": format!(
+                "Permissions boundary of every role of {}: the most its roles may ever do",
+                config.name
+            ),
+            "policy": PolicyDocument::new(statements(config, account)).render(),
+        }),
+    ))
+}
