@@ -154,7 +154,8 @@ fn bucket_options(config: &Config) -> BucketOptions {
     }
 }
 
-/// Artifacts bucket (and, for real accounts, the state bucket) with their own key.
+/// Artifacts bucket (and, for real accounts, the state bucket) with their own key, and for
+/// environments with `[delivery]` the permissions boundary of every role (`constructs::boundary`).
 pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
     let mut stack = Stack::new("bootstrap");
     state::backend(&mut stack, config, &options.local_state_dir);

@@ -6,9 +6,10 @@
 mod common;
 
 use infra::config::Delivery;
+use infra::constructs::boundary;
 use infra::constructs::delivery::{self, STAR_ACTIONS};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn delivery_stack(config: &infra::Config) -> Option<Value> {
     infra::synth::render(config, &common::fixed_options(&config.name))
@@ -340,26 +341,35 @@ fn roles_are_passed_only_to_their_services_and_keys_found_by_this_environments_t
     }
 }
 
-#[test]
-fn every_policy_fits_iam_limits() {
-    let mut every_option = infra::load_config("prod").unwrap();
-    every_option.options.cloudfront = Some(infra::config::CloudFront {
+/// prod with every option on (CloudFront, custom domain, Secrets Manager with rotation).
+fn every_option() -> infra::Config {
+    let mut config = infra::load_config("prod").unwrap();
+    config.options.cloudfront = Some(infra::config::CloudFront {
         price_class: "PriceClass_100".into(),
     });
-    every_option.options.domain = Some(infra::config::Domain {
+    config.options.domain = Some(infra::config::Domain {
         name: "api.example.com".into(),
         hosted_zone: "example.com".into(),
     });
-    every_option.options.secrets = Some(infra::config::Secrets {
+    config.options.secrets = Some(infra::config::Secrets {
         rotation_lambda_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:rotate".into()),
         rotation_days: 30,
     });
-    let configs = [
+    config
+}
+
+/// dev, prod and prod with every option: the configurations with `[delivery]` checked here.
+fn delivery_configs() -> [infra::Config; 3] {
+    [
         infra::load_config("dev").unwrap(),
         infra::load_config("prod").unwrap(),
-        every_option,
-    ];
-    for config in configs {
+        every_option(),
+    ]
+}
+
+#[test]
+fn every_policy_fits_iam_limits() {
+    for config in delivery_configs() {
         let stack = delivery_stack(&config).unwrap();
         let policies = stack["resource"]["aws_iam_policy"].as_object().unwrap();
         assert!(
@@ -374,6 +384,377 @@ fn every_policy_fits_iam_limits() {
                 config.name
             );
             assert!(p["name"].as_str().unwrap().starts_with(&config.prefix));
+        }
+        // The permissions boundary is a managed policy too.
+        let boundary = &stacks_of(&config)["bootstrap"]["resource"]["aws_iam_policy"]
+            [boundary::LOGICAL]["policy"];
+        let length = delivery::iam_length(boundary.as_str().unwrap());
+        assert!(
+            length <= delivery::MANAGED_POLICY_LIMIT,
+            "{}: the boundary is {length} characters",
+            config.name
+        );
+    }
+}
+
+// The permissions boundary of the environment's roles (`infra::constructs::boundary`).
+
+const PARTITION: &str = "${data.aws_partition.current.partition}";
+const ACCOUNT: &str = "${data.aws_caller_identity.current.account_id}";
+const REGION: &str = "${data.aws_region.current.name}";
+
+fn stacks_of(config: &infra::Config) -> BTreeMap<String, Value> {
+    infra::synth::render(config, &common::fixed_options(&config.name))
+        .into_iter()
+        .collect()
+}
+
+/// The ARN every role carries, as the stacks spell it.
+fn boundary_arn(config: &infra::Config) -> String {
+    format!(
+        "arn:{PARTITION}:iam::{ACCOUNT}:policy/{}{}",
+        config.prefix,
+        boundary::POLICY_SUFFIX
+    )
+}
+
+/// `(stack, type, name, body)` of every resource of the bootstrap and service stacks.
+fn own_resources(stacks: &BTreeMap<String, Value>) -> Vec<(&str, &str, &str, &Value)> {
+    infra::STACKS
+        .iter()
+        .flat_map(|stack| {
+            stacks[*stack]["resource"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .flat_map(move |(ty, by_name)| {
+                    by_name
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .map(move |(name, body)| (*stack, ty.as_str(), name.as_str(), body))
+                })
+        })
+        .collect()
+}
+
+/// `*` and `?` wildcards, as IAM matches actions and ARNs (case-sensitively, which is stricter
+/// than IAM's case-insensitive actions).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            pi += 1;
+            mark = ti;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[test]
+fn every_role_of_an_environment_with_delivery_carries_the_boundary() {
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let stacks = stacks_of(&config);
+        let arn = boundary_arn(&config);
+        let policy = &stacks["bootstrap"]["resource"]["aws_iam_policy"][boundary::LOGICAL];
+        assert_eq!(
+            policy["name"],
+            format!("{}service-boundary", config.prefix),
+            "{env}: the bootstrap stack creates the boundary"
+        );
+        let roles: Vec<_> = own_resources(&stacks)
+            .into_iter()
+            .filter(|(_, ty, _, _)| *ty == "aws_iam_role")
+            .collect();
+        assert!(roles.len() >= 4, "{env}: {} roles", roles.len());
+        for (stack, _, name, body) in &roles {
+            assert_eq!(
+                body["permissions_boundary"], arn,
+                "{env}: {stack} role {name} lacks the boundary"
+            );
+            if *stack == "bootstrap" {
+                // Created in the same apply: IAM rejects a boundary that doesn't exist yet.
+                assert_eq!(
+                    body["depends_on"],
+                    serde_json::json!([format!("aws_iam_policy.{}", boundary::LOGICAL)]),
+                    "{env}: {name}"
+                );
+            }
+        }
+        if config.storage.replication_region.is_some() {
+            assert!(
+                roles.iter().any(|(stack, _, _, _)| *stack == "bootstrap"),
+                "{env}: the replication role is checked too"
+            );
+        }
+        // The deploy role's conditions name the same policy.
+        let deny = statements(&stacks[infra::DELIVERY_STACK])
+            .into_iter()
+            .find(|s| s["Sid"] == delivery::BOUNDARY_SID)
+            .unwrap();
+        assert_eq!(
+            deny["Condition"]["StringNotEquals"]["iam:PermissionsBoundary"], arn,
+            "{env}"
+        );
+    }
+    // Without `[delivery]` (local) nothing changes: no boundary, and no role carries one.
+    let local = stacks_of(&infra::load_config("local").unwrap());
+    assert!(local["bootstrap"]["resource"]["aws_iam_policy"].is_null());
+    for (stack, ty, name, body) in own_resources(&local) {
+        if ty == "aws_iam_role" {
+            assert!(
+                body.get("permissions_boundary").is_none(),
+                "local: {stack} role {name}"
+            );
+        }
+    }
+}
+
+/// A role's effective permissions are what both its policies and its boundary allow: the
+/// boundary must allow every action on every resource any role's inline policy grants (with the
+/// Terraform references resolved to the ARNs they stand for) and every action of the
+/// AWS-managed policies the stacks attach. And it allows nothing no role uses.
+#[test]
+fn the_boundary_allows_everything_the_roles_are_granted_and_nothing_else() {
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let stacks = stacks_of(&config);
+        let resources = own_resources(&stacks);
+        let normalize = |arn: &str| {
+            arn.replace(PARTITION, "aws")
+                .replace(ACCOUNT, "123456789012")
+                .replace(REGION, &config.region)
+        };
+        let boundary: Vec<Value> = {
+            let policy = &stacks["bootstrap"]["resource"]["aws_iam_policy"][boundary::LOGICAL];
+            let doc: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
+            doc["Statement"].as_array().unwrap().clone()
+        };
+        for s in &boundary {
+            assert_eq!(s["Effect"], "Allow", "{env}: the boundary only allows");
+        }
+        let provider_tags = &stacks["service"]["provider"]["aws"][0]["default_tags"][0]["tags"];
+        // What each `${<type>.<name>.arn}` the role policies use stands for.
+        let mut arns: BTreeMap<String, String> = BTreeMap::new();
+        for (_, ty, name, body) in &resources {
+            let region = if body["provider"] == "aws.replica" {
+                config.storage.replication_region.clone().unwrap()
+            } else {
+                config.region.clone()
+            };
+            let id = |key: &str| body[key].as_str().unwrap().to_owned();
+            let arn = match *ty {
+                "aws_cloudwatch_log_group" => {
+                    format!(
+                        "arn:aws:logs:{region}:123456789012:log-group:{}",
+                        id("name")
+                    )
+                }
+                "aws_dynamodb_table" => {
+                    format!(
+                        "arn:aws:dynamodb:{region}:123456789012:table/{}",
+                        id("name")
+                    )
+                }
+                "aws_sqs_queue" => format!("arn:aws:sqs:{region}:123456789012:{}", id("name")),
+                "aws_kms_key" => format!(
+                    "arn:aws:kms:{region}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                ),
+                "aws_secretsmanager_secret" => format!(
+                    "arn:aws:secretsmanager:{region}:123456789012:secret:{}-AbCdEf",
+                    id("name")
+                ),
+                "aws_s3_bucket" => format!("arn:aws:s3:::{}", normalize(&id("bucket"))),
+                _ => continue,
+            };
+            arns.insert(format!("${{{ty}.{name}.arn}}"), arn);
+        }
+        let allowed = |action: &str, resource: &str| -> bool {
+            boundary.iter().any(|s| {
+                let actions = strings(&s["Action"]);
+                let on = strings(&s["Resource"]);
+                if !actions.iter().any(|a| glob(a, action))
+                    || !on.iter().any(|r| glob(&normalize(r), resource))
+                {
+                    return false;
+                }
+                match s.get("Condition") {
+                    None => true,
+                    // Only the environment's tags, which the provider puts on everything.
+                    Some(c) => {
+                        assert_eq!(
+                            c,
+                            &serde_json::json!({ "StringEquals": {
+                                "aws:ResourceTag/Project": provider_tags["Project"],
+                                "aws:ResourceTag/Environment": provider_tags["Environment"],
+                            } }),
+                            "{env}: {}",
+                            s["Sid"]
+                        );
+                        true
+                    }
+                }
+            })
+        };
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        let mut checked = 0;
+        for (stack, ty, name, body) in &resources {
+            if *ty != "aws_iam_role_policy" {
+                continue;
+            }
+            let doc: Value = serde_json::from_str(body["policy"].as_str().unwrap()).unwrap();
+            for s in doc["Statement"].as_array().unwrap() {
+                assert_eq!(s["Effect"], "Allow");
+                for resource in strings(&s["Resource"]) {
+                    let mut resolved = resource.clone();
+                    for (reference, arn) in &arns {
+                        resolved = resolved.replace(reference, arn);
+                    }
+                    let resolved = normalize(&resolved);
+                    assert!(
+                        !resolved.contains("${"),
+                        "{env}: {stack} {name}: teach this test what {resource} stands for"
+                    );
+                    for action in strings(&s["Action"]) {
+                        assert!(
+                            allowed(&action, &resolved),
+                            "{env}: the boundary does not allow {action} on {resolved} ({stack} role policy {name})"
+                        );
+                        used.insert(action);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 20, "{env}: only {checked} grants checked");
+        let managed: BTreeMap<&str, &[&str]> = boundary::MANAGED_POLICIES.iter().copied().collect();
+        for (stack, ty, name, body) in &resources {
+            if *ty != "aws_iam_role_policy_attachment" {
+                continue;
+            }
+            let arn = body["policy_arn"].as_str().unwrap();
+            let policy = arn
+                .strip_prefix(&format!("arn:{PARTITION}:iam::aws:policy/"))
+                .unwrap_or_else(|| panic!("{env}: {stack} {name} attaches {arn}"));
+            let actions = managed.get(policy).unwrap_or_else(|| {
+                panic!("{env}: {policy} is attached but not in boundary::MANAGED_POLICIES")
+            });
+            for action in *actions {
+                assert!(
+                    boundary
+                        .iter()
+                        .any(|s| strings(&s["Action"]).iter().any(|a| glob(a, action))),
+                    "{env}: the boundary does not allow {action} ({policy})"
+                );
+                used.insert((*action).to_owned());
+            }
+        }
+        for s in &boundary {
+            for action in strings(&s["Action"]) {
+                assert!(
+                    used.contains(&action),
+                    "{env}: the boundary allows {action}, which no role has ({})",
+                    s["Sid"]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let stack = delivery_stack(&config).unwrap();
+        let all = statements(&stack);
+        let arn = boundary_arn(&config);
+        let roles = format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{}*", config.prefix);
+        let bounded = [
+            "iam:CreateRole",
+            "iam:PutRolePermissionsBoundary",
+            "iam:PutRolePolicy",
+            "iam:AttachRolePolicy",
+        ];
+        // Every Allow of these carries the condition.
+        let mut granted = BTreeSet::new();
+        for s in all.iter().filter(|s| s["Effect"] == "Allow") {
+            for a in strings(&s["Action"]) {
+                if bounded.contains(&a.as_str()) {
+                    assert_eq!(
+                        s["Condition"]["StringEquals"]["iam:PermissionsBoundary"], arn,
+                        "{env}: {} grants {a} without the boundary",
+                        s["Sid"]
+                    );
+                    assert_eq!(strings(&s["Resource"]), [roles.as_str()], "{env}: {a}");
+                    granted.insert(a.clone());
+                }
+                assert!(
+                    !a.contains("PermissionsBoundary") || a == "iam:PutRolePermissionsBoundary",
+                    "{env}: {a}"
+                );
+            }
+        }
+        assert_eq!(granted.len(), bounded.len(), "{env}: {granted:?}");
+        // And a Deny refuses them under any other boundary (or none), whatever an Allow says.
+        let find = |sid: &str| {
+            all.iter()
+                .find(|s| s["Sid"] == sid)
+                .unwrap_or_else(|| panic!("{env}: no {sid}"))
+        };
+        let deny = find(delivery::BOUNDARY_SID);
+        assert_eq!(deny["Effect"], "Deny");
+        assert_eq!(strings(&deny["Resource"]), [roles.as_str()]);
+        let denied = strings(&deny["Action"]);
+        for a in bounded {
+            assert!(denied.contains(&a.to_owned()), "{env}: {a}");
+        }
+        assert_eq!(
+            deny["Condition"],
+            serde_json::json!({ "StringNotEquals": { "iam:PermissionsBoundary": arn } })
+        );
+        // Never lifted from a role.
+        let lift = all
+            .iter()
+            .find(|s| {
+                s["Effect"] == "Deny"
+                    && strings(&s["Action"]).contains(&"iam:DeleteRolePermissionsBoundary".into())
+                    && strings(&s["Resource"]).contains(&roles)
+            })
+            .unwrap_or_else(|| panic!("{env}: DeleteRolePermissionsBoundary is not denied"));
+        assert!(lift.get("Condition").is_none(), "{env}");
+        // The boundary itself: read, never changed.
+        let protect = find(delivery::SELF_PROTECTION_SID);
+        assert!(strings(&protect["Resource"]).contains(&arn), "{env}");
+        let protected = strings(&protect["Action"]);
+        for a in [
+            "iam:CreatePolicy",
+            "iam:CreatePolicyVersion",
+            "iam:DeletePolicy",
+            "iam:DeletePolicyVersion",
+            "iam:SetDefaultPolicyVersion",
+            "iam:TagPolicy",
+            "iam:UntagPolicy",
+        ] {
+            assert!(protected.contains(&a.to_owned()), "{env}: {a}");
+        }
+        for s in all.iter().filter(|s| s["Effect"] == "Allow") {
+            if strings(&s["Resource"]).contains(&arn) {
+                for a in strings(&s["Action"]) {
+                    assert!(a.starts_with("iam:Get"), "{env}: {a} on the boundary");
+                }
+            }
         }
     }
 }
@@ -427,7 +808,8 @@ fn bad_delivery_settings_name_file_key_and_what_is_allowed() {
 }
 
 /// The stack applied to moto: the provider, the role and its policies are created as
-/// synthesized (moto checks policy documents' grammar), then destroyed.
+/// synthesized (moto checks policy documents' grammar), then destroyed. The permissions
+/// boundary, which the bootstrap stack holds, is applied the same way (on its own).
 #[test]
 fn applies_to_the_emulator_and_destroys() {
     let moto = emulator::Emulator::start().expect("start moto");
@@ -468,5 +850,21 @@ fn applies_to_the_emulator_and_destroys() {
     );
     common::terraform_ok(stack, &rc, &args("destroy"));
     let list = common::terraform_ok(stack, &rc, &["state", "list", "-no-color"]);
+    assert!(list.trim().is_empty(), "destroy left {list}");
+
+    let bootstrap = out.stack_dir("bootstrap").unwrap();
+    let policy = format!("-target=aws_iam_policy.{}", boundary::LOGICAL);
+    common::terraform_ok(bootstrap, &rc, &["init", "-input=false", "-no-color"]);
+    let mut apply = args("apply");
+    apply.push(&policy);
+    common::terraform_ok(bootstrap, &rc, &apply);
+    let list = common::terraform_ok(bootstrap, &rc, &["state", "list", "-no-color"]);
+    assert!(
+        list.lines()
+            .any(|l| l == format!("aws_iam_policy.{}", boundary::LOGICAL)),
+        "{list}"
+    );
+    common::terraform_ok(bootstrap, &rc, &args("destroy"));
+    let list = common::terraform_ok(bootstrap, &rc, &["state", "list", "-no-color"]);
     assert!(list.trim().is_empty(), "destroy left {list}");
 }

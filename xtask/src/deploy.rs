@@ -26,7 +26,9 @@ use crate::local::{self, MotoState};
 use crate::package::{self, Manifest};
 use crate::rollback::Versions;
 use crate::terraform::Terraform;
-use crate::{hotswap, outputs, process, progress, release, rollback, smoke, synth, upload, wait};
+use crate::{
+    hotswap, outputs, process, progress, release, rollback, sign, smoke, synth, upload, wait,
+};
 
 /// `build/<env>/last-deploy.json`: what the last successful apply applied.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -170,7 +172,9 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
     report.already_uploaded = uploaded.already_present;
     time(&mut report, "upload", t);
     // Environments that enforce code signing deploy the signed copies instead.
-    let manifest = crate::sign::if_required(env, &target, &bucket, &manifest)?;
+    let t = Instant::now();
+    let manifest = sign::if_required(env, &target, &bucket, &manifest)?;
+    time(&mut report, "sign", t);
 
     // 3. The service stack, fed the package keys and hashes.
     let var_file = write_tfvars(env, &bucket, &manifest)?;
