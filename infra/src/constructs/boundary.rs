@@ -127,13 +127,7 @@ pub fn statements(config: &Config, account: &Account) -> Vec<Statement> {
             LOG_ACTIONS,
             vec![in_region("logs", "log-group:*")],
         ),
-        // X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions:
-        // AWS only grants them on "*".
-        Statement::allow(
-            "XRayTracing",
-            &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
-            vec!["*".into()],
-        ),
+        Statement::xray_tracing(),
         // KMS keys have random ids: this environment's are the ones with its tags (the
         // provider's default tags), in the stack's region and the replica's.
         Statement::allow(

@@ -200,13 +200,7 @@ fn function(
             &["logs:CreateLogStream", "logs:PutLogEvents"],
             vec![format!("{}:*", log_group.attr("arn"))],
         ),
-        // X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions:
-        // AWS only grants them on "*" (the one wildcard the policy tests allow).
-        Statement::allow(
-            "XRayTracing",
-            &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
-            vec!["*".into()],
-        ),
+        Statement::xray_tracing(),
         Statement::allow(
             "StackKey",
             &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],

@@ -93,6 +93,17 @@ impl Statement {
         self.condition = Some(condition);
         self
     }
+
+    /// Sending traces to X-Ray. PutTraceSegments/PutTelemetryRecords support no resource-level
+    /// permissions: AWS only grants them on "*" (the one wildcard the policy tests allow in
+    /// the service roles).
+    pub fn xray_tracing() -> Statement {
+        Statement::allow(
+            "XRayTracing",
+            &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+            vec!["*".into()],
+        )
+    }
 }
 
 /// An IAM policy document; rendered as a JSON string so Terraform interpolates the references.
