@@ -23,7 +23,7 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
     let mut human = Vec::new();
 
     // Packages (a release build when the binaries are stale).
-    let manifest = package::build_check_package(sh, env, None)?;
+    let manifest = package::build_check_package(env, None)?;
     let binaries = build::from_dir(&release_dir(env))?;
     let sizes: serde_json::Map<String, serde_json::Value> = manifest
         .functions

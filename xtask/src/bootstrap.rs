@@ -20,7 +20,7 @@ use crate::{aws, deploy, process, progress, synth};
 const OVERRIDE_FILE: &str = "xtask_backend_override.tf.json";
 
 pub fn run(_sh: &Shell, env: &Env, args: BootstrapArgs) -> Result<()> {
-    crate::terraform::require()?;
+    crate::prerequisites::check(env)?;
     let (target, _moto) = deploy::target(env)?;
     synth::synthesize(env)?;
     let stack_dir = env.stack_dir(BOOTSTRAP_STACK);

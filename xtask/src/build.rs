@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use xshell::{Shell, cmd};
 
 use crate::cli::BuildArgs;
 use crate::env::{Arch, Env, FUNCTIONS};
@@ -24,8 +24,8 @@ pub struct Binaries {
     pub paths: BTreeMap<&'static str, PathBuf>,
 }
 
-pub fn run(sh: &Shell, env: &Env, args: BuildArgs) -> Result<()> {
-    let binaries = compile(sh, env)?;
+pub fn run(env: &Env, args: BuildArgs) -> Result<()> {
+    let binaries = compile(env)?;
     let reports = if args.no_check {
         Vec::new()
     } else {
@@ -96,13 +96,14 @@ pub fn target_dir(env: &Env) -> PathBuf {
     }
 }
 
-/// Compiles the functions and returns where the binaries are.
-pub fn compile(sh: &Shell, env: &Env) -> Result<Binaries> {
+/// Compiles the functions and returns where the binaries are. Takes no `Shell`: `deploy` runs
+/// it on a thread of its own while the bootstrap stack applies.
+pub fn compile(env: &Env) -> Result<Binaries> {
     let packages: Vec<String> = FUNCTIONS
         .iter()
         .flat_map(|f| ["-p".to_owned(), f.to_string()])
         .collect();
-    let release_dir = match toolchain(env.arch)? {
+    let (args, release_dir) = match toolchain(env.arch)? {
         Toolchain::Zig => {
             let target = format!("{}.{LAMBDA_GLIBC}", env.arch.triple());
             progress::step(format!(
@@ -110,14 +111,9 @@ pub fn compile(sh: &Shell, env: &Env) -> Result<Binaries> {
                 FUNCTIONS.join(", "),
                 env.arch.lambda_name()
             ));
-            process::run(
-                "compiling the functions (cargo zigbuild)",
-                cmd!(
-                    sh,
-                    "cargo zigbuild --release --target {target} {packages...}"
-                ),
-            )?;
-            target_dir(env).join(env.arch.triple()).join("release")
+            let args = ["zigbuild", "--release", "--target", &target].map(str::to_owned);
+            let dir = target_dir(env).join(env.arch.triple()).join("release");
+            (args.to_vec(), dir)
         }
         Toolchain::Host => {
             progress::step(format!(
@@ -125,13 +121,30 @@ pub fn compile(sh: &Shell, env: &Env) -> Result<Binaries> {
                 FUNCTIONS.join(", "),
                 env.arch.lambda_name()
             ));
-            process::run(
-                "compiling the functions (cargo build --release)",
-                cmd!(sh, "cargo build --release {packages...}"),
-            )?;
-            target_dir(env).join("release")
+            (
+                vec!["build".to_owned(), "--release".to_owned()],
+                target_dir(env).join("release"),
+            )
         }
     };
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.args(&args).args(&packages).current_dir(&env.root);
+    let mut crates = 0;
+    let elapsed = progress::stream(
+        "compiling the functions",
+        command,
+        &env.dir().join("logs").join("cargo-build.log"),
+        |line| {
+            let name = line.strip_prefix("Compiling ")?;
+            crates += 1;
+            Some(format!("[{crates} crates] {name}"))
+        },
+    )?;
+    progress::note(format!(
+        "compiled {} in {:.0} s ({crates} crates rebuilt)",
+        FUNCTIONS.join(", "),
+        elapsed.as_secs_f64()
+    ));
     from_dir(&release_dir)
 }
 

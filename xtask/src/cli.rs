@@ -43,6 +43,10 @@ pub struct Global {
     /// Print a machine-readable JSON result on stdout; progress goes to stderr.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Stream the full output of cargo and terraform instead of a progress line and a summary
+    /// (it is always in build/<env>/logs/).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,7 +223,10 @@ pub struct TestArgs {
     /// Skip the workflow scans (actionlint, zizmor).
     #[arg(long)]
     pub no_scans: bool,
-    /// Extra arguments passed to `cargo test`.
+    /// Compile the tests and install the Python tools, then stop without running anything.
+    #[arg(long)]
+    pub no_run: bool,
+    /// Extra arguments passed to `cargo nextest run` (or `cargo test` without nextest).
     #[arg(last = true)]
     pub args: Vec<String>,
 }

@@ -66,28 +66,65 @@ pub struct Report {
 
 pub fn run(sh: &Shell, env: &Env, args: DeployArgs) -> Result<()> {
     let report = deploy(sh, env, &args)?;
-    let mut human = String::new();
+    progress::result(env, &serde_json::to_value(&report)?, summary(env, &report));
+    Ok(())
+}
+
+/// The few lines a person reads after a deploy: what each stack did, what was released,
+/// where the API is, and where the time went (Terraform's own output is in the logs).
+fn summary(env: &Env, report: &Report) -> String {
+    let mut lines = Vec::new();
     for (stack, what) in &report.stacks {
-        human.push_str(&format!("{stack:<10} {what}\n"));
+        lines.push(format!("{stack:<10} {what}"));
     }
     if !report.changed_functions.is_empty() {
-        human.push_str(&format!(
-            "updated functions: {}\n",
+        lines.push(format!(
+            "updated:   {}",
             report.changed_functions.join(", ")
         ));
     }
+    if let Some(release) = &report.release {
+        let moves: Vec<String> = release
+            .functions
+            .iter()
+            .map(|(f, shift)| format!("{f} {} -> {}", shift.from, shift.to))
+            .collect();
+        lines.push(format!(
+            "released:  {} ({})",
+            moves.join(", "),
+            release.strategy
+        ));
+    }
     if let Some(url) = &report.api_url {
-        human.push_str(&format!("API URL:   {url}\n"));
+        lines.push(format!("API URL:   {url}"));
     }
     if let Some(url) = &report.local_api_url {
-        human.push_str(&format!("local API: {url}\n"));
+        lines.push(format!("local API: {url}"));
     }
-    human.push_str(&format!(
+    lines.push(format!(
         "outputs:   {}",
         process::display_path(&env.root, &env.outputs_file())
     ));
-    progress::result(env, &serde_json::to_value(&report)?, human);
-    Ok(())
+    let mut steps: Vec<(&String, &f64)> = report
+        .timings
+        .iter()
+        .filter(|(step, seconds)| step.as_str() != "total" && **seconds >= 0.05)
+        .collect();
+    steps.sort_by(|a, b| b.1.total_cmp(a.1));
+    let steps: Vec<String> = steps
+        .iter()
+        .map(|(step, seconds)| format!("{step} {seconds:.1} s"))
+        .collect();
+    lines.push(format!(
+        "time:      {:.0} s in all; {}",
+        report.timings.get("total").copied().unwrap_or_default(),
+        steps.join(", ")
+    ));
+    lines.push(format!(
+        "logs:      {}",
+        process::display_path(&env.root, &env.dir().join("logs"))
+    ));
+    lines.join("\n")
 }
 
 /// The deploy proper (the benchmark calls it directly).
@@ -102,68 +139,79 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
             .timings
             .insert(name.to_owned(), since.elapsed().as_secs_f64());
     };
-    crate::terraform::require()?;
-
-    let (target, moto) = target(env)?;
-
-    let t = Instant::now();
-    let manifest = package::build_check_package(sh, env, args.prebuilt.as_deref())?;
-    time(&mut report, "build_and_package", t);
-
-    let t = Instant::now();
-    synth::synthesize(env)?;
-    time(&mut report, "synth", t);
-
-    let last_path = env.dir().join("last-deploy.json");
-    let mut last: LastDeploy = if args.force {
-        LastDeploy::default()
-    } else {
-        process::read_json(&last_path).unwrap_or_default()
-    };
-    if args.force {
-        // Keep the package record: "changed functions" stays meaningful.
-        let previous: LastDeploy = process::read_json(&last_path).unwrap_or_default();
-        last.packages = previous.packages;
+    if env.emulated {
+        progress::step(format!(
+            "Deploying `{}` to the local AWS emulator",
+            env.name
+        ));
     }
-    let identity = target_identity(env, &target, moto.as_ref());
-    let tf_env = target.terraform_env();
-
-    // 1. The bootstrap stack: the artifacts bucket the packages go to.
-    let t = Instant::now();
-    let bootstrap_fp = fingerprint(&env.stack_dir(BOOTSTRAP_STACK), None, &identity)?;
-    let bucket = match (&last.artifacts_bucket, last.stacks.get(BOOTSTRAP_STACK)) {
-        (Some(bucket), Some(fp)) if *fp == bootstrap_fp => {
-            progress::step("Bootstrap stack unchanged since the last deploy; skipping terraform");
-            report
-                .stacks
-                .insert(BOOTSTRAP_STACK.to_owned(), "unchanged".to_owned());
-            bucket.clone()
-        }
-        _ => {
-            if !env.emulated {
-                crate::bootstrap::require_state_bucket(env, &target)?;
-            }
-            let tf = Terraform::new(env, BOOTSTRAP_STACK, tf_env.clone())?;
-            progress::step("Applying the bootstrap stack (artifacts bucket)");
-            with_emulator_hint(env, tf.init())?;
-            with_emulator_hint(env, tf.apply(None))?;
-            let outs = tf.outputs()?;
-            let bucket = outs
-                .get("artifacts_bucket")
-                .and_then(|v| v.as_str())
-                .context("the bootstrap stack has no `artifacts_bucket` output")?
-                .to_owned();
-            last.stacks.insert(BOOTSTRAP_STACK.to_owned(), bootstrap_fp);
-            last.artifacts_bucket = Some(bucket.clone());
-            // Recorded now: a later failure must not re-apply what succeeded.
-            process::write_json(&last_path, &last)?;
-            report
-                .stacks
-                .insert(BOOTSTRAP_STACK.to_owned(), "applied".to_owned());
-            bucket
-        }
+    crate::prerequisites::check(env)?;
+    let last_path = env.dir().join("last-deploy.json");
+    // A real account's credentials are checked before anything is compiled.
+    let checked_target = match env.emulated {
+        true => None,
+        false => Some(target(env)?),
     };
-    time(&mut report, "bootstrap_stack", t);
+
+    // The compile is the longest step of a first deploy and needs nothing from the stacks, so
+    // it runs on a thread of its own while the emulator starts and the bootstrap stack
+    // applies. If that side fails first, the compile is stopped rather than waited for.
+    let (built, before_upload) = std::thread::scope(|scope| {
+        let build = scope.spawn(|| {
+            let t = Instant::now();
+            package::build_check_package(env, args.prebuilt.as_deref()).map(|m| (m, t.elapsed()))
+        });
+        let before_upload = (|| -> Result<_> {
+            let (target, moto) = match checked_target {
+                Some(checked) => checked,
+                None => target(env)?,
+            };
+            let t = Instant::now();
+            synth::synthesize(env)?;
+            let synth_took = t.elapsed();
+            let mut last: LastDeploy = process::read_json(&last_path).unwrap_or_default();
+            if args.force {
+                // Keep the package record: "changed functions" stays meaningful.
+                last.stacks.clear();
+                last.artifacts_bucket = None;
+                last.service_structure = None;
+            }
+            let identity = target_identity(env, &target, moto.as_ref());
+            let t = Instant::now();
+            let (bucket, status) = bootstrap_stack(env, &target, &identity, &mut last, &last_path)?;
+            Ok((
+                target,
+                moto,
+                synth_took,
+                last,
+                identity,
+                bucket,
+                status,
+                t.elapsed(),
+            ))
+        })();
+        if before_upload.is_err() {
+            progress::cancel();
+        }
+        let built = build.join().expect("the compile thread does not panic");
+        (built, before_upload)
+    });
+    let (target, moto, synth_took, mut last, identity, bucket, bootstrap_status, bootstrap_took) =
+        before_upload?;
+    let (manifest, build_took) = built?;
+    report
+        .timings
+        .insert("build_and_package".to_owned(), build_took.as_secs_f64());
+    report
+        .timings
+        .insert("synth".to_owned(), synth_took.as_secs_f64());
+    report
+        .timings
+        .insert("bootstrap_stack".to_owned(), bootstrap_took.as_secs_f64());
+    report
+        .stacks
+        .insert(BOOTSTRAP_STACK.to_owned(), bootstrap_status.to_owned());
+    let tf_env = target.terraform_env();
 
     // 2. Packages not yet in the bucket.
     let t = Instant::now();
@@ -336,6 +384,43 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
         .timings
         .insert("total".to_owned(), started.elapsed().as_secs_f64());
     Ok(report)
+}
+
+/// The bootstrap stack (the artifacts bucket the packages go to), applied unless its
+/// fingerprint matches the last apply. Returns the bucket and `applied` or `unchanged`.
+fn bootstrap_stack(
+    env: &Env,
+    target: &Target,
+    identity: &str,
+    last: &mut LastDeploy,
+    last_path: &Path,
+) -> Result<(String, &'static str)> {
+    let fingerprint = fingerprint(&env.stack_dir(BOOTSTRAP_STACK), None, identity)?;
+    if let (Some(bucket), Some(applied)) =
+        (&last.artifacts_bucket, last.stacks.get(BOOTSTRAP_STACK))
+        && *applied == fingerprint
+    {
+        progress::step("Bootstrap stack unchanged since the last deploy; skipping terraform");
+        return Ok((bucket.clone(), "unchanged"));
+    }
+    if !env.emulated {
+        crate::bootstrap::require_state_bucket(env, target)?;
+    }
+    let tf = Terraform::new(env, BOOTSTRAP_STACK, target.terraform_env())?;
+    progress::step("Applying the bootstrap stack (artifacts bucket)");
+    with_emulator_hint(env, tf.init())?;
+    with_emulator_hint(env, tf.apply(None))?;
+    let outs = tf.outputs()?;
+    let bucket = outs
+        .get("artifacts_bucket")
+        .and_then(|v| v.as_str())
+        .context("the bootstrap stack has no `artifacts_bucket` output")?
+        .to_owned();
+    last.stacks.insert(BOOTSTRAP_STACK.to_owned(), fingerprint);
+    last.artifacts_bucket = Some(bucket.clone());
+    // Recorded now: a later failure must not re-apply what succeeded.
+    process::write_json(last_path, last)?;
+    Ok((bucket, "applied"))
 }
 
 fn package_hashes(manifest: &Manifest) -> BTreeMap<String, String> {

@@ -111,13 +111,12 @@ pub fn run(sh: &Shell, global: &Global) -> Result<()> {
             required: false,
         },
         Check {
-            name: "TF_PROVIDER_MIRROR",
-            found: std::env::var("TF_PROVIDER_MIRROR")
-                .ok()
-                .filter(|v| !v.is_empty()),
-            enables: "offline terraform init from a local provider mirror",
-            install: "export TF_PROVIDER_MIRROR=/path/to/mirror (optional)",
-            required: false,
+            name: "hashicorp/aws",
+            found: crate::terraform::provider_source(&env::build_root()).ok(),
+            enables: "terraform init (from TF_PROVIDER_MIRROR, a local mirror or the registry)",
+            install: "internet access to registry.terraform.io, or export \
+                      TF_PROVIDER_MIRROR=/path/to/mirror",
+            required: true,
         },
         Check {
             name: "AWS credentials",

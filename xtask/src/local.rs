@@ -260,8 +260,8 @@ pub fn start_api(sh: &Shell, env: &Env, moto: &MotoState) -> Result<ApiState> {
 /// the workspace, so it always matches the source.
 fn local_api_binary(sh: &Shell, env: &Env) -> Result<PathBuf> {
     process::run(
-        "building the local API server (cargo build -p local-api)",
-        xshell::cmd!(sh, "cargo build --quiet -p local-api"),
+        "building the local API server (cargo build --bin local-api)",
+        xshell::cmd!(sh, "cargo build --quiet --bin local-api").quiet(),
     )?;
     Ok(crate::build::target_dir(env)
         .join("debug")

@@ -20,6 +20,7 @@ mod logs;
 mod outputs;
 mod package;
 mod plan;
+mod prerequisites;
 mod process;
 mod progress;
 mod release;
@@ -40,13 +41,31 @@ use xshell::Shell;
 use crate::cli::{Command, Xtask};
 
 fn main() -> ExitCode {
+    forget_cargo_run_variables();
     let flags = Xtask::parse();
+    progress::set_verbose(flags.global.verbose);
     match run(flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `cargo run` hands xtask the variables it sets for a package's binary (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_NAME`, ...). Every cargo that xtask starts would inherit them, and some build
+/// scripts (ring's) name them in `rerun-if-env-changed`: cargo then saw them change between a
+/// build started from the shell and one started from xtask, re-ran the script and rebuilt
+/// everything above it (rustls, every AWS SDK crate, xtask itself) on every other command.
+fn forget_cargo_run_variables() {
+    let set_by_cargo_run: Vec<std::ffi::OsString> = std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| emulator::set_by_cargo_for_a_package(name))
+        .collect();
+    for name in set_by_cargo_run {
+        // SAFETY: called first thing in `main`, before any other thread exists.
+        unsafe { std::env::remove_var(name) };
     }
 }
 
@@ -63,10 +82,10 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
     }
     let env = env::Env::load(&flags.global)?;
     match flags.command {
-        Command::Build(args) => build::run(&sh, &env, args),
-        Command::Package(args) => package::run(&sh, &env, args),
+        Command::Build(args) => build::run(&env, args),
+        Command::Package(args) => package::run(&env, args),
         Command::Synth => synth::run(&sh, &env),
-        Command::Plan(args) => plan::run(&sh, &env, args),
+        Command::Plan(args) => plan::run(&env, args),
         Command::Deploy(args) => deploy::run(&sh, &env, args),
         Command::Outputs(args) => outputs::run(&sh, &env, args),
         Command::Logs(args) => logs::run(&sh, &env, args),

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use xshell::Shell;
+
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
@@ -50,8 +50,8 @@ pub struct Package {
     pub binary_sha256: String,
 }
 
-pub fn run(sh: &Shell, env: &Env, args: PackageArgs) -> Result<()> {
-    let manifest = build_check_package(sh, env, args.prebuilt.as_deref())?;
+pub fn run(env: &Env, args: PackageArgs) -> Result<()> {
+    let manifest = build_check_package(env, args.prebuilt.as_deref())?;
     let mut human = String::new();
     for (name, package) in &manifest.functions {
         human.push_str(&format!(
@@ -70,13 +70,13 @@ pub fn run(sh: &Shell, env: &Env, args: PackageArgs) -> Result<()> {
 }
 
 /// Build (or take `prebuilt`), check and package: the first half of deploy.
-pub fn build_check_package(sh: &Shell, env: &Env, prebuilt: Option<&Path>) -> Result<Manifest> {
+pub fn build_check_package(env: &Env, prebuilt: Option<&Path>) -> Result<Manifest> {
     let binaries = match prebuilt {
         Some(dir) => {
             progress::step(format!("Using prebuilt binaries from {}", dir.display()));
             build::from_dir(dir)?
         }
-        None => build::compile(sh, env)?,
+        None => build::compile(env)?,
     };
     check::all(&binaries, env.arch)?;
     progress::step("Packaging");

@@ -1,7 +1,6 @@
 //! `cargo xtask plan`: what deploy would change, without changing anything.
 
 use anyhow::{Context, Result};
-use xshell::Shell;
 
 use crate::cli::{PlanArgs, StackChoice};
 use crate::deploy::{self, LastDeploy};
@@ -9,8 +8,8 @@ use crate::env::{BOOTSTRAP_STACK, Env, SERVICE_STACK};
 use crate::terraform::Terraform;
 use crate::{package, process, progress, synth};
 
-pub fn run(sh: &Shell, env: &Env, args: PlanArgs) -> Result<()> {
-    crate::terraform::require()?;
+pub fn run(env: &Env, args: PlanArgs) -> Result<()> {
+    crate::prerequisites::check(env)?;
     let (target, _moto) = deploy::target(env)?;
     synth::synthesize(env)?;
     let tf_env = target.terraform_env();
@@ -28,7 +27,7 @@ pub fn run(sh: &Shell, env: &Env, args: PlanArgs) -> Result<()> {
                     );
                     manifest
                 }
-                _ => package::build_check_package(sh, env, args.prebuilt.as_deref())?,
+                _ => package::build_check_package(env, args.prebuilt.as_deref())?,
             };
             let bucket = artifacts_bucket(env, tf_env.clone())?;
             let var_file = deploy::write_tfvars(env, &bucket, &manifest)?;

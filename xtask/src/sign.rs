@@ -518,6 +518,7 @@ mod tests {
         let global = crate::cli::Global {
             env: "prod".to_owned(),
             json: false,
+            verbose: false,
         };
         let mut env = Env::load(&global).unwrap();
         assert!(env.code_signing, "prod signs");
@@ -551,6 +552,7 @@ mod tests {
         let global = crate::cli::Global {
             env: "prod".to_owned(),
             json: false,
+            verbose: false,
         };
         let mut env = Env::load(&global).unwrap();
         env.prefix = format!("t{nanos}-");
@@ -611,6 +613,7 @@ mod tests {
             let global = crate::cli::Global {
                 env: name.to_owned(),
                 json: false,
+                verbose: false,
             };
             assert!(!Env::load(&global).unwrap().code_signing, "{name}");
         }

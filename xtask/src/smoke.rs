@@ -25,8 +25,9 @@ pub fn run(sh: &Shell, env: &Env, args: SmokeArgs) -> Result<()> {
     let extra = args.args;
     let mut command = cmd!(
         sh,
-        "cargo run --quiet -p smoke -- --outputs {outputs_file} {json...} {extra...}"
-    );
+        "cargo run --quiet --bin smoke -- --outputs {outputs_file} {json...} {extra...}"
+    )
+    .quiet();
     for (key, value) in target.process_env() {
         command = command.env(key, value);
     }
@@ -52,14 +53,22 @@ pub fn gate(sh: &Shell, env: &Env, target: &Target, moto: Option<&MotoState>) ->
     progress::step(format!("Smoke-testing the release on `{}`", env.name));
     let report_path = env.dir().join("smoke-report.json");
     let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["run", "--quiet", "-p", "smoke", "--", "--json", "--outputs"])
+        .args([
+            "run",
+            "--quiet",
+            "--bin",
+            "smoke",
+            "--",
+            "--json",
+            "--outputs",
+        ])
         .arg(env.outputs_file())
         .envs(target.process_env())
         .current_dir(&env.root)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .context("running the smoke tests (cargo run -p smoke)")?;
+        .context("running the smoke tests (cargo run --bin smoke)")?;
     process::write_atomic(&report_path, &output.stdout)?;
     if output.status.success() {
         return Ok(report_path);

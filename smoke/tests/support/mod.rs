@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 
@@ -31,8 +30,7 @@ pub fn function_binaries() -> Vec<(&'static str, PathBuf)> {
         .unwrap_or_else(|| workspace_root().join("target"));
     let names = ["health", "users", "sessions"];
     if names.iter().any(|n| !target.join("debug").join(n).exists()) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let status = Command::new(cargo)
+        let status = emulator::cargo()
             .args(["build", "-p", "health", "-p", "users", "-p", "sessions"])
             .current_dir(workspace_root())
             .status()

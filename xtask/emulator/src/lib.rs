@@ -179,6 +179,34 @@ pub fn ensure_python_packages(requirements: &[&str]) -> Result<PathBuf, Error> {
     Ok(bin)
 }
 
+/// `cargo`, as a shell would run it, for the tests that build workspace targets from inside a
+/// test process. cargo sets `CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME` and the like for the test;
+/// some build scripts (ring's) track those in `rerun-if-env-changed`, so a cargo that inherits
+/// them re-runs the script and rebuilds everything above it, and the next build from the shell
+/// does it all again.
+pub fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        if set_by_cargo_for_a_package(&name) {
+            command.env_remove(&name);
+        }
+    }
+    command
+}
+
+/// Whether cargo sets `name` for a package's running binary or test (and a shell would not).
+pub fn set_by_cargo_for_a_package(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || [
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ]
+        .contains(&name.as_ref())
+}
+
 /// moto's server with its DynamoDB backend serialised and SQS reporting SSE as AWS does (the
 /// file says why).
 const LAUNCHER: &str = include_str!("moto_server.py");

@@ -94,7 +94,7 @@ pub fn release_binaries(dir: &Path) -> PathBuf {
                 .unwrap_or_else(|| workspace_root().join("target"));
             let release = target.join("release");
             if !FUNCTIONS.iter().all(|f| release.join(f).exists()) {
-                let status = Command::new(env!("CARGO"))
+                let status = emulator::cargo()
                     .args([
                         "build",
                         "--release",

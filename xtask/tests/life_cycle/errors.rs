@@ -33,6 +33,59 @@ fn terraform_missing_says_what_to_install() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// No way to the AWS provider: the deploy stops at once with what to do, before it compiles
+/// anything, starts an emulator or writes a state file.
+#[test]
+fn a_deploy_that_cannot_get_the_aws_provider_stops_before_compiling() {
+    let dir = scratch("no-provider");
+    let empty = dir.join("empty-mirror");
+    std::fs::create_dir_all(&empty).unwrap();
+
+    // A mirror that lacks the provider.
+    let started = std::time::Instant::now();
+    let out = xtask_with(&dir, &["deploy"], |c| {
+        c.env("TF_PROVIDER_MIRROR", &empty);
+    });
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("holds no registry.terraform.io/hashicorp/aws"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // No mirror anywhere Terraform looks, and the registry unreachable (through a proxy on a
+    // closed port, so the outcome does not depend on this machine's network).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = xtask_with(&dir, &["deploy"], |c| {
+        c.env_remove("TF_PROVIDER_MIRROR")
+            .env("HOME", &empty)
+            .env("XDG_DATA_DIRS", &empty)
+            .env("HTTPS_PROXY", &proxy);
+    });
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Terraform cannot get the hashicorp/aws provider")
+            && err.contains("TF_PROVIDER_MIRROR"),
+        "{err}"
+    );
+    for sign_of_work in ["Compiling", "Starting the AWS emulator", "Applying"] {
+        assert!(!err.contains(sign_of_work), "it went on to work: {err}");
+    }
+    assert!(
+        !dir.join("local").join("moto.json").exists(),
+        "no emulator started"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_gone_emulator_whose_port_was_taken_is_replaced_not_reused() {
     let dir = scratch("port-taken");

@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
@@ -35,8 +34,7 @@ pub fn example(name: &str) -> PathBuf {
         .expect("target/<profile>/deps/<test>");
     let path = profile_dir.join("examples").join(name);
     if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let status = Command::new(cargo)
+        let status = emulator::cargo()
             .args(["build", "-p", "local-api", "--example", name])
             .current_dir(workspace_root())
             .status()
