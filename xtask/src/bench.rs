@@ -64,6 +64,7 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
 
     // Deploy figures need an environment to deploy to: the emulator by default.
     if !args.offline && env.emulated {
+        let burst = args.burst;
         let args = DeployArgs {
             no_serve: true,
             ..DeployArgs::default()
@@ -124,6 +125,41 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
         }
         progress::step("Bench: restoring the original `users`");
         deploy::deploy(sh, env, &prebuilt)?;
+
+        // Peak resident memory of each function's processes behind the local API server, after
+        // a burst of concurrent registrations and log-ins (each hashes with argon2id, 19 MiB).
+        progress::step(format!(
+            "Bench: peak memory under a burst of {} registrations and log-ins",
+            burst
+        ));
+        let served = DeployArgs {
+            prebuilt: Some(dir),
+            ..DeployArgs::default()
+        };
+        deploy::deploy(sh, env, &served)?;
+        let (target, moto) = deploy::target(env)?;
+        crate::smoke::burst(sh, env, &target, moto.as_ref(), burst)?;
+        let memory_mb = u64::from(infra::load_config(&env.name)?.lambda.memory_mb);
+        human.push(format!(
+            "peak resident memory per function after {} concurrent registrations and log-ins \
+             (memory_mb = {memory_mb}):",
+            burst
+        ));
+        let mut peaks = serde_json::Map::new();
+        for (function, peak_mb) in peak_memory(env) {
+            let warning = if peak_mb * 100 > memory_mb * 80 {
+                "  WARNING: over 80% of memory_mb; Lambda kills a function that outgrows it"
+            } else {
+                ""
+            };
+            human.push(format!(
+                "  {function:<9} {peak_mb} MB ({}% of {memory_mb} MB){warning}",
+                peak_mb * 100 / memory_mb
+            ));
+            peaks.insert(function, peak_mb.into());
+        }
+        figures.insert("peak_memory_mb".into(), peaks.into());
+        figures.insert("memory_mb".into(), memory_mb.into());
     }
 
     // Costs.
@@ -142,6 +178,41 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
     figures.insert("cost".into(), costs.into());
     progress::result(env, &figures.into(), human.join("\n"));
     Ok(())
+}
+
+/// The largest peak resident memory (`VmHWM`, MB) among the live processes of each function
+/// the local API server runs: the processes whose executable is a package it extracted under
+/// `build/<env>/functions/<function>/`.
+fn peak_memory(env: &Env) -> std::collections::BTreeMap<String, u64> {
+    let functions = env.dir().join("functions");
+    let mut peaks = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let proc_dir = entry.path();
+        let Ok(exe) = std::fs::read_link(proc_dir.join("exe")) else {
+            continue;
+        };
+        let Some(function) = exe
+            .strip_prefix(&functions)
+            .ok()
+            .and_then(|rest| rest.iter().next())
+            .map(|f| f.to_string_lossy().into_owned())
+        else {
+            continue;
+        };
+        let peak_kib = std::fs::read_to_string(proc_dir.join("status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            });
+        if let Some(kib) = peak_kib {
+            let peak = peaks.entry(function).or_insert(0);
+            *peak = (*peak).max(kib.div_ceil(1024));
+        }
+    }
+    peaks
 }
 
 fn release_dir(env: &Env) -> std::path::PathBuf {

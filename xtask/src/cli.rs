@@ -216,6 +216,9 @@ pub struct BenchArgs {
     /// Only measure what needs no deployment (sizes, synth, cold start, costs).
     #[arg(long)]
     pub offline: bool,
+    /// How many users register and log in at once for the peak-memory figure.
+    #[arg(long, default_value_t = 200)]
+    pub burst: usize,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -2,7 +2,7 @@
 //! with the same AWS target deploy used (the emulator for `local`, where the
 //! local API server is started first if it is not running).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -52,6 +52,28 @@ pub fn gate(sh: &Shell, env: &Env, target: &Target, moto: Option<&MotoState>) ->
     serve_locally(sh, env, moto)?;
     progress::step(format!("Smoke-testing the release on `{}`", env.name));
     let report_path = env.dir().join("smoke-report.json");
+    json_run(env, target, &report_path, &[])?;
+    Ok(report_path)
+}
+
+/// The smoke run plus a burst of `users` concurrent registrations and log-ins (`--load`), for
+/// the benchmark; returns the JSON report (also kept in `build/<env>/smoke-load-report.json`).
+pub fn burst(
+    sh: &Shell,
+    env: &Env,
+    target: &Target,
+    moto: Option<&MotoState>,
+    users: usize,
+) -> Result<serde_json::Value> {
+    serve_locally(sh, env, moto)?;
+    let report_path = env.dir().join("smoke-load-report.json");
+    json_run(env, target, &report_path, &["--load", &users.to_string()])?;
+    process::read_json(&report_path)
+}
+
+/// `cargo run --bin smoke -- --json` with `extra` arguments, its report written to
+/// `report_path`; a failure names the first failing step.
+fn json_run(env: &Env, target: &Target, report_path: &Path, extra: &[&str]) -> Result<()> {
     let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
             "run",
@@ -63,15 +85,16 @@ pub fn gate(sh: &Shell, env: &Env, target: &Target, moto: Option<&MotoState>) ->
             "--outputs",
         ])
         .arg(env.outputs_file())
+        .args(extra)
         .envs(target.process_env())
         .current_dir(&env.root)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
         .context("running the smoke tests (cargo run --bin smoke)")?;
-    process::write_atomic(&report_path, &output.stdout)?;
+    process::write_atomic(report_path, &output.stdout)?;
     if output.status.success() {
-        return Ok(report_path);
+        return Ok(());
     }
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
     let failed = report["steps"]
@@ -90,6 +113,6 @@ pub fn gate(sh: &Shell, env: &Env, target: &Target, moto: Option<&MotoState>) ->
         .unwrap_or_else(|| format!("exit status {}", output.status));
     bail!(
         "the smoke run failed at {failed} (report: {})",
-        process::display_path(&env.root, &report_path)
+        process::display_path(&env.root, report_path)
     )
 }

@@ -3,7 +3,8 @@
 //! misbehaves on request, keyed by the `{id}` path parameter of `/users/{id}`:
 //! `crash` exits the process mid-invocation, `hang` never answers, `fail` returns a handler
 //! error, `invalid` returns a payload that is not a proxy response, `binary` answers with a
-//! base64 body and multi-value headers.
+//! base64 body and multi-value headers, `hog` holds 200 MiB of resident memory for a moment
+//! (more than the default 128 MB memory size) before it answers.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -20,6 +21,17 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         },
         "fail" => Err("the handler failed on purpose".into()),
+        "hog" => {
+            // Every page written, so it is resident and not just reserved.
+            let mut hog = vec![0u8; 200 << 20];
+            for page in hog.chunks_mut(4096) {
+                page[0] = 1;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Ok(
+                json!({"statusCode": 200, "body": hog.iter().filter(|b| **b == 1).count().to_string()}),
+            )
+        }
         "invalid" => Ok(json!({"not": "a proxy response"})),
         "binary" => Ok(json!({
             "statusCode": 200,

@@ -46,6 +46,9 @@ pub struct FunctionSpec {
     pub env: BTreeMap<String, String>,
     /// The function's own timeout; exceeding it kills the process, as Lambda does.
     pub timeout: Duration,
+    /// The function's memory size (MB); a process whose peak resident memory passes it is
+    /// killed, as Lambda kills one that outgrows its sandbox.
+    pub memory_mb: u64,
     /// Where the process's stdout and stderr go (its "CloudWatch log group").
     pub log_file: PathBuf,
     /// Where the configuration came from, for the start-up message.
@@ -120,6 +123,10 @@ pub fn spec(
         bootstrap,
         env: runtime_env(deployment, endpoint, name, deployed),
         timeout: deployed.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        memory_mb: deployed
+            .memory_mb
+            .and_then(|mb| u64::try_from(mb).ok())
+            .unwrap_or(DEFAULT_MEMORY_MB as u64),
         log_file: work.join(short).join("output.log"),
         source,
     }

@@ -1,13 +1,14 @@
 //! One execution environment: a function process and the runtime endpoint it polls.
 //!
 //! Like a Lambda sandbox, an instance handles one invocation at a time, is reused while it
-//! behaves, and is thrown away (process killed) when it crashes, reports an init error or runs
-//! past its timeout. Dropping an [`Instance`] kills its process, so cancelling an invocation
+//! behaves, and is thrown away (process killed) when it crashes, reports an init error, runs
+//! past its timeout or its peak resident memory passes the function's memory size. Dropping an [`Instance`] kills its process, so cancelling an invocation
 //! (API Gateway's integration timeout) cleans up by itself.
 
 use std::fs::OpenOptions;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -47,6 +48,9 @@ impl std::fmt::Display for InvokeError {
 /// A started function process with its own runtime endpoint.
 pub struct Instance {
     spec: Arc<FunctionSpec>,
+    pid: Option<u32>,
+    /// Set once the memory limit has been reported, so the watcher and `invoke` log it once.
+    memory_reported: Arc<AtomicBool>,
     invocations: mpsc::Sender<Invocation>,
     /// Set to the reason once the process is gone.
     dead: watch::Receiver<Option<String>>,
@@ -85,8 +89,17 @@ impl Instance {
 
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let (dead_tx, dead_rx) = watch::channel(None);
+        let pid = child.id();
+        let memory_mb = spec.memory_mb;
+        let log_file = spec.log_file.clone();
+        let memory_reported = Arc::new(AtomicBool::new(false));
+        let reported = memory_reported.clone();
         tokio::spawn(async move {
             let reason = tokio::select! {
+                peak_mb = memory_exceeded(pid, memory_mb) => {
+                    let _ = child.kill().await;
+                    killed_for_memory(&log_file, &reported, peak_mb, memory_mb)
+                },
                 status = child.wait() => match status {
                     Ok(status) => format!("exited with {status}"),
                     Err(e) => format!("wait failed: {e}"),
@@ -104,6 +117,8 @@ impl Instance {
         });
         Ok(Instance {
             spec,
+            pid,
+            memory_reported,
             invocations,
             dead: dead_rx,
             _kill: kill_tx,
@@ -138,7 +153,7 @@ impl Instance {
                 "the runtime endpoint is closed".to_string(),
             ));
         }
-        tokio::select! {
+        let result = tokio::select! {
             biased;
             outcome = reply_rx => match outcome {
                 Ok(Outcome::Response(body)) => Ok(body),
@@ -151,8 +166,74 @@ impl Instance {
                 Err(InvokeError::Crashed(reason))
             },
             _ = tokio::time::sleep(self.spec.timeout) => Err(InvokeError::Timeout),
+        };
+        // The watcher reads the peak every few milliseconds; an invocation that passed the
+        // limit and answered in between is caught here, so its answer never reaches the client
+        // (on Lambda the process would have been killed before it could answer).
+        match peak_mb(self.pid) {
+            Some(peak) if result.is_ok() && peak > self.spec.memory_mb => {
+                Err(InvokeError::Crashed(killed_for_memory(
+                    &self.spec.log_file,
+                    &self.memory_reported,
+                    peak,
+                    self.spec.memory_mb,
+                )))
+            }
+            _ => result,
         }
     }
+}
+
+/// Writes what Lambda logs when its sandbox kills a runtime for memory, and returns the reason.
+fn killed_for_memory(
+    log_file: &std::path::Path,
+    reported: &AtomicBool,
+    peak_mb: u64,
+    memory_mb: u64,
+) -> String {
+    let reason = format!("killed: memory size of {memory_mb} MB exceeded (peak {peak_mb} MB)");
+    if reported.swap(true, Ordering::SeqCst) {
+        return reason;
+    }
+    let line = format!(
+        "Error: Runtime exited with error: signal: killed\nRuntime.ExitError\n(local API: peak \
+         resident memory {peak_mb} MB passed the function's memory size of {memory_mb} MB)\n"
+    );
+    if let Ok(mut log) = OpenOptions::new().append(true).open(log_file) {
+        let _ = std::io::Write::write_all(&mut log, line.as_bytes());
+    }
+    reason
+}
+
+/// How often the memory of a function process is read. `VmHWM` is the peak since the process
+/// started, so a spike between two reads is still seen at the next one.
+const MEMORY_POLL: Duration = Duration::from_millis(20);
+
+/// Resolves with the peak resident memory (MB) once the process's peak passes `limit_mb`, as
+/// Lambda's sandbox limit would kill it; never resolves where `/proc` cannot be read.
+async fn memory_exceeded(pid: Option<u32>, limit_mb: u64) -> u64 {
+    loop {
+        match peak_mb(pid) {
+            Some(peak) if peak > limit_mb => return peak,
+            Some(_) => tokio::time::sleep(MEMORY_POLL).await,
+            // Gone (its exit is reported by `wait`) or no /proc: nothing to watch.
+            None => return std::future::pending().await,
+        }
+    }
+}
+
+/// The process's peak resident memory so far (`VmHWM`), in MB rounded up.
+fn peak_mb(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib.div_ceil(1024))
 }
 
 /// An X-Ray trace header in the format Lambda passes (`Root=1-<epoch hex>-<96 bit hex>`).

@@ -537,6 +537,7 @@ mod tests {
                     bootstrap: PathBuf::from("/nonexistent"),
                     env: BTreeMap::new(),
                     timeout: Duration::from_secs(1),
+                    memory_mb: 128,
                     log_file: PathBuf::from("/dev/null"),
                     source: ConfigSource::Emulator,
                 },

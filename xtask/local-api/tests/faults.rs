@@ -17,6 +17,8 @@ struct Stack {
     server: Server,
     http: reqwest::Client,
     _dir: std::path::PathBuf,
+    /// The server's work dir: `<work>/<function>/output.log` is each function's log.
+    work: std::path::PathBuf,
 }
 
 impl Drop for Stack {
@@ -39,11 +41,14 @@ impl Stack {
         let mut options = Options::new(outputs, dist, support::closed_endpoint());
         options.integration_timeout = integration_timeout;
         options.health_requires_api_key = Some(health_requires_key);
+        let work = dir.join("work");
+        options.work_dir = Some(work.clone());
         let server = Server::start(options).await.expect("the server starts");
         Stack {
             server,
             http: reqwest::Client::new(),
             _dir: dir,
+            work,
         }
     }
 
@@ -201,6 +206,36 @@ async fn a_crashed_function_gives_502_and_is_restarted() {
         (502, r#"{"message": "Internal server error"}"#)
     );
     assert_eq!(headers["x-amzn-errortype"], "InternalServerErrorException");
+
+    let second = stack.echo_pid().await;
+    assert_ne!(second, first, "the next request runs in a new process");
+}
+
+/// A process that outgrows its memory size is killed as Lambda's sandbox kills it: the client
+/// gets API Gateway's 502, the function's log says why, and the next request gets a fresh
+/// process. The echo function runs with the default 128 MB and `hog` needs 200 MiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_over_its_memory_size_is_killed_with_a_502_and_a_log_line() {
+    let stack = Stack::start(Duration::from_secs(29), true).await;
+    let first = stack.echo_pid().await;
+
+    let (status, body, headers) = stack.get("/users/hog").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (502, r#"{"message": "Internal server error"}"#)
+    );
+    assert_eq!(headers["x-amzn-errortype"], "InternalServerErrorException");
+    let log = std::fs::read_to_string(stack.work.join("users").join("output.log")).unwrap();
+    assert!(
+        log.contains("Runtime exited with error: signal: killed")
+            && log.contains("memory size of 128 MB"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("signal: killed").count(),
+        1,
+        "reported once: {log}"
+    );
 
     let second = stack.echo_pid().await;
     assert_ne!(second, first, "the next request runs in a new process");
