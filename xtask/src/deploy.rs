@@ -199,6 +199,9 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
     let (target, moto, synth_took, mut last, identity, bucket, bootstrap_status, bootstrap_took) =
         before_upload?;
     let (manifest, build_took) = built?;
+    // The local API server and smoke (debug builds, minutes on a fresh clone) compile while
+    // the packages upload and the service stack applies; starting the server waits for them.
+    let tools = (env.emulated && !args.no_serve).then(local::Prebuild::start);
     report
         .timings
         .insert("build_and_package".to_owned(), build_took.as_secs_f64());
@@ -341,6 +344,9 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
         && !args.no_serve
     {
         let t = Instant::now();
+        if let Some(tools) = tools {
+            tools.wait();
+        }
         // A running server follows the aliases by itself; it only has to
         // start again when the stack's structure (its outputs) changed.
         let api = match local::running_api(env) {

@@ -256,6 +256,42 @@ pub fn start_api(sh: &Shell, env: &Env, moto: &MotoState) -> Result<ApiState> {
     }
 }
 
+/// The local API server and smoke binaries (debug) building in the background, so a deploy can
+/// compile them beside the service stack's apply; [`start_api`] and the smoke run then find
+/// them up to date. Dropped before [`Prebuild::wait`] (the deploy failed), it stops the build.
+pub struct Prebuild(Option<std::process::Child>);
+
+impl Prebuild {
+    pub fn start() -> Prebuild {
+        let child = emulator::cargo()
+            .args(["build", "--quiet", "--bin", "local-api", "--bin", "smoke"])
+            .current_dir(crate::env::workspace_root())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok();
+        Prebuild(child)
+    }
+
+    /// Waits for the build. Its failure is not reported here: the server's own build shows
+    /// cargo's message right after.
+    pub fn wait(mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Prebuild {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The local API server binary: built (debug, cheap when up to date) from
 /// the workspace, so it always matches the source.
 fn local_api_binary(sh: &Shell, env: &Env) -> Result<PathBuf> {

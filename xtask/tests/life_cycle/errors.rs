@@ -132,8 +132,9 @@ fn an_emulator_killed_mid_deploy_fails_clearly_and_a_rerun_converges() {
     let up = stdout_json(&xtask(&dir, &["local", "up", "--json"]));
     let moto_pid = up["pid"].as_u64().unwrap().to_string();
 
+    // `-v` streams Terraform's own lines, which say when the first service resource exists.
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["deploy", "--json", "--no-serve", "--prebuilt", bins])
+        .args(["deploy", "-v", "--json", "--no-serve", "--prebuilt", bins])
         .env("XTASK_BUILD_DIR", &dir)
         .env_remove("XTASK_ENV")
         .current_dir(workspace_root())
