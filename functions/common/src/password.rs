@@ -100,10 +100,12 @@ impl Passwords {
     }
 }
 
+/// Maps an argon2 error to a 500 that names the step (the message never holds the password).
+fn internal(step: &'static str) -> impl Fn(password_hash::Error) -> ServiceError {
+    move |e| ServiceError::internal(step, e.to_string())
+}
+
 fn hash_blocking(params: Params, password: &Password) -> Result<String, ServiceError> {
-    let internal = |step: &'static str| {
-        move |e: password_hash::Error| ServiceError::internal(step, e.to_string())
-    };
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| ServiceError::internal("os rng", e.to_string()))?;
     let salt = SaltString::encode_b64(&salt).map_err(internal("encode salt"))?;
@@ -126,9 +128,6 @@ fn hash_blocking(params: Params, password: &Password) -> Result<String, ServiceE
 }
 
 fn verify_blocking(password: &Password, phc: &str) -> Result<bool, ServiceError> {
-    let internal = |step: &'static str| {
-        move |e: password_hash::Error| ServiceError::internal(step, e.to_string())
-    };
     let parsed = PasswordHash::new(phc).map_err(internal("parse stored password hash"))?;
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
         return Err(ServiceError::internal(
