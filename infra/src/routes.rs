@@ -115,6 +115,13 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/users/me",
+        function: FunctionName::Users,
+        api_key: ApiKey::Required,
+        query: &[],
+    },
+    Route {
+        method: "GET",
         path: "/users/{id}",
         function: FunctionName::Users,
         api_key: ApiKey::Required,
@@ -167,20 +174,39 @@ pub static ROUTES: &[Route] = &[
 /// Path parameters of a matched route, in template order (`[("id", "abc")]`).
 pub type PathParams = Vec<(&'static str, String)>;
 
-/// Finds the route for a method and concrete path, API Gateway style: literal segments win over
-/// parameters because the table lists no ambiguous pairs. `Err(allowed)` when the path exists
-/// with other methods (405 with an `allow` header), `Err(empty)` when no route has that path.
+/// Finds the route for a method and concrete path, API Gateway style: first the resource (at
+/// each segment a literal beats a parameter, so `/users/me` is never `/users/{id}`), then the
+/// method on it. `Err(allowed)` when the resource exists with other methods (405 with an
+/// `allow` header), `Err(empty)` when no resource has that path.
 pub fn find(method: &str, path: &str) -> Result<(&'static Route, PathParams), Vec<&'static str>> {
+    let Some(template) = ROUTES
+        .iter()
+        .filter(|route| route.matches(path).is_some())
+        .map(|route| route.path)
+        .max_by_key(|template| literal_segments(template))
+    else {
+        return Err(Vec::new());
+    };
+    let on_resource = ROUTES.iter().filter(|route| route.path == template);
     let mut allowed = Vec::new();
-    for route in ROUTES {
-        if let Some(params) = route.matches(path) {
-            if route.method.eq_ignore_ascii_case(method) {
-                return Ok((route, params));
-            }
-            allowed.push(route.method);
+    for route in on_resource {
+        if route.method.eq_ignore_ascii_case(method) {
+            let params = route.matches(path).unwrap_or_default();
+            return Ok((route, params));
         }
+        allowed.push(route.method);
     }
     Err(allowed)
+}
+
+/// Which segments of a template are literal, in order: compared lexicographically, the more
+/// literal template wins where two match.
+pub fn literal_segments(template: &str) -> Vec<bool> {
+    template
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| !s.starts_with('{'))
+        .collect()
 }
 
 #[cfg(test)]
@@ -197,5 +223,14 @@ mod tests {
         assert!(params.is_empty());
         assert_eq!(find("PUT", "/users").unwrap_err(), vec!["POST", "GET"]);
         assert!(find("GET", "/nope").unwrap_err().is_empty());
+    }
+
+    #[test]
+    fn a_literal_resource_wins_over_a_parameter_whatever_the_method() {
+        let (route, params) = find("GET", "/users/me").unwrap();
+        assert_eq!(route.path, "/users/me");
+        assert!(params.is_empty());
+        // API Gateway matched the `/users/me` resource, which has no PATCH: no fallback.
+        assert_eq!(find("PATCH", "/users/me").unwrap_err(), vec!["GET"]);
     }
 }

@@ -190,13 +190,12 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
         ))
     });
 
-    step!("read user", {
-        let ex = api
-            .call(Method::GET, &format!("/users/{user_id}"), None, None)
-            .await;
-        expect_status(&ex, 200)?;
-        check_user_body(&ex, Some(&user_id), &email, &name, 1)?;
-        Ok("GET /users/{id} 200, same user".to_string())
+    step!("anonymous reads refused", {
+        for path in [format!("/users/{user_id}"), "/users".to_owned()] {
+            let ex = api.call(Method::GET, &path, None, None).await;
+            expect_status(&ex, 401)?;
+        }
+        Ok("GET /users/{id} and GET /users without a session 401".to_string())
     });
 
     let mut token = String::new();
@@ -246,6 +245,23 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
         )
     });
 
+    step!("read own profile", {
+        let ex = api.call(Method::GET, "/users/me", Some(&token), None).await;
+        expect_status(&ex, 200)?;
+        check_user_body(&ex, Some(&user_id), &email, &name, 1)?;
+        let by_id = api
+            .call(
+                Method::GET,
+                &format!("/users/{user_id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        expect_status(&by_id, 200)?;
+        check_user_body(&by_id, Some(&user_id), &email, &name, 1)?;
+        Ok("GET /users/me and GET /users/{id} 200, the full profile for its owner".to_string())
+    });
+
     step!("read session", {
         let ex = api
             .call(Method::GET, "/sessions/current", Some(&token), None)
@@ -278,6 +294,84 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
         Ok("PATCH /users/{id} 200, version 2; DynamoDB: name and version updated".to_string())
     });
 
+    step!("re-authentication required", {
+        let body = json!({"version": 2, "email": format!("other-{email}")});
+        let ex = api
+            .call(
+                Method::PATCH,
+                &format!("/users/{user_id}"),
+                Some(&token),
+                Some(body),
+            )
+            .await;
+        expect_status(&ex, 403)?;
+        if ex.body()["error"]["code"] != "reauthentication_failed" {
+            return Err(fail_with(
+                "the error code is not reauthentication_failed",
+                &ex,
+            ));
+        }
+        let after = api
+            .call(Method::GET, "/sessions/current", Some(&token), None)
+            .await;
+        expect_status(&after, 401)?;
+        let item = store
+            .user(&user_id)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| fail("the user item is gone"))?;
+        store::check_user_item(&item, &user_id, &email, &renamed, 2, &password).map_err(fail)?;
+        Ok(
+            "PATCH /users/{id} e-mail without current_password 403; that session ended; DynamoDB unchanged"
+                .to_string(),
+        )
+    });
+
+    let mut tokens = Vec::new();
+    step!("log in twice", {
+        for _ in 0..2 {
+            let body = json!({"email": email, "password": password});
+            let ex = api.call(Method::POST, "/sessions", None, Some(body)).await;
+            expect_status(&ex, 201)?;
+            tokens.push(str_field(&ex, "token")?.to_string());
+        }
+        created.users[0].token = Some(tokens[0].clone());
+        Ok("POST /sessions 201 twice".to_string())
+    });
+
+    let new_password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    step!("password change revokes other sessions", {
+        let body = json!({"version": 2, "password": new_password, "current_password": password});
+        let ex = api
+            .call(
+                Method::PATCH,
+                &format!("/users/{user_id}"),
+                Some(&tokens[0]),
+                Some(body),
+            )
+            .await;
+        expect_status(&ex, 200)?;
+        created.users[0].password = new_password.clone();
+        check_user_body(&ex, Some(&user_id), &email, &renamed, 3)?;
+        let kept = api
+            .call(Method::GET, "/sessions/current", Some(&tokens[0]), None)
+            .await;
+        expect_status(&kept, 200)?;
+        let other = api
+            .call(Method::GET, "/sessions/current", Some(&tokens[1]), None)
+            .await;
+        expect_status(&other, 401)?;
+        let item = store
+            .user(&user_id)
+            .await
+            .map_err(fail)?
+            .ok_or_else(|| fail("the user item is gone"))?;
+        store::check_user_item(&item, &user_id, &email, &renamed, 3, &new_password)
+            .map_err(fail)?;
+        Ok("PATCH /users/{id} password 200; the changer's session lives, the other 401; DynamoDB: new hash".to_string())
+    });
+    token = tokens[0].clone();
+
     step!("log out", {
         let ex = api
             .call(Method::DELETE, "/sessions/current", Some(&token), None)
@@ -297,14 +391,35 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
         Ok("GET /sessions/current with the old token 401".to_string())
     });
 
+    step!("log out everywhere", {
+        let mut live = Vec::new();
+        for _ in 0..2 {
+            let body = json!({"email": email, "password": new_password});
+            let ex = api.call(Method::POST, "/sessions", None, Some(body)).await;
+            expect_status(&ex, 201)?;
+            live.push(str_field(&ex, "token")?.to_string());
+        }
+        let ex = api
+            .call(Method::DELETE, "/sessions", Some(&live[0]), None)
+            .await;
+        expect_status(&ex, 204)?;
+        for token in &live {
+            let after = api
+                .call(Method::GET, "/sessions/current", Some(token), None)
+                .await;
+            expect_status(&after, 401)?;
+        }
+        Ok("DELETE /sessions 204; both sessions 401 at once".to_string())
+    });
+
     let mut second = String::new();
     step!("log in again", {
-        let body = json!({"email": email, "password": password});
+        let body = json!({"email": email, "password": new_password});
         let ex = api.call(Method::POST, "/sessions", None, Some(body)).await;
         expect_status(&ex, 201)?;
         second = str_field(&ex, "token")?.to_string();
         created.users[0].token = Some(second.clone());
-        Ok("POST /sessions 201 (needed to delete the user)".to_string())
+        Ok("POST /sessions 201 with the new password (needed to delete the user)".to_string())
     });
 
     step!("delete user", {
@@ -332,9 +447,9 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
 
     step!("deleted user is gone", {
         let ex = api
-            .call(Method::GET, &format!("/users/{user_id}"), None, None)
+            .call(Method::GET, "/users/me", Some(&second), None)
             .await;
-        expect_status(&ex, 404)?;
-        Ok("GET /users/{id} 404".to_string())
+        expect_status(&ex, 401)?;
+        Ok("GET /users/me with the deleted user's token 401".to_string())
     });
 }

@@ -39,6 +39,13 @@ pub enum ServiceError {
     /// Log-in failed; deliberately the same for unknown e-mail and wrong password.
     #[error("invalid e-mail or password")]
     InvalidCredentials,
+    /// Changing the e-mail or the password needs the current password, and it was missing or
+    /// wrong. The same for both, and the session that sent it has ended.
+    #[error("the current password is missing or wrong; log in again")]
+    ReauthenticationFailed,
+    /// Too many log-in attempts for this e-mail address in the current window.
+    #[error("too many log-in attempts; retry in {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64 },
     /// Authenticated, but the token belongs to another user.
     #[error("the token does not grant access to this resource")]
     Forbidden,
@@ -94,7 +101,7 @@ impl ServiceError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ReauthenticationFailed => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::EmailTaken | Self::VersionConflict | Self::TransactionConflict => {
@@ -103,7 +110,7 @@ impl ServiceError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InvalidBody(_) | Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            Self::Throttled | Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Config { .. } | Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -121,6 +128,8 @@ impl ServiceError {
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden => "forbidden",
+            Self::ReauthenticationFailed => "reauthentication_failed",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::NotFound(_) => "not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -165,6 +174,8 @@ mod tests {
             ServiceError::Unauthenticated,
             ServiceError::InvalidCredentials,
             ServiceError::Forbidden,
+            ServiceError::ReauthenticationFailed,
+            ServiceError::TooManyAttempts { retry_after: 5 },
             ServiceError::NotFound("user"),
             ServiceError::RouteNotFound,
             ServiceError::MethodNotAllowed { allow: vec![] },

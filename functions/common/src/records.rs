@@ -29,6 +29,9 @@ pub struct UserRecord {
     pub name: String,
     pub password_hash: String,
     pub version: u64,
+    /// Sessions are valid only while they carry this number: raising it revokes every session
+    /// of the user at once, without a sweep over an eventually consistent index.
+    pub session_generation: u64,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -38,6 +41,7 @@ impl std::fmt::Debug for UserRecord {
         f.debug_struct("UserRecord")
             .field("id", &self.id)
             .field("version", &self.version)
+            .field("session_generation", &self.session_generation)
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +51,8 @@ impl std::fmt::Debug for UserRecord {
 pub struct SessionRecord {
     pub token_hash: TokenHash,
     pub user_id: Uuid,
+    /// The user's `session_generation` when the session started; see [`UserRecord`].
+    pub generation: u64,
     pub created_at: String,
     /// Epoch seconds; the table's TTL attribute, and checked at read time.
     pub expires_at: i64,
@@ -61,6 +67,9 @@ pub(crate) struct UserItem {
     pub name: String,
     pub password_hash: String,
     pub version: u64,
+    /// Items written before generations existed have none: generation 0.
+    #[serde(default)]
+    pub session_generation: u64,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -76,6 +85,8 @@ pub(crate) struct EmailItem {
 pub(crate) struct SessionItem {
     pub token_hash: String,
     pub user_id: Uuid,
+    #[serde(default)]
+    pub generation: u64,
     pub created_at: String,
     pub expires_at: i64,
 }
@@ -90,6 +101,7 @@ impl From<&UserRecord> for UserItem {
             name: user.name.clone(),
             password_hash: user.password_hash.clone(),
             version: user.version,
+            session_generation: user.session_generation,
             created_at: user.created_at.clone(),
             updated_at: user.updated_at.clone(),
         }
@@ -104,6 +116,7 @@ impl From<UserItem> for UserRecord {
             name: item.name,
             password_hash: item.password_hash,
             version: item.version,
+            session_generation: item.session_generation,
             created_at: item.created_at,
             updated_at: item.updated_at,
         }
@@ -125,6 +138,7 @@ impl From<&SessionRecord> for SessionItem {
         Self {
             token_hash: session.token_hash.as_str().to_owned(),
             user_id: session.user_id,
+            generation: session.generation,
             created_at: session.created_at.clone(),
             expires_at: session.expires_at,
         }
@@ -136,6 +150,7 @@ impl From<SessionItem> for SessionRecord {
         Self {
             token_hash: TokenHash::from_stored(item.token_hash),
             user_id: item.user_id,
+            generation: item.generation,
             created_at: item.created_at,
             expires_at: item.expires_at,
         }
@@ -157,6 +172,7 @@ mod tests {
             name: "Ada".into(),
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
             version: 3,
+            session_generation: 2,
             created_at: "2026-01-01T00:00:00.000000Z".into(),
             updated_at: "2026-01-02T00:00:00.000000Z".into(),
         }
@@ -172,7 +188,8 @@ mod tests {
         assert_eq!(s("id"), "00000000-0000-0000-0000-000000000000");
         assert_eq!(s("email"), "ada@example.com");
         assert_eq!(item["version"].as_n().unwrap(), "3");
-        assert_eq!(item.len(), 9);
+        assert_eq!(item["session_generation"].as_n().unwrap(), "2");
+        assert_eq!(item.len(), 10);
         let back: UserItem = serde_dynamo::from_item(item).unwrap();
         assert_eq!(UserRecord::from(back), user());
     }
@@ -188,6 +205,7 @@ mod tests {
         let session = SessionRecord {
             token_hash: TokenHash::from_stored("ab".repeat(32)),
             user_id: Uuid::nil(),
+            generation: 4,
             created_at: "2026-01-01T00:00:00.000000Z".into(),
             expires_at: 1_800_000_000,
         };
@@ -195,6 +213,16 @@ mod tests {
             serde_dynamo::to_item(SessionItem::from(&session)).unwrap();
         assert_eq!(item["expires_at"].as_n().unwrap(), "1800000000");
         assert_eq!(item["token_hash"].as_s().unwrap(), &"ab".repeat(32));
+        assert_eq!(item["generation"].as_n().unwrap(), "4");
+    }
+
+    #[test]
+    fn items_from_before_generations_read_as_generation_zero() {
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(UserItem::from(&user())).unwrap();
+        item.remove("session_generation");
+        let back: UserItem = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back.session_generation, 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use crate::config::Config;
 use crate::error::ServiceError;
 use crate::password::Passwords;
-use crate::store::{SessionStore, UserStore};
+use crate::store::{LoginAttempts, SessionStore, UserStore};
 
 /// Configuration, the DynamoDB client and the repositories over it.
 #[derive(Clone, Debug)]
@@ -15,6 +15,7 @@ pub struct State {
     pub dynamo: Client,
     pub users: UserStore,
     pub sessions: SessionStore,
+    pub attempts: LoginAttempts,
     pub passwords: Passwords,
 }
 
@@ -24,6 +25,7 @@ impl State {
         Self {
             users: UserStore::new(dynamo.clone(), &config.users_table),
             sessions: SessionStore::new(dynamo.clone(), &config.sessions_table),
+            attempts: LoginAttempts::new(dynamo.clone(), &config.sessions_table),
             passwords: Passwords::owasp(),
             dynamo,
             config,

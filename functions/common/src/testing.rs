@@ -101,9 +101,18 @@ impl TestApp {
         scan(&self.client, &self.users_table).await
     }
 
-    /// Every item of the sessions table.
+    /// Every session of the sessions table (the table also holds log-in attempt counters).
     pub async fn session_items(&self) -> Vec<Item> {
-        scan(&self.client, &self.sessions_table).await
+        let mut items = scan(&self.client, &self.sessions_table).await;
+        items.retain(|item| item.contains_key("user_id"));
+        items
+    }
+
+    /// The log-in attempt counters of the sessions table.
+    pub async fn attempt_items(&self) -> Vec<Item> {
+        let mut items = scan(&self.client, &self.sessions_table).await;
+        items.retain(|item| !item.contains_key("user_id"));
+        items
     }
 }
 
@@ -430,6 +439,7 @@ impl TestApp {
                 .await
                 .expect("hash seed password"),
             version: 1,
+            session_generation: 0,
             created_at: now.clone(),
             updated_at: now,
         };
@@ -442,22 +452,36 @@ impl TestApp {
     }
 
     /// Stores a session for `user_id` expiring at `expires_at` (epoch seconds; may be in the
-    /// past, which TTL has not yet removed) and returns its token.
+    /// past, which TTL has not yet removed) and returns its token. It carries the user's
+    /// current session generation (0 when there is no such user), written directly, as a
+    /// session whose log-in committed.
     pub async fn seed_session(
         &self,
         user_id: uuid::Uuid,
         expires_at: i64,
     ) -> crate::token::SessionToken {
         let token = crate::token::SessionToken::generate().expect("token");
+        let generation = self
+            .state
+            .users
+            .get(user_id)
+            .await
+            .expect("read seed session's user")
+            .map_or(0, |user| user.session_generation);
         let session = crate::records::SessionRecord {
             token_hash: token.hash(),
             user_id,
+            generation,
             created_at: crate::clock::Timestamp::now().to_rfc3339(),
             expires_at,
         };
-        self.state
-            .sessions
-            .put(&session)
+        let item = serde_dynamo::to_item(crate::records::SessionItem::from(&session))
+            .expect("session item");
+        self.client
+            .put_item()
+            .table_name(&self.sessions_table)
+            .set_item(Some(item))
+            .send()
             .await
             .expect("store seed session");
         token

@@ -55,7 +55,8 @@ impl SessionToken {
 }
 
 impl TokenHash {
-    fn of(bytes: &[u8]) -> Self {
+    /// The SHA-256 of `bytes` in lowercase hex.
+    pub(crate) fn of(bytes: &[u8]) -> Self {
         let digest = Sha256::digest(bytes);
         let mut hex = String::with_capacity(64);
         for byte in digest {

@@ -1,5 +1,5 @@
 //! `/sessions` against moto: log in, current session, expiry, log out, log out everywhere,
-//! and malformed input.
+//! the limit on log-in attempts, and malformed input.
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -164,7 +164,7 @@ async fn log_out_everywhere_ends_every_session_of_the_user_only() {
         assert_eq!(status, StatusCode::CREATED);
         tokens.push(body["token"].as_str().unwrap().to_owned());
     }
-    // More sessions than one BatchWriteItem call takes (25).
+    // Many sessions, which the sweep after the revocation removes one by one.
     let far = Timestamp::now().epoch_seconds() + 3600;
     for _ in 0..27 {
         app.seed_session(user.id, far).await;
@@ -290,5 +290,118 @@ async fn a_real_fault_is_500_without_details() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body["error"]["code"], "internal_error");
     assert_eq!(body["error"]["message"], "internal error");
-    assert!(scan(&app.client, &app.sessions_table).await.is_empty());
+    assert!(app.session_items().await.is_empty());
+}
+
+/// Moves the counter of `email`'s log-in window to its end, as time would.
+async fn end_login_window(app: &TestApp) {
+    for item in app.attempt_items().await {
+        app.client
+            .update_item()
+            .table_name(&app.sessions_table)
+            .key("token_hash", item["token_hash"].clone())
+            .update_expression("SET expires_at = :past")
+            .expression_attribute_values(
+                ":past",
+                aws_sdk_dynamodb::types::AttributeValue::N(
+                    (Timestamp::now().epoch_seconds() - 1).to_string(),
+                ),
+            )
+            .send()
+            .await
+            .expect("end the window");
+    }
+}
+
+#[tokio::test]
+async fn repeated_log_ins_for_one_address_are_refused_until_the_window_ends() {
+    use service_common::store::attempts::{MAX_ATTEMPTS, WINDOW};
+    let app = TestApp::start().await;
+    app.seed_user("alan@example.com", PASSWORD).await;
+    app.seed_user("joan@example.com", PASSWORD).await;
+
+    // A registered and an unknown address go through the same answers: nothing tells them apart.
+    for email in ["alan@example.com", "nobody@example.com"] {
+        for n in 1..=MAX_ATTEMPTS {
+            let (status, _) = log_in(&app, email, "wrong password").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{email}, attempt {n}");
+        }
+        let request = Event::rest(Method::POST, "/sessions")
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .build();
+        let refused = handle(&app.state, request).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{email}");
+        assert_eq!(error_code(&refused), "too_many_attempts");
+        let retry_after: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (1..=WINDOW.as_secs()).contains(&retry_after),
+            "{retry_after}"
+        );
+    }
+    // Another address is not affected, and a success clears its counter.
+    let (status, _) = log_in(&app, "joan@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(app.attempt_items().await.len(), 2, "joan's counter is gone");
+    assert!(app.session_items().await.len() == 1);
+
+    // The lock-out ends with the window: the owner is back in, and the counter restarts.
+    end_login_window(&app).await;
+    let (status, _) = log_in(&app, "alan@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = log_in(&app, "nobody@example.com", "wrong password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let counters = app.attempt_items().await;
+    assert_eq!(counters.len(), 1);
+    assert_eq!(counters[0]["attempts"].as_n().unwrap(), "1");
+    assert!(counters[0].get("user_id").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_cannot_get_past_the_limit() {
+    use service_common::store::attempts::MAX_ATTEMPTS;
+    let app = std::sync::Arc::new(TestApp::start().await);
+    app.seed_user("guessed@example.com", PASSWORD).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..30 {
+        let app = std::sync::Arc::clone(&app);
+        tasks.spawn(async move {
+            log_in(&app, "guessed@example.com", &format!("guess number {n}"))
+                .await
+                .0
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = tasks.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    // The invariant: no more passwords were checked than the limit allows. An SDK retry of an
+    // update that had already landed can count one attempt twice, which only errs towards
+    // refusing, so fewer checks than the limit are possible.
+    assert_eq!(checked + refused, 30, "{statuses:?}");
+    assert!(
+        (1..=MAX_ATTEMPTS as usize).contains(&checked),
+        "{checked} guesses were checked, the limit is {MAX_ATTEMPTS}: {statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_address_longer_than_any_registration_is_401_without_a_lookup() {
+    let app = TestApp::start().await;
+    let long = format!("{}@example.com", "a".repeat(2100));
+    let (status, body) = log_in(&app, &long, PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_credentials");
+    assert!(app.attempt_items().await.is_empty(), "nothing was counted");
 }

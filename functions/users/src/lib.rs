@@ -1,4 +1,4 @@
-//! The `users` Lambda function: `/users` and `/users/{id}`.
+//! The `users` Lambda function: `/users`, `/users/me` and `/users/{id}`.
 //!
 //! The handler is a plain async function so tests call it with a built request and a real
 //! client; `main.rs` only builds the [`State`] once and hands [`handle`] to the runtime.
@@ -21,6 +21,7 @@ async fn dispatch(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, 
     match call.op {
         UsersOp::Register => users::register(state, call).await,
         UsersOp::List => users::list(state, call).await,
+        UsersOp::Me => users::me(state, call).await,
         UsersOp::Get => users::get(state, call).await,
         UsersOp::Update => users::update(state, call).await,
         UsersOp::Delete => users::delete(state, call).await,

@@ -83,7 +83,12 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
         Event::rest(Method::PATCH, "/users/{id}")
             .param("id", &user_id)
             .bearer(&token)
-            .json(&json!({"version": 1, "name": "Still Quiet", "password": second_password})),
+            .json(&json!({
+                "version": 1,
+                "name": "Still Quiet",
+                "password": second_password,
+                "current_password": first_password,
+            })),
     )
     .await;
     assert_eq!(status, StatusCode::OK);

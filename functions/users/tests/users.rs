@@ -75,7 +75,7 @@ async fn register_stores_user_and_uniqueness_item() {
     let response = send(
         &app,
         Event::rest(Method::POST, "/users").json(&json!({
-            "email": "  Ada@Example.COM ", "name": " Ada Lovelace ", "password": PASSWORD
+            "email": "Ada@Example.COM", "name": " Ada Lovelace ", "password": PASSWORD
         })),
     )
     .await;
@@ -169,39 +169,64 @@ async fn thirty_two_concurrent_registrations_of_one_email_create_one_user() {
 }
 
 #[tokio::test]
-async fn get_returns_the_user_or_404() {
+async fn reads_need_a_session_and_show_the_email_only_to_its_owner() {
     let app = TestApp::start().await;
     let user = register(&app, "grace@example.com").await;
+    register(&app, "bob@example.com").await;
     let id = user["id"].as_str().unwrap();
+    let token = token_for(&app, "grace@example.com").await;
+    let bobs = token_for(&app, "bob@example.com").await;
+    let get = |id: &str| Event::rest(Method::GET, "/users/{id}").param("id", id);
 
-    let response = send(
-        &app,
-        Event::rest(Method::GET, "/users/{id}").param("id", id),
-    )
-    .await;
+    // No session: 401, for reads of one user, of the list and of /users/me.
+    for anonymous in [
+        get(id),
+        Event::rest(Method::GET, "/users"),
+        Event::rest(Method::GET, "/users/me"),
+    ] {
+        let response = send(&app, anonymous).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(error_code(&response), "unauthenticated");
+    }
+
+    // The owner: the full profile, by id (in any spelling of it) and as /users/me.
+    for spelling in [id.to_owned(), id.to_uppercase()] {
+        let response = send(&app, get(&spelling).bearer(&token)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body_json(&response), user);
+        assert_eq!(response.headers()["etag"], "\"1\"");
+    }
+    let me = send(&app, Event::rest(Method::GET, "/users/me").bearer(&token)).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(body_json(&me), user);
+    assert_eq!(me.headers()["etag"], "\"1\"");
+
+    // Anyone else: the public profile only, exactly these fields.
+    let response = send(&app, get(id).bearer(&bobs)).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(body_json(&response), user);
-    assert_eq!(response.headers()["etag"], "\"1\"");
+    assert_eq!(
+        body_json(&response),
+        json!({"id": id, "name": "Test User", "created_at": user["created_at"]})
+    );
+    assert!(!response.headers().contains_key("etag"));
 
     for missing in [uuid_v4(), "not-a-uuid".to_owned()] {
-        let response = send(
-            &app,
-            Event::rest(Method::GET, "/users/{id}").param("id", &missing),
-        )
-        .await;
+        let response = send(&app, get(&missing).bearer(&token)).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(error_code(&response), "not_found");
     }
 
     // The same read through an HTTP API v2 event (stage in rawPath).
+    let response = send(&app, get(id).bearer(&token).http_v2()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_json(&response)["email"], "grace@example.com");
     let response = send(
         &app,
-        Event::rest(Method::GET, "/users/{id}")
-            .param("id", id)
+        Event::rest(Method::GET, "/users/me")
+            .bearer(&token)
             .http_v2(),
     )
     .await;
-    assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body_json(&response)["id"], id);
 }
 
@@ -217,11 +242,14 @@ async fn list_pages_through_every_user_oldest_first() {
     for n in 0..5 {
         ids.push(register(&app, &format!("user{n}@example.com")).await["id"].clone());
     }
+    let token = token_for(&app, "user0@example.com").await;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
-        let mut event = Event::rest(Method::GET, "/users").query("limit", 2);
+        let mut event = Event::rest(Method::GET, "/users")
+            .query("limit", 2)
+            .bearer(&token);
         if let Some(cursor) = &cursor {
             event = event.query("cursor", cursor);
         }
@@ -244,17 +272,28 @@ async fn list_pages_through_every_user_oldest_first() {
     assert_eq!(seen, ids, "every user once, in creation order");
     assert!(pages >= 3);
 
-    // Default page size covers them all at once.
-    let response = send(&app, Event::rest(Method::GET, "/users")).await;
+    // Default page size covers them all at once, and shows public profiles only.
+    let response = send(&app, Event::rest(Method::GET, "/users").bearer(&token)).await;
     let page = body_json(&response);
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
     assert!(page["next_cursor"].is_null());
-    assert!(page["items"][0].get("password_hash").is_none());
+    for item in page["items"].as_array().unwrap() {
+        let mut fields: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["created_at", "id", "name"], "{item}");
+    }
 }
 
 #[tokio::test]
 async fn bad_list_parameters_are_400() {
     let app = TestApp::start().await;
+    register(&app, "ada@example.com").await;
+    let token = token_for(&app, "ada@example.com").await;
     for (name, value, code) in [
         ("limit", "0", "invalid_query"),
         ("limit", "101", "invalid_query"),
@@ -262,7 +301,13 @@ async fn bad_list_parameters_are_400() {
         ("cursor", "garbage!", "invalid_cursor"),
         ("cursor", "eyJwayI6IlVTRVIjeCJ9", "invalid_cursor"),
     ] {
-        let response = send(&app, Event::rest(Method::GET, "/users").query(name, value)).await;
+        let response = send(
+            &app,
+            Event::rest(Method::GET, "/users")
+                .query(name, value)
+                .bearer(&token),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}={value}");
         assert_eq!(error_code(&response), code);
     }
@@ -313,11 +358,8 @@ async fn update_needs_the_users_own_live_token() {
     .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
-    let after = send(
-        &app,
-        Event::rest(Method::GET, "/users/{id}").param("id", id),
-    )
-    .await;
+    let adas = token_for(&app, "ada@example.com").await;
+    let after = send(&app, Event::rest(Method::GET, "/users/me").bearer(&adas)).await;
     assert_eq!(body_json(&after), ada, "nothing changed");
 }
 
@@ -352,11 +394,7 @@ async fn update_bumps_the_version_and_rejects_stale_versions() {
     let empty = send(&app, patch(id, &token, json!({"version": 2}))).await;
     assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
-    let stored = send(
-        &app,
-        Event::rest(Method::GET, "/users/{id}").param("id", id),
-    )
-    .await;
+    let stored = send(&app, Event::rest(Method::GET, "/users/me").bearer(&token)).await;
     assert_eq!(body_json(&stored)["name"], "Countess");
     assert_eq!(body_json(&stored)["version"], 2);
 }
@@ -393,11 +431,7 @@ async fn concurrent_updates_of_one_version_let_exactly_one_win() {
         .filter(|(s, c)| *s == StatusCode::CONFLICT && c == "version_conflict")
         .count();
     assert_eq!((ok, conflicts), (1, 7), "{outcomes:?}");
-    let stored = send(
-        &app,
-        Event::rest(Method::GET, "/users/{id}").param("id", &id),
-    )
-    .await;
+    let stored = send(&app, Event::rest(Method::GET, "/users/me").bearer(&token)).await;
     assert_eq!(body_json(&stored)["version"], 2);
 }
 
@@ -414,7 +448,7 @@ async fn email_and_password_changes_move_the_uniqueness_item_and_the_credentials
         patch(
             id,
             &token,
-            json!({"version": 1, "email": "BOB@example.com"}),
+            json!({"version": 1, "email": "BOB@example.com", "current_password": PASSWORD}),
         ),
     )
     .await;
@@ -426,7 +460,12 @@ async fn email_and_password_changes_move_the_uniqueness_item_and_the_credentials
         patch(
             id,
             &token,
-            json!({"version": 1, "email": "lovelace@example.com", "password": "new password 123"}),
+            json!({
+                "version": 1,
+                "email": "lovelace@example.com",
+                "password": "new password 123",
+                "current_password": PASSWORD,
+            }),
         ),
     )
     .await;
@@ -495,17 +534,17 @@ async fn delete_removes_user_email_item_and_every_session() {
     );
     let sessions = app.session_items().await;
     assert_eq!(sessions.len(), 1);
+    let bob = body_json(&send(&app, Event::rest(Method::GET, "/users/me").bearer(&bobs)).await);
     assert_eq!(
         sessions[0]["user_id"].as_s().unwrap(),
-        &body_json(&send(&app, Event::rest(Method::GET, "/users")).await)["items"][0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        bob["id"].as_str().unwrap()
     );
 
     let gone = send(
         &app,
-        Event::rest(Method::GET, "/users/{id}").param("id", id),
+        Event::rest(Method::GET, "/users/{id}")
+            .param("id", id)
+            .bearer(&bobs),
     )
     .await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
@@ -642,11 +681,7 @@ async fn malformed_requests_get_the_right_4xx_and_write_nothing() {
             "{event:?}"
         );
     }
-    let stored = send(
-        &app,
-        Event::rest(Method::GET, "/users/{id}").param("id", id),
-    )
-    .await;
+    let stored = send(&app, Event::rest(Method::GET, "/users/me").bearer(&token)).await;
     assert_eq!(body_json(&stored), user);
     assert_eq!(kinds(&app.user_items().await), (1, 1));
 }
@@ -675,6 +710,7 @@ async fn the_whole_flow_works_over_http_api_v2_events() {
         &app,
         Event::rest(Method::GET, "/users")
             .query("limit", 1)
+            .bearer(&token)
             .http_v2(),
     )
     .await;
@@ -688,4 +724,180 @@ async fn the_whole_flow_works_over_http_api_v2_events() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+async fn session_status(app: &TestApp, token: &str) -> StatusCode {
+    let request = Event::rest(Method::GET, "/sessions/current")
+        .bearer(token)
+        .build();
+    sessions::handle(&app.state, request)
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn changing_the_email_or_password_needs_the_current_password() {
+    let app = TestApp::start().await;
+    let ada = register(&app, "ada@example.com").await;
+    let id = ada["id"].as_str().unwrap();
+    for (change, current) in [
+        (json!({"email": "new@example.com"}), None),
+        (json!({"password": "a new password"}), None),
+        (json!({"password": "a new password"}), Some("a wrong guess")),
+        (json!({"email": "new@example.com"}), Some("")),
+    ] {
+        let token = token_for(&app, "ada@example.com").await;
+        let other = token_for(&app, "ada@example.com").await;
+        let mut body = change.clone();
+        body["version"] = json!(1);
+        if let Some(current) = current {
+            body["current_password"] = json!(current);
+        }
+        let response = send(&app, patch(id, &token, body)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{change} {current:?}"
+        );
+        assert_eq!(error_code(&response), "reauthentication_failed");
+        // A stolen token buys one guess: the session that sent it is over, the others live.
+        assert_eq!(session_status(&app, &token).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(session_status(&app, &other).await, StatusCode::OK);
+        let me = send(&app, Event::rest(Method::GET, "/users/me").bearer(&other)).await;
+        assert_eq!(body_json(&me), ada, "nothing was written");
+    }
+    // A name alone needs no password.
+    let token = token_for(&app, "ada@example.com").await;
+    let response = send(
+        &app,
+        patch(id, &token, json!({"version": 1, "name": "Countess"})),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_other_session_at_once() {
+    let app = TestApp::start().await;
+    let ada = register(&app, "ada@example.com").await;
+    let id = ada["id"].as_str().unwrap();
+    let changer = token_for(&app, "ada@example.com").await;
+    let others = [
+        token_for(&app, "ada@example.com").await,
+        token_for(&app, "ada@example.com").await,
+    ];
+    let response = send(
+        &app,
+        patch(
+            id,
+            &changer,
+            json!({"version": 1, "password": "a new password", "current_password": PASSWORD}),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(session_status(&app, &changer).await, StatusCode::OK);
+    for token in &others {
+        assert_eq!(session_status(&app, token).await, StatusCode::UNAUTHORIZED);
+    }
+    // The changer's session goes on working for the profile too.
+    let me = send(&app, Event::rest(Method::GET, "/users/me").bearer(&changer)).await;
+    assert_eq!(body_json(&me)["version"], 2);
+    assert_eq!(
+        log_in(&app, "ada@example.com", "a new password").await.0,
+        StatusCode::CREATED
+    );
+}
+
+/// Rounds of each race; every round is a fresh user, so the invariant is checked many times
+/// over many interleavings.
+const RACE_ROUNDS: usize = 12;
+/// Log-ins that race the revocation in each round.
+const RACING_LOG_INS: usize = 5;
+
+/// Starts `RACING_LOG_INS` log-ins with `password` at once, and `revoke` beside them; returns
+/// the revocation's status and the tokens of the log-ins that succeeded.
+async fn race(
+    app: &Arc<TestApp>,
+    email: &str,
+    password: &str,
+    revoke: Event,
+) -> (StatusCode, Vec<String>) {
+    let mut log_ins = tokio::task::JoinSet::new();
+    for _ in 0..RACING_LOG_INS {
+        let (app, email, password) = (Arc::clone(app), email.to_owned(), password.to_owned());
+        log_ins.spawn(async move { log_in(&app, &email, &password).await });
+    }
+    let revocation = {
+        let app = Arc::clone(app);
+        tokio::spawn(async move { handle(&app.state, revoke.build()).await.unwrap().status() })
+    };
+    let mut tokens = Vec::new();
+    while let Some(result) = log_ins.join_next().await {
+        let (status, token) = result.unwrap();
+        if status == StatusCode::CREATED {
+            tokens.push(token);
+        }
+    }
+    (revocation.await.unwrap(), tokens)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
+    let app = Arc::new(TestApp::start().await);
+    let mut issued = 0;
+    for round in 0..RACE_ROUNDS {
+        let email = format!("doomed{round}@example.com");
+        let id = register(&app, &email).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let token = token_for(&app, &email).await;
+        let delete = Event::rest(Method::DELETE, "/users/{id}")
+            .param("id", &id)
+            .bearer(&token);
+        let (status, tokens) = race(&app, &email, PASSWORD, delete).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "round {round}");
+        issued += tokens.len();
+        for token in tokens.iter().chain([&token]) {
+            assert_eq!(
+                session_status(&app, token).await,
+                StatusCode::UNAUTHORIZED,
+                "round {round}: a session outlived its user"
+            );
+        }
+    }
+    eprintln!("{issued} racing log-ins succeeded before their user was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
+    let app = Arc::new(TestApp::start().await);
+    let mut issued = 0;
+    for round in 0..RACE_ROUNDS {
+        let email = format!("moving{round}@example.com");
+        let id = register(&app, &email).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let changer = token_for(&app, &email).await;
+        let change = patch(
+            &id,
+            &changer,
+            json!({"version": 1, "password": "the new password", "current_password": PASSWORD}),
+        );
+        let (status, tokens) = race(&app, &email, PASSWORD, change).await;
+        assert_eq!(status, StatusCode::OK, "round {round}");
+        issued += tokens.len();
+        for token in &tokens {
+            assert_eq!(
+                session_status(&app, token).await,
+                StatusCode::UNAUTHORIZED,
+                "round {round}: a session from the old password survived the change"
+            );
+        }
+        assert_eq!(session_status(&app, &changer).await, StatusCode::OK);
+    }
+    eprintln!("{issued} racing log-ins succeeded before the password changed");
 }

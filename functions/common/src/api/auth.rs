@@ -5,17 +5,25 @@ use http::header::AUTHORIZATION;
 use crate::clock::Timestamp;
 use crate::error::ServiceError;
 use crate::http::Call;
-use crate::records::SessionRecord;
+use crate::records::{SessionRecord, UserRecord};
 use crate::state::State;
 use crate::token::SessionToken;
 
-/// The live session of the caller. Missing, malformed, unknown and expired tokens are all
-/// [`ServiceError::Unauthenticated`]: expiry is checked here because TTL deletion lags by up
-/// to days.
-pub(crate) async fn session<Op>(
-    state: &State,
-    call: &Call<Op>,
-) -> Result<(SessionToken, SessionRecord), ServiceError> {
+/// An authenticated caller: the token, its session and the user as read just now.
+pub(crate) struct Caller {
+    pub token: SessionToken,
+    pub session: SessionRecord,
+    pub user: UserRecord,
+}
+
+/// The live session of the caller. Missing, malformed, unknown, expired and revoked tokens are
+/// all [`ServiceError::Unauthenticated`].
+///
+/// Live means three strongly consistent facts, checked on every request: the session item
+/// exists, it has not expired (TTL deletion lags by up to days), and its user exists with the
+/// same session generation. Deleting the user, a password change and log-out-everywhere each
+/// change the last fact in one write, so revocation never waits for an index or a sweep.
+pub(crate) async fn caller<Op>(state: &State, call: &Call<Op>) -> Result<Caller, ServiceError> {
     let token = call
         .request
         .headers()
@@ -31,6 +39,16 @@ pub(crate) async fn session<Op>(
     if session.expires_at <= Timestamp::now().epoch_seconds() {
         return Err(ServiceError::Unauthenticated);
     }
-    tracing::Span::current().record("user_id", tracing::field::display(session.user_id));
-    Ok((token, session))
+    let user = state
+        .users
+        .get(session.user_id)
+        .await?
+        .filter(|user| user.session_generation == session.generation)
+        .ok_or(ServiceError::Unauthenticated)?;
+    tracing::Span::current().record("user_id", tracing::field::display(user.id));
+    Ok(Caller {
+        token,
+        session,
+        user,
+    })
 }

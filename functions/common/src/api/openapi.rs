@@ -4,8 +4,12 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use serde_json::{Value, json};
+
 use super::{health, model, sessions, users};
 use crate::http::response::{ErrorBody, ErrorDetail};
+use crate::store::Cursor;
+use crate::validation;
 
 /// The API as API Gateway serves it (paths are relative to the stage URL).
 #[derive(OpenApi)]
@@ -18,6 +22,7 @@ use crate::http::response::{ErrorBody, ErrorDetail};
         health::check,
         users::register,
         users::list,
+        users::me,
         users::get,
         users::update,
         users::delete,
@@ -31,6 +36,8 @@ use crate::http::response::{ErrorBody, ErrorDetail};
         model::UpdateUser,
         model::LogIn,
         model::User,
+        model::PublicUser,
+        model::UserView,
         model::UserPage,
         model::Session,
         model::NewSession,
@@ -72,11 +79,67 @@ impl Modify for SecuritySchemes {
 
 /// The document as pretty JSON with a trailing newline, the form that is checked in.
 pub fn to_json() -> String {
-    let mut text = ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document always serialises");
+    let mut document =
+        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document always serialises");
+    state_the_rules(&mut document);
+    let mut text =
+        serde_json::to_string_pretty(&document).expect("the OpenAPI document always serialises");
     text.push('\n');
     text
+}
+
+/// What the annotations cannot say, written into the document from the code that enforces
+/// it: the input rules as patterns ([`validation`]), which fields `PATCH` needs together, the
+/// cursor's shape, and the links from registration to log-in.
+fn state_the_rules(document: &mut Value) {
+    let schemas = &mut document["components"]["schemas"];
+    for schema in ["RegisterUser", "UpdateUser"] {
+        let properties = &mut schemas[schema]["properties"];
+        properties["email"]["pattern"] = json!(validation::EMAIL_PATTERN);
+        properties["name"]["pattern"] = json!(validation::name_pattern());
+        properties["name"]["description"] = json!(
+            "1 to 100 characters after trimming white space; no control or invisible formatting characters"
+        );
+    }
+    schemas["LogIn"]["properties"]["email"]["maxLength"] = json!(validation::EMAIL_MAX_LEN);
+    // Optional fields are left out, never `null` (the handler refuses `null`).
+    for field in ["name", "email", "password", "current_password"] {
+        schemas["UpdateUser"]["properties"][field]["type"] = json!("string");
+    }
+    let update = &mut schemas["UpdateUser"];
+    update["anyOf"] = json!([
+        {"required": ["name"]},
+        {"required": ["email"]},
+        {"required": ["password"]},
+    ]);
+    update["dependentRequired"] = json!({
+        "email": ["current_password"],
+        "password": ["current_password"],
+    });
+    for parameter in document["paths"]["/users"]["get"]["parameters"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        if parameter["name"] == "cursor" {
+            parameter["schema"]["pattern"] = json!(Cursor::PATTERN);
+        }
+    }
+    let paths = &mut document["paths"];
+    paths["/users"]["post"]["responses"]["201"]["links"] = json!({
+        "logIn": {
+            "operationId": "logIn",
+            "description": "Log in as the new user; send the `token` as `Authorization: Bearer <token>`",
+            "requestBody": {"email": "$request.body#/email", "password": "$request.body#/password"},
+        },
+        "getUser": {"operationId": "getUser", "parameters": {"id": "$response.body#/id"}},
+    });
+    let own = |operation: &str| json!({"operationId": operation, "parameters": {"id": "$response.body#/id"}});
+    paths["/users/me"]["get"]["responses"]["200"]["links"] = json!({
+        "getUser": own("getUser"),
+        "updateUser": own("updateUser"),
+        "deleteUser": own("deleteUser"),
+    });
 }
 
 #[cfg(test)]

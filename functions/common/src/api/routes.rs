@@ -16,6 +16,7 @@ pub enum HealthOp {
 pub enum UsersOp {
     Register,
     List,
+    Me,
     Get,
     Update,
     Delete,
@@ -36,6 +37,7 @@ pub const HEALTH_ROUTES: &[Route<HealthOp>] =
 pub const USERS_ROUTES: &[Route<UsersOp>] = &[
     Route::new(Method::POST, "/users", UsersOp::Register),
     Route::new(Method::GET, "/users", UsersOp::List),
+    Route::new(Method::GET, "/users/me", UsersOp::Me),
     Route::new(Method::GET, "/users/{id}", UsersOp::Get),
     Route::new(Method::PATCH, "/users/{id}", UsersOp::Update),
     Route::new(Method::DELETE, "/users/{id}", UsersOp::Delete),
@@ -57,6 +59,7 @@ mod tests {
         ("GET", "/health", "health"),
         ("POST", "/users", "users"),
         ("GET", "/users", "users"),
+        ("GET", "/users/me", "users"),
         ("GET", "/users/{id}", "users"),
         ("PATCH", "/users/{id}", "users"),
         ("DELETE", "/users/{id}", "users"),

@@ -5,13 +5,14 @@ use http::{HeaderValue, Response, StatusCode};
 use lambda_http::{Body, RequestExt as _};
 use uuid::Uuid;
 
-use super::auth;
-use super::model::{RegisterUser, UpdateUser, User, UserPage};
+use super::auth::{self, Caller};
+use super::model::{PublicUser, RegisterUser, UpdateUser, User, UserPage, UserView};
 use super::routes::UsersOp;
 use crate::clock::Timestamp;
 use crate::error::ServiceError;
 use crate::http::response::ErrorBody;
 use crate::http::{Call, body, response};
+use crate::password::Password;
 use crate::records::UserRecord;
 use crate::state::State;
 use crate::store::Cursor;
@@ -32,12 +33,24 @@ fn user_response(status: StatusCode, user: &UserRecord) -> Result<Response<Body>
     Ok(response)
 }
 
-/// The `{id}` of the path. A value that is not a UUID names no user: 404, not 400.
+/// The `{id}` of the path, parsed: ids are compared as UUIDs, never as text, so the upper-case
+/// or braced spelling of an id names the same user. A value that is not a UUID names no user:
+/// 404, not 400.
 fn path_id(call: &Call<UsersOp>) -> Result<Uuid, ServiceError> {
     call.params
         .get("id")
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or(ServiceError::NotFound("user"))
+}
+
+/// The caller, who must be the user in the path: 403 for anyone else, whether or not that
+/// user exists, so the answer says nothing about other accounts.
+async fn owner(state: &State, call: &Call<UsersOp>) -> Result<Caller, ServiceError> {
+    let caller = auth::caller(state, call).await?;
+    if path_id(call).ok() != Some(caller.user.id) {
+        return Err(ServiceError::Forbidden);
+    }
+    Ok(caller)
 }
 
 /// Registers a user. E-mail uniqueness is enforced by the transaction, not by a prior read.
@@ -74,6 +87,7 @@ pub async fn register(state: &State, call: Call<UsersOp>) -> Result<Response<Bod
         name,
         password_hash,
         version: 1,
+        session_generation: 0,
         created_at: now.clone(),
         updated_at: now,
     };
@@ -103,13 +117,15 @@ pub async fn register(state: &State, call: Call<UsersOp>) -> Result<Response<Bod
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "One page", body = UserPage),
+        (status = 200, description = "One page of public profiles (no e-mail addresses)", body = UserPage),
         (status = 400, description = "`invalid_query` or `invalid_cursor`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 429, description = "`throttled`", body = ErrorBody),
     ),
-    security(("api_key" = []))
+    security(("api_key" = [], "bearer" = []))
 )]
 pub async fn list(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
+    auth::caller(state, &call).await?;
     let query = call.request.query_string_parameters_ref();
     let limit = match query.and_then(|q| q.first("limit")) {
         None => DEFAULT_LIMIT,
@@ -128,13 +144,31 @@ pub async fn list(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, 
         .transpose()?;
     let page = state.users.list(limit, cursor.as_ref()).await?;
     let body = UserPage {
-        items: page.users.iter().map(User::from).collect(),
+        items: page.users.iter().map(PublicUser::from).collect(),
         next_cursor: page.next.as_ref().map(Cursor::encode),
     };
     response::json(StatusCode::OK, &body)
 }
 
-/// Reads one user.
+/// The caller's own profile.
+#[utoipa::path(
+    get,
+    operation_id = "getMe",
+    path = "/users/me",
+    tag = "users",
+    responses(
+        (status = 200, description = "The caller's full profile", body = User, headers(("etag" = String))),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
+        (status = 429, description = "`throttled`", body = ErrorBody),
+    ),
+    security(("api_key" = [], "bearer" = []))
+)]
+pub async fn me(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
+    let caller = auth::caller(state, &call).await?;
+    user_response(StatusCode::OK, &caller.user)
+}
+
+/// Reads one user: the full profile for its owner, the public profile for anyone else.
 #[utoipa::path(
     get,
     operation_id = "getUser",
@@ -142,30 +176,25 @@ pub async fn list(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, 
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
     responses(
-        (status = 200, description = "The user", body = User, headers(("etag" = String))),
+        (status = 200, description = "The owner's full profile (with `etag`), or another user's public profile", body = UserView),
+        (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 429, description = "`throttled`", body = ErrorBody),
     ),
-    security(("api_key" = []))
+    security(("api_key" = [], "bearer" = []))
 )]
 pub async fn get(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
+    let caller = auth::caller(state, &call).await?;
     let id = path_id(&call)?;
+    if id == caller.user.id {
+        return user_response(StatusCode::OK, &caller.user);
+    }
     let user = state
         .users
         .get(id)
         .await?
         .ok_or(ServiceError::NotFound("user"))?;
-    user_response(StatusCode::OK, &user)
-}
-
-/// The caller's session must belong to the user in the path.
-async fn authorize(state: &State, call: &Call<UsersOp>) -> Result<Uuid, ServiceError> {
-    let (_, session) = auth::session(state, call).await?;
-    let target = call.params.get("id").unwrap_or_default();
-    if session.user_id.to_string() != target {
-        return Err(ServiceError::Forbidden);
-    }
-    Ok(session.user_id)
+    response::json(StatusCode::OK, &PublicUser::from(&user))
 }
 
 /// Changes name, e-mail and/or password, if `version` is still the stored version.
@@ -180,7 +209,7 @@ async fn authorize(state: &State, call: &Call<UsersOp>) -> Result<Uuid, ServiceE
         (status = 200, description = "Updated; `version` increased by one", body = User, headers(("etag" = String))),
         (status = 400, description = "`malformed_json`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`: no, unknown or expired token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token belongs to another user", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token belongs to another user; `reauthentication_failed`: `current_password` missing or wrong (the session has ended)", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`version_conflict` or `email_taken`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
@@ -191,7 +220,7 @@ async fn authorize(state: &State, call: &Call<UsersOp>) -> Result<Uuid, ServiceE
     security(("api_key" = [], "bearer" = []))
 )]
 pub async fn update(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
-    let id = authorize(state, &call).await?;
+    let caller = owner(state, &call).await?;
     let input: UpdateUser = body::json(&call)?;
     if input.name.is_none() && input.email.is_none() && input.password.is_none() {
         return Err(ServiceError::Validation {
@@ -204,30 +233,70 @@ pub async fn update(state: &State, call: Call<UsersOp>) -> Result<Response<Body>
     if let Some(password) = &input.password {
         validation::password(password.expose())?;
     }
-    let current = state
-        .users
-        .get(id)
-        .await?
-        .ok_or(ServiceError::NotFound("user"))?;
+    let current = &caller.user;
     if current.version != input.version {
         return Err(ServiceError::VersionConflict);
     }
-    let password_hash = match &input.password {
-        Some(password) => state.passwords.hash(password).await?,
-        None => current.password_hash.clone(),
+    if email.is_some() || input.password.is_some() {
+        reauthenticate(state, &caller, input.current_password.as_ref()).await?;
+    }
+    let (password_hash, session_generation, keep) = match &input.password {
+        // A new password ends every other session: the generation moves on, and only the
+        // caller's session moves with it, in the same transaction.
+        Some(password) => {
+            let next = current.session_generation + 1;
+            let keep = state.sessions.restamp(&caller.session, next)?;
+            (state.passwords.hash(password).await?, next, Some(keep))
+        }
+        None => (
+            current.password_hash.clone(),
+            current.session_generation,
+            None,
+        ),
     };
     let updated = UserRecord {
-        id,
+        id: current.id,
         email: email.unwrap_or_else(|| current.email.clone()),
         name: name.unwrap_or_else(|| current.name.clone()),
         password_hash,
         version: current.version + 1,
+        session_generation,
         created_at: current.created_at.clone(),
         updated_at: Timestamp::now().to_rfc3339(),
     };
-    state.users.replace(&current, &updated).await?;
-    tracing::info!(user_id = %id, version = updated.version, "user updated");
+    state.users.replace(current, &updated, keep).await?;
+    tracing::info!(
+        user_id = %updated.id,
+        version = updated.version,
+        sessions_revoked = updated.session_generation != current.session_generation,
+        "user updated"
+    );
     user_response(StatusCode::OK, &updated)
+}
+
+/// Checks the current password before a change of e-mail or password. A missing or wrong one
+/// ends the session that sent it: a stolen token buys one guess, and further guesses have to
+/// go through log-in, which counts them.
+async fn reauthenticate(
+    state: &State,
+    caller: &Caller,
+    current_password: Option<&Password>,
+) -> Result<(), ServiceError> {
+    let verified = match current_password {
+        Some(password) => {
+            state
+                .passwords
+                .verify(password, &caller.user.password_hash)
+                .await?
+        }
+        None => false,
+    };
+    if verified {
+        return Ok(());
+    }
+    state.sessions.delete(&caller.token.hash()).await?;
+    tracing::info!("re-authentication failed; session ended");
+    Err(ServiceError::ReauthenticationFailed)
 }
 
 /// Deletes the user, its e-mail reservation, and all its sessions.
@@ -248,22 +317,26 @@ pub async fn update(state: &State, call: Call<UsersOp>) -> Result<Response<Body>
     security(("api_key" = [], "bearer" = []))
 )]
 pub async fn delete(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
-    let id = authorize(state, &call).await?;
-    let mut attempt = 0;
+    let caller = owner(state, &call).await?;
+    let id = caller.user.id;
+    let mut user = caller.user;
+    let mut attempt = 1;
     loop {
-        attempt += 1;
-        let user = state
-            .users
-            .get(id)
-            .await?
-            .ok_or(ServiceError::NotFound("user"))?;
         match state.users.delete(&user).await {
             Ok(()) => break,
-            Err(ServiceError::VersionConflict) if attempt < DELETE_ATTEMPTS => continue,
+            Err(ServiceError::VersionConflict) if attempt < DELETE_ATTEMPTS => {
+                attempt += 1;
+                user = state
+                    .users
+                    .get(id)
+                    .await?
+                    .ok_or(ServiceError::NotFound("user"))?;
+            }
             Err(error) => return Err(error),
         }
     }
-    // After the user is gone no new session can start, so this sweep is complete.
+    // Every session stopped authenticating with the delete (its user is gone); this removes
+    // the items it can find, and TTL the rest.
     let sessions = state.sessions.delete_all_for_user(id).await?;
     tracing::info!(user_id = %id, sessions, "user deleted");
     Ok(response::no_content())

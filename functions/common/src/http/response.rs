@@ -1,6 +1,6 @@
 //! Building responses: JSON bodies and the one documented error body.
 
-use http::header::{ALLOW, CONTENT_TYPE};
+use http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 use lambda_http::Body;
 use serde::Serialize;
@@ -44,7 +44,7 @@ pub fn no_content() -> Response<Body> {
     response
 }
 
-/// The error body for `error`, with `allow` on 405.
+/// The error body for `error`, with `allow` on 405 and `retry-after` on a refused log-in.
 pub fn error(error: &ServiceError, request_id: &str) -> Response<Body> {
     let body = ErrorBody {
         error: ErrorDetail {
@@ -63,6 +63,11 @@ pub fn error(error: &ServiceError, request_id: &str) -> Response<Body> {
         && let Ok(value) = HeaderValue::from_str(&allow_list(allow))
     {
         response.headers_mut().insert(ALLOW, value);
+    }
+    if let ServiceError::TooManyAttempts { retry_after } = error {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(*retry_after));
     }
     response
 }

@@ -155,6 +155,14 @@ fn match_template(template: &str, path: &str) -> Option<PathParams> {
     }
 }
 
+fn literal_segments(template: &str) -> Vec<bool> {
+    template
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| !s.starts_with('{'))
+        .collect()
+}
+
 /// Picks the route for `request`: [`ServiceError::RouteNotFound`] when no template matches,
 /// [`ServiceError::MethodNotAllowed`] (with the allowed methods) when only the method is wrong.
 pub fn resolve<'r, Op>(
@@ -173,13 +181,19 @@ pub fn resolve<'r, Op>(
             }
         }
         Target::Path(path) => {
-            for route in routes {
-                if let Some(params) = match_template(route.template, &path) {
-                    if route.method == method {
-                        return Ok((route, params));
-                    }
-                    allow.push(route.method.clone());
+            // The resource first, as API Gateway does: at each segment a literal beats a
+            // parameter (`/users/me` is never `/users/{id}`); then the method on it.
+            let resource = routes
+                .iter()
+                .filter(|route| match_template(route.template, &path).is_some())
+                .map(|route| route.template)
+                .max_by_key(|template| literal_segments(template));
+            for route in routes.iter().filter(|r| Some(r.template) == resource) {
+                if route.method == method {
+                    let params = match_template(route.template, &path).unwrap_or_default();
+                    return Ok((route, params));
                 }
+                allow.push(route.method.clone());
             }
         }
     }

@@ -34,6 +34,22 @@ where
     ServiceError::internal(context, error)
 }
 
+pub(crate) fn built<T>(
+    result: Result<T, aws_sdk_dynamodb::error::BuildError>,
+) -> Result<T, ServiceError> {
+    result.map_err(|e| ServiceError::internal("build dynamodb request", e))
+}
+
+/// A condition that `attribute` still holds `generation` (its value placeholder is `:gen`).
+/// Items from before generations existed have no attribute, which counts as generation 0.
+pub(crate) fn generation_is(attribute: &str, generation: u64) -> String {
+    if generation == 0 {
+        format!("(attribute_not_exists({attribute}) OR {attribute} = :gen)")
+    } else {
+        format!("{attribute} = :gen")
+    }
+}
+
 /// Why one item of a cancelled transaction failed, by position in the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Cancellation {

@@ -1,10 +1,12 @@
 //! Repositories over DynamoDB: the only code that builds DynamoDB requests.
 
+pub mod attempts;
 mod cursor;
 mod dynamo;
 mod sessions;
 mod users;
 
+pub use attempts::{Admission, LoginAttempts};
 pub use cursor::Cursor;
 pub use sessions::SessionStore;
 pub use users::{UserPage, UserStore};

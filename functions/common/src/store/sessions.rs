@@ -4,19 +4,14 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::BY_USER_INDEX;
-use super::dynamo::{backoff, sdk_error};
+use super::dynamo::{Cancellation, built, generation_is, sdk_error, transact};
 use crate::error::ServiceError;
 use crate::records::{SessionItem, SessionRecord};
 use crate::token::TokenHash;
-
-/// BatchWriteItem's limit of requests per call.
-const BATCH_LIMIT: usize = 25;
-/// Rounds of retrying `UnprocessedItems` before giving up.
-const UNPROCESSED_RETRIES: u32 = 5;
 
 /// Repository for sessions. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -38,22 +33,64 @@ impl SessionStore {
         }
     }
 
-    /// Stores a new session. The key is a hash of 256 random bits, so no condition is needed.
-    pub async fn put(&self, session: &SessionRecord) -> Result<(), ServiceError> {
+    /// Stores a new session in one transaction with `user_check`
+    /// ([`super::UserStore::still_current`]). `false` when the check failed: the user was
+    /// deleted, or its sessions revoked, after the password was verified. The key is a hash of
+    /// 256 random bits, so the session itself needs no condition.
+    pub async fn start(
+        &self,
+        session: &SessionRecord,
+        user_check: TransactWriteItem,
+    ) -> Result<bool, ServiceError> {
         let item = serde_dynamo::to_item(SessionItem::from(session))
             .map_err(|e| ServiceError::internal("serialise session", e))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| sdk_error("put session", e))?;
-        Ok(())
+        let put = built(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build(),
+        )?;
+        let items = vec![user_check, TransactWriteItem::builder().put(put).build()];
+        match transact(&self.client, "start session", items).await? {
+            Ok(()) => Ok(true),
+            Err(Cancellation::ConditionFailed(0)) => Ok(false),
+            Err(other) => Err(ServiceError::internal(
+                "start session",
+                format!("{other:?}"),
+            )),
+        }
+    }
+
+    /// A transaction item moving one session from generation `from` to `to`, if it still
+    /// exists at `from`: the session that changed the password survives the revocation.
+    /// It writes nothing but `generation`, so it cannot start or extend a session.
+    pub fn restamp(
+        &self,
+        session: &SessionRecord,
+        to: u64,
+    ) -> Result<TransactWriteItem, ServiceError> {
+        let update = built(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(session.token_hash.as_str())))
+                .update_expression("SET generation = :to")
+                .condition_expression(format!(
+                    "attribute_exists(token_hash) AND {}",
+                    generation_is("generation", session.generation)
+                ))
+                .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
+                .expression_attribute_values(
+                    ":gen",
+                    AttributeValue::N(session.generation.to_string()),
+                )
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Reads a session by token hash (strongly consistent: log-out must take effect at once).
-    /// Expiry is the caller's check: the item may outlive `expires_at` until TTL removes it.
+    /// Expiry and generation are the caller's checks: the item may outlive both until TTL
+    /// removes it.
     pub async fn get(&self, hash: &TokenHash) -> Result<Option<SessionRecord>, ServiceError> {
         let output = self
             .client
@@ -76,17 +113,24 @@ impl SessionStore {
 
     /// Deletes one session (idempotent).
     pub async fn delete(&self, hash: &TokenHash) -> Result<(), ServiceError> {
+        self.delete_key(hash.as_str()).await
+    }
+
+    async fn delete_key(&self, hash: &str) -> Result<(), ServiceError> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(hash.as_str())))
+            .set_key(Some(key(hash)))
             .send()
             .await
             .map_err(|e| sdk_error("delete session", e))?;
         Ok(())
     }
 
-    /// Deletes every session of a user; returns how many there were.
+    /// Deletes the stored sessions of a user, for tidiness only: revocation is the user's
+    /// session generation (or the user's absence), which takes effect before this runs. The
+    /// `by-user` index is eventually consistent, so a session started a moment ago may be
+    /// missed here; it no longer authenticates, and TTL removes it. Returns how many it found.
     pub async fn delete_all_for_user(&self, user_id: Uuid) -> Result<usize, ServiceError> {
         let mut hashes = Vec::new();
         let mut start = None;
@@ -112,42 +156,11 @@ impl SessionStore {
                 break;
             }
         }
-        for chunk in hashes.chunks(BATCH_LIMIT) {
-            self.delete_batch(chunk).await?;
+        // One DeleteItem each, not BatchWriteItem: that action could also put items, and a
+        // function that may put sessions may mint them.
+        for hash in &hashes {
+            self.delete_key(hash).await?;
         }
         Ok(hashes.len())
-    }
-
-    async fn delete_batch(&self, hashes: &[String]) -> Result<(), ServiceError> {
-        let mut requests = hashes
-            .iter()
-            .map(|hash| {
-                DeleteRequest::builder()
-                    .set_key(Some(key(hash)))
-                    .build()
-                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                    .map_err(|e| ServiceError::internal("build delete request", e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for attempt in 0..=UNPROCESSED_RETRIES {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, requests)
-                .send()
-                .await
-                .map_err(|e| sdk_error("delete sessions", e))?;
-            requests = output
-                .unprocessed_items
-                .and_then(|mut left| left.remove(&self.table))
-                .unwrap_or_default();
-            if requests.is_empty() {
-                return Ok(());
-            }
-        }
-        Err(ServiceError::Throttled)
     }
 }

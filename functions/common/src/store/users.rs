@@ -4,12 +4,15 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem,
+};
 use uuid::Uuid;
 
 use super::BY_KIND_INDEX;
 use super::cursor::Cursor;
-use super::dynamo::{Cancellation, sdk_error, transact};
+use super::dynamo::{Cancellation, built, generation_is, sdk_error, transact};
 use crate::error::ServiceError;
 use crate::records::{EmailItem, USER_KIND, UserItem, UserRecord, email_key, user_key};
 
@@ -38,10 +41,6 @@ fn key(pk: String) -> Item {
     HashMap::from([("pk".to_owned(), AttributeValue::S(pk))])
 }
 
-fn built<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, ServiceError> {
-    result.map_err(|e| ServiceError::internal("build dynamodb request", e))
-}
-
 impl UserStore {
     /// A repository for the table named `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -62,20 +61,85 @@ impl UserStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn put_if_version(
+    /// Writes `user` over `current` if neither its version nor its session generation moved:
+    /// a profile write racing a log-out-everywhere must not put the old generation back.
+    fn put_if_unchanged(
         &self,
         user: &UserRecord,
-        expected: u64,
+        current: &UserRecord,
     ) -> Result<TransactWriteItem, ServiceError> {
+        let condition = format!(
+            "attribute_exists(pk) AND version = :expected AND {}",
+            generation_is("session_generation", current.session_generation)
+        );
         let put = built(
             Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(to_item(UserItem::from(user))?))
-                .condition_expression("attribute_exists(pk) AND version = :expected")
-                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+                .condition_expression(condition)
+                .expression_attribute_values(
+                    ":expected",
+                    AttributeValue::N(current.version.to_string()),
+                )
+                .expression_attribute_values(
+                    ":gen",
+                    AttributeValue::N(current.session_generation.to_string()),
+                )
                 .build(),
         )?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A transaction item that holds only while `user` exists with the same session generation:
+    /// a log-in commits its session with it, so a log-in racing a delete, a password change or
+    /// a log-out-everywhere never leaves a session behind.
+    pub fn still_current(&self, user: &UserRecord) -> Result<TransactWriteItem, ServiceError> {
+        let check = built(
+            ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(user_key(user.id))))
+                .condition_expression(format!(
+                    "attribute_exists(pk) AND {}",
+                    generation_is("session_generation", user.session_generation)
+                ))
+                .expression_attribute_values(
+                    ":gen",
+                    AttributeValue::N(user.session_generation.to_string()),
+                )
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// Raises the user's session generation: every session of the user stops authenticating
+    /// with this write. [`ServiceError::NotFound`] when the user is gone.
+    pub async fn revoke_sessions(&self, id: Uuid) -> Result<(), ServiceError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_key(id))))
+            .update_expression(
+                "SET session_generation = if_not_exists(session_generation, :zero) + :one",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if matches!(
+                    error.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Err(ServiceError::NotFound("user"))
+            }
+            Err(error) => Err(sdk_error("revoke sessions", error)),
+        }
     }
 
     fn delete_email_of(&self, user: &UserRecord) -> Result<TransactWriteItem, ServiceError> {
@@ -180,34 +244,32 @@ impl UserStore {
         Ok(UserPage { users, next })
     }
 
-    /// Replaces `current` with `updated` if the stored version is still `current.version`.
-    /// A changed e-mail moves the uniqueness item in the same transaction.
+    /// Replaces `current` with `updated` if the stored version and session generation are
+    /// still `current`'s. A changed e-mail moves the uniqueness item in the same transaction.
+    /// `keep` (the caller's session, re-stamped to a new generation) commits with it; if its
+    /// condition fails the caller's session ended meanwhile: [`ServiceError::Unauthenticated`].
     pub async fn replace(
         &self,
         current: &UserRecord,
         updated: &UserRecord,
+        keep: Option<TransactWriteItem>,
     ) -> Result<(), ServiceError> {
-        if current.email == updated.email {
-            let put = self.put_if_version(updated, current.version)?;
-            return match transact(&self.client, "update user", vec![put]).await? {
-                Ok(()) => Ok(()),
-                Err(Cancellation::ConditionFailed(_)) => Err(ServiceError::VersionConflict),
-                Err(other) => Err(ServiceError::internal("update user", format!("{other:?}"))),
-            };
+        let mut items = vec![self.put_if_unchanged(updated, current)?];
+        let moves_email = current.email != updated.email;
+        if moves_email {
+            items.push(self.put_if_absent(to_item(EmailItem::for_user(updated))?)?);
+            items.push(self.delete_email_of(current)?);
         }
-        let items = vec![
-            self.put_if_version(updated, current.version)?,
-            self.put_if_absent(to_item(EmailItem::for_user(updated))?)?,
-            self.delete_email_of(current)?,
-        ];
-        match transact(&self.client, "update user and e-mail", items).await? {
+        let kept = items.len();
+        items.extend(keep);
+        match transact(&self.client, "update user", items).await? {
             Ok(()) => Ok(()),
-            Err(Cancellation::ConditionFailed(1)) => Err(ServiceError::EmailTaken),
+            Err(Cancellation::ConditionFailed(1)) if moves_email => Err(ServiceError::EmailTaken),
+            Err(Cancellation::ConditionFailed(i)) if i == kept => {
+                Err(ServiceError::Unauthenticated)
+            }
             Err(Cancellation::ConditionFailed(_)) => Err(ServiceError::VersionConflict),
-            Err(other) => Err(ServiceError::internal(
-                "update user and e-mail",
-                format!("{other:?}"),
-            )),
+            Err(other) => Err(ServiceError::internal("update user", format!("{other:?}"))),
         }
     }
 
