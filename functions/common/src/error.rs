@@ -42,6 +42,9 @@ pub enum ServiceError {
     /// Authenticated, but the token belongs to another user.
     #[error("the token does not grant access to this resource")]
     Forbidden,
+    /// A CORS preflight from a browser origin the deployment does not allow.
+    #[error("this origin may not call the API")]
+    OriginNotAllowed,
     /// The addressed resource does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -94,7 +97,7 @@ impl ServiceError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::EmailTaken | Self::VersionConflict | Self::TransactionConflict => {
@@ -121,6 +124,7 @@ impl ServiceError {
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden => "forbidden",
+            Self::OriginNotAllowed => "origin_not_allowed",
             Self::NotFound(_) => "not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -165,6 +169,7 @@ mod tests {
             ServiceError::Unauthenticated,
             ServiceError::InvalidCredentials,
             ServiceError::Forbidden,
+            ServiceError::OriginNotAllowed,
             ServiceError::NotFound("user"),
             ServiceError::RouteNotFound,
             ServiceError::MethodNotAllowed { allow: vec![] },
