@@ -109,9 +109,11 @@ pub struct Api {
     pub health_requires_api_key: bool,
     pub throttling_rate_limit: f64,
     pub throttling_burst_limit: u32,
-    /// `CORS_ALLOW_ORIGIN` for the functions; absent means no CORS headers.
+    /// Browser origins allowed to call the API (`https://app.example.com`, exact, as a browser
+    /// sends them in `Origin`). Non-empty: every path gets an `OPTIONS` method without API key
+    /// for preflights, and the functions get `CORS_ALLOW_ORIGINS`. Empty (the default): no CORS.
     #[serde(default)]
-    pub cors_allow_origin: Option<String>,
+    pub cors_allow_origins: Vec<String>,
     /// Usage-plan quota per day for the client API key.
     #[serde(default = "default_quota")]
     pub quota_per_day: u32,
@@ -129,6 +131,42 @@ pub struct Cache {
     /// Cache cluster size in GB, as API Gateway names them ("0.5", "1.6", ...).
     pub size_gb: String,
     pub ttl_seconds: u32,
+}
+
+impl Api {
+    /// Whether browsers on other origins may call the API (see `cors_allow_origins`).
+    pub fn cors(&self) -> bool {
+        !self.cors_allow_origins.is_empty()
+    }
+}
+
+/// An origin as a browser serializes it: `http` or `https`, `://`, a lower-case host name or
+/// IPv4 address, an optional port; no path, no trailing slash, no wildcard. Anything else could
+/// never equal a request's `Origin` header, so it would silently allow nobody.
+fn origin_ok(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty() && !p.starts_with('0') && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
+    host_ok && port_ok
 }
 
 fn default_stage() -> String {
@@ -476,6 +514,14 @@ impl Config {
             "> 0",
             a.throttling_burst_limit,
         )?;
+        for origin in &a.cors_allow_origins {
+            check(
+                origin_ok(origin),
+                "api.cors_allow_origins",
+                "exact origins such as \"https://app.example.com\" or \"http://localhost:3000\" (http or https, a lower-case host, an optional port; no path, no trailing slash, no *)",
+                format_args!("{origin:?}"),
+            )?;
+        }
         if let Some(cache) = &a.cache {
             const SIZES: [&str; 8] = ["0.5", "1.6", "6.1", "13.5", "28.4", "58.2", "118", "237"];
             check(

@@ -2,14 +2,15 @@
 //! Terraform writes (`cdktf.out/manifest.json`, `cdktf.out/stacks/<stack>/cdk.tf.json`), so
 //! plain `terraform` runs it and no Node or CDKTF runtime is needed (CDKTF was archived).
 //!
-//! `config` reads the environment files, `routes` is the route table shared with the local API
-//! server, `constructs` are the typed building blocks, `stack` composes them, `synth` writes
-//! the files.
+//! `config` reads the environment files, `routes` is the route table and `gateway_responses`
+//! the table of API Gateway's own answers, both shared with the local API server, `constructs`
+//! are the typed building blocks, `stack` composes them, `synth` writes the files.
 
 pub mod checks;
 pub mod config;
 pub mod constructs;
 mod error;
+pub mod gateway_responses;
 pub mod routes;
 pub mod stack;
 pub mod synth;

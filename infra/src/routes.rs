@@ -43,6 +43,9 @@ pub enum ApiKey {
     Required,
     /// Decided by `health_requires_api_key` in the environment file.
     Config,
+    /// Never: a CORS preflight. Browsers send it without the request's headers (so without
+    /// `x-api-key`) and treat any answer but a 2xx as a failed preflight.
+    Never,
 }
 
 /// One row of the route table.
@@ -65,6 +68,7 @@ impl Route {
         match self.api_key {
             ApiKey::Required => true,
             ApiKey::Config => health_requires_api_key,
+            ApiKey::Never => false,
         }
     }
 
@@ -174,22 +178,62 @@ pub static ROUTES: &[Route] = &[
 /// Path parameters of a matched route, in template order (`[("id", "abc")]`).
 pub type PathParams = Vec<(&'static str, String)>;
 
-/// Finds the route for a method and concrete path, API Gateway style: first the resource (at
-/// each segment a literal beats a parameter, so `/users/me` is never `/users/{id}`), then the
-/// method on it. `Err(allowed)` when the resource exists with other methods (405 with an
-/// `allow` header), `Err(empty)` when no resource has that path.
-pub fn find(method: &str, path: &str) -> Result<(&'static Route, PathParams), Vec<&'static str>> {
-    let Some(template) = ROUTES
-        .iter()
+/// The method of a CORS preflight.
+pub const PREFLIGHT_METHOD: &str = "OPTIONS";
+
+/// One `OPTIONS` route per path of [`ROUTES`], to the function that serves that path's other
+/// methods, without an API key. Served only where the environment configures CORS origins
+/// (`api.cors_allow_origins`): the function decides whether the origin may call, so the
+/// gateway only has to let the preflight through to it.
+pub fn preflight_routes() -> &'static [Route] {
+    static PREFLIGHT: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(|| {
+        let mut routes: Vec<Route> = Vec::new();
+        for route in ROUTES {
+            match routes.iter().find(|r| r.path == route.path) {
+                Some(seen) => assert_eq!(
+                    seen.function, route.function,
+                    "{} is served by two functions: its preflight cannot pick one",
+                    route.path
+                ),
+                None => routes.push(Route {
+                    method: PREFLIGHT_METHOD,
+                    path: route.path,
+                    function: route.function,
+                    api_key: ApiKey::Never,
+                    query: &[],
+                }),
+            }
+        }
+        routes
+    });
+    &PREFLIGHT
+}
+
+/// The routes an environment serves: [`ROUTES`], plus [`preflight_routes`] when it configures
+/// CORS origins. API Gateway's methods and the local API server's routing both come from here.
+pub fn served(cors: bool) -> impl Iterator<Item = &'static Route> {
+    let preflight: &'static [Route] = if cors { preflight_routes() } else { &[] };
+    ROUTES.iter().chain(preflight)
+}
+
+/// Finds the route for a method and concrete path among [`served`]`(cors)`, API Gateway
+/// style: first the resource (at each segment a literal beats a parameter, so `/users/me` is
+/// never `/users/{id}`), then the method on it. `Err(allowed)` when the resource exists with
+/// other methods (405 with an `allow` header), `Err(empty)` when no resource has that path.
+pub fn find(
+    method: &str,
+    path: &str,
+    cors: bool,
+) -> Result<(&'static Route, PathParams), Vec<&'static str>> {
+    let Some(template) = served(cors)
         .filter(|route| route.matches(path).is_some())
         .map(|route| route.path)
         .max_by_key(|template| literal_segments(template))
     else {
         return Err(Vec::new());
     };
-    let on_resource = ROUTES.iter().filter(|route| route.path == template);
     let mut allowed = Vec::new();
-    for route in on_resource {
+    for route in served(cors).filter(|route| route.path == template) {
         if route.method.eq_ignore_ascii_case(method) {
             let params = route.matches(path).unwrap_or_default();
             return Ok((route, params));
@@ -215,22 +259,41 @@ mod tests {
 
     #[test]
     fn finds_parameterised_and_literal_routes() {
-        let (route, params) = find("GET", "/users/abc").unwrap();
+        let (route, params) = find("GET", "/users/abc", false).unwrap();
         assert_eq!(route.path, "/users/{id}");
         assert_eq!(params, vec![("id", "abc".to_owned())]);
-        let (route, params) = find("DELETE", "/sessions/current").unwrap();
+        let (route, params) = find("DELETE", "/sessions/current", false).unwrap();
         assert_eq!(route.path, "/sessions/current");
         assert!(params.is_empty());
-        assert_eq!(find("PUT", "/users").unwrap_err(), vec!["POST", "GET"]);
-        assert!(find("GET", "/nope").unwrap_err().is_empty());
+        assert_eq!(
+            find("PUT", "/users", false).unwrap_err(),
+            vec!["POST", "GET"]
+        );
+        assert!(find("GET", "/nope", false).unwrap_err().is_empty());
+    }
+
+    #[test]
+    fn preflights_exist_only_with_cors_and_need_no_key() {
+        assert_eq!(
+            find("OPTIONS", "/users", false).unwrap_err(),
+            vec!["POST", "GET"]
+        );
+        let (route, params) = find("OPTIONS", "/users/abc", true).unwrap();
+        assert_eq!(route.path, "/users/{id}");
+        assert_eq!(route.function, FunctionName::Users);
+        assert_eq!(params, vec![("id", "abc".to_owned())]);
+        assert!(!route.api_key_required(true));
+        assert!(find("OPTIONS", "/nope", true).unwrap_err().is_empty());
+        let paths: std::collections::BTreeSet<_> = ROUTES.iter().map(|r| r.path).collect();
+        assert_eq!(preflight_routes().len(), paths.len());
     }
 
     #[test]
     fn a_literal_resource_wins_over_a_parameter_whatever_the_method() {
-        let (route, params) = find("GET", "/users/me").unwrap();
+        let (route, params) = find("GET", "/users/me", false).unwrap();
         assert_eq!(route.path, "/users/me");
         assert!(params.is_empty());
         // API Gateway matched the `/users/me` resource, which has no PATCH: no fallback.
-        assert_eq!(find("PATCH", "/users/me").unwrap_err(), vec!["GET"]);
+        assert_eq!(find("PATCH", "/users/me", false).unwrap_err(), vec!["GET"]);
     }
 }

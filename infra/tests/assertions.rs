@@ -222,9 +222,9 @@ fn every_route_has_a_method_integration_and_scoped_permission() {
         let permissions = &service["resource"]["aws_lambda_permission"];
         assert_eq!(
             methods.as_object().unwrap().len(),
-            infra::routes::ROUTES.len()
+            infra::routes::served(config.api.cors()).count()
         );
-        for route in infra::routes::ROUTES {
+        for route in infra::routes::served(config.api.cors()) {
             let found = methods
                 .as_object()
                 .unwrap()
@@ -423,6 +423,169 @@ fn us_west_2_and_other_regions_work() {
         !text.contains("us-east-1"),
         "a us-west-2 stack mentions us-east-1"
     );
+}
+
+#[test]
+fn every_gateway_response_has_the_error_body_and_request_id_header() {
+    use infra::gateway_responses::GATEWAY_RESPONSES;
+    for env in infra::ENVIRONMENTS {
+        let (_, service) = stacks(env)
+            .into_iter()
+            .find(|(n, _)| n == "service")
+            .unwrap();
+        let responses = service["resource"]["aws_api_gateway_gateway_response"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{env}: no gateway responses"));
+        assert_eq!(responses.len(), GATEWAY_RESPONSES.len(), "{env}");
+        for row in GATEWAY_RESPONSES {
+            let (name, body) = responses
+                .iter()
+                .find(|(_, b)| b["response_type"] == row.response_type)
+                .unwrap_or_else(|| panic!("{env}: no {}", row.response_type));
+            let template = body["response_templates"]["application/json"]
+                .as_str()
+                .unwrap();
+            let expected = format!(
+                r#"{{"error":{{"code":"{}","message":"{}","request_id":"$context.requestId"}}}}"#,
+                row.code, row.message
+            );
+            assert_eq!(template, expected, "{env}: {name}");
+            assert_eq!(
+                body["response_parameters"],
+                serde_json::json!({"gatewayresponse.header.x-request-id": "context.requestId"}),
+                "{env}: {name}"
+            );
+            assert_eq!(
+                body.get("status_code").and_then(Value::as_str),
+                row.status.map(|s| s.to_string()).as_deref(),
+                "{env}: {name}"
+            );
+            assert_eq!(body["rest_api_id"], "${aws_api_gateway_rest_api.main.id}");
+        }
+        // A changed template must reach clients: it is part of the deployment trigger.
+        let trigger =
+            service["resource"]["aws_api_gateway_deployment"]["main"]["triggers"]["redeployment"]
+                .as_str()
+                .unwrap();
+        for name in responses.keys() {
+            assert!(
+                trigger.contains(&format!(
+                    "aws_api_gateway_gateway_response.{name}.response_templates"
+                )),
+                "{env}: {name} is not in the deployment trigger"
+            );
+        }
+    }
+}
+
+/// dev allows a browser origin: every path has a keyless OPTIONS method proxied to the
+/// function of that path's other methods, with its own scoped permission and in the
+/// deployment trigger. local and prod allow none and have no OPTIONS method at all.
+#[test]
+fn preflight_methods_exist_exactly_where_origins_are_configured() {
+    for env in infra::ENVIRONMENTS {
+        let config = infra::load_config(env).unwrap();
+        let (_, service) = stacks(env)
+            .into_iter()
+            .find(|(n, _)| n == "service")
+            .unwrap();
+        let options: Vec<_> = resources(&service)
+            .filter(|(ty, _, body)| {
+                *ty == "aws_api_gateway_method" && body["http_method"] == "OPTIONS"
+            })
+            .collect();
+        let functions = &service["resource"]["aws_lambda_function"];
+        assert_eq!(
+            functions["users"]["environment"][0]["variables"]
+                .get("CORS_ALLOW_ORIGINS")
+                .is_some(),
+            config.api.cors(),
+            "{env}"
+        );
+        if !config.api.cors() {
+            assert!(options.is_empty(), "{env}: OPTIONS without origins");
+            continue;
+        }
+        assert_eq!(
+            functions["users"]["environment"][0]["variables"]["CORS_ALLOW_ORIGINS"],
+            config.api.cors_allow_origins.join(",")
+        );
+        assert_eq!(
+            options.len(),
+            infra::routes::preflight_routes().len(),
+            "{env}"
+        );
+        let trigger =
+            service["resource"]["aws_api_gateway_deployment"]["main"]["triggers"]["redeployment"]
+                .as_str()
+                .unwrap();
+        for route in infra::routes::preflight_routes() {
+            let (_, name, method) = options
+                .iter()
+                .find(|(_, name, _)| {
+                    let path = route.path.replace(['{', '}'], "").replace('/', "_");
+                    format!("options{path}") == **name
+                })
+                .unwrap_or_else(|| panic!("{env}: no OPTIONS for {}", route.path));
+            assert_eq!(method["api_key_required"], false, "{env}: {name}");
+            assert_eq!(method["authorization"], "NONE", "{env}: {name}");
+            let integration = &service["resource"]["aws_api_gateway_integration"][name];
+            assert_eq!(integration["type"], "AWS_PROXY");
+            assert_eq!(
+                integration["uri"],
+                format!("${{aws_lambda_alias.{}.invoke_arn}}", route.function)
+            );
+            let permission = &service["resource"]["aws_lambda_permission"][name];
+            assert!(
+                permission["source_arn"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/*/OPTIONS/"),
+                "{env}: {name}"
+            );
+            assert!(
+                trigger.contains(&format!("aws_api_gateway_method.{name}.id")),
+                "{env}: {name} is not in the deployment trigger"
+            );
+        }
+    }
+}
+
+#[test]
+fn cors_origins_must_be_exact_origins() {
+    let good = std::fs::read_to_string(infra::config::environments_dir().join("dev.toml")).unwrap();
+    for bad in [
+        "*",
+        "https://*.example.com",
+        "https://app.example.com/",
+        "https://app.example.com/path",
+        "app.example.com",
+        "ftp://app.example.com",
+        "https://App.example.com",
+        "https://app.example.com:0",
+        "https://app.example.com:99999",
+    ] {
+        let error = parse_error(&good.replace(
+            r#"cors_allow_origins = ["http://localhost:3000"]"#,
+            &format!("cors_allow_origins = [\"https://ok.example.com\", {bad:?}]"),
+        ));
+        assert!(
+            error.contains("api.cors_allow_origins") && error.contains(bad),
+            "{bad}: {error}"
+        );
+    }
+    for ok in [
+        "https://app.example.com",
+        "http://127.0.0.1:8080",
+        "http://localhost",
+    ] {
+        let text = good.replace(
+            r#"cors_allow_origins = ["http://localhost:3000"]"#,
+            &format!("cors_allow_origins = [{ok:?}]"),
+        );
+        infra::Config::parse(std::path::Path::new("environments/dev.toml"), &text)
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
 }
 
 fn parse_error(text: &str) -> String {

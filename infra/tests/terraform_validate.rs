@@ -68,7 +68,7 @@ fn every_option_validates() {
         rotation_lambda_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:rotate".into()),
         rotation_days: 30,
     });
-    config.api.cors_allow_origin = Some("https://app.example.com".into());
+    config.api.cors_allow_origins = vec!["https://app.example.com".into()];
     validate("all-options", &config);
 }
 

@@ -150,6 +150,25 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
         Ok(format!("GET /health 200, version {}", ex.body()["version"]))
     });
 
+    // API Gateway's own answers (here: no such route) use the functions' error shape, with
+    // the request id in the body and in `x-request-id` (infra::gateway_responses).
+    step!("gateway error shape", {
+        let ex = api.call(Method::GET, "/no-such-route", None, None).await;
+        expect_status(&ex, 404)?;
+        let error = field(&ex, "error")?;
+        if error["code"] != "route_not_found" {
+            return Err(fail_with("`error.code` is not \"route_not_found\"", &ex));
+        }
+        let request_id = error["request_id"].as_str().unwrap_or_default();
+        if request_id.is_empty() || ex.header("x-request-id") != Some(request_id) {
+            return Err(fail_with(
+                "`error.request_id` is not the `x-request-id` header",
+                &ex,
+            ));
+        }
+        Ok("GET /no-such-route 404 route_not_found, request id in body and header".to_string())
+    });
+
     let mut user_id = String::new();
     step!("register user", {
         let body = json!({"email": email, "name": name, "password": password});

@@ -69,7 +69,7 @@ async fn smoke_exits_non_zero_naming_the_step_when_users_is_broken() {
     );
     assert!(stdout.contains("expected HTTP 201, got 502"), "{stdout}");
     assert!(
-        stdout.contains("Internal server error"),
+        stdout.contains("internal_error"),
         "the response is shown: {stdout}"
     );
     assert!(stdout.contains("\"url\""), "the request is shown: {stdout}");

@@ -13,8 +13,10 @@ pub struct Config {
     pub users_table: String,
     pub sessions_table: String,
     pub session_ttl: Duration,
-    /// Value of `access-control-allow-origin`; `None` sends no CORS headers at all.
-    pub cors_allow_origin: Option<String>,
+    /// Browser origins allowed to call the API (`CORS_ALLOW_ORIGINS`, comma-separated). A
+    /// request whose `Origin` is one of them gets it back in `access-control-allow-origin`;
+    /// any other gets no CORS headers. Empty: no CORS at all, preflights are plain 405s.
+    pub cors_allow_origins: Vec<String>,
     /// Reported by `/health`.
     pub service_version: String,
     /// `AWS_REGION`, passed to the SDK explicitly so it never probes IMDS at start-up.
@@ -52,7 +54,15 @@ impl Config {
             users_table: required("USERS_TABLE")?,
             sessions_table: required("SESSIONS_TABLE")?,
             session_ttl: Duration::from_secs(session_ttl),
-            cors_allow_origin: non_empty("CORS_ALLOW_ORIGIN"),
+            cors_allow_origins: non_empty("CORS_ALLOW_ORIGINS")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|origin| !origin.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             service_version: non_empty("SERVICE_VERSION")
                 .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
             region: non_empty("AWS_REGION"),
@@ -79,7 +89,7 @@ mod tests {
         let config =
             Config::from_lookup(lookup(&[("USERS_TABLE", "u"), ("SESSIONS_TABLE", "s")])).unwrap();
         assert_eq!(config.session_ttl, Duration::from_secs(86_400));
-        assert_eq!(config.cors_allow_origin, None);
+        assert!(config.cors_allow_origins.is_empty());
         assert_eq!(config.service_version, env!("CARGO_PKG_VERSION"));
     }
 
@@ -89,7 +99,10 @@ mod tests {
             ("USERS_TABLE", "prod-service-users"),
             ("SESSIONS_TABLE", "prod-service-sessions"),
             ("SESSION_TTL_SECONDS", "3600"),
-            ("CORS_ALLOW_ORIGIN", "https://app.example.com"),
+            (
+                "CORS_ALLOW_ORIGINS",
+                "https://app.example.com, http://localhost:3000,",
+            ),
             ("SERVICE_VERSION", "abc123"),
             ("AWS_REGION", "us-west-2"),
         ]))
@@ -97,8 +110,8 @@ mod tests {
         assert_eq!(config.users_table, "prod-service-users");
         assert_eq!(config.session_ttl, Duration::from_secs(3600));
         assert_eq!(
-            config.cors_allow_origin.as_deref(),
-            Some("https://app.example.com")
+            config.cors_allow_origins,
+            ["https://app.example.com", "http://localhost:3000"]
         );
         assert_eq!(config.service_version, "abc123");
         assert_eq!(config.region.as_deref(), Some("us-west-2"));

@@ -49,6 +49,9 @@ pub enum ServiceError {
     /// Authenticated, but the token belongs to another user.
     #[error("the token does not grant access to this resource")]
     Forbidden,
+    /// A CORS preflight from a browser origin the deployment does not allow.
+    #[error("this origin may not call the API")]
+    OriginNotAllowed,
     /// The addressed resource does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -101,7 +104,9 @@ impl ServiceError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::ReauthenticationFailed => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ReauthenticationFailed | Self::OriginNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::EmailTaken | Self::VersionConflict | Self::TransactionConflict => {
@@ -130,6 +135,7 @@ impl ServiceError {
             Self::Forbidden => "forbidden",
             Self::ReauthenticationFailed => "reauthentication_failed",
             Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::OriginNotAllowed => "origin_not_allowed",
             Self::NotFound(_) => "not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -176,6 +182,7 @@ mod tests {
             ServiceError::Forbidden,
             ServiceError::ReauthenticationFailed,
             ServiceError::TooManyAttempts { retry_after: 5 },
+            ServiceError::OriginNotAllowed,
             ServiceError::NotFound("user"),
             ServiceError::RouteNotFound,
             ServiceError::MethodNotAllowed { allow: vec![] },

@@ -118,32 +118,125 @@ async fn http_api_v2_events_with_a_stage_are_routed() {
 }
 
 #[tokio::test]
-async fn cors_headers_and_preflight_when_configured() {
+async fn cors_reflects_only_allowed_origins() {
     let app = TestApp::start_with(|config| {
-        config.cors_allow_origin = Some("https://app.example.com".into())
+        config.cors_allow_origins = vec![
+            "https://app.example.com".into(),
+            "http://localhost:3000".into(),
+        ]
     })
     .await;
-    let response = handle(&app.state, Event::rest(Method::GET, "/health").build())
+    let get = |origin: Option<&str>| {
+        let mut event = Event::rest(Method::GET, "/health");
+        if let Some(origin) = origin {
+            event = event.header("origin", origin);
+        }
+        event.build()
+    };
+
+    // An allowed origin is echoed (the second one too), with the headers a page may read.
+    for origin in ["https://app.example.com", "http://localhost:3000"] {
+        let response = handle(&app.state, get(Some(origin))).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["access-control-allow-origin"], origin);
+        assert_eq!(response.headers()["vary"], "origin");
+        assert!(
+            response.headers()["access-control-expose-headers"]
+                .to_str()
+                .unwrap()
+                .contains("x-request-id")
+        );
+    }
+    // Another origin, or none: the answer is served but carries no CORS headers.
+    for origin in [
+        Some("https://evil.example.com"),
+        Some("https://app.example.com.evil.example"),
+        None,
+    ] {
+        let response = handle(&app.state, get(origin)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{origin:?}");
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{origin:?}"
+        );
+        assert_eq!(response.headers()["vary"], "origin");
+    }
+
+    let preflight = |origin: &str| {
+        Event::rest(Method::OPTIONS, "/health")
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "x-api-key")
+            .build()
+    };
+    let allowed = handle(&app.state, preflight("https://app.example.com"))
         .await
         .unwrap();
-    assert_eq!(
-        response.headers()["access-control-allow-origin"],
-        "https://app.example.com"
-    );
+    assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(allowed.headers()["access-control-allow-methods"], "GET");
     assert!(
-        response.headers()["access-control-expose-headers"]
+        allowed.headers()["access-control-allow-headers"]
             .to_str()
             .unwrap()
-            .contains("x-request-id")
+            .contains("x-api-key")
     );
-
-    let preflight = handle(&app.state, Event::rest(Method::OPTIONS, "/health").build())
-        .await
-        .unwrap();
-    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
-    assert_eq!(preflight.headers()["access-control-allow-methods"], "GET");
     assert_eq!(
-        preflight.headers()["access-control-allow-origin"],
+        allowed.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
+
+    let refused = handle(&app.state, preflight("https://evil.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&refused), "origin_not_allowed");
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(
+        body_json(&refused)["error"]["request_id"],
+        refused.headers()["x-request-id"].to_str().unwrap()
+    );
+
+    // OPTIONS that is not a preflight (no Origin) is an ordinary method the path lacks.
+    let plain = handle(&app.state, Event::rest(Method::OPTIONS, "/health").build())
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn no_cors_headers_or_preflights_without_origins() {
+    let app = TestApp::start().await;
+    let response = handle(
+        &app.state,
+        Event::rest(Method::GET, "/health")
+            .header("origin", "https://app.example.com")
+            .build(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert!(response.headers().get("vary").is_none());
+    let preflight = handle(
+        &app.state,
+        Event::rest(Method::OPTIONS, "/health")
+            .header("origin", "https://app.example.com")
+            .header("access-control-request-method", "GET")
+            .build(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(preflight.status(), StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -1,11 +1,14 @@
-//! The REST API: one resource per path segment and one method per row of [`ROUTES`], Lambda
-//! proxy integrations to the `live` aliases, invoke permissions scoped to this API, a stage
-//! with JSON access logs, X-Ray, metrics and throttling, and an API key with a usage plan.
+//! The REST API: one resource per path segment and one method per row of [`ROUTES`] (plus a
+//! keyless `OPTIONS` per path where the environment allows CORS origins), Lambda proxy
+//! integrations to the `live` aliases, invoke permissions scoped to this API, API Gateway's own
+//! answers in the functions' error shape ([`GATEWAY_RESPONSES`]), a stage with JSON access
+//! logs, X-Ray, metrics and throttling, and an API key with a usage plan.
 
 use super::compute::Function;
 use super::security::{Account, Key, service_role};
 use crate::config::Config;
-use crate::routes::{FunctionName, ROUTES, Route};
+use crate::gateway_responses::{self, GATEWAY_RESPONSES};
+use crate::routes::{self, FunctionName, ROUTES, Route};
 use crate::tf::{Expr, Ref, Stack, create_before_destroy, depends_on};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -130,7 +133,7 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         inputs.functions.iter().map(|f| (f.which, f)).collect();
     let mut triggers: Vec<String> = Vec::new();
     let mut deployment_deps: Vec<Ref> = Vec::new();
-    for route in ROUTES {
+    for route in routes::served(config.api.cors()) {
         let (method, integration) = method(
             stack,
             config,
@@ -147,6 +150,14 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         deployment_deps.push(integration);
     }
     triggers.extend(resources.values().map(|r| r.attr("id").inner().to_owned()));
+    // Gateway responses take effect with the next deployment, so their content is part of
+    // the trigger (their ids would not change when a template does).
+    for response in gateway_responses(stack, &api) {
+        for attr in ["status_code", "response_templates", "response_parameters"] {
+            triggers.push(response.attr(attr).inner().to_owned());
+        }
+        deployment_deps.push(response);
+    }
     // A new deployment whenever a route, resource or integration changes; the new one exists
     // before the stage moves to it and the old one goes, so there is no gap in service.
     let deployment = stack.resource(
@@ -279,6 +290,34 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
     RestApi { api, stage, key }
 }
 
+/// One `aws_api_gateway_gateway_response` per row of [`GATEWAY_RESPONSES`]: the functions'
+/// error body with the request id, and the same id in `x-request-id`.
+fn gateway_responses(stack: &mut Stack, api: &Ref) -> Vec<Ref> {
+    let parameters: serde_json::Map<String, Value> = gateway_responses::HEADERS
+        .iter()
+        .map(|(name, expression)| (format!("gatewayresponse.header.{name}"), json!(expression)))
+        .collect();
+    GATEWAY_RESPONSES
+        .iter()
+        .map(|row| {
+            let mut body = json!({
+                "rest_api_id": api.attr("id"),
+                "response_type": row.response_type,
+                "response_templates": { gateway_responses::CONTENT_TYPE: row.template() },
+                "response_parameters": parameters,
+            });
+            if let Some(status) = row.status {
+                body["status_code"] = json!(status.to_string());
+            }
+            stack.resource(
+                "aws_api_gateway_gateway_response",
+                &row.response_type.to_ascii_lowercase(),
+                body,
+            )
+        })
+        .collect()
+}
+
 /// One route: method, proxy integration to the alias and the permission to invoke it.
 fn method(
     stack: &mut Stack,
@@ -309,6 +348,11 @@ fn method(
             parameters.insert(format!("method.request.querystring.{q}"), json!(false));
         }
         parameters.insert("method.request.header.Authorization".into(), json!(false));
+        if config.api.cors() {
+            // The answer names the caller's origin (or not): never serve one origin's answer
+            // to another.
+            parameters.insert("method.request.header.Origin".into(), json!(false));
+        }
         parameters.keys().cloned().collect()
     } else {
         Vec::new()

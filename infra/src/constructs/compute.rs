@@ -254,8 +254,11 @@ fn function(
         "SERVICE_VERSION".into(),
         inputs.service_version.clone().into(),
     );
-    if let Some(origin) = &config.api.cors_allow_origin {
-        variables.insert("CORS_ALLOW_ORIGIN".into(), json!(origin));
+    if config.api.cors() {
+        variables.insert(
+            "CORS_ALLOW_ORIGINS".into(),
+            json!(config.api.cors_allow_origins.join(",")),
+        );
     }
     if let Some(endpoint) = &inputs.endpoint {
         variables.insert("AWS_ENDPOINT_URL".into(), endpoint.into());

@@ -126,6 +126,7 @@ impl Stack {
             local_api::Options::new(outputs.clone(), dist, emulator.endpoint().to_string());
         options.state = Some(dir.join("local-api.json"));
         options.health_requires_api_key = Some(false);
+        options.cors_allow_origins = Some(Vec::new());
         let server = local_api::Server::start(options)
             .await
             .expect("starting the local API");

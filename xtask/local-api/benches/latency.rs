@@ -80,6 +80,7 @@ async fn main() {
     support::write_outputs(&outputs, &prefix, "v1", KEY);
     let mut options = local_api::Options::new(outputs, dist, emulator.endpoint().to_string());
     options.health_requires_api_key = Some(false);
+    options.cors_allow_origins = Some(Vec::new());
     let started = Instant::now();
     let server = local_api::Server::start(options)
         .await

@@ -43,6 +43,10 @@ pub struct Cli {
     /// Whether GET /health needs the API key; default: the environment file's setting.
     #[arg(long, value_parser = ["required", "open"])]
     pub health_api_key: Option<String>,
+    /// Browser origins allowed to call the API, comma-separated (empty: none); default: the
+    /// environment file's `api.cors_allow_origins`.
+    #[arg(long)]
+    pub cors_allow_origins: Option<String>,
 }
 
 impl Cli {
@@ -57,6 +61,13 @@ impl Cli {
         options.alias_poll =
             (self.alias_poll_ms > 0).then(|| Duration::from_millis(self.alias_poll_ms));
         options.health_requires_api_key = self.health_api_key.map(|v| v == "required");
+        options.cors_allow_origins = self.cors_allow_origins.map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect()
+        });
         options
     }
 }

@@ -33,6 +33,10 @@ pub struct Deployment {
     /// The bucket the packages were uploaded to (`artifacts_bucket`); the code of each version
     /// the alias names is downloaded from there. Optional: outputs written by tests have none.
     pub artifacts_bucket: Option<String>,
+    /// The browser origins the environment allows. Not an output: the server sets it from the
+    /// environment file (or its options), so functions whose configuration is derived from
+    /// the outputs get the `CORS_ALLOW_ORIGINS` Terraform would have set.
+    pub cors_allow_origins: Vec<String>,
 }
 
 impl Deployment {
@@ -84,6 +88,7 @@ impl Deployment {
             functions,
             alias: get("alias_name"),
             artifacts_bucket: get("artifacts_bucket").filter(|b| !b.is_empty()),
+            cors_allow_origins: Vec::new(),
         })
     }
 }

@@ -237,7 +237,7 @@ where
 
 /// The variables the contract says infra sets, for when the emulator holds no function.
 fn from_outputs(deployment: &Deployment) -> Deployed {
-    let variables = BTreeMap::from([
+    let mut variables = BTreeMap::from([
         ("USERS_TABLE".to_string(), deployment.users_table.clone()),
         (
             "SESSIONS_TABLE".to_string(),
@@ -245,6 +245,12 @@ fn from_outputs(deployment: &Deployment) -> Deployed {
         ),
         ("SESSION_TTL_SECONDS".to_string(), "86400".to_string()),
     ]);
+    if !deployment.cors_allow_origins.is_empty() {
+        variables.insert(
+            "CORS_ALLOW_ORIGINS".to_string(),
+            deployment.cors_allow_origins.join(","),
+        );
+    }
     Deployed {
         variables,
         ..Deployed::default()

@@ -1,7 +1,7 @@
 //! The execute-api front door: limits, keys, routing, the integration call and its failures.
 //!
-//! Every answer the gateway makes itself uses API Gateway's own status codes and bodies, byte
-//! for byte, so clients (and smoke) see locally what they would see on AWS.
+//! Every answer the gateway makes itself is the API's gateway response for that case, status,
+//! headers and body byte for byte, so clients (and smoke) see locally what they see on AWS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use crate::instance::InvokeError;
 use crate::proxy_event::{self, IncomingRequest, Target};
 use crate::routing::{self, Resolution};
 use crate::traffic::Table;
+use infra::gateway_responses::{self, GatewayResponse};
 
 /// API Gateway's request payload limit.
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
@@ -28,58 +29,90 @@ pub const DEFAULT_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 const ACCOUNT_ID: &str = "123456789012";
 
-/// The gateway's own answers, exactly as API Gateway words them.
+/// The gateway's own answers. Their bodies and headers come from the API's gateway responses
+/// (`infra::gateway_responses`, the table Terraform's `aws_api_gateway_gateway_response`s are
+/// rendered from), so they are byte for byte what the deployed API answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewayError {
-    MissingAuthenticationToken,
-    Forbidden,
+    /// The first path segment is not the stage: no API answers, so no gateway response
+    /// applies and execute-api's own `{"message":"Forbidden"}` comes back.
+    UnknownStage,
+    /// No resource or no method for the path.
+    RouteNotFound,
+    /// No `x-api-key`, or the wrong one, on a keyed method.
+    InvalidApiKey,
     RequestTooLong,
-    InternalServerError,
-    EndpointRequestTimedOut,
+    /// The function crashed, failed or answered something that is not a proxy response.
+    IntegrationFailure,
+    IntegrationTimeout,
 }
 
 impl GatewayError {
-    fn status(self) -> StatusCode {
+    /// The gateway response type API Gateway files this under; `None` outside any stage.
+    pub fn response_type(self) -> Option<&'static str> {
         match self {
-            GatewayError::MissingAuthenticationToken | GatewayError::Forbidden => {
-                StatusCode::FORBIDDEN
-            }
+            GatewayError::UnknownStage => None,
+            GatewayError::RouteNotFound => Some("MISSING_AUTHENTICATION_TOKEN"),
+            GatewayError::InvalidApiKey => Some("INVALID_API_KEY"),
+            GatewayError::RequestTooLong => Some("REQUEST_TOO_LARGE"),
+            GatewayError::IntegrationFailure => Some("INTEGRATION_FAILURE"),
+            GatewayError::IntegrationTimeout => Some("INTEGRATION_TIMEOUT"),
+        }
+    }
+
+    /// API Gateway's status for the error when the gateway response does not set one.
+    fn default_status(self) -> StatusCode {
+        match self {
+            GatewayError::UnknownStage
+            | GatewayError::RouteNotFound
+            | GatewayError::InvalidApiKey => StatusCode::FORBIDDEN,
             GatewayError::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
-            GatewayError::InternalServerError => StatusCode::BAD_GATEWAY,
-            GatewayError::EndpointRequestTimedOut => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::IntegrationFailure => StatusCode::BAD_GATEWAY,
+            GatewayError::IntegrationTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
-    fn body(self) -> &'static str {
-        match self {
-            GatewayError::MissingAuthenticationToken => {
-                r#"{"message":"Missing Authentication Token"}"#
-            }
-            GatewayError::Forbidden => r#"{"message":"Forbidden"}"#,
-            GatewayError::RequestTooLong => r#"{"message":"Request Too Long"}"#,
-            GatewayError::InternalServerError => r#"{"message": "Internal server error"}"#,
-            GatewayError::EndpointRequestTimedOut => r#"{"message": "Endpoint request timed out"}"#,
-        }
-    }
-
+    /// `x-amzn-errortype`, which API Gateway sends whatever the gateway response says.
     fn error_type(self) -> &'static str {
         match self {
-            GatewayError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
-            GatewayError::Forbidden => "ForbiddenException",
+            GatewayError::RouteNotFound => "MissingAuthenticationTokenException",
+            GatewayError::UnknownStage | GatewayError::InvalidApiKey => "ForbiddenException",
             GatewayError::RequestTooLong => "RequestTooLongException",
-            GatewayError::InternalServerError => "InternalServerErrorException",
-            GatewayError::EndpointRequestTimedOut => "EndpointRequestTimedOutException",
+            GatewayError::IntegrationFailure => "InternalServerErrorException",
+            GatewayError::IntegrationTimeout => "EndpointRequestTimedOutException",
         }
     }
 
+    /// `$context.error.message` for the access log: API Gateway's own wording, which the
+    /// gateway responses change only in what the client sees.
     fn message(self) -> &'static str {
         match self {
-            GatewayError::MissingAuthenticationToken => "Missing Authentication Token",
-            GatewayError::Forbidden => "Forbidden",
+            GatewayError::RouteNotFound => "Missing Authentication Token",
+            GatewayError::UnknownStage | GatewayError::InvalidApiKey => "Forbidden",
             GatewayError::RequestTooLong => "Request Too Long",
-            GatewayError::InternalServerError => "Internal server error",
-            GatewayError::EndpointRequestTimedOut => "Endpoint request timed out",
+            GatewayError::IntegrationFailure => "Internal server error",
+            GatewayError::IntegrationTimeout => "Endpoint request timed out",
         }
+    }
+
+    /// Status, headers and body of the answer to request `request_id`.
+    pub fn render(self, request_id: &str) -> (StatusCode, Vec<(&'static str, String)>, String) {
+        let Some(row) = self.response_type().map(GatewayResponse::get) else {
+            return (
+                self.default_status(),
+                Vec::new(),
+                r#"{"message":"Forbidden"}"#.to_owned(),
+            );
+        };
+        let status = row
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(self.default_status());
+        (
+            status,
+            GatewayResponse::headers(request_id),
+            row.body(request_id),
+        )
     }
 }
 
@@ -89,6 +122,9 @@ pub struct Gateway {
     /// Which version's processes serve each function (swapped when the alias moves).
     pub routes: Arc<Table>,
     pub health_requires_api_key: bool,
+    /// Whether the environment allows CORS origins: then every path has a keyless `OPTIONS`
+    /// method proxied to its function, as in the deployed API (`infra::routes::served`).
+    pub cors: bool,
     pub integration_timeout: Duration,
 }
 
@@ -180,26 +216,29 @@ impl Gateway {
             .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|n| n > MAX_REQUEST_BYTES) {
             drain(body).await;
-            return gateway_error(GatewayError::RequestTooLong, trace);
+            return gateway_error(GatewayError::RequestTooLong, request_id, trace);
         }
         let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(_) => return gateway_error(GatewayError::RequestTooLong, trace),
+            Err(_) => return gateway_error(GatewayError::RequestTooLong, request_id, trace),
         };
 
         let (route, params, path) = match routing::resolve(
             &self.deployment.stage,
             parts.method.as_str(),
             parts.uri.path(),
+            self.cors,
         ) {
             Resolution::Route {
                 route,
                 params,
                 path,
             } => (route, params, path),
-            Resolution::UnknownStage => return gateway_error(GatewayError::Forbidden, trace),
+            Resolution::UnknownStage => {
+                return gateway_error(GatewayError::UnknownStage, request_id, trace);
+            }
             Resolution::UnknownRoute => {
-                return gateway_error(GatewayError::MissingAuthenticationToken, trace);
+                return gateway_error(GatewayError::RouteNotFound, request_id, trace);
             }
         };
         trace.resource = Some(route.path);
@@ -207,7 +246,7 @@ impl Gateway {
         let api_key = if route.api_key_required(self.health_requires_api_key) {
             let sent = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
             if sent != Some(self.deployment.api_key.as_str()) {
-                return gateway_error(GatewayError::Forbidden, trace);
+                return gateway_error(GatewayError::InvalidApiKey, request_id, trace);
             }
             sent
         } else {
@@ -218,7 +257,7 @@ impl Gateway {
         trace.function = Some(function.to_string());
         let Some(pool) = self.routes.pick(function) else {
             trace.integration_error = Some(format!("no package for function `{function}`"));
-            return gateway_error(GatewayError::InternalServerError, trace);
+            return gateway_error(GatewayError::IntegrationFailure, request_id, trace);
         };
         trace.function_version = Some(pool.spec().version.clone());
 
@@ -249,7 +288,7 @@ impl Gateway {
             Ok(p) => Bytes::from(p),
             Err(e) => {
                 trace.integration_error = Some(format!("serialising the event: {e}"));
-                return gateway_error(GatewayError::InternalServerError, trace);
+                return gateway_error(GatewayError::IntegrationFailure, request_id, trace);
             }
         };
 
@@ -269,11 +308,11 @@ impl Gateway {
             Ok(Err(_elapsed)) => {
                 trace.integration_error =
                     Some(format!("no response within {} ms", timeout.as_millis()));
-                return gateway_error(GatewayError::EndpointRequestTimedOut, trace);
+                return gateway_error(GatewayError::IntegrationTimeout, request_id, trace);
             }
             Err(join) => {
                 trace.integration_error = Some(format!("invocation task failed: {join}"));
-                return gateway_error(GatewayError::InternalServerError, trace);
+                return gateway_error(GatewayError::IntegrationFailure, request_id, trace);
             }
         };
         trace.cold_start = Some(invoked.cold_start);
@@ -286,7 +325,7 @@ impl Gateway {
                     500
                 });
                 trace.integration_error = Some(e.to_string());
-                return gateway_error(GatewayError::InternalServerError, trace);
+                return gateway_error(GatewayError::IntegrationFailure, request_id, trace);
             }
         };
         trace.integration_status = Some(200);
@@ -298,28 +337,77 @@ impl Gateway {
                 }
                 builder.body(Full::new(mapped.body)).unwrap_or_else(|e| {
                     trace.integration_error = Some(format!("building the response: {e}"));
-                    gateway_error(GatewayError::InternalServerError, trace)
+                    gateway_error(GatewayError::IntegrationFailure, request_id, trace)
                 })
             }
             Err(e) => {
                 trace.integration_error = Some(e);
-                gateway_error(GatewayError::InternalServerError, trace)
+                gateway_error(GatewayError::IntegrationFailure, request_id, trace)
             }
         }
     }
 }
 
-fn gateway_error(error: GatewayError, trace: &mut Trace) -> Response<Full<Bytes>> {
+fn gateway_error(
+    error: GatewayError,
+    request_id: &str,
+    trace: &mut Trace,
+) -> Response<Full<Bytes>> {
     trace.error = Some(error);
-    Response::builder()
-        .status(error.status())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header("x-amzn-errortype", error.error_type())
-        .body(Full::new(Bytes::from_static(error.body().as_bytes())))
-        .expect("static response is valid")
+    let (status, headers, body) = error.render(request_id);
+    let mut response = Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, gateway_responses::CONTENT_TYPE)
+        .header("x-amzn-errortype", error.error_type());
+    for (name, value) in headers {
+        response = response.header(name, value);
+    }
+    response
+        .body(Full::new(Bytes::from(body)))
+        .expect("a gateway response is a valid response")
 }
 
 /// Reads and drops an oversized body up to a bound, so the client sees the 413.
 async fn drain(body: Incoming) {
     let _ = Limited::new(body, DRAIN_LIMIT).collect().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [GatewayError; 6] = [
+        GatewayError::UnknownStage,
+        GatewayError::RouteNotFound,
+        GatewayError::InvalidApiKey,
+        GatewayError::RequestTooLong,
+        GatewayError::IntegrationFailure,
+        GatewayError::IntegrationTimeout,
+    ];
+
+    /// Every answer inside the stage is a row of the API's gateway responses, in the error
+    /// shape, with `x-request-id` equal to the body's `request_id`.
+    #[test]
+    fn every_answer_in_the_stage_is_a_gateway_response_of_the_api() {
+        for error in ALL {
+            let (status, headers, body) = error.render("req-42");
+            let Some(response_type) = error.response_type() else {
+                assert_eq!(
+                    (status, body.as_str()),
+                    (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#)
+                );
+                continue;
+            };
+            let row = GatewayResponse::get(response_type);
+            assert_eq!(Some(status.as_u16()), row.status, "{error:?}");
+            assert_eq!(
+                headers,
+                vec![("x-request-id", "req-42".to_owned())],
+                "{error:?}"
+            );
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(json["error"]["code"], row.code, "{error:?}");
+            assert_eq!(json["error"]["request_id"], "req-42", "{error:?}");
+        }
+    }
 }

@@ -19,12 +19,14 @@ pub enum Resolution {
     },
     /// The first segment is not the deployed stage: execute-api answers 403 `Forbidden`.
     UnknownStage,
-    /// The stage exists but no resource/method does: 403 `Missing Authentication Token`.
+    /// The stage exists but no resource/method does: API Gateway's
+    /// `MISSING_AUTHENTICATION_TOKEN` gateway response.
     UnknownRoute,
 }
 
-/// Resolves `method` and the raw URL path (`/<stage>/users/123`).
-pub fn resolve(stage: &str, method: &str, raw_path: &str) -> Resolution {
+/// Resolves `method` and the raw URL path (`/<stage>/users/123`); `cors` adds the preflight
+/// routes an environment with CORS origins has.
+pub fn resolve(stage: &str, method: &str, raw_path: &str, cors: bool) -> Resolution {
     let Some(rest) = raw_path
         .strip_prefix('/')
         .and_then(|p| p.strip_prefix(stage))
@@ -39,7 +41,7 @@ pub fn resolve(stage: &str, method: &str, raw_path: &str) -> Resolution {
     } else {
         rest.to_string()
     };
-    match infra::routes::find(method, &path) {
+    match infra::routes::find(method, &path, cors) {
         Ok((route, params)) => Resolution::Route {
             route,
             params: params
@@ -84,7 +86,7 @@ mod tests {
             route,
             params,
             path,
-        } = resolve("v1", "GET", "/v1/users/a%20b")
+        } = resolve("v1", "GET", "/v1/users/a%20b", false)
         else {
             panic!("expected a route");
         };
@@ -95,15 +97,37 @@ mod tests {
 
     #[test]
     fn answers_like_execute_api_for_unknown_stage_route_and_method() {
-        assert_eq!(resolve("v1", "GET", "/v2/health"), Resolution::UnknownStage);
         assert_eq!(
-            resolve("v1", "GET", "/v1x/health"),
+            resolve("v1", "GET", "/v2/health", false),
             Resolution::UnknownStage
         );
-        assert_eq!(resolve("v1", "GET", "/"), Resolution::UnknownStage);
-        assert_eq!(resolve("v1", "GET", "/v1/nope"), Resolution::UnknownRoute);
-        assert_eq!(resolve("v1", "PUT", "/v1/users"), Resolution::UnknownRoute);
-        assert_eq!(resolve("v1", "GET", "/v1"), Resolution::UnknownRoute);
+        assert_eq!(
+            resolve("v1", "GET", "/v1x/health", false),
+            Resolution::UnknownStage
+        );
+        assert_eq!(resolve("v1", "GET", "/", false), Resolution::UnknownStage);
+        assert_eq!(
+            resolve("v1", "GET", "/v1/nope", false),
+            Resolution::UnknownRoute
+        );
+        assert_eq!(
+            resolve("v1", "PUT", "/v1/users", false),
+            Resolution::UnknownRoute
+        );
+        assert_eq!(resolve("v1", "GET", "/v1", false), Resolution::UnknownRoute);
+    }
+
+    #[test]
+    fn options_is_a_route_only_with_cors() {
+        assert_eq!(
+            resolve("v1", "OPTIONS", "/v1/users/1", false),
+            Resolution::UnknownRoute
+        );
+        let Resolution::Route { route, .. } = resolve("v1", "OPTIONS", "/v1/users/1", true) else {
+            panic!("expected the preflight route");
+        };
+        assert_eq!(route.function, infra::routes::FunctionName::Users);
+        assert!(!route.api_key_required(true));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Options {
     /// Whether `GET /health` needs the key; `None` reads the environment file of the env the
     /// outputs belong to (`build/<env>/outputs.json`).
     pub health_requires_api_key: Option<bool>,
+    /// The browser origins the environment allows (`api.cors_allow_origins`); non-empty gives
+    /// every path a keyless `OPTIONS` and the functions `CORS_ALLOW_ORIGINS`, as Terraform
+    /// does. `None` reads the environment file, like `health_requires_api_key`.
+    pub cors_allow_origins: Option<Vec<String>>,
 }
 
 impl Options {
@@ -61,6 +65,7 @@ impl Options {
             max_instances: 4,
             alias_poll: Some(DEFAULT_ALIAS_POLL),
             health_requires_api_key: None,
+            cors_allow_origins: None,
         }
     }
 }
@@ -83,7 +88,7 @@ impl Server {
     /// every version in play (or extracts the `build/dist` fallback), writes `routing.json` and
     /// starts listening. Function processes start lazily, on their first request, like Lambda.
     pub async fn start(options: Options) -> Result<Server> {
-        let deployment = Deployment::load(&options.outputs)?;
+        let mut deployment = Deployment::load(&options.outputs)?;
         let work = match &options.work_dir {
             Some(dir) => dir.clone(),
             None => options
@@ -92,10 +97,22 @@ impl Server {
                 .unwrap_or(std::path::Path::new("."))
                 .join("functions"),
         };
-        let health_requires_api_key = match options.health_requires_api_key {
-            Some(value) => value,
-            None => health_key_from_environment(&options.outputs)?,
+        let environment = match (options.health_requires_api_key, &options.cors_allow_origins) {
+            (Some(_), Some(_)) => None,
+            _ => Some(environment_config(&options.outputs)?),
         };
+        let health_requires_api_key = options.health_requires_api_key.unwrap_or_else(|| {
+            environment
+                .as_ref()
+                .is_some_and(|c| c.api.health_requires_api_key)
+        });
+        deployment.cors_allow_origins = match &options.cors_allow_origins {
+            Some(origins) => origins.clone(),
+            None => environment
+                .map(|c| c.api.cors_allow_origins)
+                .unwrap_or_default(),
+        };
+        let cors = !deployment.cors_allow_origins.is_empty();
 
         let emulator = Emulator::new(deployment.clone(), &options.endpoint, &work, &options.dist);
         let table = Arc::new(Table::default());
@@ -119,6 +136,7 @@ impl Server {
             deployment,
             routes: table,
             health_requires_api_key,
+            cors,
             integration_timeout: options.integration_timeout,
         });
 
@@ -244,20 +262,20 @@ impl Drop for Server {
     }
 }
 
-/// `build/<env>/outputs.json` belongs to environment `<env>`; its file decides about /health.
-fn health_key_from_environment(outputs: &std::path::Path) -> Result<bool> {
+/// `build/<env>/outputs.json` belongs to environment `<env>`; its file decides about /health
+/// and CORS.
+fn environment_config(outputs: &std::path::Path) -> Result<infra::Config> {
     let env = outputs
         .parent()
         .and_then(|d| d.file_name())
         .and_then(|n| n.to_str())
         .with_context(|| {
             format!(
-                "cannot tell the environment from {}; pass --health-api-key",
+                "cannot tell the environment from {}; pass --health-api-key and --cors-allow-origins",
                 outputs.display()
             )
         })?;
-    let config = infra::load_config(env).with_context(|| {
-        format!("reading environment `{env}` (named by the folder of {}); pass --health-api-key to skip", outputs.display())
-    })?;
-    Ok(config.api.health_requires_api_key)
+    infra::load_config(env).with_context(|| {
+        format!("reading environment `{env}` (named by the folder of {}); pass --health-api-key and --cors-allow-origins to skip", outputs.display())
+    })
 }

@@ -31,6 +31,8 @@ fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
             "0",
             "--health-api-key",
             "open",
+            "--cors-allow-origins",
+            "",
         ])
         .arg("--state")
         .arg(&state)

@@ -8,6 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use infra::gateway_responses::GatewayResponse;
 use local_api::{Options, Server};
 use serde_json::Value;
 
@@ -41,6 +42,7 @@ impl Stack {
         let mut options = Options::new(outputs, dist, support::closed_endpoint());
         options.integration_timeout = integration_timeout;
         options.health_requires_api_key = Some(health_requires_key);
+        options.cors_allow_origins = Some(Vec::new());
         let work = dir.join("work");
         options.work_dir = Some(work.clone());
         let server = Server::start(options).await.expect("the server starts");
@@ -77,15 +79,59 @@ impl Stack {
     }
 }
 
+/// Checks one gateway answer against the API's gateway response for `response_type`: the
+/// status, the documented error shape, `x-request-id` equal to the body's `request_id` (and to
+/// API Gateway's own `x-amzn-requestid`), and the very bytes the deployed template renders.
+fn assert_gateway_answer(
+    (status, body, headers): (u16, &str, &reqwest::header::HeaderMap),
+    response_type: &str,
+) {
+    let row = GatewayResponse::get(response_type);
+    let want_status = row.status.unwrap_or(if response_type == "DEFAULT_5XX" {
+        502
+    } else {
+        400
+    });
+    assert_eq!(status, want_status, "{response_type}: {body}");
+    let request_id = headers
+        .get("x-request-id")
+        .unwrap_or_else(|| panic!("{response_type}: no x-request-id header"))
+        .to_str()
+        .unwrap();
+    assert_eq!(headers["x-amzn-requestid"], request_id, "{response_type}");
+    assert_eq!(
+        headers["content-type"], "application/json",
+        "{response_type}"
+    );
+    let json: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{response_type}: body is not JSON ({e}): {body}"));
+    assert_eq!(
+        json,
+        serde_json::json!({"error": {"code": row.code, "message": row.message, "request_id": request_id}}),
+        "{response_type}"
+    );
+    assert_eq!(
+        body,
+        row.body(request_id),
+        "{response_type}: not the template's bytes"
+    );
+}
+
+async fn answer(response: reqwest::Response) -> (u16, String, reqwest::header::HeaderMap) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, response.text().await.unwrap(), headers)
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn gateway_errors_use_api_gateway_codes_and_bodies() {
+async fn gateway_errors_use_the_gateway_responses_of_the_api() {
     let stack = Stack::start(Duration::from_secs(29), true).await;
 
-    // No key, wrong key: 403 Forbidden.
-    let response = stack.http.get(stack.url("/users/1")).send().await.unwrap();
-    assert_eq!(response.status(), 403);
-    assert_eq!(response.headers()["x-amzn-errortype"], "ForbiddenException");
-    assert_eq!(response.text().await.unwrap(), r#"{"message":"Forbidden"}"#);
+    // No key, wrong key: INVALID_API_KEY.
+    let (status, body, headers) =
+        answer(stack.http.get(stack.url("/users/1")).send().await.unwrap()).await;
+    assert_gateway_answer((status, &body, &headers), "INVALID_API_KEY");
+    assert_eq!(headers["x-amzn-errortype"], "ForbiddenException");
     let response = stack
         .http
         .get(stack.url("/users/1"))
@@ -93,16 +139,19 @@ async fn gateway_errors_use_api_gateway_codes_and_bodies() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 403);
+    let (status, body, headers) = answer(response).await;
+    assert_gateway_answer((status, &body, &headers), "INVALID_API_KEY");
     // /health is keyed when the environment says so.
     let response = stack.http.get(stack.url("/health")).send().await.unwrap();
     assert_eq!(response.status(), 403);
 
-    // Unknown route and unknown method: 403 Missing Authentication Token.
-    let (status, body, _) = stack.get("/nope").await;
+    // Unknown route and unknown method: MISSING_AUTHENTICATION_TOKEN, a 404 like the
+    // functions' own unknown routes.
+    let (status, body, headers) = stack.get("/nope").await;
+    assert_gateway_answer((status, &body, &headers), "MISSING_AUTHENTICATION_TOKEN");
     assert_eq!(
-        (status, body.as_str()),
-        (403, r#"{"message":"Missing Authentication Token"}"#)
+        headers["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
     );
     let response = stack
         .http
@@ -111,11 +160,19 @@ async fn gateway_errors_use_api_gateway_codes_and_bodies() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 403);
-    assert_eq!(
-        response.text().await.unwrap(),
-        r#"{"message":"Missing Authentication Token"}"#
-    );
+    let (status, body, headers) = answer(response).await;
+    assert_gateway_answer((status, &body, &headers), "MISSING_AUTHENTICATION_TOKEN");
+    // Without CORS origins there is no OPTIONS method: a preflight is an unknown route.
+    let response = stack
+        .http
+        .request(reqwest::Method::OPTIONS, stack.url("/users"))
+        .header("origin", "http://127.0.0.1:1")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    let (status, body, headers) = answer(response).await;
+    assert_gateway_answer((status, &body, &headers), "MISSING_AUTHENTICATION_TOKEN");
 
     // A stage that is not deployed.
     let root = stack.server.url().trim_end_matches("/test").to_string();
@@ -139,7 +196,8 @@ async fn gateway_errors_use_api_gateway_codes_and_bodies() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 413);
+    let (status, body, headers) = answer(response).await;
+    assert_gateway_answer((status, &body, &headers), "REQUEST_TOO_LARGE");
 
     // And the server still serves.
     let (status, body, headers) = stack.get("/users/abc?x=1&x=2").await;
@@ -201,10 +259,7 @@ async fn a_crashed_function_gives_502_and_is_restarted() {
     assert_eq!(stack.echo_pid().await, first, "a warm instance is reused");
 
     let (status, body, headers) = stack.get("/users/crash").await;
-    assert_eq!(
-        (status, body.as_str()),
-        (502, r#"{"message": "Internal server error"}"#)
-    );
+    assert_gateway_answer((status, &body, &headers), "INTEGRATION_FAILURE");
     assert_eq!(headers["x-amzn-errortype"], "InternalServerErrorException");
 
     let second = stack.echo_pid().await;
@@ -220,10 +275,7 @@ async fn a_function_over_its_memory_size_is_killed_with_a_502_and_a_log_line() {
     let first = stack.echo_pid().await;
 
     let (status, body, headers) = stack.get("/users/hog").await;
-    assert_eq!(
-        (status, body.as_str()),
-        (502, r#"{"message": "Internal server error"}"#)
-    );
+    assert_gateway_answer((status, &body, &headers), "INTEGRATION_FAILURE");
     assert_eq!(headers["x-amzn-errortype"], "InternalServerErrorException");
     let log = std::fs::read_to_string(stack.work.join("users").join("output.log")).unwrap();
     assert!(
@@ -246,11 +298,8 @@ async fn a_hung_function_gives_504_and_the_server_keeps_serving() {
     let stack = Stack::start(Duration::from_millis(1500), true).await;
     let before = stack.echo_pid().await;
     let started = Instant::now();
-    let (status, body, _) = stack.get("/users/hang").await;
-    assert_eq!(
-        (status, body.as_str()),
-        (504, r#"{"message": "Endpoint request timed out"}"#)
-    );
+    let (status, body, headers) = stack.get("/users/hang").await;
+    assert_gateway_answer((status, &body, &headers), "INTEGRATION_TIMEOUT");
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
@@ -273,11 +322,8 @@ async fn a_function_that_exits_on_start_gives_502_every_time() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 502);
-        assert_eq!(
-            response.text().await.unwrap(),
-            r#"{"message": "Internal server error"}"#
-        );
+        let (status, body, headers) = answer(response).await;
+        assert_gateway_answer((status, &body, &headers), "INTEGRATION_FAILURE");
         // Other functions are unaffected.
         let (status, _, _) = stack.get("/health").await;
         assert_eq!(status, 200);
@@ -289,12 +335,8 @@ async fn handler_errors_and_invalid_responses_give_502_without_losing_the_instan
     let stack = Stack::start(Duration::from_secs(29), true).await;
     let pid = stack.echo_pid().await;
     for id in ["fail", "invalid"] {
-        let (status, body, _) = stack.get(&format!("/users/{id}")).await;
-        assert_eq!(
-            (status, body.as_str()),
-            (502, r#"{"message": "Internal server error"}"#),
-            "{id}"
-        );
+        let (status, body, headers) = stack.get(&format!("/users/{id}")).await;
+        assert_gateway_answer((status, &body, &headers), "INTEGRATION_FAILURE");
     }
     assert_eq!(
         stack.echo_pid().await,

@@ -360,6 +360,7 @@ impl Binary {
             .arg(fixture.dir.join("work"))
             .args(["--endpoint", &fixture.endpoint])
             .args(["--alias-poll-ms", "0", "--health-api-key", "open"])
+            .args(["--cors-allow-origins", ""])
             .arg("--state")
             .arg(&state)
             .stdout(Stdio::piped())
@@ -539,6 +540,7 @@ async fn polls_the_alias_and_reports_a_version_it_cannot_run() {
     options.work_dir = Some(fixture.dir.join("work"));
     options.alias_poll = Some(Duration::from_millis(100));
     options.health_requires_api_key = Some(false);
+    options.cors_allow_origins = Some(Vec::new());
     let server = local_api::Server::start(options).await.expect("starts");
     let http = reqwest::Client::new();
     let url = server.url().to_string();

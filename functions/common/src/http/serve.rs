@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, VARY,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN,
+    VARY,
 };
 use http::{HeaderName, HeaderValue, Method, Response};
 use lambda_http::request::RequestContext;
@@ -63,7 +64,12 @@ where
     );
     async move {
         let started = Instant::now();
-        let cors = state.config.cors_allow_origin.as_deref();
+        let cors = Cors::of(&state.config.cors_allow_origins, &request);
+        let preflight_request = method == Method::OPTIONS
+            && request.headers().contains_key(ORIGIN)
+            && request
+                .headers()
+                .contains_key(ACCESS_CONTROL_REQUEST_METHOD);
         let outcome = match resolve(routes, &request) {
             Ok((route, params)) => {
                 tracing::Span::current().record("route", route.template);
@@ -77,9 +83,12 @@ where
                 dispatch(state, call).await
             }
             Err(ServiceError::MethodNotAllowed { allow })
-                if method == Method::OPTIONS && cors.is_some() =>
+                if preflight_request && cors != Cors::Off =>
             {
-                Ok(preflight(&allow))
+                match cors {
+                    Cors::Allowed(_) => Ok(preflight(&allow)),
+                    _ => Err(ServiceError::OriginNotAllowed),
+                }
             }
             Err(error) => Err(error),
         };
@@ -125,17 +134,47 @@ fn preflight(allow: &[Method]) -> Response<Body> {
     response
 }
 
-fn add_common_headers(response: &mut Response<Body>, request_id: &str, cors: Option<&str>) {
+/// What CORS means for one request.
+#[derive(Debug, PartialEq, Eq)]
+enum Cors {
+    /// The deployment allows no origins: no CORS headers, no preflights.
+    Off,
+    /// The request's `Origin` is one of the allowed origins: it is echoed back.
+    Allowed(HeaderValue),
+    /// No `Origin`, or one not in the list: no CORS headers (the browser then refuses to hand
+    /// the answer to the page), and a preflight gets 403.
+    NotAllowed,
+}
+
+impl Cors {
+    fn of(allowed: &[String], request: &Request) -> Cors {
+        if allowed.is_empty() {
+            return Cors::Off;
+        }
+        match request.headers().get(ORIGIN) {
+            Some(origin) if allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) => {
+                Cors::Allowed(origin.clone())
+            }
+            _ => Cors::NotAllowed,
+        }
+    }
+}
+
+fn add_common_headers(response: &mut Response<Body>, request_id: &str, cors: Cors) {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(X_REQUEST_ID, value);
     }
-    if let Some(origin) = cors.and_then(|origin| HeaderValue::from_str(origin).ok()) {
+    if cors != Cors::Off {
+        // The answer depends on `Origin` whenever origins are configured: caches must not
+        // hand one origin's answer to another.
+        headers.insert(VARY, HeaderValue::from_static("origin"));
+    }
+    if let Cors::Allowed(origin) = cors {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         headers.insert(
             ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("x-request-id, etag, location"),
         );
-        headers.insert(VARY, HeaderValue::from_static("origin"));
     }
 }

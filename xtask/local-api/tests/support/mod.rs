@@ -44,6 +44,25 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// Path of a service function's own binary (`health`, `users`, `sessions`), built on demand
+/// in this profile, for tests that need the real handler behind the server.
+pub fn function_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir.join(name);
+    let status = emulator::cargo()
+        .args(["build", "-p", name, "--bin", name])
+        .current_dir(workspace_root())
+        .status()
+        .expect("running cargo build for a function");
+    assert!(status.success(), "building function {name} failed");
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
+}
+
 /// Writes `<dist>/<function>.zip` holding `binary` as `bootstrap`, as the packaging step does
 /// (stored, not deflated: debug binaries are large and an unoptimised deflate is slow).
 pub fn zip_bootstrap(dist: &Path, function: &str, binary: &Path) {
