@@ -126,85 +126,212 @@ fn no_wildcards_except_xray_and_the_listed_exceptions() {
     }
 }
 
+/// The whole statements (conditions included) of the function roles' inline policies in a
+/// stack, by function: `users_function` -> `users`.
+fn function_statements(stack: &Value) -> BTreeMap<String, Vec<Value>> {
+    resources(stack)
+        .filter(|(ty, _, _)| *ty == "aws_iam_role_policy")
+        .filter_map(|(_, name, body)| {
+            let function = name.strip_suffix("_function")?;
+            let doc: Value = serde_json::from_str(body["policy"].as_str().unwrap()).unwrap();
+            Some((
+                function.to_owned(),
+                doc["Statement"].as_array().unwrap().clone(),
+            ))
+        })
+        .collect()
+}
+
+/// A string or a list of strings, as IAM allows either.
+fn string_list(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().map(|s| s.as_str().unwrap().to_owned()).collect(),
+        _ => panic!("expected a string or a list of strings, got {v}"),
+    }
+}
+
+/// A condition block in one canonical text: keys sorted, a single value and a one-element list
+/// alike, lists as sets (IAM reads them so). `-` when there is none.
+fn canonical_condition(condition: Option<&Value>) -> String {
+    fn canonical(v: &Value) -> Value {
+        match v {
+            Value::Object(map) => {
+                let sorted: BTreeMap<&String, Value> =
+                    map.iter().map(|(k, v)| (k, canonical(v))).collect();
+                serde_json::to_value(sorted).unwrap()
+            }
+            Value::String(_) | Value::Array(_) => {
+                let set: BTreeSet<String> = string_list(v).into_iter().collect();
+                serde_json::to_value(set).unwrap()
+            }
+            other => other.clone(),
+        }
+    }
+    match condition {
+        None | Some(Value::Null) => "-".to_owned(),
+        Some(c) => canonical(c).to_string(),
+    }
+}
+
+/// What a DynamoDB resource of a function policy is: `table users`, `index by-kind`, ...
+fn table_resource_kind(resource: &str) -> Option<String> {
+    let rest = resource.strip_prefix("${aws_dynamodb_table.")?;
+    let (table, after) = rest.split_once(".arn}")?;
+    Some(match after.strip_prefix("/index/") {
+        Some(index) => format!("index {index}"),
+        None if after.is_empty() => format!("table {table}"),
+        None => panic!("unexpected table resource {resource}"),
+    })
+}
+
+/// Exactly these DynamoDB grants, per function: (action, resource, condition). Any other action,
+/// resource or condition, and any missing one, fails with the function and the action named.
 #[test]
-fn each_function_reaches_only_its_tables_indexes_and_log_group() {
-    let users = "${aws_dynamodb_table.users.arn}";
-    let sessions = "${aws_dynamodb_table.sessions.arn}";
-    let by_kind = "${aws_dynamodb_table.users.arn}/index/by-kind";
-    let by_user = "${aws_dynamodb_table.sessions.arn}/index/by-user";
-    let expected: BTreeMap<&str, Vec<(&str, &[&str])>> = BTreeMap::from([
-        (
-            "health",
-            vec![
-                (users, &["DescribeTable"][..]),
-                (sessions, &["DescribeTable"][..]),
-            ],
-        ),
+fn each_function_has_exactly_its_table_grants() {
+    let only = |attributes: &[&str]| serde_json::json!({ "ForAllValues:StringEquals": { "dynamodb:Attributes": attributes } });
+    let only_returning_nothing = |attributes: &[&str]| {
+        serde_json::json!({
+            "ForAllValues:StringEquals": { "dynamodb:Attributes": attributes },
+            "StringEqualsIfExists": { "dynamodb:ReturnValues": ["NONE"] },
+        })
+    };
+    let session_stamp = only_returning_nothing(&["token_hash", "user_id", "generation"]);
+    let generation_check = only(&["pk", "session_generation"]);
+    let generation_bump = only_returning_nothing(&["pk", "session_generation"]);
+    let grants: &[(&str, &str, &str, Option<&Value>)] = &[
+        ("health", "DescribeTable", "table users", None),
+        ("health", "DescribeTable", "table sessions", None),
+        ("users", "GetItem", "table users", None),
+        ("users", "PutItem", "table users", None),
+        ("users", "DeleteItem", "table users", None),
+        ("users", "Query", "index by-kind", None),
+        ("users", "GetItem", "table sessions", None),
+        ("users", "DeleteItem", "table sessions", None),
         (
             "users",
-            vec![
-                (
-                    users,
-                    &[
-                        "ConditionCheckItem",
-                        "DeleteItem",
-                        "GetItem",
-                        "PutItem",
-                        "Query",
-                        "UpdateItem",
-                    ][..],
-                ),
-                (by_kind, &["Query"][..]),
-                (sessions, &["BatchWriteItem", "DeleteItem", "GetItem"][..]),
-                (by_user, &["Query"][..]),
-            ],
+            "UpdateItem",
+            "table sessions",
+            Some(&session_stamp),
+        ),
+        ("users", "Query", "index by-user", None),
+        ("sessions", "GetItem", "table users", None),
+        (
+            "sessions",
+            "ConditionCheckItem",
+            "table users",
+            Some(&generation_check),
         ),
         (
             "sessions",
-            vec![
-                (users, &["GetItem"][..]),
-                (
-                    sessions,
-                    &["BatchWriteItem", "DeleteItem", "GetItem", "PutItem"][..],
-                ),
-                (by_user, &["Query"][..]),
-            ],
+            "UpdateItem",
+            "table users",
+            Some(&generation_bump),
         ),
-    ]);
+        ("sessions", "GetItem", "table sessions", None),
+        ("sessions", "PutItem", "table sessions", None),
+        ("sessions", "UpdateItem", "table sessions", None),
+        ("sessions", "DeleteItem", "table sessions", None),
+        ("sessions", "Query", "index by-user", None),
+    ];
+    let want: BTreeSet<(String, String, String, String)> = grants
+        .iter()
+        .map(|(function, action, kind, condition)| {
+            (
+                (*function).to_owned(),
+                format!("dynamodb:{action}"),
+                (*kind).to_owned(),
+                canonical_condition(*condition),
+            )
+        })
+        .collect();
     for env in infra::ENVIRONMENTS {
         let service = stacks(env)
             .into_iter()
             .find(|(n, _)| n == "service")
             .unwrap()
             .1;
-        let policies = role_policies(&service);
-        for (function, want) in &expected {
-            let statements = &policies[&format!("{function}_function")];
-            let mut dynamo: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for (actions, resources) in statements {
-                for r in resources {
-                    if r.starts_with("${aws_cloudwatch_log_group") {
+        let policies = function_statements(&service);
+        assert_eq!(
+            policies.keys().collect::<Vec<_>>(),
+            ["health", "sessions", "users"],
+            "{env}: the function roles"
+        );
+        let mut got = BTreeSet::new();
+        for (function, statements) in &policies {
+            for statement in statements {
+                let actions = string_list(&statement["Action"]);
+                for resource in string_list(&statement["Resource"]) {
+                    if resource.starts_with("${aws_cloudwatch_log_group") {
                         assert_eq!(
-                            r,
-                            &format!("${{aws_cloudwatch_log_group.{function}.arn}}:*"),
+                            resource,
+                            format!("${{aws_cloudwatch_log_group.{function}.arn}}:*"),
                             "{env}: {function} reaches another log group"
                         );
                     }
-                    if r.starts_with("${aws_dynamodb_table") {
-                        let acts = actions.iter().map(|a| {
-                            a.strip_prefix("dynamodb:")
-                                .expect("only dynamodb actions on tables")
-                                .to_owned()
-                        });
-                        dynamo.entry(r.clone()).or_default().extend(acts);
+                    let dynamo = actions.iter().any(|a| a.starts_with("dynamodb:"));
+                    let Some(kind) = table_resource_kind(&resource) else {
+                        assert!(
+                            !dynamo,
+                            "{env}: {function} grants {actions:?} on {resource}, not a table or \
+                             index of the stack"
+                        );
+                        continue;
+                    };
+                    for action in &actions {
+                        got.insert((
+                            function.clone(),
+                            action.clone(),
+                            kind.clone(),
+                            canonical_condition(statement.get("Condition")),
+                        ));
                     }
                 }
             }
-            let want: BTreeMap<String, BTreeSet<String>> = want
-                .iter()
-                .map(|(r, a)| ((*r).to_owned(), a.iter().map(|s| (*s).to_owned()).collect()))
-                .collect();
-            assert_eq!(dynamo, want, "{env}: table access of {function}");
+        }
+        let line = |(function, action, kind, condition): &(String, String, String, String)| {
+            format!("  {function}: {action} on {kind}, condition {condition}")
+        };
+        let extra: Vec<String> = got.difference(&want).map(line).collect();
+        let missing: Vec<String> = want.difference(&got).map(line).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{env}: the functions' table grants differ from the list in this test \
+             (compute::table_statements).\nGranted but not listed:\n{}\nListed but not granted:\n{}",
+            extra.join("\n"),
+            missing.join("\n")
+        );
+    }
+}
+
+/// Whatever the list above becomes: no function role of any stack batch-writes, scans, or holds
+/// a wildcard action or resource on DynamoDB.
+#[test]
+fn no_function_batch_writes_scans_or_wildcards_dynamodb() {
+    for env in infra::ENVIRONMENTS {
+        for (stack_name, stack) in stacks(env) {
+            for (function, statements) in function_statements(&stack) {
+                for statement in statements {
+                    let actions = string_list(&statement["Action"]);
+                    let resources = string_list(&statement["Resource"]);
+                    for action in actions.iter().filter(|a| a.starts_with("dynamodb:")) {
+                        assert!(
+                            !["dynamodb:BatchWriteItem", "dynamodb:Scan"]
+                                .contains(&action.as_str())
+                                && !action.contains('*'),
+                            "{env}/{stack_name}: {function} grants {action}"
+                        );
+                        assert!(
+                            resources.iter().all(|r| !r.contains('*')),
+                            "{env}/{stack_name}: {function} grants {action} on {resources:?}"
+                        );
+                    }
+                    assert!(
+                        !actions.iter().any(|a| a == "*" || a.starts_with("*:")),
+                        "{env}/{stack_name}: {function} grants {actions:?}"
+                    );
+                }
+            }
         }
     }
 }

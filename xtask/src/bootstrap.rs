@@ -67,7 +67,7 @@ pub fn run(_sh: &Shell, env: &Env, args: BootstrapArgs) -> Result<()> {
         "env": env.name,
         "state_bucket": state_bucket,
         "state_migrated": migrated,
-        "outputs": outputs,
+        "outputs": outputs.masked(),
         "delivery": delivery,
     });
     let mut human = format!("bootstrap stack of `{}` applied", env.name);

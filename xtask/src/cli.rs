@@ -61,7 +61,17 @@ pub enum Command {
     Plan(PlanArgs),
     /// Build, package, upload, apply and wait until the functions are live.
     Deploy(DeployArgs),
-    /// Print the deployed stack's outputs (API URL, table names, ...).
+    /// Print the deployed stack's outputs (API URL, table names, ...); secrets masked.
+    #[command(
+        after_help = "Sensitive outputs (those Terraform marks `sensitive`, such as \
+        api_key_value) are listed as `<sensitive: add --show-sensitive>`.\n\
+        Asked for by name without --show-sensitive, a sensitive output prints nothing on stdout, \
+        says why on stderr and exits with status 1, so `KEY=$(cargo xtask outputs api_key_value)` \
+        fails in a script instead of capturing a placeholder.\n\n\
+        Examples:\n  \
+        cargo xtask outputs api_url\n  \
+        cargo xtask outputs api_key_value --show-sensitive"
+    )]
     Outputs(OutputsArgs),
     /// Print a function's CloudWatch logs.
     Logs(LogsArgs),
@@ -150,7 +160,8 @@ pub struct DeployArgs {
 pub struct OutputsArgs {
     /// Print only this output's value (e.g. `api_url`).
     pub name: Option<String>,
-    /// Include sensitive values such as the API key.
+    /// Print sensitive values (the API key) instead of masking them; without it, asking for
+    /// one by name fails.
     #[arg(long)]
     pub show_sensitive: bool,
 }

@@ -255,7 +255,7 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
             .stacks
             .insert(SERVICE_STACK.to_owned(), "unchanged".to_owned());
         report.changed_functions.clear();
-        published_versions(&outputs::load(env)?)
+        published_versions(&outputs::load(env)?.values)
     } else if args.hotswap && code_only {
         progress::step(format!(
             "Only function code changed; hotswapping {} through the Lambda API (Terraform reconciles at the next plain deploy)",
@@ -304,7 +304,7 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
         report
             .stacks
             .insert(SERVICE_STACK.to_owned(), "applied".to_owned());
-        published_versions(&outs)
+        published_versions(&outs.values)
     };
     let outs = outputs::load(env)?;
     report.api_url = outs
@@ -325,7 +325,7 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
             &live,
             &published,
             &strategy,
-            &release_alarms(&outs),
+            &release_alarms(&outs.values),
         ) {
             Ok(release) => {
                 rollback::after_deploy(env, &target, &before)?;

@@ -45,6 +45,7 @@ pub fn run(sh: &Shell, env: &Env, args: DestroyArgs) -> Result<()> {
         process::write_json(&last_path, &last)?;
     }
     let _ = std::fs::remove_file(env.outputs_file());
+    let _ = std::fs::remove_file(env.sensitive_outputs_file());
     let json = serde_json::json!({ "env": env.name, "destroyed": destroyed });
     progress::result(
         env,

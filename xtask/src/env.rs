@@ -163,6 +163,11 @@ impl Env {
     pub fn outputs_file(&self) -> PathBuf {
         self.dir().join("outputs.json")
     }
+
+    /// The names of the outputs Terraform marks `sensitive`, beside the outputs file.
+    pub fn sensitive_outputs_file(&self) -> PathBuf {
+        self.dir().join("sensitive-outputs.json")
+    }
 }
 
 /// The environment names, from the files in infra/environments.

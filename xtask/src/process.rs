@@ -96,20 +96,81 @@ pub fn port_open(port: u16) -> bool {
 /// Writes pretty JSON atomically (temporary file, then rename), so a reader
 /// never sees half a file and an interrupted run leaves the old one.
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    write_atomic(path, text.as_bytes())
+    write_atomic(path, json_text(value)?.as_bytes())
 }
 
+/// [`write_json`] for a file that holds a secret (the outputs file holds the API key): see
+/// [`write_private`].
+pub fn write_json_private<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    write_private(path, json_text(value)?.as_bytes())
+}
+
+fn json_text<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Writes `bytes` to `path` atomically, with the default mode (0666 less the umask).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_through_temporary(path, bytes, 0o666)
+}
+
+/// Writes a file that holds a key, token or password: mode 0600 from the start, not a
+/// world-readable file tightened afterwards (a reader could open it in between). The
+/// temporary file is created 0600 and renamed over `path`, so a file left wider by an
+/// older version is replaced by a private one on the next write.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_through_temporary(path, bytes, 0o600)
+}
+
+/// A temporary file beside `path` (same file system, so the rename is atomic), created new
+/// with `mode` (less the umask): `create_new` means a stale temporary file left by a killed run
+/// is never reused with whatever mode it had.
+fn write_through_temporary(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().context("a file path has a parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    match std::fs::remove_file(&tmp) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(err).with_context(|| format!("removing {}", tmp.display()));
+        }
+        _ => {}
+    }
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Takes group and other permissions off an existing file that holds a secret but that
+/// xtask does not write itself (Terraform's local state, which holds the API key): Terraform
+/// rewrites an existing state file in place, keeping its mode. A missing file is fine.
+pub fn make_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+            .with_context(|| format!("making {} private", path.display()))?;
+    }
+    Ok(())
 }
 
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
@@ -125,4 +186,59 @@ pub fn display_path(root: &Path, path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-process-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_files_are_0600_new_rewritten_and_over_a_stale_temporary_file() {
+        let dir = scratch("private");
+        let path = dir.join("nested").join("outputs.json");
+        write_json_private(&path, &serde_json::json!({ "api_key_value": "k" })).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert!(std::fs::read_to_string(&path).unwrap().contains("\"k\""));
+
+        // A file an older xtask left world-readable is replaced by a private one.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // So is a temporary file a killed run left behind, with a wide mode.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, "stale").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_private(&path, b"new\n").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        assert!(!tmp.exists());
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["outputs.json"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn make_private_tightens_existing_files_and_ignores_missing_ones() {
+        let dir = scratch("tighten");
+        let state = dir.join("service.tfstate");
+        std::fs::write(&state, "{}").unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o644)).unwrap();
+        make_private(&state).unwrap();
+        assert_eq!(mode(&state), 0o600);
+        make_private(&dir.join("missing.tfstate")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -3,6 +3,7 @@
 //! under a progress display and terraform's own error shown on failure.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::env::Env;
+use crate::outputs::Outputs;
 use crate::process;
 use crate::progress;
 
@@ -43,6 +45,7 @@ impl<'a> Terraform<'a> {
             );
         }
         write_cli_config(env)?;
+        make_states_private(env)?;
         Ok(Terraform {
             env,
             stack,
@@ -63,6 +66,16 @@ impl<'a> Terraform<'a> {
             .env("TF_INPUT", "0");
         for (key, value) in &self.vars {
             command.env(key, value);
+        }
+        // Terraform writes the local state (and its backup), which holds the API key's value,
+        // with 0666 less the umask: with 077 it creates them 0600 from the start.
+        // SAFETY: the closure runs in the child between fork and exec; umask(2) is
+        // async-signal-safe and touches no memory.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0o077);
+                Ok(())
+            });
         }
         command
     }
@@ -210,8 +223,8 @@ impl<'a> Terraform<'a> {
         self.changing("destroy", args, var_file)
     }
 
-    /// `terraform output -json`, flattened to `{name: value}`.
-    pub fn outputs(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+    /// `terraform output -json`: the values, and which ones are sensitive.
+    pub fn outputs(&self) -> Result<Outputs> {
         let output = self
             .command(&["output", "-json", "-no-color"])
             .output()
@@ -226,16 +239,7 @@ impl<'a> Terraform<'a> {
         let raw: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&output.stdout)
                 .with_context(|| format!("{}: unexpected output", self.step("output")))?;
-        Ok(raw
-            .into_iter()
-            .map(|(name, entry)| {
-                let value = entry
-                    .get("value")
-                    .cloned()
-                    .unwrap_or(serde_json::Value::Null);
-                (name, value)
-            })
-            .collect())
+        Ok(Outputs::from_terraform(raw))
     }
 
     /// `terraform init -migrate-state` onto the backend now in the stack JSON.
@@ -497,6 +501,21 @@ fn registry_reachable() -> bool {
     addrs
         .take(2)
         .any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).is_ok())
+}
+
+/// Local state files (`build/<env>/<stack>.tfstate` and their backups) written by an older
+/// xtask, or by terraform run by hand, may be world-readable; terraform keeps an existing
+/// file's mode when it rewrites it, so they are tightened before every run.
+fn make_states_private(env: &Env) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(env.dir()) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().contains(".tfstate") {
+            process::make_private(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// `build/terraformrc`: a CLI config of our own.

@@ -91,7 +91,6 @@ const TABLE_ACTIONS: &[&str] = &[
     "dynamodb:DeleteItem",
     "dynamodb:ConditionCheckItem",
     "dynamodb:Query",
-    "dynamodb:BatchWriteItem",
 ];
 
 /// The replication role's actions (`storage::replication_statements`).

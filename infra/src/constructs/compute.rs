@@ -76,7 +76,11 @@ pub struct ComputeInputs<'a> {
 }
 
 /// Least privilege, per the contract: each function reaches only its tables, indexes and
-/// actions. Transactions need no action of their own: DynamoDB checks the item actions inside.
+/// actions, one statement per purpose. Transactions need no action of their own: DynamoDB checks
+/// the item actions inside. No function may batch-write, scan, or mint what another function
+/// owns: the updates one function makes to the other's items are limited to named attributes
+/// (`dynamodb:Attributes`, key included) and return nothing (`dynamodb:ReturnValues`).
+/// `infra/tests/assertions.rs` pins this table exactly.
 fn table_statements(which: FunctionName, tables: &Tables) -> Vec<Statement> {
     let users = &tables.users;
     let sessions = &tables.sessions;
@@ -87,56 +91,79 @@ fn table_statements(which: FunctionName, tables: &Tables) -> Vec<Statement> {
             vec![users.arn().to_string(), sessions.arn().to_string()],
         )],
         FunctionName::Users => vec![
+            // Register, read, change and delete a user: the user item and its e-mail item are
+            // put and deleted together in transactions (no partial updates).
             Statement::allow(
-                "UsersTableItems",
+                "UserAndEmailItems",
                 &[
                     "dynamodb:GetItem",
                     "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
-                    "dynamodb:ConditionCheckItem",
-                    "dynamodb:Query",
                 ],
                 vec![users.arn().to_string()],
             ),
             Statement::allow(
-                "UsersListByKind",
+                "ListUsersByKind",
                 &["dynamodb:Query"],
                 vec![users.index_arn("by-kind")],
             ),
+            // Authenticate the bearer token; delete a deleted user's sessions.
             Statement::allow(
-                "SessionsOfUser",
-                &[
-                    "dynamodb:GetItem",
-                    "dynamodb:DeleteItem",
-                    "dynamodb:BatchWriteItem",
-                ],
+                "AuthenticateAndRevokeSessions",
+                &["dynamodb:GetItem", "dynamodb:DeleteItem"],
                 vec![sessions.arn().to_string()],
             ),
+            // A password change re-stamps the caller's own session with the new generation.
+            // Only that attribute: the users function must not be able to mint sessions.
             Statement::allow(
-                "SessionsByUser",
+                "RestampOwnSessionGeneration",
+                &["dynamodb:UpdateItem"],
+                vec![sessions.arn().to_string()],
+            )
+            .only_attributes(&["token_hash", "user_id", "generation"])
+            .returning_nothing(),
+            Statement::allow(
+                "FindSessionsOfUser",
                 &["dynamodb:Query"],
                 vec![sessions.index_arn("by-user")],
             ),
         ],
         FunctionName::Sessions => vec![
+            // Log-in: the e-mail item, then the user it points to.
             Statement::allow(
-                "UsersLookup",
+                "LookUpUserByEmail",
                 &["dynamodb:GetItem"],
                 vec![users.arn().to_string()],
             ),
+            // Log-in checks in its transaction that the user still exists with the session
+            // generation it read. Only the generation: never a password hash or an e-mail.
             Statement::allow(
-                "SessionsItems",
+                "CheckUserSessionGeneration",
+                &["dynamodb:ConditionCheckItem"],
+                vec![users.arn().to_string()],
+            )
+            .only_attributes(&["pk", "session_generation"]),
+            // "Log out everywhere" bumps the user's session generation, and nothing else.
+            Statement::allow(
+                "BumpUserSessionGeneration",
+                &["dynamodb:UpdateItem"],
+                vec![users.arn().to_string()],
+            )
+            .only_attributes(&["pk", "session_generation"])
+            .returning_nothing(),
+            // Create, authenticate and delete sessions; count log-in attempts.
+            Statement::allow(
+                "SessionItems",
                 &[
                     "dynamodb:GetItem",
                     "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
                     "dynamodb:DeleteItem",
-                    "dynamodb:BatchWriteItem",
                 ],
                 vec![sessions.arn().to_string()],
             ),
             Statement::allow(
-                "SessionsByUser",
+                "FindSessionsOfUser",
                 &["dynamodb:Query"],
                 vec![sessions.index_arn("by-user")],
             ),

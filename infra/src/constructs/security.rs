@@ -94,6 +94,33 @@ impl Statement {
         self
     }
 
+    /// Adds `key` with `values` under `operator`, beside the conditions already there (IAM
+    /// requires every key under every operator to match).
+    fn require(mut self, operator: &str, key: &str, values: &[&str]) -> Statement {
+        let condition = self.condition.get_or_insert_with(|| json!({}));
+        condition[operator][key] = json!(values);
+        self
+    }
+
+    /// DynamoDB fine-grained access: every attribute the request names (the item's key, the
+    /// attributes it writes, checks or mentions in an expression) must be one of `attributes`,
+    /// so a statement that lets a function touch one field of an item can't change the others.
+    /// The table's key attribute has to be in the list: every item request names it.
+    pub fn only_attributes(self, attributes: &[&str]) -> Statement {
+        self.require(
+            "ForAllValues:StringEquals",
+            "dynamodb:Attributes",
+            attributes,
+        )
+    }
+
+    /// DynamoDB: the request asks for no item values back (`ReturnValues` absent or `NONE`).
+    /// Without it, an update limited by [`Statement::only_attributes`] could still read the
+    /// whole item through `ALL_OLD` or `ALL_NEW`.
+    pub fn returning_nothing(self) -> Statement {
+        self.require("StringEqualsIfExists", "dynamodb:ReturnValues", &["NONE"])
+    }
+
     /// Sending traces to X-Ray. PutTraceSegments/PutTelemetryRecords support no resource-level
     /// permissions: AWS only grants them on "*" (the one wildcard the policy tests allow in
     /// the service roles).

@@ -1,6 +1,7 @@
 //! The whole life cycle on `local`, against moto and real terraform:
-//! deploy, outputs, a second deploy that skips, a one-function code change
-//! that uploads and updates only that function, destroy.
+//! deploy, outputs (the API key masked, every file holding it 0600), a
+//! second deploy that skips, a one-function code change that uploads and
+//! updates only that function, destroy.
 //!
 //! Uses the release binaries of the functions (see `common::release_binaries`).
 
@@ -19,6 +20,16 @@ fn code_sha(endpoint: &str, function: &str) -> String {
             .unwrap();
         f.configuration().unwrap().code_sha256().unwrap().to_owned()
     })
+}
+
+/// A file's permission bits.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
@@ -65,11 +76,46 @@ fn deploy_noop_change_one_function_destroy() {
             "missing output {key}: {outputs}"
         );
     }
-    assert_eq!(outputs["api_key_value"], "(sensitive; --show-sensitive)");
+    assert_eq!(
+        outputs["api_key_value"],
+        "<sensitive: add --show-sensitive>"
+    );
     let on_disk: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("local/outputs.json")).unwrap())
             .unwrap();
     assert_eq!(on_disk["api_url"], outputs["api_url"]);
+    // The API key: Terraform marks it sensitive, and every file holding it is private.
+    let key = on_disk["api_key_value"].as_str().unwrap();
+    assert!(!key.is_empty());
+    let sensitive = std::fs::read_to_string(dir.join("local/sensitive-outputs.json")).unwrap();
+    assert!(sensitive.contains("\"api_key_value\""), "{sensitive}");
+    for file in [
+        "local/outputs.json",
+        "local/service.tfstate",
+        "local/bootstrap.tfstate",
+    ] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    let masked = xtask(&dir, &["outputs", "api_key_value"]);
+    assert!(
+        !masked.status.success(),
+        "a sensitive output by name needs the flag"
+    );
+    assert!(
+        masked.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&masked.stdout)
+    );
+    assert!(
+        stderr(&masked).contains("--show-sensitive"),
+        "{}",
+        stderr(&masked)
+    );
+    let shown = xtask(&dir, &["outputs", "api_key_value", "--show-sensitive"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), key);
+    let listing = xtask(&dir, &["outputs"]);
+    assert!(!String::from_utf8_lossy(&listing.stdout).contains(key));
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("dist/manifest.json")).unwrap())
             .unwrap();
@@ -152,6 +198,7 @@ fn deploy_noop_change_one_function_destroy() {
     let destroyed = stdout_json(&xtask(&dir, &["destroy", "--json"]));
     assert_eq!(destroyed["destroyed"][0], "service");
     assert!(!dir.join("local/outputs.json").exists());
+    assert!(!dir.join("local/sensitive-outputs.json").exists());
     let outputs = xtask(&dir, &["outputs"]);
     assert!(!outputs.status.success());
     assert!(
