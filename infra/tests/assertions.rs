@@ -196,7 +196,7 @@ fn each_function_has_exactly_its_table_grants() {
             "StringEqualsIfExists": { "dynamodb:ReturnValues": ["NONE"] },
         })
     };
-    let session_stamp = only_returning_nothing(&["token_hash", "user_id", "generation"]);
+    let session_stamp = only_returning_nothing(&["token_hash", "generation"]);
     let generation_check = only(&["pk", "session_generation"]);
     let generation_bump = only_returning_nothing(&["pk", "session_generation"]);
     let grants: &[(&str, &str, &str, Option<&Value>)] = &[

@@ -120,7 +120,7 @@ fn table_statements(which: FunctionName, tables: &Tables) -> Vec<Statement> {
                 &["dynamodb:UpdateItem"],
                 vec![sessions.arn().to_string()],
             )
-            .only_attributes(&["token_hash", "user_id", "generation"])
+            .only_attributes(&["token_hash", "generation"])
             .returning_nothing(),
             Statement::allow(
                 "FindSessionsOfUser",
