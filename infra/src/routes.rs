@@ -181,66 +181,77 @@ pub type PathParams = Vec<(&'static str, String)>;
 /// The method of a CORS preflight.
 pub const PREFLIGHT_METHOD: &str = "OPTIONS";
 
-/// One `OPTIONS` route per path of [`ROUTES`], to the function that serves that path's other
-/// methods, without an API key. Served only where the environment configures CORS origins
-/// (`api.cors_allow_origins`): the function decides whether the origin may call, so the
-/// gateway only has to let the preflight through to it.
-pub fn preflight_routes() -> &'static [Route] {
-    static PREFLIGHT: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(|| {
-        let mut routes: Vec<Route> = Vec::new();
-        for route in ROUTES {
-            match routes.iter().find(|r| r.path == route.path) {
-                Some(seen) => assert_eq!(
-                    seen.function, route.function,
-                    "{} is served by two functions: its preflight cannot pick one",
-                    route.path
-                ),
-                None => routes.push(Route {
-                    method: PREFLIGHT_METHOD,
-                    path: route.path,
-                    function: route.function,
-                    api_key: ApiKey::Never,
-                    query: &[],
-                }),
-            }
+/// API Gateway's catch-all method: it serves every method a resource has no method of its own
+/// for.
+pub const ANY_METHOD: &str = "ANY";
+
+/// One route per path of [`ROUTES`] with `method`, to the function that serves that path's
+/// other methods, with `api_key` (`None`: the same as the path's first route).
+fn per_path(method: &'static str, api_key: Option<ApiKey>) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::new();
+    for route in ROUTES {
+        match routes.iter().find(|r| r.path == route.path) {
+            Some(seen) => assert_eq!(
+                seen.function, route.function,
+                "{} is served by two functions: its {method} route cannot pick one",
+                route.path
+            ),
+            None => routes.push(Route {
+                method,
+                path: route.path,
+                function: route.function,
+                api_key: api_key.unwrap_or(route.api_key),
+                query: &[],
+            }),
         }
-        routes
-    });
+    }
+    routes
+}
+
+/// One `OPTIONS` route per path of [`ROUTES`], without an API key. Served only where the
+/// environment configures CORS origins (`api.cors_allow_origins`): the function decides whether
+/// the origin may call, so the gateway only has to let the preflight through to it.
+pub fn preflight_routes() -> &'static [Route] {
+    static PREFLIGHT: std::sync::LazyLock<Vec<Route>> =
+        std::sync::LazyLock::new(|| per_path(PREFLIGHT_METHOD, Some(ApiKey::Never)));
     &PREFLIGHT
 }
 
-/// The routes an environment serves: [`ROUTES`], plus [`preflight_routes`] when it configures
-/// CORS origins. API Gateway's methods and the local API server's routing both come from here.
+/// One `ANY` route per path of [`ROUTES`], keyed like the path's other routes. API Gateway
+/// answers a method a resource does not have as if the path did not exist; with these, the
+/// function answers it instead, with 405 and the `allow` header the path really has.
+pub fn fallback_routes() -> &'static [Route] {
+    static FALLBACK: std::sync::LazyLock<Vec<Route>> =
+        std::sync::LazyLock::new(|| per_path(ANY_METHOD, None));
+    &FALLBACK
+}
+
+/// The routes an environment serves: [`ROUTES`], [`preflight_routes`] when it configures CORS
+/// origins, and [`fallback_routes`]. API Gateway's methods and the local API server's routing
+/// both come from here.
 pub fn served(cors: bool) -> impl Iterator<Item = &'static Route> {
     let preflight: &'static [Route] = if cors { preflight_routes() } else { &[] };
-    ROUTES.iter().chain(preflight)
+    ROUTES.iter().chain(preflight).chain(fallback_routes())
 }
 
 /// Finds the route for a method and concrete path among [`served`]`(cors)`, API Gateway
 /// style: first the resource (at each segment a literal beats a parameter, so `/users/me` is
-/// never `/users/{id}`), then the method on it. `Err(allowed)` when the resource exists with
-/// other methods (405 with an `allow` header), `Err(empty)` when no resource has that path.
-pub fn find(
-    method: &str,
-    path: &str,
-    cors: bool,
-) -> Result<(&'static Route, PathParams), Vec<&'static str>> {
+/// never `/users/{id}`), then the resource's own method, else its `ANY`. `None` when no
+/// resource has that path.
+pub fn find(method: &str, path: &str, cors: bool) -> Option<(&'static Route, PathParams)> {
     let Some(template) = served(cors)
         .filter(|route| route.matches(path).is_some())
         .map(|route| route.path)
         .max_by_key(|template| literal_segments(template))
     else {
-        return Err(Vec::new());
+        return None;
     };
-    let mut allowed = Vec::new();
-    for route in served(cors).filter(|route| route.path == template) {
-        if route.method.eq_ignore_ascii_case(method) {
-            let params = route.matches(path).unwrap_or_default();
-            return Ok((route, params));
-        }
-        allowed.push(route.method);
-    }
-    Err(allowed)
+    // A method of the resource's own first, as API Gateway picks it; then its `ANY`.
+    let on_resource = || served(cors).filter(move |route| route.path == template);
+    let route = on_resource()
+        .find(|route| route.method.eq_ignore_ascii_case(method))
+        .or_else(|| on_resource().find(|route| route.method == ANY_METHOD))?;
+    Some((route, route.matches(path).unwrap_or_default()))
 }
 
 /// Which segments of a template are literal, in order: compared lexicographically, the more
@@ -265,25 +276,39 @@ mod tests {
         let (route, params) = find("DELETE", "/sessions/current", false).unwrap();
         assert_eq!(route.path, "/sessions/current");
         assert!(params.is_empty());
+        assert!(find("GET", "/nope", false).is_none());
+    }
+
+    #[test]
+    fn other_methods_of_a_path_go_to_its_function_with_its_key() {
+        let (route, _) = find("PUT", "/users", false).unwrap();
         assert_eq!(
-            find("PUT", "/users", false).unwrap_err(),
-            vec!["POST", "GET"]
+            (route.method, route.function),
+            (ANY_METHOD, FunctionName::Users)
         );
-        assert!(find("GET", "/nope", false).unwrap_err().is_empty());
+        assert!(route.api_key_required(false));
+        let (route, _) = find("POST", "/health", false).unwrap();
+        assert_eq!(route.method, ANY_METHOD);
+        assert_eq!(route.api_key, ApiKey::Config, "keyed like GET /health");
+        let paths: std::collections::BTreeSet<_> = ROUTES.iter().map(|r| r.path).collect();
+        assert_eq!(fallback_routes().len(), paths.len());
     }
 
     #[test]
     fn preflights_exist_only_with_cors_and_need_no_key() {
+        let (route, _) = find("OPTIONS", "/users", false).unwrap();
         assert_eq!(
-            find("OPTIONS", "/users", false).unwrap_err(),
-            vec!["POST", "GET"]
+            route.method, ANY_METHOD,
+            "without CORS, OPTIONS is any other method"
         );
+        assert!(route.api_key_required(true));
         let (route, params) = find("OPTIONS", "/users/abc", true).unwrap();
+        assert_eq!(route.method, PREFLIGHT_METHOD);
         assert_eq!(route.path, "/users/{id}");
         assert_eq!(route.function, FunctionName::Users);
         assert_eq!(params, vec![("id", "abc".to_owned())]);
         assert!(!route.api_key_required(true));
-        assert!(find("OPTIONS", "/nope", true).unwrap_err().is_empty());
+        assert!(find("OPTIONS", "/nope", true).is_none());
         let paths: std::collections::BTreeSet<_> = ROUTES.iter().map(|r| r.path).collect();
         assert_eq!(preflight_routes().len(), paths.len());
     }
@@ -293,7 +318,9 @@ mod tests {
         let (route, params) = find("GET", "/users/me", false).unwrap();
         assert_eq!(route.path, "/users/me");
         assert!(params.is_empty());
-        // API Gateway matched the `/users/me` resource, which has no PATCH: no fallback.
-        assert_eq!(find("PATCH", "/users/me", false).unwrap_err(), vec!["GET"]);
+        // API Gateway matched the `/users/me` resource, which has no PATCH: its ANY, not
+        // `/users/{id}`'s PATCH.
+        let (route, _) = find("PATCH", "/users/me", false).unwrap();
+        assert_eq!((route.path, route.method), ("/users/me", ANY_METHOD));
     }
 }

@@ -386,6 +386,12 @@ fn method(
         }),
     );
     // Only this API, this method and this path may invoke the alias.
+    // `ANY` is `*` in an execute-api ARN.
+    let source_method = if route.method == routes::ANY_METHOD {
+        "*"
+    } else {
+        route.method
+    };
     let source_path: String = segments
         .iter()
         .map(|s| if s.starts_with('{') { "*" } else { s })
@@ -400,7 +406,7 @@ fn method(
             "function_name": function.name(),
             "qualifier": function.alias_name(),
             "principal": "apigateway.amazonaws.com",
-            "source_arn": format!("{}/*/{}/{source_path}", api.attr("execution_arn"), route.method),
+            "source_arn": format!("{}/*/{source_method}/{source_path}", api.attr("execution_arn")),
             "depends_on": [function.alias_ref().addr()],
         }),
     );

@@ -42,7 +42,7 @@ pub fn resolve(stage: &str, method: &str, raw_path: &str, cors: bool) -> Resolut
         rest.to_string()
     };
     match infra::routes::find(method, &path, cors) {
-        Ok((route, params)) => Resolution::Route {
+        Some((route, params)) => Resolution::Route {
             route,
             params: params
                 .into_iter()
@@ -50,7 +50,7 @@ pub fn resolve(stage: &str, method: &str, raw_path: &str, cors: bool) -> Resolut
                 .collect(),
             path: percent_decode(&path),
         },
-        Err(_) => Resolution::UnknownRoute,
+        None => Resolution::UnknownRoute,
     }
 }
 
@@ -96,7 +96,7 @@ mod tests {
     }
 
     #[test]
-    fn answers_like_execute_api_for_unknown_stage_route_and_method() {
+    fn answers_like_execute_api_for_unknown_stage_and_route() {
         assert_eq!(
             resolve("v1", "GET", "/v2/health", false),
             Resolution::UnknownStage
@@ -110,18 +110,22 @@ mod tests {
             resolve("v1", "GET", "/v1/nope", false),
             Resolution::UnknownRoute
         );
-        assert_eq!(
-            resolve("v1", "PUT", "/v1/users", false),
-            Resolution::UnknownRoute
-        );
         assert_eq!(resolve("v1", "GET", "/v1", false), Resolution::UnknownRoute);
+        // A method the path lacks goes to the path's `ANY` method, and so to its function.
+        let Resolution::Route { route, .. } = resolve("v1", "PUT", "/v1/users", false) else {
+            panic!("expected the ANY route");
+        };
+        assert_eq!(route.method, infra::routes::ANY_METHOD);
     }
 
     #[test]
-    fn options_is_a_route_only_with_cors() {
-        assert_eq!(
-            resolve("v1", "OPTIONS", "/v1/users/1", false),
-            Resolution::UnknownRoute
+    fn options_is_a_keyless_route_only_with_cors() {
+        let Resolution::Route { route, .. } = resolve("v1", "OPTIONS", "/v1/users/1", false) else {
+            panic!("expected the ANY route");
+        };
+        assert!(
+            route.api_key_required(true),
+            "without CORS, OPTIONS needs the key"
         );
         let Resolution::Route { route, .. } = resolve("v1", "OPTIONS", "/v1/users/1", true) else {
             panic!("expected the preflight route");

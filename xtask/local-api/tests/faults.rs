@@ -145,8 +145,8 @@ async fn gateway_errors_use_the_gateway_responses_of_the_api() {
     let response = stack.http.get(stack.url("/health")).send().await.unwrap();
     assert_eq!(response.status(), 403);
 
-    // Unknown route and unknown method: MISSING_AUTHENTICATION_TOKEN, a 404 like the
-    // functions' own unknown routes.
+    // Unknown route: MISSING_AUTHENTICATION_TOKEN, a 404 like the functions' own unknown
+    // routes.
     let (status, body, headers) = stack.get("/nope").await;
     assert_gateway_answer((status, &body, &headers), "MISSING_AUTHENTICATION_TOKEN");
     assert_eq!(
@@ -160,9 +160,16 @@ async fn gateway_errors_use_the_gateway_responses_of_the_api() {
         .send()
         .await
         .unwrap();
-    let (status, body, headers) = answer(response).await;
-    assert_gateway_answer((status, &body, &headers), "MISSING_AUTHENTICATION_TOKEN");
-    // Without CORS origins there is no OPTIONS method: a preflight is an unknown route.
+    // A method the path lacks reaches the path's function through its `ANY` method (the
+    // function answers 405 with `allow`); this echo function shows the event it got.
+    let (status, body, _) = answer(response).await;
+    assert_eq!(status, 200, "{body}");
+    let echoed: Value = serde_json::from_str(&body).unwrap();
+    let event = &echoed["event"];
+    assert_eq!(event["httpMethod"], "PUT");
+    assert_eq!(event["resource"], "/users");
+    // Without CORS origins there is no OPTIONS method: a preflight is any other method, which
+    // needs the API key.
     let response = stack
         .http
         .request(reqwest::Method::OPTIONS, stack.url("/users"))
@@ -172,7 +179,7 @@ async fn gateway_errors_use_the_gateway_responses_of_the_api() {
         .await
         .unwrap();
     let (status, body, headers) = answer(response).await;
-    assert_gateway_answer((status, &body, &headers), "MISSING_AUTHENTICATION_TOKEN");
+    assert_gateway_answer((status, &body, &headers), "INVALID_API_KEY");
 
     // A stage that is not deployed.
     let root = stack.server.url().trim_end_matches("/test").to_string();
