@@ -239,13 +239,10 @@ pub fn served(cors: bool) -> impl Iterator<Item = &'static Route> {
 /// never `/users/{id}`), then the resource's own method, else its `ANY`. `None` when no
 /// resource has that path.
 pub fn find(method: &str, path: &str, cors: bool) -> Option<(&'static Route, PathParams)> {
-    let Some(template) = served(cors)
+    let template = served(cors)
         .filter(|route| route.matches(path).is_some())
         .map(|route| route.path)
-        .max_by_key(|template| literal_segments(template))
-    else {
-        return None;
-    };
+        .max_by_key(|template| literal_segments(template))?;
     // A method of the resource's own first, as API Gateway picks it; then its `ANY`.
     let on_resource = || served(cors).filter(move |route| route.path == template);
     let route = on_resource()

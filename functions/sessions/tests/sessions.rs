@@ -4,7 +4,7 @@
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use service_common::clock::Timestamp;
-use service_common::testing::{Event, TestApp, body_json, error_code, scan};
+use service_common::testing::{Event, TestApp, body_json, error_code};
 use sessions::handle;
 
 const PASSWORD: &str = "correct horse battery";
@@ -357,7 +357,7 @@ async fn repeated_log_ins_for_one_address_are_refused_until_the_window_ends() {
     let counters = app.attempt_items().await;
     assert_eq!(counters.len(), 1);
     assert_eq!(counters[0]["attempts"].as_n().unwrap(), "1");
-    assert!(counters[0].get("user_id").is_none());
+    assert!(!counters[0].contains_key("user_id"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
