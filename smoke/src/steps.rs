@@ -313,7 +313,7 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
         Ok("PATCH /users/{id} 200, version 2; DynamoDB: name and version updated".to_string())
     });
 
-    step!("re-authentication required", {
+    step!("re-auth required", {
         let body = json!({"version": 2, "email": format!("other-{email}")});
         let ex = api
             .call(
@@ -359,7 +359,7 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
     });
 
     let new_password = format!("pw-{}", uuid::Uuid::new_v4().simple());
-    step!("password change revokes other sessions", {
+    step!("password change", {
         let body = json!({"version": 2, "password": new_password, "current_password": password});
         let ex = api
             .call(

@@ -33,3 +33,29 @@ class SessionToken:
         case.headers = case.headers or {}
         case.headers["Authorization"] = f"Bearer {data}"
 
+
+
+def _tolerate_the_ast_recursion_bug():
+    """Keep the coverage phase running through a CPython 3.11 bug.
+
+    Hypothesis describes each filtered strategy by parsing the source file its lambda is in
+    (`ast.parse` of a 5,000-line schemathesis module). Under CPython 3.11.7 that parse sometimes
+    fails with `SystemError: AST constructor recursion depth mismatch`, which aborts the
+    operation being generated with a runtime error (seen on `GET /health` in a fresh-clone CI
+    run). The description only names the strategy in reprs, so a failed parse gets the
+    description Hypothesis itself uses for a lambda it cannot read.
+    """
+    from hypothesis.internal import lambda_sources
+
+    describe = lambda_sources._lambda_description
+
+    def tolerant(f, *args, **kwargs):
+        try:
+            return describe(f, *args, **kwargs)
+        except SystemError:
+            return "lambda *args: <unknown>"
+
+    lambda_sources._lambda_description = tolerant
+
+
+_tolerate_the_ast_recursion_bug()
