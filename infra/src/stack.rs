@@ -216,7 +216,9 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             config,
             &account,
             &key,
-            replica_key.as_ref().expect("made above for the replication region"),
+            replica_key
+                .as_ref()
+                .expect("made above for the replication region"),
             region,
             &[&logs_name, &artifacts_name],
         ));

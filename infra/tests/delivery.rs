@@ -501,7 +501,7 @@ fn every_role_of_an_environment_with_delivery_carries_the_boundary() {
             .find(|s| s["Sid"] == delivery::BOUNDARY_SID)
             .unwrap();
         assert_eq!(
-            deny["Condition"]["StringNotEquals"]["iam:PermissionsBoundary"], arn,
+            deny["Condition"]["ArnNotEquals"]["iam:PermissionsBoundary"], arn,
             "{env}"
         );
     }
@@ -705,7 +705,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
             for a in strings(&s["Action"]) {
                 if bounded.contains(&a.as_str()) {
                     assert_eq!(
-                        s["Condition"]["StringEquals"]["iam:PermissionsBoundary"], arn,
+                        s["Condition"]["ArnEquals"]["iam:PermissionsBoundary"], arn,
                         "{env}: {} grants {a} without the boundary",
                         s["Sid"]
                     );
@@ -734,7 +734,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
         }
         assert_eq!(
             deny["Condition"],
-            serde_json::json!({ "StringNotEquals": { "iam:PermissionsBoundary": arn } })
+            serde_json::json!({ "ArnNotEquals": { "iam:PermissionsBoundary": arn } })
         );
         // Never lifted from a role.
         let lift = all
@@ -811,7 +811,11 @@ fn escape_kms_takeover_keys_are_named_by_arn_and_never_tagged_or_repoliced() {
             .collect();
         for s in allows_of(&all, "kms:") {
             for a in strings(&s["Action"]) {
-                assert!(!never.contains(&a.as_str()), "{env}: {} grants {a}", s["Sid"]);
+                assert!(
+                    !never.contains(&a.as_str()),
+                    "{env}: {} grants {a}",
+                    s["Sid"]
+                );
             }
             if strings(&s["Action"]) == ["kms:ListAliases"] {
                 continue;
@@ -897,7 +901,10 @@ fn escape_trust_rewrite_is_denied_and_user_data_needs_a_function() {
         assert_eq!(strings(&deny["Action"]), ["iam:UpdateAssumeRolePolicy"]);
         assert_eq!(
             strings(&deny["Resource"]),
-            [format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{}*", config.prefix)]
+            [format!(
+                "arn:{PARTITION}:iam::{ACCOUNT}:role/{}*",
+                config.prefix
+            )]
         );
         let policy = &stacks["bootstrap"]["resource"]["aws_iam_policy"][boundary::LOGICAL];
         let doc: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
@@ -954,26 +961,38 @@ fn escape_ec2_every_network_write_needs_this_environments_tags() {
         }
         checked += 1;
         let c = s.get("Condition").cloned().unwrap_or(Value::Null);
-        if resources.iter().all(|r| r.ends_with(":security-group-rule/*")) {
+        if resources
+            .iter()
+            .all(|r| r.ends_with(":security-group-rule/*"))
+        {
             // A rule lives in a group: the group is checked by the statement that names it.
             assert!(actions.iter().all(|a| a.contains("SecurityGroup")), "{sid}");
             continue;
         }
         if c["StringEquals"]["ec2:CreateAction"].is_array() {
-            assert_eq!(actions, ["ec2:CreateTags"], "{sid}: tags only in a create request");
+            assert_eq!(
+                actions,
+                ["ec2:CreateTags"],
+                "{sid}: tags only in a create request"
+            );
             continue;
         }
         if c["Null"]["aws:ResourceTag/Environment"] == "true" {
             // The default security group, named once; nothing else is granted on it.
             assert_eq!(actions, ["ec2:CreateTags"], "{sid}");
             assert!(tagging(&c), "{sid}");
-            assert_eq!(c["StringEquals"]["aws:RequestTag/Name"], default_sg.as_str());
+            assert_eq!(
+                c["StringEquals"]["aws:RequestTag/Name"],
+                default_sg.as_str()
+            );
             continue;
         }
         if owned(&c) {
             if c["StringEquals"]["aws:ResourceTag/Name"] == default_sg.as_str() {
                 assert!(
-                    actions.iter().all(|a| a.starts_with("ec2:RevokeSecurityGroup")),
+                    actions
+                        .iter()
+                        .all(|a| a.starts_with("ec2:RevokeSecurityGroup")),
                     "{sid}: the default group is only ever stripped"
                 );
             } else {
@@ -993,7 +1012,10 @@ fn escape_ec2_every_network_write_needs_this_environments_tags() {
             continue;
         }
         // A create statement: one action, on exactly the kind it creates, with our tags.
-        assert!(tagging(&c), "{sid}: {actions:?} without this environment's tags");
+        assert!(
+            tagging(&c),
+            "{sid}: {actions:?} without this environment's tags"
+        );
         assert_eq!(actions.len(), 1, "{sid}");
         assert_eq!(resources.len(), 1, "{sid}");
         assert!(
@@ -1061,7 +1083,11 @@ fn escape_account_wide_apis_distributions_certificates_and_code_signing_need_tag
             checked += 1;
             if resources.iter().all(|r| r.ends_with("::/account")) {
                 // The account's API Gateway logging role: one setting, no tags.
-                assert_eq!(actions, ["apigateway:GET", "apigateway:PATCH"], "{env}: {sid}");
+                assert_eq!(
+                    actions,
+                    ["apigateway:GET", "apigateway:PATCH"],
+                    "{env}: {sid}"
+                );
                 continue;
             }
             for r in &resources {
@@ -1089,10 +1115,9 @@ fn escape_account_wide_apis_distributions_certificates_and_code_signing_need_tag
                     assert!(creates, "{env}: {sid} grants {a} on request tags alone");
                 }
             }
-            let tags = actions
-                .iter()
-                .any(|a| (a.contains("Tag") && !a.contains("ListTags")) && a != "acm:ListTagsForCertificate")
-                || resources.iter().any(|r| r.contains("::/tags/"));
+            let tags = actions.iter().any(|a| {
+                (a.contains("Tag") && !a.contains("ListTags")) && a != "acm:ListTagsForCertificate"
+            }) || resources.iter().any(|r| r.contains("::/tags/"));
             if tags {
                 if c["Null"]["aws:ResourceTag/Environment"] == "true" {
                     // Tag-on-create (docs/delivery-trust.md): exactly our tags, on what has none.
@@ -1237,10 +1262,16 @@ fn applies_to_the_emulator_and_destroys() {
         "aws_kms_key.stack".to_owned(),
         "aws_kms_key.buckets".to_owned(),
     ] {
-        assert!(list.lines().any(|l| l == address), "{address} not in {list}");
+        assert!(
+            list.lines().any(|l| l == address),
+            "{address} not in {list}"
+        );
     }
     let mut keys = args("apply");
-    keys.extend(["-target=aws_kms_alias.stack", "-target=aws_kms_alias.buckets"]);
+    keys.extend([
+        "-target=aws_kms_alias.stack",
+        "-target=aws_kms_alias.buckets",
+    ]);
     common::terraform_ok(bootstrap, &rc, &keys);
 
     common::terraform_ok(stack, &rc, &["init", "-input=false", "-no-color"]);

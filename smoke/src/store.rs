@@ -127,9 +127,11 @@ impl Store {
     pub async fn items_of(&self, email: &str, id: Option<&str>) -> Result<Vec<Item>, String> {
         let mut items = Vec::new();
         let by_email = self.email(email).await?;
-        let id = id
-            .map(str::to_string)
-            .or_else(|| by_email.as_ref().and_then(|i| s(i, "user_id").map(str::to_string)));
+        let id = id.map(str::to_string).or_else(|| {
+            by_email
+                .as_ref()
+                .and_then(|i| s(i, "user_id").map(str::to_string))
+        });
         items.extend(by_email);
         if let Some(id) = id {
             items.extend(self.user(&id).await?);

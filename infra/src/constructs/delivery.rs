@@ -49,10 +49,6 @@ pub const STAR_ACTIONS: &[(&str, &str)] = &[
         "no resource-level permissions (a List call); Terraform reads every aws_kms_alias through it",
     ),
     (
-        "cloudwatch:DescribeAlarms",
-        "no resource-level permissions for describing alarms; Terraform reads the alarms and xtask's release gate polls them",
-    ),
-    (
         "lambda:CreateCodeSigningConfig",
         "no resource type: the config's ARN carries an id Lambda generates",
     ),
@@ -75,10 +71,6 @@ pub const STAR_ACTIONS: &[(&str, &str)] = &[
     (
         "ec2:DescribeVpcs",
         "EC2 Describe calls have no resource-level permissions (Terraform reads the VPC; Lambda checks a function's VPC with the caller's rights)",
-    ),
-    (
-        "ec2:DescribeVpcAttribute",
-        "EC2 Describe calls have no resource-level permissions",
     ),
     (
         "ec2:DescribeSubnets",
@@ -764,7 +756,9 @@ fn deploy_statements(
     // that use them. Every role it creates or adds permissions to carries the permissions
     // boundary (`boundary`), so no role it makes can do more than the boundary allows.
     let boundary_arn = account.policy_arn(&config.name(boundary::POLICY_SUFFIX));
-    let with_boundary = json!({ "StringEquals": { "iam:PermissionsBoundary": boundary_arn } });
+    // iam:PermissionsBoundary is an ARN-typed key, so the ARN operators:
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
+    let with_boundary = json!({ "ArnEquals": { "iam:PermissionsBoundary": boundary_arn } });
     s.push(Statement::allow(
         "RolesOfThisEnvironment",
         ROLE_ACTIONS,
@@ -804,10 +798,10 @@ fn deploy_statements(
             &["iam:AttachRolePolicy"],
             vec![role_arn.clone()],
         )
-        .condition(json!({
-            "ArnEquals": { "iam:PolicyARN": managed },
-            "StringEquals": with_boundary["StringEquals"],
-        })),
+        .condition(json!({ "ArnEquals": {
+            "iam:PolicyARN": managed,
+            "iam:PermissionsBoundary": with_boundary["ArnEquals"]["iam:PermissionsBoundary"],
+        } })),
     );
     s.push(
         Statement::allow(
@@ -950,7 +944,14 @@ fn deploy_statements(
         ],
         vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
     ));
-    s.push(star("ReadAlarms", &["cloudwatch:DescribeAlarms"]));
+    // By name, like Terraform and xtask's release gate ask: DescribeAlarms takes resource-level
+    // permissions for metric alarms (only composite alarms need "*", and there are none):
+    // https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html
+    s.push(Statement::allow(
+        "ReadAlarms",
+        &["cloudwatch:DescribeAlarms"],
+        vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
+    ));
     s.push(Statement::allow(
         "Dashboard",
         &[
@@ -1194,9 +1195,8 @@ fn deploy_statements(
     s.insert(
         1,
         deny(
-            Statement::allow(BOUNDARY_SID, &bounded, vec![role_arn.clone()]).condition(
-                json!({ "StringNotEquals": { "iam:PermissionsBoundary": boundary_arn } }),
-            ),
+            Statement::allow(BOUNDARY_SID, &bounded, vec![role_arn.clone()])
+                .condition(json!({ "ArnNotEquals": { "iam:PermissionsBoundary": boundary_arn } })),
         ),
     );
     s.insert(
@@ -1231,7 +1231,12 @@ fn deploy_statements(
 /// the same kind that carries no `Environment` tag at all; every such statement is listed in
 /// docs/delivery-trust.md and checked by the tests (`Null` on the resource's tag, exactly this
 /// environment's tags in the request).
-fn tag_on_create(sid: &str, actions: &[&str], resources: Vec<String>, tagging: &serde_json::Value) -> Statement {
+fn tag_on_create(
+    sid: &str,
+    actions: &[&str],
+    resources: Vec<String>,
+    tagging: &serde_json::Value,
+) -> Statement {
     Statement::allow(sid, actions, resources).condition(json!({
         "StringEquals": tagging,
         "Null": { "aws:ResourceTag/Environment": "true" },
@@ -1282,7 +1287,6 @@ fn network_statements(config: &Config, account: &Account) -> Vec<Statement> {
         "NetworkReads",
         &[
             "ec2:DescribeVpcs",
-            "ec2:DescribeVpcAttribute",
             "ec2:DescribeSubnets",
             "ec2:DescribeRouteTables",
             "ec2:DescribeInternetGateways",
@@ -1299,19 +1303,40 @@ fn network_statements(config: &Config, account: &Account) -> Vec<Statement> {
             "ec2:DescribeFlowLogs",
         ],
     )];
+    // Unlike the other Describe calls, DescribeVpcAttribute is authorized on the VPC.
+    s.push(
+        Statement::allow(
+            "ReadTheVpcAttributes",
+            &["ec2:DescribeVpcAttribute"],
+            vec![ec2("vpc/*")],
+        )
+        .condition(json!({ "StringEquals": owned })),
+    );
     // (create action, the kind of resource it creates, Sid)
     let mut creates = vec![
         ("ec2:CreateVpc", "vpc/*", "NewVpcTagged"),
         ("ec2:CreateSubnet", "subnet/*", "NewSubnetsTagged"),
-        ("ec2:CreateRouteTable", "route-table/*", "NewRouteTablesTagged"),
+        (
+            "ec2:CreateRouteTable",
+            "route-table/*",
+            "NewRouteTablesTagged",
+        ),
         (
             "ec2:CreateInternetGateway",
             "internet-gateway/*",
             "NewInternetGatewayTagged",
         ),
         ("ec2:AllocateAddress", "elastic-ip/*", "NewAddressesTagged"),
-        ("ec2:CreateNatGateway", "natgateway/*", "NewNatGatewaysTagged"),
-        ("ec2:CreateVpcEndpoint", "vpc-endpoint/*", "NewVpcEndpointsTagged"),
+        (
+            "ec2:CreateNatGateway",
+            "natgateway/*",
+            "NewNatGatewaysTagged",
+        ),
+        (
+            "ec2:CreateVpcEndpoint",
+            "vpc-endpoint/*",
+            "NewVpcEndpointsTagged",
+        ),
         (
             "ec2:CreateSecurityGroup",
             "security-group/*",
@@ -1329,8 +1354,12 @@ fn network_statements(config: &Config, account: &Account) -> Vec<Statement> {
     }
     let create_actions: Vec<&str> = creates.iter().map(|(action, _, _)| *action).collect();
     s.push(
-        Statement::allow("TagNetworkOnlyWhenCreated", &["ec2:CreateTags"], vec![ec2("*")])
-            .condition(json!({ "StringEquals": { "ec2:CreateAction": create_actions } })),
+        Statement::allow(
+            "TagNetworkOnlyWhenCreated",
+            &["ec2:CreateTags"],
+            vec![ec2("*")],
+        )
+        .condition(json!({ "StringEquals": { "ec2:CreateAction": create_actions } })),
     );
     // Everything that changes, connects or fills a network resource, on this environment's
     // resources only; for a create action these are the resources it uses (the VPC, subnets,
