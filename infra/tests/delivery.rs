@@ -1170,6 +1170,390 @@ fn escape_smoke_reads_items_by_key_never_scans() {
     }
 }
 
+/// What the deploy role must be able to call for each kind of resource the stacks hold
+/// (Terraform's create, read, update and delete of it, from the AWS provider's calls) and for
+/// xtask's own steps. The bootstrap stack's resources only need reading: the deploy role
+/// applies that stack, but only an administrator changes it.
+fn needed(stack: &str, ty: &str, config: &infra::Config) -> Vec<&'static str> {
+    let api = vec![
+        "apigateway:POST",
+        "apigateway:GET",
+        "apigateway:PUT",
+        "apigateway:PATCH",
+        "apigateway:DELETE",
+    ];
+    let read_only = stack == "bootstrap";
+    let mut actions: Vec<&'static str> = match (read_only, ty) {
+        (_, "data.aws_caller_identity" | "data.aws_partition" | "data.aws_region") => vec![],
+        (true, "aws_iam_policy") => vec!["iam:GetPolicy", "iam:GetPolicyVersion"],
+        (true, "aws_iam_role") => vec![
+            "iam:GetRole",
+            "iam:ListRolePolicies",
+            "iam:ListAttachedRolePolicies",
+        ],
+        (true, "aws_iam_role_policy") => vec!["iam:GetRolePolicy"],
+        (true, "aws_kms_alias") => vec!["kms:ListAliases"],
+        (true, "aws_kms_key") => vec![
+            "kms:DescribeKey",
+            "kms:GetKeyPolicy",
+            "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags",
+        ],
+        (true, "aws_s3_bucket") => vec![
+            "s3:ListBucket",
+            "s3:GetBucketTagging",
+            "s3:GetBucketPolicy",
+            "s3:GetBucketAcl",
+            "s3:GetBucketCORS",
+            "s3:GetBucketWebsite",
+            "s3:GetBucketVersioning",
+            "s3:GetAccelerateConfiguration",
+            "s3:GetBucketRequestPayment",
+            "s3:GetBucketLogging",
+            "s3:GetLifecycleConfiguration",
+            "s3:GetReplicationConfiguration",
+            "s3:GetEncryptionConfiguration",
+            "s3:GetBucketObjectLockConfiguration",
+        ],
+        (true, "aws_s3_bucket_lifecycle_configuration") => vec!["s3:GetLifecycleConfiguration"],
+        (true, "aws_s3_bucket_logging") => vec!["s3:GetBucketLogging"],
+        (true, "aws_s3_bucket_notification") => vec!["s3:GetBucketNotification"],
+        (true, "aws_s3_bucket_ownership_controls") => vec!["s3:GetBucketOwnershipControls"],
+        (true, "aws_s3_bucket_policy") => vec!["s3:GetBucketPolicy"],
+        (true, "aws_s3_bucket_public_access_block") => vec!["s3:GetBucketPublicAccessBlock"],
+        (true, "aws_s3_bucket_replication_configuration") => {
+            vec!["s3:GetReplicationConfiguration"]
+        }
+        (true, "aws_s3_bucket_server_side_encryption_configuration") => {
+            vec!["s3:GetEncryptionConfiguration"]
+        }
+        (true, "aws_s3_bucket_versioning") => vec!["s3:GetBucketVersioning"],
+        (true, "aws_signer_signing_profile") | (false, "data.aws_signer_signing_profile") => {
+            vec!["signer:GetSigningProfile"]
+        }
+        (false, "data.aws_kms_alias") => vec!["kms:ListAliases", "kms:DescribeKey"],
+        (false, "aws_api_gateway_account") => {
+            vec!["apigateway:GET", "apigateway:PATCH", "iam:PassRole"]
+        }
+        (false, t) if t.starts_with("aws_api_gateway_") => api,
+        (false, "aws_appautoscaling_policy") => vec![
+            "application-autoscaling:PutScalingPolicy",
+            "application-autoscaling:DescribeScalingPolicies",
+            "application-autoscaling:DeleteScalingPolicy",
+        ],
+        (false, "aws_appautoscaling_target") => vec![
+            "application-autoscaling:RegisterScalableTarget",
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DeregisterScalableTarget",
+        ],
+        (false, "aws_cloudwatch_dashboard") => vec![
+            "cloudwatch:PutDashboard",
+            "cloudwatch:GetDashboard",
+            "cloudwatch:DeleteDashboards",
+        ],
+        (false, "aws_cloudwatch_log_group") => vec![
+            "logs:CreateLogGroup",
+            "logs:DescribeLogGroups",
+            "logs:DeleteLogGroup",
+            "logs:PutRetentionPolicy",
+            "logs:AssociateKmsKey",
+            "logs:ListTagsForResource",
+        ],
+        (false, "aws_cloudwatch_metric_alarm") => vec![
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:DeleteAlarms",
+            "cloudwatch:ListTagsForResource",
+        ],
+        (false, "aws_default_security_group") => vec![
+            "ec2:DescribeSecurityGroups",
+            "ec2:CreateTags",
+            "ec2:RevokeSecurityGroupIngress",
+            "ec2:RevokeSecurityGroupEgress",
+        ],
+        (false, "aws_dynamodb_table") => vec![
+            "dynamodb:CreateTable",
+            "dynamodb:DescribeTable",
+            "dynamodb:UpdateTable",
+            "dynamodb:DescribeContinuousBackups",
+            "dynamodb:UpdateContinuousBackups",
+            "dynamodb:DescribeTimeToLive",
+            "dynamodb:UpdateTimeToLive",
+            "dynamodb:ListTagsOfResource",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+        ],
+        (false, "aws_eip") => vec![
+            "ec2:AllocateAddress",
+            "ec2:DescribeAddresses",
+            "ec2:ReleaseAddress",
+        ],
+        (false, "aws_flow_log") => vec![
+            "ec2:CreateFlowLogs",
+            "ec2:DescribeFlowLogs",
+            "ec2:DeleteFlowLogs",
+            "iam:PassRole",
+        ],
+        (false, "aws_iam_role") => vec![
+            "iam:CreateRole",
+            "iam:GetRole",
+            "iam:DeleteRole",
+            "iam:TagRole",
+            "iam:ListRolePolicies",
+            "iam:ListAttachedRolePolicies",
+            "iam:ListInstanceProfilesForRole",
+        ],
+        (false, "aws_iam_role_policy") => vec![
+            "iam:PutRolePolicy",
+            "iam:GetRolePolicy",
+            "iam:DeleteRolePolicy",
+        ],
+        (false, "aws_iam_role_policy_attachment") => vec![
+            "iam:AttachRolePolicy",
+            "iam:DetachRolePolicy",
+            "iam:ListAttachedRolePolicies",
+        ],
+        (false, "aws_internet_gateway") => vec![
+            "ec2:CreateInternetGateway",
+            "ec2:AttachInternetGateway",
+            "ec2:DescribeInternetGateways",
+            "ec2:DetachInternetGateway",
+            "ec2:DeleteInternetGateway",
+        ],
+        (false, "aws_lambda_alias") => vec![
+            "lambda:CreateAlias",
+            "lambda:GetAlias",
+            "lambda:UpdateAlias",
+            "lambda:DeleteAlias",
+        ],
+        (false, "aws_lambda_code_signing_config") => vec![
+            "lambda:CreateCodeSigningConfig",
+            "lambda:GetCodeSigningConfig",
+            "lambda:UpdateCodeSigningConfig",
+            "lambda:DeleteCodeSigningConfig",
+        ],
+        (false, "aws_lambda_function") => vec![
+            "lambda:CreateFunction",
+            "lambda:GetFunction",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:DeleteFunction",
+            "lambda:PublishVersion",
+            "lambda:ListVersionsByFunction",
+            "lambda:GetFunctionCodeSigningConfig",
+            "lambda:PutFunctionConcurrency",
+            "iam:PassRole",
+            "s3:GetObject",
+            "kms:Encrypt",
+            "kms:CreateGrant",
+        ],
+        (false, "aws_lambda_permission") => vec![
+            "lambda:AddPermission",
+            "lambda:RemovePermission",
+            "lambda:GetPolicy",
+        ],
+        (false, "aws_nat_gateway") => vec![
+            "ec2:CreateNatGateway",
+            "ec2:DescribeNatGateways",
+            "ec2:DeleteNatGateway",
+        ],
+        (false, "aws_route") => vec![
+            "ec2:CreateRoute",
+            "ec2:ReplaceRoute",
+            "ec2:DeleteRoute",
+            "ec2:DescribeRouteTables",
+        ],
+        (false, "aws_route_table") => vec![
+            "ec2:CreateRouteTable",
+            "ec2:DescribeRouteTables",
+            "ec2:DeleteRouteTable",
+        ],
+        (false, "aws_route_table_association") => {
+            vec!["ec2:AssociateRouteTable", "ec2:DisassociateRouteTable"]
+        }
+        (false, "aws_security_group") => vec![
+            "ec2:CreateSecurityGroup",
+            "ec2:DescribeSecurityGroups",
+            "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:RevokeSecurityGroupEgress",
+            "ec2:DeleteSecurityGroup",
+        ],
+        (false, "aws_sns_topic") => vec![
+            "sns:CreateTopic",
+            "sns:GetTopicAttributes",
+            "sns:SetTopicAttributes",
+            "sns:DeleteTopic",
+            "sns:ListTagsForResource",
+        ],
+        (false, "aws_sns_topic_subscription") => vec![
+            "sns:Subscribe",
+            "sns:GetSubscriptionAttributes",
+            "sns:Unsubscribe",
+        ],
+        (false, "aws_sqs_queue") => vec![
+            "sqs:CreateQueue",
+            "sqs:GetQueueAttributes",
+            "sqs:SetQueueAttributes",
+            "sqs:ListQueueTags",
+        ],
+        (false, "aws_subnet") => vec![
+            "ec2:CreateSubnet",
+            "ec2:DescribeSubnets",
+            "ec2:ModifySubnetAttribute",
+            "ec2:DeleteSubnet",
+        ],
+        (false, "aws_vpc") => vec![
+            "ec2:CreateVpc",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeVpcAttribute",
+            "ec2:ModifyVpcAttribute",
+            "ec2:DeleteVpc",
+        ],
+        (false, "aws_vpc_endpoint") => vec![
+            "ec2:CreateVpcEndpoint",
+            "ec2:DescribeVpcEndpoints",
+            "ec2:ModifyVpcEndpoint",
+            "ec2:DeleteVpcEndpoints",
+            "ec2:DescribePrefixLists",
+        ],
+        (false, "aws_wafv2_web_acl") => vec![
+            "wafv2:CreateWebACL",
+            "wafv2:GetWebACL",
+            "wafv2:UpdateWebACL",
+            "wafv2:DeleteWebACL",
+            "wafv2:ListTagsForResource",
+        ],
+        (false, "aws_wafv2_web_acl_association") => vec![
+            "wafv2:AssociateWebACL",
+            "wafv2:GetWebACLForResource",
+            "wafv2:DisassociateWebACL",
+            "apigateway:SetWebACL",
+        ],
+        (false, "aws_wafv2_web_acl_logging_configuration") => vec![
+            "wafv2:PutLoggingConfiguration",
+            "wafv2:GetLoggingConfiguration",
+            "wafv2:DeleteLoggingConfiguration",
+            "logs:CreateLogDelivery",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+        ],
+        (false, "aws_cloudfront_distribution") => vec![
+            "cloudfront:CreateDistribution",
+            "cloudfront:TagResource",
+            "cloudfront:GetDistribution",
+            "cloudfront:UpdateDistribution",
+            "cloudfront:DeleteDistribution",
+            "cloudfront:ListTagsForResource",
+        ],
+        (false, "aws_acm_certificate") => vec![
+            "acm:RequestCertificate",
+            "acm:AddTagsToCertificate",
+            "acm:DescribeCertificate",
+            "acm:ListTagsForCertificate",
+            "acm:DeleteCertificate",
+        ],
+        (false, "aws_acm_certificate_validation") => vec!["acm:DescribeCertificate"],
+        (false, "aws_route53_record") => vec![
+            "route53:ChangeResourceRecordSets",
+            "route53:ListResourceRecordSets",
+            "route53:GetChange",
+        ],
+        (false, "data.aws_route53_zone") => {
+            vec!["route53:ListHostedZonesByName", "route53:GetHostedZone"]
+        }
+        (false, "aws_secretsmanager_secret") => vec![
+            "secretsmanager:CreateSecret",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetResourcePolicy",
+            "secretsmanager:UpdateSecret",
+        ],
+        (false, "aws_secretsmanager_secret_rotation") => vec![
+            "secretsmanager:RotateSecret",
+            "secretsmanager:DescribeSecret",
+            "lambda:InvokeFunction",
+        ],
+        _ => panic!(
+            "{}: teach this test what the deploy role needs for {ty} in the {stack} stack",
+            config.name
+        ),
+    };
+    if ty == "aws_lambda_function" && config.lambda.code_signing {
+        actions.push("lambda:PutFunctionCodeSigningConfig");
+    }
+    actions
+}
+
+/// The deploy role is still sufficient: for every kind of resource the bootstrap and service
+/// stacks hold, it has what Terraform calls on it (reads only, for the bootstrap stack), and it
+/// has what xtask's upload, sign, release, rollback, smoke and logs steps call. The conditions
+/// and resources of those grants are checked by the tests above; moto can't evaluate them
+/// (docs/delivery-trust.md).
+#[test]
+fn the_role_has_every_action_the_delivery_path_calls() {
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let stacks = stacks_of(&config);
+        let all = statements(&stacks[infra::DELIVERY_STACK]);
+        let granted: BTreeSet<String> = all
+            .iter()
+            .filter(|s| s["Effect"] == "Allow")
+            .flat_map(|s| strings(&s["Action"]))
+            .collect();
+        let mut wanted: BTreeMap<&str, String> = BTreeMap::new();
+        for stack in infra::STACKS {
+            let body = &stacks[stack];
+            let kinds = body["resource"]
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.keys().cloned())
+                .chain(
+                    body["data"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|o| o.keys().map(|k| format!("data.{k}"))),
+                );
+            for ty in kinds {
+                for action in needed(stack, &ty, &config) {
+                    wanted.entry(action).or_insert(format!("{stack} {ty}"));
+                }
+            }
+        }
+        // xtask: upload and check the packages, sign them, release and roll back `live` with
+        // the alarms as gate, smoke's items by key, `logs`.
+        let mut steps = vec![
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "kms:GenerateDataKey",
+            "kms:Decrypt",
+            "lambda:GetAlias",
+            "lambda:UpdateAlias",
+            "lambda:PublishVersion",
+            "cloudwatch:DescribeAlarms",
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "logs:FilterLogEvents",
+            "logs:DescribeLogGroups",
+        ];
+        if config.lambda.code_signing {
+            steps.extend(["signer:StartSigningJob", "signer:DescribeSigningJob"]);
+        }
+        for action in steps {
+            wanted.entry(action).or_insert("xtask".into());
+        }
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|(action, _)| !granted.contains(**action))
+            .map(|(action, why)| format!("{action} ({why})"))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{env}: the deploy role lacks {missing:?}"
+        );
+    }
+}
+
 fn parse_error(text: &str) -> String {
     infra::Config::parse(std::path::Path::new("environments/bad.toml"), text)
         .unwrap_err()
