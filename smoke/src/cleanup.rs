@@ -87,10 +87,10 @@ pub async fn run(api: &Api, store: &Store, created: &mut Created, report: &mut R
     let (ok, detail, failure) = match left {
         Ok(keys) if keys.is_empty() => (
             true,
-            format!(
-                "none of the run's {} users has an item left",
-                created.users.len()
-            ),
+            match created.users.len() {
+                1 => "1 user checked by key: no item left".to_string(),
+                n => format!("{n} users checked by key: no item left"),
+            },
             None,
         ),
         Ok(keys) => (

@@ -155,7 +155,7 @@ pub async fn run(
                 (
                     false,
                     format!(
-                        "table holds {} user items and {unique_items} EMAIL# items; the API created {} users",
+                        "read by key: {} user items and {unique_items} EMAIL# items; the API created {} users",
                         users.len(),
                         ids.len()
                     ),
