@@ -985,6 +985,18 @@ fn escape_ec2_every_network_write_needs_this_environments_tags() {
                 c["StringEquals"]["aws:RequestTag/Name"],
                 default_sg.as_str()
             );
+            // Exactly the tags Terraform writes: the provider's default tags and the name.
+            let mut keys: Vec<String> = stack["provider"]["aws"][0]["default_tags"][0]["tags"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .chain(["Name".to_owned()])
+                .collect();
+            keys.sort();
+            let mut allowed = strings(&c["ForAllValues:StringEquals"]["aws:TagKeys"]);
+            allowed.sort();
+            assert_eq!(allowed, keys, "{sid}");
             continue;
         }
         if owned(&c) {

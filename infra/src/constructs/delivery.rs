@@ -1442,7 +1442,7 @@ fn network_statements(config: &Config, account: &Account) -> Vec<Statement> {
                 "aws:RequestTag/Environment": env,
                 "aws:RequestTag/Name": default_sg,
             },
-            "ForAllValues:StringEquals": { "aws:TagKeys": ["Project", "Environment", "Name"] },
+            "ForAllValues:StringEquals": { "aws:TagKeys": ["Project", "Environment", "ManagedBy", "Name"] },
             "Null": { "aws:ResourceTag/Environment": "true" },
         })),
     );
