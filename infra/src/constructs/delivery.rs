@@ -5,8 +5,11 @@
 //! branch and tag rules on GitHub then decide which refs can deploy), and may do what
 //! `cargo xtask deploy`, `smoke`, `rollback` and `logs` and Terraform's apply of the bootstrap
 //! and service stacks need, on this environment's resources only: names that start with the
-//! prefix, keys tagged with the environment, the state objects of those two stacks. Every action
-//! is named; the few AWS grants only on `"*"` are in [`STAR_ACTIONS`], each with the reason.
+//! prefix, the bootstrap stack's keys by exact ARN ([`EnvironmentKeys`]), resources with
+//! generated ids by the environment's tags (created only with them, never re-tagged into it),
+//! the state objects of those two stacks. It only reads the bootstrap stack, which an
+//! administrator changes. Every action is named; the few AWS grants only on `"*"` are in
+//! [`STAR_ACTIONS`], each with the reason. docs/delivery-trust.md has the trust boundaries.
 //!
 //! It can never change itself: the role and the OIDC provider are in this stack, which only
 //! `cargo xtask bootstrap` applies with administrator credentials, and an explicit `Deny`
@@ -17,7 +20,8 @@
 //! their boundary, writes inline policies and attaches managed ones only when
 //! `iam:PermissionsBoundary` is `<prefix>service-boundary` ([`super::boundary`]), and an
 //! explicit `Deny` ([`BOUNDARY_SID`]) refuses them otherwise and never lets it remove a
-//! boundary.
+//! boundary. It never rewrites a trust policy ([`TRUST_SID`]); a role it creates may trust
+//! anyone (IAM can't limit that), so the boundary keeps user data to the functions' requests.
 
 use super::security::{Account, PolicyDocument, Statement};
 use super::{boundary, signing};
