@@ -71,6 +71,13 @@ pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
     let mut stack = Stack::new(crate::DELIVERY_STACK);
     state::backend(&mut stack, config, &options.local_state_dir);
     provider(&mut stack, config, options);
+    if let Some(region) = &config.storage.replication_region {
+        // The replica key's lookup (the deploy role's policy names every key by ARN).
+        stack.provider(
+            "aws",
+            json!({ "alias": "replica", "region": region, "default_tags": [default_tags(config)] }),
+        );
+    }
     let account = security::Account::lookup(&mut stack);
     let role = delivery::github_deploy(&mut stack, config, settings, &account);
     stack.output(
@@ -167,15 +174,39 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
         );
     }
     let account = security::Account::lookup(&mut stack);
-    // Before any role: the roles of both stacks carry it (environments with `[delivery]`).
-    boundary::policy(&mut stack, config, &account);
+    // Every key of the environment is here, applied only with administrator credentials
+    // (`cargo xtask bootstrap`): creating a key with tags takes `kms:TagResource` on every key
+    // of the account, which the deploy role must never have (`constructs::delivery`). The
+    // service stack finds its key by alias.
     let key = security::kms_key(
         &mut stack,
         &account,
         "buckets",
-        &config.name("buckets"),
+        &config.name(security::BUCKETS_KEY_ALIAS),
         "Encrypts the artifacts and state buckets",
     );
+    let service_key = security::kms_key(
+        &mut stack,
+        &account,
+        security::SERVICE_KEY_LOGICAL,
+        &config.name(security::SERVICE_KEY_ALIAS),
+        "Encrypts the service's tables, logs, topic, queue and function settings",
+    );
+    let replica_key = config.storage.replication_region.as_ref().map(|_| {
+        let key = security::kms_key(
+            &mut stack,
+            &account,
+            "replica",
+            &config.name(security::REPLICA_KEY_ALIAS),
+            "Encrypts the bucket replicas",
+        );
+        stack.assign_provider("replica", "aws.replica");
+        key
+    });
+    // Before any role: the roles of both stacks carry it (environments with `[delivery]`).
+    let mut role_keys = vec![key.arn(), service_key.arn()];
+    role_keys.extend(replica_key.as_ref().map(security::Key::arn));
+    boundary::policy(&mut stack, config, &account, &role_keys);
     let mut bucket_opts = bucket_options(config);
     let logs_name = bucket_name(&config.prefix, "access-logs", &account);
     let artifacts_name = bucket_name(&config.prefix, "artifacts", &account);
@@ -185,6 +216,9 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             config,
             &account,
             &key,
+            replica_key
+                .as_ref()
+                .expect("made above for the replication region"),
             region,
             &[&logs_name, &artifacts_name],
         ));
@@ -235,24 +269,17 @@ fn replica(
     config: &Config,
     account: &security::Account,
     source_key: &security::Key,
+    key: &security::Key,
     region: &str,
     sources: &[&str],
 ) -> Replication {
-    let key = security::kms_key(
-        stack,
-        account,
-        "replica",
-        &config.name("replica"),
-        "Encrypts the bucket replicas",
-    );
-    stack.assign_provider("replica", "aws.replica");
     let name = bucket_name_in(&config.prefix, "replica", account, region);
     let options = BucketOptions {
         provider: Some("aws.replica"),
         force_destroy: false,
         ..bucket_options(config)
     };
-    let bucket = secure_bucket(stack, "replica", &name, &key, &options);
+    let bucket = secure_bucket(stack, "replica", &name, key, &options);
     let logging = stack.resource(
         "aws_s3_bucket_logging",
         "replica",
@@ -269,7 +296,7 @@ fn replica(
         "replication",
         &config.name("replication"),
         "s3.amazonaws.com",
-        replication_statements(&account.partition, &sources, &bucket, source_key, &key),
+        replication_statements(&account.partition, &sources, &bucket, source_key, key),
         &[],
     );
     let mut after: Vec<Ref> = bucket.ready().into_iter().cloned().collect();
@@ -341,12 +368,12 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
     );
 
     let account = security::Account::lookup(s);
-    let key = security::kms_key(
+    // Created by the bootstrap stack (see there), found by its alias.
+    let key = security::Key::lookup(
         s,
-        &account,
-        "stack",
-        &config.name("key"),
-        "Encrypts the service's tables, logs, topic, queue and function settings",
+        security::SERVICE_KEY_LOGICAL,
+        &config.name(security::SERVICE_KEY_ALIAS),
+        None,
     );
     let secret = config.options.secrets.as_ref().map(|opts| {
         let rotation = opts

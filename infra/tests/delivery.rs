@@ -193,7 +193,7 @@ fn the_role_names_every_action_and_uses_star_only_for_the_listed_ones() {
             // kind whose ARNs carry generated ids (scoped to the account and region, and by
             // tag where AWS supports it).
             let generated = [
-                ":key/*",
+                "${data.aws_kms_alias.",
                 "::/restapis",
                 "::/restapis/*",
                 "::/apikeys",
@@ -305,7 +305,7 @@ fn the_role_can_never_change_itself_or_the_oidc_provider() {
 }
 
 #[test]
-fn roles_are_passed_only_to_their_services_and_keys_found_by_this_environments_tags() {
+fn roles_are_passed_only_to_their_services_and_tags_are_the_providers() {
     for env in ["dev", "prod"] {
         let (config, stack) = shipped(env);
         let all = statements(&stack);
@@ -316,14 +316,10 @@ fn roles_are_passed_only_to_their_services_and_keys_found_by_this_environments_t
         assert!(services.iter().all(|s| s.ends_with(".amazonaws.com")));
         // The tags the conditions ask for are the ones the provider puts on everything.
         let provider = &stack["provider"]["aws"][0]["default_tags"][0]["tags"];
-        for sid in ["KeysOfThisEnvironment", "KeyGrantsForAwsServices"] {
-            let tags = &find(sid)["Condition"]["StringEquals"];
-            assert_eq!(tags["aws:ResourceTag/Environment"], provider["Environment"]);
-            assert_eq!(tags["aws:ResourceTag/Project"], provider["Project"]);
-        }
-        let create = &find("CreateKeysTaggedForThisEnvironment")["Condition"]["StringEquals"];
-        assert_eq!(create["aws:RequestTag/Environment"], config.name.as_str());
-        assert_eq!(create["aws:RequestTag/Project"], provider["Project"]);
+        let tags = &find("ApiPartsOfThisEnvironment")["Condition"]["StringEquals"];
+        assert_eq!(tags["aws:ResourceTag/Environment"], provider["Environment"]);
+        assert_eq!(tags["aws:ResourceTag/Project"], provider["Project"]);
+        assert_eq!(provider["Environment"], config.name.as_str());
         // The state objects are the ones the service stack's backend uses.
         let service = infra::synth::render(&config, &common::fixed_options(env))
             .into_iter()
@@ -505,7 +501,7 @@ fn every_role_of_an_environment_with_delivery_carries_the_boundary() {
             .find(|s| s["Sid"] == delivery::BOUNDARY_SID)
             .unwrap();
         assert_eq!(
-            deny["Condition"]["StringNotEquals"]["iam:PermissionsBoundary"], arn,
+            deny["Condition"]["ArnNotEquals"]["iam:PermissionsBoundary"], arn,
             "{env}"
         );
     }
@@ -545,7 +541,6 @@ fn the_boundary_allows_everything_the_roles_are_granted_and_nothing_else() {
         for s in &boundary {
             assert_eq!(s["Effect"], "Allow", "{env}: the boundary only allows");
         }
-        let provider_tags = &stacks["service"]["provider"]["aws"][0]["default_tags"][0]["tags"];
         // What each `${<type>.<name>.arn}` the role policies use stands for.
         let mut arns: BTreeMap<String, String> = BTreeMap::new();
         for (_, ty, name, body) in &resources {
@@ -581,24 +576,41 @@ fn the_boundary_allows_everything_the_roles_are_granted_and_nothing_else() {
             };
             arns.insert(format!("${{{ty}.{name}.arn}}"), arn);
         }
+        // The service stack finds its key (the bootstrap stack's) by alias.
+        arns.insert(
+            "${data.aws_kms_alias.stack.target_key_arn}".into(),
+            format!(
+                "arn:aws:kms:{}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                config.region
+            ),
+        );
         let allowed = |action: &str, resource: &str| -> bool {
             boundary.iter().any(|s| {
                 let actions = strings(&s["Action"]);
                 let on = strings(&s["Resource"]);
                 if !actions.iter().any(|a| glob(a, action))
-                    || !on.iter().any(|r| glob(&normalize(r), resource))
+                    || !on.iter().any(|r| {
+                        let mut r = r.clone();
+                        for (reference, arn) in &arns {
+                            r = r.replace(reference, arn);
+                        }
+                        glob(&normalize(&r), resource)
+                    })
                 {
                     return false;
                 }
                 match s.get("Condition") {
                     None => true,
-                    // Only the environment's tags, which the provider puts on everything.
+                    // Only requests from the environment's functions (which is what the function
+                    // roles' grants are for).
                     Some(c) => {
                         assert_eq!(
                             c,
-                            &serde_json::json!({ "StringEquals": {
-                                "aws:ResourceTag/Project": provider_tags["Project"],
-                                "aws:ResourceTag/Environment": provider_tags["Environment"],
+                            &serde_json::json!({ "ArnLike": {
+                                "lambda:SourceFunctionArn": format!(
+                                    "arn:{PARTITION}:lambda:{}:{ACCOUNT}:function:{}*",
+                                    config.region, config.prefix
+                                ),
                             } }),
                             "{env}: {}",
                             s["Sid"]
@@ -693,7 +705,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
             for a in strings(&s["Action"]) {
                 if bounded.contains(&a.as_str()) {
                     assert_eq!(
-                        s["Condition"]["StringEquals"]["iam:PermissionsBoundary"], arn,
+                        s["Condition"]["ArnEquals"]["iam:PermissionsBoundary"], arn,
                         "{env}: {} grants {a} without the boundary",
                         s["Sid"]
                     );
@@ -722,7 +734,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
         }
         assert_eq!(
             deny["Condition"],
-            serde_json::json!({ "StringNotEquals": { "iam:PermissionsBoundary": arn } })
+            serde_json::json!({ "ArnNotEquals": { "iam:PermissionsBoundary": arn } })
         );
         // Never lifted from a role.
         let lift = all
@@ -756,6 +768,801 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
                 }
             }
         }
+    }
+}
+
+// Issue #11: the deploy role can touch nothing outside its own environment. One test per way
+// out the review of the synthesized prod stacks found; each fails if that way comes back.
+
+/// The `Allow` statements of the deploy role that grant any action starting with `prefix`.
+fn allows_of<'a>(all: &'a [Value], prefix: &str) -> Vec<&'a Value> {
+    all.iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .filter(|s| strings(&s["Action"]).iter().any(|a| a.starts_with(prefix)))
+        .collect()
+}
+
+/// KMS takeover: the role could tag any untagged key of the account into the environment and
+/// then re-policy and decrypt it. Now every key is the bootstrap stack's, named by exact ARN
+/// (a lookup of its alias), and no statement creates, tags, re-policies or re-aliases a key.
+#[test]
+fn escape_kms_takeover_keys_are_named_by_arn_and_never_tagged_or_repoliced() {
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let stacks = stacks_of(&config);
+        let delivery = &stacks[infra::DELIVERY_STACK];
+        let all = statements(delivery);
+        let never = [
+            "kms:CreateKey",
+            "kms:TagResource",
+            "kms:UntagResource",
+            "kms:PutKeyPolicy",
+            "kms:CreateAlias",
+            "kms:UpdateAlias",
+            "kms:DeleteAlias",
+            "kms:ScheduleKeyDeletion",
+            "kms:DisableKey",
+            "kms:ReplicateKey",
+        ];
+        let lookups = delivery["data"]["aws_kms_alias"].as_object().unwrap();
+        let expected: BTreeSet<String> = lookups
+            .keys()
+            .map(|name| format!("${{data.aws_kms_alias.{name}.target_key_arn}}"))
+            .collect();
+        for s in allows_of(&all, "kms:") {
+            for a in strings(&s["Action"]) {
+                assert!(
+                    !never.contains(&a.as_str()),
+                    "{env}: {} grants {a}",
+                    s["Sid"]
+                );
+            }
+            if strings(&s["Action"]) == ["kms:ListAliases"] {
+                continue;
+            }
+            for r in strings(&s["Resource"]) {
+                assert!(
+                    expected.contains(&r),
+                    "{env}: {} reaches {r}, not one of the environment's keys",
+                    s["Sid"]
+                );
+            }
+            if let Some(c) = s.get("Condition") {
+                assert!(
+                    !c.to_string().contains("aws:ResourceTag"),
+                    "{env}: {}: a key's tags never decide",
+                    s["Sid"]
+                );
+            }
+        }
+        // The lookups find the bootstrap stack's keys by their aliases.
+        let aliases: BTreeSet<String> = stacks["bootstrap"]["resource"]["aws_kms_alias"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect();
+        for (name, lookup) in lookups {
+            let alias = lookup["name"].as_str().unwrap();
+            assert!(aliases.contains(alias), "{env}: {name} looks up {alias}");
+            assert!(alias.starts_with(&format!("alias/{}", config.prefix)));
+        }
+        assert_eq!(
+            lookups.len(),
+            aliases.len(),
+            "{env}: every key is named, no other"
+        );
+        // Only the bootstrap stack (an administrator's) creates keys.
+        for stack in ["service", infra::DELIVERY_STACK] {
+            assert!(
+                stacks[stack]["resource"]["aws_kms_key"].is_null(),
+                "{env}: {stack} creates a key"
+            );
+        }
+        // And the boundary names the keys too: no tag makes a key usable by a role.
+        let policy = &stacks["bootstrap"]["resource"]["aws_iam_policy"][boundary::LOGICAL];
+        let doc: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
+        for s in doc["Statement"].as_array().unwrap() {
+            if strings(&s["Action"]).iter().any(|a| a.starts_with("kms:")) {
+                assert!(s.get("Condition").is_none(), "{env}");
+                for r in strings(&s["Resource"]) {
+                    assert!(
+                        r.starts_with("${aws_kms_key.") && r.ends_with(".arn}"),
+                        "{env}: the boundary's key grant reaches {r}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Trust rewrite: `iam:UpdateAssumeRolePolicy` on `role/<prefix>*` let the role make a function
+/// role trust another account. Now it is never granted and always denied; and a role the deploy
+/// role creates (whose trust it sets) reaches user data only from the environment's functions.
+#[test]
+fn escape_trust_rewrite_is_denied_and_user_data_needs_a_function() {
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let stacks = stacks_of(&config);
+        let all = statements(&stacks[infra::DELIVERY_STACK]);
+        for s in all.iter().filter(|s| s["Effect"] == "Allow") {
+            assert!(
+                !strings(&s["Action"]).contains(&"iam:UpdateAssumeRolePolicy".to_owned()),
+                "{env}: {} grants iam:UpdateAssumeRolePolicy",
+                s["Sid"]
+            );
+        }
+        let deny = all
+            .iter()
+            .find(|s| s["Sid"] == delivery::TRUST_SID)
+            .unwrap_or_else(|| panic!("{env}: no {}", delivery::TRUST_SID));
+        assert_eq!(deny["Effect"], "Deny");
+        assert!(deny.get("Condition").is_none(), "{env}: unconditional");
+        assert_eq!(strings(&deny["Action"]), ["iam:UpdateAssumeRolePolicy"]);
+        assert_eq!(
+            strings(&deny["Resource"]),
+            [format!(
+                "arn:{PARTITION}:iam::{ACCOUNT}:role/{}*",
+                config.prefix
+            )]
+        );
+        let policy = &stacks["bootstrap"]["resource"]["aws_iam_policy"][boundary::LOGICAL];
+        let doc: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
+        let functions = format!(
+            "arn:{PARTITION}:lambda:{}:{ACCOUNT}:function:{}*",
+            config.region, config.prefix
+        );
+        let mut data = 0;
+        for s in doc["Statement"].as_array().unwrap() {
+            let actions = strings(&s["Action"]);
+            if actions
+                .iter()
+                .any(|a| a.starts_with("dynamodb:") || a.starts_with("secretsmanager:"))
+            {
+                assert_eq!(
+                    s["Condition"],
+                    serde_json::json!({ "ArnLike": { "lambda:SourceFunctionArn": functions } }),
+                    "{env}: {}",
+                    s["Sid"]
+                );
+                data += 1;
+            }
+        }
+        assert!(data >= 1, "{env}: the boundary grants no table access?");
+    }
+}
+
+/// EC2: route, security group, gateway and attribute changes were allowed on any resource of
+/// the account and region, and CreateTags on untagged resources made them ours. Now every EC2
+/// write needs this environment's tags on what it touches, or in the create request of the one
+/// kind it creates; tags are written only at creation or on resources already ours.
+#[test]
+fn escape_ec2_every_network_write_needs_this_environments_tags() {
+    let config = infra::load_config("prod").unwrap();
+    assert!(config.options.vpc.is_some(), "prod has the VPC option");
+    let stack = delivery_stack(&config).unwrap();
+    let all = statements(&stack);
+    let default_sg = format!("{}default-deny", config.prefix);
+    let owned = |c: &Value| {
+        c["StringEquals"]["aws:ResourceTag/Environment"] == "prod"
+            && c["StringEquals"]["aws:ResourceTag/Project"] == "prod-service"
+    };
+    let tagging = |c: &Value| {
+        c["StringEquals"]["aws:RequestTag/Environment"] == "prod"
+            && c["StringEquals"]["aws:RequestTag/Project"] == "prod-service"
+    };
+    let mut checked = 0;
+    for s in allows_of(&all, "ec2:") {
+        let sid = s["Sid"].as_str().unwrap();
+        let actions = strings(&s["Action"]);
+        let resources = strings(&s["Resource"]);
+        if actions.iter().all(|a| a.starts_with("ec2:Describe")) {
+            continue;
+        }
+        checked += 1;
+        let c = s.get("Condition").cloned().unwrap_or(Value::Null);
+        if resources
+            .iter()
+            .all(|r| r.ends_with(":security-group-rule/*"))
+        {
+            // A rule lives in a group: the group is checked by the statement that names it.
+            assert!(actions.iter().all(|a| a.contains("SecurityGroup")), "{sid}");
+            continue;
+        }
+        if c["StringEquals"]["ec2:CreateAction"].is_array() {
+            assert_eq!(
+                actions,
+                ["ec2:CreateTags"],
+                "{sid}: tags only in a create request"
+            );
+            continue;
+        }
+        if c["Null"]["aws:ResourceTag/Environment"] == "true" {
+            // The default security group, named once; nothing else is granted on it.
+            assert_eq!(actions, ["ec2:CreateTags"], "{sid}");
+            assert!(tagging(&c), "{sid}");
+            assert_eq!(
+                c["StringEquals"]["aws:RequestTag/Name"],
+                default_sg.as_str()
+            );
+            // Exactly the tags Terraform writes: the provider's default tags and the name.
+            let mut keys: Vec<String> = stack["provider"]["aws"][0]["default_tags"][0]["tags"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .chain(["Name".to_owned()])
+                .collect();
+            keys.sort();
+            let mut allowed = strings(&c["ForAllValues:StringEquals"]["aws:TagKeys"]);
+            allowed.sort();
+            assert_eq!(allowed, keys, "{sid}");
+            continue;
+        }
+        if owned(&c) {
+            if c["StringEquals"]["aws:ResourceTag/Name"] == default_sg.as_str() {
+                assert!(
+                    actions
+                        .iter()
+                        .all(|a| a.starts_with("ec2:RevokeSecurityGroup")),
+                    "{sid}: the default group is only ever stripped"
+                );
+            } else {
+                assert_eq!(
+                    c["StringNotEquals"]["aws:ResourceTag/Name"],
+                    default_sg.as_str(),
+                    "{sid}: never on the default group's name"
+                );
+            }
+            if actions.iter().any(|a| a.ends_with("Tags")) {
+                assert_eq!(
+                    c["ForAllValues:StringNotEquals"]["aws:TagKeys"],
+                    serde_json::json!(["Project", "Environment"]),
+                    "{sid}: never the ownership tags"
+                );
+            }
+            continue;
+        }
+        // A create statement: one action, on exactly the kind it creates, with our tags.
+        assert!(
+            tagging(&c),
+            "{sid}: {actions:?} without this environment's tags"
+        );
+        assert_eq!(actions.len(), 1, "{sid}");
+        assert_eq!(resources.len(), 1, "{sid}");
+        assert!(
+            actions[0].starts_with("ec2:Create") || actions[0] == "ec2:AllocateAddress",
+            "{sid}"
+        );
+        assert!(!resources[0].ends_with(":*"), "{sid}: {}", resources[0]);
+    }
+    assert!(checked >= 10, "only {checked} EC2 statements");
+    // The actions the review named are granted only on resources already this environment's.
+    for a in [
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:CreateRoute",
+        "ec2:ReplaceRoute",
+        "ec2:AttachInternetGateway",
+        "ec2:ModifyVpcAttribute",
+        "ec2:ModifySubnetAttribute",
+        "ec2:ModifyVpcEndpoint",
+    ] {
+        let granting: Vec<_> = allows_of(&all, "ec2:")
+            .into_iter()
+            .filter(|s| strings(&s["Action"]).contains(&a.to_owned()))
+            .filter(|s| {
+                !strings(&s["Resource"])
+                    .iter()
+                    .all(|r| r.ends_with(":security-group-rule/*"))
+            })
+            .collect();
+        assert!(!granting.is_empty(), "{a} is needed");
+        for s in granting {
+            assert!(owned(&s["Condition"]), "{a} in {}", s["Sid"]);
+        }
+    }
+}
+
+/// API Gateway, CloudFront, ACM and Lambda code signing configs: every API (with every API
+/// key's value), distribution, certificate and code signing config of the account was
+/// reachable. Now each is created with this environment's tags and reached only while it
+/// carries them; no collection is listed (`GET /apikeys` returns every key's value).
+#[test]
+fn escape_account_wide_apis_distributions_certificates_and_code_signing_need_tags() {
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let all = statements(&delivery_stack(&config).unwrap());
+        let mut checked = 0;
+        for s in all.iter().filter(|s| s["Effect"] == "Allow") {
+            let sid = s["Sid"].as_str().unwrap();
+            let resources = strings(&s["Resource"]);
+            let actions = strings(&s["Action"]);
+            let reaches = resources.iter().any(|r| {
+                r.contains(":apigateway:")
+                    || r.contains(":cloudfront:")
+                    || r.contains(":acm:")
+                    || r.contains(":code-signing-config:")
+            }) || actions.iter().any(|a| {
+                a.starts_with("acm:")
+                    || a.starts_with("cloudfront:")
+                    || a == "lambda:CreateCodeSigningConfig"
+            });
+            // wafv2's association actions name the stage too, but associating a web ACL with a
+            // stage also takes apigateway:SetWebACL on it, which is checked here.
+            if !reaches || actions.iter().all(|a| a.starts_with("wafv2:")) {
+                continue;
+            }
+            checked += 1;
+            if resources.iter().all(|r| r.ends_with("::/account")) {
+                // The account's API Gateway logging role: one setting, no tags.
+                assert_eq!(
+                    actions,
+                    ["apigateway:GET", "apigateway:PATCH"],
+                    "{env}: {sid}"
+                );
+                continue;
+            }
+            for r in &resources {
+                assert!(
+                    !r.ends_with("::/apikeys") || actions == ["apigateway:POST"],
+                    "{env}: {sid}: listing API keys returns their values"
+                );
+            }
+            let c = s
+                .get("Condition")
+                .unwrap_or_else(|| panic!("{env}: {sid} has no condition"));
+            let on = |key: &str| c["StringEquals"][key] == env.as_str();
+            assert!(
+                on("aws:ResourceTag/Environment") || on("aws:RequestTag/Environment"),
+                "{env}: {sid} is not limited to this environment's tags: {c}"
+            );
+            if !on("aws:ResourceTag/Environment") {
+                // Creating (tags in the request) or tagging a new resource: nothing that reads
+                // or changes what exists.
+                for a in &actions {
+                    let creates = a.contains("Create")
+                        || a.contains("Request")
+                        || a.contains("Tag")
+                        || a == "apigateway:POST";
+                    assert!(creates, "{env}: {sid} grants {a} on request tags alone");
+                }
+            }
+            let tags = actions.iter().any(|a| {
+                (a.contains("Tag") && !a.contains("ListTags")) && a != "acm:ListTagsForCertificate"
+            }) || resources.iter().any(|r| r.contains("::/tags/"));
+            if tags {
+                if c["Null"]["aws:ResourceTag/Environment"] == "true" {
+                    // Tag-on-create (docs/delivery-trust.md): exactly our tags, on what has none.
+                    assert!(on("aws:RequestTag/Environment"), "{env}: {sid}");
+                } else {
+                    assert!(on("aws:ResourceTag/Environment"), "{env}: {sid}");
+                    assert_eq!(
+                        c["ForAllValues:StringNotEquals"]["aws:TagKeys"],
+                        serde_json::json!(["Project", "Environment"]),
+                        "{env}: {sid} may change the ownership tags"
+                    );
+                }
+            }
+        }
+        assert!(checked >= 4, "{env}: only {checked} statements checked");
+    }
+}
+
+/// Data exfiltration from CI: smoke's Scan let the deploy job read every user. The role grants
+/// no Scan, and smoke's code asks for none (it reads its own items by key).
+#[test]
+fn escape_smoke_reads_items_by_key_never_scans() {
+    for config in delivery_configs() {
+        let all = statements(&delivery_stack(&config).unwrap());
+        for s in allows_of(&all, "dynamodb:") {
+            for a in strings(&s["Action"]) {
+                assert!(
+                    !matches!(
+                        a.as_str(),
+                        "dynamodb:Scan" | "dynamodb:BatchGetItem" | "dynamodb:PartiQLSelect"
+                    ),
+                    "{}: {} grants {a}",
+                    config.name,
+                    s["Sid"]
+                );
+            }
+        }
+    }
+    let src = infra::synth::workspace_root().join("smoke").join("src");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for call in [".scan()", ".batch_get_item()", ".execute_statement()"] {
+            assert!(
+                !text.contains(call),
+                "{} calls {call}: the deploy role may not read the table wholesale",
+                path.display()
+            );
+        }
+    }
+}
+
+/// What the deploy role must be able to call for each kind of resource the stacks hold
+/// (Terraform's create, read, update and delete of it, from the AWS provider's calls) and for
+/// xtask's own steps. The bootstrap stack's resources only need reading: the deploy role
+/// applies that stack, but only an administrator changes it.
+fn needed(stack: &str, ty: &str, config: &infra::Config) -> Vec<&'static str> {
+    let api = vec![
+        "apigateway:POST",
+        "apigateway:GET",
+        "apigateway:PUT",
+        "apigateway:PATCH",
+        "apigateway:DELETE",
+    ];
+    let read_only = stack == "bootstrap";
+    let mut actions: Vec<&'static str> = match (read_only, ty) {
+        (_, "data.aws_caller_identity" | "data.aws_partition" | "data.aws_region") => vec![],
+        (true, "aws_iam_policy") => vec!["iam:GetPolicy", "iam:GetPolicyVersion"],
+        (true, "aws_iam_role") => vec![
+            "iam:GetRole",
+            "iam:ListRolePolicies",
+            "iam:ListAttachedRolePolicies",
+        ],
+        (true, "aws_iam_role_policy") => vec!["iam:GetRolePolicy"],
+        (true, "aws_kms_alias") => vec!["kms:ListAliases"],
+        (true, "aws_kms_key") => vec![
+            "kms:DescribeKey",
+            "kms:GetKeyPolicy",
+            "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags",
+        ],
+        (true, "aws_s3_bucket") => vec![
+            "s3:ListBucket",
+            "s3:GetBucketTagging",
+            "s3:GetBucketPolicy",
+            "s3:GetBucketAcl",
+            "s3:GetBucketCORS",
+            "s3:GetBucketWebsite",
+            "s3:GetBucketVersioning",
+            "s3:GetAccelerateConfiguration",
+            "s3:GetBucketRequestPayment",
+            "s3:GetBucketLogging",
+            "s3:GetLifecycleConfiguration",
+            "s3:GetReplicationConfiguration",
+            "s3:GetEncryptionConfiguration",
+            "s3:GetBucketObjectLockConfiguration",
+        ],
+        (true, "aws_s3_bucket_lifecycle_configuration") => vec!["s3:GetLifecycleConfiguration"],
+        (true, "aws_s3_bucket_logging") => vec!["s3:GetBucketLogging"],
+        (true, "aws_s3_bucket_notification") => vec!["s3:GetBucketNotification"],
+        (true, "aws_s3_bucket_ownership_controls") => vec!["s3:GetBucketOwnershipControls"],
+        (true, "aws_s3_bucket_policy") => vec!["s3:GetBucketPolicy"],
+        (true, "aws_s3_bucket_public_access_block") => vec!["s3:GetBucketPublicAccessBlock"],
+        (true, "aws_s3_bucket_replication_configuration") => {
+            vec!["s3:GetReplicationConfiguration"]
+        }
+        (true, "aws_s3_bucket_server_side_encryption_configuration") => {
+            vec!["s3:GetEncryptionConfiguration"]
+        }
+        (true, "aws_s3_bucket_versioning") => vec!["s3:GetBucketVersioning"],
+        (true, "aws_signer_signing_profile") | (false, "data.aws_signer_signing_profile") => {
+            vec!["signer:GetSigningProfile"]
+        }
+        (false, "data.aws_kms_alias") => vec!["kms:ListAliases", "kms:DescribeKey"],
+        (false, "aws_api_gateway_account") => {
+            vec!["apigateway:GET", "apigateway:PATCH", "iam:PassRole"]
+        }
+        (false, t) if t.starts_with("aws_api_gateway_") => api,
+        (false, "aws_appautoscaling_policy") => vec![
+            "application-autoscaling:PutScalingPolicy",
+            "application-autoscaling:DescribeScalingPolicies",
+            "application-autoscaling:DeleteScalingPolicy",
+        ],
+        (false, "aws_appautoscaling_target") => vec![
+            "application-autoscaling:RegisterScalableTarget",
+            "application-autoscaling:DescribeScalableTargets",
+            "application-autoscaling:DeregisterScalableTarget",
+        ],
+        (false, "aws_cloudwatch_dashboard") => vec![
+            "cloudwatch:PutDashboard",
+            "cloudwatch:GetDashboard",
+            "cloudwatch:DeleteDashboards",
+        ],
+        (false, "aws_cloudwatch_log_group") => vec![
+            "logs:CreateLogGroup",
+            "logs:DescribeLogGroups",
+            "logs:DeleteLogGroup",
+            "logs:PutRetentionPolicy",
+            "logs:AssociateKmsKey",
+            "logs:ListTagsForResource",
+        ],
+        (false, "aws_cloudwatch_metric_alarm") => vec![
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:DeleteAlarms",
+            "cloudwatch:ListTagsForResource",
+        ],
+        (false, "aws_default_security_group") => vec![
+            "ec2:DescribeSecurityGroups",
+            "ec2:CreateTags",
+            "ec2:RevokeSecurityGroupIngress",
+            "ec2:RevokeSecurityGroupEgress",
+        ],
+        (false, "aws_dynamodb_table") => vec![
+            "dynamodb:CreateTable",
+            "dynamodb:DescribeTable",
+            "dynamodb:UpdateTable",
+            "dynamodb:DescribeContinuousBackups",
+            "dynamodb:UpdateContinuousBackups",
+            "dynamodb:DescribeTimeToLive",
+            "dynamodb:UpdateTimeToLive",
+            "dynamodb:ListTagsOfResource",
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+        ],
+        (false, "aws_eip") => vec![
+            "ec2:AllocateAddress",
+            "ec2:DescribeAddresses",
+            "ec2:ReleaseAddress",
+        ],
+        (false, "aws_flow_log") => vec![
+            "ec2:CreateFlowLogs",
+            "ec2:DescribeFlowLogs",
+            "ec2:DeleteFlowLogs",
+            "iam:PassRole",
+        ],
+        (false, "aws_iam_role") => vec![
+            "iam:CreateRole",
+            "iam:GetRole",
+            "iam:DeleteRole",
+            "iam:TagRole",
+            "iam:ListRolePolicies",
+            "iam:ListAttachedRolePolicies",
+            "iam:ListInstanceProfilesForRole",
+        ],
+        (false, "aws_iam_role_policy") => vec![
+            "iam:PutRolePolicy",
+            "iam:GetRolePolicy",
+            "iam:DeleteRolePolicy",
+        ],
+        (false, "aws_iam_role_policy_attachment") => vec![
+            "iam:AttachRolePolicy",
+            "iam:DetachRolePolicy",
+            "iam:ListAttachedRolePolicies",
+        ],
+        (false, "aws_internet_gateway") => vec![
+            "ec2:CreateInternetGateway",
+            "ec2:AttachInternetGateway",
+            "ec2:DescribeInternetGateways",
+            "ec2:DetachInternetGateway",
+            "ec2:DeleteInternetGateway",
+        ],
+        (false, "aws_lambda_alias") => vec![
+            "lambda:CreateAlias",
+            "lambda:GetAlias",
+            "lambda:UpdateAlias",
+            "lambda:DeleteAlias",
+        ],
+        (false, "aws_lambda_code_signing_config") => vec![
+            "lambda:CreateCodeSigningConfig",
+            "lambda:GetCodeSigningConfig",
+            "lambda:UpdateCodeSigningConfig",
+            "lambda:DeleteCodeSigningConfig",
+        ],
+        (false, "aws_lambda_function") => vec![
+            "lambda:CreateFunction",
+            "lambda:GetFunction",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:DeleteFunction",
+            "lambda:PublishVersion",
+            "lambda:ListVersionsByFunction",
+            "lambda:GetFunctionCodeSigningConfig",
+            "lambda:PutFunctionConcurrency",
+            "iam:PassRole",
+            "s3:GetObject",
+            "kms:Encrypt",
+            "kms:CreateGrant",
+        ],
+        (false, "aws_lambda_permission") => vec![
+            "lambda:AddPermission",
+            "lambda:RemovePermission",
+            "lambda:GetPolicy",
+        ],
+        (false, "aws_nat_gateway") => vec![
+            "ec2:CreateNatGateway",
+            "ec2:DescribeNatGateways",
+            "ec2:DeleteNatGateway",
+        ],
+        (false, "aws_route") => vec![
+            "ec2:CreateRoute",
+            "ec2:ReplaceRoute",
+            "ec2:DeleteRoute",
+            "ec2:DescribeRouteTables",
+        ],
+        (false, "aws_route_table") => vec![
+            "ec2:CreateRouteTable",
+            "ec2:DescribeRouteTables",
+            "ec2:DeleteRouteTable",
+        ],
+        (false, "aws_route_table_association") => {
+            vec!["ec2:AssociateRouteTable", "ec2:DisassociateRouteTable"]
+        }
+        (false, "aws_security_group") => vec![
+            "ec2:CreateSecurityGroup",
+            "ec2:DescribeSecurityGroups",
+            "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:RevokeSecurityGroupEgress",
+            "ec2:DeleteSecurityGroup",
+        ],
+        (false, "aws_sns_topic") => vec![
+            "sns:CreateTopic",
+            "sns:GetTopicAttributes",
+            "sns:SetTopicAttributes",
+            "sns:DeleteTopic",
+            "sns:ListTagsForResource",
+        ],
+        (false, "aws_sns_topic_subscription") => vec![
+            "sns:Subscribe",
+            "sns:GetSubscriptionAttributes",
+            "sns:Unsubscribe",
+        ],
+        (false, "aws_sqs_queue") => vec![
+            "sqs:CreateQueue",
+            "sqs:GetQueueAttributes",
+            "sqs:SetQueueAttributes",
+            "sqs:ListQueueTags",
+        ],
+        (false, "aws_subnet") => vec![
+            "ec2:CreateSubnet",
+            "ec2:DescribeSubnets",
+            "ec2:ModifySubnetAttribute",
+            "ec2:DeleteSubnet",
+        ],
+        (false, "aws_vpc") => vec![
+            "ec2:CreateVpc",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeVpcAttribute",
+            "ec2:ModifyVpcAttribute",
+            "ec2:DeleteVpc",
+        ],
+        (false, "aws_vpc_endpoint") => vec![
+            "ec2:CreateVpcEndpoint",
+            "ec2:DescribeVpcEndpoints",
+            "ec2:ModifyVpcEndpoint",
+            "ec2:DeleteVpcEndpoints",
+            "ec2:DescribePrefixLists",
+        ],
+        (false, "aws_wafv2_web_acl") => vec![
+            "wafv2:CreateWebACL",
+            "wafv2:GetWebACL",
+            "wafv2:UpdateWebACL",
+            "wafv2:DeleteWebACL",
+            "wafv2:ListTagsForResource",
+        ],
+        (false, "aws_wafv2_web_acl_association") => vec![
+            "wafv2:AssociateWebACL",
+            "wafv2:GetWebACLForResource",
+            "wafv2:DisassociateWebACL",
+            "apigateway:SetWebACL",
+        ],
+        (false, "aws_wafv2_web_acl_logging_configuration") => vec![
+            "wafv2:PutLoggingConfiguration",
+            "wafv2:GetLoggingConfiguration",
+            "wafv2:DeleteLoggingConfiguration",
+            "logs:CreateLogDelivery",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+        ],
+        (false, "aws_cloudfront_distribution") => vec![
+            "cloudfront:CreateDistribution",
+            "cloudfront:TagResource",
+            "cloudfront:GetDistribution",
+            "cloudfront:UpdateDistribution",
+            "cloudfront:DeleteDistribution",
+            "cloudfront:ListTagsForResource",
+        ],
+        (false, "aws_acm_certificate") => vec![
+            "acm:RequestCertificate",
+            "acm:AddTagsToCertificate",
+            "acm:DescribeCertificate",
+            "acm:ListTagsForCertificate",
+            "acm:DeleteCertificate",
+        ],
+        (false, "aws_acm_certificate_validation") => vec!["acm:DescribeCertificate"],
+        (false, "aws_route53_record") => vec![
+            "route53:ChangeResourceRecordSets",
+            "route53:ListResourceRecordSets",
+            "route53:GetChange",
+        ],
+        (false, "data.aws_route53_zone") => {
+            vec!["route53:ListHostedZonesByName", "route53:GetHostedZone"]
+        }
+        (false, "aws_secretsmanager_secret") => vec![
+            "secretsmanager:CreateSecret",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetResourcePolicy",
+            "secretsmanager:UpdateSecret",
+        ],
+        (false, "aws_secretsmanager_secret_rotation") => vec![
+            "secretsmanager:RotateSecret",
+            "secretsmanager:DescribeSecret",
+            "lambda:InvokeFunction",
+        ],
+        _ => panic!(
+            "{}: teach this test what the deploy role needs for {ty} in the {stack} stack",
+            config.name
+        ),
+    };
+    if ty == "aws_lambda_function" && config.lambda.code_signing {
+        actions.push("lambda:PutFunctionCodeSigningConfig");
+    }
+    actions
+}
+
+/// The deploy role is still sufficient: for every kind of resource the bootstrap and service
+/// stacks hold, it has what Terraform calls on it (reads only, for the bootstrap stack), and it
+/// has what xtask's upload, sign, release, rollback, smoke and logs steps call. The conditions
+/// and resources of those grants are checked by the tests above; moto can't evaluate them
+/// (docs/delivery-trust.md).
+#[test]
+fn the_role_has_every_action_the_delivery_path_calls() {
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let stacks = stacks_of(&config);
+        let all = statements(&stacks[infra::DELIVERY_STACK]);
+        let granted: BTreeSet<String> = all
+            .iter()
+            .filter(|s| s["Effect"] == "Allow")
+            .flat_map(|s| strings(&s["Action"]))
+            .collect();
+        let mut wanted: BTreeMap<&str, String> = BTreeMap::new();
+        for stack in infra::STACKS {
+            let body = &stacks[stack];
+            let kinds = body["resource"]
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.keys().cloned())
+                .chain(
+                    body["data"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|o| o.keys().map(|k| format!("data.{k}"))),
+                );
+            for ty in kinds {
+                for action in needed(stack, &ty, &config) {
+                    wanted.entry(action).or_insert(format!("{stack} {ty}"));
+                }
+            }
+        }
+        // xtask: upload and check the packages, sign them, release and roll back `live` with
+        // the alarms as gate, smoke's items by key, `logs`.
+        let mut steps = vec![
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:GetObjectVersion",
+            "kms:GenerateDataKey",
+            "kms:Decrypt",
+            "lambda:GetAlias",
+            "lambda:UpdateAlias",
+            "lambda:PublishVersion",
+            "cloudwatch:DescribeAlarms",
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "logs:FilterLogEvents",
+            "logs:DescribeLogGroups",
+        ];
+        if config.lambda.code_signing {
+            steps.extend(["signer:StartSigningJob", "signer:DescribeSigningJob"]);
+        }
+        for action in steps {
+            wanted.entry(action).or_insert("xtask".into());
+        }
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|(action, _)| !granted.contains(**action))
+            .map(|(action, why)| format!("{action} ({why})"))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{env}: the deploy role lacks {missing:?}"
+        );
     }
 }
 
@@ -809,7 +1616,8 @@ fn bad_delivery_settings_name_file_key_and_what_is_allowed() {
 
 /// The stack applied to moto: the provider, the role and its policies are created as
 /// synthesized (moto checks policy documents' grammar), then destroyed. The permissions
-/// boundary, which the bootstrap stack holds, is applied the same way (on its own).
+/// boundary and the keys, which the bootstrap stack holds, are applied first (on their own):
+/// the delivery stack finds the keys by alias.
 #[test]
 fn applies_to_the_emulator_and_destroys() {
     let moto = emulator::Emulator::start().expect("start moto");
@@ -836,6 +1644,32 @@ fn applies_to_the_emulator_and_destroys() {
             endpoint_var.as_str(),
         ]
     };
+    // The bootstrap stack first: the permissions boundary and the keys it names, which the
+    // delivery stack looks up by alias (`-target` pulls in what the boundary references).
+    let bootstrap = out.stack_dir("bootstrap").unwrap();
+    let policy = format!("-target=aws_iam_policy.{}", boundary::LOGICAL);
+    common::terraform_ok(bootstrap, &rc, &["init", "-input=false", "-no-color"]);
+    let mut apply = args("apply");
+    apply.push(&policy);
+    common::terraform_ok(bootstrap, &rc, &apply);
+    let list = common::terraform_ok(bootstrap, &rc, &["state", "list", "-no-color"]);
+    for address in [
+        format!("aws_iam_policy.{}", boundary::LOGICAL),
+        "aws_kms_key.stack".to_owned(),
+        "aws_kms_key.buckets".to_owned(),
+    ] {
+        assert!(
+            list.lines().any(|l| l == address),
+            "{address} not in {list}"
+        );
+    }
+    let mut keys = args("apply");
+    keys.extend([
+        "-target=aws_kms_alias.stack",
+        "-target=aws_kms_alias.buckets",
+    ]);
+    common::terraform_ok(bootstrap, &rc, &keys);
+
     common::terraform_ok(stack, &rc, &["init", "-input=false", "-no-color"]);
     common::terraform_ok(stack, &rc, &args("apply"));
     let outputs: Value =
@@ -852,18 +1686,6 @@ fn applies_to_the_emulator_and_destroys() {
     let list = common::terraform_ok(stack, &rc, &["state", "list", "-no-color"]);
     assert!(list.trim().is_empty(), "destroy left {list}");
 
-    let bootstrap = out.stack_dir("bootstrap").unwrap();
-    let policy = format!("-target=aws_iam_policy.{}", boundary::LOGICAL);
-    common::terraform_ok(bootstrap, &rc, &["init", "-input=false", "-no-color"]);
-    let mut apply = args("apply");
-    apply.push(&policy);
-    common::terraform_ok(bootstrap, &rc, &apply);
-    let list = common::terraform_ok(bootstrap, &rc, &["state", "list", "-no-color"]);
-    assert!(
-        list.lines()
-            .any(|l| l == format!("aws_iam_policy.{}", boundary::LOGICAL)),
-        "{list}"
-    );
     common::terraform_ok(bootstrap, &rc, &args("destroy"));
     let list = common::terraform_ok(bootstrap, &rc, &["state", "list", "-no-color"]);
     assert!(list.trim().is_empty(), "destroy left {list}");

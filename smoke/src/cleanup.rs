@@ -1,8 +1,9 @@
 //! Removes everything a run created, even after a failed step.
 //!
 //! The API is tried first (it is the path a real client takes, and it removes sessions too);
-//! whatever it could not remove is deleted directly in DynamoDB. A final scan proves nothing
-//! with the run's marker is left.
+//! whatever it could not remove is deleted directly in DynamoDB. A final read of every item the
+//! run's users could have (by key: their `EMAIL#` and `USER#` items and, through `by-user`,
+//! their sessions) proves nothing is left.
 
 use std::time::Instant;
 
@@ -82,18 +83,21 @@ pub async fn run(api: &Api, store: &Store, created: &mut Created, report: &mut R
     });
 
     let started = Instant::now();
-    let marker = format!("smoke-{}", report.run_id);
-    let left = store.users_with_email_prefix(&marker).await;
+    let left = left_behind(store, &created.users).await;
     let (ok, detail, failure) = match left {
-        Ok(items) if items.is_empty() => (true, format!("no item with marker {marker} left"), None),
-        Ok(items) => {
-            let keys: Vec<_> = items.iter().filter_map(|i| store::s(i, "pk")).collect();
-            (
-                false,
-                String::new(),
-                Some(crate::steps::fail(format!("items left behind: {keys:?}"))),
-            )
-        }
+        Ok(keys) if keys.is_empty() => (
+            true,
+            match created.users.len() {
+                1 => "1 user checked by key: no item left".to_string(),
+                n => format!("{n} users checked by key: no item left"),
+            },
+            None,
+        ),
+        Ok(keys) => (
+            false,
+            String::new(),
+            Some(crate::steps::fail(format!("items left behind: {keys:?}"))),
+        ),
         Err(e) => (false, String::new(), Some(crate::steps::fail(e))),
     };
     report.cleanup.push(Step {
@@ -103,6 +107,35 @@ pub async fn run(api: &Api, store: &Store, created: &mut Created, report: &mut R
         detail,
         failure,
     });
+}
+
+/// The keys of every item of `users` still in the tables, read by key: the users-table items
+/// ([`Store::items_of`]) and the sessions the `by-user` index still lists.
+async fn left_behind(store: &Store, users: &[CreatedUser]) -> Result<Vec<String>, String> {
+    let tasks: Vec<_> = users
+        .iter()
+        .cloned()
+        .map(|user| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut keys = Vec::new();
+                for item in store.items_of(&user.email, user.id.as_deref()).await? {
+                    keys.extend(store::s(&item, "pk").map(str::to_string));
+                }
+                if let Some(id) = &user.id {
+                    for hash in store.session_hashes_of(id).await? {
+                        keys.push(format!("session {hash}"));
+                    }
+                }
+                Ok::<_, String>(keys)
+            })
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for task in tasks {
+        keys.extend(task.await.map_err(|e| e.to_string())??);
+    }
+    Ok(keys)
 }
 
 enum Removed {

@@ -1,8 +1,9 @@
 //! The bounded load step: N concurrent registrations and logins.
 //!
 //! Bounded on purpose (N requests of each kind, then it stops): it measures latency under
-//! concurrency and checks that concurrent writes lose nothing and invent nothing, by counting
-//! the run's users in the table afterwards.
+//! concurrency and checks that concurrent writes lose nothing and invent nothing, by reading
+//! each of the run's users from the table by key afterwards (`EMAIL#<email>` for every address
+//! it tried, `USER#<id>` for every id the API or an `EMAIL#` item names).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -40,6 +41,23 @@ pub struct LoadReport {
 struct One {
     register: (Duration, Result<String, String>),
     login: Option<(Duration, Result<String, String>)>,
+}
+
+/// The users-table items of `users`, read by key (see [`Store::items_of`]).
+async fn items_of(store: &Store, users: &[CreatedUser]) -> Result<Vec<store::Item>, String> {
+    let tasks: Vec<_> = users
+        .iter()
+        .map(|user| {
+            let store = store.clone();
+            let user = user.clone();
+            tokio::spawn(async move { store.items_of(&user.email, user.id.as_deref()).await })
+        })
+        .collect();
+    let mut items = Vec::new();
+    for task in tasks {
+        items.extend(task.await.map_err(|e| e.to_string())??);
+    }
+    Ok(items)
 }
 
 /// Registers and logs in `n` users concurrently, then checks the table.
@@ -112,7 +130,8 @@ pub async fn run(
     }
     samples.truncate(5);
 
-    let (table_ok, table_check) = match store.users_with_email_prefix(&prefix).await {
+    let load_users: Vec<CreatedUser> = created.users[first_load_index..].to_vec();
+    let (table_ok, table_check) = match items_of(store, &load_users).await {
         Ok(items) => {
             let users: BTreeSet<String> = items
                 .iter()
@@ -136,7 +155,7 @@ pub async fn run(
                 (
                     false,
                     format!(
-                        "table holds {} user items and {unique_items} EMAIL# items; the API created {} users",
+                        "read by key: {} user items and {unique_items} EMAIL# items; the API created {} users",
                         users.len(),
                         ids.len()
                     ),

@@ -120,35 +120,21 @@ impl Store {
         Ok(hashes)
     }
 
-    /// Every users-table item whose `pk` or `email` starts with `prefix` (the run's marker), so
-    /// the load step can check that exactly its users exist.
-    pub async fn users_with_email_prefix(&self, prefix: &str) -> Result<Vec<Item>, String> {
+    /// The users-table items of one user the run registered (or tried to), read by key:
+    /// `EMAIL#<email>` and `USER#<id>`, with the id from the API or, failing that, from the
+    /// `EMAIL#` item. By key, never a Scan: the deploy role that runs smoke may read only the
+    /// items it knows the keys of, not every e-mail address and password hash in the table.
+    pub async fn items_of(&self, email: &str, id: Option<&str>) -> Result<Vec<Item>, String> {
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.users_table)
-                .filter_expression("begins_with(email, :p) OR begins_with(pk, :e)")
-                .expression_attribute_values(":p", AttributeValue::S(prefix.to_string()))
-                .expression_attribute_values(":e", AttributeValue::S(format!("EMAIL#{prefix}")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "Scan {}: {}",
-                        self.users_table,
-                        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
+        let by_email = self.email(email).await?;
+        let id = id.map(str::to_string).or_else(|| {
+            by_email
+                .as_ref()
+                .and_then(|i| s(i, "user_id").map(str::to_string))
+        });
+        items.extend(by_email);
+        if let Some(id) = id {
+            items.extend(self.user(&id).await?);
         }
         Ok(items)
     }

@@ -27,7 +27,7 @@ pub fn run(sh: &Shell, _global: &Global, args: TestArgs) -> Result<()> {
     }
 
     progress::step(
-        "Compiling the tests, while the Python tools install into build/venv (moto, checkov, \
+        "Compiling the tests, while the Python tools install into build/venv (moto, checkov, parliament, \
          schemathesis, actionlint, zizmor)",
     );
     let tools =

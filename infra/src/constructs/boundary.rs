@@ -12,8 +12,9 @@
 //!
 //! A role's effective permissions are the intersection of its own policies and its boundary.
 //! So the boundary is the union of what the stacks' roles need, scoped like the deploy role's
-//! policy: names that start with the prefix, keys tagged with the environment, this account and
-//! region. If it were narrower than any role's policy, that role would fail with AccessDenied at
+//! policy: names that start with the prefix, the environment's own keys by ARN, this account
+//! and region, and for user data (tables, the secret) only requests from the environment's
+//! functions. If it were narrower than any role's policy, that role would fail with AccessDenied at
 //! run time. The tests check that it covers every action of every role's inline policy and of
 //! the AWS-managed policies in [`MANAGED_POLICIES`].
 //!
@@ -27,7 +28,7 @@
 
 use super::security::{Account, PolicyDocument, Statement, permissions_boundary};
 use crate::config::{Backend, Config};
-use crate::tf::{Ref, Stack};
+use crate::tf::{Expr, Ref, Stack};
 use serde_json::json;
 
 /// `<prefix>service-boundary`.
@@ -72,11 +73,11 @@ pub const MANAGED_POLICIES: &[(&str, &[&str])] = &[
 
 /// Every CloudWatch Logs action a role of the stacks has: the functions' and the flow logs'
 /// writes to their own groups, and `AmazonAPIGatewayPushToCloudWatchLogs`.
+/// (`logs:DescribeLogGroups` is apart: it has no resource-level permissions.)
 const LOG_ACTIONS: &[&str] = &[
     "logs:CreateLogGroup",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
-    "logs:DescribeLogGroups",
     "logs:DescribeLogStreams",
     "logs:GetLogEvents",
     "logs:FilterLogEvents",
@@ -107,14 +108,16 @@ const REPLICATION_ACTIONS: &[&str] = &[
 
 /// The boundary's statements for this configuration: only what the roles of the options the
 /// environment turns on need.
-pub fn statements(config: &Config, account: &Account) -> Vec<Statement> {
+/// `keys` are the ARNs of the environment's KMS keys (all in the bootstrap stack).
+pub fn statements(config: &Config, account: &Account, keys: &[Expr]) -> Vec<Statement> {
     let p = &account.partition;
     let a = &account.account_id;
     let r = config.region.as_str();
     let pre = config.prefix.as_str();
     let in_region = |service: &str, resource: &str| format!("arn:{p}:{service}:{r}:{a}:{resource}");
-    let mut regions = vec![r];
-    regions.extend(config.storage.replication_region.as_deref());
+    let from_functions = json!({ "ArnLike": {
+        "lambda:SourceFunctionArn": in_region("lambda", &format!("function:{pre}*")),
+    } });
     let mut s = vec![
         // Any log group of this account and region. The functions and the flow logs write only
         // to `/aws/lambda/<prefix>*` and `/aws/vpc/<prefix>*`, but API Gateway's CloudWatch
@@ -126,27 +129,35 @@ pub fn statements(config: &Config, account: &Account) -> Vec<Statement> {
             LOG_ACTIONS,
             vec![in_region("logs", "log-group:*")],
         ),
+        // A List call CloudWatch Logs authorizes only on "*" (names and settings, no events):
+        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html
+        Statement::allow(
+            "ListLogGroups",
+            &["logs:DescribeLogGroups"],
+            vec!["*".into()],
+        ),
         Statement::xray_tracing(),
-        // KMS keys have random ids: this environment's are the ones with its tags (the
-        // provider's default tags), in the stack's region and the replica's.
+        // Exactly the environment's keys, which the bootstrap stack creates beside this
+        // policy: no tag decides which keys a role may use, so tagging a key (which the deploy
+        // role can't do anyway) never widens this.
         Statement::allow(
             "KeysOfThisEnvironment",
             &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-            regions
-                .iter()
-                .map(|region| format!("arn:{p}:kms:{region}:{a}:key/*"))
-                .collect(),
-        )
-        .condition(json!({ "StringEquals": {
-            "aws:ResourceTag/Project": config.prefix.trim_end_matches('-'),
-            "aws:ResourceTag/Environment": config.name,
-        } })),
-        // The tables and their indexes (`table/<prefix>users/index/by-kind` matches too).
+            keys.iter().map(ToString::to_string).collect(),
+        ),
+        // The tables and their indexes (`table/<prefix>users/index/by-kind` matches too), and
+        // only from the code of this environment's functions. The deploy role creates
+        // `<prefix>*` roles, and a role's trust policy is set when it is created: no IAM
+        // condition key limits whom it trusts. A role made to trust another account would hold
+        // this boundary, but its sessions carry no `lambda:SourceFunctionArn` (Lambda injects
+        // it only into requests from a function's execution environment), so user data stays
+        // out of reach. https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html
         Statement::allow(
             "TablesOfThisEnvironment",
             TABLE_ACTIONS,
             vec![in_region("dynamodb", &format!("table/{pre}*"))],
-        ),
+        )
+        .condition(from_functions.clone()),
     ];
     if config.lambda.dead_letter_queue {
         s.push(Statement::allow(
@@ -156,11 +167,14 @@ pub fn statements(config: &Config, account: &Account) -> Vec<Statement> {
         ));
     }
     if config.options.secrets.is_some() {
-        s.push(Statement::allow(
-            "AppSecret",
-            &["secretsmanager:GetSecretValue"],
-            vec![in_region("secretsmanager", &format!("secret:{pre}*"))],
-        ));
+        s.push(
+            Statement::allow(
+                "AppSecret",
+                &["secretsmanager:GetSecretValue"],
+                vec![in_region("secretsmanager", &format!("secret:{pre}*"))],
+            )
+            .condition(from_functions),
+        );
     }
     if config.options.vpc.is_some() {
         // `AWSLambdaVPCAccessExecutionRole`. EC2 Describe calls have no resource-level
@@ -201,7 +215,7 @@ pub fn statements(config: &Config, account: &Account) -> Vec<Statement> {
 }
 
 /// Creates `<prefix>service-boundary` (bootstrap stack, environments with `[delivery]`).
-pub fn policy(stack: &mut Stack, config: &Config, account: &Account) -> Option<Ref> {
+pub fn policy(stack: &mut Stack, config: &Config, account: &Account, keys: &[Expr]) -> Option<Ref> {
     permissions_boundary(config, account)?;
     Some(stack.resource(
         "aws_iam_policy",
@@ -212,7 +226,7 @@ pub fn policy(stack: &mut Stack, config: &Config, account: &Account) -> Option<R
                 "Permissions boundary of every role of {}: the most its roles may ever do",
                 config.name
             ),
-            "policy": PolicyDocument::new(statements(config, account)).render(),
+            "policy": PolicyDocument::new(statements(config, account, keys)).render(),
         }),
     ))
 }

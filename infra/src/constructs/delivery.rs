@@ -5,8 +5,11 @@
 //! branch and tag rules on GitHub then decide which refs can deploy), and may do what
 //! `cargo xtask deploy`, `smoke`, `rollback` and `logs` and Terraform's apply of the bootstrap
 //! and service stacks need, on this environment's resources only: names that start with the
-//! prefix, keys tagged with the environment, the state objects of those two stacks. Every action
-//! is named; the few AWS grants only on `"*"` are in [`STAR_ACTIONS`], each with the reason.
+//! prefix, the bootstrap stack's keys by exact ARN ([`EnvironmentKeys`]), resources with
+//! generated ids by the environment's tags (created only with them, never re-tagged into it),
+//! the state objects of those two stacks. It only reads the bootstrap stack, which an
+//! administrator changes. Every action is named; the few AWS grants only on `"*"` are in
+//! [`STAR_ACTIONS`], each with the reason. docs/delivery-trust.md has the trust boundaries.
 //!
 //! It can never change itself: the role and the OIDC provider are in this stack, which only
 //! `cargo xtask bootstrap` applies with administrator credentials, and an explicit `Deny`
@@ -17,7 +20,8 @@
 //! their boundary, writes inline policies and attaches managed ones only when
 //! `iam:PermissionsBoundary` is `<prefix>service-boundary` ([`super::boundary`]), and an
 //! explicit `Deny` ([`BOUNDARY_SID`]) refuses them otherwise and never lets it remove a
-//! boundary.
+//! boundary. It never rewrites a trust policy ([`TRUST_SID`]); a role it creates may trust
+//! anyone (IAM can't limit that), so the boundary keeps user data to the functions' requests.
 
 use super::security::{Account, PolicyDocument, Statement};
 use super::{boundary, signing};
@@ -41,16 +45,12 @@ pub const SELF_PROTECTION_SID: &str = "NeverItselfNorTheOidcProvider";
 /// is used only by statements for options the environment turns on.
 pub const STAR_ACTIONS: &[(&str, &str)] = &[
     (
-        "kms:CreateKey",
-        "a key has no ARN before it exists; the statement requires the environment's Project and Environment tags in the request instead",
+        "logs:DescribeLogGroups",
+        "a List call without resource-level permissions (CloudWatch Logs authorizes it only on \"*\"): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html",
     ),
     (
         "kms:ListAliases",
         "no resource-level permissions (a List call); Terraform reads every aws_kms_alias through it",
-    ),
-    (
-        "cloudwatch:DescribeAlarms",
-        "no resource-level permissions for describing alarms; Terraform reads the alarms and xtask's release gate polls them",
     ),
     (
         "lambda:CreateCodeSigningConfig",
@@ -75,10 +75,6 @@ pub const STAR_ACTIONS: &[(&str, &str)] = &[
     (
         "ec2:DescribeVpcs",
         "EC2 Describe calls have no resource-level permissions (Terraform reads the VPC; Lambda checks a function's VPC with the caller's rights)",
-    ),
-    (
-        "ec2:DescribeVpcAttribute",
-        "EC2 Describe calls have no resource-level permissions",
     ),
     (
         "ec2:DescribeSubnets",
@@ -190,13 +186,14 @@ fn star(sid: &str, actions: &[&str]) -> Statement {
     Statement::allow(sid, actions, vec!["*".into()])
 }
 
-/// IAM actions on the stack's roles (`role/<prefix>*`) that add no permissions. Creating a
+/// IAM actions on the stack's roles (`role/<prefix>*`) that add no permissions and change no
+/// trust. `iam:UpdateAssumeRolePolicy` is never granted and always denied ([`TRUST_SID`]): a
+/// function role made to trust another account would hand that account the role's rights. Creating a
 /// role, setting its boundary, putting its inline policy and attaching managed policies are
 /// separate: only with the permissions boundary ([`BOUNDED_ROLE_ACTIONS`], [`ATTACH_ACTIONS`]).
 const ROLE_ACTIONS: &[&str] = &[
     "iam:GetRole",
     "iam:UpdateRole",
-    "iam:UpdateAssumeRolePolicy",
     "iam:DeleteRole",
     "iam:TagRole",
     "iam:UntagRole",
@@ -220,6 +217,8 @@ const ATTACH_ACTIONS: &[&str] = &["iam:AttachRolePolicy", "iam:DetachRolePolicy"
 /// Reading the permissions boundary, which the bootstrap stack declares (Terraform refreshes it
 /// on every apply). Changing it is denied ([`POLICY_ACTIONS`]).
 const BOUNDARY_READ_ACTIONS: &[&str] = &["iam:GetPolicy", "iam:GetPolicyVersion"];
+/// The statement that keeps every trust policy of the environment's roles as created.
+pub const TRUST_SID: &str = "NeverRewriteATrustPolicy";
 /// The statement that keeps the permissions boundary on the environment's roles.
 pub const BOUNDARY_SID: &str = "NeverARoleWithoutTheBoundary";
 /// Everything that changes a customer-managed policy (the deploy role's own and the permissions
@@ -296,7 +295,8 @@ pub fn github_deploy(
     // Customer-managed policies, not an inline one: a role's inline policies share 10,240
     // characters, which prod's explicit action lists exceed; each managed policy may have
     // 6,144 and a role may carry ten.
-    let statements = deploy_statements(config, account, &provider_arn);
+    let keys = EnvironmentKeys::lookup(stack, config);
+    let statements = deploy_statements(config, account, &provider_arn, &keys);
     for (i, chunk) in pack(statements).into_iter().enumerate() {
         let n = i + 1;
         let policy = stack.resource(
@@ -317,6 +317,45 @@ pub fn github_deploy(
     DeployRole {
         role_arn: role.attr("arn"),
         provider_arn,
+    }
+}
+
+/// The environment's KMS keys, all created by the bootstrap stack (which only an administrator
+/// changes), found by alias so the deploy role's policy names each key's exact ARN.
+#[derive(Clone, Debug)]
+pub struct EnvironmentKeys {
+    /// Artifacts, access-log and state buckets.
+    pub buckets: Expr,
+    /// The service stack's tables, logs, topic, queue and function settings.
+    pub service: Expr,
+    /// The bucket replicas (environments with `replication_region`).
+    pub replica: Option<Expr>,
+}
+
+impl EnvironmentKeys {
+    fn lookup(stack: &mut Stack, config: &Config) -> EnvironmentKeys {
+        use super::security::{BUCKETS_KEY_ALIAS, Key, REPLICA_KEY_ALIAS, SERVICE_KEY_ALIAS};
+        let buckets = Key::lookup(stack, "buckets", &config.name(BUCKETS_KEY_ALIAS), None);
+        let service = Key::lookup(
+            stack,
+            super::security::SERVICE_KEY_LOGICAL,
+            &config.name(SERVICE_KEY_ALIAS),
+            None,
+        );
+        let replica = config.storage.replication_region.as_ref().map(|_| {
+            Key::lookup(
+                stack,
+                "replica",
+                &config.name(REPLICA_KEY_ALIAS),
+                Some("aws.replica"),
+            )
+            .arn()
+        });
+        EnvironmentKeys {
+            buckets: buckets.arn(),
+            service: service.arn(),
+            replica,
+        }
     }
 }
 
@@ -401,7 +440,12 @@ fn trust_policy(delivery: &Delivery, env_name: &str, provider_arn: &Expr) -> Str
 /// signing profile) is left to an administrator: no deploy removes them, so the role can't.
 /// CodeDeploy is not granted: releases shift traffic with weighted alias routing in xtask.
 /// No statement for `sts:GetCallerIdentity`: AWS allows it to every principal.
-fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) -> Vec<Statement> {
+fn deploy_statements(
+    config: &Config,
+    account: &Account,
+    provider_arn: &Expr,
+    keys: &EnvironmentKeys,
+) -> Vec<Statement> {
     let p = &account.partition;
     let a = &account.account_id;
     let r = config.region.as_str();
@@ -409,21 +453,22 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
     let env = config.name.as_str();
     let project = config.prefix.trim_end_matches('-');
     let opts = &config.options;
-    let mut regions = vec![r];
-    regions.extend(config.storage.replication_region.as_deref());
     let in_region = |service: &str, resource: &str| format!("arn:{p}:{service}:{r}:{a}:{resource}");
-    let every_region = |service: &str, resource: &str| -> Vec<String> {
-        regions
-            .iter()
-            .map(|region| format!("arn:{p}:{service}:{region}:{a}:{resource}"))
-            .collect()
-    };
-    // The provider's default_tags put these on everything the stacks create, KMS keys included
-    // (in the CreateKey request itself), so they identify this environment's keys.
-    let tagged = json!({ "StringEquals": {
+    // The provider's default_tags put these on everything the stacks create. Where AWS names a
+    // resource by a generated id, they are what makes it this environment's: `owned` for what
+    // exists, `tagging` for a create request (tag-on-create). See
+    // https://docs.aws.amazon.com/IAM/latest/UserGuide/access_tags.html
+    let owned = json!({
         "aws:ResourceTag/Project": project,
         "aws:ResourceTag/Environment": env,
-    } });
+    });
+    let tagging = json!({
+        "aws:RequestTag/Project": project,
+        "aws:RequestTag/Environment": env,
+    });
+    // Changing tags of what is already this environment's, but never the two that make it so.
+    let other_tags =
+        json!({ "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] } });
     let role_arn = format!("arn:{p}:iam::{a}:role/{pre}*");
     let mut s = Vec::new();
 
@@ -456,13 +501,16 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         }
     }
 
-    // Buckets (the bootstrap stack's artifacts, access-log, replica and state buckets).
-    let mut bucket_actions = vec![
-        "s3:CreateBucket",
+    // Buckets: all in the bootstrap stack, which only an administrator changes (`cargo xtask
+    // bootstrap`). The deploy role applies that stack too, so it reads every setting Terraform
+    // refreshes, and changes none: a bucket policy or lifecycle rule it could write would let
+    // it grant itself any object of the bucket (a resource-policy privilege escalation). A
+    // change to the bootstrap stack fails the deploy with AccessDenied until an administrator
+    // applies it.
+    let bucket_actions = [
         "s3:ListBucket",
         "s3:GetBucketLocation",
         "s3:GetBucketTagging",
-        "s3:PutBucketTagging",
         "s3:GetBucketPolicy",
         "s3:GetBucketAcl",
         "s3:GetBucketCORS",
@@ -471,31 +519,14 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         "s3:GetBucketRequestPayment",
         "s3:GetBucketObjectLockConfiguration",
         "s3:GetBucketVersioning",
-        "s3:PutBucketVersioning",
         "s3:GetEncryptionConfiguration",
-        "s3:PutEncryptionConfiguration",
         "s3:GetBucketPublicAccessBlock",
-        "s3:PutBucketPublicAccessBlock",
         "s3:GetBucketOwnershipControls",
-        "s3:PutBucketOwnershipControls",
         "s3:GetLifecycleConfiguration",
-        "s3:PutLifecycleConfiguration",
         "s3:GetBucketLogging",
         "s3:GetReplicationConfiguration",
         "s3:GetBucketNotification",
     ];
-    if config.storage.tls_only {
-        bucket_actions.extend(["s3:PutBucketPolicy", "s3:DeleteBucketPolicy"]);
-    }
-    if config.storage.access_logging {
-        bucket_actions.push("s3:PutBucketLogging");
-    }
-    if config.storage.replication_region.is_some() {
-        bucket_actions.push("s3:PutReplicationConfiguration");
-    }
-    if config.storage.event_notifications {
-        bucket_actions.push("s3:PutBucketNotification");
-    }
     s.push(Statement::allow(
         "BucketsOfThisEnvironment",
         &bucket_actions,
@@ -509,81 +540,40 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         vec![format!("arn:{p}:s3:::{pre}artifacts-{a}-{r}/*")],
     ));
 
-    // KMS: keys are found by their tags (they have random ids), aliases by name.
-    s.push(
-        star("CreateKeysTaggedForThisEnvironment", &["kms:CreateKey"]).condition(json!({
-            "StringEquals": {
-                "aws:RequestTag/Project": project,
-                "aws:RequestTag/Environment": env,
-            }
-        })),
-    );
+    // KMS: every key is the bootstrap stack's (created by an administrator), named here by its
+    // exact ARN. No CreateKey, TagResource, PutKeyPolicy or alias change: creating a key with
+    // tags takes kms:TagResource on every key of the account ("at a minimum, the permission
+    // must cover all KMS keys in the account and Region",
+    // https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html), which would
+    // let the role tag another team's key into this environment.
     s.push(star("ReadKeyAliases", &["kms:ListAliases"]));
-    let keys = every_region("kms", "key/*");
-    s.push(
-        Statement::allow(
-            "KeysOfThisEnvironment",
-            &[
-                "kms:DescribeKey",
-                "kms:GetKeyPolicy",
-                "kms:PutKeyPolicy",
-                "kms:GetKeyRotationStatus",
-                "kms:EnableKeyRotation",
-                "kms:UpdateKeyDescription",
-                "kms:ListResourceTags",
-                "kms:CreateAlias",
-                "kms:UpdateAlias",
-                "kms:DeleteAlias",
-                "kms:Encrypt",
-                "kms:Decrypt",
-                "kms:GenerateDataKey",
-            ],
-            keys.clone(),
-        )
-        .condition(tagged.clone()),
-    );
-    // CreateKey with tags also needs kms:TagResource on the account's keys: only with this
-    // environment's tags, and only on a key that has no Environment tag yet (the new one), so
-    // another environment's key can't be claimed by re-tagging it.
-    s.push(
-        Statement::allow(
-            "TagNewKeysForThisEnvironment",
-            &["kms:TagResource"],
-            keys.clone(),
-        )
-        .condition(json!({
-            "StringEquals": {
-                "aws:RequestTag/Project": project,
-                "aws:RequestTag/Environment": env,
-            },
-            "Null": { "aws:ResourceTag/Environment": "true" },
-        })),
-    );
-    // Tags of this environment's keys change, but never the two that make them its own.
-    s.push(
-        Statement::allow(
-            "KeyTagsExceptOwnership",
-            &["kms:TagResource", "kms:UntagResource"],
-            keys.clone(),
-        )
-        .condition(json!({
-            "StringEquals": tagged["StringEquals"],
-            "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
-        })),
-    );
-    // DynamoDB, Lambda and CloudWatch Logs take grants on the stack key for the resources
+    let mut every_key = vec![keys.buckets.to_string(), keys.service.to_string()];
+    every_key.extend(keys.replica.as_ref().map(ToString::to_string));
+    s.push(Statement::allow(
+        "ReadTheKeysOfThisEnvironment",
+        &[
+            "kms:DescribeKey",
+            "kms:GetKeyPolicy",
+            "kms:GetKeyRotationStatus",
+            "kms:ListResourceTags",
+        ],
+        every_key,
+    ));
+    s.push(Statement::allow(
+        "UseTheKeysOfThisEnvironment",
+        &["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
+        vec![keys.buckets.to_string(), keys.service.to_string()],
+    ));
+    // DynamoDB, Lambda and CloudWatch Logs take grants on the service key for the resources
     // they encrypt.
     s.push(
-        Statement::allow("KeyGrantsForAwsServices", &["kms:CreateGrant"], keys).condition(json!({
-            "StringEquals": tagged["StringEquals"],
-            "Bool": { "kms:GrantIsForAWSResource": "true" },
-        })),
+        Statement::allow(
+            "KeyGrantsForAwsServices",
+            &["kms:CreateGrant"],
+            vec![keys.service.to_string()],
+        )
+        .condition(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })),
     );
-    s.push(Statement::allow(
-        "KeyAliasesOfThisEnvironment",
-        &["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"],
-        every_region("kms", &format!("alias/{pre}*")),
-    ));
 
     // DynamoDB: the tables' settings, and the items smoke checks and cleans up.
     s.push(Statement::allow(
@@ -604,14 +594,12 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
     ));
     let users = in_region("dynamodb", &format!("table/{pre}users"));
     let sessions = in_region("dynamodb", &format!("table/{pre}sessions"));
+    // By key only: smoke reads and deletes the items it created (`USER#<id>`, `EMAIL#<email>`,
+    // its sessions' token hashes, the user's sessions through `by-user`). No Scan: it would
+    // let the deploy job dump every e-mail address and password hash.
     s.push(Statement::allow(
         "SmokeTestItems",
-        &[
-            "dynamodb:GetItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:Query",
-            "dynamodb:Scan",
-        ],
+        &["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:Query"],
         vec![users, sessions.clone(), format!("{sessions}/index/by-user")],
     ));
     if config.data.autoscaling.is_some() {
@@ -646,7 +634,7 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
 
     // Lambda: the functions, versions, aliases and invoke permissions; xtask publishes,
     // hotswaps, shifts and rolls back `live` through the same actions.
-    let mut function_actions = vec![
+    let function_actions = vec![
         "lambda:CreateFunction",
         "lambda:GetFunction",
         "lambda:GetFunctionConfiguration",
@@ -669,12 +657,6 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         "lambda:RemovePermission",
         "lambda:GetPolicy",
     ];
-    if config.lambda.code_signing {
-        function_actions.extend([
-            "lambda:PutFunctionCodeSigningConfig",
-            "lambda:DeleteFunctionCodeSigningConfig",
-        ]);
-    }
     s.push(Statement::allow(
         "Functions",
         &function_actions,
@@ -696,16 +678,14 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         ));
     }
     if config.lambda.code_signing {
+        // The profile is the bootstrap stack's: read and used, never changed here.
         let profile = signing::profile_name(pre);
         let profile_arn = in_region("signer", &format!("/signing-profiles/{profile}"));
         s.push(Statement::allow(
             "SigningProfile",
             &[
-                "signer:PutSigningProfile",
                 "signer:GetSigningProfile",
                 "signer:ListTagsForResource",
-                "signer:TagResource",
-                "signer:UntagResource",
                 "signer:StartSigningJob",
             ],
             vec![profile_arn.clone(), format!("{profile_arn}/*")],
@@ -715,22 +695,64 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
             &["signer:DescribeSigningJob"],
             vec![in_region("signer", "/signing-jobs/*")],
         ));
-        s.push(star(
-            "CreateCodeSigningConfig",
-            &["lambda:CreateCodeSigningConfig"],
+        // The config's ARN carries a generated id: created only with this environment's tags,
+        // then read, changed and attached only while it carries them. Lambda supports
+        // aws:ResourceTag on code signing configs and the tag keys on create:
+        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html
+        s.push(
+            star(
+                "CreateCodeSigningConfigTagged",
+                &["lambda:CreateCodeSigningConfig"],
+            )
+            .condition(json!({ "StringEquals": tagging })),
+        );
+        let configs = in_region("lambda", "code-signing-config:*");
+        s.push(
+            Statement::allow(
+                "CodeSigningConfigsOfThisEnvironment",
+                &[
+                    "lambda:GetCodeSigningConfig",
+                    "lambda:UpdateCodeSigningConfig",
+                    "lambda:DeleteCodeSigningConfig",
+                    "lambda:ListTags",
+                ],
+                vec![configs.clone()],
+            )
+            .condition(json!({ "StringEquals": owned })),
+        );
+        // PutFunctionCodeSigningConfig is authorized on the config and on the function: both
+        // must be this environment's.
+        s.push(
+            Statement::allow(
+                "AttachCodeSigningConfigsOfThisEnvironment",
+                &[
+                    "lambda:PutFunctionCodeSigningConfig",
+                    "lambda:DeleteFunctionCodeSigningConfig",
+                ],
+                vec![
+                    configs.clone(),
+                    in_region("lambda", &format!("function:{pre}*")),
+                ],
+            )
+            .condition(json!({ "StringEquals": owned })),
+        );
+        s.push(tag_on_create(
+            "TagNewCodeSigningConfigs",
+            &["lambda:TagResource"],
+            vec![configs.clone()],
+            &tagging,
         ));
-        s.push(Statement::allow(
-            "CodeSigningConfigs",
-            &[
-                "lambda:GetCodeSigningConfig",
-                "lambda:UpdateCodeSigningConfig",
-                "lambda:DeleteCodeSigningConfig",
-                "lambda:ListTags",
-                "lambda:TagResource",
-                "lambda:UntagResource",
-            ],
-            vec![in_region("lambda", "code-signing-config:*")],
-        ));
+        s.push(
+            Statement::allow(
+                "CodeSigningConfigTagsExceptOwnership",
+                &["lambda:TagResource", "lambda:UntagResource"],
+                vec![configs],
+            )
+            .condition(json!({
+                "StringEquals": owned,
+                "ForAllValues:StringNotEquals": other_tags["ForAllValues:StringNotEquals"],
+            })),
+        );
     }
 
     // IAM: the stack's roles (function roles, API Gateway's logging role, flow logs,
@@ -738,7 +760,9 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
     // that use them. Every role it creates or adds permissions to carries the permissions
     // boundary (`boundary`), so no role it makes can do more than the boundary allows.
     let boundary_arn = account.policy_arn(&config.name(boundary::POLICY_SUFFIX));
-    let with_boundary = json!({ "StringEquals": { "iam:PermissionsBoundary": boundary_arn } });
+    // iam:PermissionsBoundary is an ARN-typed key, so the ARN operators:
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
+    let with_boundary = json!({ "ArnEquals": { "iam:PermissionsBoundary": boundary_arn } });
     s.push(Statement::allow(
         "RolesOfThisEnvironment",
         ROLE_ACTIONS,
@@ -778,10 +802,10 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
             &["iam:AttachRolePolicy"],
             vec![role_arn.clone()],
         )
-        .condition(json!({
-            "ArnEquals": { "iam:PolicyARN": managed },
-            "StringEquals": with_boundary["StringEquals"],
-        })),
+        .condition(json!({ "ArnEquals": {
+            "iam:PolicyARN": managed,
+            "iam:PermissionsBoundary": with_boundary["ArnEquals"]["iam:PermissionsBoundary"],
+        } })),
     );
     s.push(
         Statement::allow(
@@ -800,34 +824,59 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         .condition(json!({ "StringEquals": { "iam:PassedToService": passed_to } })),
     );
 
-    // API Gateway: its ARNs name API parts by path (no account, ids are generated).
+    // API Gateway: its ARNs name API parts by path with generated ids (no account), so what
+    // makes a part this environment's is its tags. Created only with them (POST on the
+    // collections); everything under a REST API, usage plan or domain name inherits its tags
+    // for access control (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-supported-resources.html,
+    // https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-iam-policy.html).
+    // No GET on a collection: `GET /apikeys?includeValues=true` returns every key's value.
     let api = |path: &str| format!("arn:{p}:apigateway:{r}::{path}");
-    let mut api_paths = vec![
-        "/restapis",
-        "/restapis/*",
-        "/apikeys",
-        "/apikeys/*",
-        "/usageplans",
-        "/usageplans/*",
-        "/account",
-        "/tags/*",
-    ];
+    let mut collections = vec!["/restapis", "/apikeys", "/usageplans"];
     if config.api.client_certificate {
-        api_paths.extend(["/clientcertificates", "/clientcertificates/*"]);
+        collections.push("/clientcertificates");
     }
     if opts.domain.is_some() {
-        api_paths.extend(["/domainnames", "/domainnames/*"]);
+        collections.push("/domainnames");
     }
+    s.push(
+        Statement::allow(
+            "NewApiPartsTaggedForThisEnvironment",
+            &["apigateway:POST"],
+            collections.iter().map(|c| api(c)).collect(),
+        )
+        .condition(json!({ "StringEquals": tagging })),
+    );
+    s.push(
+        Statement::allow(
+            "ApiPartsOfThisEnvironment",
+            &[
+                "apigateway:GET",
+                "apigateway:POST",
+                "apigateway:PUT",
+                "apigateway:PATCH",
+                "apigateway:DELETE",
+            ],
+            collections.iter().map(|c| api(&format!("{c}/*"))).collect(),
+        )
+        .condition(json!({ "StringEquals": owned })),
+    );
+    s.push(
+        Statement::allow(
+            "ApiTagsExceptOwnership",
+            &["apigateway:PUT", "apigateway:DELETE"],
+            vec![api("/tags/*")],
+        )
+        .condition(json!({
+            "StringEquals": owned,
+            "ForAllValues:StringNotEquals": other_tags["ForAllValues:StringNotEquals"],
+        })),
+    );
+    // The account's CloudWatch role for API Gateway logging (`aws_api_gateway_account`): one
+    // setting per account and region, with no tags and no narrower ARN.
     s.push(Statement::allow(
-        "RestApi",
-        &[
-            "apigateway:GET",
-            "apigateway:POST",
-            "apigateway:PUT",
-            "apigateway:PATCH",
-            "apigateway:DELETE",
-        ],
-        api_paths.iter().map(|path| api(path)).collect(),
+        "ApiGatewayAccountLoggingRole",
+        &["apigateway:GET", "apigateway:PATCH"],
+        vec![api("/account")],
     ));
 
     // CloudWatch Logs: the log groups the stacks create, and `cargo xtask logs`.
@@ -860,11 +909,7 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
             .map(|g| in_region("logs", &format!("log-group:{g}")))
             .collect(),
     ));
-    s.push(Statement::allow(
-        "FindLogGroups",
-        &["logs:DescribeLogGroups"],
-        vec![in_region("logs", "log-group:*")],
-    ));
+    s.push(star("FindLogGroups", &["logs:DescribeLogGroups"]));
     s.push(Statement::allow(
         "TailFunctionLogs",
         &["logs:FilterLogEvents"],
@@ -903,7 +948,14 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         ],
         vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
     ));
-    s.push(star("ReadAlarms", &["cloudwatch:DescribeAlarms"]));
+    // By name, like Terraform and xtask's release gate ask: DescribeAlarms takes resource-level
+    // permissions for metric alarms (only composite alarms need "*", and there are none):
+    // https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html
+    s.push(Statement::allow(
+        "ReadAlarms",
+        &["cloudwatch:DescribeAlarms"],
+        vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
+    ));
     s.push(Statement::allow(
         "Dashboard",
         &[
@@ -943,11 +995,11 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
                 stages.clone(),
             ],
         ));
-        s.push(Statement::allow(
-            "WebAclOnTheStage",
-            &["apigateway:SetWebACL"],
-            vec![stages],
-        ));
+        // Only on this environment's stages (a stage inherits its REST API's tags).
+        s.push(
+            Statement::allow("WebAclOnTheStage", &["apigateway:SetWebACL"], vec![stages])
+                .condition(json!({ "StringEquals": owned })),
+        );
         s.push(star(
             "WafLogDelivery",
             &[
@@ -962,33 +1014,92 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         ));
     }
     if opts.cloudfront.is_some() {
-        s.push(Statement::allow(
-            "Distribution",
-            &[
-                "cloudfront:CreateDistribution",
-                "cloudfront:GetDistribution",
-                "cloudfront:UpdateDistribution",
-                "cloudfront:DeleteDistribution",
-                "cloudfront:ListTagsForResource",
-                "cloudfront:TagResource",
-                "cloudfront:UntagResource",
-            ],
-            vec![format!("arn:{p}:cloudfront::{a}:distribution/*")],
+        // Distribution ARNs carry generated ids: created with this environment's tags
+        // (CreateDistributionWithTags), then changed only while they carry them. CloudFront
+        // supports aws:RequestTag on CreateDistribution and aws:ResourceTag on a distribution:
+        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudfront.html
+        let distributions = format!("arn:{p}:cloudfront::{a}:distribution/*");
+        s.push(
+            Statement::allow(
+                "NewDistributionTaggedForThisEnvironment",
+                &["cloudfront:CreateDistribution"],
+                vec![distributions.clone()],
+            )
+            .condition(json!({ "StringEquals": tagging })),
+        );
+        s.push(
+            Statement::allow(
+                "DistributionOfThisEnvironment",
+                &[
+                    "cloudfront:GetDistribution",
+                    "cloudfront:UpdateDistribution",
+                    "cloudfront:DeleteDistribution",
+                    "cloudfront:ListTagsForResource",
+                ],
+                vec![distributions.clone()],
+            )
+            .condition(json!({ "StringEquals": owned })),
+        );
+        s.push(tag_on_create(
+            "TagNewDistributions",
+            &["cloudfront:TagResource"],
+            vec![distributions.clone()],
+            &tagging,
         ));
+        s.push(
+            Statement::allow(
+                "DistributionTagsExceptOwnership",
+                &["cloudfront:TagResource", "cloudfront:UntagResource"],
+                vec![distributions],
+            )
+            .condition(json!({
+                "StringEquals": owned,
+                "ForAllValues:StringNotEquals": other_tags["ForAllValues:StringNotEquals"],
+            })),
+        );
     }
     if let Some(domain) = &opts.domain {
-        s.push(star("RequestCertificate", &["acm:RequestCertificate"]));
-        s.push(Statement::allow(
-            "Certificates",
-            &[
-                "acm:DescribeCertificate",
-                "acm:ListTagsForCertificate",
-                "acm:AddTagsToCertificate",
-                "acm:RemoveTagsFromCertificate",
-                "acm:DeleteCertificate",
-            ],
-            vec![in_region("acm", "certificate/*")],
+        // Only a certificate for the API's own name, requested with this environment's tags
+        // (acm:DomainNames and aws:RequestTag on RequestCertificate), then read and deleted
+        // only while it carries them:
+        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscertificatemanager.html
+        let name = domain.name.to_ascii_lowercase();
+        s.push(
+            star("RequestCertificate", &["acm:RequestCertificate"]).condition(json!({
+                "StringEquals": tagging,
+                "ForAllValues:StringEquals": { "acm:DomainNames": [name] },
+            })),
+        );
+        let certificates = in_region("acm", "certificate/*");
+        s.push(
+            Statement::allow(
+                "CertificatesOfThisEnvironment",
+                &[
+                    "acm:DescribeCertificate",
+                    "acm:ListTagsForCertificate",
+                    "acm:DeleteCertificate",
+                ],
+                vec![certificates.clone()],
+            )
+            .condition(json!({ "StringEquals": owned })),
+        );
+        s.push(tag_on_create(
+            "TagNewCertificates",
+            &["acm:AddTagsToCertificate"],
+            vec![certificates.clone()],
+            &tagging,
         ));
+        s.push(
+            Statement::allow(
+                "CertificateTagsExceptOwnership",
+                &["acm:AddTagsToCertificate", "acm:RemoveTagsFromCertificate"],
+                vec![certificates],
+            )
+            .condition(json!({
+                "StringEquals": owned,
+                "ForAllValues:StringNotEquals": other_tags["ForAllValues:StringNotEquals"],
+            })),
+        );
         s.push(star(
             "FindHostedZone",
             &["route53:ListHostedZones", "route53:ListHostedZonesByName"],
@@ -1056,6 +1167,7 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
     denied.extend(ATTACH_ACTIONS);
     denied.extend([
         "iam:PassRole",
+        "iam:UpdateAssumeRolePolicy",
         "iam:UpdateRoleDescription",
         "iam:DeleteRolePermissionsBoundary",
     ]);
@@ -1087,9 +1199,8 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
     s.insert(
         1,
         deny(
-            Statement::allow(BOUNDARY_SID, &bounded, vec![role_arn.clone()]).condition(
-                json!({ "StringNotEquals": { "iam:PermissionsBoundary": boundary_arn } }),
-            ),
+            Statement::allow(BOUNDARY_SID, &bounded, vec![role_arn.clone()])
+                .condition(json!({ "ArnNotEquals": { "iam:PermissionsBoundary": boundary_arn } })),
         ),
     );
     s.insert(
@@ -1097,10 +1208,43 @@ fn deploy_statements(config: &Config, account: &Account, provider_arn: &Expr) ->
         deny(Statement::allow(
             "NeverLiftTheBoundary",
             &["iam:DeleteRolePermissionsBoundary"],
+            vec![role_arn.clone()],
+        )),
+    );
+    // A trust policy stays what the stack created: no IAM condition key limits whom a trust
+    // policy names (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
+    // lists none for UpdateAssumeRolePolicy), so the action is refused outright. A role the
+    // deploy role creates could still name any principal; the boundary keeps user data to
+    // requests from the environment's functions (`boundary`).
+    s.insert(
+        3,
+        deny(Statement::allow(
+            TRUST_SID,
+            &["iam:UpdateAssumeRolePolicy"],
             vec![role_arn],
         )),
     );
     s
+}
+
+/// Tagging a resource that has no `Environment` tag yet with this environment's tags: what a
+/// create request with tags needs where the service authorizes the tags as a separate action
+/// on the new resource (CloudFront's CreateDistributionWithTags, ACM's RequestCertificate,
+/// Lambda's CreateCodeSigningConfig) and offers no condition key that tells a create request
+/// from a later one (EC2 has `ec2:CreateAction`; these don't). It can also claim a resource of
+/// the same kind that carries no `Environment` tag at all; every such statement is listed in
+/// docs/delivery-trust.md and checked by the tests (`Null` on the resource's tag, exactly this
+/// environment's tags in the request).
+fn tag_on_create(
+    sid: &str,
+    actions: &[&str],
+    resources: Vec<String>,
+    tagging: &serde_json::Value,
+) -> Statement {
+    Statement::allow(sid, actions, resources).condition(json!({
+        "StringEquals": tagging,
+        "Null": { "aws:ResourceTag/Environment": "true" },
+    }))
 }
 
 /// `iam:CreateServiceLinkedRole` for exactly one service's role, by its fixed ARN.
@@ -1115,20 +1259,38 @@ fn service_linked_role(p: &Expr, a: &Expr, sid: &str, service: &str, role: &str)
     .condition(json!({ "StringEquals": { "iam:AWSServiceName": service } }))
 }
 
-/// The VPC option (`[options.vpc]`): creating and changing network pieces in this account and
-/// region (EC2 ARNs carry generated ids, so names can't scope them), deleting only what carries
-/// this environment's tag, and never re-tagging another environment's resources into this one.
+/// The VPC option (`[options.vpc]`). EC2 ARNs carry generated ids, so the environment's tags
+/// decide: each kind of network resource is created only with them (one statement per create
+/// action, on exactly the kind it creates, so a request's other resources, such as the VPC a
+/// subnet goes into, must already be this environment's), tagged only in the create request
+/// (`ec2:CreateAction`), and changed, attached to or deleted only while it carries them.
+/// Nothing else in the account and region is reachable: not another VPC's routes, security
+/// groups or gateways, and an untagged resource can't be tagged into this environment.
+/// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html,
+/// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
 fn network_statements(config: &Config, account: &Account) -> Vec<Statement> {
     let p = &account.partition;
     let a = &account.account_id;
     let r = &config.region;
-    let ec2 = format!("arn:{p}:ec2:{r}:{a}:*");
+    let ec2 = |kind: &str| format!("arn:{p}:ec2:{r}:{a}:{kind}");
     let env = config.name.as_str();
+    let project = config.prefix.trim_end_matches('-');
+    let owned = json!({
+        "aws:ResourceTag/Project": project,
+        "aws:ResourceTag/Environment": env,
+    });
+    let tagging = json!({
+        "aws:RequestTag/Project": project,
+        "aws:RequestTag/Environment": env,
+    });
+    // The VPC's default security group exists as soon as the VPC does, untagged; Terraform
+    // adopts it (`aws_default_security_group`), names it and strips its rules.
+    let default_sg = config.name("default-deny");
+    let flow_logs = config.options.vpc.as_ref().is_some_and(|v| v.flow_logs);
     let mut s = vec![star(
         "NetworkReads",
         &[
             "ec2:DescribeVpcs",
-            "ec2:DescribeVpcAttribute",
             "ec2:DescribeSubnets",
             "ec2:DescribeRouteTables",
             "ec2:DescribeInternetGateways",
@@ -1145,68 +1307,163 @@ fn network_statements(config: &Config, account: &Account) -> Vec<Statement> {
             "ec2:DescribeFlowLogs",
         ],
     )];
-    s.push(Statement::allow(
-        "NetworkCreateAndChange",
-        &[
-            "ec2:CreateVpc",
-            "ec2:ModifyVpcAttribute",
-            "ec2:CreateSubnet",
-            "ec2:ModifySubnetAttribute",
+    // Unlike the other Describe calls, DescribeVpcAttribute is authorized on the VPC.
+    s.push(
+        Statement::allow(
+            "ReadTheVpcAttributes",
+            &["ec2:DescribeVpcAttribute"],
+            vec![ec2("vpc/*")],
+        )
+        .condition(json!({ "StringEquals": owned })),
+    );
+    // (create action, the kind of resource it creates, Sid)
+    let mut creates = vec![
+        ("ec2:CreateVpc", "vpc/*", "NewVpcTagged"),
+        ("ec2:CreateSubnet", "subnet/*", "NewSubnetsTagged"),
+        (
             "ec2:CreateRouteTable",
-            "ec2:CreateRoute",
-            "ec2:ReplaceRoute",
-            "ec2:AssociateRouteTable",
-            "ec2:DisassociateRouteTable",
+            "route-table/*",
+            "NewRouteTablesTagged",
+        ),
+        (
             "ec2:CreateInternetGateway",
-            "ec2:AttachInternetGateway",
-            "ec2:AllocateAddress",
+            "internet-gateway/*",
+            "NewInternetGatewayTagged",
+        ),
+        ("ec2:AllocateAddress", "elastic-ip/*", "NewAddressesTagged"),
+        (
             "ec2:CreateNatGateway",
+            "natgateway/*",
+            "NewNatGatewaysTagged",
+        ),
+        (
             "ec2:CreateVpcEndpoint",
-            "ec2:ModifyVpcEndpoint",
+            "vpc-endpoint/*",
+            "NewVpcEndpointsTagged",
+        ),
+        (
             "ec2:CreateSecurityGroup",
+            "security-group/*",
+            "NewSecurityGroupsTagged",
+        ),
+    ];
+    if flow_logs {
+        creates.push(("ec2:CreateFlowLogs", "vpc-flow-log/*", "NewFlowLogsTagged"));
+    }
+    for (action, kind, sid) in &creates {
+        s.push(
+            Statement::allow(sid, &[action], vec![ec2(kind)])
+                .condition(json!({ "StringEquals": tagging })),
+        );
+    }
+    let create_actions: Vec<&str> = creates.iter().map(|(action, _, _)| *action).collect();
+    s.push(
+        Statement::allow(
+            "TagNetworkOnlyWhenCreated",
+            &["ec2:CreateTags"],
+            vec![ec2("*")],
+        )
+        .condition(json!({ "StringEquals": { "ec2:CreateAction": create_actions } })),
+    );
+    // Everything that changes, connects or fills a network resource, on this environment's
+    // resources only; for a create action these are the resources it uses (the VPC, subnets,
+    // route tables, addresses). The default security group is left to the two statements
+    // below it.
+    let mut changes = create_actions.clone();
+    changes.extend([
+        "ec2:ModifyVpcAttribute",
+        "ec2:ModifySubnetAttribute",
+        "ec2:CreateRoute",
+        "ec2:ReplaceRoute",
+        "ec2:AssociateRouteTable",
+        "ec2:DisassociateRouteTable",
+        "ec2:AttachInternetGateway",
+        "ec2:ModifyVpcEndpoint",
+        "ec2:AuthorizeSecurityGroupEgress",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupEgress",
+        "ec2:RevokeSecurityGroupIngress",
+        "ec2:DeleteVpc",
+        "ec2:DeleteSubnet",
+        "ec2:DeleteRouteTable",
+        "ec2:DeleteRoute",
+        "ec2:DeleteInternetGateway",
+        "ec2:DetachInternetGateway",
+        "ec2:ReleaseAddress",
+        "ec2:DisassociateAddress",
+        "ec2:DeleteNatGateway",
+        "ec2:DeleteVpcEndpoints",
+        "ec2:DeleteSecurityGroup",
+    ]);
+    if flow_logs {
+        changes.push("ec2:DeleteFlowLogs");
+    }
+    s.push(
+        Statement::allow("NetworkOfThisEnvironment", &changes, vec![ec2("*")]).condition(json!({
+            "StringEquals": owned,
+            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
+        })),
+    );
+    // A rule has its own ARN (`security-group-rule/<id>`) but lives in its group, which the
+    // statement above checks.
+    s.push(Statement::allow(
+        "SecurityGroupRulesInTheirGroups",
+        &[
             "ec2:AuthorizeSecurityGroupEgress",
             "ec2:AuthorizeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupEgress",
             "ec2:RevokeSecurityGroupIngress",
-            "ec2:CreateFlowLogs",
-            "ec2:CreateTags",
-            "ec2:DeleteTags",
         ],
-        vec![ec2.clone()],
+        vec![ec2("security-group-rule/*")],
     ));
+    // Other tags of this environment's resources change; never the two that make them its own
+    // nor the default security group's name.
     s.push(
         Statement::allow(
-            "NetworkDeleteOwnOnly",
-            &[
-                "ec2:DeleteVpc",
-                "ec2:DeleteSubnet",
-                "ec2:DeleteRouteTable",
-                "ec2:DeleteRoute",
-                "ec2:DeleteInternetGateway",
-                "ec2:DetachInternetGateway",
-                "ec2:ReleaseAddress",
-                "ec2:DisassociateAddress",
-                "ec2:DeleteNatGateway",
-                "ec2:DeleteVpcEndpoints",
-                "ec2:DeleteSecurityGroup",
-                "ec2:DeleteFlowLogs",
-            ],
-            vec![ec2.clone()],
-        )
-        .condition(json!({ "StringEquals": { "aws:ResourceTag/Environment": env } })),
-    );
-    s.push(Statement {
-        effect: "Deny",
-        ..Statement::allow(
-            "NeverRetagAnotherEnvironmentsNetwork",
+            "NetworkTagsExceptOwnership",
             &["ec2:CreateTags", "ec2:DeleteTags"],
-            vec![ec2],
+            vec![ec2("*")],
         )
         .condition(json!({
-            "ForAnyValue:StringEquals": { "aws:TagKeys": ["Project", "Environment"] },
-            "Null": { "aws:ResourceTag/Environment": "false" },
-            "StringNotEquals": { "aws:ResourceTag/Environment": env },
-        }))
-    });
+            "StringEquals": owned,
+            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
+            "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
+        })),
+    );
+    // The default security group: tagged once, when it has no Environment tag yet, with
+    // exactly this environment's tags and its `default-deny` name; then only stripped of rules.
+    // A group of another VPC without tags could be named so too, but that only ever removes
+    // its rules: the statements above never open, attach or delete a group with that name.
+    s.push(
+        Statement::allow(
+            "NameTheDefaultSecurityGroup",
+            &["ec2:CreateTags"],
+            vec![ec2("security-group/*")],
+        )
+        .condition(json!({
+            "StringEquals": {
+                "aws:RequestTag/Project": project,
+                "aws:RequestTag/Environment": env,
+                "aws:RequestTag/Name": default_sg,
+            },
+            "ForAllValues:StringEquals": { "aws:TagKeys": ["Project", "Environment", "ManagedBy", "Name"] },
+            "Null": { "aws:ResourceTag/Environment": "true" },
+        })),
+    );
+    s.push(
+        Statement::allow(
+            "StripTheDefaultSecurityGroup",
+            &[
+                "ec2:RevokeSecurityGroupEgress",
+                "ec2:RevokeSecurityGroupIngress",
+            ],
+            vec![ec2("security-group/*")],
+        )
+        .condition(json!({ "StringEquals": {
+            "aws:ResourceTag/Project": project,
+            "aws:ResourceTag/Environment": env,
+            "aws:ResourceTag/Name": default_sg,
+        } })),
+    );
     s
 }

@@ -154,19 +154,44 @@ impl PolicyDocument {
     }
 }
 
+/// Alias (after the prefix) of the key of the artifacts, access-log and state buckets.
+pub const BUCKETS_KEY_ALIAS: &str = "buckets";
+/// Alias (after the prefix) of the service's key.
+pub const SERVICE_KEY_ALIAS: &str = "key";
+/// Alias (after the prefix) of the bucket replicas' key.
+pub const REPLICA_KEY_ALIAS: &str = "replica";
+/// Logical name of the service's key in the bootstrap stack and of its lookup in the others.
+pub const SERVICE_KEY_LOGICAL: &str = "stack";
+
 /// The stack's customer-managed key: DynamoDB, logs, SNS, SQS, Lambda environment variables
 /// and secrets are all encrypted with it, so revoking it revokes access to all data.
 #[derive(Clone, Debug)]
 pub struct Key {
-    r: Ref,
+    arn: Expr,
+    id: Expr,
 }
 
 impl Key {
     pub fn arn(&self) -> Expr {
-        self.r.attr("arn")
+        self.arn.clone()
     }
     pub fn id(&self) -> Expr {
-        self.r.attr("key_id")
+        self.id.clone()
+    }
+
+    /// A key another stack created, found by its alias `alias/<alias>` (`data.aws_kms_alias`):
+    /// every key lives in the bootstrap stack, which only an administrator changes, so the
+    /// deploy role never needs the account-wide rights that creating and tagging a key take.
+    pub fn lookup(stack: &mut Stack, logical: &str, alias: &str, provider: Option<&str>) -> Key {
+        let mut body = json!({ "name": format!("alias/{alias}") });
+        if let Some(provider) = provider {
+            body["provider"] = provider.into();
+        }
+        let alias = stack.data("aws_kms_alias", logical, body);
+        Key {
+            arn: alias.attr("target_key_arn"),
+            id: alias.attr("target_key_id"),
+        }
     }
 }
 
@@ -228,7 +253,10 @@ pub fn kms_key(
         logical,
         json!({ "name": format!("alias/{alias}"), "target_key_id": key.attr("key_id") }),
     );
-    Key { r: key }
+    Key {
+        arn: key.attr("arn"),
+        id: key.attr("key_id"),
+    }
 }
 
 /// An IAM role with its inline policy.

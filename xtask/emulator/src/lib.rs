@@ -22,6 +22,9 @@ pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
 /// The security scanner for the synthesized Terraform JSON (infra's tests).
 pub const CHECKOV_REQUIREMENT: &str = "checkov==3.3.30";
 
+/// The IAM policy linter, run on every policy document the stacks synthesize (infra's tests).
+pub const PARLIAMENT_REQUIREMENT: &str = "parliament==1.6.4";
+
 /// The API contract fuzzer (smoke's tests). `pytest<9` keeps `packaging` at a version checkov,
 /// in the same venv, accepts.
 pub const SCHEMATHESIS_REQUIREMENTS: [&str; 2] = ["schemathesis==4.32.5", "pytest<9"];
@@ -33,9 +36,10 @@ pub const WORKFLOW_LINT_REQUIREMENTS: [&str; 2] =
 
 /// Every Python tool the project uses, for installing them all with one pip resolution (pip
 /// run once per tool could upgrade a shared dependency under an earlier tool's feet).
-pub const ALL_REQUIREMENTS: [&str; 6] = [
+pub const ALL_REQUIREMENTS: [&str; 7] = [
     MOTO_REQUIREMENT,
     CHECKOV_REQUIREMENT,
+    PARLIAMENT_REQUIREMENT,
     SCHEMATHESIS_REQUIREMENTS[0],
     SCHEMATHESIS_REQUIREMENTS[1],
     WORKFLOW_LINT_REQUIREMENTS[0],
