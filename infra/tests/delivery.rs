@@ -1132,7 +1132,7 @@ fn escape_account_wide_apis_distributions_certificates_and_code_signing_need_tag
             }) || resources.iter().any(|r| r.contains("::/tags/"));
             if tags {
                 if c["Null"]["aws:ResourceTag/Environment"] == "true" {
-                    // Tag-on-create (docs/delivery-trust.md): exactly our tags, on what has none.
+                    // Tag-on-create (docs/security.md): exactly our tags, on what has none.
                     assert!(on("aws:RequestTag/Environment"), "{env}: {sid}");
                 } else {
                     assert!(on("aws:ResourceTag/Environment"), "{env}: {sid}");
@@ -1499,7 +1499,7 @@ fn needed(stack: &str, ty: &str, config: &infra::Config) -> Vec<&'static str> {
 /// stacks hold, it has what Terraform calls on it (reads only, for the bootstrap stack), and it
 /// has what xtask's upload, sign, release, rollback, smoke and logs steps call. The conditions
 /// and resources of those grants are checked by the tests above; moto can't evaluate them
-/// (docs/delivery-trust.md).
+/// (docs/security.md).
 #[test]
 fn the_role_has_every_action_the_delivery_path_calls() {
     for config in delivery_configs() {

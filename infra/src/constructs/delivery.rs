@@ -9,7 +9,7 @@
 //! generated ids by the environment's tags (created only with them, never re-tagged into it),
 //! the state objects of those two stacks. It only reads the bootstrap stack, which an
 //! administrator changes. Every action is named; the few AWS grants only on `"*"` are in
-//! [`STAR_ACTIONS`], each with the reason. docs/delivery-trust.md has the trust boundaries.
+//! [`STAR_ACTIONS`], each with the reason. docs/security.md has the trust boundaries.
 //!
 //! It can never change itself: the role and the OIDC provider are in this stack, which only
 //! `cargo xtask bootstrap` applies with administrator credentials, and an explicit `Deny`
@@ -1233,7 +1233,7 @@ fn deploy_statements(
 /// Lambda's CreateCodeSigningConfig) and offers no condition key that tells a create request
 /// from a later one (EC2 has `ec2:CreateAction`; these don't). It can also claim a resource of
 /// the same kind that carries no `Environment` tag at all; every such statement is listed in
-/// docs/delivery-trust.md and checked by the tests (`Null` on the resource's tag, exactly this
+/// docs/security.md and checked by the tests (`Null` on the resource's tag, exactly this
 /// environment's tags in the request).
 fn tag_on_create(
     sid: &str,
