@@ -427,9 +427,16 @@ pub fn roll_back(env: &Env, target: &Target, scope: Scope) -> Result<Report> {
             report.unchanged.push(function.clone());
             continue;
         }
+        let weights: Vec<String> = now
+            .weights
+            .iter()
+            .map(|(version, weight)| format!(" + {:.0}% on {version}", weight * 100.0))
+            .collect();
         progress::note(format!(
-            "{function}: {ALIAS} {} -> {}",
-            now.version, record.previous
+            "{function}: {ALIAS} {}{} -> {}",
+            now.version,
+            weights.concat(),
+            record.previous
         ));
         report.moved.push(Move {
             function: function.clone(),
