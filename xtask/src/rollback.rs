@@ -32,6 +32,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use aws_sdk_lambda::types::AliasRoutingConfiguration;
+
 use crate::aws::Target;
 use crate::cli::RollbackArgs;
 use crate::env::{Env, FUNCTIONS};
@@ -189,9 +191,17 @@ pub fn live_versions(env: &Env, target: &Target) -> Result<Versions> {
         .collect())
 }
 
-/// Writes `description` on a function's alias, leaving its version and weights alone.
-fn describe(env: &Env, target: &Target, function: &str, description: &str) -> Result<()> {
+/// Writes `description` on a function's alias, restating where it points (`at`, what the
+/// caller just read or set) rather than relying on UpdateAlias leaving omitted fields alone.
+fn describe(
+    env: &Env,
+    target: &Target,
+    function: &str,
+    at: &AliasState,
+    description: &str,
+) -> Result<()> {
     let name = env.function_name(function);
+    let weights = at.weights.iter().map(|(v, w)| (v.clone(), *w)).collect();
     process::block_on(async {
         target
             .lambda()
@@ -199,6 +209,12 @@ fn describe(env: &Env, target: &Target, function: &str, description: &str) -> Re
             .update_alias()
             .function_name(&name)
             .name(ALIAS)
+            .function_version(&at.version)
+            .routing_config(
+                AliasRoutingConfiguration::builder()
+                    .set_additional_version_weights(Some(weights))
+                    .build(),
+            )
             .description(description)
             .send()
             .await
@@ -210,6 +226,14 @@ fn describe(env: &Env, target: &Target, function: &str, description: &str) -> Re
             })
     })?;
     Ok(())
+}
+
+/// An alias on `version` with all the traffic.
+fn alone(version: &str) -> AliasState {
+    AliasState {
+        version: version.to_owned(),
+        weights: BTreeMap::new(),
+    }
 }
 
 /// A release in progress, as `deploy` holds it between [`begin`] and [`finish`].
@@ -246,19 +270,22 @@ pub fn begin(env: &Env, target: &Target, shifts: &BTreeMap<String, Shift>) -> Re
         replaced: BTreeMap::new(),
     };
     for (function, shift) in shifts {
-        pending.replaced.insert(
-            function.clone(),
-            current
-                .get(function)
-                .map_or_else(|| DESCRIPTION.to_owned(), |a| a.description.clone()),
-        );
+        let alias = current.get(function).with_context(|| {
+            format!(
+                "function {} has no `{ALIAS}` alias to release onto",
+                env.function_name(function)
+            )
+        })?;
+        pending
+            .replaced
+            .insert(function.clone(), alias.description.clone());
         let record = Record {
             release: id,
             state: State::Releasing,
             previous: shift.from.clone(),
             next: shift.to.clone(),
         };
-        describe(env, target, function, &record.description())?;
+        describe(env, target, function, &alias.state, &record.description())?;
     }
     Ok(pending)
 }
@@ -272,7 +299,13 @@ pub fn finish(env: &Env, target: &Target, pending: &Pending) -> Result<()> {
             previous: shift.from.clone(),
             next: shift.to.clone(),
         };
-        describe(env, target, function, &record.description())?;
+        describe(
+            env,
+            target,
+            function,
+            &alone(&shift.to),
+            &record.description(),
+        )?;
     }
     Ok(())
 }
@@ -281,7 +314,8 @@ pub fn finish(env: &Env, target: &Target, pending: &Pending) -> Result<()> {
 /// nothing changed, so the records it replaced hold again.
 pub fn abandon(env: &Env, target: &Target, pending: &Pending) -> Result<()> {
     for (function, description) in &pending.replaced {
-        describe(env, target, function, description)?;
+        let from = &pending.shifts[function].from;
+        describe(env, target, function, &alone(from), description)?;
     }
     Ok(())
 }
@@ -471,7 +505,13 @@ pub fn roll_back(env: &Env, target: &Target, scope: Scope) -> Result<Report> {
             state: State::RolledBack,
             ..record.clone()
         };
-        describe(env, target, function, &done.description())?;
+        describe(
+            env,
+            target,
+            function,
+            &alone(&record.previous),
+            &done.description(),
+        )?;
     }
     Ok(report)
 }
