@@ -285,7 +285,16 @@ pub fn begin(env: &Env, target: &Target, shifts: &BTreeMap<String, Shift>) -> Re
             previous: shift.from.clone(),
             next: shift.to.clone(),
         };
-        describe(env, target, function, &alias.state, &record.description())?;
+        if let Err(err) = describe(env, target, function, &alias.state, &record.description()) {
+            // Nothing moved yet: put back the records already replaced (best effort), so
+            // the release before stays the one `rollback` returns to.
+            for (done, description) in &pending.replaced {
+                if done != function {
+                    let _ = describe(env, target, done, &current[done].state, description);
+                }
+            }
+            return Err(err);
+        }
     }
     Ok(pending)
 }
