@@ -128,7 +128,13 @@ pub fn compile(env: &Env) -> Result<Binaries> {
         }
     };
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command.args(&args).args(&packages).current_dir(&env.root);
+    // `--locked`: `cargo xtask` itself already brought Cargo.lock up to date, so this only
+    // refuses a lock file that changed under the build (CI builds exactly what was committed).
+    command
+        .args(&args)
+        .arg("--locked")
+        .args(&packages)
+        .current_dir(&env.root);
     let mut crates = 0;
     let elapsed = progress::stream(
         "compiling the functions",

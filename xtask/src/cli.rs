@@ -87,12 +87,22 @@ pub enum Command {
     /// Run the smoke tests against the deployed environment.
     Smoke(SmokeArgs),
     /// Point each function's `live` alias back to the version it served
-    /// before the last deploy (100% of the traffic, no routing weights).
-    Rollback,
+    /// before the last release (100% of the traffic, no routing weights).
+    /// The record lives on the aliases, so this works from any machine.
+    Rollback(RollbackArgs),
     /// Measure deploy, package and cold-start figures and estimate costs.
     Bench(BenchArgs),
     /// Run the project's whole test suite and scans, as CI does.
     Test(TestArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RollbackArgs {
+    /// Only undo a release that did not finish (a deploy that failed, was
+    /// killed or timed out mid-release); succeed doing nothing otherwise.
+    /// What the deploy workflow runs after any deploy that did not succeed.
+    #[arg(long)]
+    pub unfinished: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

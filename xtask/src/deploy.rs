@@ -313,31 +313,36 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
         .map(str::to_owned);
 
     // 4. Release: `live` onto the published versions, gated by the alarms.
+    // The release is recorded on the aliases before anything moves and stays
+    // `releasing` until its last gate (the alarms, or the smoke run of
+    // `--smoke`) passed, so whatever stops this process in between leaves a
+    // release that `rollback --unfinished` undoes, from any machine.
     let t = Instant::now();
     let live = rollback::live_versions(env, &target)?;
-    let moving = published.iter().any(|(f, v)| live.get(f) != Some(v));
-    if moving {
+    let shifts = release::shifts(&live, &published);
+    let pending = if shifts.is_empty() {
+        None
+    } else {
         let strategy = args.shift.clone().unwrap_or_else(|| env.strategy.clone());
-        let before = rollback::before_deploy(env, &target)?;
+        let pending = rollback::begin(env, &target, &shifts)?;
         match release::run(
             env,
             &target,
-            &live,
-            &published,
+            &shifts,
             &strategy,
             &release_alarms(&outs.values),
         ) {
-            Ok(release) => {
-                rollback::after_deploy(env, &target, &before)?;
-                report.release = Some(release);
-            }
-            Err(err) => {
-                rollback::discard_pending(env)?;
-                return Err(err);
-            }
+            Ok(release) => report.release = Some(release),
+            Err(err) => return Err(recover(env, &target, &pending, err)),
+        }
+        // Without a smoke run, the alarm gate was the last one.
+        if !args.smoke {
+            rollback::finish(env, &target, &pending)?;
         }
         time(&mut report, "release", t);
-    }
+        Some(pending)
+    };
+    let moving = pending.is_some();
 
     // 5. Locally, the API is served on loopback by the packaged binaries.
     if let Some(moto) = &moto
@@ -366,7 +371,7 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
             Ok(path) => report.smoke = Some(process::display_path(&env.root, &path)),
             Err(err) if moving => {
                 progress::step("The smoke run failed; rolling the release back");
-                let back = rollback::roll_back(env, &target)
+                let back = rollback::roll_back(env, &target, rollback::Scope::Unfinished)
                     .context("rolling back after the failed smoke run")?;
                 let moves: Vec<String> = back
                     .moved
@@ -386,10 +391,53 @@ pub fn deploy(sh: &Shell, env: &Env, args: &DeployArgs) -> Result<Report> {
             }
         }
     }
+    if let Some(pending) = pending.as_ref().filter(|_| args.smoke) {
+        rollback::finish(env, &target, pending)?;
+    }
     report
         .timings
         .insert("total".to_owned(), started.elapsed().as_secs_f64());
     Ok(report)
+}
+
+/// After a release failed: when it already moved back by itself (an alarm),
+/// the records it replaced hold again; otherwise (an AWS call failed while
+/// aliases moved) it is rolled back here, and if that fails too, the release
+/// stays recorded as unfinished on the aliases for `rollback --unfinished`.
+fn recover(
+    env: &Env,
+    target: &Target,
+    pending: &rollback::Pending,
+    err: anyhow::Error,
+) -> anyhow::Error {
+    let settled = match rollback::aliases(env, target) {
+        Ok(now) if pending.is_back(&now) => rollback::abandon(env, target, pending).map(|()| None),
+        _ => {
+            progress::step("The release failed half-way; rolling it back");
+            rollback::roll_back(env, target, rollback::Scope::Unfinished).map(Some)
+        }
+    };
+    match settled {
+        Ok(None) => err,
+        Ok(Some(back)) => {
+            let moves: Vec<String> = back
+                .moved
+                .iter()
+                .map(|m| format!("{} {} -> {}", m.function, m.from, m.to))
+                .collect();
+            err.context(format!(
+                "the release failed and was rolled back ({}); the previous versions serve all \
+                 the traffic",
+                moves.join(", ")
+            ))
+        }
+        Err(back) => err.context(format!(
+            "the release failed and moving the aliases back failed too ({back:#}); the release \
+             is recorded on the `live` aliases as unfinished: run `cargo xtask rollback --env {} \
+             --unfinished` from any machine with access to the account",
+            env.name
+        )),
+    }
 }
 
 /// The bootstrap stack (the artifacts bucket the packages go to), applied unless its

@@ -19,12 +19,17 @@ pub const SERVICE_STACK: &str = "service";
 pub const DELIVERY_STACK: &str = infra::DELIVERY_STACK;
 
 /// The repository root, found from this crate's location so `cargo xtask`
-/// works from any directory of the workspace.
+/// works from any directory of the workspace, unless `XTASK_WORKSPACE_ROOT`
+/// says otherwise (the deploy workflow runs an xtask binary that another job
+/// compiled, in that job's checkout).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives one level below the workspace root")
-        .to_path_buf()
+    match std::env::var_os("XTASK_WORKSPACE_ROOT") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask lives one level below the workspace root")
+            .to_path_buf(),
+    }
 }
 
 /// The generated-files folder. `XTASK_BUILD_DIR` moves it so the integration

@@ -32,6 +32,8 @@ mod terraform;
 mod test;
 mod upload;
 mod wait;
+#[cfg(test)]
+mod workflows;
 
 use std::process::ExitCode;
 
@@ -93,7 +95,7 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Bootstrap(args) => bootstrap::run(&sh, &env, args),
         Command::Local(cmd) => local::run(&sh, &env, cmd),
         Command::Smoke(args) => smoke::run(&sh, &env, args),
-        Command::Rollback => rollback::run(&env),
+        Command::Rollback(args) => rollback::run(&env, args),
         Command::Bench(args) => bench::run(&sh, &env, args),
         Command::Doctor | Command::Test(_) => unreachable!("dispatched above"),
     }

@@ -17,9 +17,10 @@
 //!
 //! Alarms already firing when a release starts are reported but are not a
 //! gate: a fix for the very problem they report must be able to go out.
-//! A release interrupted half-way (the process killed during a bake) leaves
-//! weights on the alias; `cargo xtask rollback` removes them, because deploy
-//! recorded every alias before it moved anything.
+//! A release interrupted half-way (the process killed during a bake, an AWS
+//! call failing) leaves weights on the alias; `cargo xtask rollback
+//! --unfinished` removes them, from any machine, because deploy recorded the
+//! release on every alias it moves before it moved any (`rollback`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -170,19 +171,10 @@ pub struct AliasState {
     pub weights: BTreeMap<String, f64>,
 }
 
-/// Moves every function in `to` from its version in `from` to its new one,
-/// step by step. When an alarm fires, everything goes back to `from` and the
-/// error says which alarm at which step.
-pub fn run(
-    env: &Env,
-    target: &Target,
-    from: &Versions,
-    to: &Versions,
-    strategy: &Strategy,
-    alarms: &[String],
-) -> Result<Report> {
-    let shifts: BTreeMap<String, Shift> = to
-        .iter()
+/// The functions whose `live` alias moves: those whose version in `to`
+/// differs from the one they serve (`from`).
+pub fn shifts(from: &Versions, to: &Versions) -> BTreeMap<String, Shift> {
+    to.iter()
         .filter_map(|(function, new)| {
             let old = from.get(function)?;
             (old != new).then(|| {
@@ -195,7 +187,21 @@ pub fn run(
                 )
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Moves every function in `shifts` from its old version to its new one,
+/// step by step. When an alarm fires, everything goes back to the old
+/// versions and the error says which alarm at which step. Any other error
+/// (an AWS call failing) can leave aliases anywhere between: the caller
+/// recorded the release first (`rollback::begin`) and rolls it back.
+pub fn run(
+    env: &Env,
+    target: &Target,
+    shifts: &BTreeMap<String, Shift>,
+    strategy: &Strategy,
+    alarms: &[String],
+) -> Result<Report> {
     let mut report = Report {
         strategy: strategy.to_string(),
         functions: shifts.clone(),
@@ -291,6 +297,9 @@ pub fn set_aliases(env: &Env, target: &Target, state: &BTreeMap<String, AliasSta
         let lambda = target.lambda().await;
         for (function, alias) in state {
             let name = env.function_name(function);
+            if env.emulated {
+                injected_failure(function, &name)?;
+            }
             let weights = alias.weights.iter().map(|(v, w)| (v.clone(), *w)).collect();
             lambda
                 .update_alias()
@@ -316,6 +325,31 @@ pub fn set_aliases(env: &Env, target: &Target, state: &BTreeMap<String, AliasSta
     })?;
     if env.emulated {
         local::follow_aliases(env, state)?;
+    }
+    Ok(())
+}
+
+/// `XTASK_INJECT_ALIAS_ERROR=FUNCTION:N`, honoured against the emulator only:
+/// the N-th and every later move of FUNCTION's alias in this process fails as
+/// an AWS error would. The life-cycle tests use it to fail a release half-way
+/// (moto has no fault injection of its own) and prove it is rolled back.
+fn injected_failure(function: &str, name: &str) -> Result<()> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static MOVES: AtomicU32 = AtomicU32::new(0);
+    let Ok(spec) = std::env::var("XTASK_INJECT_ALIAS_ERROR") else {
+        return Ok(());
+    };
+    let Some((which, nth)) = spec.split_once(':') else {
+        bail!("XTASK_INJECT_ALIAS_ERROR is FUNCTION:N, not `{spec}`");
+    };
+    let nth: u32 = nth
+        .parse()
+        .with_context(|| format!("XTASK_INJECT_ALIAS_ERROR is FUNCTION:N, not `{spec}`"))?;
+    if which == function && MOVES.fetch_add(1, Ordering::SeqCst) + 1 >= nth {
+        bail!(
+            "moving {name}'s `{ALIAS}` alias: ServiceException: injected by \
+             XTASK_INJECT_ALIAS_ERROR={spec}"
+        );
     }
     Ok(())
 }

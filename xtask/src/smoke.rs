@@ -23,9 +23,10 @@ pub fn run(sh: &Shell, env: &Env, args: SmokeArgs) -> Result<()> {
     let outputs_file = env.outputs_file();
     let json = env.json.then_some("--json");
     let extra = args.args;
+    let (program, prefix) = smoke_program();
     let mut command = cmd!(
         sh,
-        "cargo run --quiet --bin smoke -- --outputs {outputs_file} {json...} {extra...}"
+        "{program} {prefix...} --outputs {outputs_file} {json...} {extra...}"
     )
     .quiet();
     for (key, value) in target.process_env() {
@@ -33,6 +34,23 @@ pub fn run(sh: &Shell, env: &Env, args: SmokeArgs) -> Result<()> {
     }
     progress::step(format!("Smoke-testing `{name}`"));
     process::run(&format!("smoke tests of `{name}`"), command)
+}
+
+/// `XTASK_SMOKE_BIN`: a smoke binary built beforehand. The deploy workflow
+/// builds it in a job without cloud credentials and sets this in the job that
+/// has them, so nothing compiles while a role session exists.
+pub const SMOKE_BIN_VAR: &str = "XTASK_SMOKE_BIN";
+
+/// The program that runs the smoke tests and the arguments before its own:
+/// the prebuilt binary of `XTASK_SMOKE_BIN`, or `cargo run --bin smoke --`.
+fn smoke_program() -> (std::ffi::OsString, Vec<&'static str>) {
+    match std::env::var_os(SMOKE_BIN_VAR) {
+        Some(bin) if !bin.is_empty() => (bin, Vec::new()),
+        _ => (
+            std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            vec!["run", "--quiet", "--bin", "smoke", "--"],
+        ),
+    }
 }
 
 /// For `local`, the smoke run needs the local API server.
@@ -71,19 +89,13 @@ pub fn burst(
     process::read_json(&report_path)
 }
 
-/// `cargo run --bin smoke -- --json` with `extra` arguments, its report written to
+/// The smoke binary (see [`smoke_program`]) with `--json` and `extra` arguments, its report written to
 /// `report_path`; a failure names the first failing step.
 fn json_run(env: &Env, target: &Target, report_path: &Path, extra: &[&str]) -> Result<()> {
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args([
-            "run",
-            "--quiet",
-            "--bin",
-            "smoke",
-            "--",
-            "--json",
-            "--outputs",
-        ])
+    let (program, prefix) = smoke_program();
+    let output = Command::new(&program)
+        .args(prefix)
+        .args(["--json", "--outputs"])
         .arg(env.outputs_file())
         .args(extra)
         .envs(target.process_env())
@@ -91,7 +103,13 @@ fn json_run(env: &Env, target: &Target, report_path: &Path, extra: &[&str]) -> R
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .context("running the smoke tests (cargo run --bin smoke)")?;
+        .with_context(|| {
+            format!(
+                "running the smoke tests ({} {})",
+                program.to_string_lossy(),
+                smoke_program().1.join(" ")
+            )
+        })?;
     // The report records the HTTP exchanges with the API: secrets in them are masked, but it
     // is kept private all the same, like the outputs file beside it.
     process::write_private(report_path, &output.stdout)?;

@@ -8,6 +8,9 @@
 //! run ends. The GitHub workflows are linted last. Every failing part is listed and the exit
 //! code is non-zero.
 //!
+//! Every cargo command here is `--locked`: `cargo xtask` itself already brought Cargo.lock up
+//! to date, so this only stops a CI run from building anything but the committed lock file.
+//!
 //! Without cargo-nextest the suite runs under `cargo test`, one binary after another, and says
 //! how much faster it would be otherwise.
 
@@ -35,12 +38,15 @@ pub fn run(sh: &Shell, _global: &Global, args: TestArgs) -> Result<()> {
     let compiled = if nextest {
         process::run(
             "compiling the tests",
-            cmd!(sh, "cargo nextest run --workspace --no-run --cargo-quiet"),
+            cmd!(
+                sh,
+                "cargo nextest run --workspace --locked --no-run --cargo-quiet"
+            ),
         )
     } else {
         process::run(
             "compiling the tests",
-            cmd!(sh, "cargo test --workspace --no-run --quiet"),
+            cmd!(sh, "cargo test --workspace --locked --no-run --quiet"),
         )
     };
     let venv_bin = tools
@@ -73,13 +79,16 @@ pub fn run(sh: &Shell, _global: &Global, args: TestArgs) -> Result<()> {
         progress::step("cargo nextest run --workspace");
         process::run(
             "cargo nextest run --workspace",
-            cmd!(sh, "cargo nextest run --workspace --cargo-quiet {extra...}"),
+            cmd!(
+                sh,
+                "cargo nextest run --workspace --locked --cargo-quiet {extra...}"
+            ),
         )
     } else {
         progress::step("cargo test --workspace");
         process::run(
             "cargo test --workspace",
-            cmd!(sh, "cargo test --workspace --quiet {extra...}"),
+            cmd!(sh, "cargo test --workspace --locked --quiet {extra...}"),
         )
     };
     if let Err(err) = suite {

@@ -343,9 +343,10 @@ fn function(
         "name": ALIAS,
         "description": "The version API Gateway serves",
         "function_name": function.attr("function_name"),
-        // Only the first version: from then on xtask owns where the alias points.
+        // Only the first version: from then on xtask owns where the alias points, and its
+        // description, which records the last release (xtask `rollback`).
         "function_version": function.attr("version"),
-        "lifecycle": { "ignore_changes": ["function_version", "routing_config"] },
+        "lifecycle": { "ignore_changes": ["function_version", "routing_config", "description"] },
     });
     let alias = stack.resource("aws_lambda_alias", logical, alias);
     Function {

@@ -1,7 +1,10 @@
 //! Releases against moto, the real terraform and the real `bootstrap`
 //! binaries served by the local API server: a canary that completes, a
-//! manual rollback, a release whose smoke run fails and is rolled back
-//! automatically, and a canary stopped by an alarm. Only the first deploy
+//! manual rollback from a fresh checkout (the record lives on the aliases),
+//! a release whose smoke run fails and is rolled back automatically, a canary
+//! stopped by an alarm, and releases that never finish (an AWS error while
+//! aliases move, a deploy killed mid-canary) undone by the deploy workflow's
+//! recovery step, `cargo xtask rollback --unfinished`. Only the first deploy
 //! runs Terraform; the later versions are hotswapped (a new version each).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +49,63 @@ fn watch_weights(endpoint: &str, function: &str) -> (Arc<AtomicBool>, SeenWeight
     (stop, seen)
 }
 
+/// The release record on `prod-service-<function>`'s `live` alias (in its
+/// description), if it carries one.
+fn alias_record(endpoint: &str, function: &str) -> Option<serde_json::Value> {
+    let description = with_lambda(endpoint, async |lambda| {
+        lambda
+            .get_alias()
+            .function_name(format!("prod-service-{function}"))
+            .name("live")
+            .send()
+            .await
+            .unwrap()
+            .description()
+            .unwrap_or_default()
+            .to_owned()
+    });
+    let (_, json) = description.split_once("xtask-release:")?;
+    Some(serde_json::from_str(json).unwrap())
+}
+
+/// Whether `prod-service-<function>`'s `live` alias carries routing weights.
+fn weighted(endpoint: &str, function: &str) -> bool {
+    with_lambda(endpoint, async |lambda| {
+        lambda
+            .get_alias()
+            .function_name(format!("prod-service-{function}"))
+            .name("live")
+            .send()
+            .await
+            .unwrap()
+            .routing_config()
+            .and_then(|r| r.additional_version_weights())
+            .is_some_and(|w| !w.is_empty())
+    })
+}
+
+/// Waits (two minutes at most) until `function`'s alias carries weights: a canary is baking.
+fn wait_for_canary(endpoint: &str, function: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !weighted(endpoint, function) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the canary never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A build folder as a fresh checkout on another machine has it: nothing but
+/// the way to reach the deployment (for `local`, the emulator's address; for
+/// an account, credentials).
+fn fresh_checkout(dir: &std::path::Path) -> std::path::PathBuf {
+    let fresh = scratch("release-fresh-checkout");
+    std::fs::create_dir_all(fresh.join("local")).unwrap();
+    std::fs::copy(dir.join("local/moto.json"), fresh.join("local/moto.json")).unwrap();
+    fresh
+}
+
 fn set_alarm(endpoint: &str, name: &str) {
     with_aws(endpoint, async |config| {
         aws_sdk_cloudwatch::Client::new(&config)
@@ -77,14 +137,14 @@ fn releases_are_gated_and_roll_back_to_the_version_that_served() {
         let smoke = xtask(&dir, &["smoke", "--json"]);
         assert!(smoke.status.success(), "smoke failed: {}", stderr(&smoke));
     };
-    let record = dir.join("local/previous-versions.json");
-
     // v1. A first deploy creates the aliases on the first versions: nothing
     // to release and no earlier version to record.
     let first = stdout_json(&deploy(&[]));
     assert_eq!(first["stacks"]["service"], "applied");
     assert!(first["release"].is_null(), "{first}");
-    assert!(!record.exists());
+    for f in FUNCTIONS {
+        assert_eq!(alias_record(&endpoint, f), None, "{f}");
+    }
     smoke_passes();
     let v1: Vec<String> = FUNCTIONS
         .iter()
@@ -115,24 +175,34 @@ fn releases_are_gated_and_roll_back_to_the_version_that_served() {
         "the alias never carried 50% for version {v2_users}: {:?}",
         seen.lock().unwrap()
     );
-    let recorded: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
-    assert_eq!(recorded, serde_json::json!({ "users": v1[1] }));
+    // The record lives on the alias, not in this machine's build folder.
+    let recorded = alias_record(&endpoint, "users").unwrap();
+    assert_eq!(recorded["state"], "released");
+    assert_eq!(recorded["previous"], v1[1].as_str());
+    assert_eq!(recorded["next"], v2_users.as_str());
+    assert_eq!(alias_record(&endpoint, "health"), None);
+    assert!(!dir.join("local/previous-versions.json").exists());
     smoke_passes();
 
     // A deploy that moves nothing keeps the record.
     let noop = stdout_json(&deploy(&["--hotswap"]));
     assert!(noop["release"].is_null(), "{noop}");
-    let again: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
     assert_eq!(
-        again, recorded,
+        alias_record(&endpoint, "users"),
+        Some(recorded),
         "a no-op deploy must not overwrite the record"
     );
+    // Nothing unfinished: the workflow's recovery step moves nothing.
+    let recovery = stdout_json(&xtask(&dir, &["rollback", "--unfinished", "--json"]));
+    assert_eq!(recovery["moved"], serde_json::json!([]), "{recovery}");
+    assert_eq!(live_version(&endpoint, "users"), v2_users);
 
-    // Manual rollback: users on v1 again, the others untouched; a second
-    // rollback is refused (it would roll forward).
-    let rolled = stdout_json(&xtask(&dir, &["rollback", "--json"]));
+    // Manual rollback from a fresh checkout (no build folder but the way to
+    // the deployment): users on v1 again, the others untouched; a second
+    // rollback, from the deploying machine, is refused (it would roll forward).
+    let fresh = fresh_checkout(&dir);
+    let rolled = stdout_json(&xtask(&fresh, &["rollback", "--env", "local", "--json"]));
+    let _ = std::fs::remove_dir_all(&fresh);
     assert_eq!(rolled["moved"][0]["function"], "users");
     assert_eq!(rolled["moved"][0]["from"], v2_users.as_str());
     assert_eq!(rolled["moved"][0]["to"], v1[1].as_str());
@@ -199,29 +269,7 @@ fn releases_are_gated_and_roll_back_to_the_version_that_served() {
         })
     };
     // Fire the alarm once the canary carries traffic.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let weighted = with_lambda(&endpoint, async |lambda| {
-            lambda
-                .get_alias()
-                .function_name("prod-service-users")
-                .name("live")
-                .send()
-                .await
-                .unwrap()
-                .routing_config()
-                .and_then(|r| r.additional_version_weights())
-                .is_some_and(|w| !w.is_empty())
-        });
-        if weighted {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the canary never started"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_canary(&endpoint, "users");
     set_alarm(&endpoint, &alarm);
     let stopped = child.join().unwrap();
     assert!(!stopped.status.success(), "an alarm must stop the release");
@@ -230,6 +278,128 @@ fn releases_are_gated_and_roll_back_to_the_version_that_served() {
     assert!(err.contains("rolled back"), "{err}");
     assert_eq!(live_version(&endpoint, "users"), v1[1]);
     assert_eq!(live_version(&endpoint, "health"), v1[0]);
+    // The stopped release left nothing unfinished behind.
+    let recovery = stdout_json(&xtask(&dir, &["rollback", "--unfinished", "--json"]));
+    assert_eq!(recovery["moved"], serde_json::json!([]), "{recovery}");
+}
+
+/// What the deploy workflow does after a deploy step that did not succeed
+/// (failed, cancelled, timed out): `cargo xtask rollback --env NAME --unfinished`.
+fn workflow_recovery(dir: &std::path::Path) -> serde_json::Value {
+    stdout_json(&xtask(
+        dir,
+        &["rollback", "--env", "local", "--unfinished", "--json"],
+    ))
+}
+
+#[test]
+fn unfinished_releases_are_rolled_back_by_the_workflows_recovery_step() {
+    let dir = scratch("release-unfinished");
+    let bins = release_binaries(&dir);
+    let prebuilt = bins.to_str().unwrap().to_owned();
+
+    let up = stdout_json(&xtask(&dir, &["local", "up", "--json"]));
+    let _down = Down(dir.clone());
+    let endpoint = up["endpoint"].as_str().unwrap().to_owned();
+    let deploy_args = |shift: &'static str| -> Vec<String> {
+        [
+            "deploy",
+            "--env",
+            "local",
+            "--json",
+            "--prebuilt",
+            &prebuilt,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([
+            "--hotswap".to_owned(),
+            "--shift".to_owned(),
+            shift.to_owned(),
+        ])
+        .collect()
+    };
+    let first = stdout_json(&xtask(&dir, &["deploy", "--json", "--prebuilt", &prebuilt]));
+    assert_eq!(first["stacks"]["service"], "applied");
+    let v1: Vec<String> = FUNCTIONS
+        .iter()
+        .map(|f| live_version(&endpoint, f))
+        .collect();
+
+    // 1. An AWS error while the aliases move: health and users as a canary;
+    // every move of users' alias after its first (the 50% step) fails, so
+    // health reaches 100%, users is left at 50%, and deploy's own attempt
+    // to move back fails on users too.
+    rebuild(&bins.join("health"), "xtask release test: health v2");
+    rebuild(&bins.join("users"), "xtask release test: users v2");
+    let args = deploy_args("canary:50:1s");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let failed = xtask_with(&dir, &args, |command| {
+        command.env("XTASK_INJECT_ALIAS_ERROR", "users:2");
+    });
+    assert!(
+        !failed.status.success(),
+        "an AWS error must fail the deploy"
+    );
+    let err = stderr(&failed);
+    assert!(err.contains("XTASK_INJECT_ALIAS_ERROR"), "{err}");
+    assert!(err.contains("rollback --env local --unfinished"), "{err}");
+    assert!(weighted(&endpoint, "users"), "users is left mid-canary");
+    assert_eq!(
+        alias_record(&endpoint, "users").unwrap()["state"],
+        "releasing"
+    );
+    let recovered = workflow_recovery(&dir);
+    assert_eq!(recovered["unfinished"], true, "{recovered}");
+    for (f, v1) in FUNCTIONS.iter().zip(&v1) {
+        assert_eq!(&live_version(&endpoint, f), v1, "{f} after the recovery");
+    }
+    assert_eq!(
+        alias_record(&endpoint, "users").unwrap()["state"],
+        "rolled-back"
+    );
+    // Run again (a re-run of the workflow): nothing left to do.
+    assert_eq!(workflow_recovery(&dir)["moved"], serde_json::json!([]));
+
+    // 2. A deploy killed mid-canary (the job cancelled or timed out): the
+    // weights stay on the alias until the recovery step, run from a fresh
+    // checkout as a later workflow run would.
+    rebuild(&bins.join("users"), "xtask release test: users v3");
+    let args = deploy_args("canary:50:10m");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(&args)
+        .env("XTASK_BUILD_DIR", &dir)
+        .env_remove("XTASK_ENV")
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_canary(&endpoint, "users");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        weighted(&endpoint, "users"),
+        "the kill left the canary's weights"
+    );
+    let fresh = fresh_checkout(&dir);
+    let recovered = workflow_recovery(&fresh);
+    let _ = std::fs::remove_dir_all(&fresh);
+    assert_eq!(recovered["unfinished"], true, "{recovered}");
+    assert!(
+        recovered["moved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["function"] == "users"),
+        "{recovered}"
+    );
+    for (f, v1) in FUNCTIONS.iter().zip(&v1) {
+        assert_eq!(&live_version(&endpoint, f), v1, "{f} after the recovery");
+    }
+    // The emulator first: `local down` finds it through the build folder.
+    drop(_down);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -240,6 +410,9 @@ fn rollback_without_a_previous_deploy_says_so() {
     assert!(out.stdout.is_empty(), "no JSON result on failure");
     let err = stderr(&out);
     assert!(err.contains("nothing to roll back to"), "{err}");
-    assert!(err.contains("previous-versions.json"), "{err}");
+    assert!(err.contains("emulator is not running"), "{err}");
+    // The workflow's recovery step has nothing to do there, and says so.
+    let recovery = xtask(&dir, &["rollback", "--unfinished", "--json"]);
+    assert!(recovery.status.success(), "{}", stderr(&recovery));
     let _ = std::fs::remove_dir_all(dir);
 }
