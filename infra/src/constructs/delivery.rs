@@ -467,8 +467,6 @@ fn deploy_statements(
         "aws:RequestTag/Environment": env,
     });
     // Changing tags of what is already this environment's, but never the two that make it so.
-    let other_tags =
-        json!({ "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] } });
     let role_arn = format!("arn:{p}:iam::{a}:role/{pre}*");
     let mut s = Vec::new();
 
@@ -742,17 +740,12 @@ fn deploy_statements(
             vec![configs.clone()],
             &tagging,
         ));
-        s.push(
-            Statement::allow(
-                "CodeSigningConfigTagsExceptOwnership",
-                &["lambda:TagResource", "lambda:UntagResource"],
-                vec![configs],
-            )
-            .condition(json!({
-                "StringEquals": owned,
-                "ForAllValues:StringNotEquals": other_tags["ForAllValues:StringNotEquals"],
-            })),
-        );
+        s.push(tags_except_ownership(
+            "CodeSigningConfigTagsExceptOwnership",
+            &["lambda:TagResource", "lambda:UntagResource"],
+            vec![configs],
+            &owned,
+        ));
     }
 
     // IAM: the stack's roles (function roles, API Gateway's logging role, flow logs,
@@ -860,17 +853,12 @@ fn deploy_statements(
         )
         .condition(json!({ "StringEquals": owned })),
     );
-    s.push(
-        Statement::allow(
-            "ApiTagsExceptOwnership",
-            &["apigateway:PUT", "apigateway:DELETE"],
-            vec![api("/tags/*")],
-        )
-        .condition(json!({
-            "StringEquals": owned,
-            "ForAllValues:StringNotEquals": other_tags["ForAllValues:StringNotEquals"],
-        })),
-    );
+    s.push(tags_except_ownership(
+        "ApiTagsExceptOwnership",
+        &["apigateway:PUT", "apigateway:DELETE"],
+        vec![api("/tags/*")],
+        &owned,
+    ));
     // The account's CloudWatch role for API Gateway logging (`aws_api_gateway_account`): one
     // setting per account and region, with no tags and no narrower ARN.
     s.push(Statement::allow(
@@ -1046,17 +1034,12 @@ fn deploy_statements(
             vec![distributions.clone()],
             &tagging,
         ));
-        s.push(
-            Statement::allow(
-                "DistributionTagsExceptOwnership",
-                &["cloudfront:TagResource", "cloudfront:UntagResource"],
-                vec![distributions],
-            )
-            .condition(json!({
-                "StringEquals": owned,
-                "ForAllValues:StringNotEquals": other_tags["ForAllValues:StringNotEquals"],
-            })),
-        );
+        s.push(tags_except_ownership(
+            "DistributionTagsExceptOwnership",
+            &["cloudfront:TagResource", "cloudfront:UntagResource"],
+            vec![distributions],
+            &owned,
+        ));
     }
     if let Some(domain) = &opts.domain {
         // Only a certificate for the API's own name, requested with this environment's tags
@@ -1089,17 +1072,12 @@ fn deploy_statements(
             vec![certificates.clone()],
             &tagging,
         ));
-        s.push(
-            Statement::allow(
-                "CertificateTagsExceptOwnership",
-                &["acm:AddTagsToCertificate", "acm:RemoveTagsFromCertificate"],
-                vec![certificates],
-            )
-            .condition(json!({
-                "StringEquals": owned,
-                "ForAllValues:StringNotEquals": other_tags["ForAllValues:StringNotEquals"],
-            })),
-        );
+        s.push(tags_except_ownership(
+            "CertificateTagsExceptOwnership",
+            &["acm:AddTagsToCertificate", "acm:RemoveTagsFromCertificate"],
+            vec![certificates],
+            &owned,
+        ));
         s.push(star(
             "FindHostedZone",
             &["route53:ListHostedZones", "route53:ListHostedZonesByName"],
@@ -1244,6 +1222,20 @@ fn tag_on_create(
     Statement::allow(sid, actions, resources).condition(json!({
         "StringEquals": tagging,
         "Null": { "aws:ResourceTag/Environment": "true" },
+    }))
+}
+
+/// Tagging and untagging a resource that is already this environment's (`owned`), but never
+/// its ownership tags: changing those would move it out of the environment, or another in.
+fn tags_except_ownership(
+    sid: &str,
+    actions: &[&str],
+    resources: Vec<String>,
+    owned: &serde_json::Value,
+) -> Statement {
+    Statement::allow(sid, actions, resources).condition(json!({
+        "StringEquals": owned,
+        "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
     }))
 }
 
