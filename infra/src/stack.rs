@@ -242,9 +242,19 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             false,
         );
     }
+    if let Some(domain) = &config.options.domain {
+        let certificate = edge::certificate(&mut stack, domain);
+        stack.output(
+            edge::CERTIFICATE_OUTPUT,
+            certificate,
+            "Validated certificate of the API's custom domain",
+            false,
+        );
+    }
     if config.lambda.code_signing {
         // Here, not in the service stack: xtask signs the packages before the service stack's
-        // first apply, so the profile must already exist.
+        // first apply, so the profile must already exist; and the config is an administrator's
+        // to create (`constructs::signing`).
         let profile = signing::profile(&mut stack, config);
         stack.output(
             "signing_profile_name",
@@ -256,6 +266,13 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             "signing_profile_version_arn",
             profile.attr("version_arn"),
             "Signer profile version the functions' code signing config trusts",
+            false,
+        );
+        let csc = signing::config(&mut stack, config, &profile);
+        stack.output(
+            signing::CONFIG_OUTPUT,
+            csc.attr("arn"),
+            "Code signing config the service stack attaches to every function",
             false,
         );
     }

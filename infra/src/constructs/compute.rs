@@ -195,7 +195,7 @@ pub fn functions(stack: &mut Stack, inputs: &ComputeInputs<'_>) -> Vec<Function>
     let signing = config
         .lambda
         .code_signing
-        .then(|| super::signing::code_signing_config(stack, config));
+        .then(|| super::signing::code_signing_config(stack));
     FunctionName::ALL
         .iter()
         .map(|&which| function(stack, inputs, which, dlq.as_ref(), signing.as_ref()))

@@ -53,10 +53,6 @@ pub const STAR_ACTIONS: &[(&str, &str)] = &[
         "no resource-level permissions (a List call); Terraform reads every aws_kms_alias through it",
     ),
     (
-        "lambda:CreateCodeSigningConfig",
-        "no resource type: the config's ARN carries an id Lambda generates",
-    ),
-    (
         "application-autoscaling:DescribeScalableTargets",
         "Describe calls of Application Auto Scaling have no resource-level permissions",
     ),
@@ -159,10 +155,6 @@ pub const STAR_ACTIONS: &[(&str, &str)] = &[
     (
         "logs:DescribeResourcePolicies",
         "CloudWatch Logs resource policies are account-wide, without an ARN",
-    ),
-    (
-        "acm:RequestCertificate",
-        "a certificate has no ARN before it is requested",
     ),
     (
         "route53:ListHostedZones",
@@ -693,27 +685,16 @@ fn deploy_statements(
             &["signer:DescribeSigningJob"],
             vec![in_region("signer", "/signing-jobs/*")],
         ));
-        // The config's ARN carries a generated id: created only with this environment's tags,
-        // then read, changed and attached only while it carries them. Lambda supports
-        // aws:ResourceTag on code signing configs and the tag keys on create:
+        // The config is the bootstrap stack's (`signing`): read, never created, changed or
+        // tagged here, so no untagged config of the account can be tagged into this
+        // environment. Its ARN carries a generated id, so the tags decide; Lambda supports
+        // aws:ResourceTag on code signing configs:
         // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html
-        s.push(
-            star(
-                "CreateCodeSigningConfigTagged",
-                &["lambda:CreateCodeSigningConfig"],
-            )
-            .condition(json!({ "StringEquals": tagging })),
-        );
         let configs = in_region("lambda", "code-signing-config:*");
         s.push(
             Statement::allow(
-                "CodeSigningConfigsOfThisEnvironment",
-                &[
-                    "lambda:GetCodeSigningConfig",
-                    "lambda:UpdateCodeSigningConfig",
-                    "lambda:DeleteCodeSigningConfig",
-                    "lambda:ListTags",
-                ],
+                "ReadTheCodeSigningConfigOfThisEnvironment",
+                &["lambda:GetCodeSigningConfig", "lambda:ListTags"],
                 vec![configs.clone()],
             )
             .condition(json!({ "StringEquals": owned })),
@@ -734,18 +715,6 @@ fn deploy_statements(
             )
             .condition(json!({ "StringEquals": owned })),
         );
-        s.push(tag_on_create(
-            "TagNewCodeSigningConfigs",
-            &["lambda:TagResource"],
-            vec![configs.clone()],
-            &tagging,
-        ));
-        s.push(tags_except_ownership(
-            "CodeSigningConfigTagsExceptOwnership",
-            &["lambda:TagResource", "lambda:UntagResource"],
-            vec![configs],
-            &owned,
-        ));
     }
 
     // IAM: the stack's roles (function roles, API Gateway's logging role, flow logs,
@@ -1001,83 +970,19 @@ fn deploy_statements(
             ],
         ));
     }
-    if opts.cloudfront.is_some() {
-        // Distribution ARNs carry generated ids: created with this environment's tags
-        // (CreateDistributionWithTags), then changed only while they carry them. CloudFront
-        // supports aws:RequestTag on CreateDistribution and aws:ResourceTag on a distribution:
-        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudfront.html
-        let distributions = format!("arn:{p}:cloudfront::{a}:distribution/*");
-        s.push(
-            Statement::allow(
-                "NewDistributionTaggedForThisEnvironment",
-                &["cloudfront:CreateDistribution"],
-                vec![distributions.clone()],
-            )
-            .condition(json!({ "StringEquals": tagging })),
-        );
-        s.push(
-            Statement::allow(
-                "DistributionOfThisEnvironment",
-                &[
-                    "cloudfront:GetDistribution",
-                    "cloudfront:UpdateDistribution",
-                    "cloudfront:DeleteDistribution",
-                    "cloudfront:ListTagsForResource",
-                ],
-                vec![distributions.clone()],
-            )
-            .condition(json!({ "StringEquals": owned })),
-        );
-        s.push(tag_on_create(
-            "TagNewDistributions",
-            &["cloudfront:TagResource"],
-            vec![distributions.clone()],
-            &tagging,
-        ));
-        s.push(tags_except_ownership(
-            "DistributionTagsExceptOwnership",
-            &["cloudfront:TagResource", "cloudfront:UntagResource"],
-            vec![distributions],
-            &owned,
-        ));
-    }
     if let Some(domain) = &opts.domain {
-        // Only a certificate for the API's own name, requested with this environment's tags
-        // (acm:DomainNames and aws:RequestTag on RequestCertificate), then read and deleted
-        // only while it carries them:
+        // The certificate is the bootstrap stack's (`edge::certificate`): read, never
+        // requested, tagged or deleted here, so no untagged certificate of the account can be
+        // tagged into this environment. ACM supports aws:ResourceTag on certificates:
         // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscertificatemanager.html
-        let name = domain.name.to_ascii_lowercase();
-        s.push(
-            star("RequestCertificate", &["acm:RequestCertificate"]).condition(json!({
-                "StringEquals": tagging,
-                "ForAllValues:StringEquals": { "acm:DomainNames": [name] },
-            })),
-        );
-        let certificates = in_region("acm", "certificate/*");
         s.push(
             Statement::allow(
-                "CertificatesOfThisEnvironment",
-                &[
-                    "acm:DescribeCertificate",
-                    "acm:ListTagsForCertificate",
-                    "acm:DeleteCertificate",
-                ],
-                vec![certificates.clone()],
+                "ReadTheCertificateOfThisEnvironment",
+                &["acm:DescribeCertificate", "acm:ListTagsForCertificate"],
+                vec![in_region("acm", "certificate/*")],
             )
             .condition(json!({ "StringEquals": owned })),
         );
-        s.push(tag_on_create(
-            "TagNewCertificates",
-            &["acm:AddTagsToCertificate"],
-            vec![certificates.clone()],
-            &tagging,
-        ));
-        s.push(tags_except_ownership(
-            "CertificateTagsExceptOwnership",
-            &["acm:AddTagsToCertificate", "acm:RemoveTagsFromCertificate"],
-            vec![certificates],
-            &owned,
-        ));
         s.push(star(
             "FindHostedZone",
             &["route53:ListHostedZones", "route53:ListHostedZonesByName"],
@@ -1091,17 +996,17 @@ fn deploy_statements(
             ],
             vec![format!("arn:{p}:route53:::hostedzone/*")],
         ));
-        // Only the API's own name and its certificate validation records.
+        // Only the API's own name: the certificate's validation records are the bootstrap
+        // stack's.
         s.push(
             Statement::allow(
                 "ApiRecordsOnly",
                 &["route53:ChangeResourceRecordSets"],
                 vec![format!("arn:{p}:route53:::hostedzone/*")],
             )
-            .condition(json!({ "ForAllValues:StringLike": {
+            .condition(json!({ "ForAllValues:StringEquals": {
                 "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
                     domain.name.to_ascii_lowercase(),
-                    format!("_*.{}", domain.name.to_ascii_lowercase()),
                 ],
             } })),
         );
@@ -1203,26 +1108,6 @@ fn deploy_statements(
         )),
     );
     s
-}
-
-/// Tagging a resource that has no `Environment` tag yet with this environment's tags: what a
-/// create request with tags needs where the service authorizes the tags as a separate action
-/// on the new resource (CloudFront's CreateDistributionWithTags, ACM's RequestCertificate,
-/// Lambda's CreateCodeSigningConfig) and offers no condition key that tells a create request
-/// from a later one (EC2 has `ec2:CreateAction`; these don't). It can also claim a resource of
-/// the same kind that carries no `Environment` tag at all; every such statement is listed in
-/// docs/security.md and checked by the tests (`Null` on the resource's tag, exactly this
-/// environment's tags in the request).
-fn tag_on_create(
-    sid: &str,
-    actions: &[&str],
-    resources: Vec<String>,
-    tagging: &serde_json::Value,
-) -> Statement {
-    Statement::allow(sid, actions, resources).condition(json!({
-        "StringEquals": tagging,
-        "Null": { "aws:ResourceTag/Environment": "true" },
-    }))
 }
 
 /// Tagging and untagging a resource that is already this environment's (`owned`), but never

@@ -1,10 +1,12 @@
 //! What sits in front of the API: a WAF web ACL on the stage, CloudFront, and a custom domain
-//! with an ACM certificate validated through Route 53. All optional.
+//! with an ACM certificate validated through Route 53 (the certificate in the bootstrap stack).
+//! All optional.
 
 use super::api::RestApi;
 use super::security::{Account, Key};
+use super::state;
 use crate::config::{CloudFront, Config, Domain, Waf};
-use crate::tf::{Expr, Stack};
+use crate::tf::{Expr, Ref, Stack};
 use serde_json::{Value, json};
 
 fn visibility(metric: &str) -> Value {
@@ -128,15 +130,24 @@ pub fn cloudfront(
     distribution.attr("domain_name")
 }
 
-/// `https://<domain>` for the API: an ACM certificate validated by DNS in the given hosted
-/// zone, a regional API Gateway domain name with TLS 1.2, a base path mapping to the stage and
-/// an alias record.
-pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> String {
-    let zone = stack.data(
+/// The bootstrap stack's output with the custom domain's validated certificate.
+pub const CERTIFICATE_OUTPUT: &str = "certificate_arn";
+
+fn hosted_zone(stack: &mut Stack, options: &Domain) -> Ref {
+    stack.data(
         "aws_route53_zone",
         "api",
         json!({ "name": options.hosted_zone, "private_zone": false }),
-    );
+    )
+}
+
+/// Bootstrap stack: the ACM certificate for the custom domain, validated by DNS in the hosted
+/// zone; the validation's ARN (ready once ACM issued it) for [`custom_domain`]. Here because
+/// requesting a certificate with tags takes `acm:AddTagsToCertificate`, which ACM can't limit to
+/// the new certificate: the deploy role could tag any untagged certificate of the account into
+/// its environment (`constructs::delivery`). An administrator requests it instead.
+pub fn certificate(stack: &mut Stack, options: &Domain) -> Expr {
+    let zone = hosted_zone(stack, options);
     let cert = stack.resource(
         "aws_acm_certificate",
         "api",
@@ -167,12 +178,23 @@ pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> Stri
         "api",
         json!({ "certificate_arn": cert.attr("arn"), "validation_record_fqdns": [record.attr("fqdn")] }),
     );
+    validation.attr("certificate_arn")
+}
+
+/// Service stack: `https://<domain>` for the API: a regional API Gateway domain name with TLS
+/// 1.2 and the bootstrap stack's [`certificate`] (from its outputs), a base path mapping to the
+/// stage and an alias record. A bootstrap stack applied before the certificate moved there has
+/// no such output, and the plan fails naming it: `cargo xtask bootstrap` adds it.
+pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> String {
+    let zone = hosted_zone(stack, options);
+    let certificate =
+        state::outputs_of(stack, "bootstrap").attr(&format!("outputs.{CERTIFICATE_OUTPUT}"));
     let domain = stack.resource(
         "aws_api_gateway_domain_name",
         "api",
         json!({
             "domain_name": options.name,
-            "regional_certificate_arn": validation.attr("certificate_arn"),
+            "regional_certificate_arn": certificate,
             "security_policy": "TLS_1_2",
             "endpoint_configuration": [{ "types": ["REGIONAL"] }],
         }),
