@@ -9,6 +9,7 @@ use crate::constructs::storage::{
 use crate::constructs::{
     api, boundary, compute, data, delivery, edge, network, observability, security, signing, state,
 };
+use crate::iam;
 use crate::routes::FunctionName;
 use crate::tf::{Ref, Stack, Validation, Variable};
 use serde_json::{Value, json};
@@ -78,7 +79,7 @@ pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
             json!({ "alias": "replica", "region": region, "default_tags": [default_tags(config)] }),
         );
     }
-    let account = security::Account::lookup(&mut stack);
+    let account = iam::Account::lookup(&mut stack);
     let role = delivery::github_deploy(&mut stack, config, settings, &account);
     stack.output(
         "deploy_role_arn",
@@ -173,7 +174,7 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             json!({ "alias": "replica", "region": region, "default_tags": [default_tags(config)] }),
         );
     }
-    let account = security::Account::lookup(&mut stack);
+    let account = iam::Account::lookup(&mut stack);
     // Every key of the environment is here, applied only with administrator credentials
     // (`cargo xtask bootstrap`): creating a key with tags takes `kms:TagResource` on every key
     // of the account, which the deploy role must never have (`constructs::delivery`). The
@@ -284,7 +285,7 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
 fn replica(
     stack: &mut Stack,
     config: &Config,
-    account: &security::Account,
+    account: &iam::Account,
     source_key: &security::Key,
     key: &security::Key,
     region: &str,
@@ -384,7 +385,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         },
     );
 
-    let account = security::Account::lookup(s);
+    let account = iam::Account::lookup(s);
     // Created by the bootstrap stack (see there), found by its alias.
     let key = security::Key::lookup(
         s,

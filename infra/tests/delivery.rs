@@ -372,9 +372,9 @@ fn every_policy_fits_iam_limits() {
             "a role carries at most 10 managed policies"
         );
         for (name, p) in policies {
-            let length = delivery::iam_length(p["policy"].as_str().unwrap());
+            let length = infra::iam::iam_length(p["policy"].as_str().unwrap());
             assert!(
-                length <= delivery::MANAGED_POLICY_LIMIT,
+                length <= infra::iam::MANAGED_POLICY_LIMIT,
                 "{}: {name} is {length} characters",
                 config.name
             );
@@ -383,9 +383,9 @@ fn every_policy_fits_iam_limits() {
         // The permissions boundary is a managed policy too.
         let boundary = &stacks_of(&config)["bootstrap"]["resource"]["aws_iam_policy"]
             [boundary::LOGICAL]["policy"];
-        let length = delivery::iam_length(boundary.as_str().unwrap());
+        let length = infra::iam::iam_length(boundary.as_str().unwrap());
         assert!(
-            length <= delivery::MANAGED_POLICY_LIMIT,
+            length <= infra::iam::MANAGED_POLICY_LIMIT,
             "{}: the boundary is {length} characters",
             config.name
         );

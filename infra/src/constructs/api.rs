@@ -5,9 +5,10 @@
 //! logs, X-Ray, metrics and throttling, and an API key with a usage plan.
 
 use super::compute::Function;
-use super::security::{Account, Key, service_role};
+use super::security::{Key, service_role};
 use crate::config::Config;
 use crate::gateway_responses::{self, GATEWAY_RESPONSES};
+use crate::iam::Account;
 use crate::routes::{self, FunctionName, ROUTES, Route};
 use crate::tf::{Expr, Ref, Stack, create_before_destroy, depends_on};
 use serde_json::{Value, json};

@@ -8,8 +8,9 @@
 
 use super::data::Tables;
 use super::network::Network;
-use super::security::{Account, Key, Role, Secret, Statement, service_role};
+use super::security::{Key, Role, Secret, service_role};
 use crate::config::Config;
+use crate::iam::{Account, Statement};
 use crate::routes::FunctionName;
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::{Map, json};

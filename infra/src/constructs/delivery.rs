@@ -23,9 +23,9 @@
 //! boundary. It never rewrites a trust policy ([`TRUST_SID`]); a role it creates may trust
 //! anyone (IAM can't limit that), so the boundary keeps user data to the functions' requests.
 
-use super::security::{Account, PolicyDocument, Statement};
 use super::{boundary, signing};
 use crate::config::{Backend, Config, Delivery};
+use crate::iam::{Account, PolicyDocument, Statement, pack};
 use crate::tf::{Expr, Stack};
 use serde_json::json;
 
@@ -349,51 +349,6 @@ impl EnvironmentKeys {
             replica,
         }
     }
-}
-
-/// What IAM counts against a managed policy's 6,144 characters (whitespace excluded), with
-/// every Terraform interpolation at the longest value it can take.
-pub const MANAGED_POLICY_LIMIT: usize = 6_144;
-
-/// Length of a rendered policy as IAM will count it: whitespace left out, the partition as
-/// `aws-us-gov`, the account as 12 digits, any other reference (the OIDC provider's ARN) as 100
-/// characters.
-pub fn iam_length(policy: &str) -> usize {
-    let mut length = 0;
-    let mut rest = policy;
-    while let Some(start) = rest.find("${") {
-        length += rest[..start].chars().filter(|c| !c.is_whitespace()).count();
-        let end = rest[start..]
-            .find('}')
-            .map_or(rest.len(), |e| start + e + 1);
-        let reference = &rest[start..end];
-        length += if reference.contains("partition") {
-            "aws-us-gov".len()
-        } else if reference.contains("account_id") {
-            12
-        } else {
-            100
-        };
-        rest = &rest[end..];
-    }
-    length + rest.chars().filter(|c| !c.is_whitespace()).count()
-}
-
-/// Splits the statements, in order, into as few policies as fit [`MANAGED_POLICY_LIMIT`] with
-/// room to spare (a statement is never split).
-fn pack(statements: Vec<Statement>) -> Vec<Vec<Statement>> {
-    const BUDGET: usize = MANAGED_POLICY_LIMIT - 400;
-    let mut chunks: Vec<Vec<Statement>> = vec![Vec::new()];
-    for statement in statements {
-        let current = chunks.last_mut().expect("never empty");
-        current.push(statement);
-        if current.len() > 1 && iam_length(&PolicyDocument::new(current.clone()).render()) > BUDGET
-        {
-            let statement = current.pop().expect("just pushed");
-            chunks.push(vec![statement]);
-        }
-    }
-    chunks
 }
 
 /// `repo:OWNER/REPO:environment:ENV`: what GitHub puts in `sub` for a job that declares

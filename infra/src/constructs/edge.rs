@@ -3,9 +3,10 @@
 //! All optional.
 
 use super::api::RestApi;
-use super::security::{Account, Key};
+use super::security::Key;
 use super::state;
 use crate::config::{CloudFront, Config, Domain, Waf};
+use crate::iam::Account;
 use crate::tf::{Expr, Ref, Stack};
 use serde_json::{Value, json};
 

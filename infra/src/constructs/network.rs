@@ -2,8 +2,9 @@
 //! in public subnets for egress, a DynamoDB gateway endpoint so table traffic never leaves the
 //! AWS network, flow logs, and a default security group with no rules.
 
-use super::security::{Account, Key, Statement, service_role};
+use super::security::{Key, service_role};
 use crate::config::{Config, Vpc};
+use crate::iam::{Account, Statement};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::{Value, json};
 

@@ -1,7 +1,8 @@
 //! S3 buckets with secure defaults: one call gives a versioned, KMS-encrypted, private,
 //! ACL-free, TLS-only bucket with a lifecycle for old versions and aborted uploads.
 
-use super::security::{Account, Key, PolicyDocument, Statement};
+use super::security::Key;
+use crate::iam::{Account, PolicyDocument, Statement};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::json;
 
