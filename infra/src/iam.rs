@@ -142,6 +142,216 @@ impl PolicyDocument {
     }
 }
 
+/// Where a role's statements apply: the account and region a stack deploys into and the
+/// environment's names and ownership tags. Each construct builds the statements that manage its
+/// resources from it, and the deploy role composes them (`constructs::delivery`).
+#[derive(Clone, Debug)]
+pub struct Scope<'a> {
+    pub account: &'a Account,
+    /// The configured region (a literal, so ARNs in policies are exact).
+    pub region: &'a str,
+    /// The environment's name prefix (`prod-service-`).
+    pub prefix: &'a str,
+    /// The environment's name (`prod`), its `Environment` tag.
+    pub environment: &'a str,
+}
+
+impl Scope<'_> {
+    /// `arn:<partition>:<service>:<region>:<account>:<resource>`.
+    pub fn in_region(&self, service: &str, resource: &str) -> String {
+        let (p, a) = (&self.account.partition, &self.account.account_id);
+        format!("arn:{p}:{service}:{}:{a}:{resource}", self.region)
+    }
+
+    /// The `Project` tag: the prefix without its trailing `-`.
+    pub fn project(&self) -> &str {
+        self.prefix.trim_end_matches('-')
+    }
+
+    /// The provider's default tags put these on everything the stacks create. Where AWS names a
+    /// resource by a generated id, they are what makes it this environment's: `owned` for what
+    /// exists ([`Scope::tagging`] for a create request). See
+    /// https://docs.aws.amazon.com/IAM/latest/UserGuide/access_tags.html
+    pub fn owned(&self) -> Value {
+        json!({
+            "aws:ResourceTag/Project": self.project(),
+            "aws:ResourceTag/Environment": self.environment,
+        })
+    }
+
+    /// This environment's tags in a create request (tag-on-create).
+    pub fn tagging(&self) -> Value {
+        json!({
+            "aws:RequestTag/Project": self.project(),
+            "aws:RequestTag/Environment": self.environment,
+        })
+    }
+}
+
+/// Every action the deploy role is granted on `"*"`, with the reason: the one list of
+/// exceptions to "no `*` resource" (the policy tests and [`star`] accept nothing else). Each
+/// is used only by statements for options the environment turns on.
+pub const STAR_ACTIONS: &[(&str, &str)] = &[
+    (
+        "logs:DescribeLogGroups",
+        "a List call without resource-level permissions (CloudWatch Logs authorizes it only on \"*\"): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html",
+    ),
+    (
+        "kms:ListAliases",
+        "no resource-level permissions (a List call); Terraform reads every aws_kms_alias through it",
+    ),
+    (
+        "application-autoscaling:DescribeScalableTargets",
+        "Describe calls of Application Auto Scaling have no resource-level permissions",
+    ),
+    (
+        "application-autoscaling:DescribeScalingPolicies",
+        "Describe calls of Application Auto Scaling have no resource-level permissions",
+    ),
+    (
+        "sns:GetSubscriptionAttributes",
+        "subscription calls of SNS have no resource-level permissions (Terraform reads the alarm e-mail subscription)",
+    ),
+    (
+        "sns:Unsubscribe",
+        "subscription calls of SNS have no resource-level permissions (replacing the alarm e-mail subscription)",
+    ),
+    (
+        "ec2:DescribeVpcs",
+        "EC2 Describe calls have no resource-level permissions (Terraform reads the VPC; Lambda checks a function's VPC with the caller's rights)",
+    ),
+    (
+        "ec2:DescribeSubnets",
+        "EC2 Describe calls have no resource-level permissions (also checked by Lambda for VPC functions)",
+    ),
+    (
+        "ec2:DescribeRouteTables",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeInternetGateways",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeNatGateways",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeAddresses",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeAddressesAttribute",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeVpcEndpoints",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeVpcEndpointServices",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribePrefixLists",
+        "EC2 Describe calls have no resource-level permissions (the DynamoDB gateway endpoint's prefix list)",
+    ),
+    (
+        "ec2:DescribeSecurityGroups",
+        "EC2 Describe calls have no resource-level permissions (also checked by Lambda for VPC functions)",
+    ),
+    (
+        "ec2:DescribeSecurityGroupRules",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeNetworkAcls",
+        "EC2 Describe calls have no resource-level permissions (the VPC's default network ACL)",
+    ),
+    (
+        "ec2:DescribeNetworkInterfaces",
+        "EC2 Describe calls have no resource-level permissions (ENIs Lambda leaves in the subnets)",
+    ),
+    (
+        "ec2:DescribeFlowLogs",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "logs:CreateLogDelivery",
+        "log deliveries (WAF logging to CloudWatch Logs) have no resource-level permissions",
+    ),
+    (
+        "logs:GetLogDelivery",
+        "log deliveries have no resource-level permissions",
+    ),
+    (
+        "logs:UpdateLogDelivery",
+        "log deliveries have no resource-level permissions",
+    ),
+    (
+        "logs:DeleteLogDelivery",
+        "log deliveries have no resource-level permissions",
+    ),
+    (
+        "logs:ListLogDeliveries",
+        "log deliveries have no resource-level permissions",
+    ),
+    (
+        "logs:PutResourcePolicy",
+        "CloudWatch Logs resource policies (WAF's delivery into the log group) are account-wide, without an ARN",
+    ),
+    (
+        "logs:DescribeResourcePolicies",
+        "CloudWatch Logs resource policies are account-wide, without an ARN",
+    ),
+    (
+        "route53:ListHostedZones",
+        "no resource-level permissions; the aws_route53_zone lookup lists the zones",
+    ),
+    (
+        "route53:ListHostedZonesByName",
+        "no resource-level permissions; the aws_route53_zone lookup lists the zones",
+    ),
+];
+
+/// A statement on `"*"`; panics (at synth, so tests catch it) for an action not in
+/// [`STAR_ACTIONS`].
+pub fn star(sid: &str, actions: &[&str]) -> Statement {
+    for action in actions {
+        assert!(
+            STAR_ACTIONS.iter().any(|(a, _)| a == action),
+            "{action} is granted on \"*\" but is not in STAR_ACTIONS"
+        );
+    }
+    Statement::allow(sid, actions, vec!["*".into()])
+}
+
+/// Tagging and untagging a resource that is already this environment's (`owned`), but never
+/// its ownership tags: changing those would move it out of the environment, or another in.
+pub fn tags_except_ownership(
+    sid: &str,
+    actions: &[&str],
+    resources: Vec<String>,
+    owned: &serde_json::Value,
+) -> Statement {
+    Statement::allow(sid, actions, resources).condition(json!({
+        "StringEquals": owned,
+        "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
+    }))
+}
+
+/// `iam:CreateServiceLinkedRole` for exactly one service's role, by its fixed ARN.
+pub fn service_linked_role(p: &Expr, a: &Expr, sid: &str, service: &str, role: &str) -> Statement {
+    Statement::allow(
+        sid,
+        &["iam:CreateServiceLinkedRole"],
+        vec![format!(
+            "arn:{p}:iam::{a}:role/aws-service-role/{service}/{role}"
+        )],
+    )
+    .condition(json!({ "StringEquals": { "iam:AWSServiceName": service } }))
+}
+
 /// What IAM counts against a managed policy's 6,144 characters (whitespace excluded), with
 /// every Terraform interpolation at the longest value it can take.
 pub const MANAGED_POLICY_LIMIT: usize = 6_144;

@@ -98,11 +98,11 @@ fn role_policies(stack: &Value) -> BTreeMap<String, Vec<Statement>> {
 
 /// No policy of any stack names a wildcard action, and `"*"` resources are only granted to
 /// X-Ray (the function roles) and to the actions in the one exceptions list,
-/// `infra::constructs::delivery::STAR_ACTIONS` (the deploy role), each listed with its reason.
+/// `infra::iam::STAR_ACTIONS` (the deploy role), each listed with its reason.
 #[test]
 fn no_wildcards_except_xray_and_the_listed_exceptions() {
     let listed = |a: &str| {
-        infra::constructs::delivery::STAR_ACTIONS
+        infra::iam::STAR_ACTIONS
             .iter()
             .any(|(action, why)| *action == a && !why.is_empty())
     };
@@ -117,7 +117,7 @@ fn no_wildcards_except_xray_and_the_listed_exceptions() {
                     if resources.iter().any(|r| r == "*") {
                         assert!(
                             actions.iter().all(|a| a.starts_with("xray:") || listed(a)),
-                            "{env}: {role} grants {actions:?} on \"*\"; only X-Ray (no resource-level permissions) and delivery::STAR_ACTIONS may"
+                            "{env}: {role} grants {actions:?} on \"*\"; only X-Ray (no resource-level permissions) and iam::STAR_ACTIONS may"
                         );
                     }
                 }

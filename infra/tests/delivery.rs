@@ -7,7 +7,8 @@ mod common;
 
 use infra::config::Delivery;
 use infra::constructs::boundary;
-use infra::constructs::delivery::{self, STAR_ACTIONS};
+use infra::constructs::delivery;
+use infra::iam::STAR_ACTIONS;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 

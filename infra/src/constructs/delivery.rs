@@ -9,7 +9,7 @@
 //! generated ids by the environment's tags (created only with them, never re-tagged into it),
 //! the state objects of those two stacks. It only reads the bootstrap stack, which an
 //! administrator changes. Every action is named; the few AWS grants only on `"*"` are in
-//! [`STAR_ACTIONS`], each with the reason. docs/security.md has the trust boundaries.
+//! [`crate::iam::STAR_ACTIONS`], each with the reason. docs/security.md has the trust boundaries.
 //!
 //! It can never change itself: the role and the OIDC provider are in this stack, which only
 //! `cargo xtask bootstrap` applies with administrator credentials, and an explicit `Deny`
@@ -23,9 +23,12 @@
 //! boundary. It never rewrites a trust policy ([`TRUST_SID`]); a role it creates may trust
 //! anyone (IAM can't limit that), so the boundary keeps user data to the functions' requests.
 
-use super::{boundary, signing};
+use super::{boundary, network, signing};
 use crate::config::{Backend, Config, Delivery};
-use crate::iam::{Account, PolicyDocument, Statement, pack};
+use crate::iam::{
+    Account, PolicyDocument, Scope, Statement, pack, service_linked_role, star,
+    tags_except_ownership,
+};
 use crate::tf::{Expr, Stack};
 use serde_json::json;
 
@@ -39,144 +42,6 @@ pub const ROLE_SUFFIX: &str = "github-deploy";
 pub const MAX_SESSION_SECONDS: u32 = 3600;
 /// The statement that keeps the deploy role's IAM rights off itself and the OIDC provider.
 pub const SELF_PROTECTION_SID: &str = "NeverItselfNorTheOidcProvider";
-
-/// Every action the deploy role is granted on `"*"`, with the reason: the one list of
-/// exceptions to "no `*` resource" (the policy tests and [`star`] accept nothing else). Each
-/// is used only by statements for options the environment turns on.
-pub const STAR_ACTIONS: &[(&str, &str)] = &[
-    (
-        "logs:DescribeLogGroups",
-        "a List call without resource-level permissions (CloudWatch Logs authorizes it only on \"*\"): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html",
-    ),
-    (
-        "kms:ListAliases",
-        "no resource-level permissions (a List call); Terraform reads every aws_kms_alias through it",
-    ),
-    (
-        "application-autoscaling:DescribeScalableTargets",
-        "Describe calls of Application Auto Scaling have no resource-level permissions",
-    ),
-    (
-        "application-autoscaling:DescribeScalingPolicies",
-        "Describe calls of Application Auto Scaling have no resource-level permissions",
-    ),
-    (
-        "sns:GetSubscriptionAttributes",
-        "subscription calls of SNS have no resource-level permissions (Terraform reads the alarm e-mail subscription)",
-    ),
-    (
-        "sns:Unsubscribe",
-        "subscription calls of SNS have no resource-level permissions (replacing the alarm e-mail subscription)",
-    ),
-    (
-        "ec2:DescribeVpcs",
-        "EC2 Describe calls have no resource-level permissions (Terraform reads the VPC; Lambda checks a function's VPC with the caller's rights)",
-    ),
-    (
-        "ec2:DescribeSubnets",
-        "EC2 Describe calls have no resource-level permissions (also checked by Lambda for VPC functions)",
-    ),
-    (
-        "ec2:DescribeRouteTables",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeInternetGateways",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeNatGateways",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeAddresses",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeAddressesAttribute",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeVpcEndpoints",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeVpcEndpointServices",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribePrefixLists",
-        "EC2 Describe calls have no resource-level permissions (the DynamoDB gateway endpoint's prefix list)",
-    ),
-    (
-        "ec2:DescribeSecurityGroups",
-        "EC2 Describe calls have no resource-level permissions (also checked by Lambda for VPC functions)",
-    ),
-    (
-        "ec2:DescribeSecurityGroupRules",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeNetworkAcls",
-        "EC2 Describe calls have no resource-level permissions (the VPC's default network ACL)",
-    ),
-    (
-        "ec2:DescribeNetworkInterfaces",
-        "EC2 Describe calls have no resource-level permissions (ENIs Lambda leaves in the subnets)",
-    ),
-    (
-        "ec2:DescribeFlowLogs",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "logs:CreateLogDelivery",
-        "log deliveries (WAF logging to CloudWatch Logs) have no resource-level permissions",
-    ),
-    (
-        "logs:GetLogDelivery",
-        "log deliveries have no resource-level permissions",
-    ),
-    (
-        "logs:UpdateLogDelivery",
-        "log deliveries have no resource-level permissions",
-    ),
-    (
-        "logs:DeleteLogDelivery",
-        "log deliveries have no resource-level permissions",
-    ),
-    (
-        "logs:ListLogDeliveries",
-        "log deliveries have no resource-level permissions",
-    ),
-    (
-        "logs:PutResourcePolicy",
-        "CloudWatch Logs resource policies (WAF's delivery into the log group) are account-wide, without an ARN",
-    ),
-    (
-        "logs:DescribeResourcePolicies",
-        "CloudWatch Logs resource policies are account-wide, without an ARN",
-    ),
-    (
-        "route53:ListHostedZones",
-        "no resource-level permissions; the aws_route53_zone lookup lists the zones",
-    ),
-    (
-        "route53:ListHostedZonesByName",
-        "no resource-level permissions; the aws_route53_zone lookup lists the zones",
-    ),
-];
-
-/// A statement on `"*"`; panics (at synth, so tests catch it) for an action not in
-/// [`STAR_ACTIONS`].
-fn star(sid: &str, actions: &[&str]) -> Statement {
-    for action in actions {
-        assert!(
-            STAR_ACTIONS.iter().any(|(a, _)| a == action),
-            "{action} is granted on \"*\" but is not in STAR_ACTIONS"
-        );
-    }
-    Statement::allow(sid, actions, vec!["*".into()])
-}
 
 /// IAM actions on the stack's roles (`role/<prefix>*`) that add no permissions and change no
 /// trust. `iam:UpdateAssumeRolePolicy` is never granted and always denied ([`TRUST_SID`]): a
@@ -400,7 +265,13 @@ fn deploy_statements(
     let env = config.name.as_str();
     let project = config.prefix.trim_end_matches('-');
     let opts = &config.options;
-    let in_region = |service: &str, resource: &str| format!("arn:{p}:{service}:{r}:{a}:{resource}");
+    let scope = Scope {
+        account,
+        region: r,
+        prefix: pre,
+        environment: env,
+    };
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
     // The provider's default_tags put these on everything the stacks create. Where AWS names a
     // resource by a generated id, they are what makes it this environment's: `owned` for what
     // exists, `tagging` for a create request (tag-on-create). See
@@ -878,8 +749,8 @@ fn deploy_statements(
         vec![format!("arn:{p}:cloudwatch::{a}:dashboard/{pre}*")],
     ));
 
-    if opts.vpc.is_some() {
-        s.extend(network_statements(config, account));
+    if let Some(vpc) = &opts.vpc {
+        s.extend(network::management_statements(&scope, vpc));
     }
     if opts.waf.is_some() {
         let webacl = in_region("wafv2", &format!("regional/webacl/{pre}*/*"));
@@ -1061,241 +932,6 @@ fn deploy_statements(
             &["iam:UpdateAssumeRolePolicy"],
             vec![role_arn],
         )),
-    );
-    s
-}
-
-/// Tagging and untagging a resource that is already this environment's (`owned`), but never
-/// its ownership tags: changing those would move it out of the environment, or another in.
-fn tags_except_ownership(
-    sid: &str,
-    actions: &[&str],
-    resources: Vec<String>,
-    owned: &serde_json::Value,
-) -> Statement {
-    Statement::allow(sid, actions, resources).condition(json!({
-        "StringEquals": owned,
-        "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
-    }))
-}
-
-/// `iam:CreateServiceLinkedRole` for exactly one service's role, by its fixed ARN.
-fn service_linked_role(p: &Expr, a: &Expr, sid: &str, service: &str, role: &str) -> Statement {
-    Statement::allow(
-        sid,
-        &["iam:CreateServiceLinkedRole"],
-        vec![format!(
-            "arn:{p}:iam::{a}:role/aws-service-role/{service}/{role}"
-        )],
-    )
-    .condition(json!({ "StringEquals": { "iam:AWSServiceName": service } }))
-}
-
-/// The VPC option (`[options.vpc]`). EC2 ARNs carry generated ids, so the environment's tags
-/// decide: each kind of network resource is created only with them (one statement per create
-/// action, on exactly the kind it creates, so a request's other resources, such as the VPC a
-/// subnet goes into, must already be this environment's), tagged only in the create request
-/// (`ec2:CreateAction`), and changed, attached to or deleted only while it carries them.
-/// Nothing else in the account and region is reachable: not another VPC's routes, security
-/// groups or gateways, and an untagged resource can't be tagged into this environment.
-/// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html,
-/// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
-fn network_statements(config: &Config, account: &Account) -> Vec<Statement> {
-    let p = &account.partition;
-    let a = &account.account_id;
-    let r = &config.region;
-    let ec2 = |kind: &str| format!("arn:{p}:ec2:{r}:{a}:{kind}");
-    let env = config.name.as_str();
-    let project = config.prefix.trim_end_matches('-');
-    let owned = json!({
-        "aws:ResourceTag/Project": project,
-        "aws:ResourceTag/Environment": env,
-    });
-    let tagging = json!({
-        "aws:RequestTag/Project": project,
-        "aws:RequestTag/Environment": env,
-    });
-    // The VPC's default security group exists as soon as the VPC does, untagged; Terraform
-    // adopts it (`aws_default_security_group`), names it and strips its rules.
-    let default_sg = config.name("default-deny");
-    let flow_logs = config.options.vpc.as_ref().is_some_and(|v| v.flow_logs);
-    let mut s = vec![star(
-        "NetworkReads",
-        &[
-            "ec2:DescribeVpcs",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeRouteTables",
-            "ec2:DescribeInternetGateways",
-            "ec2:DescribeNatGateways",
-            "ec2:DescribeAddresses",
-            "ec2:DescribeAddressesAttribute",
-            "ec2:DescribeVpcEndpoints",
-            "ec2:DescribeVpcEndpointServices",
-            "ec2:DescribePrefixLists",
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeSecurityGroupRules",
-            "ec2:DescribeNetworkAcls",
-            "ec2:DescribeNetworkInterfaces",
-            "ec2:DescribeFlowLogs",
-        ],
-    )];
-    // Unlike the other Describe calls, DescribeVpcAttribute is authorized on the VPC.
-    s.push(
-        Statement::allow(
-            "ReadTheVpcAttributes",
-            &["ec2:DescribeVpcAttribute"],
-            vec![ec2("vpc/*")],
-        )
-        .condition(json!({ "StringEquals": owned })),
-    );
-    // (create action, the kind of resource it creates, Sid)
-    let mut creates = vec![
-        ("ec2:CreateVpc", "vpc/*", "NewVpcTagged"),
-        ("ec2:CreateSubnet", "subnet/*", "NewSubnetsTagged"),
-        (
-            "ec2:CreateRouteTable",
-            "route-table/*",
-            "NewRouteTablesTagged",
-        ),
-        (
-            "ec2:CreateInternetGateway",
-            "internet-gateway/*",
-            "NewInternetGatewayTagged",
-        ),
-        ("ec2:AllocateAddress", "elastic-ip/*", "NewAddressesTagged"),
-        (
-            "ec2:CreateNatGateway",
-            "natgateway/*",
-            "NewNatGatewaysTagged",
-        ),
-        (
-            "ec2:CreateVpcEndpoint",
-            "vpc-endpoint/*",
-            "NewVpcEndpointsTagged",
-        ),
-        (
-            "ec2:CreateSecurityGroup",
-            "security-group/*",
-            "NewSecurityGroupsTagged",
-        ),
-    ];
-    if flow_logs {
-        creates.push(("ec2:CreateFlowLogs", "vpc-flow-log/*", "NewFlowLogsTagged"));
-    }
-    for (action, kind, sid) in &creates {
-        s.push(
-            Statement::allow(sid, &[action], vec![ec2(kind)])
-                .condition(json!({ "StringEquals": tagging })),
-        );
-    }
-    let create_actions: Vec<&str> = creates.iter().map(|(action, _, _)| *action).collect();
-    s.push(
-        Statement::allow(
-            "TagNetworkOnlyWhenCreated",
-            &["ec2:CreateTags"],
-            vec![ec2("*")],
-        )
-        .condition(json!({ "StringEquals": { "ec2:CreateAction": create_actions } })),
-    );
-    // Everything that changes, connects or fills a network resource, on this environment's
-    // resources only; for a create action these are the resources it uses (the VPC, subnets,
-    // route tables, addresses). The default security group is left to the two statements
-    // below it.
-    let mut changes = create_actions.clone();
-    changes.extend([
-        "ec2:ModifyVpcAttribute",
-        "ec2:ModifySubnetAttribute",
-        "ec2:CreateRoute",
-        "ec2:ReplaceRoute",
-        "ec2:AssociateRouteTable",
-        "ec2:DisassociateRouteTable",
-        "ec2:AttachInternetGateway",
-        "ec2:ModifyVpcEndpoint",
-        "ec2:AuthorizeSecurityGroupEgress",
-        "ec2:AuthorizeSecurityGroupIngress",
-        "ec2:RevokeSecurityGroupEgress",
-        "ec2:RevokeSecurityGroupIngress",
-        "ec2:DeleteVpc",
-        "ec2:DeleteSubnet",
-        "ec2:DeleteRouteTable",
-        "ec2:DeleteRoute",
-        "ec2:DeleteInternetGateway",
-        "ec2:DetachInternetGateway",
-        "ec2:ReleaseAddress",
-        "ec2:DisassociateAddress",
-        "ec2:DeleteNatGateway",
-        "ec2:DeleteVpcEndpoints",
-        "ec2:DeleteSecurityGroup",
-    ]);
-    if flow_logs {
-        changes.push("ec2:DeleteFlowLogs");
-    }
-    s.push(
-        Statement::allow("NetworkOfThisEnvironment", &changes, vec![ec2("*")]).condition(json!({
-            "StringEquals": owned,
-            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
-        })),
-    );
-    // A rule has its own ARN (`security-group-rule/<id>`) but lives in its group, which the
-    // statement above checks.
-    s.push(Statement::allow(
-        "SecurityGroupRulesInTheirGroups",
-        &[
-            "ec2:AuthorizeSecurityGroupEgress",
-            "ec2:AuthorizeSecurityGroupIngress",
-            "ec2:RevokeSecurityGroupEgress",
-            "ec2:RevokeSecurityGroupIngress",
-        ],
-        vec![ec2("security-group-rule/*")],
-    ));
-    // Other tags of this environment's resources change; never the two that make them its own
-    // nor the default security group's name.
-    s.push(
-        Statement::allow(
-            "NetworkTagsExceptOwnership",
-            &["ec2:CreateTags", "ec2:DeleteTags"],
-            vec![ec2("*")],
-        )
-        .condition(json!({
-            "StringEquals": owned,
-            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
-            "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
-        })),
-    );
-    // The default security group: tagged once, when it has no Environment tag yet, with
-    // exactly this environment's tags and its `default-deny` name; then only stripped of rules.
-    // A group of another VPC without tags could be named so too, but that only ever removes
-    // its rules: the statements above never open, attach or delete a group with that name.
-    s.push(
-        Statement::allow(
-            "NameTheDefaultSecurityGroup",
-            &["ec2:CreateTags"],
-            vec![ec2("security-group/*")],
-        )
-        .condition(json!({
-            "StringEquals": {
-                "aws:RequestTag/Project": project,
-                "aws:RequestTag/Environment": env,
-                "aws:RequestTag/Name": default_sg,
-            },
-            "ForAllValues:StringEquals": { "aws:TagKeys": ["Project", "Environment", "ManagedBy", "Name"] },
-            "Null": { "aws:ResourceTag/Environment": "true" },
-        })),
-    );
-    s.push(
-        Statement::allow(
-            "StripTheDefaultSecurityGroup",
-            &[
-                "ec2:RevokeSecurityGroupEgress",
-                "ec2:RevokeSecurityGroupIngress",
-            ],
-            vec![ec2("security-group/*")],
-        )
-        .condition(json!({ "StringEquals": {
-            "aws:ResourceTag/Project": project,
-            "aws:ResourceTag/Environment": env,
-            "aws:ResourceTag/Name": default_sg,
-        } })),
     );
     s
 }
