@@ -23,12 +23,9 @@
 //! boundary. It never rewrites a trust policy ([`TRUST_SID`]); a role it creates may trust
 //! anyone (IAM can't limit that), so the boundary keeps user data to the functions' requests.
 
-use super::{boundary, network, signing};
+use super::{api, boundary, data, edge, network, observability, security, signing};
 use crate::config::{Backend, Config, Delivery};
-use crate::iam::{
-    Account, PolicyDocument, Scope, Statement, pack, service_linked_role, star,
-    tags_except_ownership,
-};
+use crate::iam::{Account, PolicyDocument, Scope, Statement, pack, star};
 use crate::tf::{Expr, Stack};
 use serde_json::json;
 
@@ -246,7 +243,9 @@ fn trust_policy(delivery: &Delivery, env_name: &str, provider_arn: &Expr) -> Str
 }
 
 /// The deploy role's permissions, derived from what the bootstrap and service stacks create for
-/// this configuration and from the AWS calls xtask makes.
+/// this configuration and from the AWS calls xtask makes. Constructs whose resources the role
+/// manages offer those statements (`management_statements`, in policy order); what is the role's
+/// own (state, buckets, keys, functions, roles, log groups, smoke, the Denies) is written here.
 ///
 /// Deleting the stateful resources (buckets, tables, KMS keys, the dead-letter queue, the
 /// signing profile) is left to an administrator: no deploy removes them, so the role can't.
@@ -263,7 +262,6 @@ fn deploy_statements(
     let r = config.region.as_str();
     let pre = config.prefix.as_str();
     let env = config.name.as_str();
-    let project = config.prefix.trim_end_matches('-');
     let opts = &config.options;
     let scope = Scope {
         account,
@@ -272,19 +270,6 @@ fn deploy_statements(
         environment: env,
     };
     let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
-    // The provider's default_tags put these on everything the stacks create. Where AWS names a
-    // resource by a generated id, they are what makes it this environment's: `owned` for what
-    // exists, `tagging` for a create request (tag-on-create). See
-    // https://docs.aws.amazon.com/IAM/latest/UserGuide/access_tags.html
-    let owned = json!({
-        "aws:ResourceTag/Project": project,
-        "aws:ResourceTag/Environment": env,
-    });
-    let tagging = json!({
-        "aws:RequestTag/Project": project,
-        "aws:RequestTag/Environment": env,
-    });
-    // Changing tags of what is already this environment's, but never the two that make it so.
     let role_arn = format!("arn:{p}:iam::{a}:role/{pre}*");
     let mut s = Vec::new();
 
@@ -391,23 +376,7 @@ fn deploy_statements(
         .condition(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })),
     );
 
-    // DynamoDB: the tables' settings, and the items smoke checks and cleans up.
-    s.push(Statement::allow(
-        "Tables",
-        &[
-            "dynamodb:CreateTable",
-            "dynamodb:DescribeTable",
-            "dynamodb:UpdateTable",
-            "dynamodb:DescribeContinuousBackups",
-            "dynamodb:UpdateContinuousBackups",
-            "dynamodb:DescribeTimeToLive",
-            "dynamodb:UpdateTimeToLive",
-            "dynamodb:ListTagsOfResource",
-            "dynamodb:TagResource",
-            "dynamodb:UntagResource",
-        ],
-        vec![in_region("dynamodb", &format!("table/{pre}*"))],
-    ));
+    s.extend(data::management_statements(&scope));
     let users = in_region("dynamodb", &format!("table/{pre}users"));
     let sessions = in_region("dynamodb", &format!("table/{pre}sessions"));
     // By key only: smoke reads and deletes the items it created (`USER#<id>`, `EMAIL#<email>`,
@@ -419,33 +388,7 @@ fn deploy_statements(
         vec![users, sessions.clone(), format!("{sessions}/index/by-user")],
     ));
     if config.data.autoscaling.is_some() {
-        s.push(star(
-            "TableAutoscalingReads",
-            &[
-                "application-autoscaling:DescribeScalableTargets",
-                "application-autoscaling:DescribeScalingPolicies",
-            ],
-        ));
-        s.push(Statement::allow(
-            "TableAutoscaling",
-            &[
-                "application-autoscaling:RegisterScalableTarget",
-                "application-autoscaling:DeregisterScalableTarget",
-                "application-autoscaling:PutScalingPolicy",
-                "application-autoscaling:DeleteScalingPolicy",
-                "application-autoscaling:ListTagsForResource",
-                "application-autoscaling:TagResource",
-                "application-autoscaling:UntagResource",
-            ],
-            vec![in_region("application-autoscaling", "scalable-target/*")],
-        ));
-        s.push(service_linked_role(
-            p,
-            a,
-            "TableAutoscalingServiceLinkedRole",
-            "dynamodb.application-autoscaling.amazonaws.com",
-            "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable",
-        ));
+        s.extend(data::autoscaling_management_statements(&scope));
     }
 
     // Lambda: the functions, versions, aliases and invoke permissions; xtask publishes,
@@ -494,53 +437,7 @@ fn deploy_statements(
         ));
     }
     if config.lambda.code_signing {
-        // The profile is the bootstrap stack's: read and used, never changed here.
-        let profile = signing::profile_name(pre);
-        let profile_arn = in_region("signer", &format!("/signing-profiles/{profile}"));
-        s.push(Statement::allow(
-            "SigningProfile",
-            &[
-                "signer:GetSigningProfile",
-                "signer:ListTagsForResource",
-                "signer:StartSigningJob",
-            ],
-            vec![profile_arn.clone(), format!("{profile_arn}/*")],
-        ));
-        s.push(Statement::allow(
-            "SigningJobs",
-            &["signer:DescribeSigningJob"],
-            vec![in_region("signer", "/signing-jobs/*")],
-        ));
-        // The config is the bootstrap stack's (`signing`): read, never created, changed or
-        // tagged here, so no untagged config of the account can be tagged into this
-        // environment. Its ARN carries a generated id, so the tags decide; Lambda supports
-        // aws:ResourceTag on code signing configs:
-        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html
-        let configs = in_region("lambda", "code-signing-config:*");
-        s.push(
-            Statement::allow(
-                "ReadTheCodeSigningConfigOfThisEnvironment",
-                &["lambda:GetCodeSigningConfig", "lambda:ListTags"],
-                vec![configs.clone()],
-            )
-            .condition(json!({ "StringEquals": owned })),
-        );
-        // PutFunctionCodeSigningConfig is authorized on the config and on the function: both
-        // must be this environment's.
-        s.push(
-            Statement::allow(
-                "AttachCodeSigningConfigsOfThisEnvironment",
-                &[
-                    "lambda:PutFunctionCodeSigningConfig",
-                    "lambda:DeleteFunctionCodeSigningConfig",
-                ],
-                vec![
-                    configs.clone(),
-                    in_region("lambda", &format!("function:{pre}*")),
-                ],
-            )
-            .condition(json!({ "StringEquals": owned })),
-        );
+        s.extend(signing::management_statements(&scope));
     }
 
     // IAM: the stack's roles (function roles, API Gateway's logging role, flow logs,
@@ -612,54 +509,10 @@ fn deploy_statements(
         .condition(json!({ "StringEquals": { "iam:PassedToService": passed_to } })),
     );
 
-    // API Gateway: its ARNs name API parts by path with generated ids (no account), so what
-    // makes a part this environment's is its tags. Created only with them (POST on the
-    // collections); everything under a REST API, usage plan or domain name inherits its tags
-    // for access control (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-supported-resources.html,
-    // https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-iam-policy.html).
-    // No GET on a collection: `GET /apikeys?includeValues=true` returns every key's value.
-    let api = |path: &str| format!("arn:{p}:apigateway:{r}::{path}");
-    let mut collections = vec!["/restapis", "/apikeys", "/usageplans"];
-    if config.api.client_certificate {
-        collections.push("/clientcertificates");
-    }
-    if opts.domain.is_some() {
-        collections.push("/domainnames");
-    }
-    s.push(
-        Statement::allow(
-            "NewApiPartsTaggedForThisEnvironment",
-            &["apigateway:POST"],
-            collections.iter().map(|c| api(c)).collect(),
-        )
-        .condition(json!({ "StringEquals": tagging })),
-    );
-    s.push(
-        Statement::allow(
-            "ApiPartsOfThisEnvironment",
-            &[
-                "apigateway:GET",
-                "apigateway:POST",
-                "apigateway:PUT",
-                "apigateway:PATCH",
-                "apigateway:DELETE",
-            ],
-            collections.iter().map(|c| api(&format!("{c}/*"))).collect(),
-        )
-        .condition(json!({ "StringEquals": owned })),
-    );
-    s.push(tags_except_ownership(
-        "ApiTagsExceptOwnership",
-        &["apigateway:PUT", "apigateway:DELETE"],
-        vec![api("/tags/*")],
-        &owned,
-    ));
-    // The account's CloudWatch role for API Gateway logging (`aws_api_gateway_account`): one
-    // setting per account and region, with no tags and no narrower ARN.
-    s.push(Statement::allow(
-        "ApiGatewayAccountLoggingRole",
-        &["apigateway:GET", "apigateway:PATCH"],
-        vec![api("/account")],
+    s.extend(api::management_statements(
+        &scope,
+        &config.api,
+        opts.domain.is_some(),
     ));
 
     // CloudWatch Logs: the log groups the stacks create, and `cargo xtask logs`.
@@ -699,171 +552,19 @@ fn deploy_statements(
         vec![in_region("logs", &format!("log-group:/aws/lambda/{pre}*"))],
     ));
 
-    // Alarms, the alarm topic and the dashboard.
-    s.push(Statement::allow(
-        "AlarmTopic",
-        &[
-            "sns:CreateTopic",
-            "sns:GetTopicAttributes",
-            "sns:SetTopicAttributes",
-            "sns:DeleteTopic",
-            "sns:ListTagsForResource",
-            "sns:TagResource",
-            "sns:UntagResource",
-            "sns:Subscribe",
-        ],
-        vec![in_region("sns", &format!("{pre}*"))],
-    ));
-    if config.alarms.email.is_some() {
-        s.push(star(
-            "AlarmEmailSubscription",
-            &["sns:GetSubscriptionAttributes", "sns:Unsubscribe"],
-        ));
-    }
-    s.push(Statement::allow(
-        "Alarms",
-        &[
-            "cloudwatch:PutMetricAlarm",
-            "cloudwatch:DeleteAlarms",
-            "cloudwatch:ListTagsForResource",
-            "cloudwatch:TagResource",
-            "cloudwatch:UntagResource",
-        ],
-        vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
-    ));
-    // By name, like Terraform and xtask's release gate ask: DescribeAlarms takes resource-level
-    // permissions for metric alarms (only composite alarms need "*", and there are none):
-    // https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html
-    s.push(Statement::allow(
-        "ReadAlarms",
-        &["cloudwatch:DescribeAlarms"],
-        vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
-    ));
-    s.push(Statement::allow(
-        "Dashboard",
-        &[
-            "cloudwatch:PutDashboard",
-            "cloudwatch:GetDashboard",
-            "cloudwatch:DeleteDashboards",
-        ],
-        vec![format!("arn:{p}:cloudwatch::{a}:dashboard/{pre}*")],
-    ));
+    s.extend(observability::management_statements(&scope, &config.alarms));
 
     if let Some(vpc) = &opts.vpc {
         s.extend(network::management_statements(&scope, vpc));
     }
     if opts.waf.is_some() {
-        let webacl = in_region("wafv2", &format!("regional/webacl/{pre}*/*"));
-        let stages = api("/restapis/*/stages/*");
-        s.push(Statement::allow(
-            "WebAcl",
-            &[
-                "wafv2:CreateWebACL",
-                "wafv2:GetWebACL",
-                "wafv2:UpdateWebACL",
-                "wafv2:DeleteWebACL",
-                "wafv2:ListTagsForResource",
-                "wafv2:TagResource",
-                "wafv2:UntagResource",
-                "wafv2:AssociateWebACL",
-                "wafv2:DisassociateWebACL",
-                "wafv2:GetWebACLForResource",
-                "wafv2:PutLoggingConfiguration",
-                "wafv2:GetLoggingConfiguration",
-                "wafv2:DeleteLoggingConfiguration",
-            ],
-            vec![
-                webacl,
-                in_region("wafv2", "regional/managedruleset/*/*"),
-                stages.clone(),
-            ],
-        ));
-        // Only on this environment's stages (a stage inherits its REST API's tags).
-        s.push(
-            Statement::allow("WebAclOnTheStage", &["apigateway:SetWebACL"], vec![stages])
-                .condition(json!({ "StringEquals": owned })),
-        );
-        s.push(star(
-            "WafLogDelivery",
-            &[
-                "logs:CreateLogDelivery",
-                "logs:GetLogDelivery",
-                "logs:UpdateLogDelivery",
-                "logs:DeleteLogDelivery",
-                "logs:ListLogDeliveries",
-                "logs:PutResourcePolicy",
-                "logs:DescribeResourcePolicies",
-            ],
-        ));
+        s.extend(edge::waf_management_statements(&scope));
     }
     if let Some(domain) = &opts.domain {
-        // The certificate is the bootstrap stack's (`edge::certificate`): read, never
-        // requested, tagged or deleted here, so no untagged certificate of the account can be
-        // tagged into this environment. ACM supports aws:ResourceTag on certificates:
-        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscertificatemanager.html
-        s.push(
-            Statement::allow(
-                "ReadTheCertificateOfThisEnvironment",
-                &["acm:DescribeCertificate", "acm:ListTagsForCertificate"],
-                vec![in_region("acm", "certificate/*")],
-            )
-            .condition(json!({ "StringEquals": owned })),
-        );
-        s.push(star(
-            "FindHostedZone",
-            &["route53:ListHostedZones", "route53:ListHostedZonesByName"],
-        ));
-        s.push(Statement::allow(
-            "ReadHostedZone",
-            &[
-                "route53:GetHostedZone",
-                "route53:ListResourceRecordSets",
-                "route53:ListTagsForResource",
-            ],
-            vec![format!("arn:{p}:route53:::hostedzone/*")],
-        ));
-        // Only the API's own name: the certificate's validation records are the bootstrap
-        // stack's.
-        s.push(
-            Statement::allow(
-                "ApiRecordsOnly",
-                &["route53:ChangeResourceRecordSets"],
-                vec![format!("arn:{p}:route53:::hostedzone/*")],
-            )
-            .condition(json!({ "ForAllValues:StringEquals": {
-                "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
-                    domain.name.to_ascii_lowercase(),
-                ],
-            } })),
-        );
-        s.push(Statement::allow(
-            "RecordChanges",
-            &["route53:GetChange"],
-            vec![format!("arn:{p}:route53:::change/*")],
-        ));
+        s.extend(edge::domain_management_statements(&scope, domain));
     }
     if let Some(secrets) = &opts.secrets {
-        s.push(Statement::allow(
-            "AppSecret",
-            &[
-                "secretsmanager:CreateSecret",
-                "secretsmanager:DescribeSecret",
-                "secretsmanager:GetResourcePolicy",
-                "secretsmanager:UpdateSecret",
-                "secretsmanager:TagResource",
-                "secretsmanager:UntagResource",
-                "secretsmanager:RotateSecret",
-                "secretsmanager:CancelRotateSecret",
-            ],
-            vec![in_region("secretsmanager", &format!("secret:{pre}*"))],
-        ));
-        if let Some(rotation) = &secrets.rotation_lambda_arn {
-            s.push(Statement::allow(
-                "StartSecretRotation",
-                &["lambda:InvokeFunction"],
-                vec![rotation.clone()],
-            ));
-        }
+        s.extend(security::secret_management_statements(&scope, secrets));
     }
 
     // Explicit Deny, which no Allow above can override: the IAM rights on `role/<prefix>*`

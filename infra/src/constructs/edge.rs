@@ -6,7 +6,7 @@ use super::api::RestApi;
 use super::security::Key;
 use super::state;
 use crate::config::{CloudFront, Config, Domain, Waf};
-use crate::iam::Account;
+use crate::iam::{Account, Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack};
 use serde_json::{Value, json};
 
@@ -220,4 +220,111 @@ pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> Stri
         }),
     );
     format!("https://{}", options.name)
+}
+
+/// What the deploy role needs for the web ACL (`[options.waf]`): the ACL, its association with
+/// this environment's stages, and its log delivery.
+pub fn waf_management_statements(scope: &Scope) -> Vec<Statement> {
+    let pre = scope.prefix;
+    let owned = scope.owned();
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
+    let api = |path: &str| super::api::arn(scope, path);
+    let mut s = Vec::new();
+    let webacl = in_region("wafv2", &format!("regional/webacl/{pre}*/*"));
+    let stages = api("/restapis/*/stages/*");
+    s.push(Statement::allow(
+        "WebAcl",
+        &[
+            "wafv2:CreateWebACL",
+            "wafv2:GetWebACL",
+            "wafv2:UpdateWebACL",
+            "wafv2:DeleteWebACL",
+            "wafv2:ListTagsForResource",
+            "wafv2:TagResource",
+            "wafv2:UntagResource",
+            "wafv2:AssociateWebACL",
+            "wafv2:DisassociateWebACL",
+            "wafv2:GetWebACLForResource",
+            "wafv2:PutLoggingConfiguration",
+            "wafv2:GetLoggingConfiguration",
+            "wafv2:DeleteLoggingConfiguration",
+        ],
+        vec![
+            webacl,
+            in_region("wafv2", "regional/managedruleset/*/*"),
+            stages.clone(),
+        ],
+    ));
+    // Only on this environment's stages (a stage inherits its REST API's tags).
+    s.push(
+        Statement::allow("WebAclOnTheStage", &["apigateway:SetWebACL"], vec![stages])
+            .condition(json!({ "StringEquals": owned })),
+    );
+    s.push(star(
+        "WafLogDelivery",
+        &[
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+        ],
+    ));
+    s
+}
+
+/// What the deploy role needs for the custom domain (`[options.domain]`): reading the
+/// bootstrap stack's certificate, the hosted zone, and the API's own record.
+pub fn domain_management_statements(scope: &Scope, domain: &Domain) -> Vec<Statement> {
+    let p = &scope.account.partition;
+    let owned = scope.owned();
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
+    let mut s = Vec::new();
+    // The certificate is the bootstrap stack's (`edge::certificate`): read, never
+    // requested, tagged or deleted here, so no untagged certificate of the account can be
+    // tagged into this environment. ACM supports aws:ResourceTag on certificates:
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscertificatemanager.html
+    s.push(
+        Statement::allow(
+            "ReadTheCertificateOfThisEnvironment",
+            &["acm:DescribeCertificate", "acm:ListTagsForCertificate"],
+            vec![in_region("acm", "certificate/*")],
+        )
+        .condition(json!({ "StringEquals": owned })),
+    );
+    s.push(star(
+        "FindHostedZone",
+        &["route53:ListHostedZones", "route53:ListHostedZonesByName"],
+    ));
+    s.push(Statement::allow(
+        "ReadHostedZone",
+        &[
+            "route53:GetHostedZone",
+            "route53:ListResourceRecordSets",
+            "route53:ListTagsForResource",
+        ],
+        vec![format!("arn:{p}:route53:::hostedzone/*")],
+    ));
+    // Only the API's own name: the certificate's validation records are the bootstrap
+    // stack's.
+    s.push(
+        Statement::allow(
+            "ApiRecordsOnly",
+            &["route53:ChangeResourceRecordSets"],
+            vec![format!("arn:{p}:route53:::hostedzone/*")],
+        )
+        .condition(json!({ "ForAllValues:StringEquals": {
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+                domain.name.to_ascii_lowercase(),
+            ],
+        } })),
+    );
+    s.push(Statement::allow(
+        "RecordChanges",
+        &["route53:GetChange"],
+        vec![format!("arn:{p}:route53:::change/*")],
+    ));
+    s
 }

@@ -1,8 +1,8 @@
 //! KMS keys, IAM roles (their policies built from [`crate::iam`]), Secrets Manager.
 
 use super::boundary::{self, permissions_boundary};
-use crate::config::Config;
-use crate::iam::{Account, PolicyDocument, Statement};
+use crate::config::{Config, Secrets};
+use crate::iam::{Account, PolicyDocument, Scope, Statement};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::json;
 
@@ -242,4 +242,34 @@ pub fn app_secret(
         );
     }
     Secret { r: secret }
+}
+
+/// What the deploy role needs to manage the application secret (`[options.secrets]`) and start
+/// its rotation.
+pub fn secret_management_statements(scope: &Scope, secrets: &Secrets) -> Vec<Statement> {
+    let pre = scope.prefix;
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
+    let mut s = Vec::new();
+    s.push(Statement::allow(
+        "AppSecret",
+        &[
+            "secretsmanager:CreateSecret",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetResourcePolicy",
+            "secretsmanager:UpdateSecret",
+            "secretsmanager:TagResource",
+            "secretsmanager:UntagResource",
+            "secretsmanager:RotateSecret",
+            "secretsmanager:CancelRotateSecret",
+        ],
+        vec![in_region("secretsmanager", &format!("secret:{pre}*"))],
+    ));
+    if let Some(rotation) = &secrets.rotation_lambda_arn {
+        s.push(Statement::allow(
+            "StartSecretRotation",
+            &["lambda:InvokeFunction"],
+            vec![rotation.clone()],
+        ));
+    }
+    s
 }

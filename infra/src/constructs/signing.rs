@@ -8,6 +8,7 @@
 
 use super::state;
 use crate::config::Config;
+use crate::iam::{Scope, Statement};
 use crate::tf::{Expr, Ref, Stack};
 use serde_json::json;
 
@@ -67,6 +68,64 @@ pub fn config(stack: &mut Stack, config: &Config, profile: &Ref) -> Ref {
 /// naming it, before anything is changed: `cargo xtask bootstrap` (an administrator) adds it.
 pub fn code_signing_config(stack: &mut Stack) -> Expr {
     state::outputs_of(stack, "bootstrap").attr(&format!("outputs.{CONFIG_OUTPUT}"))
+}
+
+/// What the deploy role needs for code signing: using (never changing) the bootstrap stack's
+/// profile and its signing jobs, reading the bootstrap stack's config and attaching it to the
+/// functions.
+pub fn management_statements(scope: &Scope) -> Vec<Statement> {
+    let pre = scope.prefix;
+    let owned = scope.owned();
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
+    let mut s = Vec::new();
+    // The profile is the bootstrap stack's: read and used, never changed here.
+    let profile = profile_name(pre);
+    let profile_arn = in_region("signer", &format!("/signing-profiles/{profile}"));
+    s.push(Statement::allow(
+        "SigningProfile",
+        &[
+            "signer:GetSigningProfile",
+            "signer:ListTagsForResource",
+            "signer:StartSigningJob",
+        ],
+        vec![profile_arn.clone(), format!("{profile_arn}/*")],
+    ));
+    s.push(Statement::allow(
+        "SigningJobs",
+        &["signer:DescribeSigningJob"],
+        vec![in_region("signer", "/signing-jobs/*")],
+    ));
+    // The config is the bootstrap stack's (`signing`): read, never created, changed or
+    // tagged here, so no untagged config of the account can be tagged into this
+    // environment. Its ARN carries a generated id, so the tags decide; Lambda supports
+    // aws:ResourceTag on code signing configs:
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html
+    let configs = in_region("lambda", "code-signing-config:*");
+    s.push(
+        Statement::allow(
+            "ReadTheCodeSigningConfigOfThisEnvironment",
+            &["lambda:GetCodeSigningConfig", "lambda:ListTags"],
+            vec![configs.clone()],
+        )
+        .condition(json!({ "StringEquals": owned })),
+    );
+    // PutFunctionCodeSigningConfig is authorized on the config and on the function: both
+    // must be this environment's.
+    s.push(
+        Statement::allow(
+            "AttachCodeSigningConfigsOfThisEnvironment",
+            &[
+                "lambda:PutFunctionCodeSigningConfig",
+                "lambda:DeleteFunctionCodeSigningConfig",
+            ],
+            vec![
+                configs.clone(),
+                in_region("lambda", &format!("function:{pre}*")),
+            ],
+        )
+        .condition(json!({ "StringEquals": owned })),
+    );
+    s
 }
 
 #[cfg(test)]
