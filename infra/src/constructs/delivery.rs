@@ -23,7 +23,8 @@
 //! boundary. It never rewrites a trust policy ([`TRUST_SID`]); a role it creates may trust
 //! anyone (IAM can't limit that), so the boundary keeps user data to the functions' requests.
 
-use super::{api, boundary, data, edge, network, observability, security, signing};
+use super::security::EnvironmentKeys;
+use super::{api, boundary, data, edge, network, observability, security, signing, state, storage};
 use crate::config::{Backend, Config, Delivery};
 use crate::iam::{Account, PolicyDocument, Scope, Statement, pack, star};
 use crate::tf::{Expr, Stack};
@@ -174,45 +175,6 @@ pub fn github_deploy(
     }
 }
 
-/// The environment's KMS keys, all created by the bootstrap stack (which only an administrator
-/// changes), found by alias so the deploy role's policy names each key's exact ARN.
-#[derive(Clone, Debug)]
-pub struct EnvironmentKeys {
-    /// Artifacts, access-log and state buckets.
-    pub buckets: Expr,
-    /// The service stack's tables, logs, topic, queue and function settings.
-    pub service: Expr,
-    /// The bucket replicas (environments with `replication_region`).
-    pub replica: Option<Expr>,
-}
-
-impl EnvironmentKeys {
-    fn lookup(stack: &mut Stack, config: &Config) -> EnvironmentKeys {
-        use super::security::{BUCKETS_KEY_ALIAS, Key, REPLICA_KEY_ALIAS, SERVICE_KEY_ALIAS};
-        let buckets = Key::lookup(stack, "buckets", &config.name(BUCKETS_KEY_ALIAS), None);
-        let service = Key::lookup(
-            stack,
-            super::security::SERVICE_KEY_LOGICAL,
-            &config.name(SERVICE_KEY_ALIAS),
-            None,
-        );
-        let replica = config.storage.replication_region.as_ref().map(|_| {
-            Key::lookup(
-                stack,
-                "replica",
-                &config.name(REPLICA_KEY_ALIAS),
-                Some("aws.replica"),
-            )
-            .arn()
-        });
-        EnvironmentKeys {
-            buckets: buckets.arn(),
-            service: service.arn(),
-            replica,
-        }
-    }
-}
-
 /// `repo:OWNER/REPO:environment:ENV`: what GitHub puts in `sub` for a job that declares
 /// `environment: ENV`.
 pub fn subject(delivery: &Delivery, env_name: &str) -> String {
@@ -244,8 +206,8 @@ fn trust_policy(delivery: &Delivery, env_name: &str, provider_arn: &Expr) -> Str
 
 /// The deploy role's permissions, derived from what the bootstrap and service stacks create for
 /// this configuration and from the AWS calls xtask makes. Constructs whose resources the role
-/// manages offer those statements (`management_statements`, in policy order); what is the role's
-/// own (state, buckets, keys, functions, roles, log groups, smoke, the Denies) is written here.
+/// manages offer those statements (`management_statements`, composed here in policy order);
+/// what is the role's own (functions, roles, log groups, smoke, the Denies) is written here.
 ///
 /// Deleting the stateful resources (buckets, tables, KMS keys, the dead-letter queue, the
 /// signing profile) is left to an administrator: no deploy removes them, so the role can't.
@@ -273,108 +235,14 @@ fn deploy_statements(
     let role_arn = format!("arn:{p}:iam::{a}:role/{pre}*");
     let mut s = Vec::new();
 
-    // Terraform state: the objects and lock files of the bootstrap and service stacks only
-    // (not the delivery stack's). Listing and bucket settings are in BucketsOfThisEnvironment.
-    let mut bucket_arns = vec![format!("arn:{p}:s3:::{pre}*")];
-    if let Backend::S3 { bucket, key_prefix } = &config.backend {
-        let key = |stack: &str| {
-            format!(
-                "arn:{p}:s3:::{bucket}/{}/{stack}.tfstate",
-                key_prefix.trim_end_matches('/')
-            )
-        };
-        let stacks = crate::STACKS;
-        s.push(Statement::allow(
-            "TerraformState",
-            &["s3:GetObject", "s3:PutObject"],
-            stacks.iter().map(|st| key(st)).collect(),
-        ));
-        s.push(Statement::allow(
-            "TerraformStateLockFiles",
-            &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            stacks
-                .iter()
-                .map(|st| format!("{}.tflock", key(st)))
-                .collect(),
-        ));
-        if !bucket.starts_with(pre) {
-            bucket_arns.push(format!("arn:{p}:s3:::{bucket}"));
-        }
-    }
+    s.extend(state::management_statements(&scope, &config.backend));
+    let state_bucket = match &config.backend {
+        Backend::S3 { bucket, .. } => Some(bucket.as_str()),
+        Backend::Local => None,
+    };
+    s.extend(storage::management_statements(&scope, state_bucket));
 
-    // Buckets: all in the bootstrap stack, which only an administrator changes (`cargo xtask
-    // bootstrap`). The deploy role applies that stack too, so it reads every setting Terraform
-    // refreshes, and changes none: a bucket policy or lifecycle rule it could write would let
-    // it grant itself any object of the bucket (a resource-policy privilege escalation). A
-    // change to the bootstrap stack fails the deploy with AccessDenied until an administrator
-    // applies it.
-    let bucket_actions = [
-        "s3:ListBucket",
-        "s3:GetBucketLocation",
-        "s3:GetBucketTagging",
-        "s3:GetBucketPolicy",
-        "s3:GetBucketAcl",
-        "s3:GetBucketCORS",
-        "s3:GetBucketWebsite",
-        "s3:GetAccelerateConfiguration",
-        "s3:GetBucketRequestPayment",
-        "s3:GetBucketObjectLockConfiguration",
-        "s3:GetBucketVersioning",
-        "s3:GetEncryptionConfiguration",
-        "s3:GetBucketPublicAccessBlock",
-        "s3:GetBucketOwnershipControls",
-        "s3:GetLifecycleConfiguration",
-        "s3:GetBucketLogging",
-        "s3:GetReplicationConfiguration",
-        "s3:GetBucketNotification",
-    ];
-    s.push(Statement::allow(
-        "BucketsOfThisEnvironment",
-        &bucket_actions,
-        bucket_arns,
-    ));
-    // Packages: xtask uploads and checks them (and their signing records), Lambda reads them
-    // with the caller's rights, Signer reads a version and writes the signed copy.
-    s.push(Statement::allow(
-        "ArtifactObjects",
-        &["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-        vec![format!("arn:{p}:s3:::{pre}artifacts-{a}-{r}/*")],
-    ));
-
-    // KMS: every key is the bootstrap stack's (created by an administrator), named here by its
-    // exact ARN. No CreateKey, TagResource, PutKeyPolicy or alias change: creating a key with
-    // tags takes kms:TagResource on every key of the account ("at a minimum, the permission
-    // must cover all KMS keys in the account and Region",
-    // https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html), which would
-    // let the role tag another team's key into this environment.
-    s.push(star("ReadKeyAliases", &["kms:ListAliases"]));
-    let mut every_key = vec![keys.buckets.to_string(), keys.service.to_string()];
-    every_key.extend(keys.replica.as_ref().map(ToString::to_string));
-    s.push(Statement::allow(
-        "ReadTheKeysOfThisEnvironment",
-        &[
-            "kms:DescribeKey",
-            "kms:GetKeyPolicy",
-            "kms:GetKeyRotationStatus",
-            "kms:ListResourceTags",
-        ],
-        every_key,
-    ));
-    s.push(Statement::allow(
-        "UseTheKeysOfThisEnvironment",
-        &["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
-        vec![keys.buckets.to_string(), keys.service.to_string()],
-    ));
-    // DynamoDB, Lambda and CloudWatch Logs take grants on the service key for the resources
-    // they encrypt.
-    s.push(
-        Statement::allow(
-            "KeyGrantsForAwsServices",
-            &["kms:CreateGrant"],
-            vec![keys.service.to_string()],
-        )
-        .condition(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })),
-    );
+    s.extend(keys.management_statements());
 
     s.extend(data::management_statements(&scope));
     let users = in_region("dynamodb", &format!("table/{pre}users"));

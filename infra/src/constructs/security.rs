@@ -2,7 +2,7 @@
 
 use super::boundary::{self, permissions_boundary};
 use crate::config::{Config, Secrets};
-use crate::iam::{Account, PolicyDocument, Scope, Statement};
+use crate::iam::{Account, PolicyDocument, Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::json;
 
@@ -44,6 +44,85 @@ impl Key {
             arn: alias.attr("target_key_arn"),
             id: alias.attr("target_key_id"),
         }
+    }
+}
+
+/// The environment's KMS keys, all created by the bootstrap stack (which only an administrator
+/// changes), found by alias so the deploy role's policy names each key's exact ARN.
+#[derive(Clone, Debug)]
+pub struct EnvironmentKeys {
+    /// Artifacts, access-log and state buckets.
+    pub buckets: Expr,
+    /// The service stack's tables, logs, topic, queue and function settings.
+    pub service: Expr,
+    /// The bucket replicas (environments with `replication_region`).
+    pub replica: Option<Expr>,
+}
+
+impl EnvironmentKeys {
+    pub fn lookup(stack: &mut Stack, config: &Config) -> EnvironmentKeys {
+        let buckets = Key::lookup(stack, "buckets", &config.name(BUCKETS_KEY_ALIAS), None);
+        let service = Key::lookup(
+            stack,
+            SERVICE_KEY_LOGICAL,
+            &config.name(SERVICE_KEY_ALIAS),
+            None,
+        );
+        let replica = config.storage.replication_region.as_ref().map(|_| {
+            Key::lookup(
+                stack,
+                "replica",
+                &config.name(REPLICA_KEY_ALIAS),
+                Some("aws.replica"),
+            )
+            .arn()
+        });
+        EnvironmentKeys {
+            buckets: buckets.arn(),
+            service: service.arn(),
+            replica,
+        }
+    }
+
+    /// What the deploy role may do with the keys: read them, use the bucket and service keys,
+    /// and let AWS services take grants on the service key.
+    pub fn management_statements(&self) -> Vec<Statement> {
+        let mut s = Vec::new();
+        // KMS: every key is the bootstrap stack's (created by an administrator), named here by its
+        // exact ARN. No CreateKey, TagResource, PutKeyPolicy or alias change: creating a key with
+        // tags takes kms:TagResource on every key of the account ("at a minimum, the permission
+        // must cover all KMS keys in the account and Region",
+        // https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html), which would
+        // let the role tag another team's key into this environment.
+        s.push(star("ReadKeyAliases", &["kms:ListAliases"]));
+        let mut every_key = vec![self.buckets.to_string(), self.service.to_string()];
+        every_key.extend(self.replica.as_ref().map(ToString::to_string));
+        s.push(Statement::allow(
+            "ReadTheKeysOfThisEnvironment",
+            &[
+                "kms:DescribeKey",
+                "kms:GetKeyPolicy",
+                "kms:GetKeyRotationStatus",
+                "kms:ListResourceTags",
+            ],
+            every_key,
+        ));
+        s.push(Statement::allow(
+            "UseTheKeysOfThisEnvironment",
+            &["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
+            vec![self.buckets.to_string(), self.service.to_string()],
+        ));
+        // DynamoDB, Lambda and CloudWatch Logs take grants on the service key for the resources
+        // they encrypt.
+        s.push(
+            Statement::allow(
+                "KeyGrantsForAwsServices",
+                &["kms:CreateGrant"],
+                vec![self.service.to_string()],
+            )
+            .condition(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })),
+        );
+        s
     }
 }
 

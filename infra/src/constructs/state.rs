@@ -10,6 +10,7 @@
 use super::security::Key;
 use super::storage::{Bucket, BucketOptions, secure_bucket};
 use crate::config::{Backend, Config};
+use crate::iam::{Scope, Statement};
 use crate::tf::{Ref, Stack};
 use serde_json::{Value, json};
 
@@ -88,4 +89,36 @@ pub fn state_bucket(
         }
         Backend::Local => None,
     }
+}
+
+/// What the deploy role needs of the state: the objects and lock files of the bootstrap and
+/// service stacks only (not the delivery stack's). Listing and bucket settings are the bucket's
+/// (`storage::management_statements`).
+pub fn management_statements(scope: &Scope, backend: &Backend) -> Vec<Statement> {
+    let Backend::S3 { bucket, key_prefix } = backend else {
+        return Vec::new();
+    };
+    let p = &scope.account.partition;
+    let key = |stack: &str| {
+        format!(
+            "arn:{p}:s3:::{bucket}/{}/{stack}.tfstate",
+            key_prefix.trim_end_matches('/')
+        )
+    };
+    let stacks = crate::STACKS;
+    vec![
+        Statement::allow(
+            "TerraformState",
+            &["s3:GetObject", "s3:PutObject"],
+            stacks.iter().map(|st| key(st)).collect(),
+        ),
+        Statement::allow(
+            "TerraformStateLockFiles",
+            &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            stacks
+                .iter()
+                .map(|st| format!("{}.tflock", key(st)))
+                .collect(),
+        ),
+    ]
 }
