@@ -256,7 +256,7 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
         // Here, not in the service stack: xtask signs the packages before the service stack's
         // first apply, so the profile must already exist; and the config is an administrator's
         // to create (`constructs::signing`).
-        let profile = signing::profile(&mut stack, config);
+        let profile = signing::profile(&mut stack, &config.prefix);
         stack.output(
             "signing_profile_name",
             profile.attr("name"),
@@ -269,7 +269,7 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             "Signer profile version the functions' code signing config trusts",
             false,
         );
-        let csc = signing::config(&mut stack, config, &profile);
+        let csc = signing::config(&mut stack, &config.prefix, &profile);
         stack.output(
             signing::CONFIG_OUTPUT,
             csc.attr("arn"),

@@ -7,7 +7,6 @@
 //! bootstrap stack's outputs and attaches it to the functions.
 
 use super::state;
-use crate::config::Config;
 use crate::iam::{Scope, Statement};
 use crate::tf::{Expr, Ref, Stack};
 use serde_json::json;
@@ -37,11 +36,11 @@ pub fn profile_name(prefix: &str) -> String {
 }
 
 /// Bootstrap stack: the signing profile the deploy signs packages with.
-pub fn profile(stack: &mut Stack, config: &Config) -> Ref {
+pub fn profile(stack: &mut Stack, prefix: &str) -> Ref {
     stack.resource(
         "aws_signer_signing_profile",
         "functions",
-        json!({ "name": profile_name(&config.prefix), "platform_id": PLATFORM }),
+        json!({ "name": profile_name(prefix), "platform_id": PLATFORM }),
     )
 }
 
@@ -51,12 +50,12 @@ pub const CONFIG_OUTPUT: &str = "code_signing_config_arn";
 /// Bootstrap stack: the code signing config the functions carry. Lambda rejects (`Enforce`) any
 /// package not signed by `profile`, the current version of the profile always (the version ARN
 /// changes only when the profile is re-created, and Terraform then updates the config).
-pub fn config(stack: &mut Stack, config: &Config, profile: &Ref) -> Ref {
+pub fn config(stack: &mut Stack, prefix: &str, profile: &Ref) -> Ref {
     stack.resource(
         "aws_lambda_code_signing_config",
         "functions",
         json!({
-            "description": format!("{}functions code signing", config.prefix),
+            "description": format!("{prefix}functions code signing"),
             "allowed_publishers": [{ "signing_profile_version_arns": [profile.attr("version_arn")] }],
             "policies": [{ "untrusted_artifact_on_deployment": "Enforce" }],
         }),
