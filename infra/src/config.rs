@@ -651,6 +651,14 @@ impl Config {
                 "a GitHub environment name of 1-255 letters, digits, '.', '_' and '-' (default: the environment's name)",
                 format_args!("{environment:?}"),
             )?;
+            // CloudFront authorizes a new distribution's tags as cloudfront:TagResource, with
+            // no key that tells a create request from a later one, so a deploy role able to
+            // create one could tag any untagged distribution of the account into its
+            // environment; and the distribution's origin is the API the deploy creates, so it
+            // can't move to the administrator's bootstrap stack (docs/security.md).
+            if self.options.cloudfront.is_some() {
+                return Err("key `options.cloudfront`: not allowed with [delivery] (the deploy role can't create a distribution without the right to tag every untagged distribution of the account); deploy CloudFront environments with administrator credentials (`cargo xtask deploy` without [delivery]) or put the distribution in front of the API outside this repository".into());
+            }
         }
         Ok(())
     }

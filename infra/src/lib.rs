@@ -3,14 +3,16 @@
 //! plain `terraform` runs it and no Node or CDKTF runtime is needed (CDKTF was archived).
 //!
 //! `config` reads the environment files, `routes` is the route table and `gateway_responses`
-//! the table of API Gateway's own answers, both shared with the local API server, `constructs`
-//! are the typed building blocks, `stack` composes them, `synth` writes the files.
+//! the table of API Gateway's own answers, both shared with the local API server, `iam` the
+//! policy primitives, `constructs` the typed building blocks, `stack` composes them, `synth`
+//! writes the files.
 
 pub mod checks;
 pub mod config;
 pub mod constructs;
 mod error;
 pub mod gateway_responses;
+pub mod iam;
 pub mod routes;
 pub mod stack;
 pub mod synth;

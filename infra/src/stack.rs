@@ -9,6 +9,7 @@ use crate::constructs::storage::{
 use crate::constructs::{
     api, boundary, compute, data, delivery, edge, network, observability, security, signing, state,
 };
+use crate::iam;
 use crate::routes::FunctionName;
 use crate::tf::{Ref, Stack, Validation, Variable};
 use serde_json::{Value, json};
@@ -78,7 +79,7 @@ pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
             json!({ "alias": "replica", "region": region, "default_tags": [default_tags(config)] }),
         );
     }
-    let account = security::Account::lookup(&mut stack);
+    let account = iam::Account::lookup(&mut stack);
     let role = delivery::github_deploy(&mut stack, config, settings, &account);
     stack.output(
         "deploy_role_arn",
@@ -173,7 +174,7 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             json!({ "alias": "replica", "region": region, "default_tags": [default_tags(config)] }),
         );
     }
-    let account = security::Account::lookup(&mut stack);
+    let account = iam::Account::lookup(&mut stack);
     // Every key of the environment is here, applied only with administrator credentials
     // (`cargo xtask bootstrap`): creating a key with tags takes `kms:TagResource` on every key
     // of the account, which the deploy role must never have (`constructs::delivery`). The
@@ -242,10 +243,20 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             false,
         );
     }
+    if let Some(domain) = &config.options.domain {
+        let certificate = edge::certificate(&mut stack, domain);
+        stack.output(
+            edge::CERTIFICATE_OUTPUT,
+            certificate,
+            "Validated certificate of the API's custom domain",
+            false,
+        );
+    }
     if config.lambda.code_signing {
         // Here, not in the service stack: xtask signs the packages before the service stack's
-        // first apply, so the profile must already exist.
-        let profile = signing::profile(&mut stack, config);
+        // first apply, so the profile must already exist; and the config is an administrator's
+        // to create (`constructs::signing`).
+        let profile = signing::profile(&mut stack, &config.prefix);
         stack.output(
             "signing_profile_name",
             profile.attr("name"),
@@ -258,6 +269,13 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
             "Signer profile version the functions' code signing config trusts",
             false,
         );
+        let csc = signing::config(&mut stack, &config.prefix, &profile);
+        stack.output(
+            signing::CONFIG_OUTPUT,
+            csc.attr("arn"),
+            "Code signing config the service stack attaches to every function",
+            false,
+        );
     }
     stack
 }
@@ -267,7 +285,7 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
 fn replica(
     stack: &mut Stack,
     config: &Config,
-    account: &security::Account,
+    account: &iam::Account,
     source_key: &security::Key,
     key: &security::Key,
     region: &str,
@@ -367,7 +385,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         },
     );
 
-    let account = security::Account::lookup(s);
+    let account = iam::Account::lookup(s);
     // Created by the bootstrap stack (see there), found by its alias.
     let key = security::Key::lookup(
         s,

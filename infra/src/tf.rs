@@ -147,6 +147,13 @@ impl Stack {
         self.backend = Some((kind.to_owned(), settings));
     }
 
+    /// The backend's kind and settings, if [`Stack::backend`] set one.
+    pub fn backend_settings(&self) -> Option<(&str, &Value)> {
+        self.backend
+            .as_ref()
+            .map(|(kind, settings)| (kind.as_str(), settings))
+    }
+
     pub fn provider(&mut self, name: &str, settings: Value) {
         self.providers
             .entry(name.to_owned())

@@ -98,11 +98,11 @@ fn role_policies(stack: &Value) -> BTreeMap<String, Vec<Statement>> {
 
 /// No policy of any stack names a wildcard action, and `"*"` resources are only granted to
 /// X-Ray (the function roles) and to the actions in the one exceptions list,
-/// `infra::constructs::delivery::STAR_ACTIONS` (the deploy role), each listed with its reason.
+/// `infra::iam::STAR_ACTIONS` (the deploy role), each listed with its reason.
 #[test]
 fn no_wildcards_except_xray_and_the_listed_exceptions() {
     let listed = |a: &str| {
-        infra::constructs::delivery::STAR_ACTIONS
+        infra::iam::STAR_ACTIONS
             .iter()
             .any(|(action, why)| *action == a && !why.is_empty())
     };
@@ -117,7 +117,7 @@ fn no_wildcards_except_xray_and_the_listed_exceptions() {
                     if resources.iter().any(|r| r == "*") {
                         assert!(
                             actions.iter().all(|a| a.starts_with("xray:") || listed(a)),
-                            "{env}: {role} grants {actions:?} on \"*\"; only X-Ray (no resource-level permissions) and delivery::STAR_ACTIONS may"
+                            "{env}: {role} grants {actions:?} on \"*\"; only X-Ray (no resource-level permissions) and iam::STAR_ACTIONS may"
                         );
                     }
                 }
@@ -761,9 +761,10 @@ fn bad_configuration_names_file_key_and_allowed_values() {
 }
 
 /// prod signs its packages: the Signer profile is in the bootstrap stack (it must exist before
-/// the service stack's first apply, when xtask signs), the service stack finds it by the same
-/// deterministic name and Lambda enforces the signature on every function. local and dev
-/// deploy unsigned packages and carry none of it.
+/// the service stack's first apply, when xtask signs), and so is the code signing config that
+/// trusts it (an administrator's to create: `constructs::signing`); the service stack reads the
+/// config's ARN from the bootstrap stack's outputs and Lambda enforces the signature on every
+/// function. local and dev deploy unsigned packages and carry none of it.
 #[test]
 fn prod_enforces_code_signing_with_the_bootstrap_profile() {
     for env in infra::ENVIRONMENTS {
@@ -774,7 +775,6 @@ fn prod_enforces_code_signing_with_the_bootstrap_profile() {
         for (stack_name, stack) in stacks(env) {
             let profiles = &stack["resource"]["aws_signer_signing_profile"];
             let configs = &stack["resource"]["aws_lambda_code_signing_config"];
-            let lookup = &stack["data"]["aws_signer_signing_profile"]["functions"];
             match (signs, stack_name.as_str()) {
                 (true, "bootstrap") => {
                     assert_eq!(profiles["functions"]["name"], name.as_str());
@@ -783,14 +783,13 @@ fn prod_enforces_code_signing_with_the_bootstrap_profile() {
                         "AWSLambda-SHA384-ECDSA"
                     );
                     assert!(profiles["functions"].get("name_prefix").is_none());
-                    for output in ["signing_profile_name", "signing_profile_version_arn"] {
+                    for output in [
+                        "signing_profile_name",
+                        "signing_profile_version_arn",
+                        "code_signing_config_arn",
+                    ] {
                         assert!(stack["output"].get(output).is_some(), "{env}: {output}");
                     }
-                    assert!(configs.is_null());
-                }
-                (true, "service") => {
-                    assert!(profiles.is_null(), "{env}: the profile moved to bootstrap");
-                    assert_eq!(lookup["name"], name.as_str());
                     let csc = &configs["functions"];
                     assert_eq!(
                         csc["policies"][0]["untrusted_artifact_on_deployment"],
@@ -798,8 +797,16 @@ fn prod_enforces_code_signing_with_the_bootstrap_profile() {
                     );
                     assert_eq!(
                         csc["allowed_publishers"][0]["signing_profile_version_arns"][0],
-                        "${data.aws_signer_signing_profile.functions.version_arn}"
+                        "${aws_signer_signing_profile.functions.version_arn}"
                     );
+                    assert_eq!(
+                        stack["output"]["code_signing_config_arn"]["value"],
+                        "${aws_lambda_code_signing_config.functions.arn}"
+                    );
+                }
+                (true, "service") => {
+                    assert!(profiles.is_null(), "{env}: the profile moved to bootstrap");
+                    assert!(configs.is_null(), "{env}: the config moved to bootstrap");
                     let functions: Vec<_> = resources(&stack)
                         .filter(|(ty, _, _)| *ty == "aws_lambda_function")
                         .collect();
@@ -807,13 +814,13 @@ fn prod_enforces_code_signing_with_the_bootstrap_profile() {
                     for (_, function, body) in functions {
                         assert_eq!(
                             body["code_signing_config_arn"],
-                            "${aws_lambda_code_signing_config.functions.arn}",
+                            "${data.terraform_remote_state.bootstrap.outputs.code_signing_config_arn}",
                             "{env}: {function}"
                         );
                     }
                 }
                 _ => {
-                    assert!(profiles.is_null() && configs.is_null() && lookup.is_null());
+                    assert!(profiles.is_null() && configs.is_null());
                     assert!(stack["output"].get("signing_profile_name").is_none());
                     let text = stack.to_string();
                     assert!(!text.contains("code_signing_config_arn"), "{env}");

@@ -7,7 +7,8 @@ mod common;
 
 use infra::config::Delivery;
 use infra::constructs::boundary;
-use infra::constructs::delivery::{self, STAR_ACTIONS};
+use infra::constructs::delivery;
+use infra::iam::STAR_ACTIONS;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -337,12 +338,11 @@ fn roles_are_passed_only_to_their_services_and_tags_are_the_providers() {
     }
 }
 
-/// prod with every option on (CloudFront, custom domain, Secrets Manager with rotation).
+/// prod with every option a delivered environment may have on (custom domain, Secrets Manager
+/// with rotation); CloudFront is refused with `[delivery]`
+/// (`escape_claiming_untagged_distributions_certificates_and_code_signing_configs`).
 fn every_option() -> infra::Config {
     let mut config = infra::load_config("prod").unwrap();
-    config.options.cloudfront = Some(infra::config::CloudFront {
-        price_class: "PriceClass_100".into(),
-    });
     config.options.domain = Some(infra::config::Domain {
         name: "api.example.com".into(),
         hosted_zone: "example.com".into(),
@@ -373,9 +373,9 @@ fn every_policy_fits_iam_limits() {
             "a role carries at most 10 managed policies"
         );
         for (name, p) in policies {
-            let length = delivery::iam_length(p["policy"].as_str().unwrap());
+            let length = infra::iam::iam_length(p["policy"].as_str().unwrap());
             assert!(
-                length <= delivery::MANAGED_POLICY_LIMIT,
+                length <= infra::iam::MANAGED_POLICY_LIMIT,
                 "{}: {name} is {length} characters",
                 config.name
             );
@@ -384,9 +384,9 @@ fn every_policy_fits_iam_limits() {
         // The permissions boundary is a managed policy too.
         let boundary = &stacks_of(&config)["bootstrap"]["resource"]["aws_iam_policy"]
             [boundary::LOGICAL]["policy"];
-        let length = delivery::iam_length(boundary.as_str().unwrap());
+        let length = infra::iam::iam_length(boundary.as_str().unwrap());
         assert!(
-            length <= delivery::MANAGED_POLICY_LIMIT,
+            length <= infra::iam::MANAGED_POLICY_LIMIT,
             "{}: the boundary is {length} characters",
             config.name
         );
@@ -963,10 +963,28 @@ fn escape_ec2_every_network_write_needs_this_environments_tags() {
         let c = s.get("Condition").cloned().unwrap_or(Value::Null);
         if resources
             .iter()
-            .all(|r| r.ends_with(":security-group-rule/*"))
+            .any(|r| r.ends_with(":security-group-rule/*"))
         {
-            // A rule lives in a group: the group is checked by the statement that names it.
-            assert!(actions.iter().all(|a| a.contains("SecurityGroup")), "{sid}");
+            // A rule has its own ARN but no tags; EC2 authorizes these four actions on the
+            // group too (required), so the group's statements decide. Nothing else, and on
+            // nothing else.
+            assert_eq!(resources.len(), 1, "{sid}: rules only");
+            for a in &actions {
+                assert!(RULE_ACTIONS.contains(&a.as_str()), "{sid}: {a} on rules");
+                let on_groups: Vec<&Value> = allows_of(&all, "ec2:")
+                    .into_iter()
+                    .filter(|g| strings(&g["Action"]).contains(a))
+                    .filter(|g| {
+                        strings(&g["Resource"])
+                            .iter()
+                            .any(|r| r.ends_with(":security-group/*") || r.ends_with(":*"))
+                    })
+                    .collect();
+                assert!(!on_groups.is_empty(), "{sid}: {a} on no group");
+                for g in on_groups {
+                    assert!(owned(&g["Condition"]), "{a} in {}", g["Sid"]);
+                }
+            }
             continue;
         }
         if c["StringEquals"]["ec2:CreateAction"].is_array() {
@@ -1063,12 +1081,20 @@ fn escape_ec2_every_network_write_needs_this_environments_tags() {
     }
 }
 
-/// API Gateway, CloudFront, ACM and Lambda code signing configs: every API (with every API
-/// key's value), distribution, certificate and code signing config of the account was
-/// reachable. Now each is created with this environment's tags and reached only while it
-/// carries them; no collection is listed (`GET /apikeys` returns every key's value).
+/// The four actions EC2 authorizes on a security group rule as well as on its group.
+const RULE_ACTIONS: [&str; 4] = [
+    "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress",
+];
+
+/// API Gateway, ACM and Lambda code signing configs: every API (with every API key's value),
+/// certificate and code signing config of the account was reachable. Now each is reached only
+/// while it carries this environment's tags (API parts are also created only with them); no
+/// collection is listed (`GET /apikeys` returns every key's value).
 #[test]
-fn escape_account_wide_apis_distributions_certificates_and_code_signing_need_tags() {
+fn escape_account_wide_apis_certificates_and_code_signing_need_tags() {
     for config in delivery_configs() {
         let env = config.name.clone();
         let all = statements(&delivery_stack(&config).unwrap());
@@ -1131,21 +1157,113 @@ fn escape_account_wide_apis_distributions_certificates_and_code_signing_need_tag
                 (a.contains("Tag") && !a.contains("ListTags")) && a != "acm:ListTagsForCertificate"
             }) || resources.iter().any(|r| r.contains("::/tags/"));
             if tags {
-                if c["Null"]["aws:ResourceTag/Environment"] == "true" {
-                    // Tag-on-create (docs/security.md): exactly our tags, on what has none.
-                    assert!(on("aws:RequestTag/Environment"), "{env}: {sid}");
-                } else {
-                    assert!(on("aws:ResourceTag/Environment"), "{env}: {sid}");
-                    assert_eq!(
-                        c["ForAllValues:StringNotEquals"]["aws:TagKeys"],
-                        serde_json::json!(["Project", "Environment"]),
-                        "{env}: {sid} may change the ownership tags"
-                    );
-                }
+                assert!(on("aws:ResourceTag/Environment"), "{env}: {sid}");
+                assert_eq!(
+                    c["ForAllValues:StringNotEquals"]["aws:TagKeys"],
+                    serde_json::json!(["Project", "Environment"]),
+                    "{env}: {sid} may change the ownership tags"
+                );
             }
         }
         assert!(checked >= 4, "{env}: only {checked} statements checked");
     }
+}
+
+/// CloudFront, ACM and Lambda authorize a new distribution's, certificate's or code signing
+/// config's tags as a separate tagging action with no key that tells a create request from a
+/// later one, so the right to create one with tags was the right to tag any untagged one of the
+/// account into this environment, and then to change it. Now the deploy role creates and tags
+/// none: the certificate and the config are the bootstrap stack's (an administrator's), the
+/// service stack reads them from its outputs, and CloudFront is refused with `[delivery]`.
+#[test]
+fn escape_claiming_untagged_distributions_certificates_and_code_signing_configs() {
+    let mut checked_both = false;
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let stacks = stacks_of(&config);
+        let all = statements(&stacks[infra::DELIVERY_STACK]);
+        for s in all.iter().filter(|s| s["Effect"] == "Allow") {
+            let sid = s["Sid"].as_str().unwrap();
+            let resources = strings(&s["Resource"]);
+            for a in strings(&s["Action"]) {
+                assert!(!a.starts_with("cloudfront:"), "{env}: {sid} grants {a}");
+                if a.starts_with("acm:") {
+                    assert!(
+                        ["acm:DescribeCertificate", "acm:ListTagsForCertificate"]
+                            .contains(&a.as_str()),
+                        "{env}: {sid} grants {a}"
+                    );
+                }
+                assert!(
+                    !a.contains("CodeSigningConfig")
+                        || a.contains("Get")
+                        || a.contains("FunctionCodeSigningConfig"),
+                    "{env}: {sid} grants {a}"
+                );
+                if a == "lambda:TagResource" || a == "lambda:UntagResource" {
+                    for r in &resources {
+                        assert!(r.contains(":function:"), "{env}: {sid} tags {r}");
+                    }
+                }
+            }
+            // Tagging what has no Environment tag yet is claiming it: only the VPC's default
+            // security group, named once and then only stripped of rules.
+            if s["Condition"]["Null"]["aws:ResourceTag/Environment"] == "true" {
+                assert_eq!(sid, "NameTheDefaultSecurityGroup", "{env}");
+            }
+        }
+        let signs = config.lambda.code_signing;
+        let domain = config.options.domain.is_some();
+        checked_both |= signs && domain;
+        let bootstrap = &stacks["bootstrap"];
+        let service = &stacks["service"];
+        for (ty, output, on) in [
+            (
+                "aws_lambda_code_signing_config",
+                "code_signing_config_arn",
+                signs,
+            ),
+            ("aws_acm_certificate", "certificate_arn", domain),
+        ] {
+            assert!(service["resource"][ty].is_null(), "{env}: {ty}");
+            assert_eq!(bootstrap["resource"][ty].is_object(), on, "{env}: {ty}");
+            assert_eq!(
+                bootstrap["output"][output].is_object(),
+                on,
+                "{env}: {output}"
+            );
+            let read = format!("${{data.terraform_remote_state.bootstrap.outputs.{output}}}");
+            assert_eq!(service.to_string().contains(&read), on, "{env}: {read}");
+        }
+        if signs || domain {
+            // The outputs are read where the bootstrap stack keeps its state.
+            let remote = &service["data"]["terraform_remote_state"]["bootstrap"];
+            assert_eq!(remote["backend"], "s3", "{env}");
+            let backend = &bootstrap["terraform"]["backend"]["s3"];
+            for key in ["bucket", "key", "region"] {
+                assert_eq!(remote["config"][key], backend[key], "{env}: {key}");
+            }
+        }
+    }
+    let good =
+        std::fs::read_to_string(infra::config::environments_dir().join("prod.toml")).unwrap();
+    let message = parse_error(&format!(
+        "{good}\n[options.cloudfront]\nprice_class = \"PriceClass_100\"\n"
+    ));
+    assert!(
+        message.contains("options.cloudfront") && message.contains("[delivery]"),
+        "{message}"
+    );
+    // Without [delivery] (deployed with administrator credentials) CloudFront stays allowed.
+    let local =
+        std::fs::read_to_string(infra::config::environments_dir().join("local.toml")).unwrap();
+    let cloudfront = format!("{local}\n[options.cloudfront]\nprice_class = \"PriceClass_100\"\n");
+    let config = infra::Config::parse(std::path::Path::new("local.toml"), &cloudfront).unwrap();
+    assert!(config.delivery.is_none() && config.options.cloudfront.is_some());
+    assert!(
+        checked_both,
+        "a configuration with code signing and a custom domain"
+    );
 }
 
 /// Data exfiltration from CI: smoke's Scan let the deploy job read every user. The role grants
@@ -1338,12 +1456,11 @@ fn needed(stack: &str, ty: &str, config: &infra::Config) -> Vec<&'static str> {
             "lambda:UpdateAlias",
             "lambda:DeleteAlias",
         ],
-        (false, "aws_lambda_code_signing_config") => vec![
-            "lambda:CreateCodeSigningConfig",
-            "lambda:GetCodeSigningConfig",
-            "lambda:UpdateCodeSigningConfig",
-            "lambda:DeleteCodeSigningConfig",
-        ],
+        (true, "aws_lambda_code_signing_config") => {
+            vec!["lambda:GetCodeSigningConfig", "lambda:ListTags"]
+        }
+        // The service stack reads the bootstrap stack's outputs from its state object.
+        (false, "data.terraform_remote_state") => vec!["s3:GetObject", "kms:Decrypt"],
         (false, "aws_lambda_function") => vec![
             "lambda:CreateFunction",
             "lambda:GetFunction",
@@ -1449,28 +1566,17 @@ fn needed(stack: &str, ty: &str, config: &infra::Config) -> Vec<&'static str> {
             "logs:PutResourcePolicy",
             "logs:DescribeResourcePolicies",
         ],
-        (false, "aws_cloudfront_distribution") => vec![
-            "cloudfront:CreateDistribution",
-            "cloudfront:TagResource",
-            "cloudfront:GetDistribution",
-            "cloudfront:UpdateDistribution",
-            "cloudfront:DeleteDistribution",
-            "cloudfront:ListTagsForResource",
-        ],
-        (false, "aws_acm_certificate") => vec![
-            "acm:RequestCertificate",
-            "acm:AddTagsToCertificate",
-            "acm:DescribeCertificate",
-            "acm:ListTagsForCertificate",
-            "acm:DeleteCertificate",
-        ],
-        (false, "aws_acm_certificate_validation") => vec!["acm:DescribeCertificate"],
+        (true, "aws_acm_certificate") => {
+            vec!["acm:DescribeCertificate", "acm:ListTagsForCertificate"]
+        }
+        (true, "aws_acm_certificate_validation") => vec!["acm:DescribeCertificate"],
+        (true, "aws_route53_record") => vec!["route53:ListResourceRecordSets"],
         (false, "aws_route53_record") => vec![
             "route53:ChangeResourceRecordSets",
             "route53:ListResourceRecordSets",
             "route53:GetChange",
         ],
-        (false, "data.aws_route53_zone") => {
+        (_, "data.aws_route53_zone") => {
             vec!["route53:ListHostedZonesByName", "route53:GetHostedZone"]
         }
         (false, "aws_secretsmanager_secret") => vec![

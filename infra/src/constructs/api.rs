@@ -5,9 +5,10 @@
 //! logs, X-Ray, metrics and throttling, and an API key with a usage plan.
 
 use super::compute::Function;
-use super::security::{Account, Key, service_role};
-use crate::config::Config;
+use super::security::{Key, service_role};
+use crate::config::{Api, Config};
 use crate::gateway_responses::{self, GATEWAY_RESPONSES};
+use crate::iam::{Account, Scope, Statement, tags_except_ownership};
 use crate::routes::{self, FunctionName, ROUTES, Route};
 use crate::tf::{Expr, Ref, Stack, create_before_destroy, depends_on};
 use serde_json::{Value, json};
@@ -411,4 +412,71 @@ fn method(
         }),
     );
     (method, integration)
+}
+
+/// `arn:<partition>:apigateway:<region>::<path>`: API Gateway's ARNs name API parts by path,
+/// with no account.
+pub fn arn(scope: &Scope, path: &str) -> String {
+    format!(
+        "arn:{}:apigateway:{}::{path}",
+        scope.account.partition, scope.region
+    )
+}
+
+/// What the deploy role needs to manage the REST API and its parts (API keys, usage plans,
+/// client certificates, the custom domain's name) and the account's logging role setting.
+pub fn management_statements(scope: &Scope, settings: &Api, domain: bool) -> Vec<Statement> {
+    let owned = scope.owned();
+    let tagging = scope.tagging();
+    let mut s = Vec::new();
+    // API Gateway: its ARNs name API parts by path with generated ids (no account), so what
+    // makes a part this environment's is its tags. Created only with them (POST on the
+    // collections); everything under a REST API, usage plan or domain name inherits its tags
+    // for access control (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-supported-resources.html,
+    // https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-iam-policy.html).
+    // No GET on a collection: `GET /apikeys?includeValues=true` returns every key's value.
+    let api = |path: &str| arn(scope, path);
+    let mut collections = vec!["/restapis", "/apikeys", "/usageplans"];
+    if settings.client_certificate {
+        collections.push("/clientcertificates");
+    }
+    if domain {
+        collections.push("/domainnames");
+    }
+    s.push(
+        Statement::allow(
+            "NewApiPartsTaggedForThisEnvironment",
+            &["apigateway:POST"],
+            collections.iter().map(|c| api(c)).collect(),
+        )
+        .condition(json!({ "StringEquals": tagging })),
+    );
+    s.push(
+        Statement::allow(
+            "ApiPartsOfThisEnvironment",
+            &[
+                "apigateway:GET",
+                "apigateway:POST",
+                "apigateway:PUT",
+                "apigateway:PATCH",
+                "apigateway:DELETE",
+            ],
+            collections.iter().map(|c| api(&format!("{c}/*"))).collect(),
+        )
+        .condition(json!({ "StringEquals": owned })),
+    );
+    s.push(tags_except_ownership(
+        "ApiTagsExceptOwnership",
+        &["apigateway:PUT", "apigateway:DELETE"],
+        vec![api("/tags/*")],
+        &owned,
+    ));
+    // The account's CloudWatch role for API Gateway logging (`aws_api_gateway_account`): one
+    // setting per account and region, with no tags and no narrower ARN.
+    s.push(Statement::allow(
+        "ApiGatewayAccountLoggingRole",
+        &["apigateway:GET", "apigateway:PATCH"],
+        vec![api("/account")],
+    ));
+    s
 }

@@ -26,8 +26,8 @@
 //! A change to the boundary therefore fails the deploy with AccessDenied until an administrator
 //! runs `cargo xtask bootstrap`, instead of silently leaving the roles with a stale ceiling.
 
-use super::security::{Account, PolicyDocument, Statement, permissions_boundary};
 use crate::config::{Backend, Config};
+use crate::iam::{Account, PolicyDocument, Statement};
 use crate::tf::{Expr, Ref, Stack};
 use serde_json::json;
 
@@ -105,6 +105,19 @@ const REPLICATION_ACTIONS: &[&str] = &[
     "s3:ReplicateDelete",
     "s3:ReplicateTags",
 ];
+
+/// The permissions boundary every role of the environment carries: the ARN of
+/// `<prefix>service-boundary` ([`policy`]) when the environment has `[delivery]`, `None`
+/// otherwise.
+///
+/// Only environments with `[delivery]` have a deploy role, whose right to create and pass
+/// `<prefix>*` roles is what the boundary caps; the emulator environment stays as it was.
+pub fn permissions_boundary(config: &Config, account: &Account) -> Option<String> {
+    config
+        .delivery
+        .as_ref()
+        .map(|_| account.policy_arn(&config.name(POLICY_SUFFIX)))
+}
 
 /// The boundary's statements for this configuration: only what the roles of the options the
 /// environment turns on need.

@@ -8,8 +8,9 @@
 
 use super::data::Tables;
 use super::network::Network;
-use super::security::{Account, Key, Role, Secret, Statement, service_role};
+use super::security::{Key, Role, Secret, service_role};
 use crate::config::Config;
+use crate::iam::{Account, Statement};
 use crate::routes::FunctionName;
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::{Map, json};
@@ -195,7 +196,7 @@ pub fn functions(stack: &mut Stack, inputs: &ComputeInputs<'_>) -> Vec<Function>
     let signing = config
         .lambda
         .code_signing
-        .then(|| super::signing::code_signing_config(stack, config));
+        .then(|| super::signing::code_signing_config(stack));
     FunctionName::ALL
         .iter()
         .map(|&which| function(stack, inputs, which, dlq.as_ref(), signing.as_ref()))

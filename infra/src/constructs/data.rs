@@ -2,6 +2,7 @@
 
 use super::security::Key;
 use crate::config::{Autoscaling, Billing, Data};
+use crate::iam::{Scope, Statement, service_linked_role, star};
 use crate::tf::{Expr, Ref, Stack};
 use serde_json::{Value, json};
 
@@ -217,4 +218,58 @@ fn autoscale(
             }),
         );
     }
+}
+
+/// What the deploy role needs to manage the tables' settings (smoke's item rights are the deploy
+/// role's own, `constructs::delivery`).
+pub fn management_statements(scope: &Scope) -> Vec<Statement> {
+    vec![Statement::allow(
+        "Tables",
+        &[
+            "dynamodb:CreateTable",
+            "dynamodb:DescribeTable",
+            "dynamodb:UpdateTable",
+            "dynamodb:DescribeContinuousBackups",
+            "dynamodb:UpdateContinuousBackups",
+            "dynamodb:DescribeTimeToLive",
+            "dynamodb:UpdateTimeToLive",
+            "dynamodb:ListTagsOfResource",
+            "dynamodb:TagResource",
+            "dynamodb:UntagResource",
+        ],
+        vec![scope.in_region("dynamodb", &format!("table/{}*", scope.prefix))],
+    )]
+}
+
+/// What the deploy role needs to manage the tables' autoscaling (`[data.autoscaling]`).
+pub fn autoscaling_management_statements(scope: &Scope) -> Vec<Statement> {
+    vec![
+        star(
+            "TableAutoscalingReads",
+            &[
+                "application-autoscaling:DescribeScalableTargets",
+                "application-autoscaling:DescribeScalingPolicies",
+            ],
+        ),
+        Statement::allow(
+            "TableAutoscaling",
+            &[
+                "application-autoscaling:RegisterScalableTarget",
+                "application-autoscaling:DeregisterScalableTarget",
+                "application-autoscaling:PutScalingPolicy",
+                "application-autoscaling:DeleteScalingPolicy",
+                "application-autoscaling:ListTagsForResource",
+                "application-autoscaling:TagResource",
+                "application-autoscaling:UntagResource",
+            ],
+            vec![scope.in_region("application-autoscaling", "scalable-target/*")],
+        ),
+        service_linked_role(
+            &scope.account.partition,
+            &scope.account.account_id,
+            "TableAutoscalingServiceLinkedRole",
+            "dynamodb.application-autoscaling.amazonaws.com",
+            "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable",
+        ),
+    ]
 }

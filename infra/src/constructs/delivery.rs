@@ -9,7 +9,7 @@
 //! generated ids by the environment's tags (created only with them, never re-tagged into it),
 //! the state objects of those two stacks. It only reads the bootstrap stack, which an
 //! administrator changes. Every action is named; the few AWS grants only on `"*"` are in
-//! [`STAR_ACTIONS`], each with the reason. docs/security.md has the trust boundaries.
+//! [`crate::iam::STAR_ACTIONS`], each with the reason. docs/security.md has the trust boundaries.
 //!
 //! It can never change itself: the role and the OIDC provider are in this stack, which only
 //! `cargo xtask bootstrap` applies with administrator credentials, and an explicit `Deny`
@@ -23,9 +23,10 @@
 //! boundary. It never rewrites a trust policy ([`TRUST_SID`]); a role it creates may trust
 //! anyone (IAM can't limit that), so the boundary keeps user data to the functions' requests.
 
-use super::security::{Account, PolicyDocument, Statement};
-use super::{boundary, signing};
+use super::security::EnvironmentKeys;
+use super::{api, boundary, data, edge, network, observability, security, signing, state, storage};
 use crate::config::{Backend, Config, Delivery};
+use crate::iam::{Account, PolicyDocument, Scope, Statement, pack, star};
 use crate::tf::{Expr, Stack};
 use serde_json::json;
 
@@ -39,152 +40,6 @@ pub const ROLE_SUFFIX: &str = "github-deploy";
 pub const MAX_SESSION_SECONDS: u32 = 3600;
 /// The statement that keeps the deploy role's IAM rights off itself and the OIDC provider.
 pub const SELF_PROTECTION_SID: &str = "NeverItselfNorTheOidcProvider";
-
-/// Every action the deploy role is granted on `"*"`, with the reason: the one list of
-/// exceptions to "no `*` resource" (the policy tests and [`star`] accept nothing else). Each
-/// is used only by statements for options the environment turns on.
-pub const STAR_ACTIONS: &[(&str, &str)] = &[
-    (
-        "logs:DescribeLogGroups",
-        "a List call without resource-level permissions (CloudWatch Logs authorizes it only on \"*\"): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html",
-    ),
-    (
-        "kms:ListAliases",
-        "no resource-level permissions (a List call); Terraform reads every aws_kms_alias through it",
-    ),
-    (
-        "lambda:CreateCodeSigningConfig",
-        "no resource type: the config's ARN carries an id Lambda generates",
-    ),
-    (
-        "application-autoscaling:DescribeScalableTargets",
-        "Describe calls of Application Auto Scaling have no resource-level permissions",
-    ),
-    (
-        "application-autoscaling:DescribeScalingPolicies",
-        "Describe calls of Application Auto Scaling have no resource-level permissions",
-    ),
-    (
-        "sns:GetSubscriptionAttributes",
-        "subscription calls of SNS have no resource-level permissions (Terraform reads the alarm e-mail subscription)",
-    ),
-    (
-        "sns:Unsubscribe",
-        "subscription calls of SNS have no resource-level permissions (replacing the alarm e-mail subscription)",
-    ),
-    (
-        "ec2:DescribeVpcs",
-        "EC2 Describe calls have no resource-level permissions (Terraform reads the VPC; Lambda checks a function's VPC with the caller's rights)",
-    ),
-    (
-        "ec2:DescribeSubnets",
-        "EC2 Describe calls have no resource-level permissions (also checked by Lambda for VPC functions)",
-    ),
-    (
-        "ec2:DescribeRouteTables",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeInternetGateways",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeNatGateways",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeAddresses",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeAddressesAttribute",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeVpcEndpoints",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeVpcEndpointServices",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribePrefixLists",
-        "EC2 Describe calls have no resource-level permissions (the DynamoDB gateway endpoint's prefix list)",
-    ),
-    (
-        "ec2:DescribeSecurityGroups",
-        "EC2 Describe calls have no resource-level permissions (also checked by Lambda for VPC functions)",
-    ),
-    (
-        "ec2:DescribeSecurityGroupRules",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "ec2:DescribeNetworkAcls",
-        "EC2 Describe calls have no resource-level permissions (the VPC's default network ACL)",
-    ),
-    (
-        "ec2:DescribeNetworkInterfaces",
-        "EC2 Describe calls have no resource-level permissions (ENIs Lambda leaves in the subnets)",
-    ),
-    (
-        "ec2:DescribeFlowLogs",
-        "EC2 Describe calls have no resource-level permissions",
-    ),
-    (
-        "logs:CreateLogDelivery",
-        "log deliveries (WAF logging to CloudWatch Logs) have no resource-level permissions",
-    ),
-    (
-        "logs:GetLogDelivery",
-        "log deliveries have no resource-level permissions",
-    ),
-    (
-        "logs:UpdateLogDelivery",
-        "log deliveries have no resource-level permissions",
-    ),
-    (
-        "logs:DeleteLogDelivery",
-        "log deliveries have no resource-level permissions",
-    ),
-    (
-        "logs:ListLogDeliveries",
-        "log deliveries have no resource-level permissions",
-    ),
-    (
-        "logs:PutResourcePolicy",
-        "CloudWatch Logs resource policies (WAF's delivery into the log group) are account-wide, without an ARN",
-    ),
-    (
-        "logs:DescribeResourcePolicies",
-        "CloudWatch Logs resource policies are account-wide, without an ARN",
-    ),
-    (
-        "acm:RequestCertificate",
-        "a certificate has no ARN before it is requested",
-    ),
-    (
-        "route53:ListHostedZones",
-        "no resource-level permissions; the aws_route53_zone lookup lists the zones",
-    ),
-    (
-        "route53:ListHostedZonesByName",
-        "no resource-level permissions; the aws_route53_zone lookup lists the zones",
-    ),
-];
-
-/// A statement on `"*"`; panics (at synth, so tests catch it) for an action not in
-/// [`STAR_ACTIONS`].
-fn star(sid: &str, actions: &[&str]) -> Statement {
-    for action in actions {
-        assert!(
-            STAR_ACTIONS.iter().any(|(a, _)| a == action),
-            "{action} is granted on \"*\" but is not in STAR_ACTIONS"
-        );
-    }
-    Statement::allow(sid, actions, vec!["*".into()])
-}
 
 /// IAM actions on the stack's roles (`role/<prefix>*`) that add no permissions and change no
 /// trust. `iam:UpdateAssumeRolePolicy` is never granted and always denied ([`TRUST_SID`]): a
@@ -320,90 +175,6 @@ pub fn github_deploy(
     }
 }
 
-/// The environment's KMS keys, all created by the bootstrap stack (which only an administrator
-/// changes), found by alias so the deploy role's policy names each key's exact ARN.
-#[derive(Clone, Debug)]
-pub struct EnvironmentKeys {
-    /// Artifacts, access-log and state buckets.
-    pub buckets: Expr,
-    /// The service stack's tables, logs, topic, queue and function settings.
-    pub service: Expr,
-    /// The bucket replicas (environments with `replication_region`).
-    pub replica: Option<Expr>,
-}
-
-impl EnvironmentKeys {
-    fn lookup(stack: &mut Stack, config: &Config) -> EnvironmentKeys {
-        use super::security::{BUCKETS_KEY_ALIAS, Key, REPLICA_KEY_ALIAS, SERVICE_KEY_ALIAS};
-        let buckets = Key::lookup(stack, "buckets", &config.name(BUCKETS_KEY_ALIAS), None);
-        let service = Key::lookup(
-            stack,
-            super::security::SERVICE_KEY_LOGICAL,
-            &config.name(SERVICE_KEY_ALIAS),
-            None,
-        );
-        let replica = config.storage.replication_region.as_ref().map(|_| {
-            Key::lookup(
-                stack,
-                "replica",
-                &config.name(REPLICA_KEY_ALIAS),
-                Some("aws.replica"),
-            )
-            .arn()
-        });
-        EnvironmentKeys {
-            buckets: buckets.arn(),
-            service: service.arn(),
-            replica,
-        }
-    }
-}
-
-/// What IAM counts against a managed policy's 6,144 characters (whitespace excluded), with
-/// every Terraform interpolation at the longest value it can take.
-pub const MANAGED_POLICY_LIMIT: usize = 6_144;
-
-/// Length of a rendered policy as IAM will count it: whitespace left out, the partition as
-/// `aws-us-gov`, the account as 12 digits, any other reference (the OIDC provider's ARN) as 100
-/// characters.
-pub fn iam_length(policy: &str) -> usize {
-    let mut length = 0;
-    let mut rest = policy;
-    while let Some(start) = rest.find("${") {
-        length += rest[..start].chars().filter(|c| !c.is_whitespace()).count();
-        let end = rest[start..]
-            .find('}')
-            .map_or(rest.len(), |e| start + e + 1);
-        let reference = &rest[start..end];
-        length += if reference.contains("partition") {
-            "aws-us-gov".len()
-        } else if reference.contains("account_id") {
-            12
-        } else {
-            100
-        };
-        rest = &rest[end..];
-    }
-    length + rest.chars().filter(|c| !c.is_whitespace()).count()
-}
-
-/// Splits the statements, in order, into as few policies as fit [`MANAGED_POLICY_LIMIT`] with
-/// room to spare (a statement is never split).
-fn pack(statements: Vec<Statement>) -> Vec<Vec<Statement>> {
-    const BUDGET: usize = MANAGED_POLICY_LIMIT - 400;
-    let mut chunks: Vec<Vec<Statement>> = vec![Vec::new()];
-    for statement in statements {
-        let current = chunks.last_mut().expect("never empty");
-        current.push(statement);
-        if current.len() > 1 && iam_length(&PolicyDocument::new(current.clone()).render()) > BUDGET
-        {
-            let statement = current.pop().expect("just pushed");
-            chunks.push(vec![statement]);
-        }
-    }
-    chunks
-}
-
 /// `repo:OWNER/REPO:environment:ENV`: what GitHub puts in `sub` for a job that declares
 /// `environment: ENV`.
 pub fn subject(delivery: &Delivery, env_name: &str) -> String {
@@ -434,7 +205,9 @@ fn trust_policy(delivery: &Delivery, env_name: &str, provider_arn: &Expr) -> Str
 }
 
 /// The deploy role's permissions, derived from what the bootstrap and service stacks create for
-/// this configuration and from the AWS calls xtask makes.
+/// this configuration and from the AWS calls xtask makes. Constructs whose resources the role
+/// manages offer those statements (`management_statements`, composed here in policy order);
+/// what is the role's own (functions, roles, log groups, smoke, the Denies) is written here.
 ///
 /// Deleting the stateful resources (buckets, tables, KMS keys, the dead-letter queue, the
 /// signing profile) is left to an administrator: no deploy removes them, so the role can't.
@@ -451,145 +224,27 @@ fn deploy_statements(
     let r = config.region.as_str();
     let pre = config.prefix.as_str();
     let env = config.name.as_str();
-    let project = config.prefix.trim_end_matches('-');
     let opts = &config.options;
-    let in_region = |service: &str, resource: &str| format!("arn:{p}:{service}:{r}:{a}:{resource}");
-    // The provider's default_tags put these on everything the stacks create. Where AWS names a
-    // resource by a generated id, they are what makes it this environment's: `owned` for what
-    // exists, `tagging` for a create request (tag-on-create). See
-    // https://docs.aws.amazon.com/IAM/latest/UserGuide/access_tags.html
-    let owned = json!({
-        "aws:ResourceTag/Project": project,
-        "aws:ResourceTag/Environment": env,
-    });
-    let tagging = json!({
-        "aws:RequestTag/Project": project,
-        "aws:RequestTag/Environment": env,
-    });
-    // Changing tags of what is already this environment's, but never the two that make it so.
+    let scope = Scope {
+        account,
+        region: r,
+        prefix: pre,
+        environment: env,
+    };
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
     let role_arn = format!("arn:{p}:iam::{a}:role/{pre}*");
     let mut s = Vec::new();
 
-    // Terraform state: the objects and lock files of the bootstrap and service stacks only
-    // (not the delivery stack's). Listing and bucket settings are in BucketsOfThisEnvironment.
-    let mut bucket_arns = vec![format!("arn:{p}:s3:::{pre}*")];
-    if let Backend::S3 { bucket, key_prefix } = &config.backend {
-        let key = |stack: &str| {
-            format!(
-                "arn:{p}:s3:::{bucket}/{}/{stack}.tfstate",
-                key_prefix.trim_end_matches('/')
-            )
-        };
-        let stacks = crate::STACKS;
-        s.push(Statement::allow(
-            "TerraformState",
-            &["s3:GetObject", "s3:PutObject"],
-            stacks.iter().map(|st| key(st)).collect(),
-        ));
-        s.push(Statement::allow(
-            "TerraformStateLockFiles",
-            &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            stacks
-                .iter()
-                .map(|st| format!("{}.tflock", key(st)))
-                .collect(),
-        ));
-        if !bucket.starts_with(pre) {
-            bucket_arns.push(format!("arn:{p}:s3:::{bucket}"));
-        }
-    }
+    s.extend(state::management_statements(&scope, &config.backend));
+    let state_bucket = match &config.backend {
+        Backend::S3 { bucket, .. } => Some(bucket.as_str()),
+        Backend::Local => None,
+    };
+    s.extend(storage::management_statements(&scope, state_bucket));
 
-    // Buckets: all in the bootstrap stack, which only an administrator changes (`cargo xtask
-    // bootstrap`). The deploy role applies that stack too, so it reads every setting Terraform
-    // refreshes, and changes none: a bucket policy or lifecycle rule it could write would let
-    // it grant itself any object of the bucket (a resource-policy privilege escalation). A
-    // change to the bootstrap stack fails the deploy with AccessDenied until an administrator
-    // applies it.
-    let bucket_actions = [
-        "s3:ListBucket",
-        "s3:GetBucketLocation",
-        "s3:GetBucketTagging",
-        "s3:GetBucketPolicy",
-        "s3:GetBucketAcl",
-        "s3:GetBucketCORS",
-        "s3:GetBucketWebsite",
-        "s3:GetAccelerateConfiguration",
-        "s3:GetBucketRequestPayment",
-        "s3:GetBucketObjectLockConfiguration",
-        "s3:GetBucketVersioning",
-        "s3:GetEncryptionConfiguration",
-        "s3:GetBucketPublicAccessBlock",
-        "s3:GetBucketOwnershipControls",
-        "s3:GetLifecycleConfiguration",
-        "s3:GetBucketLogging",
-        "s3:GetReplicationConfiguration",
-        "s3:GetBucketNotification",
-    ];
-    s.push(Statement::allow(
-        "BucketsOfThisEnvironment",
-        &bucket_actions,
-        bucket_arns,
-    ));
-    // Packages: xtask uploads and checks them (and their signing records), Lambda reads them
-    // with the caller's rights, Signer reads a version and writes the signed copy.
-    s.push(Statement::allow(
-        "ArtifactObjects",
-        &["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-        vec![format!("arn:{p}:s3:::{pre}artifacts-{a}-{r}/*")],
-    ));
+    s.extend(keys.management_statements());
 
-    // KMS: every key is the bootstrap stack's (created by an administrator), named here by its
-    // exact ARN. No CreateKey, TagResource, PutKeyPolicy or alias change: creating a key with
-    // tags takes kms:TagResource on every key of the account ("at a minimum, the permission
-    // must cover all KMS keys in the account and Region",
-    // https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html), which would
-    // let the role tag another team's key into this environment.
-    s.push(star("ReadKeyAliases", &["kms:ListAliases"]));
-    let mut every_key = vec![keys.buckets.to_string(), keys.service.to_string()];
-    every_key.extend(keys.replica.as_ref().map(ToString::to_string));
-    s.push(Statement::allow(
-        "ReadTheKeysOfThisEnvironment",
-        &[
-            "kms:DescribeKey",
-            "kms:GetKeyPolicy",
-            "kms:GetKeyRotationStatus",
-            "kms:ListResourceTags",
-        ],
-        every_key,
-    ));
-    s.push(Statement::allow(
-        "UseTheKeysOfThisEnvironment",
-        &["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
-        vec![keys.buckets.to_string(), keys.service.to_string()],
-    ));
-    // DynamoDB, Lambda and CloudWatch Logs take grants on the service key for the resources
-    // they encrypt.
-    s.push(
-        Statement::allow(
-            "KeyGrantsForAwsServices",
-            &["kms:CreateGrant"],
-            vec![keys.service.to_string()],
-        )
-        .condition(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })),
-    );
-
-    // DynamoDB: the tables' settings, and the items smoke checks and cleans up.
-    s.push(Statement::allow(
-        "Tables",
-        &[
-            "dynamodb:CreateTable",
-            "dynamodb:DescribeTable",
-            "dynamodb:UpdateTable",
-            "dynamodb:DescribeContinuousBackups",
-            "dynamodb:UpdateContinuousBackups",
-            "dynamodb:DescribeTimeToLive",
-            "dynamodb:UpdateTimeToLive",
-            "dynamodb:ListTagsOfResource",
-            "dynamodb:TagResource",
-            "dynamodb:UntagResource",
-        ],
-        vec![in_region("dynamodb", &format!("table/{pre}*"))],
-    ));
+    s.extend(data::management_statements(&scope));
     let users = in_region("dynamodb", &format!("table/{pre}users"));
     let sessions = in_region("dynamodb", &format!("table/{pre}sessions"));
     // By key only: smoke reads and deletes the items it created (`USER#<id>`, `EMAIL#<email>`,
@@ -601,33 +256,7 @@ fn deploy_statements(
         vec![users, sessions.clone(), format!("{sessions}/index/by-user")],
     ));
     if config.data.autoscaling.is_some() {
-        s.push(star(
-            "TableAutoscalingReads",
-            &[
-                "application-autoscaling:DescribeScalableTargets",
-                "application-autoscaling:DescribeScalingPolicies",
-            ],
-        ));
-        s.push(Statement::allow(
-            "TableAutoscaling",
-            &[
-                "application-autoscaling:RegisterScalableTarget",
-                "application-autoscaling:DeregisterScalableTarget",
-                "application-autoscaling:PutScalingPolicy",
-                "application-autoscaling:DeleteScalingPolicy",
-                "application-autoscaling:ListTagsForResource",
-                "application-autoscaling:TagResource",
-                "application-autoscaling:UntagResource",
-            ],
-            vec![in_region("application-autoscaling", "scalable-target/*")],
-        ));
-        s.push(service_linked_role(
-            p,
-            a,
-            "TableAutoscalingServiceLinkedRole",
-            "dynamodb.application-autoscaling.amazonaws.com",
-            "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable",
-        ));
+        s.extend(data::autoscaling_management_statements(&scope));
     }
 
     // Lambda: the functions, versions, aliases and invoke permissions; xtask publishes,
@@ -676,76 +305,7 @@ fn deploy_statements(
         ));
     }
     if config.lambda.code_signing {
-        // The profile is the bootstrap stack's: read and used, never changed here.
-        let profile = signing::profile_name(pre);
-        let profile_arn = in_region("signer", &format!("/signing-profiles/{profile}"));
-        s.push(Statement::allow(
-            "SigningProfile",
-            &[
-                "signer:GetSigningProfile",
-                "signer:ListTagsForResource",
-                "signer:StartSigningJob",
-            ],
-            vec![profile_arn.clone(), format!("{profile_arn}/*")],
-        ));
-        s.push(Statement::allow(
-            "SigningJobs",
-            &["signer:DescribeSigningJob"],
-            vec![in_region("signer", "/signing-jobs/*")],
-        ));
-        // The config's ARN carries a generated id: created only with this environment's tags,
-        // then read, changed and attached only while it carries them. Lambda supports
-        // aws:ResourceTag on code signing configs and the tag keys on create:
-        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html
-        s.push(
-            star(
-                "CreateCodeSigningConfigTagged",
-                &["lambda:CreateCodeSigningConfig"],
-            )
-            .condition(json!({ "StringEquals": tagging })),
-        );
-        let configs = in_region("lambda", "code-signing-config:*");
-        s.push(
-            Statement::allow(
-                "CodeSigningConfigsOfThisEnvironment",
-                &[
-                    "lambda:GetCodeSigningConfig",
-                    "lambda:UpdateCodeSigningConfig",
-                    "lambda:DeleteCodeSigningConfig",
-                    "lambda:ListTags",
-                ],
-                vec![configs.clone()],
-            )
-            .condition(json!({ "StringEquals": owned })),
-        );
-        // PutFunctionCodeSigningConfig is authorized on the config and on the function: both
-        // must be this environment's.
-        s.push(
-            Statement::allow(
-                "AttachCodeSigningConfigsOfThisEnvironment",
-                &[
-                    "lambda:PutFunctionCodeSigningConfig",
-                    "lambda:DeleteFunctionCodeSigningConfig",
-                ],
-                vec![
-                    configs.clone(),
-                    in_region("lambda", &format!("function:{pre}*")),
-                ],
-            )
-            .condition(json!({ "StringEquals": owned })),
-        );
-        s.push(tag_on_create(
-            "TagNewCodeSigningConfigs",
-            &["lambda:TagResource"],
-            vec![configs.clone()],
-            &tagging,
-        ));
-        s.push(tags_except_ownership(
-            "CodeSigningConfigTagsExceptOwnership",
-            &["lambda:TagResource", "lambda:UntagResource"],
-            vec![configs],
-            &owned,
-        ));
+        s.extend(signing::management_statements(&scope));
     }
 
     // IAM: the stack's roles (function roles, API Gateway's logging role, flow logs,
@@ -817,54 +377,10 @@ fn deploy_statements(
         .condition(json!({ "StringEquals": { "iam:PassedToService": passed_to } })),
     );
 
-    // API Gateway: its ARNs name API parts by path with generated ids (no account), so what
-    // makes a part this environment's is its tags. Created only with them (POST on the
-    // collections); everything under a REST API, usage plan or domain name inherits its tags
-    // for access control (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-supported-resources.html,
-    // https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-iam-policy.html).
-    // No GET on a collection: `GET /apikeys?includeValues=true` returns every key's value.
-    let api = |path: &str| format!("arn:{p}:apigateway:{r}::{path}");
-    let mut collections = vec!["/restapis", "/apikeys", "/usageplans"];
-    if config.api.client_certificate {
-        collections.push("/clientcertificates");
-    }
-    if opts.domain.is_some() {
-        collections.push("/domainnames");
-    }
-    s.push(
-        Statement::allow(
-            "NewApiPartsTaggedForThisEnvironment",
-            &["apigateway:POST"],
-            collections.iter().map(|c| api(c)).collect(),
-        )
-        .condition(json!({ "StringEquals": tagging })),
-    );
-    s.push(
-        Statement::allow(
-            "ApiPartsOfThisEnvironment",
-            &[
-                "apigateway:GET",
-                "apigateway:POST",
-                "apigateway:PUT",
-                "apigateway:PATCH",
-                "apigateway:DELETE",
-            ],
-            collections.iter().map(|c| api(&format!("{c}/*"))).collect(),
-        )
-        .condition(json!({ "StringEquals": owned })),
-    );
-    s.push(tags_except_ownership(
-        "ApiTagsExceptOwnership",
-        &["apigateway:PUT", "apigateway:DELETE"],
-        vec![api("/tags/*")],
-        &owned,
-    ));
-    // The account's CloudWatch role for API Gateway logging (`aws_api_gateway_account`): one
-    // setting per account and region, with no tags and no narrower ARN.
-    s.push(Statement::allow(
-        "ApiGatewayAccountLoggingRole",
-        &["apigateway:GET", "apigateway:PATCH"],
-        vec![api("/account")],
+    s.extend(api::management_statements(
+        &scope,
+        &config.api,
+        opts.domain.is_some(),
     ));
 
     // CloudWatch Logs: the log groups the stacks create, and `cargo xtask logs`.
@@ -904,235 +420,19 @@ fn deploy_statements(
         vec![in_region("logs", &format!("log-group:/aws/lambda/{pre}*"))],
     ));
 
-    // Alarms, the alarm topic and the dashboard.
-    s.push(Statement::allow(
-        "AlarmTopic",
-        &[
-            "sns:CreateTopic",
-            "sns:GetTopicAttributes",
-            "sns:SetTopicAttributes",
-            "sns:DeleteTopic",
-            "sns:ListTagsForResource",
-            "sns:TagResource",
-            "sns:UntagResource",
-            "sns:Subscribe",
-        ],
-        vec![in_region("sns", &format!("{pre}*"))],
-    ));
-    if config.alarms.email.is_some() {
-        s.push(star(
-            "AlarmEmailSubscription",
-            &["sns:GetSubscriptionAttributes", "sns:Unsubscribe"],
-        ));
-    }
-    s.push(Statement::allow(
-        "Alarms",
-        &[
-            "cloudwatch:PutMetricAlarm",
-            "cloudwatch:DeleteAlarms",
-            "cloudwatch:ListTagsForResource",
-            "cloudwatch:TagResource",
-            "cloudwatch:UntagResource",
-        ],
-        vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
-    ));
-    // By name, like Terraform and xtask's release gate ask: DescribeAlarms takes resource-level
-    // permissions for metric alarms (only composite alarms need "*", and there are none):
-    // https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html
-    s.push(Statement::allow(
-        "ReadAlarms",
-        &["cloudwatch:DescribeAlarms"],
-        vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
-    ));
-    s.push(Statement::allow(
-        "Dashboard",
-        &[
-            "cloudwatch:PutDashboard",
-            "cloudwatch:GetDashboard",
-            "cloudwatch:DeleteDashboards",
-        ],
-        vec![format!("arn:{p}:cloudwatch::{a}:dashboard/{pre}*")],
-    ));
+    s.extend(observability::management_statements(&scope, &config.alarms));
 
-    if opts.vpc.is_some() {
-        s.extend(network_statements(config, account));
+    if let Some(vpc) = &opts.vpc {
+        s.extend(network::management_statements(&scope, vpc));
     }
     if opts.waf.is_some() {
-        let webacl = in_region("wafv2", &format!("regional/webacl/{pre}*/*"));
-        let stages = api("/restapis/*/stages/*");
-        s.push(Statement::allow(
-            "WebAcl",
-            &[
-                "wafv2:CreateWebACL",
-                "wafv2:GetWebACL",
-                "wafv2:UpdateWebACL",
-                "wafv2:DeleteWebACL",
-                "wafv2:ListTagsForResource",
-                "wafv2:TagResource",
-                "wafv2:UntagResource",
-                "wafv2:AssociateWebACL",
-                "wafv2:DisassociateWebACL",
-                "wafv2:GetWebACLForResource",
-                "wafv2:PutLoggingConfiguration",
-                "wafv2:GetLoggingConfiguration",
-                "wafv2:DeleteLoggingConfiguration",
-            ],
-            vec![
-                webacl,
-                in_region("wafv2", "regional/managedruleset/*/*"),
-                stages.clone(),
-            ],
-        ));
-        // Only on this environment's stages (a stage inherits its REST API's tags).
-        s.push(
-            Statement::allow("WebAclOnTheStage", &["apigateway:SetWebACL"], vec![stages])
-                .condition(json!({ "StringEquals": owned })),
-        );
-        s.push(star(
-            "WafLogDelivery",
-            &[
-                "logs:CreateLogDelivery",
-                "logs:GetLogDelivery",
-                "logs:UpdateLogDelivery",
-                "logs:DeleteLogDelivery",
-                "logs:ListLogDeliveries",
-                "logs:PutResourcePolicy",
-                "logs:DescribeResourcePolicies",
-            ],
-        ));
-    }
-    if opts.cloudfront.is_some() {
-        // Distribution ARNs carry generated ids: created with this environment's tags
-        // (CreateDistributionWithTags), then changed only while they carry them. CloudFront
-        // supports aws:RequestTag on CreateDistribution and aws:ResourceTag on a distribution:
-        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudfront.html
-        let distributions = format!("arn:{p}:cloudfront::{a}:distribution/*");
-        s.push(
-            Statement::allow(
-                "NewDistributionTaggedForThisEnvironment",
-                &["cloudfront:CreateDistribution"],
-                vec![distributions.clone()],
-            )
-            .condition(json!({ "StringEquals": tagging })),
-        );
-        s.push(
-            Statement::allow(
-                "DistributionOfThisEnvironment",
-                &[
-                    "cloudfront:GetDistribution",
-                    "cloudfront:UpdateDistribution",
-                    "cloudfront:DeleteDistribution",
-                    "cloudfront:ListTagsForResource",
-                ],
-                vec![distributions.clone()],
-            )
-            .condition(json!({ "StringEquals": owned })),
-        );
-        s.push(tag_on_create(
-            "TagNewDistributions",
-            &["cloudfront:TagResource"],
-            vec![distributions.clone()],
-            &tagging,
-        ));
-        s.push(tags_except_ownership(
-            "DistributionTagsExceptOwnership",
-            &["cloudfront:TagResource", "cloudfront:UntagResource"],
-            vec![distributions],
-            &owned,
-        ));
+        s.extend(edge::waf_management_statements(&scope));
     }
     if let Some(domain) = &opts.domain {
-        // Only a certificate for the API's own name, requested with this environment's tags
-        // (acm:DomainNames and aws:RequestTag on RequestCertificate), then read and deleted
-        // only while it carries them:
-        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscertificatemanager.html
-        let name = domain.name.to_ascii_lowercase();
-        s.push(
-            star("RequestCertificate", &["acm:RequestCertificate"]).condition(json!({
-                "StringEquals": tagging,
-                "ForAllValues:StringEquals": { "acm:DomainNames": [name] },
-            })),
-        );
-        let certificates = in_region("acm", "certificate/*");
-        s.push(
-            Statement::allow(
-                "CertificatesOfThisEnvironment",
-                &[
-                    "acm:DescribeCertificate",
-                    "acm:ListTagsForCertificate",
-                    "acm:DeleteCertificate",
-                ],
-                vec![certificates.clone()],
-            )
-            .condition(json!({ "StringEquals": owned })),
-        );
-        s.push(tag_on_create(
-            "TagNewCertificates",
-            &["acm:AddTagsToCertificate"],
-            vec![certificates.clone()],
-            &tagging,
-        ));
-        s.push(tags_except_ownership(
-            "CertificateTagsExceptOwnership",
-            &["acm:AddTagsToCertificate", "acm:RemoveTagsFromCertificate"],
-            vec![certificates],
-            &owned,
-        ));
-        s.push(star(
-            "FindHostedZone",
-            &["route53:ListHostedZones", "route53:ListHostedZonesByName"],
-        ));
-        s.push(Statement::allow(
-            "ReadHostedZone",
-            &[
-                "route53:GetHostedZone",
-                "route53:ListResourceRecordSets",
-                "route53:ListTagsForResource",
-            ],
-            vec![format!("arn:{p}:route53:::hostedzone/*")],
-        ));
-        // Only the API's own name and its certificate validation records.
-        s.push(
-            Statement::allow(
-                "ApiRecordsOnly",
-                &["route53:ChangeResourceRecordSets"],
-                vec![format!("arn:{p}:route53:::hostedzone/*")],
-            )
-            .condition(json!({ "ForAllValues:StringLike": {
-                "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
-                    domain.name.to_ascii_lowercase(),
-                    format!("_*.{}", domain.name.to_ascii_lowercase()),
-                ],
-            } })),
-        );
-        s.push(Statement::allow(
-            "RecordChanges",
-            &["route53:GetChange"],
-            vec![format!("arn:{p}:route53:::change/*")],
-        ));
+        s.extend(edge::domain_management_statements(&scope, domain));
     }
     if let Some(secrets) = &opts.secrets {
-        s.push(Statement::allow(
-            "AppSecret",
-            &[
-                "secretsmanager:CreateSecret",
-                "secretsmanager:DescribeSecret",
-                "secretsmanager:GetResourcePolicy",
-                "secretsmanager:UpdateSecret",
-                "secretsmanager:TagResource",
-                "secretsmanager:UntagResource",
-                "secretsmanager:RotateSecret",
-                "secretsmanager:CancelRotateSecret",
-            ],
-            vec![in_region("secretsmanager", &format!("secret:{pre}*"))],
-        ));
-        if let Some(rotation) = &secrets.rotation_lambda_arn {
-            s.push(Statement::allow(
-                "StartSecretRotation",
-                &["lambda:InvokeFunction"],
-                vec![rotation.clone()],
-            ));
-        }
+        s.extend(security::secret_management_statements(&scope, secrets));
     }
 
     // Explicit Deny, which no Allow above can override: the IAM rights on `role/<prefix>*`
@@ -1201,261 +501,6 @@ fn deploy_statements(
             &["iam:UpdateAssumeRolePolicy"],
             vec![role_arn],
         )),
-    );
-    s
-}
-
-/// Tagging a resource that has no `Environment` tag yet with this environment's tags: what a
-/// create request with tags needs where the service authorizes the tags as a separate action
-/// on the new resource (CloudFront's CreateDistributionWithTags, ACM's RequestCertificate,
-/// Lambda's CreateCodeSigningConfig) and offers no condition key that tells a create request
-/// from a later one (EC2 has `ec2:CreateAction`; these don't). It can also claim a resource of
-/// the same kind that carries no `Environment` tag at all; every such statement is listed in
-/// docs/security.md and checked by the tests (`Null` on the resource's tag, exactly this
-/// environment's tags in the request).
-fn tag_on_create(
-    sid: &str,
-    actions: &[&str],
-    resources: Vec<String>,
-    tagging: &serde_json::Value,
-) -> Statement {
-    Statement::allow(sid, actions, resources).condition(json!({
-        "StringEquals": tagging,
-        "Null": { "aws:ResourceTag/Environment": "true" },
-    }))
-}
-
-/// Tagging and untagging a resource that is already this environment's (`owned`), but never
-/// its ownership tags: changing those would move it out of the environment, or another in.
-fn tags_except_ownership(
-    sid: &str,
-    actions: &[&str],
-    resources: Vec<String>,
-    owned: &serde_json::Value,
-) -> Statement {
-    Statement::allow(sid, actions, resources).condition(json!({
-        "StringEquals": owned,
-        "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
-    }))
-}
-
-/// `iam:CreateServiceLinkedRole` for exactly one service's role, by its fixed ARN.
-fn service_linked_role(p: &Expr, a: &Expr, sid: &str, service: &str, role: &str) -> Statement {
-    Statement::allow(
-        sid,
-        &["iam:CreateServiceLinkedRole"],
-        vec![format!(
-            "arn:{p}:iam::{a}:role/aws-service-role/{service}/{role}"
-        )],
-    )
-    .condition(json!({ "StringEquals": { "iam:AWSServiceName": service } }))
-}
-
-/// The VPC option (`[options.vpc]`). EC2 ARNs carry generated ids, so the environment's tags
-/// decide: each kind of network resource is created only with them (one statement per create
-/// action, on exactly the kind it creates, so a request's other resources, such as the VPC a
-/// subnet goes into, must already be this environment's), tagged only in the create request
-/// (`ec2:CreateAction`), and changed, attached to or deleted only while it carries them.
-/// Nothing else in the account and region is reachable: not another VPC's routes, security
-/// groups or gateways, and an untagged resource can't be tagged into this environment.
-/// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html,
-/// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
-fn network_statements(config: &Config, account: &Account) -> Vec<Statement> {
-    let p = &account.partition;
-    let a = &account.account_id;
-    let r = &config.region;
-    let ec2 = |kind: &str| format!("arn:{p}:ec2:{r}:{a}:{kind}");
-    let env = config.name.as_str();
-    let project = config.prefix.trim_end_matches('-');
-    let owned = json!({
-        "aws:ResourceTag/Project": project,
-        "aws:ResourceTag/Environment": env,
-    });
-    let tagging = json!({
-        "aws:RequestTag/Project": project,
-        "aws:RequestTag/Environment": env,
-    });
-    // The VPC's default security group exists as soon as the VPC does, untagged; Terraform
-    // adopts it (`aws_default_security_group`), names it and strips its rules.
-    let default_sg = config.name("default-deny");
-    let flow_logs = config.options.vpc.as_ref().is_some_and(|v| v.flow_logs);
-    let mut s = vec![star(
-        "NetworkReads",
-        &[
-            "ec2:DescribeVpcs",
-            "ec2:DescribeSubnets",
-            "ec2:DescribeRouteTables",
-            "ec2:DescribeInternetGateways",
-            "ec2:DescribeNatGateways",
-            "ec2:DescribeAddresses",
-            "ec2:DescribeAddressesAttribute",
-            "ec2:DescribeVpcEndpoints",
-            "ec2:DescribeVpcEndpointServices",
-            "ec2:DescribePrefixLists",
-            "ec2:DescribeSecurityGroups",
-            "ec2:DescribeSecurityGroupRules",
-            "ec2:DescribeNetworkAcls",
-            "ec2:DescribeNetworkInterfaces",
-            "ec2:DescribeFlowLogs",
-        ],
-    )];
-    // Unlike the other Describe calls, DescribeVpcAttribute is authorized on the VPC.
-    s.push(
-        Statement::allow(
-            "ReadTheVpcAttributes",
-            &["ec2:DescribeVpcAttribute"],
-            vec![ec2("vpc/*")],
-        )
-        .condition(json!({ "StringEquals": owned })),
-    );
-    // (create action, the kind of resource it creates, Sid)
-    let mut creates = vec![
-        ("ec2:CreateVpc", "vpc/*", "NewVpcTagged"),
-        ("ec2:CreateSubnet", "subnet/*", "NewSubnetsTagged"),
-        (
-            "ec2:CreateRouteTable",
-            "route-table/*",
-            "NewRouteTablesTagged",
-        ),
-        (
-            "ec2:CreateInternetGateway",
-            "internet-gateway/*",
-            "NewInternetGatewayTagged",
-        ),
-        ("ec2:AllocateAddress", "elastic-ip/*", "NewAddressesTagged"),
-        (
-            "ec2:CreateNatGateway",
-            "natgateway/*",
-            "NewNatGatewaysTagged",
-        ),
-        (
-            "ec2:CreateVpcEndpoint",
-            "vpc-endpoint/*",
-            "NewVpcEndpointsTagged",
-        ),
-        (
-            "ec2:CreateSecurityGroup",
-            "security-group/*",
-            "NewSecurityGroupsTagged",
-        ),
-    ];
-    if flow_logs {
-        creates.push(("ec2:CreateFlowLogs", "vpc-flow-log/*", "NewFlowLogsTagged"));
-    }
-    for (action, kind, sid) in &creates {
-        s.push(
-            Statement::allow(sid, &[action], vec![ec2(kind)])
-                .condition(json!({ "StringEquals": tagging })),
-        );
-    }
-    let create_actions: Vec<&str> = creates.iter().map(|(action, _, _)| *action).collect();
-    s.push(
-        Statement::allow(
-            "TagNetworkOnlyWhenCreated",
-            &["ec2:CreateTags"],
-            vec![ec2("*")],
-        )
-        .condition(json!({ "StringEquals": { "ec2:CreateAction": create_actions } })),
-    );
-    // Everything that changes, connects or fills a network resource, on this environment's
-    // resources only; for a create action these are the resources it uses (the VPC, subnets,
-    // route tables, addresses). The default security group is left to the two statements
-    // below it.
-    let mut changes = create_actions.clone();
-    changes.extend([
-        "ec2:ModifyVpcAttribute",
-        "ec2:ModifySubnetAttribute",
-        "ec2:CreateRoute",
-        "ec2:ReplaceRoute",
-        "ec2:AssociateRouteTable",
-        "ec2:DisassociateRouteTable",
-        "ec2:AttachInternetGateway",
-        "ec2:ModifyVpcEndpoint",
-        "ec2:AuthorizeSecurityGroupEgress",
-        "ec2:AuthorizeSecurityGroupIngress",
-        "ec2:RevokeSecurityGroupEgress",
-        "ec2:RevokeSecurityGroupIngress",
-        "ec2:DeleteVpc",
-        "ec2:DeleteSubnet",
-        "ec2:DeleteRouteTable",
-        "ec2:DeleteRoute",
-        "ec2:DeleteInternetGateway",
-        "ec2:DetachInternetGateway",
-        "ec2:ReleaseAddress",
-        "ec2:DisassociateAddress",
-        "ec2:DeleteNatGateway",
-        "ec2:DeleteVpcEndpoints",
-        "ec2:DeleteSecurityGroup",
-    ]);
-    if flow_logs {
-        changes.push("ec2:DeleteFlowLogs");
-    }
-    s.push(
-        Statement::allow("NetworkOfThisEnvironment", &changes, vec![ec2("*")]).condition(json!({
-            "StringEquals": owned,
-            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
-        })),
-    );
-    // A rule has its own ARN (`security-group-rule/<id>`) but lives in its group, which the
-    // statement above checks.
-    s.push(Statement::allow(
-        "SecurityGroupRulesInTheirGroups",
-        &[
-            "ec2:AuthorizeSecurityGroupEgress",
-            "ec2:AuthorizeSecurityGroupIngress",
-            "ec2:RevokeSecurityGroupEgress",
-            "ec2:RevokeSecurityGroupIngress",
-        ],
-        vec![ec2("security-group-rule/*")],
-    ));
-    // Other tags of this environment's resources change; never the two that make them its own
-    // nor the default security group's name.
-    s.push(
-        Statement::allow(
-            "NetworkTagsExceptOwnership",
-            &["ec2:CreateTags", "ec2:DeleteTags"],
-            vec![ec2("*")],
-        )
-        .condition(json!({
-            "StringEquals": owned,
-            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
-            "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
-        })),
-    );
-    // The default security group: tagged once, when it has no Environment tag yet, with
-    // exactly this environment's tags and its `default-deny` name; then only stripped of rules.
-    // A group of another VPC without tags could be named so too, but that only ever removes
-    // its rules: the statements above never open, attach or delete a group with that name.
-    s.push(
-        Statement::allow(
-            "NameTheDefaultSecurityGroup",
-            &["ec2:CreateTags"],
-            vec![ec2("security-group/*")],
-        )
-        .condition(json!({
-            "StringEquals": {
-                "aws:RequestTag/Project": project,
-                "aws:RequestTag/Environment": env,
-                "aws:RequestTag/Name": default_sg,
-            },
-            "ForAllValues:StringEquals": { "aws:TagKeys": ["Project", "Environment", "ManagedBy", "Name"] },
-            "Null": { "aws:ResourceTag/Environment": "true" },
-        })),
-    );
-    s.push(
-        Statement::allow(
-            "StripTheDefaultSecurityGroup",
-            &[
-                "ec2:RevokeSecurityGroupEgress",
-                "ec2:RevokeSecurityGroupIngress",
-            ],
-            vec![ec2("security-group/*")],
-        )
-        .condition(json!({ "StringEquals": {
-            "aws:ResourceTag/Project": project,
-            "aws:ResourceTag/Environment": env,
-            "aws:ResourceTag/Name": default_sg,
-        } })),
     );
     s
 }

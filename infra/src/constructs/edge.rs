@@ -1,10 +1,13 @@
 //! What sits in front of the API: a WAF web ACL on the stage, CloudFront, and a custom domain
-//! with an ACM certificate validated through Route 53. All optional.
+//! with an ACM certificate validated through Route 53 (the certificate in the bootstrap stack).
+//! All optional.
 
 use super::api::RestApi;
-use super::security::{Account, Key};
+use super::security::Key;
+use super::state;
 use crate::config::{CloudFront, Config, Domain, Waf};
-use crate::tf::{Expr, Stack};
+use crate::iam::{Account, Scope, Statement, star};
+use crate::tf::{Expr, Ref, Stack};
 use serde_json::{Value, json};
 
 fn visibility(metric: &str) -> Value {
@@ -128,15 +131,24 @@ pub fn cloudfront(
     distribution.attr("domain_name")
 }
 
-/// `https://<domain>` for the API: an ACM certificate validated by DNS in the given hosted
-/// zone, a regional API Gateway domain name with TLS 1.2, a base path mapping to the stage and
-/// an alias record.
-pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> String {
-    let zone = stack.data(
+/// The bootstrap stack's output with the custom domain's validated certificate.
+pub const CERTIFICATE_OUTPUT: &str = "certificate_arn";
+
+fn hosted_zone(stack: &mut Stack, options: &Domain) -> Ref {
+    stack.data(
         "aws_route53_zone",
         "api",
         json!({ "name": options.hosted_zone, "private_zone": false }),
-    );
+    )
+}
+
+/// Bootstrap stack: the ACM certificate for the custom domain, validated by DNS in the hosted
+/// zone; the validation's ARN (ready once ACM issued it) for [`custom_domain`]. Here because
+/// requesting a certificate with tags takes `acm:AddTagsToCertificate`, which ACM can't limit to
+/// the new certificate: the deploy role could tag any untagged certificate of the account into
+/// its environment (`constructs::delivery`). An administrator requests it instead.
+pub fn certificate(stack: &mut Stack, options: &Domain) -> Expr {
+    let zone = hosted_zone(stack, options);
     let cert = stack.resource(
         "aws_acm_certificate",
         "api",
@@ -167,12 +179,23 @@ pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> Stri
         "api",
         json!({ "certificate_arn": cert.attr("arn"), "validation_record_fqdns": [record.attr("fqdn")] }),
     );
+    validation.attr("certificate_arn")
+}
+
+/// Service stack: `https://<domain>` for the API: a regional API Gateway domain name with TLS
+/// 1.2 and the bootstrap stack's [`certificate`] (from its outputs), a base path mapping to the
+/// stage and an alias record. A bootstrap stack applied before the certificate moved there has
+/// no such output, and the plan fails naming it: `cargo xtask bootstrap` adds it.
+pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> String {
+    let zone = hosted_zone(stack, options);
+    let certificate =
+        state::outputs_of(stack, "bootstrap").attr(&format!("outputs.{CERTIFICATE_OUTPUT}"));
     let domain = stack.resource(
         "aws_api_gateway_domain_name",
         "api",
         json!({
             "domain_name": options.name,
-            "regional_certificate_arn": validation.attr("certificate_arn"),
+            "regional_certificate_arn": certificate,
             "security_policy": "TLS_1_2",
             "endpoint_configuration": [{ "types": ["REGIONAL"] }],
         }),
@@ -197,4 +220,111 @@ pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> Stri
         }),
     );
     format!("https://{}", options.name)
+}
+
+/// What the deploy role needs for the web ACL (`[options.waf]`): the ACL, its association with
+/// this environment's stages, and its log delivery.
+pub fn waf_management_statements(scope: &Scope) -> Vec<Statement> {
+    let pre = scope.prefix;
+    let owned = scope.owned();
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
+    let api = |path: &str| super::api::arn(scope, path);
+    let mut s = Vec::new();
+    let webacl = in_region("wafv2", &format!("regional/webacl/{pre}*/*"));
+    let stages = api("/restapis/*/stages/*");
+    s.push(Statement::allow(
+        "WebAcl",
+        &[
+            "wafv2:CreateWebACL",
+            "wafv2:GetWebACL",
+            "wafv2:UpdateWebACL",
+            "wafv2:DeleteWebACL",
+            "wafv2:ListTagsForResource",
+            "wafv2:TagResource",
+            "wafv2:UntagResource",
+            "wafv2:AssociateWebACL",
+            "wafv2:DisassociateWebACL",
+            "wafv2:GetWebACLForResource",
+            "wafv2:PutLoggingConfiguration",
+            "wafv2:GetLoggingConfiguration",
+            "wafv2:DeleteLoggingConfiguration",
+        ],
+        vec![
+            webacl,
+            in_region("wafv2", "regional/managedruleset/*/*"),
+            stages.clone(),
+        ],
+    ));
+    // Only on this environment's stages (a stage inherits its REST API's tags).
+    s.push(
+        Statement::allow("WebAclOnTheStage", &["apigateway:SetWebACL"], vec![stages])
+            .condition(json!({ "StringEquals": owned })),
+    );
+    s.push(star(
+        "WafLogDelivery",
+        &[
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+        ],
+    ));
+    s
+}
+
+/// What the deploy role needs for the custom domain (`[options.domain]`): reading the
+/// bootstrap stack's certificate, the hosted zone, and the API's own record.
+pub fn domain_management_statements(scope: &Scope, domain: &Domain) -> Vec<Statement> {
+    let p = &scope.account.partition;
+    let owned = scope.owned();
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
+    let mut s = Vec::new();
+    // The certificate is the bootstrap stack's (`edge::certificate`): read, never
+    // requested, tagged or deleted here, so no untagged certificate of the account can be
+    // tagged into this environment. ACM supports aws:ResourceTag on certificates:
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscertificatemanager.html
+    s.push(
+        Statement::allow(
+            "ReadTheCertificateOfThisEnvironment",
+            &["acm:DescribeCertificate", "acm:ListTagsForCertificate"],
+            vec![in_region("acm", "certificate/*")],
+        )
+        .condition(json!({ "StringEquals": owned })),
+    );
+    s.push(star(
+        "FindHostedZone",
+        &["route53:ListHostedZones", "route53:ListHostedZonesByName"],
+    ));
+    s.push(Statement::allow(
+        "ReadHostedZone",
+        &[
+            "route53:GetHostedZone",
+            "route53:ListResourceRecordSets",
+            "route53:ListTagsForResource",
+        ],
+        vec![format!("arn:{p}:route53:::hostedzone/*")],
+    ));
+    // Only the API's own name: the certificate's validation records are the bootstrap
+    // stack's.
+    s.push(
+        Statement::allow(
+            "ApiRecordsOnly",
+            &["route53:ChangeResourceRecordSets"],
+            vec![format!("arn:{p}:route53:::hostedzone/*")],
+        )
+        .condition(json!({ "ForAllValues:StringEquals": {
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames": [
+                domain.name.to_ascii_lowercase(),
+            ],
+        } })),
+    );
+    s.push(Statement::allow(
+        "RecordChanges",
+        &["route53:GetChange"],
+        vec![format!("arn:{p}:route53:::change/*")],
+    ));
+    s
 }

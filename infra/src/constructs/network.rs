@@ -2,8 +2,9 @@
 //! in public subnets for egress, a DynamoDB gateway endpoint so table traffic never leaves the
 //! AWS network, flow logs, and a default security group with no rules.
 
-use super::security::{Account, Key, Statement, service_role};
+use super::security::{Key, service_role};
 use crate::config::{Config, Vpc};
+use crate::iam::{Account, Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::{Value, json};
 
@@ -22,6 +23,10 @@ impl Network {
         self.lambda_sg.attr("id")
     }
 }
+
+/// The name (after the prefix) Terraform gives the VPC's default security group, which it
+/// adopts and strips of every rule.
+pub const DEFAULT_SECURITY_GROUP: &str = "default-deny";
 
 /// Splits `10.0.0.0/16` style CIDRs with Terraform's own `cidrsubnet`, so the arithmetic is
 /// the one operators know.
@@ -55,7 +60,7 @@ pub fn vpc(
     stack.resource(
         "aws_default_security_group",
         "main",
-        json!({ "vpc_id": vpc.attr("id"), "ingress": [], "egress": [], "tags": tags(config.name("default-deny")) }),
+        json!({ "vpc_id": vpc.attr("id"), "ingress": [], "egress": [], "tags": tags(config.name(DEFAULT_SECURITY_GROUP)) }),
     );
     if options.flow_logs {
         let group = stack.resource(
@@ -229,4 +234,204 @@ pub fn vpc(
         private_subnets,
         lambda_sg,
     }
+}
+
+/// What the deploy role needs to manage the VPC option. EC2 ARNs carry generated ids, so the environment's tags
+/// decide: each kind of network resource is created only with them (one statement per create
+/// action, on exactly the kind it creates, so a request's other resources, such as the VPC a
+/// subnet goes into, must already be this environment's), tagged only in the create request
+/// (`ec2:CreateAction`), and changed, attached to or deleted only while it carries them.
+/// Nothing else in the account and region is reachable: not another VPC's routes, security
+/// groups or gateways, and an untagged resource can't be tagged into this environment.
+/// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html,
+/// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html
+pub fn management_statements(scope: &Scope, options: &Vpc) -> Vec<Statement> {
+    let ec2 = |kind: &str| scope.in_region("ec2", kind);
+    let env = scope.environment;
+    let project = scope.project();
+    let owned = scope.owned();
+    let tagging = scope.tagging();
+    // The VPC's default security group exists as soon as the VPC does, untagged; Terraform
+    // adopts it (`aws_default_security_group`), names it and strips its rules.
+    let default_sg = format!("{}{DEFAULT_SECURITY_GROUP}", scope.prefix);
+    let flow_logs = options.flow_logs;
+    let mut s = vec![star(
+        "NetworkReads",
+        &[
+            "ec2:DescribeVpcs",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeInternetGateways",
+            "ec2:DescribeNatGateways",
+            "ec2:DescribeAddresses",
+            "ec2:DescribeAddressesAttribute",
+            "ec2:DescribeVpcEndpoints",
+            "ec2:DescribeVpcEndpointServices",
+            "ec2:DescribePrefixLists",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSecurityGroupRules",
+            "ec2:DescribeNetworkAcls",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeFlowLogs",
+        ],
+    )];
+    // Unlike the other Describe calls, DescribeVpcAttribute is authorized on the VPC.
+    s.push(
+        Statement::allow(
+            "ReadTheVpcAttributes",
+            &["ec2:DescribeVpcAttribute"],
+            vec![ec2("vpc/*")],
+        )
+        .condition(json!({ "StringEquals": owned })),
+    );
+    // (create action, the kind of resource it creates, Sid)
+    let mut creates = vec![
+        ("ec2:CreateVpc", "vpc/*", "NewVpcTagged"),
+        ("ec2:CreateSubnet", "subnet/*", "NewSubnetsTagged"),
+        (
+            "ec2:CreateRouteTable",
+            "route-table/*",
+            "NewRouteTablesTagged",
+        ),
+        (
+            "ec2:CreateInternetGateway",
+            "internet-gateway/*",
+            "NewInternetGatewayTagged",
+        ),
+        ("ec2:AllocateAddress", "elastic-ip/*", "NewAddressesTagged"),
+        (
+            "ec2:CreateNatGateway",
+            "natgateway/*",
+            "NewNatGatewaysTagged",
+        ),
+        (
+            "ec2:CreateVpcEndpoint",
+            "vpc-endpoint/*",
+            "NewVpcEndpointsTagged",
+        ),
+        (
+            "ec2:CreateSecurityGroup",
+            "security-group/*",
+            "NewSecurityGroupsTagged",
+        ),
+    ];
+    if flow_logs {
+        creates.push(("ec2:CreateFlowLogs", "vpc-flow-log/*", "NewFlowLogsTagged"));
+    }
+    for (action, kind, sid) in &creates {
+        s.push(
+            Statement::allow(sid, &[action], vec![ec2(kind)])
+                .condition(json!({ "StringEquals": tagging })),
+        );
+    }
+    let create_actions: Vec<&str> = creates.iter().map(|(action, _, _)| *action).collect();
+    s.push(
+        Statement::allow(
+            "TagNetworkOnlyWhenCreated",
+            &["ec2:CreateTags"],
+            vec![ec2("*")],
+        )
+        .condition(json!({ "StringEquals": { "ec2:CreateAction": create_actions } })),
+    );
+    // Everything that changes, connects or fills a network resource, on this environment's
+    // resources only; for a create action these are the resources it uses (the VPC, subnets,
+    // route tables, addresses). The default security group is left to the two statements
+    // below it.
+    let mut changes = create_actions.clone();
+    changes.extend([
+        "ec2:ModifyVpcAttribute",
+        "ec2:ModifySubnetAttribute",
+        "ec2:CreateRoute",
+        "ec2:ReplaceRoute",
+        "ec2:AssociateRouteTable",
+        "ec2:DisassociateRouteTable",
+        "ec2:AttachInternetGateway",
+        "ec2:ModifyVpcEndpoint",
+        "ec2:AuthorizeSecurityGroupEgress",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupEgress",
+        "ec2:RevokeSecurityGroupIngress",
+        "ec2:DeleteVpc",
+        "ec2:DeleteSubnet",
+        "ec2:DeleteRouteTable",
+        "ec2:DeleteRoute",
+        "ec2:DeleteInternetGateway",
+        "ec2:DetachInternetGateway",
+        "ec2:ReleaseAddress",
+        "ec2:DisassociateAddress",
+        "ec2:DeleteNatGateway",
+        "ec2:DeleteVpcEndpoints",
+        "ec2:DeleteSecurityGroup",
+    ]);
+    if flow_logs {
+        changes.push("ec2:DeleteFlowLogs");
+    }
+    s.push(
+        Statement::allow("NetworkOfThisEnvironment", &changes, vec![ec2("*")]).condition(json!({
+            "StringEquals": owned,
+            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
+        })),
+    );
+    // A rule has its own ARN (`security-group-rule/<id>`) but lives in its group, which the
+    // statement above checks.
+    s.push(Statement::allow(
+        "SecurityGroupRulesInTheirGroups",
+        &[
+            "ec2:AuthorizeSecurityGroupEgress",
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:RevokeSecurityGroupEgress",
+            "ec2:RevokeSecurityGroupIngress",
+        ],
+        vec![ec2("security-group-rule/*")],
+    ));
+    // Other tags of this environment's resources change; never the two that make them its own
+    // nor the default security group's name.
+    s.push(
+        Statement::allow(
+            "NetworkTagsExceptOwnership",
+            &["ec2:CreateTags", "ec2:DeleteTags"],
+            vec![ec2("*")],
+        )
+        .condition(json!({
+            "StringEquals": owned,
+            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
+            "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
+        })),
+    );
+    // The default security group: tagged once, when it has no Environment tag yet, with
+    // exactly this environment's tags and its `default-deny` name; then only stripped of rules.
+    // A group of another VPC without tags could be named so too, but that only ever removes
+    // its rules: the statements above never open, attach or delete a group with that name.
+    s.push(
+        Statement::allow(
+            "NameTheDefaultSecurityGroup",
+            &["ec2:CreateTags"],
+            vec![ec2("security-group/*")],
+        )
+        .condition(json!({
+            "StringEquals": {
+                "aws:RequestTag/Project": project,
+                "aws:RequestTag/Environment": env,
+                "aws:RequestTag/Name": default_sg,
+            },
+            "ForAllValues:StringEquals": { "aws:TagKeys": ["Project", "Environment", "ManagedBy", "Name"] },
+            "Null": { "aws:ResourceTag/Environment": "true" },
+        })),
+    );
+    s.push(
+        Statement::allow(
+            "StripTheDefaultSecurityGroup",
+            &[
+                "ec2:RevokeSecurityGroupEgress",
+                "ec2:RevokeSecurityGroupIngress",
+            ],
+            vec![ec2("security-group/*")],
+        )
+        .condition(json!({ "StringEquals": {
+            "aws:ResourceTag/Project": project,
+            "aws:ResourceTag/Environment": env,
+            "aws:ResourceTag/Name": default_sg,
+        } })),
+    );
+    s
 }

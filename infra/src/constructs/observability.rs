@@ -5,7 +5,8 @@ use super::api::RestApi;
 use super::compute::Function;
 use super::data::Tables;
 use super::security::Key;
-use crate::config::Config;
+use crate::config::{Alarms, Config};
+use crate::iam::{Scope, Statement, star};
 use crate::routes::FunctionName;
 use crate::tf::{Expr, Stack};
 use serde_json::{Value, json};
@@ -238,4 +239,63 @@ fn dashboard(
         "main",
         json!({ "dashboard_name": config.name("dashboard"), "dashboard_body": body.to_string() }),
     );
+}
+
+/// What the deploy role needs to manage the alarms, the alarm topic (and its e-mail
+/// subscription) and the dashboard.
+pub fn management_statements(scope: &Scope, alarms: &Alarms) -> Vec<Statement> {
+    let p = &scope.account.partition;
+    let a = &scope.account.account_id;
+    let pre = scope.prefix;
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
+    let mut s = Vec::new();
+    s.push(Statement::allow(
+        "AlarmTopic",
+        &[
+            "sns:CreateTopic",
+            "sns:GetTopicAttributes",
+            "sns:SetTopicAttributes",
+            "sns:DeleteTopic",
+            "sns:ListTagsForResource",
+            "sns:TagResource",
+            "sns:UntagResource",
+            "sns:Subscribe",
+        ],
+        vec![in_region("sns", &format!("{pre}*"))],
+    ));
+    if alarms.email.is_some() {
+        s.push(star(
+            "AlarmEmailSubscription",
+            &["sns:GetSubscriptionAttributes", "sns:Unsubscribe"],
+        ));
+    }
+    s.push(Statement::allow(
+        "Alarms",
+        &[
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DeleteAlarms",
+            "cloudwatch:ListTagsForResource",
+            "cloudwatch:TagResource",
+            "cloudwatch:UntagResource",
+        ],
+        vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
+    ));
+    // By name, like Terraform and xtask's release gate ask: DescribeAlarms takes resource-level
+    // permissions for metric alarms (only composite alarms need "*", and there are none):
+    // https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html
+    s.push(Statement::allow(
+        "ReadAlarms",
+        &["cloudwatch:DescribeAlarms"],
+        vec![in_region("cloudwatch", &format!("alarm:{pre}*"))],
+    ));
+    s.push(Statement::allow(
+        "Dashboard",
+        &[
+            "cloudwatch:PutDashboard",
+            "cloudwatch:GetDashboard",
+            "cloudwatch:DeleteDashboards",
+        ],
+        vec![format!("arn:{p}:cloudwatch::{a}:dashboard/{pre}*")],
+    ));
+    s
 }

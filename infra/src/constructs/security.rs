@@ -1,158 +1,10 @@
-//! KMS keys, IAM roles and policy documents, Secrets Manager.
-//!
-//! Policies are typed statements, rendered to JSON strings whose resources are Terraform
-//! references, so least privilege is visible in code review and checkable in tests.
+//! KMS keys, IAM roles (their policies built from [`crate::iam`]), Secrets Manager.
 
-use super::boundary;
-use crate::config::Config;
+use super::boundary::{self, permissions_boundary};
+use crate::config::{Config, Secrets};
+use crate::iam::{Account, PolicyDocument, Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack, depends_on};
-use serde::Serialize;
-use serde_json::{Value, json};
-
-/// Account, partition and region of the deployment, looked up once per stack.
-#[derive(Clone, Debug)]
-pub struct Account {
-    pub account_id: Expr,
-    pub partition: Expr,
-    pub region: Expr,
-}
-
-impl Account {
-    pub fn lookup(stack: &mut Stack) -> Account {
-        let caller = stack.data("aws_caller_identity", "current", json!({}));
-        let partition = stack.data("aws_partition", "current", json!({}));
-        let region = stack.data("aws_region", "current", json!({}));
-        Account {
-            account_id: caller.attr("account_id"),
-            partition: partition.attr("partition"),
-            region: region.attr("name"),
-        }
-    }
-
-    /// `arn:<partition>:iam::<account>:root`, the principal that lets IAM policies grant a key.
-    pub fn root_arn(&self) -> String {
-        format!("arn:{}:iam::{}:root", self.partition, self.account_id)
-    }
-
-    /// `arn:<partition>:iam::<account>:policy/<name>`: a customer-managed policy's ARN, known
-    /// before the policy exists.
-    pub fn policy_arn(&self, name: &str) -> String {
-        format!(
-            "arn:{}:iam::{}:policy/{name}",
-            self.partition, self.account_id
-        )
-    }
-}
-
-/// The permissions boundary every role of the environment carries: the ARN of
-/// `<prefix>service-boundary` ([`boundary`]) when the environment has `[delivery]`, `None`
-/// otherwise.
-///
-/// Only environments with `[delivery]` have a deploy role, whose right to create and pass
-/// `<prefix>*` roles is what the boundary caps; the emulator environment stays as it was.
-pub fn permissions_boundary(config: &Config, account: &Account) -> Option<String> {
-    config
-        .delivery
-        .as_ref()
-        .map(|_| account.policy_arn(&config.name(boundary::POLICY_SUFFIX)))
-}
-
-/// One IAM policy statement.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Statement {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    pub effect: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub principal: Option<Value>,
-    pub action: Vec<String>,
-    pub resource: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub condition: Option<Value>,
-}
-
-impl Statement {
-    pub fn allow(sid: &str, actions: &[&str], resources: Vec<String>) -> Statement {
-        Statement {
-            sid: Some(sid.to_owned()),
-            effect: "Allow",
-            principal: None,
-            action: actions.iter().map(|a| (*a).to_owned()).collect(),
-            resource: resources,
-            condition: None,
-        }
-    }
-
-    pub fn principal(mut self, principal: Value) -> Statement {
-        self.principal = Some(principal);
-        self
-    }
-
-    pub fn condition(mut self, condition: Value) -> Statement {
-        self.condition = Some(condition);
-        self
-    }
-
-    /// Adds `key` with `values` under `operator`, beside the conditions already there (IAM
-    /// requires every key under every operator to match).
-    fn require(mut self, operator: &str, key: &str, values: &[&str]) -> Statement {
-        let condition = self.condition.get_or_insert_with(|| json!({}));
-        condition[operator][key] = json!(values);
-        self
-    }
-
-    /// DynamoDB fine-grained access: every attribute the request names (the item's key, the
-    /// attributes it writes, checks or mentions in an expression) must be one of `attributes`,
-    /// so a statement that lets a function touch one field of an item can't change the others.
-    /// The table's key attribute has to be in the list: every item request names it.
-    pub fn only_attributes(self, attributes: &[&str]) -> Statement {
-        self.require(
-            "ForAllValues:StringEquals",
-            "dynamodb:Attributes",
-            attributes,
-        )
-    }
-
-    /// DynamoDB: the request asks for no item values back (`ReturnValues` absent or `NONE`).
-    /// Without it, an update limited by [`Statement::only_attributes`] could still read the
-    /// whole item through `ALL_OLD` or `ALL_NEW`.
-    pub fn returning_nothing(self) -> Statement {
-        self.require("StringEqualsIfExists", "dynamodb:ReturnValues", &["NONE"])
-    }
-
-    /// Sending traces to X-Ray. PutTraceSegments/PutTelemetryRecords support no resource-level
-    /// permissions: AWS only grants them on "*" (the one wildcard the policy tests allow in
-    /// the service roles).
-    pub fn xray_tracing() -> Statement {
-        Statement::allow(
-            "XRayTracing",
-            &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
-            vec!["*".into()],
-        )
-    }
-}
-
-/// An IAM policy document; rendered as a JSON string so Terraform interpolates the references.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PolicyDocument {
-    pub version: &'static str,
-    pub statement: Vec<Statement>,
-}
-
-impl PolicyDocument {
-    pub fn new(statement: Vec<Statement>) -> PolicyDocument {
-        PolicyDocument {
-            version: "2012-10-17",
-            statement,
-        }
-    }
-
-    pub fn render(&self) -> String {
-        serde_json::to_string(self).expect("policy documents are plain data")
-    }
-}
+use serde_json::json;
 
 /// Alias (after the prefix) of the key of the artifacts, access-log and state buckets.
 pub const BUCKETS_KEY_ALIAS: &str = "buckets";
@@ -192,6 +44,85 @@ impl Key {
             arn: alias.attr("target_key_arn"),
             id: alias.attr("target_key_id"),
         }
+    }
+}
+
+/// The environment's KMS keys, all created by the bootstrap stack (which only an administrator
+/// changes), found by alias so the deploy role's policy names each key's exact ARN.
+#[derive(Clone, Debug)]
+pub struct EnvironmentKeys {
+    /// Artifacts, access-log and state buckets.
+    pub buckets: Expr,
+    /// The service stack's tables, logs, topic, queue and function settings.
+    pub service: Expr,
+    /// The bucket replicas (environments with `replication_region`).
+    pub replica: Option<Expr>,
+}
+
+impl EnvironmentKeys {
+    pub fn lookup(stack: &mut Stack, config: &Config) -> EnvironmentKeys {
+        let buckets = Key::lookup(stack, "buckets", &config.name(BUCKETS_KEY_ALIAS), None);
+        let service = Key::lookup(
+            stack,
+            SERVICE_KEY_LOGICAL,
+            &config.name(SERVICE_KEY_ALIAS),
+            None,
+        );
+        let replica = config.storage.replication_region.as_ref().map(|_| {
+            Key::lookup(
+                stack,
+                "replica",
+                &config.name(REPLICA_KEY_ALIAS),
+                Some("aws.replica"),
+            )
+            .arn()
+        });
+        EnvironmentKeys {
+            buckets: buckets.arn(),
+            service: service.arn(),
+            replica,
+        }
+    }
+
+    /// What the deploy role may do with the keys: read them, use the bucket and service keys,
+    /// and let AWS services take grants on the service key.
+    pub fn management_statements(&self) -> Vec<Statement> {
+        let mut s = Vec::new();
+        // KMS: every key is the bootstrap stack's (created by an administrator), named here by its
+        // exact ARN. No CreateKey, TagResource, PutKeyPolicy or alias change: creating a key with
+        // tags takes kms:TagResource on every key of the account ("at a minimum, the permission
+        // must cover all KMS keys in the account and Region",
+        // https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html), which would
+        // let the role tag another team's key into this environment.
+        s.push(star("ReadKeyAliases", &["kms:ListAliases"]));
+        let mut every_key = vec![self.buckets.to_string(), self.service.to_string()];
+        every_key.extend(self.replica.as_ref().map(ToString::to_string));
+        s.push(Statement::allow(
+            "ReadTheKeysOfThisEnvironment",
+            &[
+                "kms:DescribeKey",
+                "kms:GetKeyPolicy",
+                "kms:GetKeyRotationStatus",
+                "kms:ListResourceTags",
+            ],
+            every_key,
+        ));
+        s.push(Statement::allow(
+            "UseTheKeysOfThisEnvironment",
+            &["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
+            vec![self.buckets.to_string(), self.service.to_string()],
+        ));
+        // DynamoDB, Lambda and CloudWatch Logs take grants on the service key for the resources
+        // they encrypt.
+        s.push(
+            Statement::allow(
+                "KeyGrantsForAwsServices",
+                &["kms:CreateGrant"],
+                vec![self.service.to_string()],
+            )
+            .condition(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })),
+        );
+        s
     }
 }
 
@@ -390,4 +321,34 @@ pub fn app_secret(
         );
     }
     Secret { r: secret }
+}
+
+/// What the deploy role needs to manage the application secret (`[options.secrets]`) and start
+/// its rotation.
+pub fn secret_management_statements(scope: &Scope, secrets: &Secrets) -> Vec<Statement> {
+    let pre = scope.prefix;
+    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
+    let mut s = Vec::new();
+    s.push(Statement::allow(
+        "AppSecret",
+        &[
+            "secretsmanager:CreateSecret",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetResourcePolicy",
+            "secretsmanager:UpdateSecret",
+            "secretsmanager:TagResource",
+            "secretsmanager:UntagResource",
+            "secretsmanager:RotateSecret",
+            "secretsmanager:CancelRotateSecret",
+        ],
+        vec![in_region("secretsmanager", &format!("secret:{pre}*"))],
+    ));
+    if let Some(rotation) = &secrets.rotation_lambda_arn {
+        s.push(Statement::allow(
+            "StartSecretRotation",
+            &["lambda:InvokeFunction"],
+            vec![rotation.clone()],
+        ));
+    }
+    s
 }

@@ -10,8 +10,9 @@
 use super::security::Key;
 use super::storage::{Bucket, BucketOptions, secure_bucket};
 use crate::config::{Backend, Config};
-use crate::tf::Stack;
-use serde_json::json;
+use crate::iam::{Scope, Statement};
+use crate::tf::{Ref, Stack};
+use serde_json::{Value, json};
 
 /// Points `stack` at its state: local file `<local_dir>/<stack>.tfstate`, or the S3 bucket from
 /// the environment file.
@@ -34,6 +35,42 @@ pub fn backend(stack: &mut Stack, config: &Config, local_dir: &str) {
     }
 }
 
+/// The outputs of the stack `other` (`data.terraform_remote_state.<other>`, read with
+/// `.attr("outputs.<name>")`), found where [`backend`] put its state: the same backend as
+/// `stack`'s, which `backend` must have set, with `other` in place of the stack's name.
+///
+/// How the service stack uses what the bootstrap stack creates when it has no data source that
+/// finds it by name (the code signing config, the certificate): an administrator creates those,
+/// because creating them with tags would let the deploy role tag any such resource of the
+/// account into its environment (`constructs::delivery`).
+pub fn outputs_of(stack: &mut Stack, other: &str) -> Ref {
+    let (kind, settings) = stack
+        .backend_settings()
+        .expect("backend() runs before a stack reads another's outputs");
+    let own = format!("/{}.tfstate", stack.name);
+    let theirs = |location: &Value| {
+        let base = location
+            .as_str()
+            .and_then(|l| l.strip_suffix(&own))
+            .expect("backend() names the state after the stack");
+        format!("{base}/{other}.tfstate")
+    };
+    let config = match kind {
+        "s3" => json!({
+            "bucket": settings["bucket"],
+            "key": theirs(&settings["key"]),
+            "region": settings["region"],
+        }),
+        _ => json!({ "path": theirs(&settings["path"]) }),
+    };
+    let kind = kind.to_owned();
+    stack.data(
+        "terraform_remote_state",
+        other,
+        json!({ "backend": kind, "config": config }),
+    )
+}
+
 /// The remote-state bucket, for environments whose backend is S3. State holds secrets (the API
 /// key value), so it gets every protection the artifacts bucket has and is never force-destroyed.
 pub fn state_bucket(
@@ -52,4 +89,36 @@ pub fn state_bucket(
         }
         Backend::Local => None,
     }
+}
+
+/// What the deploy role needs of the state: the objects and lock files of the bootstrap and
+/// service stacks only (not the delivery stack's). Listing and bucket settings are the bucket's
+/// (`storage::management_statements`).
+pub fn management_statements(scope: &Scope, backend: &Backend) -> Vec<Statement> {
+    let Backend::S3 { bucket, key_prefix } = backend else {
+        return Vec::new();
+    };
+    let p = &scope.account.partition;
+    let key = |stack: &str| {
+        format!(
+            "arn:{p}:s3:::{bucket}/{}/{stack}.tfstate",
+            key_prefix.trim_end_matches('/')
+        )
+    };
+    let stacks = crate::STACKS;
+    vec![
+        Statement::allow(
+            "TerraformState",
+            &["s3:GetObject", "s3:PutObject"],
+            stacks.iter().map(|st| key(st)).collect(),
+        ),
+        Statement::allow(
+            "TerraformStateLockFiles",
+            &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            stacks
+                .iter()
+                .map(|st| format!("{}.tflock", key(st)))
+                .collect(),
+        ),
+    ]
 }

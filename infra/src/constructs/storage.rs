@@ -1,7 +1,8 @@
 //! S3 buckets with secure defaults: one call gives a versioned, KMS-encrypted, private,
 //! ACL-free, TLS-only bucket with a lifecycle for old versions and aborted uploads.
 
-use super::security::{Account, Key, PolicyDocument, Statement};
+use super::security::Key;
+use crate::iam::{Account, PolicyDocument, Scope, Statement};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::json;
 
@@ -259,4 +260,52 @@ pub fn bucket_name(prefix: &str, purpose: &str, account: &Account) -> String {
 /// The same for a bucket in another region.
 pub fn bucket_name_in(prefix: &str, purpose: &str, account: &Account, region: &str) -> String {
     format!("{prefix}{purpose}-{}-{region}", account.account_id)
+}
+
+/// What the deploy role needs of the buckets, all in the bootstrap stack, which only an
+/// administrator changes (`cargo xtask bootstrap`). The deploy role applies that stack too, so
+/// it reads every setting Terraform refreshes, and changes none: a bucket policy or lifecycle
+/// rule it could write would let it grant itself any object of the bucket (a resource-policy
+/// privilege escalation). A change to the bootstrap stack fails the deploy with AccessDenied
+/// until an administrator applies it. `state_bucket` is the S3 backend's bucket, if any.
+pub fn management_statements(scope: &Scope, state_bucket: Option<&str>) -> Vec<Statement> {
+    let p = &scope.account.partition;
+    let a = &scope.account.account_id;
+    let (pre, r) = (scope.prefix, scope.region);
+    let mut bucket_arns = vec![format!("arn:{p}:s3:::{pre}*")];
+    bucket_arns.extend(
+        state_bucket
+            .filter(|bucket| !bucket.starts_with(pre))
+            .map(|bucket| format!("arn:{p}:s3:::{bucket}")),
+    );
+    let bucket_actions = [
+        "s3:ListBucket",
+        "s3:GetBucketLocation",
+        "s3:GetBucketTagging",
+        "s3:GetBucketPolicy",
+        "s3:GetBucketAcl",
+        "s3:GetBucketCORS",
+        "s3:GetBucketWebsite",
+        "s3:GetAccelerateConfiguration",
+        "s3:GetBucketRequestPayment",
+        "s3:GetBucketObjectLockConfiguration",
+        "s3:GetBucketVersioning",
+        "s3:GetEncryptionConfiguration",
+        "s3:GetBucketPublicAccessBlock",
+        "s3:GetBucketOwnershipControls",
+        "s3:GetLifecycleConfiguration",
+        "s3:GetBucketLogging",
+        "s3:GetReplicationConfiguration",
+        "s3:GetBucketNotification",
+    ];
+    vec![
+        Statement::allow("BucketsOfThisEnvironment", &bucket_actions, bucket_arns),
+        // Packages: xtask uploads and checks them (and their signing records), Lambda reads
+        // them with the caller's rights, Signer reads a version and writes the signed copy.
+        Statement::allow(
+            "ArtifactObjects",
+            &["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            vec![format!("arn:{p}:s3:::{pre}artifacts-{a}-{r}/*")],
+        ),
+    ]
 }

@@ -1,0 +1,398 @@
+//! IAM primitives every construct builds policies from: the account a stack deploys into (the
+//! ARNs IAM needs), typed statements, policy documents, and packing statements into managed
+//! policies under IAM's size limit. Depends on no construct, so each construct can offer the
+//! statements for its own resources and the roles compose them.
+//!
+//! Policies are typed statements, rendered to JSON strings whose resources are Terraform
+//! references, so least privilege is visible in code review and checkable in tests.
+
+use crate::tf::{Expr, Stack};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Account, partition and region of the deployment, looked up once per stack.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub account_id: Expr,
+    pub partition: Expr,
+    pub region: Expr,
+}
+
+impl Account {
+    pub fn lookup(stack: &mut Stack) -> Account {
+        let caller = stack.data("aws_caller_identity", "current", json!({}));
+        let partition = stack.data("aws_partition", "current", json!({}));
+        let region = stack.data("aws_region", "current", json!({}));
+        Account {
+            account_id: caller.attr("account_id"),
+            partition: partition.attr("partition"),
+            region: region.attr("name"),
+        }
+    }
+
+    /// `arn:<partition>:iam::<account>:root`, the principal that lets IAM policies grant a key.
+    pub fn root_arn(&self) -> String {
+        format!("arn:{}:iam::{}:root", self.partition, self.account_id)
+    }
+
+    /// `arn:<partition>:iam::<account>:policy/<name>`: a customer-managed policy's ARN, known
+    /// before the policy exists.
+    pub fn policy_arn(&self, name: &str) -> String {
+        format!(
+            "arn:{}:iam::{}:policy/{name}",
+            self.partition, self.account_id
+        )
+    }
+}
+
+/// One IAM policy statement.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Statement {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    pub effect: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Value>,
+    pub action: Vec<String>,
+    pub resource: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+}
+
+impl Statement {
+    pub fn allow(sid: &str, actions: &[&str], resources: Vec<String>) -> Statement {
+        Statement {
+            sid: Some(sid.to_owned()),
+            effect: "Allow",
+            principal: None,
+            action: actions.iter().map(|a| (*a).to_owned()).collect(),
+            resource: resources,
+            condition: None,
+        }
+    }
+
+    pub fn principal(mut self, principal: Value) -> Statement {
+        self.principal = Some(principal);
+        self
+    }
+
+    pub fn condition(mut self, condition: Value) -> Statement {
+        self.condition = Some(condition);
+        self
+    }
+
+    /// Adds `key` with `values` under `operator`, beside the conditions already there (IAM
+    /// requires every key under every operator to match).
+    fn require(mut self, operator: &str, key: &str, values: &[&str]) -> Statement {
+        let condition = self.condition.get_or_insert_with(|| json!({}));
+        condition[operator][key] = json!(values);
+        self
+    }
+
+    /// DynamoDB fine-grained access: every attribute the request names (the item's key, the
+    /// attributes it writes, checks or mentions in an expression) must be one of `attributes`,
+    /// so a statement that lets a function touch one field of an item can't change the others.
+    /// The table's key attribute has to be in the list: every item request names it.
+    pub fn only_attributes(self, attributes: &[&str]) -> Statement {
+        self.require(
+            "ForAllValues:StringEquals",
+            "dynamodb:Attributes",
+            attributes,
+        )
+    }
+
+    /// DynamoDB: the request asks for no item values back (`ReturnValues` absent or `NONE`).
+    /// Without it, an update limited by [`Statement::only_attributes`] could still read the
+    /// whole item through `ALL_OLD` or `ALL_NEW`.
+    pub fn returning_nothing(self) -> Statement {
+        self.require("StringEqualsIfExists", "dynamodb:ReturnValues", &["NONE"])
+    }
+
+    /// Sending traces to X-Ray. PutTraceSegments/PutTelemetryRecords support no resource-level
+    /// permissions: AWS only grants them on "*" (the one wildcard the policy tests allow in
+    /// the service roles).
+    pub fn xray_tracing() -> Statement {
+        Statement::allow(
+            "XRayTracing",
+            &["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+            vec!["*".into()],
+        )
+    }
+}
+
+/// An IAM policy document; rendered as a JSON string so Terraform interpolates the references.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyDocument {
+    pub version: &'static str,
+    pub statement: Vec<Statement>,
+}
+
+impl PolicyDocument {
+    pub fn new(statement: Vec<Statement>) -> PolicyDocument {
+        PolicyDocument {
+            version: "2012-10-17",
+            statement,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        serde_json::to_string(self).expect("policy documents are plain data")
+    }
+}
+
+/// Where a role's statements apply: the account and region a stack deploys into and the
+/// environment's names and ownership tags. Each construct builds the statements that manage its
+/// resources from it, and the deploy role composes them (`constructs::delivery`).
+#[derive(Clone, Debug)]
+pub struct Scope<'a> {
+    pub account: &'a Account,
+    /// The configured region (a literal, so ARNs in policies are exact).
+    pub region: &'a str,
+    /// The environment's name prefix (`prod-service-`).
+    pub prefix: &'a str,
+    /// The environment's name (`prod`), its `Environment` tag.
+    pub environment: &'a str,
+}
+
+impl Scope<'_> {
+    /// `arn:<partition>:<service>:<region>:<account>:<resource>`.
+    pub fn in_region(&self, service: &str, resource: &str) -> String {
+        let (p, a) = (&self.account.partition, &self.account.account_id);
+        format!("arn:{p}:{service}:{}:{a}:{resource}", self.region)
+    }
+
+    /// The `Project` tag: the prefix without its trailing `-`.
+    pub fn project(&self) -> &str {
+        self.prefix.trim_end_matches('-')
+    }
+
+    /// The provider's default tags put these on everything the stacks create. Where AWS names a
+    /// resource by a generated id, they are what makes it this environment's: `owned` for what
+    /// exists ([`Scope::tagging`] for a create request). See
+    /// https://docs.aws.amazon.com/IAM/latest/UserGuide/access_tags.html
+    pub fn owned(&self) -> Value {
+        json!({
+            "aws:ResourceTag/Project": self.project(),
+            "aws:ResourceTag/Environment": self.environment,
+        })
+    }
+
+    /// This environment's tags in a create request (tag-on-create).
+    pub fn tagging(&self) -> Value {
+        json!({
+            "aws:RequestTag/Project": self.project(),
+            "aws:RequestTag/Environment": self.environment,
+        })
+    }
+}
+
+/// Every action the deploy role is granted on `"*"`, with the reason: the one list of
+/// exceptions to "no `*` resource" (the policy tests and [`star`] accept nothing else). Each
+/// is used only by statements for options the environment turns on.
+pub const STAR_ACTIONS: &[(&str, &str)] = &[
+    (
+        "logs:DescribeLogGroups",
+        "a List call without resource-level permissions (CloudWatch Logs authorizes it only on \"*\"): https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html",
+    ),
+    (
+        "kms:ListAliases",
+        "no resource-level permissions (a List call); Terraform reads every aws_kms_alias through it",
+    ),
+    (
+        "application-autoscaling:DescribeScalableTargets",
+        "Describe calls of Application Auto Scaling have no resource-level permissions",
+    ),
+    (
+        "application-autoscaling:DescribeScalingPolicies",
+        "Describe calls of Application Auto Scaling have no resource-level permissions",
+    ),
+    (
+        "sns:GetSubscriptionAttributes",
+        "subscription calls of SNS have no resource-level permissions (Terraform reads the alarm e-mail subscription)",
+    ),
+    (
+        "sns:Unsubscribe",
+        "subscription calls of SNS have no resource-level permissions (replacing the alarm e-mail subscription)",
+    ),
+    (
+        "ec2:DescribeVpcs",
+        "EC2 Describe calls have no resource-level permissions (Terraform reads the VPC; Lambda checks a function's VPC with the caller's rights)",
+    ),
+    (
+        "ec2:DescribeSubnets",
+        "EC2 Describe calls have no resource-level permissions (also checked by Lambda for VPC functions)",
+    ),
+    (
+        "ec2:DescribeRouteTables",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeInternetGateways",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeNatGateways",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeAddresses",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeAddressesAttribute",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeVpcEndpoints",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeVpcEndpointServices",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribePrefixLists",
+        "EC2 Describe calls have no resource-level permissions (the DynamoDB gateway endpoint's prefix list)",
+    ),
+    (
+        "ec2:DescribeSecurityGroups",
+        "EC2 Describe calls have no resource-level permissions (also checked by Lambda for VPC functions)",
+    ),
+    (
+        "ec2:DescribeSecurityGroupRules",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "ec2:DescribeNetworkAcls",
+        "EC2 Describe calls have no resource-level permissions (the VPC's default network ACL)",
+    ),
+    (
+        "ec2:DescribeNetworkInterfaces",
+        "EC2 Describe calls have no resource-level permissions (ENIs Lambda leaves in the subnets)",
+    ),
+    (
+        "ec2:DescribeFlowLogs",
+        "EC2 Describe calls have no resource-level permissions",
+    ),
+    (
+        "logs:CreateLogDelivery",
+        "log deliveries (WAF logging to CloudWatch Logs) have no resource-level permissions",
+    ),
+    (
+        "logs:GetLogDelivery",
+        "log deliveries have no resource-level permissions",
+    ),
+    (
+        "logs:UpdateLogDelivery",
+        "log deliveries have no resource-level permissions",
+    ),
+    (
+        "logs:DeleteLogDelivery",
+        "log deliveries have no resource-level permissions",
+    ),
+    (
+        "logs:ListLogDeliveries",
+        "log deliveries have no resource-level permissions",
+    ),
+    (
+        "logs:PutResourcePolicy",
+        "CloudWatch Logs resource policies (WAF's delivery into the log group) are account-wide, without an ARN",
+    ),
+    (
+        "logs:DescribeResourcePolicies",
+        "CloudWatch Logs resource policies are account-wide, without an ARN",
+    ),
+    (
+        "route53:ListHostedZones",
+        "no resource-level permissions; the aws_route53_zone lookup lists the zones",
+    ),
+    (
+        "route53:ListHostedZonesByName",
+        "no resource-level permissions; the aws_route53_zone lookup lists the zones",
+    ),
+];
+
+/// A statement on `"*"`; panics (at synth, so tests catch it) for an action not in
+/// [`STAR_ACTIONS`].
+pub fn star(sid: &str, actions: &[&str]) -> Statement {
+    for action in actions {
+        assert!(
+            STAR_ACTIONS.iter().any(|(a, _)| a == action),
+            "{action} is granted on \"*\" but is not in STAR_ACTIONS"
+        );
+    }
+    Statement::allow(sid, actions, vec!["*".into()])
+}
+
+/// Tagging and untagging a resource that is already this environment's (`owned`), but never
+/// its ownership tags: changing those would move it out of the environment, or another in.
+pub fn tags_except_ownership(
+    sid: &str,
+    actions: &[&str],
+    resources: Vec<String>,
+    owned: &serde_json::Value,
+) -> Statement {
+    Statement::allow(sid, actions, resources).condition(json!({
+        "StringEquals": owned,
+        "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
+    }))
+}
+
+/// `iam:CreateServiceLinkedRole` for exactly one service's role, by its fixed ARN.
+pub fn service_linked_role(p: &Expr, a: &Expr, sid: &str, service: &str, role: &str) -> Statement {
+    Statement::allow(
+        sid,
+        &["iam:CreateServiceLinkedRole"],
+        vec![format!(
+            "arn:{p}:iam::{a}:role/aws-service-role/{service}/{role}"
+        )],
+    )
+    .condition(json!({ "StringEquals": { "iam:AWSServiceName": service } }))
+}
+
+/// What IAM counts against a managed policy's 6,144 characters (whitespace excluded), with
+/// every Terraform interpolation at the longest value it can take.
+pub const MANAGED_POLICY_LIMIT: usize = 6_144;
+
+/// Length of a rendered policy as IAM will count it: whitespace left out, the partition as
+/// `aws-us-gov`, the account as 12 digits, any other reference (the OIDC provider's ARN) as 100
+/// characters.
+pub fn iam_length(policy: &str) -> usize {
+    let mut length = 0;
+    let mut rest = policy;
+    while let Some(start) = rest.find("${") {
+        length += rest[..start].chars().filter(|c| !c.is_whitespace()).count();
+        let end = rest[start..]
+            .find('}')
+            .map_or(rest.len(), |e| start + e + 1);
+        let reference = &rest[start..end];
+        length += if reference.contains("partition") {
+            "aws-us-gov".len()
+        } else if reference.contains("account_id") {
+            12
+        } else {
+            100
+        };
+        rest = &rest[end..];
+    }
+    length + rest.chars().filter(|c| !c.is_whitespace()).count()
+}
+
+/// Splits the statements, in order, into as few policies as fit [`MANAGED_POLICY_LIMIT`] with
+/// room to spare (a statement is never split).
+pub fn pack(statements: Vec<Statement>) -> Vec<Vec<Statement>> {
+    const BUDGET: usize = MANAGED_POLICY_LIMIT - 400;
+    let mut chunks: Vec<Vec<Statement>> = vec![Vec::new()];
+    for statement in statements {
+        let current = chunks.last_mut().expect("never empty");
+        current.push(statement);
+        if current.len() > 1 && iam_length(&PolicyDocument::new(current.clone()).render()) > BUDGET
+        {
+            let statement = current.pop().expect("just pushed");
+            chunks.push(vec![statement]);
+        }
+    }
+    chunks
+}
