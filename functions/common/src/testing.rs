@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::http::Route;
 use crate::state::FunctionState;
-use crate::store::{BY_KIND_INDEX, BY_USER_INDEX, UserStore};
+use crate::store::{BY_KIND_INDEX, BY_USER_INDEX};
 
 /// The stage name used in generated events, so every test exercises stage handling.
 pub const STAGE: &str = "prod";
@@ -491,8 +491,8 @@ impl TestApp {
         token
     }
 
-    fn users(&self) -> UserStore {
-        UserStore::new(self.client.clone(), &self.config.users_table)
+    fn users(&self) -> crate::store::UserStore {
+        crate::store::UserStore::new(self.client.clone(), &self.config.users_table)
     }
 }
 
