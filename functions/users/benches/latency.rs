@@ -59,12 +59,10 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(50);
     let app = TestApp::start().await;
-    // One state per function, built once as each function's process does.
-    let (health_state, users_state, sessions_state): (
-        health::State,
-        users::State,
-        sessions::State,
-    ) = (app.state(), app.state(), app.state());
+    // One state per function, built once, as each function's process builds its own.
+    let health_state: health::State = app.state();
+    let users_state: users::State = app.state();
+    let sessions_state: sessions::State = app.state();
     let password = "benchmark password";
     let mut results = Vec::new();
 
