@@ -194,7 +194,7 @@ mod tests {
         let mut archive = zip::ZipArchive::new(Cursor::new(a)).unwrap();
         assert_eq!(archive.len(), 1);
         let entry = archive.by_index(0).unwrap();
-        assert_eq!(entry.name(), "bootstrap");
+        assert_eq!(entry.name().unwrap(), "bootstrap");
         assert_eq!(entry.unix_mode().unwrap() & 0o777, 0o755);
         assert_eq!(entry.compression(), CompressionMethod::Deflated);
         let t = entry.last_modified().unwrap();

@@ -1,16 +1,19 @@
-//! Everything the three Lambda functions share.
+//! What the Lambda functions share: the domain, the stores and the HTTP plumbing.
 //!
 //! Domain modules ([`validation`], [`password`], [`token`], [`records`], [`store`], [`clock`],
 //! [`error`], [`config`]) know nothing of Lambda; [`http`] adapts `lambda_http` requests and
-//! responses; [`api`] holds the handlers, route tables and OpenAPI document. Each function
-//! crate only picks its route table and dispatches to these handlers.
+//! responses and runs every function's request pipeline; [`auth`] finds the caller behind a
+//! bearer token. The handlers, route tables and OpenAPI paths live in the function crates,
+//! each with its own [`State`](state::FunctionState) holding only what it uses; the password
+//! hasher is behind the `passwords` feature so a function without it never links argon2.
 
-pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod logging;
+#[cfg(feature = "passwords")]
 pub mod password;
 pub mod records;
 pub mod state;
@@ -18,9 +21,11 @@ pub mod store;
 pub mod token;
 pub mod validation;
 
+#[cfg(test)]
+mod openapi;
 #[cfg(feature = "test-tables")]
 pub mod testing;
 
 pub use config::Config;
 pub use error::ServiceError;
-pub use state::State;
+pub use state::FunctionState;

@@ -1,46 +1,32 @@
-//! What a function builds once per process and shares across invocations.
+//! What a function builds once per process and shares across invocations. Each function crate
+//! has its own `State`, holding only the stores it uses, so a function never builds (nor
+//! links) what it does not need: `health` has no password hasher and no repositories.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 
 use crate::config::Config;
 use crate::error::ServiceError;
-use crate::password::Passwords;
-use crate::store::{LoginAttempts, SessionStore, UserStore};
 
-/// Configuration, the DynamoDB client and the repositories over it.
-#[derive(Clone, Debug)]
-pub struct State {
-    pub config: Config,
-    pub dynamo: Client,
-    pub users: UserStore,
-    pub sessions: SessionStore,
-    pub attempts: LoginAttempts,
-    pub passwords: Passwords,
+/// A function's per-process state, built from the shared parts: the configuration and one
+/// DynamoDB client.
+pub trait FunctionState: Sized {
+    /// Wires the function's repositories to `dynamo`; tests pass a client pointed at the
+    /// emulator.
+    fn new(config: Config, dynamo: Client) -> Self;
+
+    /// The configuration, which the request pipeline reads (CORS).
+    fn config(&self) -> &Config;
 }
 
-impl State {
-    /// Wires repositories to `dynamo`; tests pass a client pointed at the emulator.
-    pub fn new(config: Config, dynamo: Client) -> Self {
-        Self {
-            users: UserStore::new(dynamo.clone(), &config.users_table),
-            sessions: SessionStore::new(dynamo.clone(), &config.sessions_table),
-            attempts: LoginAttempts::new(dynamo.clone(), &config.sessions_table),
-            passwords: Passwords::owasp(),
-            dynamo,
-            config,
-        }
+/// The production start-up path: environment, then an SDK client. No network I/O happens
+/// here: the region comes from `AWS_REGION` and credentials resolve on first use.
+pub async fn from_env<S: FunctionState>() -> Result<S, ServiceError> {
+    let config = Config::from_env()?;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &config.region {
+        loader = loader.region(Region::new(region.clone()));
     }
-
-    /// The production start-up path: environment, then an SDK client. No network I/O happens
-    /// here: the region comes from `AWS_REGION` and credentials resolve on first use.
-    pub async fn from_env() -> Result<Self, ServiceError> {
-        let config = Config::from_env()?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(region) = &config.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        let sdk = loader.load().await;
-        Ok(Self::new(config, Client::new(&sdk)))
-    }
+    let sdk = loader.load().await;
+    Ok(S::new(config, Client::new(&sdk)))
 }

@@ -1,8 +1,10 @@
-//! Test support for the function crates (feature `test-tables`): a [`State`] on moto with
-//! freshly created tables shaped exactly like the contract's schema, and builders for real
-//! API Gateway events (REST v1 with a stage, HTTP API v2).
+//! Test support for the function crates (feature `test-tables`): any function's state on moto
+//! with freshly created tables shaped exactly like the contract's schema, builders for real
+//! API Gateway events (REST v1 with a stage, HTTP API v2), and the checks every function crate
+//! runs on its route table and its OpenAPI fragment.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 use aws_sdk_dynamodb::Client;
@@ -17,7 +19,8 @@ use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::state::State;
+use crate::http::Route;
+use crate::state::FunctionState;
 use crate::store::{BY_KIND_INDEX, BY_USER_INDEX};
 
 /// The stage name used in generated events, so every test exercises stage handling.
@@ -55,7 +58,8 @@ pub fn client(endpoint: &str) -> Client {
 
 /// A service on moto with its own pair of tables (unique names, so tests can share one moto).
 pub struct TestApp {
-    pub state: Arc<State>,
+    pub config: Config,
+    /// The client the functions' states ([`TestApp::state`]) and the helpers use.
     pub client: Client,
     pub users_table: String,
     pub sessions_table: String,
@@ -88,12 +92,18 @@ impl TestApp {
         .expect("test configuration");
         adjust(&mut config);
         Self {
-            state: Arc::new(State::new(config, client.clone())),
+            config,
             client,
             users_table,
             sessions_table,
             _emulator: emulator,
         }
+    }
+
+    /// The state of any function, over this app's tables and client. Cheap: tests build one per
+    /// request.
+    pub fn state<S: FunctionState>(&self) -> S {
+        S::new(self.config.clone(), self.client.clone())
     }
 
     /// Every item of the users table.
@@ -424,6 +434,7 @@ impl Event {
     }
 }
 
+#[cfg(feature = "passwords")]
 impl TestApp {
     /// Stores a user directly (hashing its password), for tests that need one to exist.
     pub async fn seed_user(&self, email: &str, password: &str) -> crate::records::UserRecord {
@@ -432,9 +443,7 @@ impl TestApp {
             id: uuid::Uuid::new_v4(),
             email: crate::validation::email(email).expect("valid seed e-mail"),
             name: "Seeded User".to_owned(),
-            password_hash: self
-                .state
-                .passwords
+            password_hash: crate::password::Passwords::owasp()
                 .hash(&crate::password::Password::new(password))
                 .await
                 .expect("hash seed password"),
@@ -443,11 +452,7 @@ impl TestApp {
             created_at: now.clone(),
             updated_at: now,
         };
-        self.state
-            .users
-            .create(&user)
-            .await
-            .expect("store seed user");
+        self.users().create(&user).await.expect("store seed user");
         user
     }
 
@@ -462,8 +467,7 @@ impl TestApp {
     ) -> crate::token::SessionToken {
         let token = crate::token::SessionToken::generate().expect("token");
         let generation = self
-            .state
-            .users
+            .users()
             .get(user_id)
             .await
             .expect("read seed session's user")
@@ -485,6 +489,10 @@ impl TestApp {
             .await
             .expect("store seed session");
         token
+    }
+
+    fn users(&self) -> crate::store::UserStore {
+        crate::store::UserStore::new(self.client.clone(), &self.config.users_table)
     }
 }
 
@@ -530,4 +538,93 @@ pub fn throttling_endpoint() -> String {
         }
     });
     format!("http://127.0.0.1:{port}")
+}
+
+/// The contract's route table, as `infra::routes::ROUTES` has it (the functions never depend on
+/// infra): (method, template, function). Each function crate checks its own table against its
+/// rows ([`check_function`]); the assembled OpenAPI document must document every row.
+pub const CONTRACT_ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/health", "health"),
+    ("POST", "/users", "users"),
+    ("GET", "/users", "users"),
+    ("GET", "/users/me", "users"),
+    ("GET", "/users/{id}", "users"),
+    ("PATCH", "/users/{id}", "users"),
+    ("DELETE", "/users/{id}", "users"),
+    ("POST", "/sessions", "sessions"),
+    ("DELETE", "/sessions", "sessions"),
+    ("GET", "/sessions/current", "sessions"),
+    ("DELETE", "/sessions/current", "sessions"),
+];
+
+/// The directory holding every function crate (`functions/`).
+pub fn functions_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("service-common lives in functions/")
+        .to_path_buf()
+}
+
+/// Whether `document` has an operation for `method` (upper case) on `template`.
+pub fn documents(document: &Value, method: &str, template: &str) -> bool {
+    document["paths"][template][method.to_ascii_lowercase()].is_object()
+}
+
+/// The checks every function crate runs on itself: its route table is its rows of
+/// [`CONTRACT_ROUTES`], in order; its OpenAPI paths document every route; and its fragment
+/// `functions/<function>/openapi.json`, from which the whole document is assembled, is up to
+/// date (with `UPDATE_OPENAPI=1` it is rewritten instead).
+pub fn check_function<Op>(
+    function: &str,
+    routes: &[Route<Op>],
+    openapi: &utoipa::openapi::OpenApi,
+) {
+    let ours: Vec<_> = routes
+        .iter()
+        .map(|r| (r.method.to_string(), r.template))
+        .collect();
+    let contract: Vec<_> = CONTRACT_ROUTES
+        .iter()
+        .filter(|(_, _, f)| *f == function)
+        .map(|(m, t, _)| (m.to_string(), *t))
+        .collect();
+    assert_eq!(
+        ours, contract,
+        "{function}'s routes differ from the contract's"
+    );
+    let document = serde_json::to_value(openapi).expect("the OpenAPI fragment serialises");
+    for (method, template) in &ours {
+        assert!(
+            documents(&document, method, template),
+            "{method} {template} is not documented"
+        );
+    }
+    let fragment = functions_dir().join(function).join("openapi.json");
+    assert_checked_in(
+        &fragment,
+        &pretty(&document),
+        &format!("UPDATE_OPENAPI=1 cargo test -p {function} openapi"),
+    );
+}
+
+/// `value` as pretty JSON with a trailing newline, the form OpenAPI files are checked in as.
+pub fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON always serialises");
+    text.push('\n');
+    text
+}
+
+/// Fails when the file at `path` differs from `generated`, naming the `refresh` command; with
+/// `UPDATE_OPENAPI=1` it rewrites the file instead.
+pub fn assert_checked_in(path: &Path, generated: &str, refresh: &str) {
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, generated).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        return;
+    }
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "{} is stale; refresh it with: {refresh}",
+        path.display()
+    );
 }

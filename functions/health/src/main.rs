@@ -3,11 +3,11 @@
 use lambda_http::{Error, service_fn};
 
 /// One thread: Lambda sends one request at a time per process, and a single-threaded runtime
-/// starts faster. Password hashing runs on the blocking pool, off this thread.
+/// starts faster.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     service_common::logging::init();
-    let state = health::State::from_env().await?;
+    let state: health::State = service_common::state::from_env().await?;
     let state = &state;
     lambda_http::run(service_fn(move |request| health::handle(state, request))).await
 }

@@ -11,7 +11,7 @@ async fn shallow_check_reports_version_and_request_id() {
     let event = Event::rest(Method::GET, "/health");
     let json_event = event.to_json();
     let request = lambda_http::request::from_str(&json_event.to_string()).unwrap();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -37,7 +37,7 @@ async fn deep_check_describes_both_tables() {
     let request = Event::rest(Method::GET, "/health")
         .query("deep", "true")
         .build();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         body_json(&response)["checks"],
@@ -51,7 +51,7 @@ async fn deep_check_with_a_missing_table_is_503_degraded() {
     let request = Event::rest(Method::GET, "/health")
         .query("deep", "true")
         .build();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = body_json(&response);
     assert_eq!(body["status"], "degraded");
@@ -68,7 +68,7 @@ async fn a_bad_deep_flag_is_400() {
     let request = Event::rest(Method::GET, "/health")
         .query("deep", "maybe")
         .build();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body = body_json(&response);
     assert_eq!(body["error"]["code"], "invalid_query");
@@ -82,7 +82,7 @@ async fn a_bad_deep_flag_is_400() {
 async fn other_methods_are_405_with_allow() {
     let app = TestApp::start().await;
     let request = Event::rest(Method::POST, "/health").build();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "GET");
     assert_eq!(error_code(&response), "method_not_allowed");
@@ -95,7 +95,7 @@ async fn unknown_routes_are_404() {
         Event::rest(Method::GET, "/users"),
         Event::rest(Method::GET, "/healthz").http_v2(),
     ] {
-        let response = handle(&app.state, event.build()).await.unwrap();
+        let response = handle(&app.state(), event.build()).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(error_code(&response), "route_not_found");
         assert!(response.headers().contains_key("x-request-id"));
@@ -109,7 +109,7 @@ async fn http_api_v2_events_with_a_stage_are_routed() {
     let json_event = event.to_json();
     assert_eq!(json_event["rawPath"], "/prod/health");
     let request = lambda_http::request::from_str(&json_event.to_string()).unwrap();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["x-request-id"],
@@ -136,7 +136,7 @@ async fn cors_reflects_only_allowed_origins() {
 
     // An allowed origin is echoed (the second one too), with the headers a page may read.
     for origin in ["https://app.example.com", "http://localhost:3000"] {
-        let response = handle(&app.state, get(Some(origin))).await.unwrap();
+        let response = handle(&app.state(), get(Some(origin))).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["access-control-allow-origin"], origin);
         assert_eq!(response.headers()["vary"], "origin");
@@ -153,7 +153,7 @@ async fn cors_reflects_only_allowed_origins() {
         Some("https://app.example.com.evil.example"),
         None,
     ] {
-        let response = handle(&app.state, get(origin)).await.unwrap();
+        let response = handle(&app.state(), get(origin)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{origin:?}");
         assert!(
             response
@@ -172,7 +172,7 @@ async fn cors_reflects_only_allowed_origins() {
             .header("access-control-request-headers", "x-api-key")
             .build()
     };
-    let allowed = handle(&app.state, preflight("https://app.example.com"))
+    let allowed = handle(&app.state(), preflight("https://app.example.com"))
         .await
         .unwrap();
     assert_eq!(allowed.status(), StatusCode::NO_CONTENT);
@@ -188,7 +188,7 @@ async fn cors_reflects_only_allowed_origins() {
         "https://app.example.com"
     );
 
-    let refused = handle(&app.state, preflight("https://evil.example.com"))
+    let refused = handle(&app.state(), preflight("https://evil.example.com"))
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
@@ -205,9 +205,12 @@ async fn cors_reflects_only_allowed_origins() {
     );
 
     // OPTIONS that is not a preflight (no Origin) is an ordinary method the path lacks.
-    let plain = handle(&app.state, Event::rest(Method::OPTIONS, "/health").build())
-        .await
-        .unwrap();
+    let plain = handle(
+        &app.state(),
+        Event::rest(Method::OPTIONS, "/health").build(),
+    )
+    .await
+    .unwrap();
     assert_eq!(plain.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -215,7 +218,7 @@ async fn cors_reflects_only_allowed_origins() {
 async fn no_cors_headers_or_preflights_without_origins() {
     let app = TestApp::start().await;
     let response = handle(
-        &app.state,
+        &app.state(),
         Event::rest(Method::GET, "/health")
             .header("origin", "https://app.example.com")
             .build(),
@@ -230,7 +233,7 @@ async fn no_cors_headers_or_preflights_without_origins() {
     );
     assert!(response.headers().get("vary").is_none());
     let preflight = handle(
-        &app.state,
+        &app.state(),
         Event::rest(Method::OPTIONS, "/health")
             .header("origin", "https://app.example.com")
             .header("access-control-request-method", "GET")

@@ -1,27 +1,76 @@
 //! The `sessions` Lambda function: `/sessions` and `/sessions/current`.
 //!
-//! The handler is a plain async function so tests call it with a built request and a real
+//! The handlers are plain async functions so tests call them with a built request and a real
 //! client; `main.rs` only builds the [`State`] once and hands [`handle`] to the runtime.
 
-use lambda_http::{Body, Error, Request, Response};
-use service_common::ServiceError;
-use service_common::api::routes::{SESSIONS_ROUTES, SessionsOp};
-use service_common::api::sessions;
-use service_common::http::{Call, serve};
+mod handlers;
+pub mod model;
+#[cfg(test)]
+mod openapi;
 
-pub use service_common::State;
+use aws_sdk_dynamodb::Client;
+use http::Method;
+use lambda_http::{Body, Error, Request, Response};
+use service_common::http::{Call, Route, serve};
+use service_common::password::Passwords;
+use service_common::store::{LoginAttempts, SessionStore, UserStore};
+use service_common::{Config, FunctionState, ServiceError};
+
+/// What `sessions` builds once per process: the repositories over both tables (log-in
+/// attempts share the sessions table) and the hasher.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub config: Config,
+    pub users: UserStore,
+    pub sessions: SessionStore,
+    pub attempts: LoginAttempts,
+    pub passwords: Passwords,
+}
+
+impl FunctionState for State {
+    fn new(config: Config, dynamo: Client) -> Self {
+        Self {
+            users: UserStore::new(dynamo.clone(), &config.users_table),
+            sessions: SessionStore::new(dynamo.clone(), &config.sessions_table),
+            attempts: LoginAttempts::new(dynamo, &config.sessions_table),
+            passwords: Passwords::owasp(),
+            config,
+        }
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// The operations of `sessions`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    LogIn,
+    LogOutEverywhere,
+    Current,
+    LogOut,
+}
+
+/// The route table: the same methods and templates as the contract's (a test pins them).
+pub const ROUTES: &[Route<Op>] = &[
+    Route::new(Method::POST, "/sessions", Op::LogIn),
+    Route::new(Method::DELETE, "/sessions", Op::LogOutEverywhere),
+    Route::new(Method::GET, "/sessions/current", Op::Current),
+    Route::new(Method::DELETE, "/sessions/current", Op::LogOut),
+];
 
 /// Serves one API Gateway request. Never returns `Err`: failures are rendered as the
 /// documented error response, so the runtime never reports an invocation error for them.
 pub async fn handle(state: &State, request: Request) -> Result<Response<Body>, Error> {
-    Ok(serve(state, request, SESSIONS_ROUTES, dispatch).await)
+    Ok(serve(state, request, ROUTES, dispatch).await)
 }
 
-async fn dispatch(state: &State, call: Call<SessionsOp>) -> Result<Response<Body>, ServiceError> {
+async fn dispatch(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
     match call.op {
-        SessionsOp::LogIn => sessions::log_in(state, call).await,
-        SessionsOp::Current => sessions::current(state, call).await,
-        SessionsOp::LogOut => sessions::log_out(state, call).await,
-        SessionsOp::LogOutEverywhere => sessions::log_out_everywhere(state, call).await,
+        Op::LogIn => handlers::log_in(state, call).await,
+        Op::Current => handlers::current(state, call).await,
+        Op::LogOut => handlers::log_out(state, call).await,
+        Op::LogOutEverywhere => handlers::log_out_everywhere(state, call).await,
     }
 }

@@ -7,7 +7,7 @@ use lambda_http::{Error, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     service_common::logging::init();
-    let state = sessions::State::from_env().await?;
+    let state: sessions::State = service_common::state::from_env().await?;
     let state = &state;
     lambda_http::run(service_fn(move |request| sessions::handle(state, request))).await
 }

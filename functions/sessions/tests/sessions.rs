@@ -13,7 +13,7 @@ async fn log_in(app: &TestApp, email: &str, password: &str) -> (StatusCode, Valu
     let request = Event::rest(Method::POST, "/sessions")
         .json(&json!({"email": email, "password": password}))
         .build();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
     assert!(response.headers().contains_key("x-request-id"));
     (response.status(), body_json(&response))
 }
@@ -22,7 +22,7 @@ async fn current(app: &TestApp, token: &str) -> StatusCode {
     let request = Event::rest(Method::GET, "/sessions/current")
         .bearer(token)
         .build();
-    handle(&app.state, request).await.unwrap().status()
+    handle(&app.state(), request).await.unwrap().status()
 }
 
 #[tokio::test]
@@ -62,7 +62,7 @@ async fn log_in_issues_a_hashed_token_and_current_returns_the_session() {
     let request = Event::rest(Method::GET, "/sessions/current")
         .bearer(&token)
         .build();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let session = body_json(&response);
     assert_eq!(session["user_id"], user.id.to_string());
@@ -94,7 +94,7 @@ async fn missing_malformed_unknown_and_expired_tokens_are_401() {
     let unknown = service_common::token::SessionToken::generate().unwrap();
 
     let no_header = handle(
-        &app.state,
+        &app.state(),
         Event::rest(Method::GET, "/sessions/current").build(),
     )
     .await
@@ -105,7 +105,7 @@ async fn missing_malformed_unknown_and_expired_tokens_are_401() {
         .header("authorization", "Basic dXNlcjpwYXNz")
         .build();
     assert_eq!(
-        handle(&app.state, basic).await.unwrap().status(),
+        handle(&app.state(), basic).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(current(&app, "garbage").await, StatusCode::UNAUTHORIZED);
@@ -137,7 +137,7 @@ async fn log_out_ends_only_this_session() {
     let request = Event::rest(Method::DELETE, "/sessions/current")
         .bearer(first)
         .build();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(response.headers().contains_key("x-request-id"));
     assert_eq!(current(&app, first).await, StatusCode::UNAUTHORIZED);
@@ -148,7 +148,7 @@ async fn log_out_ends_only_this_session() {
         .bearer(first)
         .build();
     assert_eq!(
-        handle(&app.state, again).await.unwrap().status(),
+        handle(&app.state(), again).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
 }
@@ -174,7 +174,7 @@ async fn log_out_everywhere_ends_every_session_of_the_user_only() {
     let request = Event::rest(Method::DELETE, "/sessions")
         .bearer(&tokens[0])
         .build();
-    let response = handle(&app.state, request).await.unwrap();
+    let response = handle(&app.state(), request).await.unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     for token in &tokens {
         assert_eq!(current(&app, token).await, StatusCode::UNAUTHORIZED);
@@ -184,9 +184,12 @@ async fn log_out_everywhere_ends_every_session_of_the_user_only() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["user_id"].as_s().unwrap(), &other.id.to_string());
 
-    let unauthenticated = handle(&app.state, Event::rest(Method::DELETE, "/sessions").build())
-        .await
-        .unwrap();
+    let unauthenticated = handle(
+        &app.state(),
+        Event::rest(Method::DELETE, "/sessions").build(),
+    )
+    .await
+    .unwrap();
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -250,7 +253,7 @@ async fn malformed_log_in_requests_get_the_right_4xx_and_write_nothing() {
         ),
     ];
     for (event, status, code) in cases {
-        let response = handle(&app.state, event.build()).await.unwrap();
+        let response = handle(&app.state(), event.build()).await.unwrap();
         assert_eq!(response.status(), status, "{event:?}");
         assert_eq!(error_code(&response), code, "{event:?}");
         assert!(response.headers().contains_key("x-request-id"));
@@ -261,7 +264,7 @@ async fn malformed_log_in_requests_get_the_right_4xx_and_write_nothing() {
     );
 
     let response = handle(
-        &app.state,
+        &app.state(),
         Event::rest(Method::PUT, "/sessions/current").build(),
     )
     .await
@@ -274,10 +277,8 @@ async fn throttling_that_outlasts_the_sdk_retries_is_429() {
     let mut app = TestApp::start().await;
     let throttled =
         service_common::testing::client(&service_common::testing::throttling_endpoint());
-    app.state = std::sync::Arc::new(service_common::State::new(
-        app.state.config.clone(),
-        throttled,
-    ));
+    // Every state the app builds from here on talks to the throttling endpoint.
+    app.client = throttled;
     let (status, body) = log_in(&app, "anyone@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error"]["code"], "throttled");
@@ -329,7 +330,7 @@ async fn repeated_log_ins_for_one_address_are_refused_until_the_window_ends() {
         let request = Event::rest(Method::POST, "/sessions")
             .json(&json!({"email": email, "password": PASSWORD}))
             .build();
-        let refused = handle(&app.state, request).await.unwrap();
+        let refused = handle(&app.state(), request).await.unwrap();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "{email}");
         assert_eq!(error_code(&refused), "too_many_attempts");
         let retry_after: u64 = refused.headers()["retry-after"]

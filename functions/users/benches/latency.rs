@@ -59,14 +59,20 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(50);
     let app = TestApp::start().await;
-    let state = &app.state;
+    // One state per function, built once, as each function's process builds its own.
+    let health_state: health::State = app.state();
+    let users_state: users::State = app.state();
+    let sessions_state: sessions::State = app.state();
     let password = "benchmark password";
     let mut results = Vec::new();
 
     results.push(
         measure("GET /health", iterations, StatusCode::OK, async |_| {
             let request = Event::rest(Method::GET, "/health").build();
-            health::handle(state, request).await.unwrap().status()
+            health::handle(&health_state, request)
+                .await
+                .unwrap()
+                .status()
         })
         .await,
     );
@@ -79,7 +85,10 @@ async fn main() {
                 let request = Event::rest(Method::GET, "/health")
                     .query("deep", "true")
                     .build();
-                health::handle(state, request).await.unwrap().status()
+                health::handle(&health_state, request)
+                    .await
+                    .unwrap()
+                    .status()
             },
         )
         .await,
@@ -89,7 +98,7 @@ async fn main() {
             let request = Event::rest(Method::POST, "/users")
                 .json(&json!({"email": format!("bench{i}@example.com"), "name": "Bench", "password": password}))
                 .build();
-            users::handle(state, request).await.unwrap().status()
+            users::handle(&users_state, request).await.unwrap().status()
         })
         .await,
     );
@@ -100,7 +109,7 @@ async fn main() {
             let request = Event::rest(Method::GET, "/users/{id}")
                 .param("id", &id)
                 .build();
-            users::handle(state, request).await.unwrap().status()
+            users::handle(&users_state, request).await.unwrap().status()
         })
         .await,
     );
@@ -113,7 +122,7 @@ async fn main() {
                 let request = Event::rest(Method::GET, "/users")
                     .query("limit", 20)
                     .build();
-                users::handle(state, request).await.unwrap().status()
+                users::handle(&users_state, request).await.unwrap().status()
             },
         )
         .await,
@@ -127,7 +136,10 @@ async fn main() {
                 let request = Event::rest(Method::POST, "/sessions")
                     .json(&json!({"email": "me@example.com", "password": password}))
                     .build();
-                sessions::handle(state, request).await.unwrap().status()
+                sessions::handle(&sessions_state, request)
+                    .await
+                    .unwrap()
+                    .status()
             },
         )
         .await,
@@ -143,7 +155,10 @@ async fn main() {
                 let request = Event::rest(Method::GET, "/sessions/current")
                     .bearer(token.expose())
                     .build();
-                sessions::handle(state, request).await.unwrap().status()
+                sessions::handle(&sessions_state, request)
+                    .await
+                    .unwrap()
+                    .status()
             },
         )
         .await,
@@ -160,7 +175,7 @@ async fn main() {
                     .bearer(token.expose())
                     .json(&json!({"version": version, "name": format!("Name {i}")}))
                     .build();
-                let response = users::handle(state, request).await.unwrap();
+                let response = users::handle(&users_state, request).await.unwrap();
                 version = body_json(&response)["version"].as_u64().unwrap_or(version);
                 response.status()
             },
@@ -182,7 +197,10 @@ async fn main() {
                 let request = Event::rest(Method::DELETE, "/sessions/current")
                     .bearer(spare_tokens[i].expose())
                     .build();
-                sessions::handle(state, request).await.unwrap().status()
+                sessions::handle(&sessions_state, request)
+                    .await
+                    .unwrap()
+                    .status()
             },
         )
         .await,
@@ -197,7 +215,10 @@ async fn main() {
                 let request = Event::rest(Method::DELETE, "/sessions")
                     .bearer(token.expose())
                     .build();
-                sessions::handle(state, request).await.unwrap().status()
+                sessions::handle(&sessions_state, request)
+                    .await
+                    .unwrap()
+                    .status()
             },
         )
         .await,
@@ -221,7 +242,7 @@ async fn main() {
                     .param("id", id)
                     .bearer(token.expose())
                     .build();
-                users::handle(state, request).await.unwrap().status()
+                users::handle(&users_state, request).await.unwrap().status()
             },
         )
         .await,

@@ -1,29 +1,80 @@
 //! The `users` Lambda function: `/users`, `/users/me` and `/users/{id}`.
 //!
-//! The handler is a plain async function so tests call it with a built request and a real
+//! The handlers are plain async functions so tests call them with a built request and a real
 //! client; `main.rs` only builds the [`State`] once and hands [`handle`] to the runtime.
 
-use lambda_http::{Body, Error, Request, Response};
-use service_common::ServiceError;
-use service_common::api::routes::{USERS_ROUTES, UsersOp};
-use service_common::api::users;
-use service_common::http::{Call, serve};
+mod handlers;
+pub mod model;
+#[cfg(test)]
+mod openapi;
 
-pub use service_common::State;
+use aws_sdk_dynamodb::Client;
+use http::Method;
+use lambda_http::{Body, Error, Request, Response};
+use service_common::http::{Call, Route, serve};
+use service_common::password::Passwords;
+use service_common::store::{SessionStore, UserStore};
+use service_common::{Config, FunctionState, ServiceError};
+
+/// What `users` builds once per process: the repositories over both tables and the hasher.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub config: Config,
+    pub users: UserStore,
+    /// Authentication, the session a password change keeps, and the cascade of a delete.
+    pub sessions: SessionStore,
+    pub passwords: Passwords,
+}
+
+impl FunctionState for State {
+    fn new(config: Config, dynamo: Client) -> Self {
+        Self {
+            users: UserStore::new(dynamo.clone(), &config.users_table),
+            sessions: SessionStore::new(dynamo, &config.sessions_table),
+            passwords: Passwords::owasp(),
+            config,
+        }
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// The operations of `users`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Register,
+    List,
+    Me,
+    Get,
+    Update,
+    Delete,
+}
+
+/// The route table: the same methods and templates as the contract's (a test pins them).
+pub const ROUTES: &[Route<Op>] = &[
+    Route::new(Method::POST, "/users", Op::Register),
+    Route::new(Method::GET, "/users", Op::List),
+    Route::new(Method::GET, "/users/me", Op::Me),
+    Route::new(Method::GET, "/users/{id}", Op::Get),
+    Route::new(Method::PATCH, "/users/{id}", Op::Update),
+    Route::new(Method::DELETE, "/users/{id}", Op::Delete),
+];
 
 /// Serves one API Gateway request. Never returns `Err`: failures are rendered as the
 /// documented error response, so the runtime never reports an invocation error for them.
 pub async fn handle(state: &State, request: Request) -> Result<Response<Body>, Error> {
-    Ok(serve(state, request, USERS_ROUTES, dispatch).await)
+    Ok(serve(state, request, ROUTES, dispatch).await)
 }
 
-async fn dispatch(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
+async fn dispatch(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
     match call.op {
-        UsersOp::Register => users::register(state, call).await,
-        UsersOp::List => users::list(state, call).await,
-        UsersOp::Me => users::me(state, call).await,
-        UsersOp::Get => users::get(state, call).await,
-        UsersOp::Update => users::update(state, call).await,
-        UsersOp::Delete => users::delete(state, call).await,
+        Op::Register => handlers::register(state, call).await,
+        Op::List => handlers::list(state, call).await,
+        Op::Me => handlers::me(state, call).await,
+        Op::Get => handlers::get(state, call).await,
+        Op::Update => handlers::update(state, call).await,
+        Op::Delete => handlers::delete(state, call).await,
     }
 }

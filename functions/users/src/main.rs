@@ -7,7 +7,7 @@ use lambda_http::{Error, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     service_common::logging::init();
-    let state = users::State::from_env().await?;
+    let state: users::State = service_common::state::from_env().await?;
     let state = &state;
     lambda_http::run(service_fn(move |request| users::handle(state, request))).await
 }

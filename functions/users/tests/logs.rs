@@ -44,7 +44,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
     let mut tokens = Vec::new();
 
     let call_users = async |event: Event| {
-        let response = users::handle(&app.state, event.build()).await.unwrap();
+        let response = users::handle(&app.state(), event.build()).await.unwrap();
         let id = response.headers()["x-request-id"]
             .to_str()
             .unwrap()
@@ -63,7 +63,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
     let log_in = async |password: &str| {
         let event = Event::rest(Method::POST, "/sessions")
             .json(&json!({"email": "quiet@example.com", "password": password}));
-        let response = sessions::handle(&app.state, event.build()).await.unwrap();
+        let response = sessions::handle(&app.state(), event.build()).await.unwrap();
         let id = response.headers()["x-request-id"]
             .to_str()
             .unwrap()
@@ -99,7 +99,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
     tokens.push(session["token"].as_str().unwrap().to_owned());
 
     let event = Event::rest(Method::DELETE, "/sessions/current").bearer(&tokens[1]);
-    let response = sessions::handle(&app.state, event.build()).await.unwrap();
+    let response = sessions::handle(&app.state(), event.build()).await.unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     request_ids.push(
         response.headers()["x-request-id"]

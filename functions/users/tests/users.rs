@@ -14,7 +14,7 @@ use users::handle;
 const PASSWORD: &str = "correct horse battery";
 
 async fn send(app: &TestApp, event: Event) -> Response<Body> {
-    let response = handle(&app.state, event.build()).await.unwrap();
+    let response = handle(&app.state(), event.build()).await.unwrap();
     assert!(response.headers().contains_key("x-request-id"));
     response
 }
@@ -36,7 +36,7 @@ async fn log_in(app: &TestApp, email: &str, password: &str) -> (StatusCode, Stri
     let request = Event::rest(Method::POST, "/sessions")
         .json(&json!({"email": email, "password": password}))
         .build();
-    let response = sessions::handle(&app.state, request).await.unwrap();
+    let response = sessions::handle(&app.state(), request).await.unwrap();
     let body = body_json(&response);
     (
         response.status(),
@@ -149,7 +149,7 @@ async fn thirty_two_concurrent_registrations_of_one_email_create_one_user() {
             let event = Event::rest(Method::POST, "/users").json(&json!({
                 "email": "race@example.com", "name": format!("Racer {n}"), "password": PASSWORD
             }));
-            let response = handle(&app.state, event.build()).await.unwrap();
+            let response = handle(&app.state(), event.build()).await.unwrap();
             (response.status(), error_code(&response))
         });
     }
@@ -414,7 +414,7 @@ async fn concurrent_updates_of_one_version_let_exactly_one_win() {
                 &token,
                 json!({"version": 1, "name": format!("Writer {n}")}),
             );
-            let response = handle(&app.state, event.build()).await.unwrap();
+            let response = handle(&app.state(), event.build()).await.unwrap();
             (response.status(), error_code(&response))
         });
     }
@@ -564,7 +564,7 @@ async fn delete_removes_user_email_item_and_every_session() {
         .bearer(&bobs)
         .build();
     assert_eq!(
-        sessions::handle(&app.state, bob_session)
+        sessions::handle(&app.state(), bob_session)
             .await
             .unwrap()
             .status(),
@@ -730,7 +730,7 @@ async fn session_status(app: &TestApp, token: &str) -> StatusCode {
     let request = Event::rest(Method::GET, "/sessions/current")
         .bearer(token)
         .build();
-    sessions::handle(&app.state, request)
+    sessions::handle(&app.state(), request)
         .await
         .unwrap()
         .status()
@@ -831,7 +831,7 @@ async fn race(
     }
     let revocation = {
         let app = Arc::clone(app);
-        tokio::spawn(async move { handle(&app.state, revoke.build()).await.unwrap().status() })
+        tokio::spawn(async move { handle(&app.state(), revoke.build()).await.unwrap().status() })
     };
     let mut tokens = Vec::new();
     while let Some(result) = log_ins.join_next().await {

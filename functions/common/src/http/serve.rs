@@ -17,7 +17,7 @@ use super::response;
 use super::routing::{Call, Route, resolve};
 use crate::error::ServiceError;
 use crate::logging::error_chain;
-use crate::state::State;
+use crate::state::FunctionState;
 
 /// Header carrying the request id on every response.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -43,15 +43,16 @@ pub fn request_id(request: &Request) -> String {
 
 /// Serves one request with the routes of one function. Never fails: every error becomes the
 /// documented error response, and faults are logged with their cause.
-pub async fn serve<Op, D>(
-    state: &State,
+pub async fn serve<S, Op, D>(
+    state: &S,
     request: Request,
     routes: &[Route<Op>],
     dispatch: D,
 ) -> Response<Body>
 where
+    S: FunctionState,
     Op: Copy + std::fmt::Debug,
-    D: AsyncFn(&State, Call<Op>) -> Result<Response<Body>, ServiceError>,
+    D: AsyncFn(&S, Call<Op>) -> Result<Response<Body>, ServiceError>,
 {
     let request_id = request_id(&request);
     let method = request.method().clone();
@@ -64,7 +65,7 @@ where
     );
     async move {
         let started = Instant::now();
-        let cors = Cors::of(&state.config.cors_allow_origins, &request);
+        let cors = Cors::of(&state.config().cors_allow_origins, &request);
         let preflight_request = method == Method::OPTIONS
             && request.headers().contains_key(ORIGIN)
             && request

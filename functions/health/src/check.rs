@@ -7,12 +7,13 @@ use aws_sdk_dynamodb::types::TableStatus;
 use http::{Response, StatusCode};
 use lambda_http::{Body, RequestExt as _};
 
-use super::model::{CheckStatus, Health, HealthStatus};
-use super::routes::HealthOp;
-use crate::error::ServiceError;
-use crate::http::{Call, response};
-use crate::logging::error_chain;
-use crate::state::State;
+use service_common::ServiceError;
+use service_common::http::Call;
+use service_common::http::response::{self, ErrorBody};
+use service_common::logging::error_chain;
+
+use crate::model::{CheckStatus, Health, HealthStatus};
+use crate::{Op, State};
 
 /// A dependency that does not answer within this time counts as unavailable; the function's
 /// own timeout must not be what ends a health check.
@@ -27,12 +28,12 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
     params(("deep" = Option<bool>, Query, description = "Also check the DynamoDB tables")),
     responses(
         (status = 200, description = "Healthy", body = Health),
-        (status = 400, description = "`invalid_query`: `deep` is not true or false", body = crate::http::response::ErrorBody),
+        (status = 400, description = "`invalid_query`: `deep` is not true or false", body = ErrorBody),
         (status = 503, description = "A dependency failed the deep check; `status` is `degraded`", body = Health),
     ),
     security((), ("api_key" = []))
 )]
-pub async fn check(state: &State, call: Call<HealthOp>) -> Result<Response<Body>, ServiceError> {
+pub async fn check(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
     let deep = match call
         .request
         .query_string_parameters_ref()

@@ -1,4 +1,5 @@
-//! Bearer-token authentication: the session behind `Authorization`, if it is live.
+//! Bearer-token authentication: the session behind `Authorization`, if it is live. Shared by
+//! every function that serves signed-in callers.
 
 use http::header::AUTHORIZATION;
 
@@ -6,11 +7,11 @@ use crate::clock::Timestamp;
 use crate::error::ServiceError;
 use crate::http::Call;
 use crate::records::{SessionRecord, UserRecord};
-use crate::state::State;
+use crate::store::{SessionStore, UserStore};
 use crate::token::SessionToken;
 
 /// An authenticated caller: the token, its session and the user as read just now.
-pub(crate) struct Caller {
+pub struct Caller {
     pub token: SessionToken,
     pub session: SessionRecord,
     pub user: UserRecord,
@@ -23,7 +24,11 @@ pub(crate) struct Caller {
 /// exists, it has not expired (TTL deletion lags by up to days), and its user exists with the
 /// same session generation. Deleting the user, a password change and log-out-everywhere each
 /// change the last fact in one write, so revocation never waits for an index or a sweep.
-pub(crate) async fn caller<Op>(state: &State, call: &Call<Op>) -> Result<Caller, ServiceError> {
+pub async fn caller<Op>(
+    users: &UserStore,
+    sessions: &SessionStore,
+    call: &Call<Op>,
+) -> Result<Caller, ServiceError> {
     let token = call
         .request
         .headers()
@@ -31,16 +36,14 @@ pub(crate) async fn caller<Op>(state: &State, call: &Call<Op>) -> Result<Caller,
         .and_then(|value| value.to_str().ok())
         .and_then(SessionToken::from_authorization)
         .ok_or(ServiceError::Unauthenticated)?;
-    let session = state
-        .sessions
+    let session = sessions
         .get(&token.hash())
         .await?
         .ok_or(ServiceError::Unauthenticated)?;
     if session.expires_at <= Timestamp::now().epoch_seconds() {
         return Err(ServiceError::Unauthenticated);
     }
-    let user = state
-        .users
+    let user = users
         .get(session.user_id)
         .await?
         .filter(|user| user.session_generation == session.generation)

@@ -5,22 +5,22 @@ use http::{HeaderValue, Response, StatusCode};
 use lambda_http::{Body, RequestExt as _};
 use uuid::Uuid;
 
-use super::auth::{self, Caller};
-use super::model::{PublicUser, RegisterUser, UpdateUser, User, UserPage, UserView};
-use super::routes::UsersOp;
-use crate::clock::Timestamp;
-use crate::error::ServiceError;
-use crate::http::response::ErrorBody;
-use crate::http::{Call, body, response};
-use crate::password::Password;
-use crate::records::UserRecord;
-use crate::state::State;
-use crate::store::Cursor;
-use crate::validation;
+use service_common::ServiceError;
+use service_common::auth::{self, Caller};
+use service_common::clock::Timestamp;
+use service_common::http::response::ErrorBody;
+use service_common::http::{Call, body, response};
+use service_common::password::Password;
+use service_common::records::UserRecord;
+use service_common::store::Cursor;
+use service_common::validation;
+
+use crate::model::{PublicUser, RegisterUser, UpdateUser, User, UserPage, UserView};
+use crate::{Op, State};
 
 /// Page size bounds of `GET /users`.
-pub const DEFAULT_LIMIT: u32 = 20;
-pub const MAX_LIMIT: u32 = 100;
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 100;
 
 /// How often `DELETE` re-reads and retries when the user changes under it.
 const DELETE_ATTEMPTS: usize = 3;
@@ -36,7 +36,7 @@ fn user_response(status: StatusCode, user: &UserRecord) -> Result<Response<Body>
 /// The `{id}` of the path, parsed: ids are compared as UUIDs, never as text, so the upper-case
 /// or braced spelling of an id names the same user. A value that is not a UUID names no user:
 /// 404, not 400.
-fn path_id(call: &Call<UsersOp>) -> Result<Uuid, ServiceError> {
+fn path_id(call: &Call<Op>) -> Result<Uuid, ServiceError> {
     call.params
         .get("id")
         .and_then(|id| Uuid::parse_str(id).ok())
@@ -45,8 +45,8 @@ fn path_id(call: &Call<UsersOp>) -> Result<Uuid, ServiceError> {
 
 /// The caller, who must be the user in the path: 403 for anyone else, whether or not that
 /// user exists, so the answer says nothing about other accounts.
-async fn owner(state: &State, call: &Call<UsersOp>) -> Result<Caller, ServiceError> {
-    let caller = auth::caller(state, call).await?;
+async fn owner(state: &State, call: &Call<Op>) -> Result<Caller, ServiceError> {
+    let caller = auth::caller(&state.users, &state.sessions, call).await?;
     if path_id(call).ok() != Some(caller.user.id) {
         return Err(ServiceError::Forbidden);
     }
@@ -74,7 +74,7 @@ async fn owner(state: &State, call: &Call<UsersOp>) -> Result<Caller, ServiceErr
     ),
     security(("api_key" = []))
 )]
-pub async fn register(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
+pub async fn register(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
     let input: RegisterUser = body::json(&call)?;
     let email = validation::email(&input.email)?;
     let name = validation::name(&input.name)?;
@@ -124,8 +124,8 @@ pub async fn register(state: &State, call: Call<UsersOp>) -> Result<Response<Bod
     ),
     security(("api_key" = [], "bearer" = []))
 )]
-pub async fn list(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
-    auth::caller(state, &call).await?;
+pub async fn list(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
+    auth::caller(&state.users, &state.sessions, &call).await?;
     let query = call.request.query_string_parameters_ref();
     let limit = match query.and_then(|q| q.first("limit")) {
         None => DEFAULT_LIMIT,
@@ -163,8 +163,8 @@ pub async fn list(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, 
     ),
     security(("api_key" = [], "bearer" = []))
 )]
-pub async fn me(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
-    let caller = auth::caller(state, &call).await?;
+pub async fn me(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
+    let caller = auth::caller(&state.users, &state.sessions, &call).await?;
     user_response(StatusCode::OK, &caller.user)
 }
 
@@ -183,8 +183,8 @@ pub async fn me(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, Se
     ),
     security(("api_key" = [], "bearer" = []))
 )]
-pub async fn get(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
-    let caller = auth::caller(state, &call).await?;
+pub async fn get(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
+    let caller = auth::caller(&state.users, &state.sessions, &call).await?;
     let id = path_id(&call)?;
     if id == caller.user.id {
         return user_response(StatusCode::OK, &caller.user);
@@ -219,7 +219,7 @@ pub async fn get(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, S
     ),
     security(("api_key" = [], "bearer" = []))
 )]
-pub async fn update(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
+pub async fn update(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
     let caller = owner(state, &call).await?;
     let input: UpdateUser = body::json(&call)?;
     if input.name.is_none() && input.email.is_none() && input.password.is_none() {
@@ -316,7 +316,7 @@ async fn reauthenticate(
     ),
     security(("api_key" = [], "bearer" = []))
 )]
-pub async fn delete(state: &State, call: Call<UsersOp>) -> Result<Response<Body>, ServiceError> {
+pub async fn delete(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
     let caller = owner(state, &call).await?;
     let id = caller.user.id;
     let mut user = caller.user;

@@ -3,21 +3,21 @@
 use http::{Response, StatusCode};
 use lambda_http::Body;
 
-use super::auth;
-use super::model::{LogIn, NewSession, Session};
-use super::routes::SessionsOp;
-use crate::clock::Timestamp;
-use crate::error::ServiceError;
-use crate::http::response::ErrorBody;
-use crate::http::{Call, body, response};
-use crate::records::SessionRecord;
-use crate::state::State;
-use crate::store::Admission;
-use crate::token::SessionToken;
-use crate::validation::EMAIL_MAX_LEN;
+use service_common::ServiceError;
+use service_common::auth;
+use service_common::clock::Timestamp;
+use service_common::http::response::ErrorBody;
+use service_common::http::{Call, body, response};
+use service_common::records::SessionRecord;
+use service_common::store::Admission;
+use service_common::token::SessionToken;
+use service_common::validation::EMAIL_MAX_LEN;
+
+use crate::model::{LogIn, NewSession, Session};
+use crate::{Op, State};
 
 /// Logs in. Unknown e-mail and wrong password give the same 401, after the same argon2 work;
-/// attempts per e-mail address are limited ([`store::attempts`](crate::store::LoginAttempts)),
+/// attempts per e-mail address are limited (`store::attempts`),
 /// for registered and unknown addresses alike.
 #[utoipa::path(
     post,
@@ -38,7 +38,7 @@ use crate::validation::EMAIL_MAX_LEN;
     ),
     security(("api_key" = []))
 )]
-pub async fn log_in(state: &State, call: Call<SessionsOp>) -> Result<Response<Body>, ServiceError> {
+pub async fn log_in(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
     let input: LogIn = body::json(&call)?;
     let Some(email) = lookup_key(&input.email) else {
         tracing::info!("log-in refused");
@@ -117,11 +117,8 @@ fn lookup_key(raw: &str) -> Option<String> {
     ),
     security(("api_key" = [], "bearer" = []))
 )]
-pub async fn current(
-    state: &State,
-    call: Call<SessionsOp>,
-) -> Result<Response<Body>, ServiceError> {
-    let caller = auth::caller(state, &call).await?;
+pub async fn current(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
+    let caller = auth::caller(&state.users, &state.sessions, &call).await?;
     response::json(StatusCode::OK, &Session::from(&caller.session))
 }
 
@@ -138,11 +135,8 @@ pub async fn current(
     ),
     security(("api_key" = [], "bearer" = []))
 )]
-pub async fn log_out(
-    state: &State,
-    call: Call<SessionsOp>,
-) -> Result<Response<Body>, ServiceError> {
-    let caller = auth::caller(state, &call).await?;
+pub async fn log_out(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
+    let caller = auth::caller(&state.users, &state.sessions, &call).await?;
     state.sessions.delete(&caller.token.hash()).await?;
     tracing::info!(user_id = %caller.user.id, "session ended");
     Ok(response::no_content())
@@ -163,9 +157,9 @@ pub async fn log_out(
 )]
 pub async fn log_out_everywhere(
     state: &State,
-    call: Call<SessionsOp>,
+    call: Call<Op>,
 ) -> Result<Response<Body>, ServiceError> {
-    let caller = auth::caller(state, &call).await?;
+    let caller = auth::caller(&state.users, &state.sessions, &call).await?;
     let id = caller.user.id;
     // Revocation is this one write; the sweep after it only tidies up.
     state.users.revoke_sessions(id).await?;

@@ -1,14 +1,11 @@
-//! Request and response bodies. Request types reject unknown fields, so a typo such as
+//! Request and response bodies of `/users`. Request types reject unknown fields, so a typo such as
 //! `"pasword"` is a 422 instead of a silently ignored field.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+use service_common::password::Password;
+use service_common::records::UserRecord;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use crate::password::Password;
-use crate::records::{SessionRecord, UserRecord};
 
 /// `POST /users`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -78,16 +75,6 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64
         })
 }
 
-/// `POST /sessions`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LogIn {
-    #[schema(example = "ada@example.com")]
-    pub email: String,
-    #[schema(value_type = String, format = Password)]
-    pub password: Password,
-}
-
 /// A user as the user itself sees it: never the password or its hash.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct User {
@@ -149,62 +136,4 @@ pub struct UserPage {
     pub items: Vec<PublicUser>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
-}
-
-/// A session as clients see it: never the token's hash.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Session {
-    pub user_id: Uuid,
-    /// RFC 3339, UTC.
-    pub created_at: String,
-    /// Epoch seconds.
-    pub expires_at: i64,
-}
-
-impl From<&SessionRecord> for Session {
-    fn from(session: &SessionRecord) -> Self {
-        Self {
-            user_id: session.user_id,
-            created_at: session.created_at.clone(),
-            expires_at: session.expires_at,
-        }
-    }
-}
-
-/// `POST /sessions`: the token, shown this once.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NewSession {
-    /// Send as `Authorization: Bearer <token>`.
-    pub token: String,
-    #[schema(example = "Bearer")]
-    pub token_type: String,
-    /// Epoch seconds.
-    pub expires_at: i64,
-    pub session: Session,
-}
-
-/// Overall health.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthStatus {
-    Ok,
-    Degraded,
-}
-
-/// The result of one dependency check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckStatus {
-    Ok,
-    Unavailable,
-}
-
-/// `GET /health`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    pub status: HealthStatus,
-    /// The deployed version (`SERVICE_VERSION`).
-    pub version: String,
-    /// Dependency checks by name; empty unless `deep=true`.
-    pub checks: BTreeMap<String, CheckStatus>,
 }

@@ -1,60 +1,31 @@
-//! The OpenAPI 3 document, generated from the handlers' annotations and the model types.
-//! The checked-in copy is `functions/openapi.json`; a test fails when it is stale.
+//! The OpenAPI 3 document, `functions/openapi.json`, assembled by the test below from every
+//! function crate's fragment (`functions/*/openapi.json`, which each crate's own test keeps up
+//! to date from its handlers' annotations) with the shared parts: the title, the error body,
+//! the security schemes, and the rules the annotations cannot state. A new function crate's
+//! operations appear by its fragment alone; nothing here lists the functions.
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use serde_json::{Value, json};
 
-use super::{health, model, sessions, users};
 use crate::http::response::{ErrorBody, ErrorDetail};
 use crate::store::Cursor;
+use crate::testing::{self, CONTRACT_ROUTES};
 use crate::validation;
 
-/// The API as API Gateway serves it (paths are relative to the stage URL).
+/// The API as API Gateway serves it (paths are relative to the stage URL), without operations:
+/// those come from the fragments.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "service",
         description = "Users and sessions behind API Gateway. Every response carries `x-request-id`; every error has the `ErrorBody` shape.",
     ),
-    paths(
-        health::check,
-        users::register,
-        users::list,
-        users::me,
-        users::get,
-        users::update,
-        users::delete,
-        sessions::log_in,
-        sessions::current,
-        sessions::log_out,
-        sessions::log_out_everywhere,
-    ),
-    components(schemas(
-        model::RegisterUser,
-        model::UpdateUser,
-        model::LogIn,
-        model::User,
-        model::PublicUser,
-        model::UserView,
-        model::UserPage,
-        model::Session,
-        model::NewSession,
-        model::Health,
-        model::HealthStatus,
-        model::CheckStatus,
-        ErrorBody,
-        ErrorDetail,
-    )),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "health", description = "Liveness and dependency checks"),
-        (name = "users", description = "Registration and user management"),
-        (name = "sessions", description = "Log-in and log-out"),
-    )
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&SecuritySchemes)
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 struct SecuritySchemes;
 
@@ -77,15 +48,36 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document as pretty JSON with a trailing newline, the form that is checked in.
-pub fn to_json() -> String {
+/// Every function crate's fragment, in the order of their directory names.
+fn fragments() -> Vec<utoipa::openapi::OpenApi> {
+    let mut paths: Vec<_> = std::fs::read_dir(testing::functions_dir())
+        .expect("list functions/")
+        .map(|entry| entry.expect("functions/ entry").path().join("openapi.json"))
+        .filter(|path| path.is_file())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} is no OpenAPI document: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// The whole document: the shared parts, every fragment's paths, schemas and tags, and the
+/// rules.
+fn document(fragments: Vec<utoipa::openapi::OpenApi>) -> Value {
+    let mut openapi = ApiDoc::openapi();
+    for fragment in fragments {
+        openapi.merge(fragment);
+    }
     let mut document =
-        serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document always serialises");
+        serde_json::to_value(openapi).expect("the OpenAPI document always serialises");
     state_the_rules(&mut document);
-    let mut text =
-        serde_json::to_string_pretty(&document).expect("the OpenAPI document always serialises");
-    text.push('\n');
-    text
+    document
 }
 
 /// What the annotations cannot say, written into the document from the code that enforces
@@ -142,52 +134,29 @@ fn state_the_rules(document: &mut Value) {
     });
 }
 
-#[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
-    /// Fails when `functions/openapi.json` differs from the code; with `UPDATE_OPENAPI=1` it
-    /// rewrites the file instead.
+    /// Fails when `functions/openapi.json` differs from the fragments; with `UPDATE_OPENAPI=1`
+    /// it rewrites the file instead. The fragments' own tests catch a fragment that differs
+    /// from its crate's code.
     #[test]
     fn openapi_document_is_up_to_date() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openapi.json");
-        let generated = to_json();
-        if std::env::var_os("UPDATE_OPENAPI").is_some() {
-            std::fs::write(&path, &generated).expect("write functions/openapi.json");
-            return;
-        }
-        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            checked_in == generated,
-            "functions/openapi.json is stale; refresh it with: UPDATE_OPENAPI=1 cargo test -p service-common openapi"
+        testing::assert_checked_in(
+            &testing::functions_dir().join("openapi.json"),
+            &testing::pretty(&document(fragments())),
+            "UPDATE_OPENAPI=1 cargo test -p health -p users -p sessions openapi, then UPDATE_OPENAPI=1 cargo test -p service-common openapi",
         );
     }
 
     #[test]
     fn every_route_is_documented() {
-        let doc = ApiDoc::openapi();
-        let documented = |template: &str, method: &str| {
-            let item = doc.paths.paths.get(template);
-            let item = item.unwrap_or_else(|| panic!("{template} is not documented"));
-            let operation = match method {
-                "GET" => &item.get,
-                "POST" => &item.post,
-                "PATCH" => &item.patch,
-                "DELETE" => &item.delete,
-                other => panic!("unexpected method {other}"),
-            };
-            assert!(operation.is_some(), "{method} {template} is not documented");
-        };
-        for r in super::super::routes::HEALTH_ROUTES {
-            documented(r.template, r.method.as_str());
-        }
-        for r in super::super::routes::USERS_ROUTES {
-            documented(r.template, r.method.as_str());
-        }
-        for r in super::super::routes::SESSIONS_ROUTES {
-            documented(r.template, r.method.as_str());
+        let document = document(fragments());
+        for (method, template, _) in CONTRACT_ROUTES {
+            assert!(
+                testing::documents(&document, method, template),
+                "{method} {template} is not documented"
+            );
         }
     }
 }
