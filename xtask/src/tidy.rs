@@ -42,6 +42,7 @@ fn each_rule_catches_what_it_names() {
     let expect = [
         "base::env imports services::deploy, a higher layer",
         "commands::plan imports commands::deploy, another command",
+        "base::env -> services::deploy -> base::env",
         "services::a -> services::b -> services::a",
         "services::local does not open with a `//!` line",
     ];

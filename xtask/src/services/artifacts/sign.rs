@@ -519,7 +519,7 @@ mod tests {
         assert!(env.code_signing, "prod signs");
         let dir = std::env::temp_dir().join(format!("xtask-sign-test-{}", std::process::id()));
         env.build_root = dir.clone();
-        let path = crate::services::deploy::write_tfvars(&env, "artifacts", &rewritten).unwrap();
+        let path = crate::services::stacks::state::write_tfvars(&env, "artifacts", &rewritten).unwrap();
         let vars: serde_json::Value = process::read_json(&path).unwrap();
         assert_eq!(vars["artifact_key_users"], "signed/users/job-users.zip");
         assert_eq!(vars["artifact_hash_users"], "signed-users");
