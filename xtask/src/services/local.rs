@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use emulator::files::ApiState;
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
@@ -24,17 +25,6 @@ pub struct MotoState {
     pub pid: u32,
     pub port: u16,
     pub endpoint: String,
-}
-
-/// `build/local/local-api.json` (written by the local API server itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiState {
-    pub pid: u32,
-    pub port: u16,
-    pub url: String,
-    /// Its `routing.json` (what it serves per alias).
-    #[serde(default)]
-    pub routing: Option<PathBuf>,
 }
 
 pub fn require_emulated(env: &Env) -> Result<()> {

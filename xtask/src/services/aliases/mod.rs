@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use emulator::files::Routing;
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
 
 use crate::base::aws::Target;
@@ -205,32 +205,6 @@ fn injected_failure(function: &str, name: &str) -> Result<()> {
     }
     Ok(())
 }
-
-/// `routing.json` of the local API server (contract in
-/// `xtask/local-api/src/traffic.rs`): what each function's alias looked like
-/// at its last refresh, and a version it could not fetch yet (`pending`).
-#[derive(Debug, Deserialize)]
-struct Routing {
-    pid: u32,
-    functions: BTreeMap<String, RoutedAlias>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RoutedAlias {
-    version: Option<String>,
-    #[serde(default)]
-    weights: BTreeMap<String, f64>,
-    pending: Option<PendingAlias>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PendingAlias {
-    version: Option<String>,
-    #[serde(default)]
-    weights: BTreeMap<String, f64>,
-    error: Option<String>,
-}
-
 
 /// After xtask moved aliases in the emulator: makes the running local API
 /// server re-read them now (SIGHUP) and waits until its `routing.json`

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
+use emulator::files;
 use serde_json::{Map, Value};
 
 use crate::base::env::Env;
@@ -87,11 +88,14 @@ pub fn one<'a>(outputs: &'a Outputs, name: &str, show_sensitive: bool) -> Result
     Ok(value)
 }
 
-/// Writes the flat `{name: value}` outputs (0600: the API key is among them) and the names of
+/// Writes the flat `{name: value}` outputs ([`files::Outputs`], the file's one type) (0600: the API key is among them) and the names of
 /// the sensitive ones.
 pub fn save(env: &Env, outputs: &Outputs) -> Result<()> {
     process::write_json(&env.sensitive_outputs_file(), &outputs.sensitive)?;
-    process::write_json_private(&env.outputs_file(), &outputs.values)
+    let file = files::Outputs {
+        values: outputs.values.clone(),
+    };
+    process::write_json_private(&env.outputs_file(), &file)
 }
 
 pub fn load(env: &Env) -> Result<Outputs> {
@@ -114,7 +118,7 @@ pub fn load(env: &Env) -> Result<Outputs> {
         BTreeSet::new()
     };
     Ok(Outputs {
-        values: process::read_json(&path)?,
+        values: process::read_json::<files::Outputs>(&path)?.values,
         sensitive,
     })
 }
