@@ -3,15 +3,14 @@
 //! compile), package sizes, synth time, cold start of each release binary,
 //! and a cost estimate per environment.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, anyhow, bail};
+use local_api::function_env::{ConfigSource, FunctionSpec};
+use local_api::instance::{Instance, InvokeError};
 use xshell::Shell;
 
 use crate::base::env::{self, Env};
@@ -234,120 +233,62 @@ fn median(samples: &mut [f64]) -> f64 {
     samples[samples.len() / 2]
 }
 
-/// One cold start: our own Runtime API on a loopback port hands the binary a
-/// REST (v1) `GET /health` event and the clock stops at its response.
+/// One cold start, from the process's start to its first response: the local API server's
+/// execution environment (its Runtime API and process supervision, `local_api::instance`)
+/// hands the binary a REST (v1) `GET /health` event.
 fn cold_start(env: &Env, function: &str, binary: &Path) -> Result<Duration> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let (done_tx, done_rx) = mpsc::channel::<Result<(), String>>();
-    let served = Arc::new(AtomicBool::new(false));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let tx = done_tx.clone();
-            let served = Arc::clone(&served);
-            std::thread::spawn(move || serve_runtime(stream, tx, &served));
-        }
-    });
     let name = env.function_name(function);
-    let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", &name)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("AWS_REGION", &env.region)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+    let variables = [
+        ("AWS_LAMBDA_FUNCTION_NAME", name.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", BENCH_MEMORY_MB.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".to_owned()),
+        ("AWS_REGION", env.region.clone()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         // Nothing listens here: a function that calls AWS at start fails fast.
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("USERS_TABLE", format!("{}users", env.prefix))
-        .env("SESSIONS_TABLE", format!("{}sessions", env.prefix))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    let outcome = done_rx.recv_timeout(Duration::from_secs(30));
-    let elapsed = started.elapsed();
-    let _ = child.kill();
-    let _ = child.wait();
-    match outcome {
-        Ok(Ok(())) => Ok(elapsed),
-        Ok(Err(what)) => bail!("{function} reported an error instead of a response: {what}"),
-        Err(_) => bail!("{function} did not answer its first invocation within 30 s"),
-    }
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_owned()),
+        ("USERS_TABLE", format!("{}users", env.prefix)),
+        ("SESSIONS_TABLE", format!("{}sessions", env.prefix)),
+    ];
+    let log_file = env.dir().join("logs").join(format!("bench-{function}.log"));
+    std::fs::create_dir_all(env.dir().join("logs"))?;
+    let spec = FunctionSpec {
+        short: function.to_owned(),
+        arn: format!("arn:aws:lambda:{}:123456789012:function:{name}", env.region),
+        name,
+        version: "$LATEST".to_owned(),
+        bootstrap: binary.to_path_buf(),
+        env: variables
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
+        timeout: Duration::from_secs(30),
+        memory_mb: BENCH_MEMORY_MB,
+        log_file,
+        source: ConfigSource::Outputs("the benchmark".to_owned()),
+    };
+    process::block_on(async {
+        let started = Instant::now();
+        let instance = Instance::spawn(Arc::new(spec))
+            .await
+            .map_err(|e| anyhow!("starting {}: {e}", binary.display()))?;
+        match instance
+            .invoke("bench-request-1", health_event().to_string().into())
+            .await
+        {
+            Ok(_) => Ok(started.elapsed()),
+            Err(InvokeError::Timeout) => {
+                bail!("{function} did not answer its first invocation within 30 s")
+            }
+            Err(err) => bail!("{function} reported an error instead of a response: {err}"),
+        }
+    })
 }
 
-/// A minimal Lambda Runtime API: one `next` invocation, then waits.
-fn serve_runtime(stream: TcpStream, done: mpsc::Sender<Result<(), String>>, served: &AtomicBool) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone socket"));
-    let mut writer = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut content_length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = header.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                content_length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; content_length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let path = request_line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        if path.ends_with("/invocation/next") {
-            if served.swap(true, Ordering::SeqCst) {
-                // The second poll: park until the process is killed.
-                std::thread::sleep(Duration::from_secs(3600));
-                return;
-            }
-            let event = health_event().to_string();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                 lambda-runtime-aws-request-id: bench-request-1\r\n\
-                 lambda-runtime-deadline-ms: {}\r\n\
-                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:bench\r\n\
-                 lambda-runtime-trace-id: Root=1-00000000-000000000000000000000000;Sampled=0\r\n\r\n",
-                event.len(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_millis()
-                    + 30_000
-            );
-            let _ = writer.write_all(head.as_bytes());
-            let _ = writer.write_all(event.as_bytes());
-        } else {
-            let _ = writer.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}");
-            let outcome = if path.ends_with("/response") {
-                Ok(())
-            } else {
-                Err(String::from_utf8_lossy(&body).into_owned())
-            };
-            let _ = done.send(outcome);
-        }
-    }
-}
+/// The memory size the cold starts run with (a process that outgrows it is killed).
+const BENCH_MEMORY_MB: u64 = 256;
 
 /// An API Gateway REST (v1) proxy event for `GET /health`, stage `v1`.
 fn health_event() -> serde_json::Value {
