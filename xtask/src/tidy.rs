@@ -27,13 +27,28 @@ fn xtask_is_layered_and_documented() {
 #[test]
 fn each_rule_catches_what_it_names() {
     let modules: BTreeMap<String, String> = [
-        ("base::env", "//! env\nuse crate::services::deploy::Options;\n"),
-        ("services::deploy", "//! deploy\nuse crate::base::env::Env;\n"),
+        (
+            "base::env",
+            "//! env\nuse crate::services::deploy::Options;\n",
+        ),
+        (
+            "services::deploy",
+            "//! deploy\nuse crate::base::env::Env;\n",
+        ),
         ("commands::plan", "//! plan\nuse crate::commands::deploy;\n"),
-        ("commands::deploy", "//! deploy\nfn f() { crate::base::env::load(); }\n"),
-        ("services::a", "//! a\nuse crate::services::{b::{self, X}, deploy};\n"),
+        (
+            "commands::deploy",
+            "//! deploy\nfn f() { crate::base::env::load(); }\n",
+        ),
+        (
+            "services::a",
+            "//! a\nuse crate::services::{b::{self, X}, deploy};\n",
+        ),
         ("services::b", "//! b\nuse crate::services::a::Y;\n"),
-        ("services::local", "/// not a module doc\nuse crate::base::env;\n"),
+        (
+            "services::local",
+            "/// not a module doc\nuse crate::base::env;\n",
+        ),
     ]
     .into_iter()
     .map(|(name, text)| (name.to_owned(), text.to_owned()))
@@ -250,8 +265,10 @@ fn circles(graph: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<String> {
         }
         seen
     };
-    let reached: BTreeMap<&str, BTreeSet<&str>> =
-        graph.keys().map(|&module| (module, reach(module))).collect();
+    let reached: BTreeMap<&str, BTreeSet<&str>> = graph
+        .keys()
+        .map(|&module| (module, reach(module)))
+        .collect();
     let mut circles = Vec::new();
     let mut reported = BTreeSet::new();
     for (&start, from_start) in &reached {

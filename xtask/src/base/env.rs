@@ -136,9 +136,7 @@ impl Env {
             prefix: config.prefix,
             emulated: config.emulator,
             code_signing: config.lambda.code_signing,
-            strategy: Strategy::from_config(
-                config.options.traffic_shifting.as_ref(),
-            ),
+            strategy: Strategy::from_config(config.options.traffic_shifting.as_ref()),
         })
     }
 

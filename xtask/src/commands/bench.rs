@@ -167,7 +167,8 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
 
     // Costs.
     human.push(
-        "cost estimate (AWS list prices, us-east-1; see PRICES in xtask/src/bench.rs):".to_owned(),
+        "cost estimate (AWS list prices, us-east-1; see PRICES in xtask/src/commands/bench.rs):"
+            .to_owned(),
     );
     let mut costs = serde_json::Map::new();
     for name in env::available(&env.root)? {
@@ -241,7 +242,10 @@ fn cold_start(env: &Env, function: &str, binary: &Path) -> Result<Duration> {
     let variables = [
         ("AWS_LAMBDA_FUNCTION_NAME", name.clone()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", BENCH_MEMORY_MB.to_string()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            BENCH_MEMORY_MB.to_string(),
+        ),
         ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
         ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".to_owned()),
         ("AWS_REGION", env.region.clone()),

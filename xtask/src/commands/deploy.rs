@@ -12,7 +12,11 @@ use crate::services::deploy::{self, Options, Report};
 
 pub fn run(sh: &Shell, env: &Env, args: DeployArgs) -> Result<()> {
     let report = deploy::deploy(sh, env, &args.into())?;
-    progress::finish(env.json, &serde_json::to_value(&report)?, summary(env, &report));
+    progress::finish(
+        env.json,
+        &serde_json::to_value(&report)?,
+        summary(env, &report),
+    );
     Ok(())
 }
 

@@ -11,8 +11,8 @@ use crate::base::{process, progress};
 use crate::cli::DestroyArgs;
 use crate::services::artifacts::package;
 use crate::services::stacks::state::{LastDeploy, write_tfvars};
-use crate::services::stacks::terraform::{self, Terraform};
 use crate::services::stacks::synth;
+use crate::services::stacks::terraform::{self, Terraform};
 use crate::services::{local, target};
 
 pub fn run(sh: &Shell, env: &Env, args: DestroyArgs) -> Result<()> {

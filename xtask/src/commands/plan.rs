@@ -41,4 +41,3 @@ pub fn run(env: &Env, args: PlanArgs) -> Result<()> {
     }
     Ok(())
 }
-

@@ -243,9 +243,7 @@ fn local_api_binary(sh: &Shell, env: &Env) -> Result<PathBuf> {
         "building the local API server (cargo build --bin local-api)",
         xshell::cmd!(sh, "cargo build --quiet --bin local-api").quiet(),
     )?;
-    Ok(build::target_dir(env)
-        .join("debug")
-        .join("local-api"))
+    Ok(build::target_dir(env).join("debug").join("local-api"))
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -253,4 +251,3 @@ fn tail(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
-

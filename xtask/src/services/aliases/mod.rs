@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use emulator::files::Routing;
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
+use emulator::files::Routing;
 
 use crate::base::aws::Target;
 use crate::base::env::{self, Env};
@@ -115,26 +115,13 @@ pub fn set_aliases(env: &Env, target: &Target, state: &BTreeMap<String, AliasSta
             if env.emulated {
                 injected_failure(function, &name)?;
             }
-            let weights = alias.weights.iter().map(|(v, w)| (v.clone(), *w)).collect();
-            lambda
-                .update_alias()
-                .function_name(&name)
-                .name(ALIAS)
-                .function_version(&alias.version)
-                .routing_config(
-                    AliasRoutingConfiguration::builder()
-                        .set_additional_version_weights(Some(weights))
-                        .build(),
+            update(&lambda, &name, alias).send().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "moving {name}'s `{ALIAS}` alias to version {}: {}",
+                    alias.version,
+                    aws_sdk_lambda::error::DisplayErrorContext(&e)
                 )
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "moving {name}'s `{ALIAS}` alias to version {}: {}",
-                        alias.version,
-                        aws_sdk_lambda::error::DisplayErrorContext(&e)
-                    )
-                })?;
+            })?;
         }
         anyhow::Ok(())
     })?;
@@ -154,20 +141,8 @@ pub fn describe(
     description: &str,
 ) -> Result<()> {
     let name = env.function_name(function);
-    let weights = at.weights.iter().map(|(v, w)| (v.clone(), *w)).collect();
     process::block_on(async {
-        target
-            .lambda()
-            .await
-            .update_alias()
-            .function_name(&name)
-            .name(ALIAS)
-            .function_version(&at.version)
-            .routing_config(
-                AliasRoutingConfiguration::builder()
-                    .set_additional_version_weights(Some(weights))
-                    .build(),
-            )
+        update(&target.lambda().await, &name, at)
             .description(description)
             .send()
             .await
@@ -179,6 +154,26 @@ pub fn describe(
             })
     })?;
     Ok(())
+}
+
+/// An UpdateAlias request pointing `name`'s `live` alias at `at`: its version with its
+/// weights (none means all the traffic on the version).
+fn update(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+    at: &AliasState,
+) -> aws_sdk_lambda::operation::update_alias::builders::UpdateAliasFluentBuilder {
+    let weights = at.weights.iter().map(|(v, w)| (v.clone(), *w)).collect();
+    lambda
+        .update_alias()
+        .function_name(name)
+        .name(ALIAS)
+        .function_version(&at.version)
+        .routing_config(
+            AliasRoutingConfiguration::builder()
+                .set_additional_version_weights(Some(weights))
+                .build(),
+        )
 }
 
 /// `XTASK_INJECT_ALIAS_ERROR=FUNCTION:N`, honoured against the emulator only:
@@ -211,10 +206,7 @@ fn injected_failure(function: &str, name: &str) -> Result<()> {
 /// shows the same versions and weights, so the next request is routed as
 /// the alias says. Without a running server there is nothing to do. The
 /// first use of a version downloads its package, hence the generous limit.
-fn follow_local(
-    env: &Env,
-    expected: &BTreeMap<String, AliasState>,
-) -> Result<()> {
+fn follow_local(env: &Env, expected: &BTreeMap<String, AliasState>) -> Result<()> {
     let Some(api) = local::running_api(env) else {
         return Ok(());
     };
@@ -264,10 +256,7 @@ fn follow_local(
     }
 }
 
-fn same_weights(
-    a: &BTreeMap<String, f64>,
-    b: &BTreeMap<String, f64>,
-) -> bool {
+fn same_weights(a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>) -> bool {
     a.len() == b.len()
         && a.iter()
             .all(|(v, w)| b.get(v).is_some_and(|x| (x - w).abs() < 1e-6))

@@ -32,7 +32,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-
 use crate::base::aws::Target;
 use crate::base::env::Env;
 use crate::base::progress;
@@ -162,7 +161,9 @@ pub fn begin(env: &Env, target: &Target, shifts: &BTreeMap<String, Shift>) -> Re
             previous: shift.from.clone(),
             next: shift.to.clone(),
         };
-        if let Err(err) = aliases::describe(env, target, function, &alias.state, &record.description()) {
+        if let Err(err) =
+            aliases::describe(env, target, function, &alias.state, &record.description())
+        {
             // Nothing moved yet: put back the records already replaced (best effort), so
             // the release before stays the one `rollback` returns to.
             for (done, description) in &pending.replaced {

@@ -515,11 +515,12 @@ mod tests {
             assert_eq!((&pkg.sha256, &pkg.zip), (&before.sha256, &before.zip));
         }
 
-                let mut env = Env::load("prod", false).unwrap();
+        let mut env = Env::load("prod", false).unwrap();
         assert!(env.code_signing, "prod signs");
         let dir = std::env::temp_dir().join(format!("xtask-sign-test-{}", std::process::id()));
         env.build_root = dir.clone();
-        let path = crate::services::stacks::state::write_tfvars(&env, "artifacts", &rewritten).unwrap();
+        let path =
+            crate::services::stacks::state::write_tfvars(&env, "artifacts", &rewritten).unwrap();
         let vars: serde_json::Value = process::read_json(&path).unwrap();
         assert_eq!(vars["artifact_key_users"], "signed/users/job-users.zip");
         assert_eq!(vars["artifact_hash_users"], "signed-users");
@@ -544,7 +545,7 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-                let mut env = Env::load("prod", false).unwrap();
+        let mut env = Env::load("prod", false).unwrap();
         env.prefix = format!("t{nanos}-");
         let dir = std::env::temp_dir().join(format!("xtask-sign-moto-{nanos}"));
         env.build_root = dir.clone();
@@ -600,7 +601,7 @@ mod tests {
     #[test]
     fn local_and_dev_do_not_sign() {
         for name in ["local", "dev"] {
-                        assert!(!Env::load(name, false).unwrap().code_signing, "{name}");
+            assert!(!Env::load(name, false).unwrap().code_signing, "{name}");
         }
     }
 }
