@@ -22,7 +22,7 @@
 //! After start-up and after every refresh that changed something, the refresher writes
 //! `<work dir>/routing.json` (default `build/<env>/functions/routing.json`; its path is also
 //! the `routing` field of the `--state` file) atomically (temporary file and rename), *after*
-//! the new table is in use:
+//! the new table is in use, as an [`emulator::files::Routing`] (the one type its readers use):
 //!
 //! ```json
 //! {
