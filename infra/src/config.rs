@@ -88,7 +88,7 @@ pub struct Lambda {
     pub dead_letter_queue: bool,
     /// Lambda code signing: an AWS Signer profile in the bootstrap stack, a code signing config
     /// with policy `Enforce` on the functions, and `cargo xtask deploy` signing every package
-    /// with the profile (xtask/src/sign.rs) before the service stack uses it.
+    /// with the profile (xtask/src/services/artifacts/sign.rs) before the service stack uses it.
     #[serde(default)]
     pub code_signing: bool,
 }

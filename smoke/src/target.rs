@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use anyhow::{Context, Result};
+use emulator::files::{ApiState, Outputs};
 
 /// The deployment as smoke sees it.
 #[derive(Debug, Clone)]
@@ -23,22 +23,13 @@ impl Target {
     /// not at the emulator's execute-api URL, so when the server's state file
     /// (`local-api.json`) sits next to the outputs its URL is used instead.
     pub fn from_outputs(path: &Path, api_url_override: Option<&str>) -> Result<Target> {
-        let text = std::fs::read_to_string(path).with_context(|| {
+        let outputs = Outputs::read(path).with_context(|| {
             format!(
                 "reading {}: deploy first (`cargo xtask deploy`)",
                 path.display()
             )
         })?;
-        let value: Value =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        let Some(map) = value.as_object() else {
-            bail!("{} is not a JSON object", path.display())
-        };
-        let get = |name: &str| -> Option<String> {
-            let v = map.get(name)?;
-            let v = v.get("value").unwrap_or(v);
-            v.as_str().map(str::to_string)
-        };
+        let get = |name: &str| outputs.text(name);
         let need = |name: &str| {
             get(name).with_context(|| format!("output `{name}` missing in {}", path.display()))
         };
@@ -63,7 +54,5 @@ impl Target {
 }
 
 fn local_api_url(state: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(state).ok()?;
-    let value: Value = serde_json::from_str(&text).ok()?;
-    value.get("url")?.as_str().map(str::to_string)
+    ApiState::read(state).ok().map(|state| state.url)
 }

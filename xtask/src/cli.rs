@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::base::traffic::Strategy;
+
 /// Build, deploy and prove the service, locally or on AWS.
 ///
 /// The default environment is `local`: an AWS emulator on loopback that
@@ -158,8 +160,8 @@ pub struct DeployArgs {
     /// `[options.traffic_shifting]`: `all-at-once`, `canary:PERCENT:INTERVAL`
     /// or `linear:PERCENT:INTERVAL` (e.g. `canary:10:5m`). The alarms are
     /// the gate of every step either way.
-    #[arg(long, value_name = "SPEC", value_parser = crate::release::Strategy::parse)]
-    pub shift: Option<crate::release::Strategy>,
+    #[arg(long, value_name = "SPEC", value_parser = Strategy::parse)]
+    pub shift: Option<Strategy>,
     /// After the release, run the smoke tests against the stack; if they
     /// fail, put the previous versions back (as `rollback` does) and fail.
     #[arg(long)]

@@ -1,37 +1,18 @@
 //! `cargo xtask`: the project's life cycle (build, package, deploy, prove) as
 //! one Rust program, so the only prerequisite is cargo itself.
 //!
-//! This file only parses the command line and dispatches; each task lives in
-//! its own module with a `run(&Shell, ...)` entry point.
+//! This file only parses the command line and dispatches. The code is in three layers, each
+//! importing only the ones below it (the `tidy` test holds it to that): `commands` (one
+//! module per command), `services` (the life cycle: artifacts, stacks, aliases, the local
+//! stack) and `base` (environment, AWS clients, processes, output); `cli` declares the
+//! command line that `main` parses and the commands read.
 
-mod aws;
-mod bench;
-mod bootstrap;
-mod build;
-mod check;
+mod base;
 mod cli;
-mod deploy;
-mod destroy;
-mod doctor;
-mod env;
-mod hotswap;
-mod local;
-mod logs;
-mod outputs;
-mod package;
-mod plan;
-mod prerequisites;
-mod process;
-mod progress;
-mod release;
-mod rollback;
-mod sign;
-mod smoke;
-mod synth;
-mod terraform;
-mod test;
-mod upload;
-mod wait;
+mod commands;
+mod services;
+#[cfg(test)]
+mod tidy;
 #[cfg(test)]
 mod workflows;
 
@@ -40,7 +21,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use xshell::Shell;
 
+use crate::base::{env, progress};
 use crate::cli::{Command, Xtask};
+use crate::commands::{
+    bench, bootstrap, build, deploy, destroy, doctor, local, logs, outputs, package, plan,
+    rollback, smoke, synth, test,
+};
 
 fn main() -> ExitCode {
     forget_cargo_run_variables();
@@ -82,17 +68,17 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Test(args) => return test::run(&sh, &flags.global, args),
         _ => {}
     }
-    let env = env::Env::load(&flags.global)?;
+    let env = env::Env::load(&flags.global.env, flags.global.json)?;
     match flags.command {
         Command::Build(args) => build::run(&env, args),
         Command::Package(args) => package::run(&env, args),
-        Command::Synth => synth::run(&sh, &env),
+        Command::Synth => synth::run(&env),
         Command::Plan(args) => plan::run(&env, args),
         Command::Deploy(args) => deploy::run(&sh, &env, args),
-        Command::Outputs(args) => outputs::run(&sh, &env, args),
-        Command::Logs(args) => logs::run(&sh, &env, args),
+        Command::Outputs(args) => outputs::run(&env, args),
+        Command::Logs(args) => logs::run(&env, args),
         Command::Destroy(args) => destroy::run(&sh, &env, args),
-        Command::Bootstrap(args) => bootstrap::run(&sh, &env, args),
+        Command::Bootstrap(args) => bootstrap::run(&env, args),
         Command::Local(cmd) => local::run(&sh, &env, cmd),
         Command::Smoke(args) => smoke::run(&sh, &env, args),
         Command::Rollback(args) => rollback::run(&env, args),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn workflow_path(name: &str) -> PathBuf {
-    crate::env::workspace_root()
+    crate::base::env::workspace_root()
         .join(".github")
         .join("workflows")
         .join(name)

@@ -120,7 +120,10 @@ impl Stack {
             "api_key_value": API_KEY,
             "region": "us-east-1",
         });
-        std::fs::write(&outputs, serde_json::to_string_pretty(&values).unwrap()).unwrap();
+        serde_json::from_value::<emulator::files::Outputs>(values)
+            .unwrap()
+            .write(&outputs)
+            .unwrap();
 
         let mut options =
             local_api::Options::new(outputs.clone(), dist, emulator.endpoint().to_string());

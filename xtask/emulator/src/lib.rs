@@ -4,7 +4,10 @@
 //! Terraform and the SDK send it, needs no account and no network. This crate is the one place
 //! that knows how to install it (pip into `build/venv`, once, under a file lock so parallel test
 //! binaries do not race), start it on a free port, wait until it answers, and stop it.
-//! It is std-only so that depending on it costs the test and xtask builds nothing.
+//! It needs only serde, which every crate using it builds anyway, so depending on it costs the
+//! test and xtask builds nothing. It also holds the [`files`] those processes hand each other.
+
+pub mod files;
 
 use std::fmt;
 use std::fs::{self, File};

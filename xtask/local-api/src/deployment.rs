@@ -1,13 +1,14 @@
 //! What the deployment's outputs file tells the local server.
 //!
-//! The outputs file (`terraform output -json`, flattened by xtask) is the only thing read from
+//! The outputs file ([`Outputs`]: `terraform output -json`, flattened by xtask) is the only thing read from
 //! the deployment: it names the stage, the tables, the functions and the API key, so the local
 //! server serves exactly what Terraform created and nothing it guesses.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use emulator::files::Outputs;
 use serde_json::Value;
 
 /// The short function names of the service, as used in `build/dist/<fn>.zip` and the routes.
@@ -42,37 +43,25 @@ pub struct Deployment {
 impl Deployment {
     /// Reads and checks the outputs file; every error names the missing output.
     pub fn load(path: &Path) -> Result<Deployment> {
-        let text = std::fs::read_to_string(path).with_context(|| {
+        let outputs = Outputs::read(path).with_context(|| {
             format!(
                 "reading the outputs file {}: deploy first (`cargo xtask deploy`)",
                 path.display()
             )
         })?;
-        let value: Value = serde_json::from_str(&text)
-            .with_context(|| format!("parsing the outputs file {}", path.display()))?;
-        Self::from_value(&value).with_context(|| format!("in the outputs file {}", path.display()))
+        Self::from_outputs(&outputs)
+            .with_context(|| format!("in the outputs file {}", path.display()))
     }
 
-    /// Accepts both the flat `{"name": value}` form and terraform's own
-    /// `{"name": {"value": .., "type": .., "sensitive": ..}}`, so a raw `terraform output -json`
-    /// works too.
+    /// From JSON in either form [`Outputs`] reads (flat or terraform's own).
     pub fn from_value(value: &Value) -> Result<Deployment> {
-        let Some(map) = value.as_object() else {
-            bail!("expected a JSON object of outputs");
-        };
-        let get = |name: &str| -> Option<String> {
-            let v = map.get(name)?;
-            let v = match v {
-                Value::Object(o) if o.contains_key("value") => &o["value"],
-                other => other,
-            };
-            match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                Value::Bool(b) => Some(b.to_string()),
-                _ => None,
-            }
-        };
+        let outputs: Outputs =
+            serde_json::from_value(value.clone()).context("expected a JSON object of outputs")?;
+        Self::from_outputs(&outputs)
+    }
+
+    pub fn from_outputs(outputs: &Outputs) -> Result<Deployment> {
+        let get = |name: &str| outputs.text(name);
         let need = |name: &str| get(name).with_context(|| format!("output `{name}` is missing"));
         let mut functions = BTreeMap::new();
         for short in FUNCTIONS {

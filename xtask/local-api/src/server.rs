@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use emulator::files::ApiState;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -141,18 +142,14 @@ impl Server {
         });
 
         if let Some(state) = &options.state {
-            let record = serde_json::json!({
-                "pid": std::process::id(),
-                "port": addr.port(),
-                "url": url,
-                "routing": std::path::absolute(&routing_file).unwrap_or(routing_file.clone()),
-            });
-            if let Some(dir) = state.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
+            ApiState {
+                pid: std::process::id(),
+                port: addr.port(),
+                url: url.clone(),
+                routing: Some(std::path::absolute(&routing_file).unwrap_or(routing_file.clone())),
             }
-            std::fs::write(state, format!("{record}\n"))
-                .with_context(|| format!("writing {}", state.display()))?;
+            .write(state)
+            .with_context(|| format!("writing {}", state.display()))?;
         }
 
         // Nothing fails from here on: the refresher runs as long as the server.

@@ -22,7 +22,7 @@
 //! After start-up and after every refresh that changed something, the refresher writes
 //! `<work dir>/routing.json` (default `build/<env>/functions/routing.json`; its path is also
 //! the `routing` field of the `--state` file) atomically (temporary file and rename), *after*
-//! the new table is in use:
+//! the new table is in use, as an [`emulator::files::Routing`] (the one type its readers use):
 //!
 //! ```json
 //! {
@@ -57,7 +57,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use emulator::files::{PendingAlias, RoutedAlias, Routing};
 use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
@@ -421,43 +421,39 @@ impl Refresher {
         self.table.replace(routes);
 
         self.generation += 1;
-        let functions: serde_json::Map<String, Value> = self
+        let functions = self
             .functions
             .iter()
             .map(|f| {
-                let mut record = match &f.serving {
-                    Serving::Alias(alias) => json!({
-                        "function_name": f.name,
-                        "version": alias.version,
-                        "weights": alias.weights,
-                    }),
-                    Serving::Fallback(reason) => json!({
-                        "function_name": f.name,
-                        "version": null,
-                        "weights": {},
-                        "fallback": reason,
-                    }),
+                let (version, weights, fallback) = match &f.serving {
+                    Serving::Alias(alias) => {
+                        (Some(alias.version.clone()), alias.weights.clone(), None)
+                    }
+                    Serving::Fallback(reason) => (None, BTreeMap::new(), Some(reason.clone())),
                 };
-                if let Some(pending) = &f.pending {
-                    record["pending"] = json!({
-                        "version": pending.state.version,
-                        "weights": pending.state.weights,
-                        "error": pending.error,
-                    });
-                }
+                let pending = f.pending.as_ref().map(|pending| PendingAlias {
+                    version: Some(pending.state.version.clone()),
+                    weights: pending.state.weights.clone(),
+                    error: Some(pending.error.clone()),
+                });
+                let record = RoutedAlias {
+                    function_name: f.name.clone(),
+                    version,
+                    weights,
+                    fallback,
+                    pending,
+                };
                 (f.short.clone(), record)
             })
             .collect();
-        let record = json!({
-            "pid": std::process::id(),
-            "generation": self.generation,
-            "alias": self.emulator.deployment().alias,
-            "functions": functions,
-        });
-        write_atomically(
-            &self.routing_file,
-            format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
-        )
+        Routing {
+            pid: std::process::id(),
+            generation: self.generation,
+            alias: self.emulator.deployment().alias.clone(),
+            functions,
+        }
+        .write(&self.routing_file)
+        .with_context(|| format!("writing {}", self.routing_file.display()))
     }
 }
 
@@ -496,25 +492,6 @@ async fn resolve(
 
 fn code_note(pooled: &Pooled) -> String {
     format!("{} ({})", pooled.origin, pooled.bootstrap.display())
-}
-
-/// Writes through a temporary file in the same folder and a rename, so a reader never sees a
-/// partial file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let partial = dir.join(format!(
-        ".{}.{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("routing"),
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| {
-        let _ = std::fs::remove_file(&partial);
-        format!("moving {} into place", path.display())
-    })
 }
 
 fn first_line(s: &str) -> &str {

@@ -169,10 +169,11 @@ impl Fixture {
         let path = self.dir.join("outputs.json");
         support::write_outputs(&path, &self.prefix, "v1", KEY);
         if with_bucket {
-            let mut outputs: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            outputs["artifacts_bucket"] = json!(self.bucket);
-            std::fs::write(&path, outputs.to_string()).unwrap();
+            let mut outputs = emulator::files::Outputs::read(&path).unwrap();
+            outputs
+                .values
+                .insert("artifacts_bucket".to_owned(), json!(self.bucket));
+            outputs.write(&path).unwrap();
         }
         path
     }

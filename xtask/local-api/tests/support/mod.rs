@@ -94,7 +94,10 @@ pub fn write_outputs(path: &Path, prefix: &str, stage: &str, api_key: &str) {
         "api_key_value": api_key,
         "region": "us-east-1",
     });
-    std::fs::write(path, serde_json::to_string_pretty(&outputs).unwrap()).unwrap();
+    serde_json::from_value::<emulator::files::Outputs>(outputs)
+        .unwrap()
+        .write(path)
+        .unwrap();
 }
 
 /// An endpoint nothing listens on: the server then derives the function configuration from

@@ -1,0 +1,208 @@
+//! The files the local life cycle's processes hand each other, one serde type each, so the
+//! writer and every reader (and the tests that stand in for a writer) agree by construction:
+//!
+//! - [`Outputs`], `build/<env>/outputs.json`: written by xtask after a deploy, read by the
+//!   local API server and by smoke;
+//! - [`ApiState`], the local API server's `--state` file (`build/<env>/local-api.json`):
+//!   written by the server, read by xtask and by smoke;
+//! - [`Routing`], the server's `routing.json`: written by the server, read by xtask when it
+//!   waits for the server to follow an alias it moved (the contract is in
+//!   `xtask/local-api/src/traffic.rs`).
+//!
+//! They live in this crate because xtask, the local API server and smoke all depend on it and
+//! it depends on nothing of theirs.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A deployed stack's outputs as a flat `{name: value}` object. Read from either that form or
+/// Terraform's own `{name: {"value": .., "type": .., "sensitive": ..}}`, so a raw
+/// `terraform output -json` works too.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Map<String, Value>", into = "Map<String, Value>")]
+pub struct Outputs {
+    pub values: Map<String, Value>,
+}
+
+impl From<Map<String, Value>> for Outputs {
+    fn from(raw: Map<String, Value>) -> Outputs {
+        let values = raw
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::Object(mut entry) if entry.contains_key("value") => {
+                    (name, entry.remove("value").expect("checked"))
+                }
+                flat => (name, flat),
+            })
+            .collect();
+        Outputs { values }
+    }
+}
+
+impl From<Outputs> for Map<String, Value> {
+    fn from(outputs: Outputs) -> Map<String, Value> {
+        outputs.values
+    }
+}
+
+impl<N: Into<String>, V: Into<Value>> FromIterator<(N, V)> for Outputs {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(items: I) -> Outputs {
+        Outputs {
+            values: items
+                .into_iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
+        }
+    }
+}
+
+impl Outputs {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    /// A scalar output as text (numbers and booleans too); `None` when missing or not scalar.
+    pub fn text(&self, name: &str) -> Option<String> {
+        match self.values.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn read(path: &Path) -> io::Result<Outputs> {
+        read(path)
+    }
+
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        write(path, self)
+    }
+}
+
+/// The local API server's state file: where it listens and where its routing record is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiState {
+    pub pid: u32,
+    pub port: u16,
+    /// Its invoke URL, stage included.
+    pub url: String,
+    /// Its `routing.json` (what it serves per alias); absent in files of older servers.
+    #[serde(default)]
+    pub routing: Option<PathBuf>,
+}
+
+impl ApiState {
+    pub fn read(path: &Path) -> io::Result<ApiState> {
+        read(path)
+    }
+
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        write(path, self)
+    }
+}
+
+/// `routing.json`: what each function's alias looked like at the server's last refresh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Routing {
+    /// The server process that wrote it.
+    pub pid: u32,
+    /// Grows by one with every write of one process.
+    pub generation: u64,
+    /// The alias followed (`live`).
+    pub alias: Option<String>,
+    pub functions: BTreeMap<String, RoutedAlias>,
+}
+
+/// One function in [`Routing`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutedAlias {
+    pub function_name: String,
+    /// The alias's primary version; `None` while the `build/dist` fallback runs.
+    pub version: Option<String>,
+    /// `AdditionalVersionWeights` as the alias gave them; the primary version gets the rest.
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+    /// Why the fallback runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// An alias state the server could not apply yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingAlias>,
+}
+
+/// An alias state not applied yet, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingAlias {
+    pub version: Option<String>,
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+    pub error: Option<String>,
+}
+
+impl Routing {
+    pub fn read(path: &Path) -> io::Result<Routing> {
+        read(path)
+    }
+
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        write(path, self)
+    }
+}
+
+fn read<T: DeserializeOwned>(path: &Path) -> io::Result<T> {
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
+}
+
+/// Pretty JSON and a newline, readable by the owner only (the outputs hold the API key),
+/// through a temporary file and a rename so a reader never sees a partial file.
+fn write<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)? + "\n";
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)?
+        .write_all(text.as_bytes())?;
+    std::fs::rename(&partial, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outputs_read_flat_and_terraform_shaped_alike() {
+        let flat: Outputs = serde_json::from_value(json!({"stage_name": "v1", "n": 3})).unwrap();
+        let shaped: Outputs = serde_json::from_value(json!({
+            "stage_name": {"value": "v1", "type": "string", "sensitive": false},
+            "n": {"value": 3, "type": "number", "sensitive": false},
+        }))
+        .unwrap();
+        assert_eq!(flat, shaped);
+        assert_eq!(flat.text("n").as_deref(), Some("3"));
+        assert_eq!(
+            serde_json::to_value(&flat).unwrap(),
+            json!({"stage_name": "v1", "n": 3})
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! `cargo xtask bootstrap`: the buckets a real account needs before the first deploy and,
+//! for environments with `[delivery]`, the deploy role; prints what to set on GitHub.
+
+use anyhow::Result;
+
+use crate::base::env::Env;
+use crate::base::progress;
+use crate::cli::BootstrapArgs;
+use crate::services::stacks::{bootstrap, prerequisites, synth};
+use crate::services::target;
+
+pub fn run(env: &Env, args: BootstrapArgs) -> Result<()> {
+    prerequisites::check(env)?;
+    let (target, _moto) = target::target(env)?;
+    synth::synthesize(env)?;
+    let bootstrap::Bootstrapped {
+        state_bucket,
+        migrated,
+        outputs,
+        delivery,
+    } = bootstrap::apply(env, &target, args.force)?;
+    let json = serde_json::json!({
+        "env": env.name,
+        "state_bucket": state_bucket,
+        "state_migrated": migrated,
+        "outputs": outputs.masked(),
+        "delivery": delivery,
+    });
+    let mut human = format!("bootstrap stack of `{}` applied", env.name);
+    if let Some(bucket) = &state_bucket {
+        human.push_str(&format!("\nstate bucket:     s3://{bucket}"));
+    }
+    if let Some(bucket) = outputs.get("artifacts_bucket").and_then(|v| v.as_str()) {
+        human.push_str(&format!("\nartifacts bucket: s3://{bucket}"));
+    }
+    if let Some(d) = &delivery {
+        human.push_str(&format!(
+            "\ndeploy role:      {role}\n\nSet it on the GitHub environment `{genv}` (README: Delivery):\n  \
+             gh variable set AWS_DEPLOY_ROLE_ARN --repo {repo} --env {genv} --body {role}\n  \
+             gh variable set AWS_REGION --repo {repo} --env {genv} --body {region}",
+            role = d.deploy_role_arn,
+            genv = d.github_environment,
+            repo = d.github_repository,
+            region = env.region,
+        ));
+    }
+    progress::finish(env.json, &json, human);
+    Ok(())
+}

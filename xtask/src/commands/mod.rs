@@ -1,0 +1,19 @@
+//! The commands of `cargo xtask`, one module each: read the parsed arguments, call the
+//! services, print the result. A command never imports another command; what two commands
+//! share is a service.
+
+pub mod bench;
+pub mod bootstrap;
+pub mod build;
+pub mod deploy;
+pub mod destroy;
+pub mod doctor;
+pub mod local;
+pub mod logs;
+pub mod outputs;
+pub mod package;
+pub mod plan;
+pub mod rollback;
+pub mod smoke;
+pub mod synth;
+pub mod test;

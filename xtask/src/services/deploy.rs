@@ -1,0 +1,473 @@
+//! The deploy pipeline: from source to a running, verified stack (`cargo xtask
+//! deploy`, and the benchmark's measured deploys).
+//!
+//! build -> check -> package -> synth -> bootstrap stack (artifacts bucket)
+//! -> upload missing packages -> service stack (publishes versions) -> wait
+//! for Lambda -> outputs -> release (`live` onto the new versions, see
+//! `release`) -> (local) start the local API server -> (`--smoke`) smoke
+//! gate, rolled back on failure. Each Terraform stack is applied only when
+//! its fingerprint (synthesized JSON, variables, target) differs from the
+//! last successful apply, so an unchanged deploy takes seconds; it still
+//! releases when `live` is not on the newest versions (after a rollback, a
+//! deploy of the same source releases it again).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::base::aws::Target;
+use crate::base::env::{self, BOOTSTRAP_STACK, Env, SERVICE_STACK};
+use crate::base::traffic::Strategy;
+use crate::base::{process, progress};
+use crate::services::aliases::{self, Versions, hotswap, release, rollback};
+use crate::services::artifacts::package::{self, Manifest};
+use crate::services::artifacts::{sign, upload};
+use crate::services::local::{self, MotoState};
+use crate::services::stacks::state::{LastDeploy, fingerprint, write_tfvars};
+use crate::services::stacks::terraform::Terraform;
+use crate::services::stacks::{bootstrap, outputs, prerequisites, synth};
+use crate::services::{smoke, target};
+
+/// How a deploy runs: the `deploy` command's flags (see their help in `cli`), which the
+/// benchmark also sets itself.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub force: bool,
+    pub prebuilt: Option<PathBuf>,
+    pub no_serve: bool,
+    pub hotswap: bool,
+    pub shift: Option<Strategy>,
+    pub smoke: bool,
+}
+
+/// What a deploy did; printed as JSON with `--json` and used by the benchmark.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub env: String,
+    pub api_url: Option<String>,
+    pub local_api_url: Option<String>,
+    /// `applied` or `unchanged` per stack.
+    pub stacks: BTreeMap<String, String>,
+    pub uploaded: Vec<String>,
+    pub already_uploaded: Vec<String>,
+    /// Functions whose package differs from the last deploy.
+    pub changed_functions: Vec<String>,
+    /// How `live` moved to the new versions (absent when nothing moved).
+    pub release: Option<release::Report>,
+    /// The smoke report of `--smoke`.
+    pub smoke: Option<String>,
+    /// Seconds per step.
+    pub timings: BTreeMap<String, f64>,
+}
+
+/// The deploy proper (the benchmark calls it directly).
+pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
+    let started = Instant::now();
+    let mut report = Report {
+        env: env.name.clone(),
+        ..Report::default()
+    };
+    let time = |report: &mut Report, name: &str, since: Instant| {
+        report
+            .timings
+            .insert(name.to_owned(), since.elapsed().as_secs_f64());
+    };
+    if env.emulated {
+        progress::step(format!(
+            "Deploying `{}` to the local AWS emulator",
+            env.name
+        ));
+    }
+    prerequisites::check(env)?;
+    // A real account's credentials are checked before anything is compiled.
+    let checked_target = match env.emulated {
+        true => None,
+        false => Some(target::target(env)?),
+    };
+
+    // The compile is the longest step of a first deploy and needs nothing from the stacks, so
+    // it runs on a thread of its own while the emulator starts and the bootstrap stack
+    // applies. If that side fails first, the compile is stopped rather than waited for.
+    let (built, before_upload) = std::thread::scope(|scope| {
+        let build = scope.spawn(|| {
+            let t = Instant::now();
+            package::build_check_package(env, args.prebuilt.as_deref()).map(|m| (m, t.elapsed()))
+        });
+        let before_upload = (|| -> Result<_> {
+            let (target, moto) = match checked_target {
+                Some(checked) => checked,
+                None => target::target(env)?,
+            };
+            let t = Instant::now();
+            synth::synthesize(env)?;
+            let synth_took = t.elapsed();
+            let mut last = LastDeploy::load(env);
+            if args.force {
+                // Keep the package record: "changed functions" stays meaningful.
+                last.stacks.clear();
+                last.artifacts_bucket = None;
+                last.service_structure = None;
+            }
+            let identity = target_identity(env, &target, moto.as_ref());
+            let t = Instant::now();
+            let (bucket, status) = bootstrap_stack(env, &target, &identity, &mut last)?;
+            Ok((
+                target,
+                moto,
+                synth_took,
+                last,
+                identity,
+                bucket,
+                status,
+                t.elapsed(),
+            ))
+        })();
+        if before_upload.is_err() {
+            progress::cancel();
+        }
+        let built = build.join().expect("the compile thread does not panic");
+        (built, before_upload)
+    });
+    let (target, moto, synth_took, mut last, identity, bucket, bootstrap_status, bootstrap_took) =
+        before_upload?;
+    let (manifest, build_took) = built?;
+    // The local API server and smoke (debug builds, minutes on a fresh clone) compile while
+    // the packages upload and the service stack applies; starting the server waits for them.
+    let tools = (env.emulated && !args.no_serve).then(local::Prebuild::start);
+    report
+        .timings
+        .insert("build_and_package".to_owned(), build_took.as_secs_f64());
+    report
+        .timings
+        .insert("synth".to_owned(), synth_took.as_secs_f64());
+    report
+        .timings
+        .insert("bootstrap_stack".to_owned(), bootstrap_took.as_secs_f64());
+    report
+        .stacks
+        .insert(BOOTSTRAP_STACK.to_owned(), bootstrap_status.to_owned());
+    let tf_env = target.terraform_env();
+
+    // 2. Packages not yet in the bucket.
+    let t = Instant::now();
+    let uploaded = upload::missing_only(env, &target, &bucket, &manifest)?;
+    report.uploaded = uploaded.uploaded;
+    report.already_uploaded = uploaded.already_present;
+    time(&mut report, "upload", t);
+    // Environments that enforce code signing deploy the signed copies instead.
+    let t = Instant::now();
+    let manifest = sign::if_required(env, &target, &bucket, &manifest)?;
+    time(&mut report, "sign", t);
+
+    // 3. The service stack, fed the package keys and hashes.
+    let var_file = write_tfvars(env, &bucket, &manifest)?;
+    let t = Instant::now();
+    let service_fp = fingerprint(&env.stack_dir(SERVICE_STACK), Some(&var_file), &identity)?;
+    report.changed_functions = manifest
+        .functions
+        .iter()
+        .filter(|(name, pkg)| last.packages.get(*name) != Some(&pkg.sha256))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let structure_fp = fingerprint(
+        &env.stack_dir(SERVICE_STACK),
+        None,
+        &format!("{identity} bucket={bucket}"),
+    )?;
+    let unchanged =
+        last.stacks.get(SERVICE_STACK) == Some(&service_fp) && env.outputs_file().exists();
+    let code_only =
+        last.service_structure.as_ref() == Some(&structure_fp) && env.outputs_file().exists();
+    // The versions this deploy wants `live` on, per function.
+    let published: Versions = if unchanged {
+        progress::step(
+            "Service stack, packages and variables unchanged since the last deploy; skipping terraform (--force applies anyway)",
+        );
+        report
+            .stacks
+            .insert(SERVICE_STACK.to_owned(), "unchanged".to_owned());
+        report.changed_functions.clear();
+        published_versions(&outputs::load(env)?.values)
+    } else if args.hotswap && code_only {
+        progress::step(format!(
+            "Only function code changed; hotswapping {} through the Lambda API (Terraform reconciles at the next plain deploy)",
+            report.changed_functions.join(", ")
+        ));
+        let published =
+            hotswap::functions(env, &target, &bucket, &manifest, &report.changed_functions)?;
+        time(&mut report, "hotswap", t);
+        // Not the applied fingerprint: a plain deploy must still run Terraform.
+        last.stacks
+            .insert(SERVICE_STACK.to_owned(), format!("hotswapped {service_fp}"));
+        last.packages = package_hashes(&manifest);
+        last.save(env)?;
+        report
+            .stacks
+            .insert(SERVICE_STACK.to_owned(), "hotswapped".to_owned());
+        published
+    } else {
+        if args.hotswap {
+            progress::note("more than function code changed; applying with Terraform");
+        }
+        let tf = Terraform::new(env, SERVICE_STACK, tf_env.clone())?;
+        progress::step("Applying the service stack");
+        with_emulator_hint(env, tf.init())?;
+        // Only package variables changed since Terraform last refreshed and
+        // applied this very structure: the refresh would read back every
+        // resource (most of the minute) to update three functions. Any other
+        // change, `--force` and `plan` still refresh and so see drift.
+        let applied = if code_only && !args.force {
+            progress::note("only function code changed: applying without a refresh");
+            tf.apply_without_refresh(Some(&var_file))
+        } else {
+            tf.apply(Some(&var_file))
+        };
+        with_emulator_hint(env, applied)?;
+        time(&mut report, "service_stack", t);
+        let t = Instant::now();
+        aliases::wait::functions_live(env, &target)?;
+        time(&mut report, "wait_lambda", t);
+        let outs = tf.outputs()?;
+        outputs::save(env, &outs)?;
+        last.stacks.insert(SERVICE_STACK.to_owned(), service_fp);
+        last.service_structure = Some(structure_fp);
+        last.packages = package_hashes(&manifest);
+        last.save(env)?;
+        report
+            .stacks
+            .insert(SERVICE_STACK.to_owned(), "applied".to_owned());
+        published_versions(&outs.values)
+    };
+    let outs = outputs::load(env)?;
+    report.api_url = outs
+        .get("api_url")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+
+    // 4. Release: `live` onto the published versions, gated by the alarms.
+    // The release is recorded on the aliases before anything moves and stays
+    // `releasing` until its last gate (the alarms, or the smoke run of
+    // `--smoke`) passed, so whatever stops this process in between leaves a
+    // release that `rollback --unfinished` undoes, from any machine.
+    let t = Instant::now();
+    let live = aliases::live_versions(env, &target)?;
+    let shifts = release::shifts(&live, &published);
+    let pending = if shifts.is_empty() {
+        None
+    } else {
+        let strategy = args.shift.clone().unwrap_or_else(|| env.strategy.clone());
+        let pending = rollback::begin(env, &target, &shifts)?;
+        match release::run(
+            env,
+            &target,
+            &shifts,
+            &strategy,
+            &release_alarms(&outs.values),
+        ) {
+            Ok(release) => report.release = Some(release),
+            Err(err) => return Err(recover(env, &target, &pending, err)),
+        }
+        // Without a smoke run, the alarm gate was the last one.
+        if !args.smoke {
+            rollback::finish(env, &target, &pending)?;
+        }
+        time(&mut report, "release", t);
+        Some(pending)
+    };
+    let moving = pending.is_some();
+
+    // 5. Locally, the API is served on loopback by the packaged binaries.
+    if let Some(moto) = &moto
+        && !args.no_serve
+    {
+        let t = Instant::now();
+        if let Some(tools) = tools {
+            tools.wait();
+        }
+        // A running server follows the aliases by itself; it only has to
+        // start again when the stack's structure (its outputs) changed.
+        let api = match local::running_api(env) {
+            Some(api) if unchanged || code_only => api,
+            _ => local::start_api(sh, env, moto)?,
+        };
+        report.local_api_url = Some(api.url);
+        time(&mut report, "local_api", t);
+    }
+
+    // 6. The smoke run as the release's last gate.
+    if args.smoke {
+        let t = Instant::now();
+        let result = smoke::gate(sh, env, &target, moto.as_ref());
+        time(&mut report, "smoke", t);
+        match result {
+            Ok(path) => report.smoke = Some(process::display_path(&env.root, &path)),
+            Err(err) if moving => {
+                progress::step("The smoke run failed; rolling the release back");
+                let back = rollback::roll_back(env, &target, rollback::Scope::Unfinished)
+                    .context("rolling back after the failed smoke run")?;
+                let moves: Vec<String> = back
+                    .moved
+                    .iter()
+                    .map(|m| format!("{} {} -> {}", m.function, m.from, m.to))
+                    .collect();
+                return Err(err.context(format!(
+                    "the new versions failed the smoke run and were rolled back ({}); the \
+                     previous versions serve all the traffic",
+                    moves.join(", ")
+                )));
+            }
+            Err(err) => {
+                return Err(
+                    err.context("this deploy released nothing, so there is nothing to roll back")
+                );
+            }
+        }
+    }
+    if let Some(pending) = pending.as_ref().filter(|_| args.smoke) {
+        rollback::finish(env, &target, pending)?;
+    }
+    report
+        .timings
+        .insert("total".to_owned(), started.elapsed().as_secs_f64());
+    Ok(report)
+}
+
+/// After a release failed: when it already moved back by itself (an alarm),
+/// the records it replaced hold again; otherwise (an AWS call failed while
+/// aliases moved) it is rolled back here, and if that fails too, the release
+/// stays recorded as unfinished on the aliases for `rollback --unfinished`.
+fn recover(
+    env: &Env,
+    target: &Target,
+    pending: &rollback::Pending,
+    err: anyhow::Error,
+) -> anyhow::Error {
+    let settled = match aliases::aliases(env, target) {
+        Ok(now) if pending.is_back(&now) => rollback::abandon(env, target, pending).map(|()| None),
+        _ => {
+            progress::step("The release failed half-way; rolling it back");
+            rollback::roll_back(env, target, rollback::Scope::Unfinished).map(Some)
+        }
+    };
+    match settled {
+        Ok(None) => err,
+        Ok(Some(back)) => {
+            let moves: Vec<String> = back
+                .moved
+                .iter()
+                .map(|m| format!("{} {} -> {}", m.function, m.from, m.to))
+                .collect();
+            err.context(format!(
+                "the release failed and was rolled back ({}); the previous versions serve all \
+                 the traffic",
+                moves.join(", ")
+            ))
+        }
+        Err(back) => err.context(format!(
+            "the release failed and moving the aliases back failed too ({back:#}); the release \
+             is recorded on the `live` aliases as unfinished: run `cargo xtask rollback --env {} \
+             --unfinished` from any machine with access to the account",
+            env.name
+        )),
+    }
+}
+
+/// The bootstrap stack (the artifacts bucket the packages go to), applied unless its
+/// fingerprint matches the last apply. Returns the bucket and `applied` or `unchanged`.
+fn bootstrap_stack(
+    env: &Env,
+    target: &Target,
+    identity: &str,
+    last: &mut LastDeploy,
+) -> Result<(String, &'static str)> {
+    let fingerprint = fingerprint(&env.stack_dir(BOOTSTRAP_STACK), None, identity)?;
+    if let (Some(bucket), Some(applied)) =
+        (&last.artifacts_bucket, last.stacks.get(BOOTSTRAP_STACK))
+        && *applied == fingerprint
+    {
+        progress::step("Bootstrap stack unchanged since the last deploy; skipping terraform");
+        return Ok((bucket.clone(), "unchanged"));
+    }
+    if !env.emulated {
+        bootstrap::require_state_bucket(env, target)?;
+    }
+    let tf = Terraform::new(env, BOOTSTRAP_STACK, target.terraform_env())?;
+    progress::step("Applying the bootstrap stack (artifacts bucket)");
+    with_emulator_hint(env, tf.init())?;
+    with_emulator_hint(env, tf.apply(None))?;
+    let outs = tf.outputs()?;
+    let bucket = outs
+        .get("artifacts_bucket")
+        .and_then(|v| v.as_str())
+        .context("the bootstrap stack has no `artifacts_bucket` output")?
+        .to_owned();
+    last.stacks.insert(BOOTSTRAP_STACK.to_owned(), fingerprint);
+    last.artifacts_bucket = Some(bucket.clone());
+    // Recorded now: a later failure must not re-apply what succeeded.
+    last.save(env)?;
+    Ok((bucket, "applied"))
+}
+
+fn package_hashes(manifest: &Manifest) -> BTreeMap<String, String> {
+    manifest
+        .functions
+        .iter()
+        .map(|(n, p)| (n.clone(), p.sha256.clone()))
+        .collect()
+}
+
+/// `<function>_version` outputs: the newest version Terraform published.
+fn published_versions(outputs: &serde_json::Map<String, serde_json::Value>) -> Versions {
+    env::functions()
+        .iter()
+        .filter_map(|f| {
+            let version = match outputs.get(&format!("{f}_version"))? {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some(((*f).to_owned(), version))
+        })
+        .collect()
+}
+
+/// The `release_alarms` output: the gate of every traffic step.
+fn release_alarms(outputs: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    outputs
+        .get("release_alarms")
+        .and_then(|v| v.as_array())
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the Terraform state was applied against: the same JSON applied to a
+/// different emulator process (or region) is not a no-op.
+fn target_identity(env: &Env, target: &Target, moto: Option<&MotoState>) -> String {
+    match moto {
+        Some(m) => format!(
+            "emulator pid={} port={} region={}",
+            m.pid, m.port, target.region
+        ),
+        None => format!("aws region={} env={}", target.region, env.name),
+    }
+}
+
+/// On an emulated environment, a failure is often the emulator having died;
+/// say so, and that a re-run converges.
+fn with_emulator_hint<T>(env: &Env, result: Result<T>) -> Result<T> {
+    match result {
+        Err(err) if env.emulated && local::running_moto(env).is_none() => Err(err.context(
+            "the emulator stopped during the deploy; run `cargo xtask deploy` again: it starts a \
+             fresh emulator and re-creates the stack",
+        )),
+        other => other,
+    }
+}

@@ -1,0 +1,28 @@
+//! Synthesis: the environment's Terraform JSON, written by the infra crate in
+//! the layout CDK for Terraform produces (`cargo xtask synth`, and the first
+//! step of every command that runs Terraform).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+
+use crate::base::env::Env;
+use crate::base::progress;
+
+/// Writes the stacks into [`Env::synth_out`]; returns how long it took.
+pub fn synthesize(env: &Env) -> Result<Duration> {
+    progress::step(format!("Synthesizing the `{}` stacks", env.name));
+    let started = Instant::now();
+    let out = env.synth_out();
+    let result = if out == env.root.join("infra").join("cdktf.out") {
+        infra::synth(&env.name, &out)
+    } else {
+        // A moved build folder (tests) keeps its Terraform state there too.
+        let config = infra::load_config(&env.name).map_err(|e| anyhow!("{e}"))?;
+        let mut options = infra::synth::default_options(&env.name, &out);
+        options.local_state_dir = env.dir().display().to_string();
+        infra::synth_with(&config, &options, &out)
+    };
+    result.map_err(|e| anyhow!("synthesizing `{}`: {e}", env.name))?;
+    Ok(started.elapsed())
+}
