@@ -3,11 +3,11 @@
 //! fails the build with the manifest's path and what is wrong.
 
 // Shared with the library, which uses the parts the build script does not.
+#[path = "src/manifest.rs"]
+mod manifest;
 #[allow(dead_code)]
 #[path = "src/tables.rs"]
 mod tables;
-#[path = "src/manifest.rs"]
-mod manifest;
 
 use std::path::Path;
 
@@ -37,5 +37,6 @@ fn run() -> Result<(), String> {
     }
     manifest::check_all(&functions)?;
     let out = Path::new(&std::env::var("OUT_DIR").map_err(|e| e.to_string())?).join("functions.rs");
-    std::fs::write(&out, manifest::to_rust(&functions)).map_err(|e| format!("{}: {e}", out.display()))
+    std::fs::write(&out, manifest::to_rust(&functions))
+        .map_err(|e| format!("{}: {e}", out.display()))
 }

@@ -126,6 +126,9 @@ mod tests {
         let health = find("health").unwrap();
         assert_eq!(health.routes[0].api_key, ApiKey::Environment);
         assert_eq!(health.tables(), ["users", "sessions"]);
-        assert!(find("common").is_none(), "a crate without the section is no function");
+        assert!(
+            find("common").is_none(),
+            "a crate without the section is no function"
+        );
     }
 }

@@ -165,7 +165,10 @@ fn check(
         ));
     }
     if !(128..=10_240).contains(&d.memory_mb) {
-        return Err(format!("`memory_mb` must be 128..=10240, found {}", d.memory_mb));
+        return Err(format!(
+            "`memory_mb` must be 128..=10240, found {}",
+            d.memory_mb
+        ));
     }
     if !(1..=900).contains(&d.timeout_seconds) {
         return Err(format!(
@@ -174,13 +177,19 @@ fn check(
         ));
     }
     if d.routes.is_empty() {
-        return Err("no `[[package.metadata.function.routes]]`: a function serves at least one route".into());
+        return Err(
+            "no `[[package.metadata.function.routes]]`: a function serves at least one route"
+                .into(),
+        );
     }
     let mut seen = BTreeSet::new();
     for route in &d.routes {
         check_route(route)?;
         if !seen.insert((route.method.as_str(), route.path.as_str())) {
-            return Err(format!("route {} {} is declared twice", route.method, route.path));
+            return Err(format!(
+                "route {} {} is declared twice",
+                route.method, route.path
+            ));
         }
     }
     let mut sids = BTreeSet::new();
@@ -231,7 +240,9 @@ fn check_route(route: &RouteDecl) -> Result<(), String> {
     let mut query = BTreeSet::new();
     for name in &route.query {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("{at}: query parameter `{name}` must be a-z, A-Z, 0-9 or '_'"));
+            return Err(format!(
+                "{at}: query parameter `{name}` must be a-z, A-Z, 0-9 or '_'"
+            ));
         }
         if !query.insert(name) {
             return Err(format!("{at}: query parameter `{name}` is listed twice"));
@@ -391,7 +402,11 @@ api_key = "required"
     #[test]
     fn a_crate_without_the_section_is_no_function() {
         let text = "[package]\nname = \"common\"\n[dependencies]\nserde = \"1\"\n";
-        assert!(parse("functions/common/Cargo.toml", text).unwrap().is_none());
+        assert!(
+            parse("functions/common/Cargo.toml", text)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -404,11 +419,21 @@ table = "users"
 index = "by-kind"
 actions = ["dynamodb:Query"]
 "#;
-        let f = parse("f", &format!("{HEAD}{ROUTE}{grant}")).unwrap().unwrap();
+        let f = parse("f", &format!("{HEAD}{ROUTE}{grant}"))
+            .unwrap()
+            .unwrap();
         let rust = to_rust(&[f]);
-        assert!(rust.contains(r#"name: "items", description: "Items.", memory_mb: 256"#), "{rust}");
+        assert!(
+            rust.contains(r#"name: "items", description: "Items.", memory_mb: 256"#),
+            "{rust}"
+        );
         assert!(rust.contains(r#"Route { method: "GET", path: "/items/{id}", api_key: ApiKey::Required, query: &[], cached: false }"#), "{rust}");
-        assert!(rust.contains(r#"tables: &["users"], index: Some("by-kind"), actions: &["dynamodb:Query"]"#), "{rust}");
+        assert!(
+            rust.contains(
+                r#"tables: &["users"], index: Some("by-kind"), actions: &["dynamodb:Query"]"#
+            ),
+            "{rust}"
+        );
     }
 
     #[test]
@@ -418,10 +443,16 @@ actions = ["dynamodb:Query"]
         assert!(e.contains("unknown field `colour`"), "{e}");
 
         let e = error(&format!("{HEAD}{}", ROUTE.replace("GET", "FETCH")));
-        assert!(e.contains("route FETCH /items/{id}: `method` must be one of"), "{e}");
+        assert!(
+            e.contains("route FETCH /items/{id}: `method` must be one of"),
+            "{e}"
+        );
         let e = error(&format!("{HEAD}{}", ROUTE.replace("/items/{id}", "items/")));
         assert!(e.contains("`path` must be"), "{e}");
-        let e = error(&format!("{HEAD}{}", ROUTE.replace("/items/{id}", "/items/{}")));
+        let e = error(&format!(
+            "{HEAD}{}",
+            ROUTE.replace("/items/{id}", "/items/{}")
+        ));
         assert!(e.contains("`path` must be"), "{e}");
         let e = error(&format!("{HEAD}{ROUTE}{ROUTE}"));
         assert!(e.contains("route GET /items/{id} is declared twice"), "{e}");
@@ -430,36 +461,54 @@ actions = ["dynamodb:Query"]
         let e = error(HEAD);
         assert!(e.contains("a function serves at least one route"), "{e}");
         let e = error(&format!("{}{ROUTE}", HEAD.replace("256", "64")));
-        assert!(e.contains("`memory_mb` must be 128..=10240, found 64"), "{e}");
+        assert!(
+            e.contains("`memory_mb` must be 128..=10240, found 64"),
+            "{e}"
+        );
     }
 
     #[test]
     fn grants_name_real_tables_and_actions() {
         let grant = |body: &str| {
-            format!("{HEAD}{ROUTE}[[package.metadata.function.grants]]\nsid = \"G\"\nwhy = \"w\"\n{body}")
+            format!(
+                "{HEAD}{ROUTE}[[package.metadata.function.grants]]\nsid = \"G\"\nwhy = \"w\"\n{body}"
+            )
         };
-        let e = error(&grant("table = \"items\"\nactions = [\"dynamodb:GetItem\"]"));
+        let e = error(&grant(
+            "table = \"items\"\nactions = [\"dynamodb:GetItem\"]",
+        ));
         assert!(
             e.contains("grant `G`: unknown table `items` (the service has users, sessions)"),
             "{e}"
         );
-        let e = error(&grant("table = \"users\"\nindex = \"by-user\"\nactions = [\"dynamodb:Query\"]"));
+        let e = error(&grant(
+            "table = \"users\"\nindex = \"by-user\"\nactions = [\"dynamodb:Query\"]",
+        ));
         assert!(e.contains("table `users` has no index `by-user`"), "{e}");
         let e = error(&grant("table = \"users\"\nactions = [\"dynamodb:*\"]"));
         assert!(e.contains("no wildcards"), "{e}");
         let e = error(&grant("actions = [\"dynamodb:GetItem\"]"));
         assert!(e.contains("exactly one of `table"), "{e}");
-        let e = error(&grant("table = \"users\"\nactions = [\"dynamodb:GetItem\"]\nonly_attributes = []"));
-        assert!(e.contains("`only_attributes` must name at least one"), "{e}");
+        let e = error(&grant(
+            "table = \"users\"\nactions = [\"dynamodb:GetItem\"]\nonly_attributes = []",
+        ));
+        assert!(
+            e.contains("`only_attributes` must name at least one"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_path_belongs_to_one_function() {
         let items = parse("a", &format!("{HEAD}{ROUTE}")).unwrap().unwrap();
-        let other = format!("{HEAD}{}", ROUTE.replace("GET", "DELETE")).replace("\"items\"", "\"other\"");
+        let other =
+            format!("{HEAD}{}", ROUTE.replace("GET", "DELETE")).replace("\"items\"", "\"other\"");
         let other = parse("b", &other).unwrap().unwrap();
         let e = check_all(&[items, other]).unwrap_err();
-        assert!(e.contains("path /items/{id} is declared by both `items` and `other`"), "{e}");
+        assert!(
+            e.contains("path /items/{id} is declared by both `items` and `other`"),
+            "{e}"
+        );
     }
 
     #[test]
