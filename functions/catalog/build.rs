@@ -36,7 +36,11 @@ fn run() -> Result<(), String> {
         functions.extend(manifest::parse(&file, &read(&path)?)?);
     }
     manifest::check_all(&functions)?;
-    let out = Path::new(&std::env::var("OUT_DIR").map_err(|e| e.to_string())?).join("functions.rs");
-    std::fs::write(&out, manifest::to_rust(&functions))
-        .map_err(|e| format!("{}: {e}", out.display()))
+    let out = std::env::var("OUT_DIR").map_err(|e| e.to_string())?;
+    let write = |file: &str, rust: String| {
+        let path = Path::new(&out).join(file);
+        std::fs::write(&path, rust).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("functions.rs", manifest::to_rust(&functions))?;
+    write("names.rs", manifest::names_to_rust(&functions))
 }

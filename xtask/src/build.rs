@@ -162,7 +162,7 @@ pub fn from_dir(dir: &std::path::Path) -> Result<Binaries> {
         let path = dir.join(function);
         std::fs::metadata(&path)
             .with_context(|| format!("binary `{function}` not found at {}", path.display()))?;
-        paths.insert(function, path);
+        paths.insert(*function, path);
     }
     Ok(Binaries { paths })
 }

@@ -178,8 +178,8 @@ pub struct OutputsArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct LogsArgs {
-    /// Function to read: health, users or sessions.
-    #[arg(value_parser = ["health", "users", "sessions"])]
+    /// Function to read (a crate under functions/ that declares one).
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(catalog::NAMES))]
     pub function: String,
     /// Keep polling for new events until interrupted.
     #[arg(long, short)]

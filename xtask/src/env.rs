@@ -7,9 +7,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::Global;
 
-/// The function packages, in deployment order. The names are the Cargo
-/// packages, the binaries and the suffix of the Lambda function names.
-pub const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
+/// The function packages, in deployment order, as their crates declare them.
+pub use catalog::NAMES as FUNCTIONS;
 
 /// The Terraform stacks infra synthesizes per environment, in apply order.
 pub const BOOTSTRAP_STACK: &str = "bootstrap";

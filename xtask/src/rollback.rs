@@ -133,7 +133,7 @@ pub fn read_aliases(env: &Env, target: &Target) -> Result<BTreeMap<String, Alias
     process::block_on(async {
         let lambda = target.lambda().await;
         let mut aliases = BTreeMap::new();
-        for function in FUNCTIONS {
+        for &function in FUNCTIONS {
             let name = env.function_name(function);
             match lambda
                 .get_alias()

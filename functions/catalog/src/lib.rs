@@ -111,10 +111,9 @@ pub fn find(name: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().find(|f| f.name == name)
 }
 
-/// The function names, in [`FUNCTIONS`] order.
-pub fn names() -> impl Iterator<Item = &'static str> + Clone {
-    FUNCTIONS.iter().map(|f| f.name)
-}
+/// The function names, in [`FUNCTIONS`] order: the Cargo packages, the binaries and the
+/// suffix of the Lambda function names.
+pub const NAMES: &[&str] = include!(concat!(env!("OUT_DIR"), "/names.rs"));
 
 #[cfg(test)]
 mod tests {
@@ -122,7 +121,8 @@ mod tests {
 
     #[test]
     fn the_workspace_functions_in_members_order() {
-        assert_eq!(names().collect::<Vec<_>>(), ["health", "users", "sessions"]);
+        assert_eq!(NAMES, ["health", "users", "sessions"]);
+        assert!(FUNCTIONS.iter().map(|f| f.name).eq(NAMES.iter().copied()));
         let health = find("health").unwrap();
         assert_eq!(health.routes[0].api_key, ApiKey::Environment);
         assert_eq!(health.tables(), ["users", "sessions"]);

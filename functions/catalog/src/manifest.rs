@@ -329,6 +329,12 @@ pub fn check_all(functions: &[Function]) -> Result<(), String> {
     Ok(())
 }
 
+/// The function names as a Rust expression of type `&[&str]`.
+pub fn names_to_rust(functions: &[Function]) -> String {
+    let names: Vec<String> = functions.iter().map(|f| format!("{:?}", f.name)).collect();
+    format!("&[{}]", names.join(", "))
+}
+
 /// The declarations as a Rust expression of type `&'static [Function]` (the library's types).
 pub fn to_rust(functions: &[Function]) -> String {
     let list = |items: &[String]| {

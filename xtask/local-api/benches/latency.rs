@@ -22,7 +22,7 @@ const HASHING: usize = 20;
 fn binaries() -> (String, Vec<(&'static str, PathBuf)>) {
     let target = support::workspace_root().join("target");
     for profile in ["release", "debug"] {
-        let found: Vec<_> = ["health", "users", "sessions"]
+        let found: Vec<_> = catalog::NAMES
             .iter()
             .map(|n| (*n, target.join(profile).join(n)))
             .collect();

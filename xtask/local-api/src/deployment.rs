@@ -10,9 +10,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-/// The short function names of the service, as used in `build/dist/<fn>.zip` and the routes.
-pub const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
-
 /// The parts of a deployment the local server needs.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -75,7 +72,7 @@ impl Deployment {
         };
         let need = |name: &str| get(name).with_context(|| format!("output `{name}` is missing"));
         let mut functions = BTreeMap::new();
-        for short in FUNCTIONS {
+        for short in catalog::NAMES {
             functions.insert(short.to_string(), need(&format!("{short}_function"))?);
         }
         Ok(Deployment {
