@@ -114,7 +114,7 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct PackageArgs {
-    /// Package binaries from this directory (named health, users, sessions)
+    /// Package binaries from this directory (named after the functions)
     /// instead of building them; for pipelines that build in an earlier job.
     #[arg(long, value_name = "DIR")]
     pub prebuilt: Option<PathBuf>,
@@ -141,7 +141,7 @@ pub struct DeployArgs {
     /// Apply even when nothing changed since the last successful deploy.
     #[arg(long)]
     pub force: bool,
-    /// Package binaries from this directory (named health, users, sessions)
+    /// Package binaries from this directory (named after the functions)
     /// instead of building them.
     #[arg(long, value_name = "DIR")]
     pub prebuilt: Option<PathBuf>,
