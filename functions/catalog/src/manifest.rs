@@ -428,7 +428,9 @@ actions = ["dynamodb:Query"]
         let f = parse("f", &format!("{HEAD}{ROUTE}{grant}"))
             .unwrap()
             .unwrap();
-        let rust = to_rust(&[f]);
+        let functions = [f];
+        assert_eq!(names_to_rust(&functions), r#"&["items"]"#);
+        let rust = to_rust(&functions);
         assert!(
             rust.contains(r#"name: "items", description: "Items.", memory_mb: 256"#),
             "{rust}"

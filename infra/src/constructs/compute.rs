@@ -207,7 +207,7 @@ fn function(
     deps.push(&log_group);
     let mut body = json!({
         "function_name": function_name,
-        "description": format!("{which} API handler"),
+        "description": declaration.description,
         "role": role.arn(),
         "handler": HANDLER,
         "runtime": "provided.al2023",

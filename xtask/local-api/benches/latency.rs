@@ -30,7 +30,9 @@ fn binaries() -> (String, Vec<(&'static str, PathBuf)>) {
             return (profile.to_string(), found);
         }
     }
-    panic!("no function binaries: run `cargo xtask build` (or `cargo build` of the function crates) first");
+    panic!(
+        "no function binaries: run `cargo xtask build` (or `cargo build` of the function crates) first"
+    );
 }
 
 fn pct(samples: &mut [Duration], p: f64) -> f64 {
