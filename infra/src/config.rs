@@ -76,8 +76,12 @@ impl Architecture {
 #[serde(deny_unknown_fields)]
 pub struct Lambda {
     pub architecture: Architecture,
-    pub memory_mb: u32,
-    pub timeout_seconds: u32,
+    /// Overrides, for every function, the memory its crate declares (`catalog`).
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+    /// Overrides, for every function, the timeout its crate declares (`catalog`).
+    #[serde(default)]
+    pub timeout_seconds: Option<u32>,
     /// Caps each function so one runaway client cannot take the account's whole concurrency.
     pub reserved_concurrency: i64,
     pub log_retention_days: u32,
@@ -91,6 +95,18 @@ pub struct Lambda {
     /// with the profile (xtask/src/services/artifacts/sign.rs) before the service stack uses it.
     #[serde(default)]
     pub code_signing: bool,
+}
+
+impl Lambda {
+    /// The memory `function` gets in this environment: the override, else its declaration.
+    pub fn memory_mb_of(&self, function: &catalog::Function) -> u32 {
+        self.memory_mb.unwrap_or(function.memory_mb)
+    }
+
+    /// The timeout of `function` in this environment: the override, else its declaration.
+    pub fn timeout_seconds_of(&self, function: &catalog::Function) -> u32 {
+        self.timeout_seconds.unwrap_or(function.timeout_seconds)
+    }
 }
 
 fn default_session_ttl() -> u64 {
@@ -461,18 +477,22 @@ impl Config {
             &self.prefix,
         )?;
         let l = &self.lambda;
-        check(
-            (128..=10_240).contains(&l.memory_mb),
-            "lambda.memory_mb",
-            "128..=10240",
-            l.memory_mb,
-        )?;
-        check(
-            (1..=900).contains(&l.timeout_seconds),
-            "lambda.timeout_seconds",
-            "1..=900",
-            l.timeout_seconds,
-        )?;
+        if let Some(memory_mb) = l.memory_mb {
+            check(
+                (128..=10_240).contains(&memory_mb),
+                "lambda.memory_mb",
+                "128..=10240",
+                memory_mb,
+            )?;
+        }
+        if let Some(timeout_seconds) = l.timeout_seconds {
+            check(
+                (1..=900).contains(&timeout_seconds),
+                "lambda.timeout_seconds",
+                "1..=900",
+                timeout_seconds,
+            )?;
+        }
         check(
             (1..=1000).contains(&l.reserved_concurrency),
             "lambda.reserved_concurrency",

@@ -1,36 +1,47 @@
-//! The route table: the one place that says which HTTP method and path reach which function.
+//! The route table: which HTTP method and path reach which function, as the function crates
+//! declare it (`catalog`), plus the CORS preflight and catch-all routes infra adds per path.
 //!
 //! API Gateway resources and methods are generated from it here, and the local API server of
 //! the life-cycle tooling routes requests with the same table, so the two can never disagree.
 
-/// Which Lambda function serves a route. An enum rather than a string so a typo in the table
-/// fails to compile instead of producing an integration to a function that does not exist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FunctionName {
-    Health,
-    Users,
-    Sessions,
-}
+/// Which Lambda function serves a route: one of [`catalog::FUNCTIONS`], which the function
+/// crates declare. Ordered as the catalog is (the workspace's `members`), so everything keyed by
+/// function comes out in deployment order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FunctionName(usize);
 
 impl FunctionName {
     /// Every function, in deployment order; constructs iterate this instead of repeating names.
-    pub const ALL: [FunctionName; 3] = [
-        FunctionName::Health,
-        FunctionName::Users,
-        FunctionName::Sessions,
-    ];
+    pub fn all() -> impl Iterator<Item = FunctionName> {
+        (0..catalog::FUNCTIONS.len()).map(FunctionName)
+    }
+
+    /// The function called `name`, if the catalog has one.
+    pub fn find(name: &str) -> Option<FunctionName> {
+        catalog::FUNCTIONS
+            .iter()
+            .position(|f| f.name == name)
+            .map(FunctionName)
+    }
+
+    /// What the function's crate declares.
+    pub fn declaration(self) -> &'static catalog::Function {
+        &catalog::FUNCTIONS[self.0]
+    }
 
     /// The short name: Cargo package, binary, and the suffix after the prefix in AWS names.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            FunctionName::Health => "health",
-            FunctionName::Users => "users",
-            FunctionName::Sessions => "sessions",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.declaration().name
     }
 }
 
 impl std::fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for FunctionName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -60,6 +71,9 @@ pub struct Route {
     /// Query-string parameters the function reads. They are part of the API Gateway cache key
     /// when the stage cache is on, so two different pages never share a cached response.
     pub query: &'static [&'static str],
+    /// Whether the stage cache, when on, may answer this route (a `GET` that the function's
+    /// crate declares `cached`).
+    pub cached: bool,
 }
 
 impl Route {
@@ -94,86 +108,29 @@ impl Route {
     }
 }
 
-/// Every route the service answers. Order is the order of the API documentation.
-pub static ROUTES: &[Route] = &[
-    Route {
-        method: "GET",
-        path: "/health",
-        function: FunctionName::Health,
-        api_key: ApiKey::Config,
-        query: &["deep"],
-    },
-    Route {
-        method: "POST",
-        path: "/users",
-        function: FunctionName::Users,
-        api_key: ApiKey::Required,
-        query: &[],
-    },
-    Route {
-        method: "GET",
-        path: "/users",
-        function: FunctionName::Users,
-        api_key: ApiKey::Required,
-        query: &["limit", "cursor"],
-    },
-    Route {
-        method: "GET",
-        path: "/users/me",
-        function: FunctionName::Users,
-        api_key: ApiKey::Required,
-        query: &[],
-    },
-    Route {
-        method: "GET",
-        path: "/users/{id}",
-        function: FunctionName::Users,
-        api_key: ApiKey::Required,
-        query: &[],
-    },
-    Route {
-        method: "PATCH",
-        path: "/users/{id}",
-        function: FunctionName::Users,
-        api_key: ApiKey::Required,
-        query: &[],
-    },
-    Route {
-        method: "DELETE",
-        path: "/users/{id}",
-        function: FunctionName::Users,
-        api_key: ApiKey::Required,
-        query: &[],
-    },
-    Route {
-        method: "POST",
-        path: "/sessions",
-        function: FunctionName::Sessions,
-        api_key: ApiKey::Required,
-        query: &[],
-    },
-    Route {
-        method: "DELETE",
-        path: "/sessions",
-        function: FunctionName::Sessions,
-        api_key: ApiKey::Required,
-        query: &[],
-    },
-    Route {
-        method: "GET",
-        path: "/sessions/current",
-        function: FunctionName::Sessions,
-        api_key: ApiKey::Required,
-        query: &[],
-    },
-    Route {
-        method: "DELETE",
-        path: "/sessions/current",
-        function: FunctionName::Sessions,
-        api_key: ApiKey::Required,
-        query: &[],
-    },
-];
+/// Every route the service answers: the catalog's, function by function in deployment order,
+/// each function's in its declaration's order (the order of the API documentation).
+pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(|| {
+    FunctionName::all()
+        .flat_map(|function| {
+            function
+                .declaration()
+                .routes
+                .iter()
+                .map(move |route| Route {
+                    method: route.method,
+                    path: route.path,
+                    function,
+                    api_key: match route.api_key {
+                        catalog::ApiKey::Required => ApiKey::Required,
+                        catalog::ApiKey::Environment => ApiKey::Config,
+                    },
+                    query: route.query,
+                    cached: route.cached,
+                })
+        })
+        .collect()
+});
 
 /// Path parameters of a matched route, in template order (`[("id", "abc")]`).
 pub type PathParams = Vec<(&'static str, String)>;
@@ -188,21 +145,19 @@ pub const ANY_METHOD: &str = "ANY";
 /// One route per path of [`ROUTES`] with `method`, to the function that serves that path's
 /// other methods, with `api_key` (`None`: the same as the path's first route).
 fn per_path(method: &'static str, api_key: Option<ApiKey>) -> Vec<Route> {
+    // The catalog's build refuses a path that two functions declare, so the path's first
+    // route names its only function.
     let mut routes: Vec<Route> = Vec::new();
-    for route in ROUTES {
-        match routes.iter().find(|r| r.path == route.path) {
-            Some(seen) => assert_eq!(
-                seen.function, route.function,
-                "{} is served by two functions: its {method} route cannot pick one",
-                route.path
-            ),
-            None => routes.push(Route {
+    for route in ROUTES.iter() {
+        if !routes.iter().any(|r| r.path == route.path) {
+            routes.push(Route {
                 method,
                 path: route.path,
                 function: route.function,
                 api_key: api_key.unwrap_or(route.api_key),
                 query: &[],
-            }),
+                cached: false,
+            });
         }
     }
     routes
@@ -281,7 +236,7 @@ mod tests {
         let (route, _) = find("PUT", "/users", false).unwrap();
         assert_eq!(
             (route.method, route.function),
-            (ANY_METHOD, FunctionName::Users)
+            (ANY_METHOD, FunctionName::find("users").unwrap())
         );
         assert!(route.api_key_required(false));
         let (route, _) = find("POST", "/health", false).unwrap();
@@ -302,7 +257,7 @@ mod tests {
         let (route, params) = find("OPTIONS", "/users/abc", true).unwrap();
         assert_eq!(route.method, PREFLIGHT_METHOD);
         assert_eq!(route.path, "/users/{id}");
-        assert_eq!(route.function, FunctionName::Users);
+        assert_eq!(route.function.as_str(), "users");
         assert_eq!(params, vec![("id", "abc".to_owned())]);
         assert!(!route.api_key_required(true));
         assert!(find("OPTIONS", "/nope", true).is_none());

@@ -354,7 +354,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         "Artifacts bucket (bootstrap output artifacts_bucket)",
     );
     let mut artifacts = BTreeMap::new();
-    for f in FunctionName::ALL {
+    for f in FunctionName::all() {
         let key = string_variable(
             s,
             &format!("artifact_key_{f}"),

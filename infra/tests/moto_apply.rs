@@ -93,7 +93,7 @@ fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
     let mut vars = serde_json::Map::new();
     vars.insert("aws_endpoint".into(), endpoint.clone().into());
     vars.insert("artifacts_bucket".into(), bucket.clone().into());
-    for f in infra::routes::FunctionName::ALL {
+    for f in infra::routes::FunctionName::all() {
         let key = format!("functions/{f}/test.zip");
         put_object(&endpoint, &bucket, &key, &zip);
         vars.insert(format!("artifact_key_{f}"), key.into());

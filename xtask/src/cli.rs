@@ -116,7 +116,7 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct PackageArgs {
-    /// Package binaries from this directory (named health, users, sessions)
+    /// Package binaries from this directory (named after the functions)
     /// instead of building them; for pipelines that build in an earlier job.
     #[arg(long, value_name = "DIR")]
     pub prebuilt: Option<PathBuf>,
@@ -143,7 +143,7 @@ pub struct DeployArgs {
     /// Apply even when nothing changed since the last successful deploy.
     #[arg(long)]
     pub force: bool,
-    /// Package binaries from this directory (named health, users, sessions)
+    /// Package binaries from this directory (named after the functions)
     /// instead of building them.
     #[arg(long, value_name = "DIR")]
     pub prebuilt: Option<PathBuf>,
@@ -180,8 +180,8 @@ pub struct OutputsArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct LogsArgs {
-    /// Function to read: health, users or sessions.
-    #[arg(value_parser = ["health", "users", "sessions"])]
+    /// Function to read (a crate under functions/ that declares one).
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(catalog::NAMES))]
     pub function: String,
     /// Keep polling for new events until interrupted.
     #[arg(long, short)]

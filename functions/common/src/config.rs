@@ -1,4 +1,4 @@
-//! Configuration read once from the environment at start-up (see CONTRACT.md for the names).
+//! Configuration read once from the environment at start-up (the names are set by infra: `compute.rs` and the catalog's `<TABLE>_TABLE`).
 
 use std::time::Duration;
 

@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::http::Route;
 use crate::state::FunctionState;
-use crate::store::{BY_KIND_INDEX, BY_USER_INDEX};
 
 /// The stage name used in generated events, so every test exercises stage handling.
 pub const STAGE: &str = "prod";
@@ -142,68 +141,60 @@ fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
         .expect("key schema element")
 }
 
-/// Creates both tables as the infrastructure does (CONTRACT.md "DynamoDB schema"): keys,
-/// indexes with their projections, on-demand billing, TTL on `expires_at`.
+/// Creates both tables as the infrastructure does, from the same specs
+/// (`catalog::tables`): keys, indexes with their projections, on-demand billing, TTL.
 pub async fn create_tables(client: &Client, users_table: &str, sessions_table: &str) {
-    client
+    create_table(client, &catalog::tables::USERS, users_table).await;
+    create_table(client, &catalog::tables::SESSIONS, sessions_table).await;
+}
+
+/// Creates `name` shaped as `spec` says.
+async fn create_table(client: &Client, spec: &catalog::tables::TableSpec, name: &str) {
+    let mut keys = vec![spec.hash_key];
+    let mut request = client
         .create_table()
-        .table_name(users_table)
+        .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("kind"))
-        .attribute_definitions(attribute("created_at"))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(BY_KIND_INDEX)
-                .key_schema(key("kind", KeyType::Hash))
-                .key_schema(key("created_at", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+        .key_schema(key(spec.hash_key, KeyType::Hash));
+    for index in spec.indexes {
+        let mut gsi = GlobalSecondaryIndex::builder()
+            .index_name(index.name)
+            .key_schema(key(index.hash_key, KeyType::Hash));
+        keys.push(index.hash_key);
+        if let Some(range) = index.range_key {
+            gsi = gsi.key_schema(key(range, KeyType::Range));
+            keys.push(range);
+        }
+        let projection = ProjectionType::from(index.projection);
+        request = request.global_secondary_indexes(
+            gsi.projection(Projection::builder().projection_type(projection).build())
                 .build()
-                .expect("by-kind index"),
-        )
+                .expect("index"),
+        );
+    }
+    keys.dedup();
+    for name in keys {
+        request = request.attribute_definitions(attribute(name));
+    }
+    request
         .send()
         .await
-        .unwrap_or_else(|e| panic!("create {users_table}: {e:?}"));
-    client
-        .create_table()
-        .table_name(sessions_table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("token_hash"))
-        .attribute_definitions(attribute("user_id"))
-        .key_schema(key("token_hash", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(BY_USER_INDEX)
-                .key_schema(key("user_id", KeyType::Hash))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .expect("by-user index"),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create {sessions_table}: {e:?}"));
-    client
-        .update_time_to_live()
-        .table_name(sessions_table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("expires_at")
-                .enabled(true)
-                .build()
-                .expect("ttl specification"),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("enable TTL on {sessions_table}: {e:?}"));
+        .unwrap_or_else(|e| panic!("create {name}: {e:?}"));
+    if let Some(ttl) = spec.ttl_attribute {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(ttl)
+                    .enabled(true)
+                    .build()
+                    .expect("ttl specification"),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("enable TTL on {name}: {e:?}"));
+    }
 }
 
 /// Every item of `table` (all pages).
@@ -540,22 +531,14 @@ pub fn throttling_endpoint() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// The contract's route table, as `infra::routes::ROUTES` has it (the functions never depend on
-/// infra): (method, template, function). Each function crate checks its own table against its
-/// rows ([`check_function`]); the assembled OpenAPI document must document every row.
-pub const CONTRACT_ROUTES: &[(&str, &str, &str)] = &[
-    ("GET", "/health", "health"),
-    ("POST", "/users", "users"),
-    ("GET", "/users", "users"),
-    ("GET", "/users/me", "users"),
-    ("GET", "/users/{id}", "users"),
-    ("PATCH", "/users/{id}", "users"),
-    ("DELETE", "/users/{id}", "users"),
-    ("POST", "/sessions", "sessions"),
-    ("DELETE", "/sessions", "sessions"),
-    ("GET", "/sessions/current", "sessions"),
-    ("DELETE", "/sessions/current", "sessions"),
-];
+/// Every route of the service as (method, template, function), from the functions'
+/// declarations (`catalog`), in their order. Each function crate checks its own table against
+/// its rows ([`check_function`]); the assembled OpenAPI document must document every row.
+pub fn contract_routes() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    catalog::FUNCTIONS
+        .iter()
+        .flat_map(|f| f.routes.iter().map(|r| (r.method, r.path, f.name)))
+}
 
 /// The directory holding every function crate (`functions/`).
 pub fn functions_dir() -> PathBuf {
@@ -571,7 +554,7 @@ pub fn documents(document: &Value, method: &str, template: &str) -> bool {
 }
 
 /// The checks every function crate runs on itself: its route table is its rows of
-/// [`CONTRACT_ROUTES`], in order; its OpenAPI paths document every route; and its fragment
+/// [`contract_routes`], in order; its OpenAPI paths document every route; and its fragment
 /// `functions/<function>/openapi.json`, from which the whole document is assembled, is up to
 /// date (with `UPDATE_OPENAPI=1` it is rewritten instead).
 pub fn check_function<Op>(
@@ -583,10 +566,9 @@ pub fn check_function<Op>(
         .iter()
         .map(|r| (r.method.to_string(), r.template))
         .collect();
-    let contract: Vec<_> = CONTRACT_ROUTES
-        .iter()
+    let contract: Vec<_> = contract_routes()
         .filter(|(_, _, f)| *f == function)
-        .map(|(m, t, _)| (m.to_string(), *t))
+        .map(|(m, t, _)| (m.to_string(), t))
         .collect();
     assert_eq!(
         ours, contract,

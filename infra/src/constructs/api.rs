@@ -9,7 +9,7 @@ use super::security::{Key, service_role};
 use crate::config::{Api, Config};
 use crate::gateway_responses::{self, GATEWAY_RESPONSES};
 use crate::iam::{Account, Scope, Statement, tags_except_ownership};
-use crate::routes::{self, FunctionName, ROUTES, Route};
+use crate::routes::{self, ROUTES, Route};
 use crate::tf::{Expr, Ref, Stack, create_before_destroy, depends_on};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -109,7 +109,7 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
 
     // Resources: one per distinct path prefix, parents before children.
     let mut resources: BTreeMap<String, Ref> = BTreeMap::new();
-    for route in ROUTES {
+    for route in ROUTES.iter() {
         let segments: Vec<&str> = route.segments().collect();
         for depth in 1..=segments.len() {
             let logical = logical_path(&segments[..depth]);
@@ -246,13 +246,11 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         // logged-out token that still reads its session from the cache, or a stale `version`
         // that makes every update conflict, is wrong however short the TTL. A TTL of 0 makes
         // API Gateway answer these methods from the function every time, while /health (the
-        // probe traffic the cache exists for) stays cached.
+        // probe traffic the cache exists for, the one GET its crate declares `cached`) stays
+        // cached.
         let mut uncached = settings.clone();
         uncached["cache_ttl_in_seconds"] = json!(0);
-        for route in ROUTES
-            .iter()
-            .filter(|r| r.method == "GET" && r.function != FunctionName::Health)
-        {
+        for route in ROUTES.iter().filter(|r| r.method == "GET" && !r.cached) {
             let segments: Vec<&str> = route.path.trim_start_matches('/').split('/').collect();
             stack.resource(
                 "aws_api_gateway_method_settings",

@@ -76,102 +76,6 @@ pub struct ComputeInputs<'a> {
     pub endpoint: Option<Expr>,
 }
 
-/// Least privilege, per the contract: each function reaches only its tables, indexes and
-/// actions, one statement per purpose. Transactions need no action of their own: DynamoDB checks
-/// the item actions inside. No function may batch-write, scan, or mint what another function
-/// owns: the updates one function makes to the other's items are limited to named attributes
-/// (`dynamodb:Attributes`, key included) and return nothing (`dynamodb:ReturnValues`).
-/// `infra/tests/assertions.rs` pins this table exactly.
-fn table_statements(which: FunctionName, tables: &Tables) -> Vec<Statement> {
-    let users = &tables.users;
-    let sessions = &tables.sessions;
-    match which {
-        FunctionName::Health => vec![Statement::allow(
-            "DeepHealthCheck",
-            &["dynamodb:DescribeTable"],
-            vec![users.arn().to_string(), sessions.arn().to_string()],
-        )],
-        FunctionName::Users => vec![
-            // Register, read, change and delete a user: the user item and its e-mail item are
-            // put and deleted together in transactions (no partial updates).
-            Statement::allow(
-                "UserAndEmailItems",
-                &[
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:DeleteItem",
-                ],
-                vec![users.arn().to_string()],
-            ),
-            Statement::allow(
-                "ListUsersByKind",
-                &["dynamodb:Query"],
-                vec![users.index_arn("by-kind")],
-            ),
-            // Authenticate the bearer token; delete a deleted user's sessions.
-            Statement::allow(
-                "AuthenticateAndRevokeSessions",
-                &["dynamodb:GetItem", "dynamodb:DeleteItem"],
-                vec![sessions.arn().to_string()],
-            ),
-            // A password change re-stamps the caller's own session with the new generation.
-            // Only that attribute: the users function must not be able to mint sessions.
-            Statement::allow(
-                "RestampOwnSessionGeneration",
-                &["dynamodb:UpdateItem"],
-                vec![sessions.arn().to_string()],
-            )
-            .only_attributes(&["token_hash", "generation"])
-            .returning_nothing(),
-            Statement::allow(
-                "FindSessionsOfUser",
-                &["dynamodb:Query"],
-                vec![sessions.index_arn("by-user")],
-            ),
-        ],
-        FunctionName::Sessions => vec![
-            // Log-in: the e-mail item, then the user it points to.
-            Statement::allow(
-                "LookUpUserByEmail",
-                &["dynamodb:GetItem"],
-                vec![users.arn().to_string()],
-            ),
-            // Log-in checks in its transaction that the user still exists with the session
-            // generation it read. Only the generation: never a password hash or an e-mail.
-            Statement::allow(
-                "CheckUserSessionGeneration",
-                &["dynamodb:ConditionCheckItem"],
-                vec![users.arn().to_string()],
-            )
-            .only_attributes(&["pk", "session_generation"]),
-            // "Log out everywhere" bumps the user's session generation, and nothing else.
-            Statement::allow(
-                "BumpUserSessionGeneration",
-                &["dynamodb:UpdateItem"],
-                vec![users.arn().to_string()],
-            )
-            .only_attributes(&["pk", "session_generation"])
-            .returning_nothing(),
-            // Create, authenticate and delete sessions; count log-in attempts.
-            Statement::allow(
-                "SessionItems",
-                &[
-                    "dynamodb:GetItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem",
-                ],
-                vec![sessions.arn().to_string()],
-            ),
-            Statement::allow(
-                "FindSessionsOfUser",
-                &["dynamodb:Query"],
-                vec![sessions.index_arn("by-user")],
-            ),
-        ],
-    }
-}
-
 /// The shared dead-letter queue (encrypted) for failed asynchronous invocations.
 fn dead_letter_queue(stack: &mut Stack, config: &Config, key: &Key) -> Ref {
     stack.resource(
@@ -186,7 +90,7 @@ fn dead_letter_queue(stack: &mut Stack, config: &Config, key: &Key) -> Ref {
     )
 }
 
-/// Creates the three functions.
+/// Creates every function of the catalog.
 pub fn functions(stack: &mut Stack, inputs: &ComputeInputs<'_>) -> Vec<Function> {
     let config = inputs.config;
     let dlq = config
@@ -197,9 +101,8 @@ pub fn functions(stack: &mut Stack, inputs: &ComputeInputs<'_>) -> Vec<Function>
         .lambda
         .code_signing
         .then(|| super::signing::code_signing_config(stack));
-    FunctionName::ALL
-        .iter()
-        .map(|&which| function(stack, inputs, which, dlq.as_ref(), signing.as_ref()))
+    FunctionName::all()
+        .map(|which| function(stack, inputs, which, dlq.as_ref(), signing.as_ref()))
         .collect()
 }
 
@@ -235,7 +138,11 @@ fn function(
             vec![inputs.key.arn().to_string()],
         ),
     ];
-    statements.extend(table_statements(which, inputs.tables));
+    // Least privilege: each function reaches only the tables, indexes, actions and attributes
+    // its crate declares, one statement per purpose (`catalog` checks the declarations,
+    // `infra/tests/assertions.rs` pins the result).
+    let declaration = which.declaration();
+    statements.extend(declaration.grants.iter().map(|g| inputs.tables.grant(g)));
     if let Some(dlq) = dlq {
         statements.push(Statement::allow(
             "DeadLetters",
@@ -268,12 +175,14 @@ fn function(
         managed,
     );
 
+    // The names of the tables the function is granted, then what every function gets.
     let mut variables = Map::new();
-    variables.insert("USERS_TABLE".into(), inputs.tables.users.name().into());
-    variables.insert(
-        "SESSIONS_TABLE".into(),
-        inputs.tables.sessions.name().into(),
-    );
+    for table in declaration.tables() {
+        variables.insert(
+            catalog::tables::variable(table),
+            inputs.tables.get(table).name().into(),
+        );
+    }
     variables.insert(
         "SESSION_TTL_SECONDS".into(),
         json!(config.lambda.session_ttl_seconds.to_string()),
@@ -299,13 +208,13 @@ fn function(
     deps.push(&log_group);
     let mut body = json!({
         "function_name": function_name,
-        "description": format!("{which} API handler"),
+        "description": declaration.description,
         "role": role.arn(),
         "handler": HANDLER,
         "runtime": "provided.al2023",
         "architectures": [config.lambda.architecture.as_str()],
-        "memory_size": config.lambda.memory_mb,
-        "timeout": config.lambda.timeout_seconds,
+        "memory_size": config.lambda.memory_mb_of(declaration),
+        "timeout": config.lambda.timeout_seconds_of(declaration),
         "s3_bucket": artifact.bucket,
         "s3_key": artifact.key,
         "source_code_hash": artifact.hash,

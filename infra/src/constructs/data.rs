@@ -1,55 +1,13 @@
-//! DynamoDB tables, created exactly as the cross-crate contract's schema says.
+//! DynamoDB tables, created as `catalog::tables` describes them, and the grants on them: a
+//! function's role gets its table statements from here ([`Tables::grant`]), as in the AWS CDK
+//! (`table.grantReadWriteData(role)`), so ARNs and conditions are built in one place.
 
 use super::security::Key;
 use crate::config::{Autoscaling, Billing, Data};
 use crate::iam::{Scope, Statement, service_linked_role, star};
 use crate::tf::{Expr, Ref, Stack};
+use catalog::tables::{SESSIONS, TableSpec, USERS};
 use serde_json::{Value, json};
-
-/// A global secondary index of a table.
-#[derive(Clone, Copy, Debug)]
-pub struct Index {
-    pub name: &'static str,
-    pub hash_key: &'static str,
-    pub range_key: Option<&'static str>,
-    pub projection: &'static str,
-}
-
-/// What a table looks like; attributes are all strings except the TTL attribute, which is
-/// never a key and so needs no definition.
-#[derive(Clone, Copy, Debug)]
-pub struct TableSpec {
-    pub logical: &'static str,
-    pub hash_key: &'static str,
-    pub indexes: &'static [Index],
-    pub ttl_attribute: Option<&'static str>,
-}
-
-/// Users: `pk` (USER#<id> and EMAIL#<email> items), listed through `by-kind`.
-pub const USERS: TableSpec = TableSpec {
-    logical: "users",
-    hash_key: "pk",
-    indexes: &[Index {
-        name: "by-kind",
-        hash_key: "kind",
-        range_key: Some("created_at"),
-        projection: "ALL",
-    }],
-    ttl_attribute: None,
-};
-
-/// Sessions: keyed by the token's SHA-256, expiring through TTL on `expires_at`.
-pub const SESSIONS: TableSpec = TableSpec {
-    logical: "sessions",
-    hash_key: "token_hash",
-    indexes: &[Index {
-        name: "by-user",
-        hash_key: "user_id",
-        range_key: None,
-        projection: "KEYS_ONLY",
-    }],
-    ttl_attribute: Some("expires_at"),
-};
 
 /// A table handle; `index_arn` only accepts indexes the table has.
 #[derive(Clone, Debug)]
@@ -89,6 +47,44 @@ impl Table {
 pub struct Tables {
     pub users: Table,
     pub sessions: Table,
+}
+
+impl Tables {
+    /// The table called `logical`.
+    ///
+    /// # Panics
+    /// When the service has no such table; the catalog's build already refuses grants on one.
+    pub fn get(&self, logical: &str) -> &Table {
+        [&self.users, &self.sessions]
+            .into_iter()
+            .find(|t| t.logical() == logical)
+            .unwrap_or_else(|| panic!("the service has no table {logical}"))
+    }
+
+    /// The statement a function's declared grant stands for: its actions on its tables (or
+    /// the index of its table), limited to its attributes (`dynamodb:Attributes`, the key
+    /// included) and to returning nothing (`dynamodb:ReturnValues`) where it says so.
+    pub fn grant(&self, grant: &catalog::Grant) -> Statement {
+        let resources = grant
+            .tables
+            .iter()
+            .map(|&logical| {
+                let table = self.get(logical);
+                match grant.index {
+                    Some(index) => table.index_arn(index),
+                    None => table.arn().to_string(),
+                }
+            })
+            .collect();
+        let mut statement = Statement::allow(grant.sid, grant.actions, resources);
+        if !grant.only_attributes.is_empty() {
+            statement = statement.only_attributes(grant.only_attributes);
+        }
+        if grant.returning_nothing {
+            statement = statement.returning_nothing();
+        }
+        statement
+    }
 }
 
 /// Creates the users and sessions tables.

@@ -23,15 +23,17 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The debug binaries of the three function packages, built if missing.
+/// The debug binaries of the function packages, built if missing.
 pub fn function_binaries() -> Vec<(&'static str, PathBuf)> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
-    let names = ["health", "users", "sessions"];
+    let names = catalog::NAMES;
     if names.iter().any(|n| !target.join("debug").join(n).exists()) {
+        let packages = names.iter().flat_map(|n| ["-p", n]);
         let status = emulator::cargo()
-            .args(["build", "-p", "health", "-p", "users", "-p", "sessions"])
+            .arg("build")
+            .args(packages)
             .current_dir(workspace_root())
             .status()
             .expect("running cargo build for the functions");
@@ -107,19 +109,19 @@ impl Stack {
             zip_bootstrap(&dist, name, &bytes);
         }
         let outputs = dir.join("outputs.json");
-        let values = serde_json::json!({
+        let mut values = serde_json::json!({
             "api_url": "https://unused.execute-api.us-east-1.amazonaws.com/v1",
             "api_id": "smoketest",
             "stage_name": "v1",
             "users_table": format!("{prefix}users"),
             "sessions_table": format!("{prefix}sessions"),
-            "health_function": format!("{prefix}health"),
-            "users_function": format!("{prefix}users"),
-            "sessions_function": format!("{prefix}sessions"),
-            "alias_name": "live",
+                "alias_name": "live",
             "api_key_value": API_KEY,
             "region": "us-east-1",
         });
+        for function in catalog::NAMES {
+            values[format!("{function}_function")] = format!("{prefix}{function}").into();
+        }
         serde_json::from_value::<emulator::files::Outputs>(values)
             .unwrap()
             .write(&outputs)

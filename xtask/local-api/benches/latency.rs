@@ -22,7 +22,7 @@ const HASHING: usize = 20;
 fn binaries() -> (String, Vec<(&'static str, PathBuf)>) {
     let target = support::workspace_root().join("target");
     for profile in ["release", "debug"] {
-        let found: Vec<_> = ["health", "users", "sessions"]
+        let found: Vec<_> = catalog::NAMES
             .iter()
             .map(|n| (*n, target.join(profile).join(n)))
             .collect();
@@ -30,7 +30,9 @@ fn binaries() -> (String, Vec<(&'static str, PathBuf)>) {
             return (profile.to_string(), found);
         }
     }
-    panic!("no function binaries: run `cargo build -p health -p users -p sessions` first");
+    panic!(
+        "no function binaries: run `cargo xtask build` (or `cargo build` of the function crates) first"
+    );
 }
 
 fn pct(samples: &mut [Duration], p: f64) -> f64 {

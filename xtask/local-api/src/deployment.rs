@@ -11,9 +11,6 @@ use anyhow::{Context, Result};
 use emulator::files::Outputs;
 use serde_json::Value;
 
-/// The short function names of the service, as used in `build/dist/<fn>.zip` and the routes.
-pub const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
-
 /// The parts of a deployment the local server needs.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -64,7 +61,7 @@ impl Deployment {
         let get = |name: &str| outputs.text(name);
         let need = |name: &str| get(name).with_context(|| format!("output `{name}` is missing"));
         let mut functions = BTreeMap::new();
-        for short in FUNCTIONS {
+        for short in catalog::NAMES {
             functions.insert(short.to_string(), need(&format!("{short}_function"))?);
         }
         Ok(Deployment {

@@ -62,7 +62,6 @@ use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
 use crate::alias::{AliasState, Emulator, Version};
-use crate::deployment::FUNCTIONS;
 use crate::function_env::{self, ConfigSource, Deployed};
 use crate::package;
 use crate::pool::FunctionPool;
@@ -192,7 +191,7 @@ impl Refresher {
         let deployment = emulator.deployment().clone();
         let alias_name = deployment.alias.clone().unwrap_or_else(|| "-".to_string());
         let mut functions = Vec::new();
-        for short in FUNCTIONS {
+        for &short in catalog::NAMES {
             let name = deployment.functions[short].clone();
             let mut state = FunctionState {
                 short: short.to_string(),

@@ -12,7 +12,7 @@ fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
     let dir = support::scratch("cli");
     let dist = dir.join("dist");
     let echo = support::example("echo_lambda");
-    for function in ["health", "users", "sessions"] {
+    for function in catalog::NAMES {
         support::zip_bootstrap(&dist, function, &echo);
     }
     let outputs = dir.join("outputs.json");
@@ -60,7 +60,7 @@ fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
         serde_json::from_str(&std::fs::read_to_string(&routing_file).unwrap()).unwrap();
     assert_eq!(routing["pid"], child.id());
     assert_eq!(routing["generation"], 1);
-    for function in ["health", "users", "sessions"] {
+    for function in catalog::NAMES {
         let entry = &routing["functions"][function];
         assert!(entry["version"].is_null(), "{routing}");
         assert!(entry["fallback"].is_string(), "{routing}");

@@ -7,13 +7,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::base::traffic::Strategy;
 
-/// The function packages, in deployment order. The names are the Cargo
-/// packages, the binaries and the suffix of the Lambda function names.
-const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
-
-/// The function list, behind one accessor so every module asks the same place.
+/// The function packages, in deployment order, as their crates declare them (the catalog):
+/// the Cargo packages, the binaries and the suffix of the Lambda function names.
 pub fn functions() -> &'static [&'static str] {
-    &FUNCTIONS
+    catalog::NAMES
 }
 
 /// The Terraform stacks infra synthesizes per environment, in apply order.

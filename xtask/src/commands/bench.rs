@@ -142,14 +142,18 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
         deploy::deploy(sh, env, &served)?;
         let (target, moto) = target::target(env)?;
         smoke::burst(sh, env, &target, moto.as_ref(), burst)?;
-        let memory_mb = u64::from(infra::load_config(&env.name)?.lambda.memory_mb);
+        let lambda = infra::load_config(&env.name)?.lambda;
         human.push(format!(
-            "peak resident memory per function after {} concurrent registrations and log-ins \
-             (memory_mb = {memory_mb}):",
+            "peak resident memory per function after {} concurrent registrations and log-ins:",
             burst
         ));
         let mut peaks = serde_json::Map::new();
+        let mut sizes = serde_json::Map::new();
         for (function, peak_mb) in peak_memory(env) {
+            let Some(declaration) = catalog::find(&function) else {
+                continue;
+            };
+            let memory_mb = u64::from(lambda.memory_mb_of(declaration));
             let warning = if peak_mb * 100 > memory_mb * 80 {
                 "  WARNING: over 80% of memory_mb; Lambda kills a function that outgrows it"
             } else {
@@ -159,10 +163,11 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
                 "  {function:<9} {peak_mb} MB ({}% of {memory_mb} MB){warning}",
                 peak_mb * 100 / memory_mb
             ));
+            sizes.insert(function.clone(), memory_mb.into());
             peaks.insert(function, peak_mb.into());
         }
         figures.insert("peak_memory_mb".into(), peaks.into());
-        figures.insert("memory_mb".into(), memory_mb.into());
+        figures.insert("memory_mb".into(), sizes.into());
     }
 
     // Costs.
@@ -412,9 +417,15 @@ pub fn estimate(name: &str) -> Result<Cost> {
         p::LAMBDA_GB_SECOND_X86
     };
     let million = 1e6;
+    // Every request priced at the largest memory size of the environment's functions.
+    let memory_mb = catalog::FUNCTIONS
+        .iter()
+        .map(|f| c.lambda.memory_mb_of(f))
+        .max()
+        .unwrap_or_default();
     let mut per_million = p::REST_API_PER_MILLION
         + p::LAMBDA_PER_MILLION_REQUESTS
-        + million * a::LAMBDA_SECONDS * f64::from(c.lambda.memory_mb) / 1024.0 * gb_second
+        + million * a::LAMBDA_SECONDS * f64::from(memory_mb) / 1024.0 * gb_second
         + a::DYNAMODB_READS * p::DYNAMODB_PER_MILLION_READS
         + a::DYNAMODB_WRITES * p::DYNAMODB_PER_MILLION_WRITES
         + million * a::LOG_BYTES / 1e9 * p::LOGS_PER_GB

@@ -67,18 +67,19 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Three copies of a small host executable named like the functions: enough
+/// Copies of a small host executable named like the functions: enough
 /// for packaging and ELF checks without a release build.
 pub fn small_binaries(dir: &Path) -> PathBuf {
     let bins = dir.join("bins");
     std::fs::create_dir_all(&bins).unwrap();
-    for name in ["health", "users", "sessions"] {
+    for name in FUNCTIONS {
         std::fs::copy("/bin/true", bins.join(name)).unwrap();
     }
     bins
 }
 
-pub const FUNCTIONS: [&str; 3] = ["health", "users", "sessions"];
+/// The functions, as their crates declare them.
+pub use catalog::NAMES as FUNCTIONS;
 
 /// A private copy (tests modify them) of the functions' release binaries,
 /// built once and shared through the target dir (`.ci/run` builds them

@@ -81,19 +81,19 @@ pub fn zip_bootstrap(dist: &Path, function: &str, binary: &Path) {
 
 /// Writes an outputs file like `cargo xtask deploy` does.
 pub fn write_outputs(path: &Path, prefix: &str, stage: &str, api_key: &str) {
-    let outputs = serde_json::json!({
+    let mut outputs = serde_json::json!({
         "api_url": format!("https://example.execute-api.us-east-1.amazonaws.com/{stage}"),
         "api_id": "localtest",
         "stage_name": stage,
         "users_table": format!("{prefix}users"),
         "sessions_table": format!("{prefix}sessions"),
-        "health_function": format!("{prefix}health"),
-        "users_function": format!("{prefix}users"),
-        "sessions_function": format!("{prefix}sessions"),
         "alias_name": "live",
         "api_key_value": api_key,
         "region": "us-east-1",
     });
+    for function in catalog::NAMES {
+        outputs[format!("{function}_function")] = format!("{prefix}{function}").into();
+    }
     serde_json::from_value::<emulator::files::Outputs>(outputs)
         .unwrap()
         .write(path)

@@ -1,8 +1,8 @@
 //! Compiling the function binaries in release mode for the environment's
 //! architecture (`cargo xtask build`, and the first step of `package` and `deploy`).
 //!
-//! Only the three function packages are built (`-p health -p users -p
-//! sessions`), so Cargo does not unify their features with xtask's own
+//! Only the function packages (`catalog::NAMES`: `-p health -p users ...`)
+//! are built, so Cargo does not unify their features with xtask's own
 //! dependencies and the binaries stay what a plain `cargo build` would give.
 
 use std::collections::BTreeMap;

@@ -1,0 +1,46 @@
+//! Reads every function's declaration from the workspace at compile time and writes
+//! `$OUT_DIR/functions.rs`, the expression behind `catalog::FUNCTIONS`. A bad declaration
+//! fails the build with the manifest's path and what is wrong.
+
+// Shared with the library, which uses the parts the build script does not.
+#[path = "src/manifest.rs"]
+mod manifest;
+#[allow(dead_code)]
+#[path = "src/tables.rs"]
+mod tables;
+
+use std::path::Path;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let read = |path: &Path| {
+        // Exactly the manifests read, never `functions/`: watching the directory would make
+        // cargo rerun this (and rebuild infra and xtask) after every edit of a handler.
+        println!("cargo::rerun-if-changed={}", path.display());
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let root_manifest = root.join("Cargo.toml");
+    let members = manifest::function_members(&read(&root_manifest)?)
+        .map_err(|e| format!("{}: {e}", root_manifest.display()))?;
+    let mut functions = Vec::new();
+    for member in members {
+        let path = root.join(&member).join("Cargo.toml");
+        let file = format!("{member}/Cargo.toml");
+        functions.extend(manifest::parse(&file, &read(&path)?)?);
+    }
+    manifest::check_all(&functions)?;
+    let out = std::env::var("OUT_DIR").map_err(|e| e.to_string())?;
+    let write = |file: &str, rust: String| {
+        let path = Path::new(&out).join(file);
+        std::fs::write(&path, rust).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("functions.rs", manifest::to_rust(&functions))?;
+    write("names.rs", manifest::names_to_rust(&functions))
+}

@@ -1,0 +1,134 @@
+//! The service's functions, declared once: each function crate's own `Cargo.toml` says what
+//! the function serves and may do, and infra, xtask, the local API server and smoke read this
+//! crate instead of keeping lists of their own. Adding a function is adding its crate to the
+//! workspace's `members`; nothing else names it.
+//!
+//! The build script reads the root `Cargo.toml`'s `members`, takes every one under
+//! `functions/` whose manifest has a `[package.metadata.function]` section, checks it (unknown
+//! keys, methods, paths, duplicate routes, unknown tables and indexes fail the build with the
+//! manifest's path) and compiles it into [`FUNCTIONS`], in `members` order.
+//!
+//! # The declaration
+//! ```toml
+//! [package.metadata.function]
+//! description = "..."        # optional: the package's description otherwise (Lambda: <= 256)
+//! memory_mb = 256            # 128..=10240; `[lambda] memory_mb` in an environment overrides
+//! timeout_seconds = 10       # 1..=900; `[lambda] timeout_seconds` overrides
+//!
+//! [[package.metadata.function.routes]]   # at least one
+//! method = "GET"             # GET, POST, PUT, PATCH, DELETE or HEAD
+//! path = "/users/{id}"       # API Gateway template; a path belongs to one function
+//! api_key = "required"       # or "environment": the environment's `api.health_requires_api_key`
+//! query = ["limit"]          # optional: query parameters read (part of the cache key)
+//! cached = true              # optional, GET only: may be answered from the stage cache
+//!
+//! [[package.metadata.function.grants]]   # what the function's role may do on the tables
+//! sid = "UserItems"          # the IAM statement id
+//! why = "..."                # required: what the function needs it for
+//! table = "users"            # a table of `tables` (or `tables = ["users", "sessions"]`)
+//! index = "by-kind"          # optional: the grant is on this index of `table` instead
+//! actions = ["dynamodb:GetItem"]          # by name, no wildcards
+//! only_attributes = ["pk", "generation"]  # optional: `dynamodb:Attributes` condition
+//! returning_nothing = true                # optional: `dynamodb:ReturnValues` = NONE
+//! ```
+//! A function gets the name of each table it is granted as `<TABLE>_TABLE`
+//! ([`tables::variable`]) next to the variables every function gets.
+
+pub mod tables;
+
+#[cfg(test)]
+mod manifest;
+
+/// A function of the service, as its crate declares it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Function {
+    /// The package name: binary, AWS name suffix, and Terraform name of its resources.
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The default; an environment may override it for every function.
+    pub memory_mb: u32,
+    /// The default; an environment may override it for every function.
+    pub timeout_seconds: u32,
+    pub routes: &'static [Route],
+    pub grants: &'static [Grant],
+}
+
+impl Function {
+    /// The tables the function is granted anything on, each once, in grant order.
+    pub fn tables(&self) -> Vec<&'static str> {
+        let mut tables: Vec<&'static str> = Vec::new();
+        for table in self.grants.iter().flat_map(|g| g.tables) {
+            if !tables.contains(table) {
+                tables.push(table);
+            }
+        }
+        tables
+    }
+}
+
+/// A route a function serves.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Upper-case HTTP method as API Gateway spells it.
+    pub method: &'static str,
+    /// Path template in API Gateway syntax (`{id}` is a path parameter).
+    pub path: &'static str,
+    pub api_key: ApiKey,
+    /// Query-string parameters the function reads.
+    pub query: &'static [&'static str],
+    /// Whether the stage cache, when an environment turns it on, may answer this GET.
+    pub cached: bool,
+}
+
+/// Whether a route needs the API key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKey {
+    Required,
+    /// The environment decides (`api.health_requires_api_key`): `/health` is open in some
+    /// environments and keyed in others.
+    Environment,
+}
+
+/// What a function's role may do on the service's tables: one IAM statement.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub sid: &'static str,
+    /// Logical table names ([`tables::ALL`]).
+    pub tables: &'static [&'static str],
+    /// An index of the (single) table: the grant is on the index instead of the table.
+    pub index: Option<&'static str>,
+    pub actions: &'static [&'static str],
+    /// Empty: any attribute.
+    pub only_attributes: &'static [&'static str],
+    pub returning_nothing: bool,
+}
+
+/// Every function, in the order of the workspace's `members`.
+pub static FUNCTIONS: &[Function] = include!(concat!(env!("OUT_DIR"), "/functions.rs"));
+
+/// The function called `name`.
+pub fn find(name: &str) -> Option<&'static Function> {
+    FUNCTIONS.iter().find(|f| f.name == name)
+}
+
+/// The function names, in [`FUNCTIONS`] order: the Cargo packages, the binaries and the
+/// suffix of the Lambda function names.
+pub const NAMES: &[&str] = include!(concat!(env!("OUT_DIR"), "/names.rs"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workspace_functions_in_members_order() {
+        assert_eq!(NAMES, ["health", "users", "sessions"]);
+        assert!(FUNCTIONS.iter().map(|f| f.name).eq(NAMES.iter().copied()));
+        let health = find("health").unwrap();
+        assert_eq!(health.routes[0].api_key, ApiKey::Environment);
+        assert_eq!(health.tables(), ["users", "sessions"]);
+        assert!(
+            find("common").is_none(),
+            "a crate without the section is no function"
+        );
+    }
+}

@@ -1,0 +1,532 @@
+//! Reading and checking the declarations. Compiled twice: into the build script (through
+//! `#[path]`), which turns the workspace's function manifests into `FUNCTIONS`, and into the
+//! library's unit tests, which feed it TOML text directly.
+
+use crate::tables;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+/// The parts of a `Cargo.toml` the catalog reads; any other key is Cargo's business.
+#[derive(Deserialize)]
+struct Manifest {
+    package: Package,
+}
+
+#[derive(Deserialize)]
+struct Package {
+    name: String,
+    description: Option<String>,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+#[derive(Default, Deserialize)]
+struct Metadata {
+    function: Option<Declaration>,
+}
+
+/// `[package.metadata.function]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Declaration {
+    description: Option<String>,
+    memory_mb: u32,
+    timeout_seconds: u32,
+    #[serde(default)]
+    routes: Vec<RouteDecl>,
+    #[serde(default)]
+    grants: Vec<GrantDecl>,
+}
+
+/// `[[package.metadata.function.routes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteDecl {
+    method: String,
+    path: String,
+    api_key: ApiKeyDecl,
+    #[serde(default)]
+    query: Vec<String>,
+    #[serde(default)]
+    cached: bool,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum ApiKeyDecl {
+    Required,
+    Environment,
+}
+
+/// `[[package.metadata.function.grants]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantDecl {
+    sid: String,
+    why: String,
+    table: Option<String>,
+    tables: Option<Vec<String>>,
+    index: Option<String>,
+    actions: Vec<String>,
+    only_attributes: Option<Vec<String>>,
+    #[serde(default)]
+    returning_nothing: bool,
+}
+
+/// One checked declaration, ready to be written out as Rust.
+#[derive(Debug)]
+pub struct Function {
+    name: String,
+    description: String,
+    memory_mb: u32,
+    timeout_seconds: u32,
+    routes: Vec<RouteDecl>,
+    grants: Vec<Grant>,
+}
+
+/// A checked grant: `table`/`tables` folded into one list.
+#[derive(Debug)]
+struct Grant {
+    sid: String,
+    tables: Vec<String>,
+    index: Option<String>,
+    actions: Vec<String>,
+    only_attributes: Vec<String>,
+    returning_nothing: bool,
+}
+
+/// Methods a function may declare. `OPTIONS` and `ANY` are not among them: infra adds the
+/// CORS preflights and the catch-all that answers 405 for every path itself.
+const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+
+/// The workspace members under `functions/`, in the order of the root manifest's `members`
+/// (which is the order functions are deployed and listed in).
+pub fn function_members(root_manifest: &str) -> Result<Vec<String>, String> {
+    #[derive(Deserialize)]
+    struct Root {
+        workspace: Workspace,
+    }
+    #[derive(Deserialize)]
+    struct Workspace {
+        members: Vec<String>,
+    }
+    let root: Root = toml::from_str(root_manifest).map_err(|e| e.to_string())?;
+    let mut members = Vec::new();
+    for member in root.workspace.members {
+        if member.contains(['*', '?', '[']) {
+            return Err(format!(
+                "workspace member `{member}` is a glob: list each crate, so the catalog knows \
+                 exactly which manifests to read (and to watch)"
+            ));
+        }
+        if member.starts_with("functions/") {
+            members.push(member);
+        }
+    }
+    Ok(members)
+}
+
+/// Reads one member's manifest: `None` when it declares no function (a library such as
+/// `functions/common`). `file` names the manifest in errors.
+pub fn parse(file: &str, text: &str) -> Result<Option<Function>, String> {
+    let manifest: Manifest = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+    let package = manifest.package;
+    let Some(declaration) = package.metadata.function else {
+        return Ok(None);
+    };
+    check(&package.name, package.description, declaration)
+        .map(Some)
+        .map_err(|e| format!("{file}: [package.metadata.function]: {e}"))
+}
+
+fn check(
+    name: &str,
+    package_description: Option<String>,
+    d: Declaration,
+) -> Result<Function, String> {
+    let name_ok = name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !name_ok {
+        return Err(format!(
+            "the package name `{name}` is also the function's AWS name suffix, Terraform name \
+             and binary: use 1-32 characters of a-z, 0-9 and '_', starting with a letter"
+        ));
+    }
+    let description = d.description.or(package_description).unwrap_or_default();
+    if description.is_empty() || description.len() > 256 {
+        return Err(format!(
+            "`description` (or the package's) must be 1-256 characters (Lambda's limit), \
+             found {}",
+            description.len()
+        ));
+    }
+    if !(128..=10_240).contains(&d.memory_mb) {
+        return Err(format!(
+            "`memory_mb` must be 128..=10240, found {}",
+            d.memory_mb
+        ));
+    }
+    if !(1..=900).contains(&d.timeout_seconds) {
+        return Err(format!(
+            "`timeout_seconds` must be 1..=900, found {}",
+            d.timeout_seconds
+        ));
+    }
+    if d.routes.is_empty() {
+        return Err(
+            "no `[[package.metadata.function.routes]]`: a function serves at least one route"
+                .into(),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for route in &d.routes {
+        check_route(route)?;
+        if !seen.insert((route.method.as_str(), route.path.as_str())) {
+            return Err(format!(
+                "route {} {} is declared twice",
+                route.method, route.path
+            ));
+        }
+    }
+    let mut sids = BTreeSet::new();
+    let mut grants = Vec::new();
+    for grant in d.grants {
+        if !sids.insert(grant.sid.clone()) {
+            return Err(format!("grant sid `{}` is declared twice", grant.sid));
+        }
+        let sid = grant.sid.clone();
+        grants.push(check_grant(grant).map_err(|e| format!("grant `{sid}`: {e}"))?);
+    }
+    Ok(Function {
+        name: name.to_owned(),
+        description,
+        memory_mb: d.memory_mb,
+        timeout_seconds: d.timeout_seconds,
+        routes: d.routes,
+        grants,
+    })
+}
+
+fn check_route(route: &RouteDecl) -> Result<(), String> {
+    let at = format!("route {} {}", route.method, route.path);
+    if !METHODS.contains(&route.method.as_str()) {
+        return Err(format!(
+            "{at}: `method` must be one of {}",
+            METHODS.join(", ")
+        ));
+    }
+    let segments: Vec<&str> = route.path.split('/').skip(1).collect();
+    let path_ok = route.path.starts_with('/')
+        && segments.iter().all(|segment| {
+            let parameter = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
+            let word = parameter.unwrap_or(segment);
+            !word.is_empty()
+                && word.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || c == '_'
+                        || (parameter.is_none() && matches!(c, '-' | '.'))
+                })
+        });
+    if !path_ok {
+        return Err(format!(
+            "{at}: `path` must be `/` followed by segments of a-z, A-Z, 0-9, '_', '-', '.' or a \
+             `{{parameter}}`, without a trailing slash"
+        ));
+    }
+    let mut query = BTreeSet::new();
+    for name in &route.query {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "{at}: query parameter `{name}` must be a-z, A-Z, 0-9 or '_'"
+            ));
+        }
+        if !query.insert(name) {
+            return Err(format!("{at}: query parameter `{name}` is listed twice"));
+        }
+    }
+    if route.cached && route.method != "GET" {
+        return Err(format!("{at}: only a GET can be `cached`"));
+    }
+    Ok(())
+}
+
+fn check_grant(grant: GrantDecl) -> Result<Grant, String> {
+    if grant.sid.is_empty() || !grant.sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err("`sid` must be a-z, A-Z and 0-9 (IAM's rule for statement ids)".into());
+    }
+    if grant.why.trim().is_empty() {
+        return Err("`why` must say what the function needs this for".into());
+    }
+    let tables = match (grant.table, grant.tables) {
+        (Some(table), None) => vec![table],
+        (None, Some(tables)) if !tables.is_empty() => tables,
+        _ => return Err("give exactly one of `table = \"...\"` or `tables = [...]`".into()),
+    };
+    for table in &tables {
+        let Some(spec) = tables::find(table) else {
+            let known: Vec<&str> = tables::ALL.iter().map(|t| t.logical).collect();
+            return Err(format!(
+                "unknown table `{table}` (the service has {})",
+                known.join(", ")
+            ));
+        };
+        if let Some(index) = &grant.index {
+            if tables.len() > 1 {
+                return Err("`index` needs a single `table`".into());
+            }
+            if !spec.indexes.iter().any(|i| i.name == index) {
+                return Err(format!("table `{table}` has no index `{index}`"));
+            }
+        }
+    }
+    let action_ok = |a: &String| {
+        a.strip_prefix("dynamodb:")
+            .is_some_and(|op| !op.is_empty() && op.chars().all(|c| c.is_ascii_alphabetic()))
+    };
+    if grant.actions.is_empty() || !grant.actions.iter().all(action_ok) {
+        return Err(
+            "`actions` must list DynamoDB actions by name (`dynamodb:GetItem`), no wildcards"
+                .into(),
+        );
+    }
+    if grant.only_attributes.as_ref().is_some_and(Vec::is_empty) {
+        return Err("`only_attributes` must name at least one attribute (or be left out)".into());
+    }
+    Ok(Grant {
+        sid: grant.sid,
+        tables,
+        index: grant.index,
+        actions: grant.actions,
+        only_attributes: grant.only_attributes.unwrap_or_default(),
+        returning_nothing: grant.returning_nothing,
+    })
+}
+
+/// Checks across functions: a route (and, for infra's per-path preflight and fallback
+/// routes, a path) belongs to one function only.
+pub fn check_all(functions: &[Function]) -> Result<(), String> {
+    let mut owner = std::collections::BTreeMap::new();
+    let mut names = BTreeSet::new();
+    for f in functions {
+        if !names.insert(&f.name) {
+            return Err(format!("two function crates are called `{}`", f.name));
+        }
+        let paths: BTreeSet<&str> = f.routes.iter().map(|r| r.path.as_str()).collect();
+        for path in paths {
+            if let Some(other) = owner.insert(path, &f.name) {
+                return Err(format!(
+                    "path {path} is declared by both `{other}` and `{}`: a path belongs to one \
+                     function (API Gateway sends its CORS preflights and unknown methods there)",
+                    f.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The function names as a Rust expression of type `&[&str]`.
+pub fn names_to_rust(functions: &[Function]) -> String {
+    let names: Vec<String> = functions.iter().map(|f| format!("{:?}", f.name)).collect();
+    format!("&[{}]", names.join(", "))
+}
+
+/// The declarations as a Rust expression of type `&'static [Function]` (the library's types).
+pub fn to_rust(functions: &[Function]) -> String {
+    let list = |items: &[String]| {
+        let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+        format!("&[{}]", quoted.join(", "))
+    };
+    let mut out = String::from("&[\n");
+    for f in functions {
+        let _ = writeln!(
+            out,
+            "    Function {{ name: {:?}, description: {:?}, memory_mb: {}, timeout_seconds: {}, routes: &[",
+            f.name, f.description, f.memory_mb, f.timeout_seconds
+        );
+        for r in &f.routes {
+            let api_key = match r.api_key {
+                ApiKeyDecl::Required => "ApiKey::Required",
+                ApiKeyDecl::Environment => "ApiKey::Environment",
+            };
+            let _ = writeln!(
+                out,
+                "        Route {{ method: {:?}, path: {:?}, api_key: {api_key}, query: {}, cached: {} }},",
+                r.method,
+                r.path,
+                list(&r.query),
+                r.cached
+            );
+        }
+        out.push_str("    ], grants: &[\n");
+        for g in &f.grants {
+            let _ = writeln!(
+                out,
+                "        Grant {{ sid: {:?}, tables: {}, index: {:?}, actions: {}, only_attributes: {}, returning_nothing: {} }},",
+                g.sid,
+                list(&g.tables),
+                g.index,
+                list(&g.actions),
+                list(&g.only_attributes),
+                g.returning_nothing
+            );
+        }
+        out.push_str("    ] },\n");
+    }
+    out.push(']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = r#"
+[package]
+name = "items"
+description = "Items."
+[package.metadata.function]
+memory_mb = 256
+timeout_seconds = 10
+"#;
+
+    const ROUTE: &str = r#"
+[[package.metadata.function.routes]]
+method = "GET"
+path = "/items/{id}"
+api_key = "required"
+"#;
+
+    fn error(text: &str) -> String {
+        parse("functions/items/Cargo.toml", text).unwrap_err()
+    }
+
+    #[test]
+    fn a_crate_without_the_section_is_no_function() {
+        let text = "[package]\nname = \"common\"\n[dependencies]\nserde = \"1\"\n";
+        assert!(
+            parse("functions/common/Cargo.toml", text)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_declaration_becomes_rust_with_the_package_description() {
+        let grant = r#"
+[[package.metadata.function.grants]]
+sid = "ListItems"
+why = "Lists items."
+table = "users"
+index = "by-kind"
+actions = ["dynamodb:Query"]
+"#;
+        let f = parse("f", &format!("{HEAD}{ROUTE}{grant}"))
+            .unwrap()
+            .unwrap();
+        let functions = [f];
+        assert_eq!(names_to_rust(&functions), r#"&["items"]"#);
+        let rust = to_rust(&functions);
+        assert!(
+            rust.contains(r#"name: "items", description: "Items.", memory_mb: 256"#),
+            "{rust}"
+        );
+        assert!(rust.contains(r#"Route { method: "GET", path: "/items/{id}", api_key: ApiKey::Required, query: &[], cached: false }"#), "{rust}");
+        assert!(
+            rust.contains(
+                r#"tables: &["users"], index: Some("by-kind"), actions: &["dynamodb:Query"]"#
+            ),
+            "{rust}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_fault() {
+        let e = error(&format!("{HEAD}colour = \"red\"\n{ROUTE}"));
+        assert!(e.starts_with("functions/items/Cargo.toml: "), "{e}");
+        assert!(e.contains("unknown field `colour`"), "{e}");
+
+        let e = error(&format!("{HEAD}{}", ROUTE.replace("GET", "FETCH")));
+        assert!(
+            e.contains("route FETCH /items/{id}: `method` must be one of"),
+            "{e}"
+        );
+        let e = error(&format!("{HEAD}{}", ROUTE.replace("/items/{id}", "items/")));
+        assert!(e.contains("`path` must be"), "{e}");
+        let e = error(&format!(
+            "{HEAD}{}",
+            ROUTE.replace("/items/{id}", "/items/{}")
+        ));
+        assert!(e.contains("`path` must be"), "{e}");
+        let e = error(&format!("{HEAD}{ROUTE}{ROUTE}"));
+        assert!(e.contains("route GET /items/{id} is declared twice"), "{e}");
+        let e = error(&format!("{HEAD}{}", ROUTE.replace("required", "sometimes")));
+        assert!(e.contains("unknown variant `sometimes`"), "{e}");
+        let e = error(HEAD);
+        assert!(e.contains("a function serves at least one route"), "{e}");
+        let e = error(&format!("{}{ROUTE}", HEAD.replace("256", "64")));
+        assert!(
+            e.contains("`memory_mb` must be 128..=10240, found 64"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn grants_name_real_tables_and_actions() {
+        let grant = |body: &str| {
+            format!(
+                "{HEAD}{ROUTE}[[package.metadata.function.grants]]\nsid = \"G\"\nwhy = \"w\"\n{body}"
+            )
+        };
+        let e = error(&grant(
+            "table = \"items\"\nactions = [\"dynamodb:GetItem\"]",
+        ));
+        assert!(
+            e.contains("grant `G`: unknown table `items` (the service has users, sessions)"),
+            "{e}"
+        );
+        let e = error(&grant(
+            "table = \"users\"\nindex = \"by-user\"\nactions = [\"dynamodb:Query\"]",
+        ));
+        assert!(e.contains("table `users` has no index `by-user`"), "{e}");
+        let e = error(&grant("table = \"users\"\nactions = [\"dynamodb:*\"]"));
+        assert!(e.contains("no wildcards"), "{e}");
+        let e = error(&grant("actions = [\"dynamodb:GetItem\"]"));
+        assert!(e.contains("exactly one of `table"), "{e}");
+        let e = error(&grant(
+            "table = \"users\"\nactions = [\"dynamodb:GetItem\"]\nonly_attributes = []",
+        ));
+        assert!(
+            e.contains("`only_attributes` must name at least one"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_path_belongs_to_one_function() {
+        let items = parse("a", &format!("{HEAD}{ROUTE}")).unwrap().unwrap();
+        let other =
+            format!("{HEAD}{}", ROUTE.replace("GET", "DELETE")).replace("\"items\"", "\"other\"");
+        let other = parse("b", &other).unwrap().unwrap();
+        let e = check_all(&[items, other]).unwrap_err();
+        assert!(
+            e.contains("path /items/{id} is declared by both `items` and `other`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn members_are_read_in_order_and_globs_refused() {
+        let root = "[workspace]\nmembers = [\"functions/common\", \"infra\", \"functions/b\", \"functions/a\"]\n";
+        assert_eq!(
+            function_members(root).unwrap(),
+            ["functions/common", "functions/b", "functions/a"]
+        );
+        let e = function_members("[workspace]\nmembers = [\"functions/*\"]\n").unwrap_err();
+        assert!(e.contains("is a glob"), "{e}");
+    }
+}
