@@ -1,5 +1,6 @@
 //! `cargo xtask logs <function>`: a function's CloudWatch log events,
-//! optionally followed like `tail -f`.
+//! optionally followed like `tail -f`. On emulated environments the functions
+//! run in the local API server, whose log files [`crate::local_logs`] reads.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +19,9 @@ pub fn run(_sh: &Shell, env: &Env, args: LogsArgs) -> Result<()> {
             args.since
         )
     })?;
+    if env.emulated {
+        return crate::local_logs::run(env, &args, since);
+    }
     let (target, _moto) = deploy::target(env)?;
     let group = format!("/aws/lambda/{}", env.function_name(&args.function));
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
@@ -81,7 +85,7 @@ pub fn run(_sh: &Shell, env: &Env, args: LogsArgs) -> Result<()> {
 
 /// Milliseconds since the epoch as `HH:MM:SS.mmm` UTC (the date is rarely
 /// what one is looking for in a tail).
-fn format_ts(ms: i64) -> String {
+pub fn format_ts(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let day = secs.rem_euclid(86_400);
     format!(

@@ -14,8 +14,11 @@ mod deploy;
 mod destroy;
 mod doctor;
 mod env;
+mod functions;
 mod hotswap;
+mod invoke;
 mod local;
+mod local_logs;
 mod logs;
 mod outputs;
 mod package;
@@ -32,6 +35,7 @@ mod terraform;
 mod test;
 mod upload;
 mod wait;
+mod watch;
 #[cfg(test)]
 mod workflows;
 
@@ -91,6 +95,8 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(&sh, &env, args),
         Command::Outputs(args) => outputs::run(&sh, &env, args),
         Command::Logs(args) => logs::run(&sh, &env, args),
+        Command::Watch => watch::run(&sh, &env),
+        Command::Invoke(args) => invoke::run(&sh, &env, args),
         Command::Destroy(args) => destroy::run(&sh, &env, args),
         Command::Bootstrap(args) => bootstrap::run(&sh, &env, args),
         Command::Local(cmd) => local::run(&sh, &env, cmd),
