@@ -196,7 +196,7 @@ pub struct LogsArgs {
     pub since: String,
     /// Only events matching this CloudWatch Logs filter pattern (on `local`: terms, quoted
     /// phrases, `?term` alternatives and `-term` exclusions).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub filter: Option<String>,
 }
 
