@@ -75,8 +75,15 @@ pub enum Command {
         cargo xtask outputs api_key_value --show-sensitive"
     )]
     Outputs(OutputsArgs),
-    /// Print a function's CloudWatch logs.
+    /// Print a function's logs: CloudWatch on AWS, the local API server's function log on
+    /// `local`.
     Logs(LogsArgs),
+    /// Rebuild the functions a saved change affects and serve them from the local API server
+    /// at once (dev profile; no Terraform, no upload). Ctrl-C stops and restores the packages.
+    Watch,
+    /// Send one event to a function and print its response and log lines: through the local
+    /// runtime on `local`, to the deployed `live` alias with `--env NAME`.
+    Invoke(InvokeArgs),
     /// Delete everything the environment's service stack created.
     Destroy(DestroyArgs),
     /// Create the state and artifacts buckets of a real AWS account (once per account).
@@ -189,9 +196,24 @@ pub struct LogsArgs {
     /// How far back to start, e.g. 30s, 10m, 2h, 1d.
     #[arg(long, default_value = "10m")]
     pub since: String,
-    /// Only events matching this CloudWatch Logs filter pattern.
-    #[arg(long)]
+    /// Only events matching this CloudWatch Logs filter pattern (on `local`: terms, quoted
+    /// phrases, `?term` alternatives and `-term` exclusions).
+    #[arg(long, allow_hyphen_values = true)]
     pub filter: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(group(clap::ArgGroup::new("payload").required(true).args(["event", "example"])))]
+pub struct InvokeArgs {
+    /// Function to invoke.
+    pub function: String,
+    /// A JSON file holding the event.
+    #[arg(long, value_name = "FILE")]
+    pub event: Option<PathBuf>,
+    /// A bundled API Gateway event: rest-get-health, rest-post-users (REST API, payload 1.0),
+    /// http-get-health, http-post-sessions (HTTP API, payload 2.0).
+    #[arg(long, value_name = "NAME")]
+    pub example: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -24,8 +24,8 @@ use xshell::Shell;
 use crate::base::{env, progress};
 use crate::cli::{Command, Xtask};
 use crate::commands::{
-    bench, bootstrap, build, deploy, destroy, doctor, local, logs, outputs, package, plan,
-    rollback, smoke, synth, test,
+    bench, bootstrap, build, deploy, destroy, doctor, invoke, local, logs, outputs, package, plan,
+    rollback, smoke, synth, test, watch,
 };
 
 fn main() -> ExitCode {
@@ -77,6 +77,8 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(&sh, &env, args),
         Command::Outputs(args) => outputs::run(&env, args),
         Command::Logs(args) => logs::run(&env, args),
+        Command::Watch => watch::run(&sh, &env),
+        Command::Invoke(args) => invoke::run(&env, args),
         Command::Destroy(args) => destroy::run(&sh, &env, args),
         Command::Bootstrap(args) => bootstrap::run(&env, args),
         Command::Local(cmd) => local::run(&sh, &env, cmd),

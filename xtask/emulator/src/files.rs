@@ -134,6 +134,19 @@ pub struct RoutedAlias {
     /// An alias state the server could not apply yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingAlias>,
+    /// The watch build served instead of the alias's code (`cargo xtask watch`).
+    #[serde(rename = "override", default, skip_serializing_if = "Option::is_none")]
+    pub watch_build: Option<WatchBuild>,
+}
+
+/// A `bootstrap` built by `cargo xtask watch` that the server runs for a function, with the
+/// size and modification time it had when loaded, so `watch` can tell its newest build is the
+/// one served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchBuild {
+    pub bootstrap: PathBuf,
+    pub bytes: u64,
+    pub modified_ns: u128,
 }
 
 /// An alias state not applied yet, and why.

@@ -31,6 +31,10 @@ pub struct Cli {
     /// `<outputs dir>/functions`).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Where `cargo xtask watch` writes `<fn>/bootstrap` builds that are served instead of the
+    /// alias's code while present (default: `<outputs dir>/watch`).
+    #[arg(long)]
+    pub watch_dir: Option<PathBuf>,
     /// How often to re-read the aliases, in milliseconds; 0: only on SIGHUP.
     #[arg(long, default_value_t = 1000)]
     pub alias_poll_ms: u64,
@@ -56,6 +60,7 @@ impl Cli {
         options.port = self.port;
         options.state = self.state;
         options.work_dir = self.work_dir;
+        options.watch_dir = self.watch_dir;
         options.integration_timeout = Duration::from_millis(self.integration_timeout_ms);
         options.max_instances = self.max_instances;
         options.alias_poll =

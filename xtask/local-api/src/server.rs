@@ -37,6 +37,9 @@ pub struct Options {
     pub state: Option<PathBuf>,
     /// Where the extracted binaries and function logs go; default `<outputs dir>/functions`.
     pub work_dir: Option<PathBuf>,
+    /// Where `cargo xtask watch` puts its builds (`<fn>/bootstrap`), served instead of the
+    /// alias's code while present (see [`crate::traffic`]); default `<outputs dir>/watch`.
+    pub watch_dir: Option<PathBuf>,
     pub integration_timeout: Duration,
     /// Concurrent execution environments per function version.
     pub max_instances: usize,
@@ -62,6 +65,7 @@ impl Options {
             port: 0,
             state: None,
             work_dir: None,
+            watch_dir: None,
             integration_timeout: DEFAULT_INTEGRATION_TIMEOUT,
             max_instances: 4,
             alias_poll: Some(DEFAULT_ALIAS_POLL),
@@ -90,14 +94,18 @@ impl Server {
     /// starts listening. Function processes start lazily, on their first request, like Lambda.
     pub async fn start(options: Options) -> Result<Server> {
         let mut deployment = Deployment::load(&options.outputs)?;
-        let work = match &options.work_dir {
-            Some(dir) => dir.clone(),
-            None => options
-                .outputs
-                .parent()
-                .unwrap_or(std::path::Path::new("."))
-                .join("functions"),
-        };
+        let outputs_dir = options
+            .outputs
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        let work = options
+            .work_dir
+            .clone()
+            .unwrap_or_else(|| outputs_dir.join("functions"));
+        let watch_dir = options
+            .watch_dir
+            .clone()
+            .unwrap_or_else(|| outputs_dir.join("watch"));
         let environment = match (options.health_requires_api_key, &options.cors_allow_origins) {
             (Some(_), Some(_)) => None,
             _ => Some(environment_config(&options.outputs)?),
@@ -122,6 +130,7 @@ impl Server {
             table.clone(),
             &work,
             &options.dist,
+            &watch_dir,
             &options.endpoint,
             options.max_instances,
         )

@@ -15,7 +15,14 @@
 //! - a function whose alias the server cannot read at start-up (no function, alias or emulator:
 //!   tests write outputs without Terraform) runs `build/dist/<fn>.zip` with the alias's,
 //!   `$LATEST`'s or the outputs' configuration, as before versions were followed, and switches
-//!   to the alias as soon as it can read and apply it.
+//!   to the alias as soon as it can read and apply it;
+//! - a *watch build* overrides both: while `<watch dir>/<fn>/bootstrap` exists (default
+//!   `build/<env>/watch`, written by `cargo xtask watch`), every request of that function runs
+//!   it, with the configuration of the version the alias serves. The file is checked on every
+//!   refresh (so `SIGHUP` after writing it applies it at once); a new file (other size or
+//!   modification time) gets a new pool and the old one is retired (in-flight requests finish),
+//!   and when the file is gone the alias's routing is back. No Terraform, zip or upload: the
+//!   development loop's binary is served as it comes out of cargo.
 //!
 //! # `routing.json`
 //!
@@ -43,7 +50,10 @@
 //! `RoutingConfig.AdditionalVersionWeights` gave them; the primary version gets the rest);
 //! `version` is `null` when the function runs the `build/dist` fallback (`fallback` says why).
 //! `pending` is present while the emulator's alias says something else that could not be
-//! applied. `generation` grows by one with every write of one process (`pid`); the file is
+//! applied. `override` is present while a watch build is served: `{"bootstrap": path, "bytes":
+//! n, "modified_ns": t}` (the file's size and modification time in nanoseconds since the
+//! epoch, as read when it was loaded: the writer compares them with its own file to know that
+//! its build is the one served). `generation` grows by one with every write of one process (`pid`); the file is
 //! removed when the server stops.
 //!
 //! The contract for whoever moves an alias (xtask): update the alias, send `SIGHUP` to the
@@ -57,7 +67,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use emulator::files::{PendingAlias, RoutedAlias, Routing};
+use emulator::files::{self, PendingAlias, RoutedAlias, Routing};
 use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
@@ -165,6 +175,43 @@ struct FunctionState {
     pending: Option<Pending>,
     /// The last `GetAlias` failure reported, so a down emulator is logged once.
     alias_error: Option<String>,
+    /// The watch build served instead of the alias's versions, if any.
+    watch_build: Option<WatchBuild>,
+}
+
+/// A `<watch dir>/<fn>/bootstrap` in use, and which file it was.
+struct WatchBuild {
+    pool: Arc<FunctionPool>,
+    stamp: Stamp,
+}
+
+/// Identifies one written file: a rename-into-place gives a new size or modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub bytes: u64,
+    pub modified_ns: u128,
+}
+
+impl Stamp {
+    /// The file's stamp, or `None` when it is not there.
+    pub fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+        let modified_ns = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        Some(Stamp {
+            bytes: meta.len(),
+            modified_ns,
+        })
+    }
+}
+
+/// `<watch dir>/<function>/bootstrap`: the watch build the server prefers while it exists.
+pub fn watch_bootstrap(watch_dir: &Path, function: &str) -> PathBuf {
+    watch_dir.join(function).join("bootstrap")
 }
 
 /// Follows the aliases and owns the pools; runs as one background task.
@@ -174,6 +221,7 @@ pub struct Refresher {
     functions: Vec<FunctionState>,
     max_instances: usize,
     routing_file: PathBuf,
+    watch_dir: PathBuf,
     generation: u64,
 }
 
@@ -185,6 +233,7 @@ impl Refresher {
         table: Arc<Table>,
         work: &Path,
         dist: &Path,
+        watch_dir: &Path,
         endpoint: &str,
         max_instances: usize,
     ) -> Result<Refresher> {
@@ -201,6 +250,7 @@ impl Refresher {
                 fallback: None,
                 pending: None,
                 alias_error: None,
+                watch_build: None,
             };
             let followed = match emulator.read_alias(short).await {
                 Ok(alias) => {
@@ -275,8 +325,12 @@ impl Refresher {
             functions,
             max_instances,
             routing_file: work.join(ROUTING_FILE),
+            watch_dir: watch_dir.to_path_buf(),
             generation: 0,
         };
+        for index in 0..refresher.functions.len() {
+            refresher.follow_watch_build(index).await;
+        }
         refresher.publish()?;
         Ok(refresher)
     }
@@ -312,6 +366,7 @@ impl Refresher {
         let mut changed = false;
         for index in 0..self.functions.len() {
             changed |= self.refresh_function(index).await;
+            changed |= self.follow_watch_build(index).await;
         }
         if changed && let Err(e) = self.publish() {
             eprintln!("local-api: {e:#}");
@@ -396,12 +451,60 @@ impl Refresher {
         }
     }
 
+    /// Starts serving a new or changed watch build of one function, or stops serving one that
+    /// is gone; whether anything changed.
+    async fn follow_watch_build(&mut self, index: usize) -> bool {
+        let f = &mut self.functions[index];
+        let path = watch_bootstrap(&self.watch_dir, &f.short);
+        let stamp = Stamp::of(&path);
+        if f.watch_build.as_ref().map(|w| w.stamp) == stamp {
+            return false;
+        }
+        if let Some(old) = f.watch_build.take() {
+            old.pool.retire().await;
+        }
+        let Some(stamp) = stamp else {
+            eprintln!(
+                "local-api: {}: watch build gone; serving the alias's code again",
+                f.short
+            );
+            return true;
+        };
+        let base = match (&f.serving, &f.fallback) {
+            (Serving::Alias(alias), _) => f.pools.get(&alias.version).map(|p| p.pool.clone()),
+            (Serving::Fallback(_), fallback) => fallback.clone(),
+        };
+        let Some(base) = base else {
+            eprintln!(
+                "local-api: {}: no configuration to run the watch build {} with",
+                f.short,
+                path.display()
+            );
+            return false;
+        };
+        let mut spec = base.spec().clone();
+        spec.bootstrap = path;
+        eprintln!(
+            "local-api: {}: serving the watch build {} ({} bytes) with version {}'s configuration",
+            f.short,
+            spec.bootstrap.display(),
+            stamp.bytes,
+            spec.version
+        );
+        f.watch_build = Some(WatchBuild {
+            pool: Arc::new(FunctionPool::new(spec, self.max_instances)),
+            stamp,
+        });
+        true
+    }
+
     /// Puts the routes in use, then records them in `routing.json`.
     fn publish(&mut self) -> Result<()> {
         let mut routes = Routes::default();
         for f in &self.functions {
-            let targets = match (&f.serving, &f.fallback) {
-                (Serving::Alias(alias), _) => {
+            let targets = match (&f.watch_build, &f.serving, &f.fallback) {
+                (Some(watch), _, _) => vec![(1.0, watch.pool.clone())],
+                (None, Serving::Alias(alias), _) => {
                     let mut bound = 0.0;
                     alias
                         .split()
@@ -412,8 +515,8 @@ impl Refresher {
                         })
                         .collect()
                 }
-                (Serving::Fallback(_), Some(pool)) => vec![(1.0, pool.clone())],
-                (Serving::Fallback(_), None) => Vec::new(),
+                (None, Serving::Fallback(_), Some(pool)) => vec![(1.0, pool.clone())],
+                (None, Serving::Fallback(_), None) => Vec::new(),
             };
             routes.functions.insert(f.short.clone(), targets);
         }
@@ -441,6 +544,11 @@ impl Refresher {
                     weights,
                     fallback,
                     pending,
+                    watch_build: f.watch_build.as_ref().map(|watch| files::WatchBuild {
+                        bootstrap: watch.pool.spec().bootstrap.clone(),
+                        bytes: watch.stamp.bytes,
+                        modified_ns: watch.stamp.modified_ns,
+                    }),
                 };
                 (f.short.clone(), record)
             })

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the figures that matter to someone deploying often,
 //! printed, never asserted: no-op deploy, code-only change (excluding the
 //! compile), package sizes, synth time, cold start of each release binary,
-//! and a cost estimate per environment.
+//! `watch`'s save-to-served time and a cost estimate per environment.
 
 use std::io::Write;
 use std::path::Path;
@@ -19,7 +19,7 @@ use crate::cli::BenchArgs;
 use crate::services::artifacts::{build, package};
 use crate::services::deploy::{self, Options};
 use crate::services::stacks::synth;
-use crate::services::{smoke, target};
+use crate::services::{smoke, target, watch};
 
 pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
     let mut figures = serde_json::Map::new();
@@ -168,6 +168,19 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
         }
         figures.insert("peak_memory_mb".into(), peaks.into());
         figures.insert("memory_mb".into(), sizes.into());
+        // The development loop, on the server that is running now.
+        progress::step("Bench: `watch`, a one-line change of the health handler until served");
+        let rebuilt = watch::bench(sh, env)?;
+        human.push(format!(
+            "watch: a one-line change of `health` served {:.1} s after the save (dev profile; \
+             compiled after {:.1} s)",
+            rebuilt.served.as_secs_f64(),
+            rebuilt.compiled.as_secs_f64()
+        ));
+        figures.insert(
+            "watch_save_to_served_seconds".into(),
+            rebuilt.served.as_secs_f64().into(),
+        );
     }
 
     // Costs.

@@ -1,5 +1,6 @@
 //! `cargo xtask logs <function>`: a function's CloudWatch log events,
-//! optionally followed like `tail -f`.
+//! optionally followed like `tail -f`. On emulated environments the functions
+//! run in the local API server, whose log files [`crate::local_logs`] reads.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,6 +10,7 @@ use anyhow::{Context, Result};
 use crate::base::env::Env;
 use crate::base::process;
 use crate::cli::LogsArgs;
+use crate::services::logs::{self as local_logs, format_ts};
 use crate::services::target;
 
 pub fn run(env: &Env, args: LogsArgs) -> Result<()> {
@@ -18,6 +20,15 @@ pub fn run(env: &Env, args: LogsArgs) -> Result<()> {
             args.since
         )
     })?;
+    if env.emulated {
+        return local_logs::local(
+            env,
+            &args.function,
+            args.filter.as_deref(),
+            since,
+            args.follow,
+        );
+    }
     let (target, _moto) = target::target(env)?;
     let group = format!("/aws/lambda/{}", env.function_name(&args.function));
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
@@ -77,20 +88,6 @@ pub fn run(env: &Env, args: LogsArgs) -> Result<()> {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     })
-}
-
-/// Milliseconds since the epoch as `HH:MM:SS.mmm` UTC (the date is rarely
-/// what one is looking for in a tail).
-fn format_ts(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let day = secs.rem_euclid(86_400);
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        day / 3600,
-        day % 3600 / 60,
-        day % 60,
-        ms.rem_euclid(1000)
-    )
 }
 
 #[cfg(test)]

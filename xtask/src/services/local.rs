@@ -251,3 +251,18 @@ fn tail(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Where the running local API server records what it serves (`routing.json`).
+pub fn routing_file(env: &Env, api: &ApiState) -> PathBuf {
+    api.routing
+        .clone()
+        .unwrap_or_else(|| env.dir().join("functions").join("routing.json"))
+}
+
+/// Makes the running local API server re-read the aliases and the watch builds now (`SIGHUP`)
+/// instead of at its next one-second refresh.
+pub fn refresh_api(api: &ApiState) {
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &api.pid.to_string()])
+        .status();
+}

@@ -1,13 +1,18 @@
 //! The life-cycle services: what the commands are made of. Artifacts (build, check,
 //! package, sign, upload), stacks (synth, Terraform, outputs, what was applied), aliases
-//! (release, rollback, wait, hotswap) and the local stack (emulator and local API server),
+//! (release, rollback, wait, hotswap), the local stack (emulator and local API server) and the
+//! development loop on it (watch, invoke, local logs),
 //! plus the deploy pipeline and the smoke run that compose them. Services import the base
 //! layer and each other (never in a circle), never a command.
 
 pub mod aliases;
 pub mod artifacts;
 pub mod deploy;
+pub mod functions;
+pub mod invoke;
 pub mod local;
+pub mod logs;
 pub mod smoke;
 pub mod stacks;
 pub mod target;
+pub mod watch;

@@ -4,6 +4,7 @@
 //! side instead of one binary after another.
 
 mod common;
+mod devloop;
 mod errors;
 mod full_cycle;
 mod package;

@@ -4,7 +4,6 @@
 //! moved is written once.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -210,12 +209,8 @@ fn follow_local(env: &Env, expected: &BTreeMap<String, AliasState>) -> Result<()
     let Some(api) = local::running_api(env) else {
         return Ok(());
     };
-    let pid = api.pid.to_string();
-    let _ = Command::new("kill").args(["-HUP", &pid]).status();
-    let path = api
-        .routing
-        .clone()
-        .unwrap_or_else(|| env.dir().join("functions").join("routing.json"));
+    local::refresh_api(&api);
+    let path = local::routing_file(env, &api);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let routing = process::read_json::<Routing>(&path)

@@ -1,0 +1,278 @@
+//! `cargo xtask invoke FUNCTION (--event FILE | --example NAME)`: one event sent straight to a
+//! function, its response and the log lines it wrote for that invocation printed.
+//!
+//! On `local` it runs through the local runtime: the local API server's own Runtime API and
+//! process handling (`local_api::instance`), with the configuration the server would use (the
+//! alias's in the emulator, else derived from the outputs). The binary is the newest of the two
+//! builds the local server knows: the `watch` build (`build/local/watch/<fn>/bootstrap`) when
+//! it is newer than the package, else the packaged `bootstrap` of `build/dist/<fn>.zip`; so
+//! `invoke` runs what `watch` or `deploy` last produced. The output is appended to the
+//! function's log file, where `cargo xtask logs` reads it as on AWS.
+//!
+//! On an AWS environment (`--env NAME`) it invokes the deployed `live` alias with the Lambda
+//! Invoke API; `LogType=Tail` returns the last 4 KB of the invocation's log, printed the same
+//! way.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use bytes::Bytes;
+use local_api::deployment::Deployment;
+use local_api::function_env;
+use local_api::instance::{Instance, InvokeError};
+
+use crate::base::env::Env;
+use crate::base::{process, progress};
+use crate::services::aliases::ALIAS;
+use crate::services::{local, target};
+
+/// The bundled events: API Gateway REST API (payload 1.0 proxy) and HTTP API (payload 2.0).
+const EXAMPLES: [(&str, &str); 4] = [
+    (
+        "rest-get-health",
+        include_str!("../../events/rest-get-health.json"),
+    ),
+    (
+        "rest-post-users",
+        include_str!("../../events/rest-post-users.json"),
+    ),
+    (
+        "http-get-health",
+        include_str!("../../events/http-get-health.json"),
+    ),
+    (
+        "http-post-sessions",
+        include_str!("../../events/http-post-sessions.json"),
+    ),
+];
+
+/// What one invocation gave, whichever way it ran.
+pub struct Invoked {
+    /// The response payload, or the function's error.
+    pub result: Result<serde_json::Value, String>,
+    pub logs: Vec<String>,
+    /// Where the code came from (a file locally, `name:live (version N)` on AWS).
+    pub code: String,
+    pub duration: Duration,
+}
+
+/// Sends `payload` to `function`: through the local runtime on an emulated environment, to
+/// the deployed `live` alias otherwise.
+pub fn invoke(env: &Env, function: &str, payload: Bytes) -> Result<Invoked> {
+    if env.emulated {
+        invoke_local(env, function, payload)
+    } else {
+        invoke_deployed(env, function, payload)
+    }
+}
+
+/// The bundled event called `name`.
+pub fn example(name: &str) -> Option<&'static str> {
+    EXAMPLES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
+
+/// The names of the bundled events.
+pub fn example_names() -> Vec<&'static str> {
+    EXAMPLES.iter().map(|(name, _)| *name).collect()
+}
+
+/// Runs the function once through the local runtime.
+fn invoke_local(env: &Env, function: &str, payload: Bytes) -> Result<Invoked> {
+    let deployment = Deployment::load(&env.outputs_file())?;
+    let endpoint = match local::running_moto(env) {
+        Some(moto) => moto.endpoint,
+        None => {
+            progress::note(
+                "the emulator is not running: the function's configuration comes from the \
+                 outputs file and its AWS calls fail (`cargo xtask local up` starts it)",
+            );
+            // The discard port: nothing listens, so AWS calls fail at once.
+            "http://127.0.0.1:9".to_owned()
+        }
+    };
+    let work = env.dir().join("invoke");
+    let binary = local_binary(env, &work, function)?;
+    let code = process::display_path(&env.root, &binary);
+    process::block_on(async move {
+        let name = deployment.functions[function].clone();
+        let lambda = function_env::lambda_client(&endpoint, &deployment.region);
+        let (deployed, source) = function_env::read_fallback(&lambda, &deployment, &name).await;
+        let mut spec = function_env::spec(
+            &deployment,
+            &endpoint,
+            &work,
+            function,
+            binary,
+            &deployed,
+            source,
+        );
+        // The local server's log file of the function, so `logs` shows this invocation too.
+        spec.log_file = local_log_file(env, function);
+        if let Some(dir) = spec.log_file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let log_file = spec.log_file.clone();
+        let offset = std::fs::metadata(&log_file).map_or(0, |m| m.len());
+        let started = Instant::now();
+        let instance = Instance::spawn(Arc::new(spec))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let result = instance.invoke(&request_id(), payload).await;
+        let duration = started.elapsed();
+        // Its lines are in the file already (stdout is line-buffered); stop the process.
+        drop(instance);
+        let result = match result {
+            Ok(body) => serde_json::from_slice(&body).map_err(|e| {
+                format!(
+                    "the response is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&body)
+                )
+            }),
+            Err(InvokeError::FunctionError(body)) => Err(body),
+            Err(other) => Err(other.to_string()),
+        };
+        Ok(Invoked {
+            result,
+            logs: lines_since(&log_file, offset)?,
+            code,
+            duration,
+        })
+    })
+}
+
+/// `build/<env>/functions/<fn>/output.log`: where the local API server writes the function's
+/// output (`local_api::function_env::FunctionSpec::log_file`), read by `logs` on `local`.
+pub fn local_log_file(env: &Env, function: &str) -> PathBuf {
+    env.dir()
+        .join("functions")
+        .join(function)
+        .join("output.log")
+}
+
+/// The watch build when it is newer than the package, else the package's `bootstrap`
+/// extracted under `work`.
+fn local_binary(env: &Env, work: &Path, function: &str) -> Result<PathBuf> {
+    let zip = local_api::package::dist_zip(&env.dist(), function);
+    let watch = local_api::traffic::watch_bootstrap(&env.dir().join("watch"), function);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&watch), modified(&zip)) {
+        (Some(w), Some(z)) if w >= z => Ok(watch),
+        (Some(_), None) => Ok(watch),
+        (_, Some(_)) => local_api::package::extract_bootstrap(&env.dist(), work, function),
+        (None, None) => bail!(
+            "no build of {function}: neither {} nor {}; run `cargo xtask deploy` or `cargo xtask watch`",
+            process::display_path(&env.root, &zip),
+            process::display_path(&env.root, &watch)
+        ),
+    }
+}
+
+/// The complete lines appended to `path` after `offset`.
+fn lines_since(path: &Path, offset: u64) -> Result<Vec<String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    Ok(String::from_utf8_lossy(&bytes[start..])
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// A unique request id in the UUID shape Lambda uses.
+fn request_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let hex = format!("{:020x}{:012x}", nanos, std::process::id());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Invokes the deployed `live` alias with `LogType=Tail`.
+fn invoke_deployed(env: &Env, function: &str, payload: Bytes) -> Result<Invoked> {
+    let (target, _moto) = target::target(env)?;
+    let name = env.function_name(function);
+    process::block_on(async move {
+        let lambda = target.lambda().await;
+        let started = Instant::now();
+        let output = lambda
+            .invoke()
+            .function_name(&name)
+            .qualifier(ALIAS)
+            .log_type(aws_sdk_lambda::types::LogType::Tail)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_vec()))
+            .send()
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "invoking {name}:{ALIAS}: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(&err)
+                )
+            })?;
+        let duration = started.elapsed();
+        let tail = output
+            .log_result()
+            .map(|b64| base64::engine::general_purpose::STANDARD.decode(b64))
+            .transpose()
+            .context("the log tail is not base64")?
+            .unwrap_or_default();
+        let body = output.payload().map(|b| b.as_ref()).unwrap_or_default();
+        let result = match output.function_error() {
+            Some(kind) => Err(format!("{kind}: {}", String::from_utf8_lossy(body))),
+            None => serde_json::from_slice(body).map_err(|e| {
+                format!(
+                    "the response is not JSON ({e}): {}",
+                    String::from_utf8_lossy(body)
+                )
+            }),
+        };
+        Ok(Invoked {
+            result,
+            logs: String::from_utf8_lossy(&tail)
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+            code: format!(
+                "{name}:{ALIAS} (version {})",
+                output.executed_version().unwrap_or("?")
+            ),
+            duration,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_is_an_api_gateway_event() {
+        for (name, text) in EXAMPLES {
+            let event: serde_json::Value = serde_json::from_str(text).unwrap();
+            let version_2 = event["version"] == "2.0";
+            assert_eq!(name.starts_with("http-"), version_2, "{name}");
+            let method = if version_2 {
+                &event["requestContext"]["http"]["method"]
+            } else {
+                &event["httpMethod"]
+            };
+            let expected = name.split('-').nth(1).unwrap().to_uppercase();
+            assert_eq!(method.as_str(), Some(expected.as_str()), "{name}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The development loop's commands on `local` without a deployment: `invoke` runs the real
+//! `health` binary (packaged like `deploy` does) through the local runtime, and `logs` reads
+//! the function output it left, filtered and followed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// `health`'s debug binary as the workspace builds it, built when missing.
+fn health_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_xtask"))
+        .parent()
+        .unwrap()
+        .join("health");
+    if !path.exists() {
+        let status = emulator::cargo()
+            .args(["build", "--bin", "health"])
+            .current_dir(workspace_root())
+            .status()
+            .unwrap();
+        assert!(status.success(), "building health failed");
+    }
+    path
+}
+
+/// A build folder with `dist/health.zip` (the real binary as `bootstrap`) and the outputs of
+/// a `local` deployment; no emulator runs, so the configuration comes from the outputs.
+fn packaged_health(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(dir.join("dist")).unwrap();
+    let file = std::fs::File::create(dir.join("dist/health.zip")).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", options).unwrap();
+    zip.write_all(&std::fs::read(health_binary()).unwrap())
+        .unwrap();
+    zip.finish().unwrap();
+    std::fs::create_dir_all(dir.join("local")).unwrap();
+    let outputs = serde_json::json!({
+        "stage_name": "v1", "api_key_value": "k", "region": "us-east-1", "alias_name": "live",
+        "users_table": "devloop-users", "sessions_table": "devloop-sessions",
+        "health_function": "devloop-health", "users_function": "devloop-users",
+        "sessions_function": "devloop-sessions",
+    });
+    std::fs::write(dir.join("local/outputs.json"), outputs.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn invoke_sends_bundled_and_file_events_through_the_local_runtime() {
+    let dir = packaged_health("invoke");
+
+    let out = stdout_json(&xtask(
+        &dir,
+        &["invoke", "health", "--example", "rest-get-health", "--json"],
+    ));
+    assert_eq!(out["response"]["statusCode"], 200, "{out}");
+    let body: serde_json::Value =
+        serde_json::from_str(out["response"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["status"], "ok", "{out}");
+    let logs = out["logs"].as_array().unwrap();
+    assert!(
+        logs.iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .contains("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")),
+        "the invocation's log lines carry the event's request id: {out}"
+    );
+
+    // An HTTP API (payload 2.0) event from a file, asking for the deep check: no emulator
+    // runs, so the tables are unavailable and the function says so in its log.
+    let mut event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("xtask/events/http-get-health.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    event["rawQueryString"] = "deep=true".into();
+    event["queryStringParameters"] = serde_json::json!({"deep": "true"});
+    let file = dir.join("deep.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let out = stdout_json(&xtask(
+        &dir,
+        &[
+            "invoke",
+            "health",
+            "--event",
+            file.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(out["response"]["statusCode"], 503, "{out}");
+    let logs: Vec<&str> = out["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        logs.iter().any(|l| l.contains("describe table failed")),
+        "{logs:?}"
+    );
+    assert!(
+        !logs.iter().any(|l| l.contains("c6af9ac6")),
+        "only this invocation's lines: {logs:?}"
+    );
+
+    let bad = xtask(&dir, &["invoke", "health", "--example", "rest-get-nothing"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("rest-get-health, rest-post-users"),
+        "{}",
+        stderr(&bad)
+    );
+    let unknown = xtask(&dir, &["invoke", "healthz", "--example", "rest-get-health"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("health, users, sessions"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+#[test]
+fn local_logs_filter_and_follow_the_function_output() {
+    let dir = packaged_health("logs");
+    for example in ["rest-get-health", "http-get-health"] {
+        stdout_json(&xtask(
+            &dir,
+            &["invoke", "health", "--example", example, "--json"],
+        ));
+    }
+    let lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = xtask(&dir, args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = lines(&["logs", "health", "--json"]);
+    assert_eq!(all.len(), 2, "one line per request: {all:?}");
+    let rest = lines(&[
+        "logs",
+        "health",
+        "--json",
+        "--filter",
+        "\"request completed\" c6af9ac6",
+    ]);
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert!(rest[0]["message"].as_str().unwrap().contains("c6af9ac6"));
+    assert!(rest[0]["timestamp"].as_i64().unwrap() > 0);
+    let not_rest = lines(&["logs", "health", "--json", "--filter", "-c6af9ac6"]);
+    assert_eq!(not_rest.len(), 1, "{not_rest:?}");
+    assert!(lines(&["logs", "health", "--json", "--since", "1ms"]).is_empty());
+
+    // --follow prints a matching line written after it started, and nothing else.
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["logs", "health", "--follow", "--filter", "later"])
+        .env("XTASK_BUILD_DIR", &dir)
+        .env_remove("XTASK_ENV")
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let log = dir.join("local/functions/health/output.log");
+    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now());
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(
+        file,
+        r#"{{"timestamp":"{now}","level":"INFO","message":"not this"}}"#
+    )
+    .unwrap();
+    writeln!(
+        file,
+        r#"{{"timestamp":"{now}","level":"INFO","message":"later"}}"#
+    )
+    .unwrap();
+    // Read on a thread, so a follow that never prints fails the test instead of hanging it.
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let line = line.expect("--follow printed the new line within 20 s");
+    assert!(
+        line.contains("\"message\":\"later\""),
+        "the followed line: {line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
