@@ -35,7 +35,7 @@ pub fn run(env: &Env, args: BootstrapArgs) -> Result<()> {
     }
     if let Some(d) = &delivery {
         human.push_str(&format!(
-            "\ndeploy role:      {role}\n\nSet it on the GitHub environment `{genv}` (README: Delivery):\n  \
+            "\ndeploy role:      {role}\n\nSet it on the GitHub environment `{genv}` (docs/delivery.md: Required settings in GitHub):\n  \
              gh variable set AWS_DEPLOY_ROLE_ARN --repo {repo} --env {genv} --body {role}\n  \
              gh variable set AWS_REGION --repo {repo} --env {genv} --body {region}",
             role = d.deploy_role_arn,

@@ -129,7 +129,7 @@ pub fn require_state_bucket(env: &Env, target: &Target) -> Result<()> {
         anyhow::bail!(
             "the state bucket s3://{bucket} (`[backend] bucket` in infra/environments/{}.toml) \
              does not exist in this account yet: run `cargo xtask bootstrap --env {}` once, with \
-             administrator credentials (README: One-time AWS setup per account)",
+             administrator credentials (docs/delivery.md: One-time AWS setup per account)",
             env.name,
             env.name
         );
