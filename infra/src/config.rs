@@ -5,6 +5,7 @@
 //! names the file, the key and what is allowed.
 
 use crate::Error;
+use crate::iam::{Account, Scope};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -685,7 +686,39 @@ impl Config {
 
     /// `<prefix><name>`: the one way AWS names are made.
     pub fn name(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.prefix)
+        self.names().name(suffix)
+    }
+
+    /// The naming handle constructs take instead of the whole configuration.
+    pub fn names(&self) -> Names<'_> {
+        Names(&self.prefix)
+    }
+
+    /// Where this environment's resources live in `account`: what constructs that write ARNs or
+    /// name things take instead of the whole configuration.
+    pub fn scope<'a>(&'a self, account: &'a Account) -> Scope<'a> {
+        Scope {
+            account,
+            region: &self.region,
+            prefix: &self.prefix,
+            environment: &self.name,
+        }
+    }
+}
+
+/// The environment's name prefix (`prod-service-`), as a handle: what a construct needs of the
+/// configuration to name its resources, without the sections it has no business reading.
+#[derive(Clone, Copy, Debug)]
+pub struct Names<'a>(pub &'a str);
+
+impl<'a> Names<'a> {
+    /// `<prefix><name>`: the one way AWS names are made.
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.0)
+    }
+
+    pub fn prefix(&self) -> &'a str {
+        self.0
     }
 }
 

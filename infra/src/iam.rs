@@ -6,6 +6,7 @@
 //! Policies are typed statements, rendered to JSON strings whose resources are Terraform
 //! references, so least privilege is visible in code review and checkable in tests.
 
+use crate::config::Names;
 use crate::tf::{Expr, Stack};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -157,6 +158,11 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    /// The naming handle for `<prefix><name>`.
+    pub fn names(&self) -> Names<'_> {
+        Names(self.prefix)
+    }
+
     /// `arn:<partition>:<service>:<region>:<account>:<resource>`.
     pub fn in_region(&self, service: &str, resource: &str) -> String {
         let (p, a) = (&self.account.partition, &self.account.account_id);

@@ -70,7 +70,12 @@ pub fn stacks(config: &Config, options: &StackOptions) -> Vec<Stack> {
 pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
     let settings = config.delivery.as_ref()?;
     let mut stack = Stack::new(crate::DELIVERY_STACK);
-    state::backend(&mut stack, config, &options.local_state_dir);
+    state::backend(
+        &mut stack,
+        &config.backend,
+        &config.region,
+        &options.local_state_dir,
+    );
     provider(&mut stack, config, options);
     if let Some(region) = &config.storage.replication_region {
         // The replica key's lookup (the deploy role's policy names every key by ARN).
@@ -166,7 +171,12 @@ fn bucket_options(config: &Config) -> BucketOptions {
 /// environments with `[delivery]` the permissions boundary of every role (`constructs::boundary`).
 pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
     let mut stack = Stack::new("bootstrap");
-    state::backend(&mut stack, config, &options.local_state_dir);
+    state::backend(
+        &mut stack,
+        &config.backend,
+        &config.region,
+        &options.local_state_dir,
+    );
     provider(&mut stack, config, options);
     if let Some(region) = &config.storage.replication_region {
         stack.provider(
@@ -235,7 +245,8 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
         "Bucket xtask uploads function zips to",
         false,
     );
-    if let Some(state_bucket) = state::state_bucket(&mut stack, config, &key, &bucket_opts) {
+    if let Some(state_bucket) = state::state_bucket(&mut stack, &config.backend, &key, &bucket_opts)
+    {
         stack.output(
             "state_bucket",
             state_bucket.id(),
@@ -344,7 +355,12 @@ fn string_variable(stack: &mut Stack, name: &str, description: &str) -> Ref {
 /// Everything else: tables, functions, API, alarms, and the options the environment turns on.
 pub fn service(config: &Config, options: &StackOptions) -> Stack {
     let mut stack = Stack::new("service");
-    state::backend(&mut stack, config, &options.local_state_dir);
+    state::backend(
+        &mut stack,
+        &config.backend,
+        &config.region,
+        &options.local_state_dir,
+    );
     let endpoint = provider(&mut stack, config, options);
     let s = &mut stack;
 

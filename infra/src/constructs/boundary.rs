@@ -25,6 +25,10 @@
 //! but can only read this policy: an explicit `Deny` in its policies covers every change to it.
 //! A change to the boundary therefore fails the deploy with AccessDenied until an administrator
 //! runs `cargo xtask bootstrap`, instead of silently leaving the roles with a stale ceiling.
+//!
+//! Unlike the other constructs, it takes the whole [`Config`]: the ceiling follows every
+//! section that turns a role on (`[lambda]`, `[options]`, `[storage]`, the backend,
+//! `[delivery]`), so it reads the environment as a whole, as [`super::delivery`] does.
 
 use crate::config::{Backend, Config};
 use crate::iam::{Account, PolicyDocument, Statement};

@@ -22,11 +22,15 @@
 //! explicit `Deny` ([`BOUNDARY_SID`]) refuses them otherwise and never lets it remove a
 //! boundary. It never rewrites a trust policy ([`TRUST_SID`]); a role it creates may trust
 //! anyone (IAM can't limit that), so the boundary keeps user data to the functions' requests.
+//!
+//! Unlike the other constructs, it takes the whole [`Config`]: the deploy role manages what
+//! every section of the environment creates, so it composes the constructs' statements for the
+//! environment as a whole and hands each its own section.
 
 use super::security::EnvironmentKeys;
 use super::{api, boundary, data, edge, network, observability, security, signing, state, storage};
 use crate::config::{Backend, Config, Delivery};
-use crate::iam::{Account, PolicyDocument, Scope, Statement, pack, star};
+use crate::iam::{Account, PolicyDocument, Statement, pack, star};
 use crate::tf::{Expr, Stack};
 use serde_json::json;
 
@@ -221,16 +225,9 @@ fn deploy_statements(
 ) -> Vec<Statement> {
     let p = &account.partition;
     let a = &account.account_id;
-    let r = config.region.as_str();
     let pre = config.prefix.as_str();
-    let env = config.name.as_str();
     let opts = &config.options;
-    let scope = Scope {
-        account,
-        region: r,
-        prefix: pre,
-        environment: env,
-    };
+    let scope = config.scope(account);
     let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
     let role_arn = format!("arn:{p}:iam::{a}:role/{pre}*");
     let mut s = Vec::new();

@@ -9,21 +9,21 @@
 
 use super::security::Key;
 use super::storage::{Bucket, BucketOptions, secure_bucket};
-use crate::config::{Backend, Config};
+use crate::config::Backend;
 use crate::iam::{Scope, Statement};
 use crate::tf::{Ref, Stack};
 use serde_json::{Value, json};
 
 /// Points `stack` at its state: local file `<local_dir>/<stack>.tfstate`, or the S3 bucket from
-/// the environment file.
-pub fn backend(stack: &mut Stack, config: &Config, local_dir: &str) {
-    match &config.backend {
+/// the environment file (in the environment's `region`).
+pub fn backend(stack: &mut Stack, backend: &Backend, region: &str, local_dir: &str) {
+    match backend {
         Backend::S3 { bucket, key_prefix } => stack.backend(
             "s3",
             json!({
                 "bucket": bucket,
                 "key": format!("{}/{}.tfstate", key_prefix.trim_end_matches('/'), stack.name),
-                "region": config.region,
+                "region": region,
                 "encrypt": true,
                 "use_lockfile": true,
             }),
@@ -75,11 +75,11 @@ pub fn outputs_of(stack: &mut Stack, other: &str) -> Ref {
 /// key value), so it gets every protection the artifacts bucket has and is never force-destroyed.
 pub fn state_bucket(
     stack: &mut Stack,
-    config: &Config,
+    backend: &Backend,
     key: &Key,
     options: &BucketOptions,
 ) -> Option<Bucket> {
-    match &config.backend {
+    match backend {
         Backend::S3 { bucket, .. } => {
             let options = BucketOptions {
                 force_destroy: false,
