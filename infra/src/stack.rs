@@ -320,7 +320,7 @@ fn replica(
     }
     let role = security::service_role(
         stack,
-        config,
+        boundary::permissions_boundary(config, account).as_deref(),
         account,
         "replication",
         &config.name("replication"),
@@ -418,17 +418,28 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
     });
 
     let tables = data::tables(s, &config.prefix, &config.data, &key);
+    let scope = config.scope(&account);
+    let boundary_arn = boundary::permissions_boundary(config, &account);
     // The network is built before compute only because functions need its subnet handles;
     // nothing in it depends on the service.
-    let network = config
-        .options
-        .vpc
-        .as_ref()
-        .map(|vpc| network::vpc(s, config, vpc, &account, &key));
+    let network = config.options.vpc.as_ref().map(|vpc| {
+        network::vpc(
+            s,
+            &scope,
+            vpc,
+            config.lambda.log_retention_days,
+            boundary_arn.as_deref(),
+            &key,
+        )
+    });
     let functions = compute::functions(
         s,
         &compute::ComputeInputs {
-            config,
+            names: config.names(),
+            lambda: &config.lambda,
+            api: &config.api,
+            emulator: config.emulator,
+            boundary: boundary_arn.as_deref(),
             account: &account,
             key: &key,
             tables: &tables,
@@ -442,7 +453,10 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
     let rest_api = api::rest_api(
         s,
         &api::ApiInputs {
-            config,
+            names: config.names(),
+            settings: &config.api,
+            log_retention_days: config.lambda.log_retention_days,
+            boundary: boundary_arn.as_deref(),
             account: &account,
             key: &key,
             functions: &functions,

@@ -6,7 +6,7 @@
 
 use super::compute::Function;
 use super::security::{Key, service_role};
-use crate::config::{Api, Config};
+use crate::config::{Api, Names};
 use crate::gateway_responses::{self, GATEWAY_RESPONSES};
 use crate::iam::{Account, Scope, Statement, tags_except_ownership};
 use crate::routes::{self, ROUTES, Route};
@@ -83,19 +83,26 @@ fn logical_path(segments: &[&str]) -> String {
 }
 
 pub struct ApiInputs<'a> {
-    pub config: &'a Config,
+    pub names: Names<'a>,
+    /// `[api]`.
+    pub settings: &'a Api,
+    /// The access logs keep their entries as long as the functions' (`[lambda]`).
+    pub log_retention_days: u32,
+    /// The permissions boundary of the CloudWatch role ([`super::boundary::permissions_boundary`]).
+    pub boundary: Option<&'a str>,
     pub account: &'a Account,
     pub key: &'a Key,
     pub functions: &'a [Function],
 }
 
 pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
-    let config = inputs.config;
+    let names = inputs.names;
+    let settings = inputs.settings;
     let api = stack.resource(
         "aws_api_gateway_rest_api",
         "main",
         json!({
-            "name": config.name("api"),
+            "name": names.name("api"),
             "description": "Users and sessions service",
             "endpoint_configuration": [{ "types": ["REGIONAL"] }],
             "lifecycle": create_before_destroy(),
@@ -104,7 +111,7 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
     let validator = stack.resource(
         "aws_api_gateway_request_validator",
         "main",
-        json!({ "name": config.name("validate"), "rest_api_id": api.attr("id"), "validate_request_body": true, "validate_request_parameters": true }),
+        json!({ "name": names.name("validate"), "rest_api_id": api.attr("id"), "validate_request_body": true, "validate_request_parameters": true }),
     );
 
     // Resources: one per distinct path prefix, parents before children.
@@ -134,10 +141,10 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         inputs.functions.iter().map(|f| (f.which, f)).collect();
     let mut triggers: Vec<String> = Vec::new();
     let mut deployment_deps: Vec<Ref> = Vec::new();
-    for route in routes::served(config.api.cors()) {
+    for route in routes::served(settings.cors()) {
         let (method, integration) = method(
             stack,
-            config,
+            settings,
             &api,
             &validator,
             &resources,
@@ -177,10 +184,10 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
     // `cloudWatchRole: true` creates). It is a per-region singleton.
     let cloudwatch_role = service_role(
         stack,
-        config,
+        inputs.boundary,
         inputs.account,
         "apigateway_cloudwatch",
-        &config.name("apigateway-logs"),
+        &names.name("apigateway-logs"),
         "apigateway.amazonaws.com",
         Vec::new(),
         &["service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
@@ -194,61 +201,61 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         "aws_cloudwatch_log_group",
         "api_access",
         json!({
-            "name": format!("/aws/apigateway/{}", config.name("api")),
-            "retention_in_days": config.lambda.log_retention_days,
+            "name": format!("/aws/apigateway/{}", names.name("api")),
+            "retention_in_days": inputs.log_retention_days,
             "kms_key_id": inputs.key.arn(),
         }),
     );
     let mut stage = json!({
         "rest_api_id": api.attr("id"),
         "deployment_id": deployment.attr("id"),
-        "stage_name": config.api.stage_name,
+        "stage_name": settings.stage_name,
         "description": "The stage clients call",
         "xray_tracing_enabled": true,
         "access_log_settings": [{ "destination_arn": access_logs.attr("arn"), "format": access_log_format() }],
         "depends_on": depends_on(&[&account]),
     });
-    if let Some(cache) = &config.api.cache {
+    if let Some(cache) = &settings.cache {
         stage["cache_cluster_enabled"] = json!(true);
         stage["cache_cluster_size"] = json!(cache.size_gb);
     }
-    if config.api.client_certificate {
+    if settings.client_certificate {
         let cert = stack.resource(
             "aws_api_gateway_client_certificate",
             "main",
-            json!({ "description": format!("{}api backend client certificate", config.prefix) }),
+            json!({ "description": format!("{}api backend client certificate", names.prefix()) }),
         );
         stage["client_certificate_id"] = cert.attr("id").into();
     }
     let stage = stack.resource("aws_api_gateway_stage", "main", stage);
-    let mut settings = json!({
+    let mut method_settings = json!({
         "metrics_enabled": true,
         "logging_level": "INFO",
         // Request and response bodies carry passwords and tokens: never log them.
         "data_trace_enabled": false,
-        "throttling_rate_limit": config.api.throttling_rate_limit,
-        "throttling_burst_limit": config.api.throttling_burst_limit,
+        "throttling_rate_limit": settings.throttling_rate_limit,
+        "throttling_burst_limit": settings.throttling_burst_limit,
     });
-    if let Some(cache) = &config.api.cache {
-        settings["caching_enabled"] = json!(true);
-        settings["cache_data_encrypted"] = json!(true);
-        settings["cache_ttl_in_seconds"] = json!(cache.ttl_seconds);
-        settings["require_authorization_for_cache_control"] = json!(true);
-        settings["unauthorized_cache_control_header_strategy"] = json!("FAIL_WITH_403");
+    if let Some(cache) = &settings.cache {
+        method_settings["caching_enabled"] = json!(true);
+        method_settings["cache_data_encrypted"] = json!(true);
+        method_settings["cache_ttl_in_seconds"] = json!(cache.ttl_seconds);
+        method_settings["require_authorization_for_cache_control"] = json!(true);
+        method_settings["unauthorized_cache_control_header_strategy"] = json!("FAIL_WITH_403");
     }
     stack.resource(
         "aws_api_gateway_method_settings",
         "all",
-        json!({ "rest_api_id": api.attr("id"), "stage_name": stage.attr("stage_name"), "method_path": "*/*", "settings": [settings] }),
+        json!({ "rest_api_id": api.attr("id"), "stage_name": stage.attr("stage_name"), "method_path": "*/*", "settings": [method_settings] }),
     );
-    if config.api.cache.is_some() {
+    if settings.cache.is_some() {
         // Reads of users and sessions must see the write or log-out before them at once: a
         // logged-out token that still reads its session from the cache, or a stale `version`
         // that makes every update conflict, is wrong however short the TTL. A TTL of 0 makes
         // API Gateway answer these methods from the function every time, while /health (the
         // probe traffic the cache exists for, the one GET its crate declares `cached`) stays
         // cached.
-        let mut uncached = settings.clone();
+        let mut uncached = method_settings.clone();
         uncached["cache_ttl_in_seconds"] = json!(0);
         for route in ROUTES.iter().filter(|r| r.method == "GET" && !r.cached) {
             let segments: Vec<&str> = route.path.trim_start_matches('/').split('/').collect();
@@ -268,17 +275,17 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
     let key = stack.resource(
         "aws_api_gateway_api_key",
         "client",
-        json!({ "name": config.name("client"), "description": "Key for API clients (and smoke tests)", "enabled": true }),
+        json!({ "name": names.name("client"), "description": "Key for API clients (and smoke tests)", "enabled": true }),
     );
     let plan = stack.resource(
         "aws_api_gateway_usage_plan",
         "client",
         json!({
-            "name": config.name("client"),
+            "name": names.name("client"),
             "description": "Throttling and quota for API clients",
             "api_stages": [{ "api_id": api.attr("id"), "stage": stage.attr("stage_name") }],
-            "throttle_settings": [{ "rate_limit": config.api.throttling_rate_limit, "burst_limit": config.api.throttling_burst_limit }],
-            "quota_settings": [{ "limit": config.api.quota_per_day, "period": "DAY" }],
+            "throttle_settings": [{ "rate_limit": settings.throttling_rate_limit, "burst_limit": settings.throttling_burst_limit }],
+            "quota_settings": [{ "limit": settings.quota_per_day, "period": "DAY" }],
         }),
     );
     stack.resource(
@@ -320,7 +327,7 @@ fn gateway_responses(stack: &mut Stack, api: &Ref) -> Vec<Ref> {
 /// One route: method, proxy integration to the alias and the permission to invoke it.
 fn method(
     stack: &mut Stack,
-    config: &Config,
+    settings: &Api,
     api: &Ref,
     validator: &Ref,
     resources: &BTreeMap<String, Ref>,
@@ -342,12 +349,12 @@ fn method(
     }
     // With the stage cache on, a response is cached per path, query and bearer token: a
     // user's data is never served to another caller, nor one page in place of another.
-    let cache_keys: Vec<String> = if config.api.cache.is_some() {
+    let cache_keys: Vec<String> = if settings.cache.is_some() {
         for q in route.query {
             parameters.insert(format!("method.request.querystring.{q}"), json!(false));
         }
         parameters.insert("method.request.header.Authorization".into(), json!(false));
-        if config.api.cors() {
+        if settings.cors() {
             // The answer names the caller's origin (or not): never serve one origin's answer
             // to another.
             parameters.insert("method.request.header.Origin".into(), json!(false));
@@ -366,7 +373,7 @@ fn method(
             // Callers are identified by the API key (usage plan) and, inside the function, by
             // the session token; there is no IAM or Cognito caller identity.
             "authorization": "NONE",
-            "api_key_required": route.api_key_required(config.api.health_requires_api_key),
+            "api_key_required": route.api_key_required(settings.health_requires_api_key),
             "request_validator_id": validator.attr("id"),
             "request_parameters": parameters,
         }),

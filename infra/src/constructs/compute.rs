@@ -9,7 +9,7 @@
 use super::data::Tables;
 use super::network::Network;
 use super::security::{Key, Role, Secret, service_role};
-use crate::config::Config;
+use crate::config::{Api, Lambda, Names};
 use crate::iam::{Account, Statement};
 use crate::routes::FunctionName;
 use crate::tf::{Expr, Ref, Stack, depends_on};
@@ -64,7 +64,14 @@ impl Function {
 
 /// Everything the compute layer shares between functions.
 pub struct ComputeInputs<'a> {
-    pub config: &'a Config,
+    pub names: Names<'a>,
+    pub lambda: &'a Lambda,
+    /// For the functions' CORS settings.
+    pub api: &'a Api,
+    /// The stack targets the emulator (which lacks some Lambda settings).
+    pub emulator: bool,
+    /// The permissions boundary every role carries ([`super::boundary::permissions_boundary`]).
+    pub boundary: Option<&'a str>,
     pub account: &'a Account,
     pub key: &'a Key,
     pub tables: &'a Tables,
@@ -77,12 +84,12 @@ pub struct ComputeInputs<'a> {
 }
 
 /// The shared dead-letter queue (encrypted) for failed asynchronous invocations.
-fn dead_letter_queue(stack: &mut Stack, config: &Config, key: &Key) -> Ref {
+fn dead_letter_queue(stack: &mut Stack, names: Names, key: &Key) -> Ref {
     stack.resource(
         "aws_sqs_queue",
         "dead_letters",
         json!({
-            "name": config.name("dead-letters"),
+            "name": names.name("dead-letters"),
             "kms_master_key_id": key.arn(),
             "kms_data_key_reuse_period_seconds": 300,
             "message_retention_seconds": 1_209_600,
@@ -92,12 +99,11 @@ fn dead_letter_queue(stack: &mut Stack, config: &Config, key: &Key) -> Ref {
 
 /// Creates every function of the catalog.
 pub fn functions(stack: &mut Stack, inputs: &ComputeInputs<'_>) -> Vec<Function> {
-    let config = inputs.config;
-    let dlq = config
+    let dlq = inputs
         .lambda
         .dead_letter_queue
-        .then(|| dead_letter_queue(stack, config, inputs.key));
-    let signing = config
+        .then(|| dead_letter_queue(stack, inputs.names, inputs.key));
+    let signing = inputs
         .lambda
         .code_signing
         .then(|| super::signing::code_signing_config(stack));
@@ -113,15 +119,14 @@ fn function(
     dlq: Option<&Ref>,
     signing: Option<&Expr>,
 ) -> Function {
-    let config = inputs.config;
     let logical = which.as_str();
-    let function_name = config.name(logical);
+    let function_name = inputs.names.name(logical);
     let log_group = stack.resource(
         "aws_cloudwatch_log_group",
         logical,
         json!({
             "name": format!("/aws/lambda/{function_name}"),
-            "retention_in_days": config.lambda.log_retention_days,
+            "retention_in_days": inputs.lambda.log_retention_days,
             "kms_key_id": inputs.key.arn(),
         }),
     );
@@ -166,7 +171,7 @@ fn function(
     };
     let role = service_role(
         stack,
-        config,
+        inputs.boundary,
         inputs.account,
         &format!("{logical}_function"),
         &function_name,
@@ -185,16 +190,16 @@ fn function(
     }
     variables.insert(
         "SESSION_TTL_SECONDS".into(),
-        json!(config.lambda.session_ttl_seconds.to_string()),
+        json!(inputs.lambda.session_ttl_seconds.to_string()),
     );
     variables.insert(
         "SERVICE_VERSION".into(),
         inputs.service_version.clone().into(),
     );
-    if config.api.cors() {
+    if inputs.api.cors() {
         variables.insert(
             "CORS_ALLOW_ORIGINS".into(),
-            json!(config.api.cors_allow_origins.join(",")),
+            json!(inputs.api.cors_allow_origins.join(",")),
         );
     }
     if let Some(endpoint) = &inputs.endpoint {
@@ -212,14 +217,14 @@ fn function(
         "role": role.arn(),
         "handler": HANDLER,
         "runtime": "provided.al2023",
-        "architectures": [config.lambda.architecture.as_str()],
-        "memory_size": config.lambda.memory_mb_of(declaration),
-        "timeout": config.lambda.timeout_seconds_of(declaration),
+        "architectures": [inputs.lambda.architecture.as_str()],
+        "memory_size": inputs.lambda.memory_mb_of(declaration),
+        "timeout": inputs.lambda.timeout_seconds_of(declaration),
         "s3_bucket": artifact.bucket,
         "s3_key": artifact.key,
         "source_code_hash": artifact.hash,
         "publish": true,
-        "reserved_concurrent_executions": config.lambda.reserved_concurrency,
+        "reserved_concurrent_executions": inputs.lambda.reserved_concurrency,
         "kms_key_arn": inputs.key.arn(),
         "environment": [{ "variables": variables }],
         "tracing_config": [{ "mode": "Active" }],
@@ -231,7 +236,7 @@ fn function(
         }],
         "depends_on": depends_on(&deps),
     });
-    if config.emulator {
+    if inputs.emulator {
         // moto 5.2.5 stores but never returns LoggingConfig and DeadLetterConfig, so without
         // this every plan against the emulator would show a change. AWS returns both.
         body["lifecycle"] = json!({ "ignore_changes": ["logging_config", "dead_letter_config"] });

@@ -154,7 +154,11 @@ pub fn github_deploy(
     // Customer-managed policies, not an inline one: a role's inline policies share 10,240
     // characters, which prod's explicit action lists exceed; each managed policy may have
     // 6,144 and a role may carry ten.
-    let keys = EnvironmentKeys::lookup(stack, config);
+    let keys = EnvironmentKeys::lookup(
+        stack,
+        config.names(),
+        config.storage.replication_region.is_some(),
+    );
     let statements = deploy_statements(config, account, &provider_arn, &keys);
     for (i, chunk) in pack(statements).into_iter().enumerate() {
         let n = i + 1;

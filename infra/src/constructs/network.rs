@@ -3,8 +3,8 @@
 //! AWS network, flow logs, and a default security group with no rules.
 
 use super::security::{Key, service_role};
-use crate::config::{Config, Vpc};
-use crate::iam::{Account, Scope, Statement, star};
+use crate::config::Vpc;
+use crate::iam::{Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::{Value, json};
 
@@ -37,13 +37,17 @@ fn subnet_cidr(vpc: &Ref, newbits: u8, netnum: usize) -> Expr {
     ))
 }
 
+/// `log_retention_days` is the functions' (`[lambda]`), which the flow logs share;
+/// `boundary_arn` is the permissions boundary of the flow-log role.
 pub fn vpc(
     stack: &mut Stack,
-    config: &Config,
+    scope: &Scope,
     options: &Vpc,
-    account: &Account,
+    log_retention_days: u32,
+    boundary_arn: Option<&str>,
     key: &Key,
 ) -> Network {
+    let names = scope.names();
     let tags = |name: String| json!({ "Name": name });
     let vpc = stack.resource(
         "aws_vpc",
@@ -52,7 +56,7 @@ pub fn vpc(
             "cidr_block": options.cidr,
             "enable_dns_hostnames": true,
             "enable_dns_support": true,
-            "tags": tags(config.name("vpc")),
+            "tags": tags(names.name("vpc")),
         }),
     );
     // The default security group allows all traffic between members; strip it of every rule so
@@ -60,24 +64,24 @@ pub fn vpc(
     stack.resource(
         "aws_default_security_group",
         "main",
-        json!({ "vpc_id": vpc.attr("id"), "ingress": [], "egress": [], "tags": tags(config.name(DEFAULT_SECURITY_GROUP)) }),
+        json!({ "vpc_id": vpc.attr("id"), "ingress": [], "egress": [], "tags": tags(names.name(DEFAULT_SECURITY_GROUP)) }),
     );
     if options.flow_logs {
         let group = stack.resource(
             "aws_cloudwatch_log_group",
             "flow_logs",
             json!({
-                "name": format!("/aws/vpc/{}", config.name("flow-logs")),
-                "retention_in_days": config.lambda.log_retention_days,
+                "name": format!("/aws/vpc/{}", names.name("flow-logs")),
+                "retention_in_days": log_retention_days,
                 "kms_key_id": key.arn(),
             }),
         );
         let role = service_role(
             stack,
-            config,
-            account,
+            boundary_arn,
+            scope.account,
             "flow_logs",
-            &config.name("flow-logs"),
+            &names.name("flow-logs"),
             "vpc-flow-logs.amazonaws.com",
             vec![Statement::allow(
                 "WriteFlowLogs",
@@ -102,19 +106,19 @@ pub fn vpc(
                 "log_destination_type": "cloud-watch-logs",
                 "log_destination": group.attr("arn"),
                 "iam_role_arn": role.arn(),
-                "tags": tags(config.name("flow-logs")),
+                "tags": tags(names.name("flow-logs")),
             }),
         );
     }
     let igw = stack.resource(
         "aws_internet_gateway",
         "main",
-        json!({ "vpc_id": vpc.attr("id"), "tags": tags(config.name("igw")) }),
+        json!({ "vpc_id": vpc.attr("id"), "tags": tags(names.name("igw")) }),
     );
     let public_rt = stack.resource(
         "aws_route_table",
         "public",
-        json!({ "vpc_id": vpc.attr("id"), "tags": tags(config.name("public")) }),
+        json!({ "vpc_id": vpc.attr("id"), "tags": tags(names.name("public")) }),
     );
     stack.resource(
         "aws_route",
@@ -130,7 +134,7 @@ pub fn vpc(
         // silently when AWS adds a zone (letters a, b, c... exist in every region).
         let az = format!(
             "{}{}",
-            config.region,
+            scope.region,
             char::from(b'a' + u8::try_from(i).expect("az_count <= 6"))
         );
         let public = stack.resource(
@@ -142,7 +146,7 @@ pub fn vpc(
                 "cidr_block": subnet_cidr(&vpc, 4, i),
                 // NAT gateways get Elastic IPs; nothing launched here needs an automatic one.
                 "map_public_ip_on_launch": false,
-                "tags": tags(config.name(&format!("public-{i}"))),
+                "tags": tags(names.name(&format!("public-{i}"))),
             }),
         );
         stack.resource(
@@ -154,7 +158,7 @@ pub fn vpc(
             let eip = stack.resource(
                 "aws_eip",
                 &format!("nat_{i}"),
-                json!({ "domain": "vpc", "tags": tags(config.name(&format!("nat-{i}"))), "depends_on": depends_on(&[&igw]) }),
+                json!({ "domain": "vpc", "tags": tags(names.name(&format!("nat-{i}"))), "depends_on": depends_on(&[&igw]) }),
             );
             nats.push(stack.resource(
                 "aws_nat_gateway",
@@ -162,7 +166,7 @@ pub fn vpc(
                 json!({
                     "allocation_id": eip.attr("id"),
                     "subnet_id": public.attr("id"),
-                    "tags": tags(config.name(&format!("nat-{i}"))),
+                    "tags": tags(names.name(&format!("nat-{i}"))),
                     "depends_on": depends_on(&[&igw]),
                 }),
             ));
@@ -175,13 +179,13 @@ pub fn vpc(
                 "availability_zone": az,
                 "cidr_block": subnet_cidr(&vpc, 4, i + 8),
                 "map_public_ip_on_launch": false,
-                "tags": tags(config.name(&format!("private-{i}"))),
+                "tags": tags(names.name(&format!("private-{i}"))),
             }),
         );
         let rt = stack.resource(
             "aws_route_table",
             &format!("private_{i}"),
-            json!({ "vpc_id": vpc.attr("id"), "tags": tags(config.name(&format!("private-{i}"))) }),
+            json!({ "vpc_id": vpc.attr("id"), "tags": tags(names.name(&format!("private-{i}"))) }),
         );
         let nat = &nats[if options.nat_per_az { i } else { 0 }];
         stack.resource(
@@ -202,10 +206,10 @@ pub fn vpc(
         "dynamodb",
         json!({
             "vpc_id": vpc.attr("id"),
-            "service_name": format!("com.amazonaws.{}.dynamodb", account.region),
+            "service_name": format!("com.amazonaws.{}.dynamodb", scope.account.region),
             "vpc_endpoint_type": "Gateway",
             "route_table_ids": private_rts.iter().map(|r| r.attr("id").into()).collect::<Vec<Value>>(),
-            "tags": tags(config.name("dynamodb")),
+            "tags": tags(names.name("dynamodb")),
         }),
     );
     // Functions only call AWS APIs over HTTPS; no inbound rules at all.
@@ -213,7 +217,7 @@ pub fn vpc(
         "aws_security_group",
         "lambda",
         json!({
-            "name": config.name("lambda"),
+            "name": names.name("lambda"),
             "description": "Lambda functions: HTTPS egress only",
             "vpc_id": vpc.attr("id"),
             "egress": [{
@@ -227,7 +231,7 @@ pub fn vpc(
                 "security_groups": [],
                 "self": false,
             }],
-            "tags": tags(config.name("lambda")),
+            "tags": tags(names.name("lambda")),
         }),
     );
     Network {

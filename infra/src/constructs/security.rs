@@ -1,7 +1,7 @@
 //! KMS keys, IAM roles (their policies built from [`crate::iam`]), Secrets Manager.
 
-use super::boundary::{self, permissions_boundary};
-use crate::config::{Config, Secrets};
+use super::boundary;
+use crate::config::{Names, Secrets};
 use crate::iam::{Account, PolicyDocument, Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::json;
@@ -60,19 +60,20 @@ pub struct EnvironmentKeys {
 }
 
 impl EnvironmentKeys {
-    pub fn lookup(stack: &mut Stack, config: &Config) -> EnvironmentKeys {
-        let buckets = Key::lookup(stack, "buckets", &config.name(BUCKETS_KEY_ALIAS), None);
+    /// `replicated`: the environment has a `replication_region`, so a replica key exists.
+    pub fn lookup(stack: &mut Stack, names: Names, replicated: bool) -> EnvironmentKeys {
+        let buckets = Key::lookup(stack, "buckets", &names.name(BUCKETS_KEY_ALIAS), None);
         let service = Key::lookup(
             stack,
             SERVICE_KEY_LOGICAL,
-            &config.name(SERVICE_KEY_ALIAS),
+            &names.name(SERVICE_KEY_ALIAS),
             None,
         );
-        let replica = config.storage.replication_region.as_ref().map(|_| {
+        let replica = replicated.then(|| {
             Key::lookup(
                 stack,
                 "replica",
-                &config.name(REPLICA_KEY_ALIAS),
+                &names.name(REPLICA_KEY_ALIAS),
                 Some("aws.replica"),
             )
             .arn()
@@ -216,14 +217,14 @@ impl Role {
 /// AWS-managed policies (by name under `arn:<partition>:iam::aws:policy/`).
 ///
 /// In environments with `[delivery]` the role carries the permissions boundary
-/// ([`permissions_boundary`]). The deploy role may only create, and add permissions to,
+/// `boundary_arn` ([`boundary::permissions_boundary`]). The deploy role may only create, and add permissions to,
 /// `<prefix>*` roles that carry it. Without the boundary, the deploy role could create a role
 /// with `*:*` and pass it to a function it controls. The boundary must allow what `statements`
 /// and `managed` grant ([`boundary::statements`]; the tests check).
 #[allow(clippy::too_many_arguments)]
 pub fn service_role(
     stack: &mut Stack,
-    config: &Config,
+    boundary_arn: Option<&str>,
     account: &Account,
     logical: &str,
     name: &str,
@@ -246,7 +247,7 @@ pub fn service_role(
         .expect("object")
         .remove("Resource");
     let mut body = json!({ "name": name, "assume_role_policy": assume.to_string() });
-    if let Some(arn) = permissions_boundary(config, account) {
+    if let Some(arn) = boundary_arn {
         body["permissions_boundary"] = arn.into();
         // The ARN is known in advance, so the service stack names it as a string. In the stack
         // that creates the policy (bootstrap), the role waits for it: IAM rejects a boundary
