@@ -462,12 +462,27 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
             functions: &functions,
         },
     );
-    let obs = observability::observability(s, config, &key, &functions, &rest_api, &tables);
+    let obs = observability::observability(
+        s,
+        &scope,
+        &config.alarms,
+        &key,
+        &functions,
+        &rest_api,
+        &tables,
+    );
     if let Some(waf) = &config.options.waf {
-        edge::waf(s, config, waf, &key, &rest_api);
+        edge::waf(
+            s,
+            config.names(),
+            waf,
+            config.lambda.log_retention_days,
+            &key,
+            &rest_api,
+        );
     }
     if let Some(cf) = &config.options.cloudfront {
-        let domain = edge::cloudfront(s, config, cf, &account, &rest_api);
+        let domain = edge::cloudfront(s, &scope, cf, &rest_api);
         s.output(
             "cloudfront_url",
             format!("https://{domain}"),

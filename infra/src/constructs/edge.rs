@@ -5,8 +5,8 @@
 use super::api::RestApi;
 use super::security::Key;
 use super::state;
-use crate::config::{CloudFront, Config, Domain, Waf};
-use crate::iam::{Account, Scope, Statement, star};
+use crate::config::{CloudFront, Domain, Names, Waf};
+use crate::iam::{Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack};
 use serde_json::{Value, json};
 
@@ -25,13 +25,21 @@ fn managed_rule(name: &str, priority: u32) -> Value {
 }
 
 /// A regional web ACL (AWS common rules, known bad inputs incl. Log4j, a per-IP rate limit)
-/// associated with the stage, logging to a KMS-encrypted log group.
-pub fn waf(stack: &mut Stack, config: &Config, options: &Waf, key: &Key, api: &RestApi) {
+/// associated with the stage, logging to a KMS-encrypted log group that keeps its entries as long
+/// as the functions' (`log_retention_days` of `[lambda]`).
+pub fn waf(
+    stack: &mut Stack,
+    names: Names,
+    options: &Waf,
+    log_retention_days: u32,
+    key: &Key,
+    api: &RestApi,
+) {
     let acl = stack.resource(
         "aws_wafv2_web_acl",
         "api",
         json!({
-            "name": config.name("api"),
+            "name": names.name("api"),
             "description": "Protects the REST API stage",
             "scope": "REGIONAL",
             "default_action": [{ "allow": [{}] }],
@@ -47,7 +55,7 @@ pub fn waf(stack: &mut Stack, config: &Config, options: &Waf, key: &Key, api: &R
                     "visibility_config": visibility("rate-limit-per-ip"),
                 },
             ],
-            "visibility_config": visibility(&config.name("api")),
+            "visibility_config": visibility(&names.name("api")),
         }),
     );
     stack.resource(
@@ -60,8 +68,8 @@ pub fn waf(stack: &mut Stack, config: &Config, options: &Waf, key: &Key, api: &R
         "aws_cloudwatch_log_group",
         "waf",
         json!({
-            "name": format!("aws-waf-logs-{}", config.name("api")),
-            "retention_in_days": config.lambda.log_retention_days,
+            "name": format!("aws-waf-logs-{}", names.name("api")),
+            "retention_in_days": log_retention_days,
             "kms_key_id": key.arn(),
         }),
     );
@@ -87,25 +95,19 @@ const SECURITY_HEADERS: &str = "67f7725c-6f97-4210-82d7-5512b31e9d03";
 
 /// CloudFront in front of the regional API: HTTPS only, no caching (responses are per user),
 /// all headers but Host forwarded (API Gateway routes on its own host name).
-pub fn cloudfront(
-    stack: &mut Stack,
-    config: &Config,
-    options: &CloudFront,
-    account: &Account,
-    api: &RestApi,
-) -> Expr {
+pub fn cloudfront(stack: &mut Stack, scope: &Scope, options: &CloudFront, api: &RestApi) -> Expr {
     let origin_id = "api";
     let distribution = stack.resource(
         "aws_cloudfront_distribution",
         "api",
         json!({
             "enabled": true,
-            "comment": config.name("api"),
+            "comment": scope.names().name("api"),
             "price_class": options.price_class,
             "http_version": "http2and3",
             "origin": [{
                 "origin_id": origin_id,
-                "domain_name": format!("{}.execute-api.{}.amazonaws.com", api.id(), account.region),
+                "domain_name": format!("{}.execute-api.{}.amazonaws.com", api.id(), scope.account.region),
                 "origin_path": format!("/{}", api.stage_name()),
                 "custom_origin_config": [{
                     "http_port": 80,

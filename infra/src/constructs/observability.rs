@@ -5,7 +5,7 @@ use super::api::RestApi;
 use super::compute::Function;
 use super::data::Tables;
 use super::security::Key;
-use crate::config::{Alarms, Config};
+use crate::config::Alarms;
 use crate::iam::{Scope, Statement, star};
 use crate::routes::FunctionName;
 use crate::tf::{Expr, Stack};
@@ -59,9 +59,11 @@ fn alarm(stack: &mut Stack, topic: &Expr, a: Alarm<'_>) -> Expr {
         .attr("alarm_name")
 }
 
+/// `scope` names the alarms, topic and dashboard and places the dashboard's widgets.
 pub fn observability(
     stack: &mut Stack,
-    config: &Config,
+    scope: &Scope,
+    alarms: &Alarms,
     key: &Key,
     functions: &[Function],
     api: &RestApi,
@@ -70,10 +72,10 @@ pub fn observability(
     let topic = stack.resource(
         "aws_sns_topic",
         "alarms",
-        json!({ "name": config.name("alarms"), "kms_master_key_id": key.id() }),
+        json!({ "name": scope.names().name("alarms"), "kms_master_key_id": key.id() }),
     );
     let topic_arn = topic.attr("arn");
-    if let Some(email) = &config.alarms.email {
+    if let Some(email) = &alarms.email {
         stack.resource(
             "aws_sns_topic_subscription",
             "alarms_email",
@@ -82,7 +84,7 @@ pub fn observability(
     }
     let mut function_alarms = BTreeMap::new();
     for f in functions {
-        let name = config.name(f.which.as_str());
+        let name = scope.names().name(f.which.as_str());
         let mut names = Vec::new();
         for (metric, what) in [("Errors", "errors"), ("Throttles", "throttles")] {
             names.push(alarm(
@@ -129,7 +131,7 @@ pub fn observability(
             "latency-p99",
             None,
             Some("p99"),
-            f64::from(config.alarms.latency_p99_ms),
+            f64::from(alarms.latency_p99_ms),
             "p99 latency above the target",
         ),
     ];
@@ -139,7 +141,7 @@ pub fn observability(
             &topic_arn,
             Alarm {
                 logical: logical.into(),
-                name: config.name(&format!("api-{suffix}")),
+                name: scope.names().name(&format!("api-{suffix}")),
                 description: format!("API Gateway: {what}"),
                 namespace: "AWS/ApiGateway",
                 metric,
@@ -160,7 +162,7 @@ pub fn observability(
                 &topic_arn,
                 Alarm {
                     logical: format!("{}_{}", table.logical(), what.replace('-', "_")),
-                    name: config.name(&format!("{}-{what}", table.logical())),
+                    name: scope.names().name(&format!("{}-{what}", table.logical())),
                     description: format!("DynamoDB {} throttles requests", table.logical()),
                     namespace: "AWS/DynamoDB",
                     metric,
@@ -172,7 +174,7 @@ pub fn observability(
             );
         }
     }
-    dashboard(stack, config, functions, api, tables);
+    dashboard(stack, scope, functions, api, tables);
     Observability {
         topic_arn,
         function_alarms,
@@ -181,12 +183,12 @@ pub fn observability(
 
 fn dashboard(
     stack: &mut Stack,
-    config: &Config,
+    scope: &Scope,
     functions: &[Function],
     api: &RestApi,
     tables: &Tables,
 ) {
-    let region = config.region.as_str();
+    let region = scope.region;
     let widget = |x: u32, y: u32, title: &str, metrics: Vec<Value>| {
         json!({
             "type": "metric", "x": x, "y": y, "width": 12, "height": 6,
@@ -237,7 +239,7 @@ fn dashboard(
     stack.resource(
         "aws_cloudwatch_dashboard",
         "main",
-        json!({ "dashboard_name": config.name("dashboard"), "dashboard_body": body.to_string() }),
+        json!({ "dashboard_name": scope.names().name("dashboard"), "dashboard_body": body.to_string() }),
     );
 }
 
