@@ -242,10 +242,15 @@ pub struct InvokeArgs {
     /// A JSON file holding the event.
     #[arg(long, value_name = "FILE")]
     pub event: Option<PathBuf>,
-    /// A bundled API Gateway event: rest-get-health, rest-post-users (REST API, payload 1.0),
-    /// http-get-health, http-post-sessions (HTTP API, payload 2.0).
+    /// An API Gateway event: `rest` (REST API, payload 1.0) or `http` (HTTP API, payload 2.0)
+    /// for one of the function's routes (path parameters set to `example`), or a bundled one:
+    /// rest-get-health, rest-post-users, http-get-health, http-post-sessions.
     #[arg(long, value_name = "NAME")]
     pub example: Option<String>,
+    /// The route of a `rest` or `http` example, "METHOD /path" as declared; the function's
+    /// first route by default.
+    #[arg(long, value_name = "ROUTE", requires = "example")]
+    pub route: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

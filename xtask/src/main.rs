@@ -67,7 +67,7 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Doctor => return doctor::run(&sh, &flags.global),
         Command::Test(args) => return test::run(&sh, &flags.global, args),
         // Both edit the workspace, not an environment.
-        Command::New(args) => return new::run(&sh, flags.global.json, args),
+        Command::New(args) => return new::run(flags.global.json, args),
         Command::Remove(args) => return remove::run(&sh, flags.global.json, args),
         _ => {}
     }

@@ -2,13 +2,12 @@
 //! crate that `cargo xtask deploy` serves at once, and writes its OpenAPI fragment.
 
 use anyhow::{Context, Result};
-use xshell::{Shell, cmd};
 
-use crate::base::{env, process, progress};
+use crate::base::{env, progress};
 use crate::cli::NewArgs;
 use crate::services::scaffold;
 
-pub fn run(sh: &Shell, json: bool, args: NewArgs) -> Result<()> {
+pub fn run(json: bool, args: NewArgs) -> Result<()> {
     let root = env::workspace_root();
     let name = &args.name;
     let plan = scaffold::plan(&root, name, &args.routes, &args.tables)
@@ -17,15 +16,7 @@ pub fn run(sh: &Shell, json: bool, args: NewArgs) -> Result<()> {
     scaffold::write(&root, &plan)?;
     // The fragment is what utoipa makes of the handlers, so the crate's own test writes it
     // (and service-common's the assembled document); this also proves the crate compiles.
-    let fragments = process::run(
-        "writing the OpenAPI fragment (cargo test --lib openapi)",
-        cmd!(
-            sh,
-            "cargo test --quiet -p {name} -p service-common --lib openapi"
-        )
-        .env("UPDATE_OPENAPI", "1"),
-    );
-    if let Err(error) = fragments {
+    if let Err(error) = scaffold::refresh_openapi(&root, &[name, "service-common"]) {
         scaffold::remove(&root, name, &plan.dir)?;
         return Err(error.context(format!("functions/{name} did not build; it was removed")));
     }

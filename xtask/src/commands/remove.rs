@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
-use crate::base::{env, process, progress};
+use crate::base::{env, progress};
 use crate::cli::RemoveArgs;
 use crate::services::scaffold;
 
@@ -12,6 +12,7 @@ pub fn run(sh: &Shell, json: bool, args: RemoveArgs) -> Result<()> {
     let root = env::workspace_root();
     let name = &args.name;
     let dir = scaffold::removable(&root, name)?;
+    // Outside a git checkout (a copied workspace) nothing is tracked.
     let tracked = cmd!(sh, "git ls-files -- functions/{name}/Cargo.toml")
         .quiet()
         .ignore_stderr()
@@ -25,10 +26,7 @@ pub fn run(sh: &Shell, json: bool, args: RemoveArgs) -> Result<()> {
     }
     progress::step(format!("removing functions/{name}"));
     scaffold::remove(&root, name, &dir)?;
-    process::run(
-        "rewriting functions/openapi.json (cargo test -p service-common --lib openapi)",
-        cmd!(sh, "cargo test --quiet -p service-common --lib openapi").env("UPDATE_OPENAPI", "1"),
-    )?;
+    scaffold::refresh_openapi(&root, &["service-common"])?;
     let human = format!(
         "removed functions/{name} and its entries in Cargo.toml; functions/openapi.json no longer \
          documents it.\nRun `cargo xtask deploy` to take the function and its routes off the stack."

@@ -15,6 +15,8 @@ use anyhow::{Context, Result, bail};
 use catalog::manifest;
 use toml_edit::{DocumentMut, Value};
 
+use crate::base::progress;
+
 /// The root manifest's lists a function crate is entered in.
 const MEMBER_LISTS: [&str; 2] = ["members", "default-members"];
 
@@ -254,6 +256,31 @@ pub fn remove(root: &Path, name: &str, dir: &Path) -> Result<()> {
     let edited = remove_member(&read(&path)?, &format!("functions/{name}"))?;
     std::fs::write(&path, edited).with_context(|| format!("writing {}", path.display()))?;
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+/// Runs the OpenAPI tests of `packages` with `UPDATE_OPENAPI=1`, so they rewrite the crates'
+/// fragments and the assembled `functions/openapi.json`. Cargo's output goes to stderr:
+/// stdout is the command's result (`--json`).
+pub fn refresh_openapi(root: &Path, packages: &[&str]) -> Result<()> {
+    let mut cargo = emulator::cargo();
+    cargo
+        .args(["test", "--quiet", "--lib"])
+        .current_dir(root)
+        .env("UPDATE_OPENAPI", "1")
+        .stdout(std::io::stderr());
+    for package in packages {
+        cargo.args(["-p", package]);
+    }
+    cargo.arg("openapi");
+    progress::step(format!(
+        "writing the OpenAPI documents (UPDATE_OPENAPI=1 cargo test --lib -p {} openapi)",
+        packages.join(" -p ")
+    ));
+    let status = cargo.status().context("running cargo")?;
+    if !status.success() {
+        bail!("the OpenAPI tests of {} failed", packages.join(", "));
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String> {
