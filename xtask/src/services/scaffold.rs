@@ -496,9 +496,9 @@ fn lib_rs(name: &str, routes: &[RouteSpec]) -> String {
         let _ = writeln!(arms, "        Op::{variant} => {handler}(),");
         let mut params = String::new();
         for p in route.parameters() {
-            let _ = write!(
+            let _ = writeln!(
                 params,
-                "    params((\"{p}\" = String, Path, description = \"The `{p}` path parameter\")),\n"
+                "    params((\"{p}\" = String, Path, description = \"The `{p}` path parameter\")),"
             );
         }
         let _ = write!(
