@@ -113,12 +113,16 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("exists already"));
 
-    let deployed = stdout_json(&cargo_xtask(&["deploy", "--json"]));
-    let url = deployed["local_api_url"].as_str().unwrap().to_owned();
+    // The local API server's URL: each deploy restarts it, maybe on another port.
+    let deploy = || {
+        let deployed = stdout_json(&cargo_xtask(&["deploy", "--json"]));
+        deployed["local_api_url"].as_str().unwrap().to_owned()
+    };
+    let url = deploy();
     let key =
         String::from_utf8(cargo_xtask(&["outputs", "api_key_value", "--show-sensitive"]).stdout)
             .unwrap();
-    let call = |path: &str| -> (u16, serde_json::Value) {
+    let call = |url: &str, path: &str| -> (u16, serde_json::Value) {
         let output = Command::new("curl")
             .args(["-sS", "-w", "\n%{http_code}", "-H"])
             .arg(format!("x-api-key: {}", key.trim()))
@@ -132,7 +136,7 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
             serde_json::from_str(body).unwrap_or_default(),
         )
     };
-    let (status, body) = call("/items");
+    let (status, body) = call(&url, "/items");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["function"], "items", "{body}");
     assert_eq!(body["route"], "GET /items", "{body}");
@@ -166,8 +170,8 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
             .as_str()
             .unwrap()
             .to_owned();
-    stdout_json(&cargo_xtask(&["deploy", "--json"]));
-    let (status, body) = call("/items");
+    let url = deploy();
+    let (status, body) = call(&url, "/items");
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "route_not_found", "{body}");
     let gone = with_lambda(&endpoint, async |lambda| {
