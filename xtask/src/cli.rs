@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::base::traffic::Strategy;
+use crate::services::scaffold::{RouteSpec, TableGrant};
 
 /// Build, deploy and prove the service, locally or on AWS.
 ///
@@ -103,6 +104,37 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run the project's whole test suite and scans, as CI does.
     Test(TestArgs),
+    /// Scaffold a function crate (declaration, handlers, unit test, OpenAPI) that `deploy`
+    /// serves at once.
+    #[command(after_help = "Examples:\n  \
+        cargo xtask new items --route \"GET /items\" --route \"POST /items\" --table users:write\n  \
+        cargo xtask new reports --route \"GET /reports/{id}\" --table users:read:by-kind")]
+    New(NewArgs),
+    /// Take a function crate out of the workspace (`deploy` then takes it off the stack).
+    Remove(RemoveArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NewArgs {
+    /// The function's name: the crate, binary and AWS name suffix (a-z, 0-9, '_').
+    pub name: String,
+    /// A route it serves, "METHOD /path" (API Gateway template, `{param}` for a parameter);
+    /// repeat for more. Every route needs the API key.
+    #[arg(long = "route", value_name = "ROUTE", required = true, value_parser = RouteSpec::parse)]
+    pub routes: Vec<RouteSpec>,
+    /// A table it may use: `TABLE[:read|:write][:INDEX]`. read = GetItem and Query; write adds
+    /// PutItem, UpdateItem and DeleteItem; INDEX also grants Query on that index.
+    #[arg(long = "table", value_name = "TABLE", value_parser = TableGrant::parse)]
+    pub tables: Vec<TableGrant>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RemoveArgs {
+    /// The function to remove.
+    pub name: String,
+    /// Also remove a function committed to git (one of the service's own).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -210,10 +242,15 @@ pub struct InvokeArgs {
     /// A JSON file holding the event.
     #[arg(long, value_name = "FILE")]
     pub event: Option<PathBuf>,
-    /// A bundled API Gateway event: rest-get-health, rest-post-users (REST API, payload 1.0),
-    /// http-get-health, http-post-sessions (HTTP API, payload 2.0).
+    /// An API Gateway event: `rest` (REST API, payload 1.0) or `http` (HTTP API, payload 2.0)
+    /// for one of the function's routes (path parameters set to `example`), or a bundled one:
+    /// rest-get-health, rest-post-users, http-get-health, http-post-sessions.
     #[arg(long, value_name = "NAME")]
     pub example: Option<String>,
+    /// The route of a `rest` or `http` example, "METHOD /path" as declared; the function's
+    /// first route by default.
+    #[arg(long, value_name = "ROUTE", requires = "example")]
+    pub route: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

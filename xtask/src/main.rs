@@ -24,8 +24,8 @@ use xshell::Shell;
 use crate::base::{env, progress};
 use crate::cli::{Command, Xtask};
 use crate::commands::{
-    bench, bootstrap, build, deploy, destroy, doctor, invoke, local, logs, outputs, package, plan,
-    rollback, smoke, synth, test, watch,
+    bench, bootstrap, build, deploy, destroy, doctor, invoke, local, logs, new, outputs, package,
+    plan, remove, rollback, smoke, synth, test, watch,
 };
 
 fn main() -> ExitCode {
@@ -66,6 +66,9 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
     match flags.command {
         Command::Doctor => return doctor::run(&sh, &flags.global),
         Command::Test(args) => return test::run(&sh, &flags.global, args),
+        // Both edit the workspace, not an environment.
+        Command::New(args) => return new::run(flags.global.json, args),
+        Command::Remove(args) => return remove::run(&sh, flags.global.json, args),
         _ => {}
     }
     let env = env::Env::load(&flags.global.env, flags.global.json)?;
@@ -85,6 +88,8 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Smoke(args) => smoke::run(&sh, &env, args),
         Command::Rollback(args) => rollback::run(&env, args),
         Command::Bench(args) => bench::run(&sh, &env, args),
-        Command::Doctor | Command::Test(_) => unreachable!("dispatched above"),
+        Command::Doctor | Command::Test(_) | Command::New(_) | Command::Remove(_) => {
+            unreachable!("dispatched above")
+        }
     }
 }

@@ -31,13 +31,13 @@
 //! only_attributes = ["pk", "generation"]  # optional: `dynamodb:Attributes` condition
 //! returning_nothing = true                # optional: `dynamodb:ReturnValues` = NONE
 //! ```
-//! A function gets the name of each table it is granted as `<TABLE>_TABLE`
-//! ([`tables::variable`]) next to the variables every function gets.
+//! Every function gets the name of every table as `<TABLE>_TABLE` ([`tables::variable`])
+//! next to the other variables every function gets; its grants are what it may do with them.
 
 pub mod tables;
 
-#[cfg(test)]
-mod manifest;
+#[cfg(any(test, feature = "manifest"))]
+pub mod manifest;
 
 /// A function of the service, as its crate declares it.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,19 +51,6 @@ pub struct Function {
     pub timeout_seconds: u32,
     pub routes: &'static [Route],
     pub grants: &'static [Grant],
-}
-
-impl Function {
-    /// The tables the function is granted anything on, each once, in grant order.
-    pub fn tables(&self) -> Vec<&'static str> {
-        let mut tables: Vec<&'static str> = Vec::new();
-        for table in self.grants.iter().flat_map(|g| g.tables) {
-            if !tables.contains(table) {
-                tables.push(table);
-            }
-        }
-        tables
-    }
 }
 
 /// A route a function serves.
@@ -125,7 +112,6 @@ mod tests {
         assert!(FUNCTIONS.iter().map(|f| f.name).eq(NAMES.iter().copied()));
         let health = find("health").unwrap();
         assert_eq!(health.routes[0].api_key, ApiKey::Environment);
-        assert_eq!(health.tables(), ["users", "sessions"]);
         assert!(
             find("common").is_none(),
             "a crate without the section is no function"

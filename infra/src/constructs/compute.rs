@@ -180,12 +180,15 @@ fn function(
         managed,
     );
 
-    // The names of the tables the function is granted, then what every function gets.
+    // Every table's name, then what every function gets. All of them, not only the granted
+    // ones: a name is no permission (the role's grants are), and the shared configuration
+    // reads them all at start-up, so a function granted one table (or none, as a fresh
+    // `cargo xtask new` may be) still starts.
     let mut variables = Map::new();
-    for table in declaration.tables() {
+    for table in &catalog::tables::ALL {
         variables.insert(
-            catalog::tables::variable(table),
-            inputs.tables.get(table).name().into(),
+            catalog::tables::variable(table.logical),
+            inputs.tables.get(table.logical).name().into(),
         );
     }
     variables.insert(

@@ -13,7 +13,7 @@ use crate::services::invoke::{self, example, example_names};
 
 pub fn run(env: &Env, args: InvokeArgs) -> Result<()> {
     let function = functions::known(&args.function)?;
-    let payload = event(&args)?;
+    let payload = event(function, &args)?;
     let invoked = invoke::invoke(env, function, payload)?;
     let json = serde_json::json!({
         "function": function,
@@ -45,20 +45,17 @@ pub fn run(env: &Env, args: InvokeArgs) -> Result<()> {
 }
 
 /// The event to send, parsed so a typo fails here and not inside the function.
-fn event(args: &InvokeArgs) -> Result<Bytes> {
+fn event(function: &str, args: &InvokeArgs) -> Result<Bytes> {
     let (text, origin) = match (&args.event, &args.example) {
         (Some(file), None) => (
             std::fs::read_to_string(file)
                 .with_context(|| format!("reading the event file {}", file.display()))?,
             file.display().to_string(),
         ),
-        (None, Some(name)) => match example(name) {
-            Some(text) => (text.to_string(), format!("example `{name}`")),
-            None => bail!(
-                "no example event `{name}`; the examples are: {}",
-                example_names().join(", ")
-            ),
-        },
+        (None, Some(name)) => (
+            example(function, name, args.route.as_deref())?,
+            format!("example `{name}`"),
+        ),
         _ => bail!(
             "give the event with --event FILE or --example NAME (examples: {})",
             example_names().join(", ")

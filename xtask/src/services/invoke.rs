@@ -69,17 +69,104 @@ pub fn invoke(env: &Env, function: &str, payload: Bytes) -> Result<Invoked> {
     }
 }
 
-/// The bundled event called `name`.
-pub fn example(name: &str) -> Option<&'static str> {
-    EXAMPLES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, text)| *text)
+/// The `--example` names that work for every function: an API Gateway REST (payload 1.0) or
+/// HTTP API (payload 2.0) event for one of its declared routes, made from the bundled
+/// `*-get-health` events with the method, path and path parameters changed.
+const GENERATED: [(&str, &str); 2] = [("rest", "rest-get-health"), ("http", "http-get-health")];
+
+/// What a path parameter is set to in a generated event.
+const PATH_PARAMETER: &str = "example";
+
+/// The event `--example name` sends to `function`: a bundled one, or a generated one
+/// (`rest`, `http`) for `route` ("GET /items/{id}"; the function's first route by default).
+pub fn example(function: &str, name: &str, route: Option<&str>) -> Result<String> {
+    let bundled = |name: &str| EXAMPLES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+    let Some((_, template)) = GENERATED.iter().find(|(n, _)| *n == name) else {
+        if route.is_some() {
+            bail!("--route goes with a generated example: --example rest or --example http");
+        }
+        return bundled(name).map(str::to_owned).with_context(|| {
+            format!(
+                "no example event `{name}`; the examples are: {}",
+                example_names().join(", ")
+            )
+        });
+    };
+    let declared = catalog::find(function)
+        .with_context(|| format!("`{function}` declares no routes"))?
+        .routes;
+    let route = match route {
+        None => &declared[0],
+        Some(text) => {
+            let wanted: Vec<&str> = text.split_whitespace().collect();
+            declared
+                .iter()
+                .find(|r| {
+                    wanted.len() == 2
+                        && wanted[0].eq_ignore_ascii_case(r.method)
+                        && wanted[1] == r.path
+                })
+                .with_context(|| {
+                    let routes: Vec<String> = declared
+                        .iter()
+                        .map(|r| format!("\"{} {}\"", r.method, r.path))
+                        .collect();
+                    format!(
+                        "{function} does not serve `{text}`; its routes are {}",
+                        routes.join(", ")
+                    )
+                })?
+        }
+    };
+    let mut event: serde_json::Value =
+        serde_json::from_str(bundled(template).context("the template is bundled")?)?;
+    let mut parameters = serde_json::Map::new();
+    let path: Vec<String> = route
+        .path
+        .split('/')
+        .map(
+            |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => {
+                    parameters.insert(name.to_owned(), PATH_PARAMETER.into());
+                    PATH_PARAMETER.to_owned()
+                }
+                None => segment.to_owned(),
+            },
+        )
+        .collect();
+    let path = path.join("/");
+    let parameters = (!parameters.is_empty()).then_some(serde_json::Value::Object(parameters));
+    let route_key = format!("{} {}", route.method, route.path);
+    if name == "rest" {
+        event["resource"] = route.path.into();
+        event["path"] = path.clone().into();
+        event["httpMethod"] = route.method.into();
+        event["pathParameters"] = parameters.into();
+        let context = &mut event["requestContext"];
+        context["resourcePath"] = route.path.into();
+        context["httpMethod"] = route.method.into();
+        context["path"] = format!("/{}{path}", context["stage"].as_str().unwrap_or("v1")).into();
+    } else {
+        event["routeKey"] = route_key.clone().into();
+        event["rawPath"] = path.clone().into();
+        if let Some(parameters) = parameters {
+            event["pathParameters"] = parameters;
+        }
+        let context = &mut event["requestContext"];
+        context["routeKey"] = route_key.into();
+        context["http"]["method"] = route.method.into();
+        context["http"]["path"] = path.into();
+    }
+    Ok(event.to_string())
 }
 
-/// The names of the bundled events.
+/// The `--example` names: the generated kinds, then the bundled events.
 pub fn example_names() -> Vec<&'static str> {
-    EXAMPLES.iter().map(|(name, _)| *name).collect()
+    GENERATED
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(EXAMPLES.iter().map(|(name, _)| *name))
+        .collect()
 }
 
 /// Runs the function once through the local runtime.
@@ -274,5 +361,35 @@ mod tests {
             let expected = name.split('-').nth(1).unwrap().to_uppercase();
             assert_eq!(method.as_str(), Some(expected.as_str()), "{name}");
         }
+    }
+
+    #[test]
+    fn generated_examples_are_events_for_a_declared_route() {
+        let to_json = |text: String| serde_json::from_str::<serde_json::Value>(&text).unwrap();
+        let rest = to_json(example("users", "rest", Some("patch /users/{id}")).unwrap());
+        assert_eq!(rest["httpMethod"], "PATCH");
+        assert_eq!(rest["resource"], "/users/{id}");
+        assert_eq!(rest["path"], "/users/example");
+        assert_eq!(rest["pathParameters"]["id"], "example");
+        assert_eq!(rest["requestContext"]["path"], "/v1/users/example");
+        let http = to_json(example("health", "http", None).unwrap());
+        assert_eq!(http["routeKey"], "GET /health");
+        assert_eq!(http["requestContext"]["http"]["method"], "GET");
+        let e = example("users", "rest", Some("GET /nowhere"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("users does not serve `GET /nowhere`; its routes are \"POST /users\""),
+            "{e}"
+        );
+        let e = example("health", "rest-get-health", Some("GET /health"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--route goes with a generated example"), "{e}");
+        let e = example("health", "soap", None).unwrap_err().to_string();
+        assert!(
+            e.contains("the examples are: rest, http, rest-get-health"),
+            "{e}"
+        );
     }
 }

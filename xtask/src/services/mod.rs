@@ -12,6 +12,7 @@ pub mod functions;
 pub mod invoke;
 pub mod local;
 pub mod logs;
+pub mod scaffold;
 pub mod smoke;
 pub mod stacks;
 pub mod target;

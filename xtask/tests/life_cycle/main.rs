@@ -9,3 +9,4 @@ mod errors;
 mod full_cycle;
 mod package;
 mod release;
+mod scaffold;

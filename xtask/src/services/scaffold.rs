@@ -1,0 +1,711 @@
+//! `cargo xtask new` and `cargo xtask remove`: a function crate written from a few flags, and
+//! taken out again.
+//!
+//! A function is its crate: the declaration in its manifest (`[package.metadata.function]`)
+//! is all infra, the local API server, packaging and smoke read (through the catalog), so
+//! adding the crate to the workspace's `members` is the whole registration. Everything is
+//! checked before anything is written, with the catalog's own reader and checks (what the
+//! build would run), against the manifests on disk; a failed write removes what was written.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use catalog::manifest;
+use toml_edit::{DocumentMut, Value};
+
+use crate::base::progress;
+
+/// The root manifest's lists a function crate is entered in.
+const MEMBER_LISTS: [&str; 2] = ["members", "default-members"];
+
+/// What a `--table` flag asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `GetItem` and `Query`.
+    Read,
+    /// Read, plus `PutItem`, `UpdateItem` and `DeleteItem`.
+    Write,
+}
+
+/// One `--table TABLE[:read|:write][:INDEX]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableGrant {
+    pub table: String,
+    pub access: Access,
+    /// An index to `Query` too (a grant on the index's own resource).
+    pub index: Option<String>,
+}
+
+impl TableGrant {
+    /// Parses `users`, `users:write`, `users:read:by-kind`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.split(':');
+        let table = parts.next().unwrap_or_default().to_owned();
+        let access = match parts.next() {
+            None | Some("read") => Access::Read,
+            Some("write") => Access::Write,
+            Some(other) => {
+                return Err(format!(
+                    "`{other}` in `{text}`: the access is `read` or `write` (TABLE[:read|:write][:INDEX])"
+                ));
+            }
+        };
+        let index = parts.next().map(str::to_owned);
+        if table.is_empty() || parts.next().is_some() || index.as_deref() == Some("") {
+            return Err(format!(
+                "`{text}`: give a table as TABLE[:read|:write][:INDEX], e.g. users:read"
+            ));
+        }
+        Ok(Self {
+            table,
+            access,
+            index,
+        })
+    }
+}
+
+/// One `--route "METHOD /path"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: String,
+    pub path: String,
+}
+
+impl RouteSpec {
+    /// Parses `GET /items/{id}`; the catalog checks the method and path themselves.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.split_whitespace().collect::<Vec<_>>()[..] {
+            [method, path] => Ok(Self {
+                method: method.to_ascii_uppercase(),
+                path: path.to_owned(),
+            }),
+            _ => Err(format!(
+                "`{text}`: give a route as \"METHOD /path\", e.g. \"GET /items/{{id}}\""
+            )),
+        }
+    }
+
+    /// `GET /items/{id}` -> `GetItemsId`: the operation's Rust variant.
+    fn variant(&self) -> String {
+        let mut words = vec![self.method.to_ascii_lowercase()];
+        words.extend(
+            self.path
+                .split(['/', '{', '}', '-', '.', '_'])
+                .filter(|w| !w.is_empty())
+                .map(str::to_ascii_lowercase),
+        );
+        words.iter().map(|w| capitalise(w)).collect()
+    }
+
+    /// `GET /items/{id}` -> `get_items_id`: the handler's function name.
+    fn handler(&self) -> String {
+        let variant = self.variant();
+        let mut out = String::new();
+        for (i, c) in variant.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+
+    /// The path parameters (`{id}` -> `id`).
+    fn parameters(&self) -> Vec<&str> {
+        self.path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect()
+    }
+}
+
+fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// A checked function crate, ready to write.
+pub struct Scaffold {
+    pub name: String,
+    /// `functions/<name>`.
+    pub dir: PathBuf,
+    /// Relative path -> contents.
+    files: Vec<(&'static str, String)>,
+}
+
+impl Scaffold {
+    /// The files it writes, relative to the workspace root.
+    pub fn files(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .map(|(path, _)| format!("functions/{}/{path}", self.name))
+            .collect()
+    }
+}
+
+/// Checks `name`, `routes` and `tables` against the workspace at `root` and returns what to
+/// write; writes nothing.
+pub fn plan(
+    root: &Path,
+    name: &str,
+    routes: &[RouteSpec],
+    tables: &[TableGrant],
+) -> Result<Scaffold> {
+    if routes.is_empty() {
+        bail!("give at least one --route \"METHOD /path\": a function serves a route");
+    }
+    let dir = root.join("functions").join(name);
+    if dir.exists() {
+        bail!(
+            "functions/{name} exists already: choose another name (or `cargo xtask remove {name}` first)"
+        );
+    }
+    let root_manifest = read(&root.join("Cargo.toml"))?;
+    let members = manifest::function_members(&root_manifest).map_err(anyhow::Error::msg)?;
+    let mut functions = Vec::new();
+    for member in workspace_members(&root_manifest)? {
+        let text = read(&root.join(&member).join("Cargo.toml"))?;
+        if package_name(&text).as_deref() == Some(name) {
+            bail!(
+                "the workspace has a crate called `{name}` already ({member}): choose another name"
+            );
+        }
+        if members.contains(&member) {
+            let file = format!("{member}/Cargo.toml");
+            functions.extend(manifest::parse(&file, &text).map_err(anyhow::Error::msg)?);
+        }
+    }
+    let cargo_toml = cargo_toml(name, routes, tables);
+    let file = format!("functions/{name}/Cargo.toml");
+    let declared = manifest::parse(&file, &cargo_toml)
+        .map_err(anyhow::Error::msg)?
+        .context("the generated manifest declares a function")?;
+    functions.push(declared);
+    manifest::check_all(&functions).map_err(anyhow::Error::msg)?;
+    Ok(Scaffold {
+        name: name.to_owned(),
+        dir,
+        files: vec![
+            ("Cargo.toml", cargo_toml),
+            ("src/main.rs", main_rs(name)),
+            ("src/lib.rs", lib_rs(name, routes)),
+            ("src/model.rs", MODEL_RS.to_owned()),
+            ("src/openapi.rs", openapi_rs(name, routes)),
+        ],
+    })
+}
+
+/// Writes the crate and enters it in the root manifest; on any error removes the crate and
+/// puts the root manifest back.
+pub fn write(root: &Path, scaffold: &Scaffold) -> Result<()> {
+    let root_manifest = root.join("Cargo.toml");
+    let original = read(&root_manifest)?;
+    let result = (|| -> Result<()> {
+        for (path, text) in &scaffold.files {
+            let path = scaffold.dir.join(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        let edited = add_member(&original, &format!("functions/{}", scaffold.name))?;
+        std::fs::write(&root_manifest, edited)
+            .with_context(|| format!("writing {}", root_manifest.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&scaffold.dir);
+        let _ = std::fs::write(&root_manifest, &original);
+    }
+    result
+}
+
+/// Whether the crate of `name` can be removed: it is a function of the workspace and no other
+/// member depends on it. Returns its directory.
+pub fn removable(root: &Path, name: &str) -> Result<PathBuf> {
+    let root_manifest = read(&root.join("Cargo.toml"))?;
+    let member = format!("functions/{name}");
+    let functions = manifest::function_members(&root_manifest).map_err(anyhow::Error::msg)?;
+    if !functions.contains(&member) {
+        bail!(
+            "`{name}` is not a function of the workspace ({member} is not among the root \
+             Cargo.toml's members)"
+        );
+    }
+    let dir = root.join(&member);
+    for other in workspace_members(&root_manifest)? {
+        if other == member {
+            continue;
+        }
+        let text = read(&root.join(&other).join("Cargo.toml"))?;
+        if depends_on(&text, name) {
+            bail!("{other} depends on `{name}`: remove that dependency first");
+        }
+    }
+    Ok(dir)
+}
+
+/// Takes `functions/<name>` out of the root manifest's lists, then deletes the crate.
+pub fn remove(root: &Path, name: &str, dir: &Path) -> Result<()> {
+    let path = root.join("Cargo.toml");
+    let edited = remove_member(&read(&path)?, &format!("functions/{name}"))?;
+    std::fs::write(&path, edited).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+/// Runs the OpenAPI tests of `packages` with `UPDATE_OPENAPI=1`, so they rewrite the crates'
+/// fragments and the assembled `functions/openapi.json`. Cargo's output goes to stderr:
+/// stdout is the command's result (`--json`).
+pub fn refresh_openapi(root: &Path, packages: &[&str]) -> Result<()> {
+    let mut cargo = emulator::cargo();
+    cargo
+        .args(["test", "--quiet", "--lib"])
+        .current_dir(root)
+        .env("UPDATE_OPENAPI", "1")
+        .stdout(std::io::stderr());
+    for package in packages {
+        cargo.args(["-p", package]);
+    }
+    cargo.arg("openapi");
+    progress::step(format!(
+        "writing the OpenAPI documents (UPDATE_OPENAPI=1 cargo test --lib -p {} openapi)",
+        packages.join(" -p ")
+    ));
+    let status = cargo.status().context("running cargo")?;
+    if !status.success() {
+        bail!("the OpenAPI tests of {} failed", packages.join(", "));
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn workspace_members(root_manifest: &str) -> Result<Vec<String>> {
+    let doc: DocumentMut = root_manifest.parse().context("the root Cargo.toml")?;
+    Ok(doc["workspace"]["members"]
+        .as_array()
+        .context("the root Cargo.toml has no [workspace] members")?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect())
+}
+
+fn package_name(manifest: &str) -> Option<String> {
+    let doc: DocumentMut = manifest.parse().ok()?;
+    doc["package"]["name"].as_str().map(str::to_owned)
+}
+
+/// Whether a member's manifest has `name` among any of its dependency tables.
+fn depends_on(manifest: &str, name: &str) -> bool {
+    let Ok(doc) = manifest.parse::<DocumentMut>() else {
+        return false;
+    };
+    ["dependencies", "dev-dependencies", "build-dependencies"]
+        .iter()
+        .any(|table| doc.get(table).and_then(|t| t.get(name)).is_some())
+}
+
+/// `root_manifest` with `member` inserted after the last `functions/` entry of each list, in
+/// the layout of its neighbour.
+fn add_member(root_manifest: &str, member: &str) -> Result<String> {
+    let mut doc: DocumentMut = root_manifest.parse().context("the root Cargo.toml")?;
+    for list in MEMBER_LISTS {
+        let Some(array) = doc["workspace"]
+            .get_mut(list)
+            .and_then(|item| item.as_array_mut())
+        else {
+            continue;
+        };
+        let at = array
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.as_str().is_some_and(|s| s.starts_with("functions/")))
+            .last()
+            .map_or(array.len(), |(i, _)| i + 1);
+        let mut value = Value::from(member);
+        // The next entry's layout (the first one's prefix is often different), else the last's.
+        if let Some(neighbour) = array.get(at).or_else(|| array.get(at.wrapping_sub(1))) {
+            *value.decor_mut() = neighbour.decor().clone();
+        }
+        array.insert_formatted(at, value);
+    }
+    Ok(doc.to_string())
+}
+
+fn remove_member(root_manifest: &str, member: &str) -> Result<String> {
+    let mut doc: DocumentMut = root_manifest.parse().context("the root Cargo.toml")?;
+    for list in MEMBER_LISTS {
+        if let Some(array) = doc["workspace"]
+            .get_mut(list)
+            .and_then(|item| item.as_array_mut())
+        {
+            array.retain(|v| v.as_str() != Some(member));
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// The manifest: package, declaration (routes with the API key, grants from `--table`), and
+/// the dependencies the handlers use.
+fn cargo_toml(name: &str, routes: &[RouteSpec], tables: &[TableGrant]) -> String {
+    let described: Vec<String> = routes
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let mut out = format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+description = "Lambda function for {}."
+edition.workspace = true
+rust-version.workspace = true
+license.workspace = true
+publish.workspace = true
+
+# The function's declaration: routes, tables and defaults (functions/catalog documents it).
+[package.metadata.function]
+memory_mb = 256
+timeout_seconds = 10
+"#,
+        described.join(", ")
+    );
+    for route in routes {
+        let _ = write!(
+            out,
+            "\n[[package.metadata.function.routes]]\nmethod = \"{}\"\npath = \"{}\"\napi_key = \"required\"\n",
+            route.method, route.path
+        );
+    }
+    let mut sids = BTreeSet::new();
+    for grant in tables {
+        let (verb, actions) = match grant.access {
+            Access::Read => ("Read", "\"dynamodb:GetItem\", \"dynamodb:Query\""),
+            Access::Write => (
+                "ReadAndWrite",
+                "\"dynamodb:GetItem\", \"dynamodb:Query\", \"dynamodb:PutItem\", \"dynamodb:UpdateItem\", \"dynamodb:DeleteItem\"",
+            ),
+        };
+        let table = camel(&grant.table);
+        let sid = format!("{verb}{table}Items");
+        if sids.insert(sid.clone()) {
+            let _ = write!(
+                out,
+                "\n[[package.metadata.function.grants]]\nsid = \"{sid}\"\nwhy = \"Scaffolded from `--table`: narrow it to what the handlers do.\"\ntable = \"{}\"\nactions = [{actions}]\n",
+                grant.table
+            );
+        }
+        if let Some(index) = &grant.index {
+            let sid = format!("Query{table}{}", camel(index));
+            if sids.insert(sid.clone()) {
+                let _ = write!(
+                    out,
+                    "\n[[package.metadata.function.grants]]\nsid = \"{sid}\"\nwhy = \"Scaffolded from `--table`: queries the index.\"\ntable = \"{}\"\nindex = \"{index}\"\nactions = [\"dynamodb:Query\"]\n",
+                    grant.table
+                );
+            }
+        }
+    }
+    let _ = write!(
+        out,
+        r#"
+[[bin]]
+name = "{name}"
+path = "src/main.rs"
+
+[dependencies]
+service-common.workspace = true
+lambda_http.workspace = true
+tokio.workspace = true
+http.workspace = true
+aws-sdk-dynamodb.workspace = true
+serde.workspace = true
+utoipa.workspace = true
+
+[dev-dependencies]
+service-common = {{ workspace = true, features = ["test-tables"] }}
+"#
+    );
+    out
+}
+
+/// `by-kind` -> `ByKind`, `users` -> `Users`.
+fn camel(text: &str) -> String {
+    text.split(['-', '_'])
+        .filter(|w| !w.is_empty())
+        .map(capitalise)
+        .collect()
+}
+
+fn main_rs(name: &str) -> String {
+    format!(
+        r#"//! Lambda entry point (the binary is packaged as `bootstrap`).
+
+use lambda_http::{{Error, service_fn}};
+
+/// One thread: Lambda sends one request at a time per process, and a single-threaded runtime
+/// starts faster.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {{
+    service_common::logging::init();
+    let state: {name}::State = service_common::state::from_env().await?;
+    let state = &state;
+    lambda_http::run(service_fn(move |request| {name}::handle(state, request))).await
+}}
+"#
+    )
+}
+
+const MODEL_RS: &str = r#"//! The bodies the function answers with.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What a scaffolded route answers until it does real work.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Placeholder {
+    /// The function that answered.
+    pub function: String,
+    /// The route, as declared (`GET /items`).
+    pub route: String,
+    pub message: String,
+}
+"#;
+
+fn lib_rs(name: &str, routes: &[RouteSpec]) -> String {
+    let mut variants = String::new();
+    let mut table = String::new();
+    let mut arms = String::new();
+    let mut handlers = String::new();
+    for route in routes {
+        let variant = route.variant();
+        let handler = route.handler();
+        let method = &route.method;
+        let path = &route.path;
+        let _ = writeln!(variants, "    {variant},");
+        let _ = writeln!(
+            table,
+            "    Route::new(Method::{method}, \"{path}\", Op::{variant}),"
+        );
+        let _ = writeln!(arms, "        Op::{variant} => {handler}(),");
+        let mut params = String::new();
+        for p in route.parameters() {
+            let _ = writeln!(
+                params,
+                "    params((\"{p}\" = String, Path, description = \"The `{p}` path parameter\")),"
+            );
+        }
+        let _ = write!(
+            handlers,
+            r#"
+/// `{method} {path}`: answers a placeholder until it does real work.
+#[utoipa::path(
+    {lower},
+    operation_id = "{name}{variant}",
+    path = "{path}",
+    tag = "{name}",
+{params}    responses(
+        (status = 200, description = "The placeholder answer", body = Placeholder),
+    ),
+    security(("api_key" = []))
+)]
+pub fn {handler}() -> Result<Response<Body>, ServiceError> {{
+    placeholder("{method} {path}")
+}}
+"#,
+            lower = method.to_ascii_lowercase(),
+        );
+    }
+    let first = &routes[0];
+    format!(
+        r#"//! The `{name}` Lambda function, scaffolded by `cargo xtask new`: each route answers a
+//! placeholder. Replace the handlers' bodies; keep [`ROUTES`] in the order of the routes
+//! declared in `Cargo.toml` (a test compares them).
+
+pub mod model;
+#[cfg(test)]
+mod openapi;
+
+use aws_sdk_dynamodb::Client;
+use http::{{Method, StatusCode}};
+use lambda_http::{{Body, Error, Request, Response}};
+use service_common::http::response;
+use service_common::http::{{Call, Route, serve}};
+use service_common::{{Config, FunctionState, ServiceError}};
+
+use crate::model::Placeholder;
+
+/// What `{name}` builds once per process.
+#[derive(Clone, Debug)]
+pub struct State {{
+    pub config: Config,
+    /// For the tables the declaration grants.
+    pub dynamo: Client,
+}}
+
+impl FunctionState for State {{
+    fn new(config: Config, dynamo: Client) -> Self {{
+        Self {{ config, dynamo }}
+    }}
+
+    fn config(&self) -> &Config {{
+        &self.config
+    }}
+}}
+
+/// The operations of `{name}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {{
+{variants}}}
+
+/// The route table: the same methods and templates as the declaration's (a test pins them).
+pub const ROUTES: &[Route<Op>] = &[
+{table}];
+
+/// Serves one API Gateway request. Never returns `Err`: failures are rendered as the
+/// documented error response.
+pub async fn handle(state: &State, request: Request) -> Result<Response<Body>, Error> {{
+    Ok(serve(state, request, ROUTES, dispatch).await)
+}}
+
+async fn dispatch(_state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {{
+    match call.op {{
+{arms}    }}
+}}
+
+fn placeholder(route: &str) -> Result<Response<Body>, ServiceError> {{
+    let body = Placeholder {{
+        function: env!("CARGO_PKG_NAME").to_owned(),
+        route: route.to_owned(),
+        message: "scaffolded by cargo xtask new".to_owned(),
+    }};
+    response::json(StatusCode::OK, &body)
+}}
+{handlers}
+#[cfg(test)]
+mod tests {{
+    use super::*;
+    use service_common::testing::{{Event, TestApp, body_json}};
+
+    #[tokio::test]
+    async fn answers_the_placeholder() {{
+        let app = TestApp::start().await;
+        let request = Event::rest(Method::{method}, "{path}").build();
+        let response = handle(&app.state(), request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body_json(&response)["route"], "{method} {path}");
+    }}
+}}
+"#,
+        method = first.method,
+        path = first.path,
+    )
+}
+
+fn openapi_rs(name: &str, routes: &[RouteSpec]) -> String {
+    let paths: Vec<String> = routes.iter().map(RouteSpec::handler).collect();
+    format!(
+        r#"//! This function's part of the OpenAPI document. The test below keeps
+//! `functions/{name}/openapi.json` up to date; `service-common` assembles the document from
+//! every such fragment.
+
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths({}),
+    tags((name = "{name}", description = "Scaffolded by cargo xtask new"))
+)]
+struct ApiDoc;
+
+#[test]
+fn openapi_fragment_is_up_to_date() {{
+    service_common::testing::check_function(
+        env!("CARGO_PKG_NAME"),
+        crate::ROUTES,
+        &ApiDoc::openapi(),
+    );
+}}
+"#,
+        paths
+            .iter()
+            .map(|p| format!("crate::{p}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_or_say_the_form() {
+        assert_eq!(
+            TableGrant::parse("users:read:by-kind").unwrap(),
+            TableGrant {
+                table: "users".into(),
+                access: Access::Read,
+                index: Some("by-kind".into())
+            }
+        );
+        assert_eq!(TableGrant::parse("users").unwrap().access, Access::Read);
+        assert!(TableGrant::parse("users:all").unwrap_err().contains("read"));
+        let route = RouteSpec::parse("get /items/{id}").unwrap();
+        assert_eq!(route.variant(), "GetItemsId");
+        assert_eq!(route.handler(), "get_items_id");
+        assert_eq!(route.parameters(), ["id"]);
+        assert!(
+            RouteSpec::parse("/items")
+                .unwrap_err()
+                .contains("METHOD /path")
+        );
+    }
+
+    #[test]
+    fn members_keep_their_layout() {
+        let root = "[workspace]\n# the crates\nmembers = [\n    \"functions/a\",\n    \"infra\",\n]\ndefault-members = [\"functions/a\", \"infra\"]\n";
+        let added = add_member(root, "functions/items").unwrap();
+        assert_eq!(
+            added,
+            "[workspace]\n# the crates\nmembers = [\n    \"functions/a\",\n    \"functions/items\",\n    \"infra\",\n]\ndefault-members = [\"functions/a\", \"functions/items\", \"infra\"]\n"
+        );
+        assert_eq!(remove_member(&added, "functions/items").unwrap(), root);
+    }
+
+    #[test]
+    fn plans_are_checked_by_the_catalog_against_the_workspace() {
+        let root = crate::base::env::workspace_root();
+        let route = |r: &str| vec![RouteSpec::parse(r).unwrap()];
+        let items = route("GET /items");
+        let e = |name, routes: &[RouteSpec], tables: &[TableGrant]| {
+            plan(&root, name, routes, tables)
+                .err()
+                .expect("refused")
+                .to_string()
+        };
+        assert!(e("users", &items, &[]).contains("exists already"));
+        assert!(e("infra", &items, &[]).contains("a crate called `infra`"));
+        assert!(e("Items", &items, &[]).contains("1-32 characters"));
+        assert!(e("items", &route("FETCH /items"), &[]).contains("`method` must be one of"));
+        assert!(e("items", &route("GET items/"), &[]).contains("`path` must be"));
+        assert!(e("items", &route("GET /users"), &[]).contains("declared by both `users`"));
+        let unknown = TableGrant::parse("orders").unwrap();
+        assert!(e("items", &items, &[unknown]).contains("unknown table `orders`"));
+        let scaffold = plan(
+            &root,
+            "items",
+            &items,
+            &[TableGrant::parse("users:write:by-kind").unwrap()],
+        )
+        .unwrap();
+        assert!(!scaffold.dir.exists(), "planning writes nothing");
+        assert_eq!(scaffold.files()[0], "functions/items/Cargo.toml");
+    }
+}

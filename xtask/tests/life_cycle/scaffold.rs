@@ -1,0 +1,195 @@
+//! `cargo xtask new` end to end, in a scratch copy of the workspace: scaffold a fourth
+//! function, deploy it to `local`, call its route through the local API server, read its logs,
+//! invoke it, remove it and deploy again; no edit by hand anywhere.
+//!
+//! The copy builds in its own target dir, seeded with a copy of this one's (`cp -a`, not hard
+//! links: rustc may rewrite a file in place). Cargo hashes a path package by its path relative
+//! to the workspace root, so the unchanged crates stay fresh in the copy and what rebuilds is
+//! the new crate, the catalog and what reads it (infra, xtask, local-api) and the release
+//! build of the functions.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use crate::common::*;
+
+/// The tracked files of this workspace, copied under `to`.
+fn copy_workspace(to: &Path) {
+    let root = workspace_root();
+    let listed = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "git ls-files failed");
+    for file in listed.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let file = std::str::from_utf8(file).unwrap();
+        let from = root.join(file);
+        if !from.is_file() {
+            continue; // deleted in the work tree
+        }
+        let target = to.join(file);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &target).unwrap();
+    }
+}
+
+/// A target dir for the copy, seeded with this build's dependencies and release build.
+fn seeded_target(dir: &Path) -> PathBuf {
+    let ours = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let target = dir.join("target");
+    std::fs::create_dir_all(target.join("debug")).unwrap();
+    for part in ["debug/deps", "debug/build", "debug/.fingerprint", "release"] {
+        if ours.join(part).exists() {
+            let status = Command::new("cp")
+                .arg("-a")
+                .arg(ours.join(part))
+                .arg(target.join(part).parent().unwrap())
+                .status()
+                .unwrap();
+            assert!(status.success(), "copying {part}");
+        }
+    }
+    target
+}
+
+#[test]
+fn a_new_function_is_served_invoked_logged_and_removed() {
+    let started = Instant::now();
+    let dir = scratch("scaffold");
+    let workspace = dir.join("workspace");
+    copy_workspace(&workspace);
+    let target = seeded_target(&dir);
+    let build = dir.join("build");
+    let down = Down(build.clone());
+    let cargo_xtask = |args: &[&str]| -> Output {
+        let step = Instant::now();
+        let output = emulator::cargo()
+            .arg("xtask")
+            .args(args)
+            .current_dir(&workspace)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("XTASK_BUILD_DIR", &build)
+            .env_remove("XTASK_ENV")
+            .env_remove("XTASK_WORKSPACE_ROOT")
+            .output()
+            .unwrap();
+        eprintln!(
+            "--- cargo xtask {} -> {} in {:.0?}\n{}",
+            args.join(" "),
+            output.status,
+            step.elapsed(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+
+    let created = stdout_json(&cargo_xtask(&[
+        "new",
+        "items",
+        "--route",
+        "GET /items",
+        "--table",
+        "users:read",
+        "--json",
+    ]));
+    assert!(
+        created["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "functions/items/openapi.json"),
+        "{created}"
+    );
+    let document = std::fs::read_to_string(workspace.join("functions/openapi.json")).unwrap();
+    assert!(
+        document.contains("itemsGetItems"),
+        "the API document has the operation"
+    );
+    let refused = cargo_xtask(&["new", "items", "--route", "GET /things"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("exists already"));
+
+    // The local API server's URL: each deploy restarts it, maybe on another port.
+    let deploy = || {
+        let deployed = stdout_json(&cargo_xtask(&["deploy", "--json"]));
+        deployed["local_api_url"].as_str().unwrap().to_owned()
+    };
+    let url = deploy();
+    let key =
+        String::from_utf8(cargo_xtask(&["outputs", "api_key_value", "--show-sensitive"]).stdout)
+            .unwrap();
+    let call = |url: &str, path: &str| -> (u16, serde_json::Value) {
+        let output = Command::new("curl")
+            .args(["-sS", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("x-api-key: {}", key.trim()))
+            .arg(format!("{url}{path}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (
+            code.parse().unwrap(),
+            serde_json::from_str(body).unwrap_or_default(),
+        )
+    };
+    let (status, body) = call(&url, "/items");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["function"], "items", "{body}");
+    assert_eq!(body["route"], "GET /items", "{body}");
+
+    let logs = cargo_xtask(&["logs", "items", "--since", "1h"]);
+    let logs = String::from_utf8_lossy(&logs.stdout).into_owned();
+    assert!(
+        logs.contains("request completed"),
+        "the request is in its log: {logs}"
+    );
+
+    let invoked = stdout_json(&cargo_xtask(&[
+        "invoke",
+        "items",
+        "--example",
+        "rest",
+        "--json",
+    ]));
+    assert_eq!(invoked["response"]["statusCode"], 200, "{invoked}");
+    let answer: serde_json::Value =
+        serde_json::from_str(invoked["response"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["route"], "GET /items", "{invoked}");
+
+    let removed = cargo_xtask(&["remove", "items"]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    assert!(!workspace.join("functions/items").exists());
+    let root = std::fs::read_to_string(workspace.join("Cargo.toml")).unwrap();
+    assert!(!root.contains("functions/items"), "{root}");
+    let endpoint =
+        stdout_json(&cargo_xtask(&["local", "status", "--json"]))["emulator"]["state"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let url = deploy();
+    let (status, body) = call(&url, "/items");
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "route_not_found", "{body}");
+    let gone = with_lambda(&endpoint, async |lambda| {
+        lambda
+            .get_function()
+            .function_name("prod-service-items")
+            .send()
+            .await
+            .err()
+            .map(|e| aws_sdk_lambda::error::DisplayErrorContext(&e).to_string())
+    });
+    assert!(
+        gone.is_some_and(|e| e.contains("ResourceNotFound")),
+        "the function is gone from the emulator"
+    );
+    eprintln!("scaffold life cycle: {:.0?}", started.elapsed());
+    // The copy holds gigabytes of build output: stop its stack, then delete it (a failed run
+    // keeps it for a look).
+    drop(down);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
