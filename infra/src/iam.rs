@@ -103,6 +103,17 @@ impl Statement {
         )
     }
 
+    /// DynamoDB fine-grained access: no item whose partition key is like one of `patterns`
+    /// (IAM `*` wildcards), so a function that must delete sessions cannot delete the log-in
+    /// counters and log-out markers that share their table.
+    pub fn except_leading_keys(self, patterns: &[&str]) -> Statement {
+        self.require(
+            "ForAllValues:StringNotLike",
+            "dynamodb:LeadingKeys",
+            patterns,
+        )
+    }
+
     /// DynamoDB: the request asks for no item values back (`ReturnValues` absent or `NONE`).
     /// Without it, an update limited by [`Statement::only_attributes`] could still read the
     /// whole item through `ALL_OLD` or `ALL_NEW`.

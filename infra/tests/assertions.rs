@@ -196,9 +196,21 @@ fn each_function_has_exactly_its_table_grants() {
             "StringEqualsIfExists": { "dynamodb:ReturnValues": ["NONE"] },
         })
     };
-    let session_stamp = only_returning_nothing(&["token_hash", "generation"]);
+    // The users function may touch session items only: never a log-in counter (it would
+    // reset the guessing limit) nor a log-out marker (it would revive revoked sessions).
+    let session_keys_only = serde_json::json!({
+        "ForAllValues:StringNotLike": { "dynamodb:LeadingKeys": ["login#*", "logout#*"] },
+    });
+    let session_claim = serde_json::json!({
+        "ForAllValues:StringEquals": {
+            "dynamodb:Attributes": ["token_hash", "generation", "reauth_claim"]
+        },
+        "StringEqualsIfExists": { "dynamodb:ReturnValues": ["NONE"] },
+        "ForAllValues:StringNotLike": { "dynamodb:LeadingKeys": ["login#*", "logout#*"] },
+    });
     let generation_check = only(&["pk", "session_generation"]);
-    let generation_bump = only_returning_nothing(&["pk", "session_generation"]);
+    // No write on the users table for sessions: a compromised sessions function cannot lower a
+    // session generation (reviving revoked tokens) or plant an `EMAIL#` item.
     let grants: &[(&str, &str, &str, Option<&Value>)] = &[
         ("health", "DescribeTable", "table users", None),
         ("health", "DescribeTable", "table sessions", None),
@@ -207,12 +219,18 @@ fn each_function_has_exactly_its_table_grants() {
         ("users", "DeleteItem", "table users", None),
         ("users", "Query", "index by-kind", None),
         ("users", "GetItem", "table sessions", None),
-        ("users", "DeleteItem", "table sessions", None),
+        ("users", "ConditionCheckItem", "table sessions", None),
+        (
+            "users",
+            "DeleteItem",
+            "table sessions",
+            Some(&session_keys_only),
+        ),
         (
             "users",
             "UpdateItem",
             "table sessions",
-            Some(&session_stamp),
+            Some(&session_claim),
         ),
         ("users", "Query", "index by-user", None),
         ("sessions", "GetItem", "table users", None),
@@ -222,16 +240,11 @@ fn each_function_has_exactly_its_table_grants() {
             "table users",
             Some(&generation_check),
         ),
-        (
-            "sessions",
-            "UpdateItem",
-            "table users",
-            Some(&generation_bump),
-        ),
         ("sessions", "GetItem", "table sessions", None),
         ("sessions", "PutItem", "table sessions", None),
         ("sessions", "UpdateItem", "table sessions", None),
         ("sessions", "DeleteItem", "table sessions", None),
+        ("sessions", "ConditionCheckItem", "table sessions", None),
         ("sessions", "Query", "index by-user", None),
     ];
     let want: BTreeSet<(String, String, String, String)> = grants

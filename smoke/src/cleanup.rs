@@ -71,6 +71,12 @@ pub async fn run(api: &Api, store: &Store, created: &mut Created, report: &mut R
             Err(e) => errors.push(e.to_string()),
         }
     }
+    // Log-out markers outlive their users: remove those of every user this run knows the id of.
+    for id in created.users.iter().filter_map(|u| u.id.as_deref()) {
+        if let Err(e) = store.delete_logout_marker(id).await {
+            errors.push(e);
+        }
+    }
     for user in &mut created.users {
         user.deleted = true;
     }
@@ -125,6 +131,9 @@ async fn left_behind(store: &Store, users: &[CreatedUser]) -> Result<Vec<String>
                 if let Some(id) = &user.id {
                     for hash in store.session_hashes_of(id).await? {
                         keys.push(format!("session {hash}"));
+                    }
+                    if store.logout_marker(id).await?.is_some() {
+                        keys.push(format!("logout marker of {id}"));
                     }
                 }
                 Ok::<_, String>(keys)
@@ -207,8 +216,9 @@ async fn delete_via_api(api: &Api, user: &CreatedUser, id: &str) -> bool {
                 .map(str::to_string);
         }
         let Some(t) = &token else { return false };
+        let body = json!({"current_password": user.password});
         let ex = api
-            .call(Method::DELETE, &format!("/users/{id}"), Some(t), None)
+            .call(Method::DELETE, &format!("/users/{id}"), Some(t), Some(body))
             .await;
         if ex.status() == Some(204) {
             return true;

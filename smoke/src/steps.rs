@@ -428,7 +428,39 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
                 .await;
             expect_status(&after, 401)?;
         }
-        Ok("DELETE /sessions 204; both sessions 401 at once".to_string())
+        if store.logout_marker(&user_id).await.map_err(fail)?.is_none() {
+            return Err(fail(
+                "no log-out marker in DynamoDB after log-out-everywhere",
+            ));
+        }
+        Ok("DELETE /sessions 204; both sessions 401 at once; DynamoDB: log-out marker".to_string())
+    });
+
+    step!("delete without the password refused", {
+        let body = json!({"email": email, "password": new_password});
+        let ex = api.call(Method::POST, "/sessions", None, Some(body)).await;
+        expect_status(&ex, 201)?;
+        let token = str_field(&ex, "token")?.to_string();
+        let ex = api
+            .call(
+                Method::DELETE,
+                &format!("/users/{user_id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        expect_status(&ex, 403)?;
+        if store.user(&user_id).await.map_err(fail)?.is_none() {
+            return Err(fail("the user was deleted without re-authentication"));
+        }
+        let after = api
+            .call(Method::GET, "/sessions/current", Some(&token), None)
+            .await;
+        expect_status(&after, 401)?;
+        Ok(
+            "DELETE /users/{id} without current_password 403; user kept; that session ended"
+                .to_string(),
+        )
     });
 
     let mut second = String::new();
@@ -447,7 +479,7 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
                 Method::DELETE,
                 &format!("/users/{user_id}"),
                 Some(&second),
-                None,
+                Some(json!({"current_password": new_password})),
             )
             .await;
         expect_status(&ex, 204)?;
@@ -461,7 +493,7 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
             return Err(fail("the user's session is still in DynamoDB after delete"));
         }
         created.users[0].deleted = true;
-        Ok("DELETE /users/{id} 204; DynamoDB: user, EMAIL# and sessions gone".to_string())
+        Ok("DELETE /users/{id} with current_password 204; DynamoDB: user, EMAIL# and sessions gone".to_string())
     });
 
     step!("deleted user is gone", {

@@ -64,6 +64,18 @@ impl Store {
         .await
     }
 
+    /// A user's log-out-everywhere marker in the sessions table (the sessions function writes
+    /// it; it outlives the user, so smoke removes the markers of its own users).
+    pub async fn logout_marker(&self, user_id: &str) -> Result<Option<Item>, String> {
+        self.get(&self.sessions_table, "token_hash", &logout_key(user_id))
+            .await
+    }
+
+    pub async fn delete_logout_marker(&self, user_id: &str) -> Result<(), String> {
+        self.delete(&self.sessions_table, "token_hash", &logout_key(user_id))
+            .await
+    }
+
     pub async fn session(&self, token: &str) -> Result<Option<Item>, String> {
         self.get(&self.sessions_table, "token_hash", &token_hash(token))
             .await
@@ -271,4 +283,9 @@ mod tests {
                 .contains("argon2id")
         );
     }
+}
+
+/// The key of a user's log-out-everywhere marker (`service_common::records::logout_key`).
+fn logout_key(user_id: &str) -> String {
+    format!("logout#{user_id}")
 }

@@ -30,6 +30,7 @@
 //! actions = ["dynamodb:GetItem"]          # by name, no wildcards
 //! only_attributes = ["pk", "generation"]  # optional: `dynamodb:Attributes` condition
 //! returning_nothing = true                # optional: `dynamodb:ReturnValues` = NONE
+//! except_keys = ["login#*"]               # optional: no item whose key is like these
 //! ```
 //! Every function gets the name of every table as `<TABLE>_TABLE` ([`tables::variable`])
 //! next to the other variables every function gets; its grants are what it may do with them.
@@ -88,6 +89,9 @@ pub struct Grant {
     /// Empty: any attribute.
     pub only_attributes: &'static [&'static str],
     pub returning_nothing: bool,
+    /// Key patterns (`*` wildcards) the grant never reaches: `dynamodb:LeadingKeys` may match
+    /// none of them. Empty: any key.
+    pub except_keys: &'static [&'static str],
 }
 
 /// Every function, in the order of the workspace's `members`.

@@ -72,6 +72,7 @@ struct GrantDecl {
     only_attributes: Option<Vec<String>>,
     #[serde(default)]
     returning_nothing: bool,
+    except_keys: Option<Vec<String>>,
 }
 
 /// One checked declaration, ready to be written out as Rust.
@@ -94,6 +95,7 @@ struct Grant {
     actions: Vec<String>,
     only_attributes: Vec<String>,
     returning_nothing: bool,
+    except_keys: Vec<String>,
 }
 
 /// Methods a function may declare. `OPTIONS` and `ANY` are not among them: infra adds the
@@ -296,6 +298,15 @@ fn check_grant(grant: GrantDecl) -> Result<Grant, String> {
     if grant.only_attributes.as_ref().is_some_and(Vec::is_empty) {
         return Err("`only_attributes` must name at least one attribute (or be left out)".into());
     }
+    if grant
+        .except_keys
+        .as_ref()
+        .is_some_and(|keys| keys.is_empty() || keys.iter().any(|k| k.is_empty() || k == "*"))
+    {
+        return Err(
+            "`except_keys` must list key patterns such as \"login#*\" (or be left out)".into(),
+        );
+    }
     Ok(Grant {
         sid: grant.sid,
         tables,
@@ -303,6 +314,7 @@ fn check_grant(grant: GrantDecl) -> Result<Grant, String> {
         actions: grant.actions,
         only_attributes: grant.only_attributes.unwrap_or_default(),
         returning_nothing: grant.returning_nothing,
+        except_keys: grant.except_keys.unwrap_or_default(),
     })
 }
 
@@ -366,13 +378,14 @@ pub fn to_rust(functions: &[Function]) -> String {
         for g in &f.grants {
             let _ = writeln!(
                 out,
-                "        Grant {{ sid: {:?}, tables: {}, index: {:?}, actions: {}, only_attributes: {}, returning_nothing: {} }},",
+                "        Grant {{ sid: {:?}, tables: {}, index: {:?}, actions: {}, only_attributes: {}, returning_nothing: {}, except_keys: {} }},",
                 g.sid,
                 list(&g.tables),
                 g.index,
                 list(&g.actions),
                 list(&g.only_attributes),
-                g.returning_nothing
+                g.returning_nothing,
+                list(&g.except_keys)
             );
         }
         out.push_str("    ] },\n");

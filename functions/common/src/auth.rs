@@ -20,10 +20,12 @@ pub struct Caller {
 /// The live session of the caller. Missing, malformed, unknown, expired and revoked tokens are
 /// all [`ServiceError::Unauthenticated`].
 ///
-/// Live means three strongly consistent facts, checked on every request: the session item
-/// exists, it has not expired (TTL deletion lags by up to days), and its user exists with the
-/// same session generation. Deleting the user, a password change and log-out-everywhere each
-/// change the last fact in one write, so revocation never waits for an index or a sweep.
+/// Live means four strongly consistent facts, checked on every request: the session item
+/// exists, it has not expired (TTL deletion lags by up to days), its user exists with the
+/// same session generation, and the user's count of log-outs everywhere is the session's.
+/// Deleting the user and a password change each change the third fact in one write,
+/// log-out-everywhere the fourth, so revocation never waits for an index or a sweep. The two
+/// reads after the session's run side by side.
 pub async fn caller<Op>(
     users: &UserStore,
     sessions: &SessionStore,
@@ -43,9 +45,14 @@ pub async fn caller<Op>(
     if session.expires_at <= Timestamp::now().epoch_seconds() {
         return Err(ServiceError::Unauthenticated);
     }
-    let user = users
-        .get(session.user_id)
-        .await?
+    let (user, logouts) = tokio::join!(
+        users.get(session.user_id),
+        sessions.logouts(session.user_id)
+    );
+    if logouts? != session.logout_generation {
+        return Err(ServiceError::Unauthenticated);
+    }
+    let user = user?
         .filter(|user| user.session_generation == session.generation)
         .ok_or(ServiceError::Unauthenticated)?;
     tracing::Span::current().record("user_id", tracing::field::display(user.id));

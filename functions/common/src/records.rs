@@ -21,6 +21,17 @@ pub fn email_key(email: &str) -> String {
     format!("EMAIL#{email}")
 }
 
+/// Key of a user's log-out-everywhere marker in the sessions table. The marker lives
+/// beside the sessions (not on the user item) so that the sessions function, which writes it,
+/// needs no write on the users table at all (`docs/security.md`, "What each function can do").
+/// Token hashes are bare hex, so the prefix keeps the two apart.
+pub fn logout_key(user_id: Uuid) -> String {
+    format!("{LOGOUT_KEY_PREFIX}{user_id}")
+}
+
+/// Prefix of [`logout_key`]; the users function's grants on the sessions table exclude it.
+pub const LOGOUT_KEY_PREFIX: &str = "logout#";
+
 /// A registered user as stored. `Debug` leaves out the password hash.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -53,6 +64,9 @@ pub struct SessionRecord {
     pub user_id: Uuid,
     /// The user's `session_generation` when the session started; see [`UserRecord`].
     pub generation: u64,
+    /// The user's log-out-everywhere count ([`logout_key`]) when the session started: the
+    /// session is live only while the count is unchanged.
+    pub logout_generation: u64,
     pub created_at: String,
     /// Epoch seconds; the table's TTL attribute, and checked at read time.
     pub expires_at: i64,
@@ -87,6 +101,9 @@ pub(crate) struct SessionItem {
     pub user_id: Uuid,
     #[serde(default)]
     pub generation: u64,
+    /// Sessions from before the marker existed have none: count 0, as a missing marker.
+    #[serde(default)]
+    pub logout_generation: u64,
     pub created_at: String,
     pub expires_at: i64,
 }
@@ -139,6 +156,7 @@ impl From<&SessionRecord> for SessionItem {
             token_hash: session.token_hash.as_str().to_owned(),
             user_id: session.user_id,
             generation: session.generation,
+            logout_generation: session.logout_generation,
             created_at: session.created_at.clone(),
             expires_at: session.expires_at,
         }
@@ -151,6 +169,7 @@ impl From<SessionItem> for SessionRecord {
             token_hash: TokenHash::from_stored(item.token_hash),
             user_id: item.user_id,
             generation: item.generation,
+            logout_generation: item.logout_generation,
             created_at: item.created_at,
             expires_at: item.expires_at,
         }
@@ -206,6 +225,7 @@ mod tests {
             token_hash: TokenHash::from_stored("ab".repeat(32)),
             user_id: Uuid::nil(),
             generation: 4,
+            logout_generation: 0,
             created_at: "2026-01-01T00:00:00.000000Z".into(),
             expires_at: 1_800_000_000,
         };

@@ -449,8 +449,8 @@ impl TestApp {
 
     /// Stores a session for `user_id` expiring at `expires_at` (epoch seconds; may be in the
     /// past, which TTL has not yet removed) and returns its token. It carries the user's
-    /// current session generation (0 when there is no such user), written directly, as a
-    /// session whose log-in committed.
+    /// current session generation (0 when there is no such user) and log-out count, written
+    /// directly, as a session whose log-in committed.
     pub async fn seed_session(
         &self,
         user_id: uuid::Uuid,
@@ -463,10 +463,16 @@ impl TestApp {
             .await
             .expect("read seed session's user")
             .map_or(0, |user| user.session_generation);
+        let logout_generation =
+            crate::store::SessionStore::new(self.client.clone(), &self.config.sessions_table)
+                .logouts(user_id)
+                .await
+                .expect("read seed session's log-out marker");
         let session = crate::records::SessionRecord {
             token_hash: token.hash(),
             user_id,
             generation,
+            logout_generation,
             created_at: crate::clock::Timestamp::now().to_rfc3339(),
             expires_at,
         };

@@ -157,6 +157,17 @@ pub fn password(raw: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Checks the length of a password given to prove who the caller is (`current_password`):
+/// 1 to 128 characters, as the contract states, before any check that could end the session.
+/// No lower bound of 8: a password set before that rule still proves its owner.
+pub fn current_password(raw: &str) -> Result<(), ServiceError> {
+    let chars = raw.chars().count();
+    if !(1..=PASSWORD_MAX_CHARS).contains(&chars) {
+        return Err(invalid("current_password", "must be 1 to 128 characters"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use service_common::records::SessionRecord;
 use service_common::store::Admission;
 use service_common::token::SessionToken;
 use service_common::validation::EMAIL_MAX_LEN;
+use uuid::Uuid;
 
 use crate::model::{LogIn, NewSession, Session};
 use crate::{Op, State};
@@ -48,7 +49,13 @@ pub async fn log_in(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
         tracing::info!(retry_after, "log-in attempts over the limit");
         return Err(ServiceError::TooManyAttempts { retry_after });
     }
+    // The same DynamoDB work for every address: the e-mail item, a user item (or the item of
+    // nobody) and a log-out marker, so timing does not tell which addresses are registered.
     let user = state.users.find_by_email(&email).await?;
+    let logouts = state
+        .sessions
+        .logouts(user.as_ref().map_or(Uuid::nil(), |user| user.id))
+        .await?;
     let verified = match &user {
         Some(user) => {
             state
@@ -71,6 +78,7 @@ pub async fn log_in(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
         token_hash: token.hash(),
         user_id: user.id,
         generation: user.session_generation,
+        logout_generation: logouts,
         created_at: now.to_rfc3339(),
         expires_at: now.plus(state.config.session_ttl).epoch_seconds(),
     };
@@ -162,7 +170,7 @@ pub async fn log_out_everywhere(
     let caller = auth::caller(&state.users, &state.sessions, &call).await?;
     let id = caller.user.id;
     // Revocation is this one write; the sweep after it only tidies up.
-    state.users.revoke_sessions(id).await?;
+    state.sessions.log_out_everywhere(id).await?;
     let removed = state.sessions.delete_all_for_user(id).await?;
     tracing::info!(user_id = %id, sessions = removed, "all sessions ended");
     Ok(response::no_content())

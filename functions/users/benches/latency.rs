@@ -241,6 +241,7 @@ async fn main() {
                 let request = Event::rest(Method::DELETE, "/users/{id}")
                     .param("id", id)
                     .bearer(token.expose())
+                    .json(&json!({ "current_password": password }))
                     .build();
                 users::handle(&users_state, request).await.unwrap().status()
             },

@@ -12,10 +12,10 @@ use service_common::http::response::ErrorBody;
 use service_common::http::{Call, body, response};
 use service_common::password::Password;
 use service_common::records::UserRecord;
-use service_common::store::Cursor;
+use service_common::store::{Cursor, ReauthClaim};
 use service_common::validation;
 
-use crate::model::{PublicUser, RegisterUser, UpdateUser, User, UserPage, UserView};
+use crate::model::{DeleteUser, PublicUser, RegisterUser, UpdateUser, User, UserPage, UserView};
 use crate::{Op, State};
 
 /// Page size bounds of `GET /users`.
@@ -233,26 +233,34 @@ pub async fn update(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
     if let Some(password) = &input.password {
         validation::password(password.expose())?;
     }
+    if let Some(current_password) = &input.current_password {
+        validation::current_password(current_password.expose())?;
+    }
     let current = &caller.user;
     if current.version != input.version {
         return Err(ServiceError::VersionConflict);
     }
-    if email.is_some() || input.password.is_some() {
-        reauthenticate(state, &caller, input.current_password.as_ref()).await?;
-    }
-    let (password_hash, session_generation, keep) = match &input.password {
+    let claim = if email.is_some() || input.password.is_some() {
+        Some(reauthenticate(state, &caller, input.current_password.as_ref()).await?)
+    } else {
+        None
+    };
+    let new_hash = match &input.password {
+        Some(password) => Some(state.passwords.hash(password).await?),
+        None => None,
+    };
+    let (password_hash, session_generation) = match new_hash {
         // A new password ends every other session: the generation moves on, and only the
         // caller's session moves with it, in the same transaction.
-        Some(password) => {
-            let next = current.session_generation + 1;
-            let keep = state.sessions.restamp(&caller.session, next)?;
-            (state.passwords.hash(password).await?, next, Some(keep))
+        Some(hash) => (hash, current.session_generation + 1),
+        None => (current.password_hash.clone(), current.session_generation),
+    };
+    let live = match &claim {
+        Some(claim) if session_generation != current.session_generation => {
+            vec![state.sessions.restamp(claim, session_generation)?]
         }
-        None => (
-            current.password_hash.clone(),
-            current.session_generation,
-            None,
-        ),
+        Some(claim) => vec![state.sessions.release_within(claim)?],
+        None => Vec::new(),
     };
     let updated = UserRecord {
         id: current.id,
@@ -264,7 +272,9 @@ pub async fn update(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
         created_at: current.created_at.clone(),
         updated_at: Timestamp::now().to_rfc3339(),
     };
-    state.users.replace(current, &updated, keep).await?;
+    if let Err(error) = state.users.replace(current, &updated, live).await {
+        return Err(give_back(state, claim, error).await);
+    }
     tracing::info!(
         user_id = %updated.id,
         version = updated.version,
@@ -274,65 +284,109 @@ pub async fn update(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
     user_response(StatusCode::OK, &updated)
 }
 
-/// Checks the current password before a change of e-mail or password. A missing or wrong one
-/// ends the session that sent it: a stolen token buys one guess, and further guesses have to
-/// go through log-in, which counts them.
+/// Checks the current password before a change of e-mail or password, or a deletion. The
+/// session's one check is claimed first ([`SessionStore::claim_reauthentication`]), so
+/// concurrent requests on one token get one password check between them, and the others 401.
+/// A missing or wrong password ends the session that sent it: a stolen token buys one guess,
+/// and further guesses have to go through log-in, which counts them.
+///
+/// [`SessionStore::claim_reauthentication`]: service_common::store::SessionStore::claim_reauthentication
 async fn reauthenticate(
     state: &State,
     caller: &Caller,
     current_password: Option<&Password>,
-) -> Result<(), ServiceError> {
-    let verified = match current_password {
-        Some(password) => {
-            state
-                .passwords
-                .verify(password, &caller.user.password_hash)
-                .await?
-        }
-        None => false,
+) -> Result<ReauthClaim, ServiceError> {
+    let Some(password) = current_password else {
+        state.sessions.delete(&caller.token.hash()).await?;
+        tracing::info!("re-authentication without a password; session ended");
+        return Err(ServiceError::ReauthenticationFailed);
     };
-    if verified {
-        return Ok(());
+    let claim = state
+        .sessions
+        .claim_reauthentication(&caller.session)
+        .await?;
+    if state
+        .passwords
+        .verify(password, &caller.user.password_hash)
+        .await?
+    {
+        return Ok(claim);
     }
     state.sessions.delete(&caller.token.hash()).await?;
     tracing::info!("re-authentication failed; session ended");
     Err(ServiceError::ReauthenticationFailed)
 }
 
-/// Deletes the user, its e-mail reservation, and all its sessions.
+/// After a verified password, a change that did not commit: a conflict or a taken address
+/// gives the claim back (the session may try again); a session that ended meanwhile keeps
+/// nothing to give back.
+async fn give_back(state: &State, claim: Option<ReauthClaim>, error: ServiceError) -> ServiceError {
+    if let Some(claim) = claim
+        && !matches!(error, ServiceError::Unauthenticated)
+    {
+        state.sessions.release(claim).await;
+    }
+    error
+}
+
+/// Deletes the user, its e-mail reservation, and all its sessions, after the current password.
 #[utoipa::path(
     delete,
     operation_id = "deleteUser",
     path = "/users/{id}",
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
+    request_body(content = DeleteUser, content_type = "application/json"),
     responses(
         (status = 204, description = "Deleted, sessions included"),
-        (status = 401, description = "`unauthenticated`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no, unknown or expired token, or the session ended or was revoked during the delete", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token belongs to another user; `reauthentication_failed`: `current_password` missing or wrong (the session has ended)", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`version_conflict`: the user kept changing during the delete", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body` or `validation_failed`", body = ErrorBody),
         (status = 429, description = "`throttled`", body = ErrorBody),
     ),
     security(("api_key" = [], "bearer" = []))
 )]
 pub async fn delete(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
     let caller = owner(state, &call).await?;
+    let input: DeleteUser = if call.body().is_empty() {
+        DeleteUser::default()
+    } else {
+        body::json(&call)?
+    };
+    if let Some(current_password) = &input.current_password {
+        validation::current_password(current_password.expose())?;
+    }
+    let claim = reauthenticate(state, &caller, input.current_password.as_ref()).await?;
     let id = caller.user.id;
+    let generation = caller.user.session_generation;
     let mut user = caller.user;
     let mut attempt = 1;
     loop {
-        match state.users.delete(&user).await {
+        // The delete commits only while the session that proved the password is live: its
+        // claim, and no log-out-everywhere since it started; the user item's own condition
+        // holds its version and session generation (a password change racing it).
+        let live = vec![
+            state.sessions.release_within(&claim)?,
+            state
+                .sessions
+                .logouts_unchanged(id, caller.session.logout_generation)?,
+        ];
+        match state.users.delete(&user, live).await {
             Ok(()) => break,
             Err(ServiceError::VersionConflict) if attempt < DELETE_ATTEMPTS => {
                 attempt += 1;
-                user = state
-                    .users
-                    .get(id)
-                    .await?
-                    .ok_or(ServiceError::NotFound("user"))?;
+                user = match state.users.get(id).await? {
+                    Some(user) if user.session_generation == generation => user,
+                    // Gone or re-keyed by a password change: this session is no longer live.
+                    _ => return Err(ServiceError::Unauthenticated),
+                };
             }
-            Err(error) => return Err(error),
+            Err(error) => return Err(give_back(state, Some(claim), error).await),
         }
     }
     // Every session stopped authenticating with the delete (its user is gone); this removes

@@ -42,6 +42,19 @@ pub struct UpdateUser {
     pub password: Option<Password>,
 }
 
+/// `DELETE /users/{id}`: the password, proved again. A request without a body counts as one
+/// without the password.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteUser {
+    /// Required: a bearer token alone cannot delete an account (and free its address for
+    /// someone else's registration). Missing or wrong: 403 `reauthentication_failed`, and the
+    /// session that sent it ends.
+    #[schema(value_type = Option<String>, format = Password, min_length = 1, max_length = 128)]
+    #[serde(default, deserialize_with = "given")]
+    pub current_password: Option<Password>,
+}
+
 /// An optional field that, when present, holds a value: `null` is refused (422), so that a
 /// field is either left out or given, as the document says.
 fn given<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>

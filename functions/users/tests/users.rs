@@ -519,7 +519,8 @@ async fn delete_removes_user_email_item_and_every_session() {
         &app,
         Event::rest(Method::DELETE, "/users/{id}")
             .param("id", id)
-            .bearer(&token),
+            .bearer(&token)
+            .json(&json!({"current_password": PASSWORD})),
     )
     .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
@@ -552,7 +553,8 @@ async fn delete_removes_user_email_item_and_every_session() {
         &app,
         Event::rest(Method::DELETE, "/users/{id}")
             .param("id", id)
-            .bearer(&token),
+            .bearer(&token)
+            .json(&json!({"current_password": PASSWORD})),
     )
     .await;
     assert_eq!(
@@ -720,6 +722,7 @@ async fn the_whole_flow_works_over_http_api_v2_events() {
         Event::rest(Method::DELETE, "/users/{id}")
             .param("id", &id)
             .bearer(&token)
+            .json(&json!({"current_password": PASSWORD}))
             .http_v2(),
     )
     .await;
@@ -745,7 +748,7 @@ async fn changing_the_email_or_password_needs_the_current_password() {
         (json!({"email": "new@example.com"}), None),
         (json!({"password": "a new password"}), None),
         (json!({"password": "a new password"}), Some("a wrong guess")),
-        (json!({"email": "new@example.com"}), Some("")),
+        (json!({"email": "new@example.com"}), Some("x")),
     ] {
         let token = token_for(&app, "ada@example.com").await;
         let other = token_for(&app, "ada@example.com").await;
@@ -767,8 +770,16 @@ async fn changing_the_email_or_password_needs_the_current_password() {
         let me = send(&app, Event::rest(Method::GET, "/users/me").bearer(&other)).await;
         assert_eq!(body_json(&me), ada, "nothing was written");
     }
-    // A name alone needs no password.
+    // Out of the contract's bounds (1 to 128 characters) is 422 before any check: the session
+    // lives on and nothing changes.
     let token = token_for(&app, "ada@example.com").await;
+    for current in [String::new(), "p".repeat(129)] {
+        let body = json!({"version": 1, "email": "new@example.com", "current_password": current});
+        let response = send(&app, patch(id, &token, body)).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(session_status(&app, &token).await, StatusCode::OK);
+    }
+    // A name alone needs no password.
     let response = send(
         &app,
         patch(id, &token, json!({"version": 1, "name": "Countess"})),
@@ -856,7 +867,8 @@ async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
         let token = token_for(&app, &email).await;
         let delete = Event::rest(Method::DELETE, "/users/{id}")
             .param("id", &id)
-            .bearer(&token);
+            .bearer(&token)
+            .json(&json!({"current_password": PASSWORD}));
         let (status, tokens) = race(&app, &email, PASSWORD, delete).await;
         assert_eq!(status, StatusCode::NO_CONTENT, "round {round}");
         issued += tokens.len();
@@ -900,4 +912,206 @@ async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
         assert_eq!(session_status(&app, &changer).await, StatusCode::OK);
     }
     eprintln!("{issued} racing log-ins succeeded before the password changed");
+}
+
+fn delete(id: &str, token: &str, current_password: Option<&str>) -> Event {
+    let event = Event::rest(Method::DELETE, "/users/{id}")
+        .param("id", id)
+        .bearer(token);
+    match current_password {
+        Some(password) => event.json(&json!({ "current_password": password })),
+        None => event,
+    }
+}
+
+#[tokio::test]
+async fn deleting_an_account_needs_the_current_password() {
+    let app = TestApp::start().await;
+    let ada = register(&app, "ada@example.com").await;
+    let id = ada["id"].as_str().unwrap();
+    for current in [None, Some("a wrong guess")] {
+        let token = token_for(&app, "ada@example.com").await;
+        let response = send(&app, delete(id, &token, current)).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{current:?}");
+        assert_eq!(error_code(&response), "reauthentication_failed");
+        assert_eq!(session_status(&app, &token).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(kinds(&app.user_items().await), (1, 1), "nothing deleted");
+    }
+    let token = token_for(&app, "ada@example.com").await;
+    for current in [String::new(), "p".repeat(129)] {
+        let response = send(&app, delete(id, &token, Some(&current))).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(session_status(&app, &token).await, StatusCode::OK);
+    }
+    let response = send(&app, delete(id, &token, Some(PASSWORD))).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(kinds(&app.user_items().await), (0, 0));
+}
+
+/// Rounds of the one-guess race, each with a fresh session.
+const GUESS_ROUNDS: usize = 12;
+/// Concurrent re-authentications on one token in each round.
+const CONCURRENT_GUESSES: usize = 8;
+
+/// Sends `bodies` as concurrent PATCHes on one token; returns their statuses.
+async fn concurrent_patches(
+    app: &Arc<TestApp>,
+    id: &str,
+    token: &str,
+    bodies: Vec<Value>,
+) -> Vec<StatusCode> {
+    let mut patches = tokio::task::JoinSet::new();
+    for body in bodies {
+        let (app, event) = (Arc::clone(app), patch(id, token, body));
+        patches.spawn(async move { send(&app, event).await.status() });
+    }
+    patches.join_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_gets_one_password_check_under_any_concurrency() {
+    let app = Arc::new(TestApp::start().await);
+    let ada = register(&app, "ada@example.com").await;
+    let id = ada["id"].as_str().unwrap();
+    let wrong = |i: usize| json!({"version": 1, "email": "thief@example.com", "current_password": format!("guess number {i}")});
+    for round in 0..GUESS_ROUNDS {
+        let token = token_for(&app, "ada@example.com").await;
+        let statuses = concurrent_patches(
+            &app,
+            id,
+            &token,
+            (0..CONCURRENT_GUESSES).map(wrong).collect(),
+        )
+        .await;
+        let checked = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::FORBIDDEN)
+            .count();
+        let refused = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count();
+        assert_eq!(
+            (checked, refused),
+            (1, CONCURRENT_GUESSES - 1),
+            "round {round}: one guess checked, the rest refused: {statuses:?}"
+        );
+        assert_eq!(session_status(&app, &token).await, StatusCode::UNAUTHORIZED);
+    }
+    // The right password racing wrong ones: whichever request claims the check decides, and
+    // once a wrong guess has ended the session the right one is never confirmed.
+    let mut confirmed = 0;
+    for round in 0..GUESS_ROUNDS {
+        let token = token_for(&app, "ada@example.com").await;
+        let version = body_json(
+            &send(&app, Event::rest(Method::GET, "/users/me").bearer(&token)).await,
+        )["version"]
+            .clone();
+        let mut bodies: Vec<Value> = (0..CONCURRENT_GUESSES - 1).map(wrong).collect();
+        bodies.insert(
+            round % CONCURRENT_GUESSES,
+            json!({"version": version, "email": format!("ada{round}@example.com"), "current_password": PASSWORD}),
+        );
+        for body in &mut bodies {
+            body["version"] = version.clone();
+        }
+        let statuses = concurrent_patches(&app, id, &token, bodies).await;
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let checked_wrong = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::FORBIDDEN)
+            .count();
+        let refused = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count();
+        assert_eq!(
+            (ok + checked_wrong, refused),
+            (1, CONCURRENT_GUESSES - 1),
+            "round {round}: exactly one request was checked: {statuses:?}"
+        );
+        let live = session_status(&app, &token).await == StatusCode::OK;
+        assert_eq!(
+            live,
+            ok == 1,
+            "round {round}: confirmed only while the session lives"
+        );
+        confirmed += ok;
+        // Back to the original address for the next round.
+        if ok == 1 {
+            let me =
+                body_json(&send(&app, Event::rest(Method::GET, "/users/me").bearer(&token)).await);
+            let back = json!({"version": me["version"], "email": "ada@example.com", "current_password": PASSWORD});
+            assert_eq!(
+                send(&app, patch(id, &token, back)).await.status(),
+                StatusCode::OK
+            );
+        }
+    }
+    eprintln!("the right password won the claim in {confirmed} of {GUESS_ROUNDS} rounds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_racing_a_password_change_or_log_out_everywhere_never_outlives_it() {
+    let app = Arc::new(TestApp::start().await);
+    let mut refused = 0;
+    for round in 0..RACE_ROUNDS {
+        let email = format!("racer{round}@example.com");
+        let id = register(&app, &email).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let deleter = token_for(&app, &email).await;
+        let other = token_for(&app, &email).await;
+        let deletion = {
+            let (app, event) = (Arc::clone(&app), delete(&id, &deleter, Some(PASSWORD)));
+            tokio::spawn(async move { send(&app, event).await.status() })
+        };
+        let revocation = if round % 2 == 0 {
+            let change = patch(
+                &id,
+                &other,
+                json!({"version": 1, "password": "the new password", "current_password": PASSWORD}),
+            );
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { send(&app, change).await.status() })
+        } else {
+            let request = Event::rest(Method::DELETE, "/sessions")
+                .bearer(&other)
+                .build();
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                sessions::handle(&app.state(), request)
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        };
+        let (deleted, revoked) = (deletion.await.unwrap(), revocation.await.unwrap());
+        let key = format!("USER#{id}");
+        let exists = app
+            .user_items()
+            .await
+            .iter()
+            .any(|item| item["pk"].as_s().is_ok_and(|pk| *pk == key));
+        match deleted {
+            StatusCode::NO_CONTENT => assert!(!exists, "round {round}: 204 but the user exists"),
+            StatusCode::UNAUTHORIZED => {
+                assert!(exists, "round {round}: 401 but the user is gone");
+                refused += 1;
+            }
+            other => panic!("round {round}: delete answered {other}"),
+        }
+        if round % 2 == 0 {
+            assert!(
+                !(deleted == StatusCode::NO_CONTENT && revoked == StatusCode::OK),
+                "round {round}: a password change and a delete both succeeded"
+            );
+        }
+        assert_eq!(
+            session_status(&app, &deleter).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    eprintln!("{refused} of {RACE_ROUNDS} deletes lost their race and answered 401");
 }

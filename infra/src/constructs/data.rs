@@ -63,7 +63,8 @@ impl Tables {
 
     /// The statement a function's declared grant stands for: its actions on its tables (or
     /// the index of its table), limited to its attributes (`dynamodb:Attributes`, the key
-    /// included) and to returning nothing (`dynamodb:ReturnValues`) where it says so.
+    /// included), to returning nothing (`dynamodb:ReturnValues`) and away from some keys
+    /// (`dynamodb:LeadingKeys`) where it says so.
     pub fn grant(&self, grant: &catalog::Grant) -> Statement {
         let resources = grant
             .tables
@@ -82,6 +83,9 @@ impl Tables {
         }
         if grant.returning_nothing {
             statement = statement.returning_nothing();
+        }
+        if !grant.except_keys.is_empty() {
+            statement = statement.except_leading_keys(grant.except_keys);
         }
         statement
     }

@@ -249,7 +249,8 @@ fn deploy_statements(
     let users = in_region("dynamodb", &format!("table/{pre}users"));
     let sessions = in_region("dynamodb", &format!("table/{pre}sessions"));
     // By key only: smoke reads and deletes the items it created (`USER#<id>`, `EMAIL#<email>`,
-    // its sessions' token hashes, the user's sessions through `by-user`). No Scan: it would
+    // its sessions' token hashes, its users' `logout#<id>` markers, the user's sessions through
+    // `by-user`). No Scan: it would
     // let the deploy job dump every e-mail address and password hash.
     s.push(Statement::allow(
         "SmokeTestItems",

@@ -8,7 +8,7 @@ mod users;
 
 pub use attempts::{Admission, LoginAttempts};
 pub use cursor::Cursor;
-pub use sessions::SessionStore;
+pub use sessions::{ReauthClaim, SessionStore};
 pub use users::{UserPage, UserStore};
 
 /// Name of the users table's GSI that lists users by creation time.

@@ -4,10 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use uuid::Uuid;
 
 use super::BY_KIND_INDEX;
@@ -91,8 +88,9 @@ impl UserStore {
     }
 
     /// A transaction item that holds only while `user` exists with the same session generation:
-    /// a log-in commits its session with it, so a log-in racing a delete, a password change or
-    /// a log-out-everywhere never leaves a session behind.
+    /// a log-in commits its session with it, so a log-in racing a delete or a password change
+    /// never leaves a session behind (log-out-everywhere is the sessions table's marker,
+    /// [`super::SessionStore::logouts_unchanged`]).
     pub fn still_current(&self, user: &UserRecord) -> Result<TransactWriteItem, ServiceError> {
         let check = built(
             ConditionCheck::builder()
@@ -109,37 +107,6 @@ impl UserStore {
                 .build(),
         )?;
         Ok(TransactWriteItem::builder().condition_check(check).build())
-    }
-
-    /// Raises the user's session generation: every session of the user stops authenticating
-    /// with this write. [`ServiceError::NotFound`] when the user is gone.
-    pub async fn revoke_sessions(&self, id: Uuid) -> Result<(), ServiceError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_key(id))))
-            .update_expression(
-                "SET session_generation = if_not_exists(session_generation, :zero) + :one",
-            )
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":zero", AttributeValue::N("0".to_owned()))
-            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
-            .return_values(ReturnValue::None)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if matches!(
-                    error.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Err(ServiceError::NotFound("user"))
-            }
-            Err(error) => Err(sdk_error("revoke sessions", error)),
-        }
     }
 
     fn delete_email_of(&self, user: &UserRecord) -> Result<TransactWriteItem, ServiceError> {
@@ -192,7 +159,8 @@ impl UserStore {
             .transpose()
     }
 
-    /// Finds a user by normalised e-mail through the uniqueness item.
+    /// Finds a user by normalised e-mail through the uniqueness item. Two strongly consistent
+    /// reads whether or not the address is registered ([`Self::read_nobody`]).
     pub async fn find_by_email(&self, email: &str) -> Result<Option<UserRecord>, ServiceError> {
         let output = self
             .client
@@ -204,6 +172,7 @@ impl UserStore {
             .await
             .map_err(|e| sdk_error("get email item", e))?;
         let Some(item) = output.item else {
+            self.read_nobody().await?;
             return Ok(None);
         };
         let email_item: EmailItem = serde_dynamo::from_item(item)
@@ -246,55 +215,82 @@ impl UserStore {
 
     /// Replaces `current` with `updated` if the stored version and session generation are
     /// still `current`'s. A changed e-mail moves the uniqueness item in the same transaction.
-    /// `keep` (the caller's session, re-stamped to a new generation) commits with it; if its
-    /// condition fails the caller's session ended meanwhile: [`ServiceError::Unauthenticated`].
+    /// `live` (the caller's session still live: its re-authentication claim, re-stamped or
+    /// released) commits with it; if it fails, the caller's session ended meanwhile:
+    /// [`ServiceError::Unauthenticated`], whatever else failed.
     pub async fn replace(
         &self,
         current: &UserRecord,
         updated: &UserRecord,
-        keep: Option<TransactWriteItem>,
+        live: Vec<TransactWriteItem>,
     ) -> Result<(), ServiceError> {
-        let mut items = vec![self.put_if_unchanged(updated, current)?];
+        let checks = live.len();
+        let mut items = live;
+        items.push(self.put_if_unchanged(updated, current)?);
         let moves_email = current.email != updated.email;
         if moves_email {
             items.push(self.put_if_absent(to_item(EmailItem::for_user(updated))?)?);
             items.push(self.delete_email_of(current)?);
         }
-        let kept = items.len();
-        items.extend(keep);
         match transact(&self.client, "update user", items).await? {
             Ok(()) => Ok(()),
-            Err(Cancellation::ConditionFailed(1)) if moves_email => Err(ServiceError::EmailTaken),
-            Err(Cancellation::ConditionFailed(i)) if i == kept => {
+            Err(Cancellation::ConditionFailed(i)) if i < checks => {
                 Err(ServiceError::Unauthenticated)
+            }
+            Err(Cancellation::ConditionFailed(i)) if moves_email && i == checks + 1 => {
+                Err(ServiceError::EmailTaken)
             }
             Err(Cancellation::ConditionFailed(_)) => Err(ServiceError::VersionConflict),
             Err(other) => Err(ServiceError::internal("update user", format!("{other:?}"))),
         }
     }
 
-    /// Deletes the user and its `EMAIL#` item in one transaction, if the stored version is
-    /// still `user.version` ([`ServiceError::VersionConflict`] otherwise).
-    pub async fn delete(&self, user: &UserRecord) -> Result<(), ServiceError> {
+    /// Deletes the user and its `EMAIL#` item in one transaction with `live` (the caller's
+    /// session still live), if the stored version and session generation are still `user`'s.
+    /// [`ServiceError::Unauthenticated`] when `live` failed (the session ended or its user
+    /// logged out everywhere), [`ServiceError::VersionConflict`] when the user item changed:
+    /// the caller re-reads it to tell a profile edit from a password change.
+    pub async fn delete(
+        &self,
+        user: &UserRecord,
+        live: Vec<TransactWriteItem>,
+    ) -> Result<(), ServiceError> {
         let delete_user = built(
             Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(user_key(user.id))))
-                .condition_expression("version = :expected")
+                .condition_expression(format!(
+                    "version = :expected AND {}",
+                    generation_is("session_generation", user.session_generation)
+                ))
                 .expression_attribute_values(
                     ":expected",
                     AttributeValue::N(user.version.to_string()),
                 )
+                .expression_attribute_values(
+                    ":gen",
+                    AttributeValue::N(user.session_generation.to_string()),
+                )
                 .build(),
         )?;
-        let items = vec![
-            TransactWriteItem::builder().delete(delete_user).build(),
-            self.delete_email_of(user)?,
-        ];
+        let checks = live.len();
+        let mut items = live;
+        items.push(TransactWriteItem::builder().delete(delete_user).build());
+        items.push(self.delete_email_of(user)?);
         match transact(&self.client, "delete user", items).await? {
             Ok(()) => Ok(()),
+            Err(Cancellation::ConditionFailed(i)) if i < checks => {
+                Err(ServiceError::Unauthenticated)
+            }
             Err(Cancellation::ConditionFailed(_)) => Err(ServiceError::VersionConflict),
             Err(other) => Err(ServiceError::internal("delete user", format!("{other:?}"))),
         }
+    }
+
+    /// Reads the item of a user id no user has, so that a log-in for an unknown address does
+    /// the same DynamoDB work as one for a registered address (two strongly consistent reads):
+    /// timing does not tell which addresses exist.
+    async fn read_nobody(&self) -> Result<(), ServiceError> {
+        self.get(Uuid::nil()).await.map(drop)
     }
 }
