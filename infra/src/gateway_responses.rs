@@ -16,8 +16,13 @@ pub const TEMPLATE: &str =
     r#"{"error":{"code":"{code}","message":"{message}","request_id":"$context.requestId"}}"#;
 
 /// Headers every gateway answer carries: `(header name, API Gateway mapping expression)`.
-/// Same `x-request-id` the functions send, so clients read the id from one place.
-pub const HEADERS: &[(&str, &str)] = &[("x-request-id", "context.requestId")];
+/// Same `x-request-id` the functions send, so clients read the id from one place, and the same
+/// `cache-control: no-store` (a static value is quoted, as API Gateway's mapping syntax wants):
+/// no shared or browser cache keeps an answer of an identity API.
+pub const HEADERS: &[(&str, &str)] = &[
+    ("x-request-id", "context.requestId"),
+    ("cache-control", "'no-store'"),
+];
 
 /// The content type the template is registered for (and the local server answers with).
 pub const CONTENT_TYPE: &str = "application/json";
@@ -166,6 +171,12 @@ fn substitute(template: &str, request_id: &str) -> String {
 /// The value of a `context.<name>` mapping expression for one request. Only the variables the
 /// template and headers use are known; a test fails if either starts using another one.
 fn context_value(expression: &str, request_id: &str) -> String {
+    if let Some(literal) = expression
+        .strip_prefix('\'')
+        .and_then(|rest| rest.strip_suffix('\''))
+    {
+        return literal.to_owned();
+    }
     match expression {
         "context.requestId" => request_id.to_owned(),
         other => panic!("gateway responses use {other}, which the local rendering does not know"),
@@ -206,7 +217,10 @@ mod tests {
         assert!(!rest.contains('$'), "unknown variable in {TEMPLATE}");
         assert_eq!(
             GatewayResponse::headers("abc"),
-            vec![("x-request-id", "abc".to_owned())]
+            vec![
+                ("x-request-id", "abc".to_owned()),
+                ("cache-control", "no-store".to_owned())
+            ]
         );
     }
 

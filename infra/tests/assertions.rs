@@ -593,7 +593,10 @@ fn every_gateway_response_has_the_error_body_and_request_id_header() {
             assert_eq!(template, expected, "{env}: {name}");
             assert_eq!(
                 body["response_parameters"],
-                serde_json::json!({"gatewayresponse.header.x-request-id": "context.requestId"}),
+                serde_json::json!({
+                    "gatewayresponse.header.x-request-id": "context.requestId",
+                    "gatewayresponse.header.cache-control": "'no-store'",
+                }),
                 "{env}: {name}"
             );
             assert_eq!(

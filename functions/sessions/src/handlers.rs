@@ -32,7 +32,7 @@ use crate::{Op, State};
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 422, description = "`invalid_body` or `validation_failed`", body = ErrorBody),
         (status = 429, description = "`too_many_attempts` (see `retry-after`) or `throttled`", body = ErrorBody, headers(
             ("retry-after" = u64, description = "Seconds until the next attempt is counted, with `too_many_attempts`"),
         )),
@@ -41,6 +41,13 @@ use crate::{Op, State};
 )]
 pub async fn log_in(state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {
     let input: LogIn = body::json(&call)?;
+    // The contract's bound, enforced before anything is counted or read.
+    if input.email.chars().count() > EMAIL_MAX_LEN {
+        return Err(ServiceError::Validation {
+            field: "email",
+            reason: format!("must be at most {EMAIL_MAX_LEN} characters"),
+        });
+    }
     let Some(email) = lookup_key(&input.email) else {
         tracing::info!("log-in refused");
         return Err(ServiceError::InvalidCredentials);

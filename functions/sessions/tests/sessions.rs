@@ -15,6 +15,8 @@ async fn log_in(app: &TestApp, email: &str, password: &str) -> (StatusCode, Valu
         .build();
     let response = handle(&app.state(), request).await.unwrap();
     assert!(response.headers().contains_key("x-request-id"));
+    // The answer carries the token: no cache may keep it.
+    assert_eq!(response.headers()["cache-control"], "no-store");
     (response.status(), body_json(&response))
 }
 
@@ -398,11 +400,11 @@ async fn concurrent_guesses_cannot_get_past_the_limit() {
 }
 
 #[tokio::test]
-async fn an_address_longer_than_any_registration_is_401_without_a_lookup() {
+async fn an_address_longer_than_any_registration_is_422_without_a_lookup() {
     let app = TestApp::start().await;
     let long = format!("{}@example.com", "a".repeat(2100));
     let (status, body) = log_in(&app, &long, PASSWORD).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body["error"]["code"], "invalid_credentials");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "validation_failed");
     assert!(app.attempt_items().await.is_empty(), "nothing was counted");
 }

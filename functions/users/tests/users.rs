@@ -16,6 +16,8 @@ const PASSWORD: &str = "correct horse battery";
 async fn send(app: &TestApp, event: Event) -> Response<Body> {
     let response = handle(&app.state(), event.build()).await.unwrap();
     assert!(response.headers().contains_key("x-request-id"));
+    // Profiles carry e-mail addresses: no cache may keep any answer, errors included.
+    assert_eq!(response.headers()["cache-control"], "no-store");
     response
 }
 

@@ -99,6 +99,7 @@ fn assert_gateway_answer(
         .to_str()
         .unwrap();
     assert_eq!(headers["x-amzn-requestid"], request_id, "{response_type}");
+    assert_eq!(headers["cache-control"], "no-store", "{response_type}");
     assert_eq!(
         headers["content-type"], "application/json",
         "{response_type}"

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN,
-    VARY,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD,
+    CACHE_CONTROL, ORIGIN, VARY,
 };
 use http::{HeaderName, HeaderValue, Method, Response};
 use lambda_http::request::RequestContext;
@@ -166,6 +166,10 @@ fn add_common_headers(response: &mut Response<Body>, request_id: &str, cors: Cor
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(X_REQUEST_ID, value);
     }
+    // Answers carry tokens, e-mail addresses and profiles: no browser, proxy or CDN keeps one.
+    // (API Gateway's stage cache, which some GET routes may use, is keyed and bounded by the
+    // stage settings and does not read this header.)
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if cors != Cors::Off {
         // The answer depends on `Origin` whenever origins are configured: caches must not
         // hand one origin's answer to another.
