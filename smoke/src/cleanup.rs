@@ -40,6 +40,9 @@ impl CreatedUser {
 #[derive(Debug, Default)]
 pub struct Created {
     pub users: Vec<CreatedUser>,
+    /// Addresses the run tried to log in with that nobody registered: their log-in attempt
+    /// counters are the run's to remove.
+    pub probed: Vec<String>,
 }
 
 /// Cleans up and appends the cleanup steps to the report.
@@ -71,9 +74,16 @@ pub async fn run(api: &Api, store: &Store, created: &mut Created, report: &mut R
             Err(e) => errors.push(e.to_string()),
         }
     }
-    // Log-out markers outlive their users: remove those of every user this run knows the id of.
+    // Log-out markers outlive their users, and log-in attempt counters their windows (until TTL):
+    // remove those of every address and user this run touched.
     for id in created.users.iter().filter_map(|u| u.id.as_deref()) {
         if let Err(e) = store.delete_logout_marker(id).await {
+            errors.push(e);
+        }
+    }
+    let addresses = created.users.iter().map(|u| u.email.as_str());
+    for email in addresses.chain(created.probed.iter().map(String::as_str)) {
+        if let Err(e) = store.delete_login_attempts(email).await {
             errors.push(e);
         }
     }

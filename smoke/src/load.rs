@@ -1,4 +1,5 @@
-//! The bounded load step: N concurrent registrations and logins.
+//! The bounded load step: N concurrent registrations and logins, then one refused log-in for
+//! each registered address and one for an address nobody registered, timed side by side.
 //!
 //! Bounded on purpose (N requests of each kind, then it stops): it measures latency under
 //! concurrency and checks that concurrent writes lose nothing and invent nothing, by reading
@@ -34,6 +35,11 @@ pub struct LoadReport {
     pub register_p99_ms: u128,
     pub login_p50_ms: u128,
     pub login_p99_ms: u128,
+    /// Median of refused log-ins (one at a time, after the concurrent part) for registered
+    /// addresses with a wrong password, and for addresses nobody registered: the two should be
+    /// alike, or timing tells which addresses exist.
+    pub refused_login_registered_p50_ms: u128,
+    pub refused_login_unknown_p50_ms: u128,
     pub wall_ms: u128,
     pub table_check: String,
 }
@@ -128,6 +134,23 @@ pub async fn run(
             }
         }
     }
+    let (mut registered, mut unknown) = (Vec::new(), Vec::new());
+    for (i, email) in emails.iter().enumerate() {
+        let nobody = format!("{prefix}{i}-nobody@example.com");
+        created.probed.push(nobody.clone());
+        for (address, took) in [(email, &mut registered), (&nobody, &mut unknown)] {
+            let body = json!({"email": address, "password": "not the password"});
+            let ex = api.call(Method::POST, "/sessions", None, Some(body)).await;
+            took.push(Duration::from_millis(ex.millis as u64));
+            if ex.status() != Some(401) {
+                errors += 1;
+                samples.push(format!(
+                    "refused log-in: {}",
+                    describe(ex.status(), &ex.error)
+                ));
+            }
+        }
+    }
     samples.truncate(5);
 
     let load_users: Vec<CreatedUser> = created.users[first_load_index..].to_vec();
@@ -177,6 +200,8 @@ pub async fn run(
         register_p99_ms: percentile(&mut registers, 99.0),
         login_p50_ms: percentile(&mut logins, 50.0),
         login_p99_ms: percentile(&mut logins, 99.0),
+        refused_login_registered_p50_ms: percentile(&mut registered, 50.0),
+        refused_login_unknown_p50_ms: percentile(&mut unknown, 50.0),
         wall_ms: wall.as_millis(),
         table_check,
     }

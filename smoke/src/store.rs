@@ -76,6 +76,12 @@ impl Store {
             .await
     }
 
+    /// Forgets the log-in attempt counter of an address (`service_common::store::attempts`).
+    pub async fn delete_login_attempts(&self, email: &str) -> Result<(), String> {
+        let key = format!("login#{}", token_hash(&email.trim().to_ascii_lowercase()));
+        self.delete(&self.sessions_table, "token_hash", &key).await
+    }
+
     pub async fn session(&self, token: &str) -> Result<Option<Item>, String> {
         self.get(&self.sessions_table, "token_hash", &token_hash(token))
             .await

@@ -79,7 +79,8 @@ async fn concurrent_guesses_on_one_token_get_one_password_check() {
     let log = std::fs::read_to_string(stack.dir.join("functions/users/output.log"))
         .expect("the users function's log");
     assert_eq!(
-        log.matches("re-authentication failed; session ended").count(),
+        log.matches("re-authentication failed; session ended")
+            .count(),
         ROUNDS,
         "checked guesses in the log"
     );

@@ -141,7 +141,20 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
         };
         deploy::deploy(sh, env, &served)?;
         let (target, moto) = target::target(env)?;
-        smoke::burst(sh, env, &target, moto.as_ref(), burst)?;
+        let load = smoke::burst(sh, env, &target, moto.as_ref(), burst)?;
+        let refused = |key: &str| load["load"][key].as_u64().unwrap_or_default();
+        let (registered, unknown) = (
+            refused("refused_login_registered_p50_ms"),
+            refused("refused_login_unknown_p50_ms"),
+        );
+        human.push(format!(
+            "refused log-in, median of {burst} each: registered address {registered} ms, \
+             unknown address {unknown} ms (alike: timing does not tell which addresses exist)"
+        ));
+        figures.insert(
+            "refused_login_median_ms".into(),
+            serde_json::json!({ "registered": registered, "unknown": unknown }),
+        );
         let lambda = infra::load_config(&env.name)?.lambda;
         human.push(format!(
             "peak resident memory per function after {} concurrent registrations and log-ins:",
