@@ -402,7 +402,10 @@ mod tests {
             assert_eq!(Some(status.as_u16()), row.status, "{error:?}");
             assert_eq!(
                 headers,
-                vec![("x-request-id", "req-42".to_owned())],
+                vec![
+                    ("x-request-id", "req-42".to_owned()),
+                    ("cache-control", "no-store".to_owned())
+                ],
                 "{error:?}"
             );
             let json: serde_json::Value = serde_json::from_str(&body).unwrap();
