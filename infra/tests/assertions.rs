@@ -190,12 +190,6 @@ fn table_resource_kind(resource: &str) -> Option<String> {
 #[test]
 fn each_function_has_exactly_its_table_grants() {
     let only = |attributes: &[&str]| serde_json::json!({ "ForAllValues:StringEquals": { "dynamodb:Attributes": attributes } });
-    let only_returning_nothing = |attributes: &[&str]| {
-        serde_json::json!({
-            "ForAllValues:StringEquals": { "dynamodb:Attributes": attributes },
-            "StringEqualsIfExists": { "dynamodb:ReturnValues": ["NONE"] },
-        })
-    };
     // The users function may touch session items only: never a log-in counter (it would
     // reset the guessing limit) nor a log-out marker (it would revive revoked sessions).
     let session_keys_only = serde_json::json!({

@@ -253,6 +253,11 @@ pub fn check_password_hash(item: &Item, password: &str) -> Result<(), String> {
         })
 }
 
+/// The key of a user's log-out-everywhere marker (`service_common::records::logout_key`).
+fn logout_key(user_id: &str) -> String {
+    format!("logout#{user_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,9 +294,4 @@ mod tests {
                 .contains("argon2id")
         );
     }
-}
-
-/// The key of a user's log-out-everywhere marker (`service_common::records::logout_key`).
-fn logout_key(user_id: &str) -> String {
-    format!("logout#{user_id}")
 }

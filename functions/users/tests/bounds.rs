@@ -44,7 +44,7 @@ fn string_of(format: Option<&str>, chars: usize) -> String {
             // Dot-atom labels of at most 63 characters keep the address valid at any length.
             let mut text = String::new();
             while text.len() < local {
-                if !text.is_empty() && text.len() % 60 == 0 && text.len() + 1 < local {
+                if !text.is_empty() && text.len().is_multiple_of(60) && text.len() + 1 < local {
                     text.push('.');
                 } else {
                     text.push('a');
