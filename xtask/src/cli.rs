@@ -311,6 +311,11 @@ pub struct TestArgs {
     /// Compile the tests and install the Python tools, then stop without running anything.
     #[arg(long)]
     pub no_run: bool,
+    /// The edit loop's lane: everything but the tests that apply Terraform stacks, scan them
+    /// (checkov, terraform validate) or fuzz the contract for minutes (about 2 minutes after a
+    /// build, against the full suite's 15). CI runs the full suite.
+    #[arg(long)]
+    pub fast: bool,
     /// Extra arguments passed to `cargo nextest run` (or `cargo test` without nextest).
     #[arg(last = true)]
     pub args: Vec<String>,

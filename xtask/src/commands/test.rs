@@ -20,6 +20,13 @@ use xshell::{Shell, cmd};
 use crate::base::{env, process, progress};
 use crate::cli::{Global, TestArgs};
 
+/// What `--fast` leaves out (a nextest filterset): every test binary or test that applies a
+/// Terraform stack to the emulator (the life-cycle scenarios, `moto_apply`, the delivery
+/// stack's apply), runs Terraform or checkov over every environment, or fuzzes the contract
+/// for two minutes. Everything else, against moto and the real binaries, stays in.
+const SLOW_TESTS: &str = "binary(life_cycle) | binary(moto_apply) | binary(terraform_validate) \
+     | binary(checkov) | binary(contract_fuzz) | test(applies_to_the_emulator)";
+
 pub fn run(sh: &Shell, _global: &Global, args: TestArgs) -> Result<()> {
     let nextest = has_nextest(sh);
     if !nextest {
@@ -74,7 +81,14 @@ pub fn run(sh: &Shell, _global: &Global, args: TestArgs) -> Result<()> {
     let _endpoint = sh.push_env(emulator::TEST_ENDPOINT_VAR, moto.endpoint());
 
     let mut failures = Vec::new();
-    let extra = args.args;
+    let mut extra = args.args;
+    if args.fast {
+        if !nextest {
+            bail!("--fast selects tests with a nextest filterset: install cargo-nextest");
+        }
+        progress::note(format!("--fast: leaving out {SLOW_TESTS}"));
+        extra.extend(["-E".to_owned(), format!("not ({SLOW_TESTS})")]);
+    }
     let suite = if nextest {
         progress::step("cargo nextest run --workspace");
         process::run(
