@@ -139,7 +139,7 @@ pub struct Api {
     /// Removed: the one quota of the one key shared by every client. Read only to refuse it
     /// with a message saying where quotas went (`[[api.clients]]`).
     #[serde(default)]
-    pub quota_per_day: Option<toml::Value>,
+    quota_per_day: Option<toml::Value>,
     /// Stage cache cluster (encrypted); costs money per hour, so off unless asked for.
     #[serde(default)]
     pub cache: Option<Cache>,
