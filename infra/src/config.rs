@@ -131,15 +131,68 @@ pub struct Api {
     /// for preflights, and the functions get `CORS_ALLOW_ORIGINS`. Empty (the default): no CORS.
     #[serde(default)]
     pub cors_allow_origins: Vec<String>,
-    /// Usage-plan quota per day for the client API key.
-    #[serde(default = "default_quota")]
-    pub quota_per_day: u32,
+    /// The API's clients: each gets its own API key and usage plan (throttle, optional daily
+    /// quota), so one client using up its limits never locks the others out. The first one's
+    /// key is also the `api_key_value` output (smoke, the README's examples).
+    #[serde(default)]
+    pub clients: Vec<Client>,
+    /// Removed: the one quota of the one key shared by every client. Read only to refuse it
+    /// with a message saying where quotas went (`[[api.clients]]`).
+    #[serde(default)]
+    quota_per_day: Option<toml::Value>,
     /// Stage cache cluster (encrypted); costs money per hour, so off unless asked for.
     #[serde(default)]
     pub cache: Option<Cache>,
     /// A client certificate API Gateway presents to the backend.
     #[serde(default)]
     pub client_certificate: bool,
+}
+
+/// One `[[api.clients]]` entry: an API key and the usage plan that limits it.
+///
+/// A daily quota is a switch that turns the key off until midnight UTC for everyone holding
+/// it, and API Gateway counts every request that carries the key against it (401s and 4xx
+/// included). So a key that ships inside an app or a web page, where anyone can read it and
+/// spend its quota, must have none: only `trusted = true` keys (held by servers the
+/// environment's owner runs) may carry one (docs/security.md).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    /// 1-32 characters of a-z, 0-9 and inner '-', starting with a letter: it names the key
+    /// and plan (`<prefix>client-<name>`), their Terraform addresses and outputs (`-` as `_`).
+    pub name: String,
+    /// Steady-state requests per second (the usage plan's token refill rate).
+    pub rate_per_second: f64,
+    /// Requests that may arrive at once (the token bucket's size).
+    pub burst: u32,
+    /// Requests per day (UTC) before API Gateway answers 429 `quota_exceeded` until midnight.
+    /// Absent: no quota. Allowed only with `trusted = true`.
+    #[serde(default)]
+    pub quota_per_day: Option<u32>,
+    /// The key is held only by servers the environment's owner runs, never shipped in an app
+    /// or page. Default false: a key is assumed public, as any key in a client app is.
+    #[serde(default)]
+    pub trusted: bool,
+}
+
+impl Client {
+    /// The name as Terraform identifiers take it (`web-app` -> `web_app`); unique because names
+    /// have no '_'.
+    pub fn ident(&self) -> String {
+        self.name.replace('-', "_")
+    }
+}
+
+/// A client name: 1-32 characters of a-z, 0-9 and '-', starting with a letter, not ending in
+/// '-'. With the longest prefix (20) `<prefix>client-<name>` stays short, and the name works
+/// unchanged in Terraform addresses and output names once '-' becomes '_'.
+fn client_name_ok(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -188,9 +241,6 @@ fn origin_ok(origin: &str) -> bool {
 
 fn default_stage() -> String {
     "v1".into()
-}
-fn default_quota() -> u32 {
-    100_000
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -535,6 +585,49 @@ impl Config {
             "> 0",
             a.throttling_burst_limit,
         )?;
+        if a.quota_per_day.is_some() {
+            return Err("key `api.quota_per_day`: removed; a quota is now per client: list each client as [[api.clients]] (name, rate_per_second, burst, and quota_per_day only for a trusted = true key; docs/delivery.md). One quota shared by every client let anyone holding the key use it up for everyone until midnight".into());
+        }
+        if a.clients.is_empty() {
+            return Err("key `api.clients`: missing; list at least one client, e.g. [[api.clients]] with name = \"app\", rate_per_second = 100, burst = 200 (docs/delivery.md)".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, c) in a.clients.iter().enumerate() {
+            let key = |field: &str| format!("api.clients[{i}].{field}");
+            check(
+                client_name_ok(&c.name),
+                &key("name"),
+                "1-32 characters of a-z, 0-9 and '-', starting with a letter, not ending in '-'",
+                format_args!("{:?}", c.name),
+            )?;
+            check(
+                seen.insert(c.name.as_str()),
+                &key("name"),
+                "a name no other client has",
+                format_args!("{:?} twice", c.name),
+            )?;
+            check(
+                c.rate_per_second > 0.0 && c.rate_per_second.is_finite(),
+                &key("rate_per_second"),
+                "> 0",
+                c.rate_per_second,
+            )?;
+            check(c.burst > 0, &key("burst"), "> 0", c.burst)?;
+            if let Some(quota) = c.quota_per_day {
+                check(
+                    quota > 0,
+                    &key("quota_per_day"),
+                    "> 0, or no key for no quota",
+                    quota,
+                )?;
+                check(
+                    c.trusted,
+                    &key("quota_per_day"),
+                    "only with trusted = true: a quota on a key shipped in an app or page lets anyone who reads the key use it up and lock every user of that app out until midnight (docs/security.md); leave it out, or set trusted = true if only your own servers hold this key",
+                    quota,
+                )?;
+            }
+        }
         for origin in &a.cors_allow_origins {
             check(
                 origin_ok(origin),

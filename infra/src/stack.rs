@@ -566,15 +566,46 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
     s.output(
         "api_key_id",
         rest_api.api_key_id(),
-        "Client API key id",
+        "The first client's API key id (api.clients[0])",
         false,
     );
     s.output(
         "api_key_value",
         rest_api.api_key_value(),
-        "Client API key (x-api-key header)",
+        "The first client's API key (x-api-key header; api.clients[0]): what smoke uses",
         true,
     );
+    // Each client's name, key id and limits (not secret: the local API server enforces them),
+    // and each key's value as an output of its own, sensitive, so `cargo xtask outputs
+    // api_key_value_<client>` prints one key and the listing masks every one.
+    let clients: Vec<Value> = rest_api
+        .clients()
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.client.name,
+                "key_id": c.key_id(),
+                "usage_plan_id": c.plan_id(),
+                "rate_per_second": c.client.rate_per_second,
+                "burst": c.client.burst,
+                "quota_per_day": c.client.quota_per_day,
+            })
+        })
+        .collect();
+    s.output(
+        "api_clients",
+        Value::Array(clients),
+        "The API's clients ([[api.clients]]): name, key id, usage plan id, throttle and daily quota (null: none); each key's value is api_key_value_<name> ('-' as '_')",
+        false,
+    );
+    for c in rest_api.clients() {
+        s.output(
+            &format!("api_key_value_{}", c.client.ident()),
+            c.key_value(),
+            &format!("API key of client {} (x-api-key header)", c.client.name),
+            true,
+        );
+    }
     s.output(
         "region",
         account.region.clone(),

@@ -123,6 +123,7 @@ pub struct Stack {
     variables: BTreeMap<String, Variable>,
     outputs: BTreeMap<String, Output>,
     locals: BTreeMap<String, Value>,
+    moved: Vec<Value>,
 }
 
 impl Stack {
@@ -239,6 +240,13 @@ impl Stack {
         self.outputs.insert(name.to_owned(), output);
     }
 
+    /// A `moved` block: the object Terraform's state holds at `from` is now `to`'s, so a
+    /// renamed address is taken over in place instead of destroyed and created again. Harmless
+    /// where the state has nothing at `from` (a new environment).
+    pub fn moved(&mut self, from: &str, to: &Ref) {
+        self.moved.push(json!({ "from": from, "to": to.addr() }));
+    }
+
     /// Number of managed resources, for progress messages and tests.
     pub fn resource_count(&self) -> usize {
         self.resources.values().map(BTreeMap::len).sum()
@@ -257,16 +265,22 @@ impl Stack {
         }
         terraform.insert("required_providers".into(), json!(self.required_providers));
         root.insert("terraform".into(), Value::Object(terraform));
-        let sections: [(&str, Value); 6] = [
+        let sections: [(&str, Value); 7] = [
             ("provider", json!(self.providers)),
             ("variable", json!(self.variables)),
             ("locals", json!(self.locals)),
             ("data", json!(self.data)),
             ("resource", json!(self.resources)),
             ("output", json!(self.outputs)),
+            ("moved", json!(self.moved)),
         ];
         for (key, value) in sections {
-            if value.as_object().is_some_and(|m| !m.is_empty()) {
+            let empty = match &value {
+                Value::Object(m) => m.is_empty(),
+                Value::Array(a) => a.is_empty(),
+                _ => true,
+            };
+            if !empty {
                 root.insert(key.into(), value);
             }
         }

@@ -409,6 +409,213 @@ fn prod_keys_health_and_dev_leaves_it_open() {
     );
 }
 
+/// A usage plan's quota is an off switch for everyone holding its key; so each client gets its
+/// own key and plan, and only a trusted client's plan has a quota. Checked on an environment
+/// with a public client (no quota) and a trusted one (with one), and on every shipped one.
+#[test]
+fn every_client_has_its_own_key_plan_and_link() {
+    let dev = std::fs::read_to_string(infra::config::environments_dir().join("dev.toml")).unwrap();
+    let two = dev.replace(
+        "[data]\n",
+        "[[api.clients]]\nname = \"billing-sync\"\nrate_per_second = 5\nburst = 10\nquota_per_day = 20000\ntrusted = true\n\n[data]\n",
+    );
+    let two = infra::Config::parse(std::path::Path::new("environments/dev.toml"), &two).unwrap();
+    assert_eq!(two.api.clients.len(), 2);
+    let mut configs: Vec<infra::Config> = infra::ENVIRONMENTS
+        .iter()
+        .map(|env| infra::load_config(env).unwrap())
+        .collect();
+    configs.push(two);
+    for config in configs {
+        let env = config.name.clone();
+        let stacks = infra::synth::render(&config, &common::fixed_options(&env));
+        let (_, service) = stacks.iter().find(|(name, _)| name == "service").unwrap();
+        let of = |ty: &str| -> BTreeMap<String, Value> {
+            service["resource"][ty]
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        };
+        let (keys, plans, links) = (
+            of("aws_api_gateway_api_key"),
+            of("aws_api_gateway_usage_plan"),
+            of("aws_api_gateway_usage_plan_key"),
+        );
+        let want: BTreeSet<String> = config
+            .api
+            .clients
+            .iter()
+            .map(|c| format!("client_{}", c.ident()))
+            .collect();
+        for (what, found) in [("keys", &keys), ("plans", &plans), ("links", &links)] {
+            assert_eq!(
+                found.keys().cloned().collect::<BTreeSet<_>>(),
+                want,
+                "{env}: {what}"
+            );
+        }
+        for client in &config.api.clients {
+            let logical = format!("client_{}", client.ident());
+            let name = config.name(&format!("client-{}", client.name));
+            assert_eq!(keys[&logical]["name"], name.as_str(), "{env}");
+            assert_eq!(keys[&logical]["enabled"], true, "{env}");
+            let plan = &plans[&logical];
+            assert_eq!(plan["name"], name.as_str(), "{env}");
+            assert_eq!(
+                plan["api_stages"][0]["stage"], "${aws_api_gateway_stage.main.stage_name}",
+                "{env}"
+            );
+            assert_eq!(
+                plan["throttle_settings"],
+                serde_json::json!([{ "rate_limit": client.rate_per_second, "burst_limit": client.burst }]),
+                "{env}: {}",
+                client.name
+            );
+            match client.quota_per_day {
+                Some(limit) => {
+                    assert!(client.trusted, "{env}: {}", client.name);
+                    assert_eq!(
+                        plan["quota_settings"],
+                        serde_json::json!([{ "limit": limit, "period": "DAY" }]),
+                        "{env}"
+                    );
+                }
+                None => assert_eq!(plan.get("quota_settings"), None, "{env}: {}", client.name),
+            }
+            assert_eq!(
+                links[&logical],
+                serde_json::json!({
+                    "key_id": format!("${{aws_api_gateway_api_key.{logical}.id}}"),
+                    "key_type": "API_KEY",
+                    "usage_plan_id": format!("${{aws_api_gateway_usage_plan.{logical}.id}}"),
+                }),
+                "{env}"
+            );
+            let output = &service["output"][format!("api_key_value_{}", client.ident())];
+            assert_eq!(output["sensitive"], true, "{env}");
+            assert_eq!(
+                output["value"],
+                format!("${{aws_api_gateway_api_key.{logical}.value}}"),
+                "{env}"
+            );
+        }
+        // The single key of before `[[api.clients]]` becomes the first client's: same value.
+        let first = format!("client_{}", config.api.clients[0].ident());
+        let moved: Vec<(String, String)> = service["moved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["from"].as_str().unwrap().to_owned(),
+                    m["to"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let want_moved: Vec<(String, String)> = [
+            "aws_api_gateway_api_key",
+            "aws_api_gateway_usage_plan",
+            "aws_api_gateway_usage_plan_key",
+        ]
+        .iter()
+        .map(|ty| (format!("{ty}.client"), format!("{ty}.{first}")))
+        .collect();
+        assert_eq!(moved, want_moved, "{env}");
+        assert_eq!(
+            service["output"]["api_key_value"]["value"],
+            format!("${{aws_api_gateway_api_key.{first}.value}}"),
+            "{env}"
+        );
+        let listed = service["output"]["api_clients"]["value"]
+            .as_array()
+            .unwrap();
+        assert_eq!(listed.len(), config.api.clients.len(), "{env}");
+        for (entry, client) in listed.iter().zip(&config.api.clients) {
+            assert_eq!(entry["name"], client.name.as_str(), "{env}");
+            assert_eq!(entry["burst"], client.burst, "{env}");
+            assert_eq!(
+                entry["quota_per_day"],
+                serde_json::json!(client.quota_per_day),
+                "{env}"
+            );
+            assert!(!entry.to_string().contains(".value}"), "{env}: a key value");
+        }
+    }
+}
+
+/// prod's daily quota counted every request with the key, 401s included, so a handful of IPs
+/// under the WAF's limit switched the API off for every client until midnight. No shipped
+/// environment gives a public key a quota.
+#[test]
+fn prod_has_no_quota_on_the_apps_key() {
+    for env in infra::ENVIRONMENTS {
+        let config = infra::load_config(env).unwrap();
+        assert!(!config.api.clients.is_empty(), "{env}");
+        for client in &config.api.clients {
+            assert!(
+                client.trusted || client.quota_per_day.is_none(),
+                "{env}: {}",
+                client.name
+            );
+        }
+    }
+    let prod = infra::load_config("prod").unwrap();
+    let app = &prod.api.clients[0];
+    assert_eq!(
+        (app.name.as_str(), app.trusted, app.quota_per_day),
+        ("app", false, None)
+    );
+}
+
+#[test]
+fn client_settings_are_checked() {
+    let good = std::fs::read_to_string(infra::config::environments_dir().join("dev.toml")).unwrap();
+    let app = "[[api.clients]]\nname = \"app\"\nrate_per_second = 50\nburst = 100\n";
+    assert!(good.contains(app));
+    let old = parse_error(&good.replace(
+        "client_certificate = true\n",
+        "client_certificate = true\nquota_per_day = 1000000\n",
+    ));
+    assert!(
+        old.contains("api.quota_per_day") && old.contains("[[api.clients]]"),
+        "{old}"
+    );
+    let none = parse_error(&good.replace(app, ""));
+    assert!(
+        none.contains("api.clients") && none.contains("at least one"),
+        "{none}"
+    );
+    for bad in ["App", "1app", "app-", "a_b", "", &"a".repeat(33)] {
+        let error = parse_error(&good.replace("name = \"app\"", &format!("name = {bad:?}")));
+        assert!(
+            error.contains("api.clients[0].name") && error.contains("1-32 characters"),
+            "{bad}: {error}"
+        );
+    }
+    let twice = parse_error(&good.replace(app, &format!("{app}\n{app}")));
+    assert!(
+        twice.contains("api.clients[1].name") && twice.contains("twice"),
+        "{twice}"
+    );
+    let rate = parse_error(&good.replace("rate_per_second = 50", "rate_per_second = 0"));
+    assert!(rate.contains("api.clients[0].rate_per_second"), "{rate}");
+    let burst = parse_error(&good.replace("burst = 100\n", "burst = 0\n"));
+    assert!(burst.contains("api.clients[0].burst"), "{burst}");
+    let public_quota = parse_error(&good.replace(app, &format!("{app}quota_per_day = 1000\n")));
+    assert!(
+        public_quota.contains("api.clients[0].quota_per_day")
+            && public_quota.contains("trusted = true"),
+        "{public_quota}"
+    );
+    let trusted = good.replace(app, &format!("{app}quota_per_day = 1000\ntrusted = true\n"));
+    let config = infra::Config::parse(std::path::Path::new("environments/dev.toml"), &trusted)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.api.clients[0].quota_per_day, Some(1000));
+    assert_eq!(config.api.clients[0].ident(), "app");
+}
+
 /// Terraform publishes versions and creates `live` once; xtask releases onto it. An alias that
 /// Terraform kept in step would undo every rollback at the next apply, and one whose description
 /// it reset would erase the release record xtask keeps there (what `rollback` returns to).
@@ -465,9 +672,11 @@ fn outputs_are_the_contracts() {
     let want = [
         "alarm_topic_arn",
         "alias_name",
+        "api_clients",
         "api_id",
         "api_key_id",
         "api_key_value",
+        "api_key_value_app",
         "api_url",
         "artifacts_bucket",
         "health_function",
@@ -494,6 +703,8 @@ fn outputs_are_the_contracts() {
             if name == "service" {
                 assert_eq!(outputs, want, "{env}");
                 assert_eq!(stack["output"]["api_key_value"]["sensitive"], true);
+                assert_eq!(stack["output"]["api_key_value_app"]["sensitive"], true);
+                assert_eq!(stack["output"]["api_clients"].get("sensitive"), None);
             } else if name == infra::DELIVERY_STACK {
                 assert_eq!(outputs, ["deploy_role_arn", "oidc_provider_arn"], "{env}");
             } else {

@@ -122,6 +122,34 @@ fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
     assert_eq!(outputs["alias_name"]["value"], "live");
     assert_eq!(outputs["region"]["value"], "us-east-1");
     assert!(!outputs["api_url"]["value"].as_str().unwrap().ends_with('/'));
+    // Every client's key, as the local API server and smoke read them from the outputs file.
+    let read: emulator::files::Outputs = serde_json::from_value(outputs.clone()).unwrap();
+    let clients = read.api_clients().unwrap().expect("the api_clients output");
+    assert_eq!(clients.len(), config.api.clients.len(), "{name}");
+    for (listed, client) in clients.iter().zip(&config.api.clients) {
+        assert_eq!(listed.name, client.name, "{name}");
+        assert!(!listed.key_id.is_empty(), "{name}");
+        assert_eq!(
+            (listed.rate_per_second, listed.burst, listed.quota_per_day),
+            (
+                client.rate_per_second,
+                client.burst,
+                client.quota_per_day.map(u64::from)
+            ),
+            "{name}"
+        );
+        assert!(
+            read.api_key_value(&client.name)
+                .is_some_and(|key| !key.is_empty()),
+            "{name}: no key for {}",
+            client.name
+        );
+    }
+    assert_eq!(
+        read.text("api_key_value"),
+        read.api_key_value(&config.api.clients[0].name),
+        "{name}: api_key_value is the first client's"
+    );
 
     let plan = common::terraform(
         service,
@@ -171,9 +199,19 @@ fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
     step("destroyed");
 }
 
+/// `local`, plus a trusted client with a daily quota beside its public `app` (no quota): each
+/// gets its own key and usage plan on moto.
 #[test]
 fn local_applies_is_idempotent_and_destroys_cleanly() {
-    apply_plan_destroy("local", infra::load_config("local").unwrap(), None);
+    let mut config = infra::load_config("local").unwrap();
+    config.api.clients.push(infra::config::Client {
+        name: "billing-sync".into(),
+        rate_per_second: 5.0,
+        burst: 10,
+        quota_per_day: Some(20_000),
+        trusted: true,
+    });
+    apply_plan_destroy("local", config, None);
 }
 
 #[test]

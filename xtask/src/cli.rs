@@ -67,13 +67,18 @@ pub enum Command {
     /// Print the deployed stack's outputs (API URL, table names, ...); secrets masked.
     #[command(
         after_help = "Sensitive outputs (those Terraform marks `sensitive`, such as \
-        api_key_value) are listed as `<sensitive: add --show-sensitive>`.\n\
+        api_key_value and every client's api_key_value_<client>) are listed as \
+        `<sensitive: add --show-sensitive>`.\n\
+        Each client of `[[api.clients]]` has its own key: `api_clients` lists their names, key \
+        ids and limits; `api_key_value_<client>` ('-' as '_') is its key, and `api_key_value` \
+        the first client's.\n\
         Asked for by name without --show-sensitive, a sensitive output prints nothing on stdout, \
         says why on stderr and exits with status 1, so `KEY=$(cargo xtask outputs api_key_value)` \
         fails in a script instead of capturing a placeholder.\n\n\
         Examples:\n  \
         cargo xtask outputs api_url\n  \
-        cargo xtask outputs api_key_value --show-sensitive"
+        cargo xtask outputs api_key_value --show-sensitive\n  \
+        cargo xtask outputs api_key_value_app --show-sensitive"
     )]
     Outputs(OutputsArgs),
     /// Print a function's logs: CloudWatch on AWS, the local API server's function log on

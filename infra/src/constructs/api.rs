@@ -2,11 +2,12 @@
 //! keyless `OPTIONS` per path where the environment allows CORS origins), Lambda proxy
 //! integrations to the `live` aliases, invoke permissions scoped to this API, API Gateway's own
 //! answers in the functions' error shape ([`GATEWAY_RESPONSES`]), a stage with JSON access
-//! logs, X-Ray, metrics and throttling, and an API key with a usage plan.
+//! logs, X-Ray, metrics and throttling, and per client (`[[api.clients]]`) an API key with its
+//! own usage plan, so one client's throttle or quota never reaches another's key.
 
 use super::compute::Function;
 use super::security::{Key, service_role};
-use crate::config::{Api, Names};
+use crate::config::{Api, Client, Names};
 use crate::gateway_responses::{self, GATEWAY_RESPONSES};
 use crate::iam::{Account, Scope, Statement, tags_except_ownership};
 use crate::routes::{self, ROUTES, Route};
@@ -19,7 +20,27 @@ use std::collections::BTreeMap;
 pub struct RestApi {
     api: Ref,
     stage: Ref,
+    clients: Vec<ClientKey>,
+}
+
+/// One client's API key and the usage plan that limits it, with the limits it was given.
+#[derive(Clone, Debug)]
+pub struct ClientKey {
+    pub client: Client,
     key: Ref,
+    plan: Ref,
+}
+
+impl ClientKey {
+    pub fn key_id(&self) -> Expr {
+        self.key.attr("id")
+    }
+    pub fn key_value(&self) -> Expr {
+        self.key.attr("value")
+    }
+    pub fn plan_id(&self) -> Expr {
+        self.plan.attr("id")
+    }
 }
 
 impl RestApi {
@@ -39,11 +60,16 @@ impl RestApi {
     pub fn invoke_url(&self) -> Expr {
         self.stage.attr("invoke_url")
     }
+    /// Every client's key and plan, in the environment file's order.
+    pub fn clients(&self) -> &[ClientKey] {
+        &self.clients
+    }
+    /// The first client's key: what smoke and the README's examples use.
     pub fn api_key_id(&self) -> Expr {
-        self.key.attr("id")
+        self.clients[0].key_id()
     }
     pub fn api_key_value(&self) -> Expr {
-        self.key.attr("value")
+        self.clients[0].key_value()
     }
 }
 
@@ -272,28 +298,66 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         }
     }
 
+    let clients = settings
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, client)| client_key(stack, names, &api, &stage, client, i == 0))
+        .collect();
+    RestApi {
+        api,
+        stage,
+        clients,
+    }
+}
+
+/// A client's API key, its own usage plan on the stage (the throttle, and the daily quota only
+/// where the environment file gives one), and the link between them. One plan per client:
+/// throttle and quota are a plan's, so clients sharing a plan would share the one off switch.
+///
+/// `first`: the environment's first client takes over the single key and plan environments
+/// had before `[[api.clients]]` (Terraform addresses `*.client`), through `moved` blocks, so
+/// that key keeps its value and the apps that ship it keep working.
+fn client_key(
+    stack: &mut Stack,
+    names: Names<'_>,
+    api: &Ref,
+    stage: &Ref,
+    client: &Client,
+    first: bool,
+) -> ClientKey {
+    let logical = format!("client_{}", client.ident());
+    let name = names.name(&format!("client-{}", client.name));
     let key = stack.resource(
         "aws_api_gateway_api_key",
-        "client",
-        json!({ "name": names.name("client"), "description": "Key for API clients (and smoke tests)", "enabled": true }),
+        &logical,
+        json!({ "name": name, "description": format!("API key of client {}", client.name), "enabled": true }),
     );
-    let plan = stack.resource(
-        "aws_api_gateway_usage_plan",
-        "client",
-        json!({
-            "name": names.name("client"),
-            "description": "Throttling and quota for API clients",
-            "api_stages": [{ "api_id": api.attr("id"), "stage": stage.attr("stage_name") }],
-            "throttle_settings": [{ "rate_limit": settings.throttling_rate_limit, "burst_limit": settings.throttling_burst_limit }],
-            "quota_settings": [{ "limit": settings.quota_per_day, "period": "DAY" }],
-        }),
-    );
-    stack.resource(
+    let mut plan = json!({
+        "name": name,
+        "description": format!("Throttle{} of client {}", if client.quota_per_day.is_some() { " and daily quota" } else { "" }, client.name),
+        "api_stages": [{ "api_id": api.attr("id"), "stage": stage.attr("stage_name") }],
+        "throttle_settings": [{ "rate_limit": client.rate_per_second, "burst_limit": client.burst }],
+    });
+    if let Some(limit) = client.quota_per_day {
+        plan["quota_settings"] = json!([{ "limit": limit, "period": "DAY" }]);
+    }
+    let plan = stack.resource("aws_api_gateway_usage_plan", &logical, plan);
+    let link = stack.resource(
         "aws_api_gateway_usage_plan_key",
-        "client",
+        &logical,
         json!({ "key_id": key.attr("id"), "key_type": "API_KEY", "usage_plan_id": plan.attr("id") }),
     );
-    RestApi { api, stage, key }
+    if first {
+        stack.moved("aws_api_gateway_api_key.client", &key);
+        stack.moved("aws_api_gateway_usage_plan.client", &plan);
+        stack.moved("aws_api_gateway_usage_plan_key.client", &link);
+    }
+    ClientKey {
+        client: client.clone(),
+        key,
+        plan,
+    }
 }
 
 /// One `aws_api_gateway_gateway_response` per row of [`GATEWAY_RESPONSES`]: the functions'

@@ -76,6 +76,28 @@ impl Outputs {
         }
     }
 
+    /// The `api_clients` output: every client's key id and usage-plan limits, in the
+    /// environment file's order. `Ok(None)` for outputs files written before per-client keys
+    /// (one `api_key_value`, no limits); an error when the output is there but malformed.
+    pub fn api_clients(&self) -> io::Result<Option<Vec<ApiClient>>> {
+        let Some(value) = self.values.get(API_CLIENTS) else {
+            return Ok(None);
+        };
+        serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("output `{API_CLIENTS}`: {e}"),
+                )
+            })
+    }
+
+    /// The value of client `name`'s API key ([`api_key_output`]).
+    pub fn api_key_value(&self, client: &str) -> Option<String> {
+        self.text(&api_key_output(client))
+    }
+
     pub fn read(path: &Path) -> io::Result<Outputs> {
         read(path)
     }
@@ -83,6 +105,34 @@ impl Outputs {
     pub fn write(&self, path: &Path) -> io::Result<()> {
         write(path, self)
     }
+}
+
+/// The output listing the API's clients ([`ApiClient`] each).
+pub const API_CLIENTS: &str = "api_clients";
+
+/// The name of the (sensitive) output holding client `name`'s API key:
+/// `api_key_value_<name>`, '-' written '_' as in the Terraform address.
+pub fn api_key_output(client: &str) -> String {
+    format!("api_key_value_{}", client.replace('-', "_"))
+}
+
+/// One entry of the `api_clients` output: a client of the API (`[[api.clients]]` in the
+/// environment file), its key's id and the limits of its usage plan, which the local API
+/// server enforces as API Gateway does. The key's value is a separate, sensitive output
+/// ([`api_key_output`]), so listing the clients shows no secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiClient {
+    pub name: String,
+    pub key_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_plan_id: Option<String>,
+    /// The usage plan's steady rate (token refill per second).
+    pub rate_per_second: f64,
+    /// The usage plan's burst (token bucket size).
+    pub burst: u32,
+    /// Requests per UTC day; `None`: no quota.
+    #[serde(default)]
+    pub quota_per_day: Option<u64>,
 }
 
 /// The local API server's state file: where it listens and where its routing record is.
@@ -216,6 +266,43 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&flat).unwrap(),
             json!({"stage_name": "v1", "n": 3})
+        );
+    }
+
+    #[test]
+    fn api_clients_read_from_either_form_and_older_files_have_none() {
+        let clients = json!([
+            {"name": "app", "key_id": "k1", "usage_plan_id": "p1", "rate_per_second": 500.0, "burst": 1000, "quota_per_day": null},
+            {"name": "billing-sync", "key_id": "k2", "rate_per_second": 5, "burst": 10, "quota_per_day": 20000},
+        ]);
+        let flat: Outputs = serde_json::from_value(json!({
+            "api_clients": clients,
+            "api_key_value_billing_sync": "secret",
+        }))
+        .unwrap();
+        let shaped: Outputs = serde_json::from_value(json!({
+            "api_clients": {"value": clients, "type": "tuple", "sensitive": false},
+            "api_key_value_billing_sync": {"value": "secret", "sensitive": true},
+        }))
+        .unwrap();
+        assert_eq!(flat, shaped);
+        let listed = flat.api_clients().unwrap().unwrap();
+        assert_eq!(listed[0].quota_per_day, None);
+        assert_eq!(listed[1].name, "billing-sync");
+        assert_eq!(listed[1].rate_per_second, 5.0);
+        assert_eq!(listed[1].quota_per_day, Some(20000));
+        assert_eq!(
+            flat.api_key_value("billing-sync").as_deref(),
+            Some("secret")
+        );
+        let old: Outputs = serde_json::from_value(json!({"api_key_value": "k"})).unwrap();
+        assert_eq!(old.api_clients().unwrap(), None);
+        let bad: Outputs = serde_json::from_value(json!({"api_clients": [{"name": "x"}]})).unwrap();
+        assert!(
+            bad.api_clients()
+                .unwrap_err()
+                .to_string()
+                .contains("api_clients")
         );
     }
 }

@@ -1,13 +1,16 @@
 //! What the deployment's outputs file tells the local server.
 //!
 //! The outputs file ([`Outputs`]: `terraform output -json`, flattened by xtask) is the only thing read from
-//! the deployment: it names the stage, the tables, the functions and the API key, so the local
-//! server serves exactly what Terraform created and nothing it guesses.
+//! the deployment: it names the stage, the tables, the functions and every client's API key
+//! with its usage plan's limits, so the local server serves exactly what Terraform created and
+//! nothing it guesses.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+
+use crate::limits::ClientKey;
 use emulator::files::Outputs;
 use serde_json::Value;
 
@@ -16,8 +19,10 @@ use serde_json::Value;
 pub struct Deployment {
     /// Stage name: the first path segment of every URL, as on execute-api.
     pub stage: String,
-    /// The usage plan's key; requests to keyed routes must send it as `x-api-key`.
-    pub api_key: String,
+    /// Every client's key and limits (`api_clients`, `api_key_value_<client>`); requests to
+    /// keyed routes must send one of the keys as `x-api-key`. An outputs file older than
+    /// per-client keys gives one client, `api_key_value`, without limits.
+    pub clients: Vec<ClientKey>,
     /// The REST API id, passed through to `requestContext.apiId`.
     pub api_id: String,
     /// Region the stack was deployed to; functions get it as `AWS_REGION`.
@@ -66,7 +71,7 @@ impl Deployment {
         }
         Ok(Deployment {
             stage: need("stage_name")?,
-            api_key: need("api_key_value")?,
+            clients: clients(outputs)?,
             api_id: get("api_id").unwrap_or_else(|| "local".to_string()),
             region: get("region").unwrap_or_else(|| "us-east-1".to_string()),
             users_table: need("users_table")?,
@@ -77,6 +82,46 @@ impl Deployment {
             cors_allow_origins: Vec::new(),
         })
     }
+}
+
+/// The clients and their limits from `api_clients`, each key from its own output.
+fn clients(outputs: &Outputs) -> Result<Vec<ClientKey>> {
+    let Some(listed) = outputs.api_clients()? else {
+        let value = outputs
+            .text("api_key_value")
+            .context("output `api_key_value` is missing")?;
+        return Ok(vec![ClientKey {
+            name: "default".into(),
+            value,
+            key_id: "local".into(),
+            throttle: None,
+            quota_per_day: None,
+        }]);
+    };
+    anyhow::ensure!(
+        !listed.is_empty(),
+        "output `{}` lists no client",
+        emulator::files::API_CLIENTS
+    );
+    listed
+        .into_iter()
+        .map(|c| {
+            let value = outputs.api_key_value(&c.name).with_context(|| {
+                format!(
+                    "output `{}` (the key of client {}) is missing",
+                    emulator::files::api_key_output(&c.name),
+                    c.name
+                )
+            })?;
+            Ok(ClientKey {
+                value,
+                key_id: c.key_id,
+                throttle: Some((c.rate_per_second, c.burst)),
+                quota_per_day: c.quota_per_day,
+                name: c.name,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -102,8 +147,47 @@ mod tests {
             "artifacts_bucket": {"value": "p-artifacts", "type": "string", "sensitive": false},
         });
         let d = Deployment::from_value(&wrapped).unwrap();
-        assert_eq!(d.api_key, "k");
+        assert_eq!(d.clients.len(), 1);
+        assert_eq!(d.clients[0].value, "k");
+        assert_eq!(d.clients[0].throttle, None, "an older file: no limits");
         assert_eq!(d.artifacts_bucket.as_deref(), Some("p-artifacts"));
+    }
+
+    #[test]
+    fn reads_every_clients_key_and_limits() {
+        let outputs = json!({
+            "stage_name": "v1", "api_key_value": "a", "users_table": "u", "sessions_table": "s",
+            "health_function": "h", "users_function": "u", "sessions_function": "s",
+            "api_clients": [
+                {"name": "app", "key_id": "id-a", "rate_per_second": 100.0, "burst": 200, "quota_per_day": null},
+                {"name": "billing-sync", "key_id": "id-b", "rate_per_second": 5, "burst": 10, "quota_per_day": 20000},
+            ],
+            "api_key_value_app": "a",
+            "api_key_value_billing_sync": "b",
+        });
+        let d = Deployment::from_value(&outputs).unwrap();
+        let sync = &d.clients[1];
+        assert_eq!(
+            (
+                sync.name.as_str(),
+                sync.value.as_str(),
+                sync.key_id.as_str()
+            ),
+            ("billing-sync", "b", "id-b")
+        );
+        assert_eq!(sync.throttle, Some((5.0, 10)));
+        assert_eq!(sync.quota_per_day, Some(20000));
+        assert_eq!(d.clients[0].quota_per_day, None);
+        let mut missing = outputs.clone();
+        missing
+            .as_object_mut()
+            .unwrap()
+            .remove("api_key_value_billing_sync");
+        let err = Deployment::from_value(&missing).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("api_key_value_billing_sync"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use crate::access_log::{self, Entry};
 use crate::deployment::Deployment;
 use crate::instance::InvokeError;
+use crate::limits::{self, Limits, Refusal};
 use crate::proxy_event::{self, IncomingRequest, Target};
 use crate::routing::{self, Resolution};
 use crate::traffic::Table;
@@ -41,6 +42,10 @@ pub enum GatewayError {
     RouteNotFound,
     /// No `x-api-key`, or the wrong one, on a keyed method.
     InvalidApiKey,
+    /// The key's usage plan throttle: its token bucket is empty.
+    Throttled,
+    /// The key's usage plan quota for the day is used up.
+    QuotaExceeded,
     RequestTooLong,
     /// The function crashed, failed or answered something that is not a proxy response.
     IntegrationFailure,
@@ -54,6 +59,8 @@ impl GatewayError {
             GatewayError::UnknownStage => None,
             GatewayError::RouteNotFound => Some("MISSING_AUTHENTICATION_TOKEN"),
             GatewayError::InvalidApiKey => Some("INVALID_API_KEY"),
+            GatewayError::Throttled => Some("THROTTLED"),
+            GatewayError::QuotaExceeded => Some("QUOTA_EXCEEDED"),
             GatewayError::RequestTooLong => Some("REQUEST_TOO_LARGE"),
             GatewayError::IntegrationFailure => Some("INTEGRATION_FAILURE"),
             GatewayError::IntegrationTimeout => Some("INTEGRATION_TIMEOUT"),
@@ -67,6 +74,7 @@ impl GatewayError {
             | GatewayError::RouteNotFound
             | GatewayError::InvalidApiKey => StatusCode::FORBIDDEN,
             GatewayError::RequestTooLong => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::Throttled | GatewayError::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::IntegrationFailure => StatusCode::BAD_GATEWAY,
             GatewayError::IntegrationTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -78,6 +86,8 @@ impl GatewayError {
             GatewayError::RouteNotFound => "MissingAuthenticationTokenException",
             GatewayError::UnknownStage | GatewayError::InvalidApiKey => "ForbiddenException",
             GatewayError::RequestTooLong => "RequestTooLongException",
+            GatewayError::Throttled => "TooManyRequestsException",
+            GatewayError::QuotaExceeded => "LimitExceededException",
             GatewayError::IntegrationFailure => "InternalServerErrorException",
             GatewayError::IntegrationTimeout => "EndpointRequestTimedOutException",
         }
@@ -90,6 +100,8 @@ impl GatewayError {
             GatewayError::RouteNotFound => "Missing Authentication Token",
             GatewayError::UnknownStage | GatewayError::InvalidApiKey => "Forbidden",
             GatewayError::RequestTooLong => "Request Too Long",
+            GatewayError::Throttled => "Too Many Requests",
+            GatewayError::QuotaExceeded => "Limit Exceeded",
             GatewayError::IntegrationFailure => "Internal server error",
             GatewayError::IntegrationTimeout => "Endpoint request timed out",
         }
@@ -119,6 +131,8 @@ impl GatewayError {
 /// Everything a request needs, shared by all connections.
 pub struct Gateway {
     pub deployment: Deployment,
+    /// Every client key's usage so far, against its usage plan's limits.
+    pub limits: Limits,
     /// Which version's processes serve each function (swapped when the alias moves).
     pub routes: Arc<Table>,
     pub health_requires_api_key: bool,
@@ -243,12 +257,26 @@ impl Gateway {
         };
         trace.resource = Some(route.path);
 
-        let api_key = if route.api_key_required(self.health_requires_api_key) {
+        // As on API Gateway, only keyed methods look at the key, and only they count against
+        // its usage plan.
+        let client = if route.api_key_required(self.health_requires_api_key) {
             let sent = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
-            if sent != Some(self.deployment.api_key.as_str()) {
+            let Some(client) = sent.and_then(|key| self.limits.client(key)) else {
                 return gateway_error(GatewayError::InvalidApiKey, request_id, trace);
+            };
+            match self
+                .limits
+                .admit(client, Instant::now(), limits::utc_day(SystemTime::now()))
+            {
+                Ok(()) => {}
+                Err(Refusal::Throttled) => {
+                    return gateway_error(GatewayError::Throttled, request_id, trace);
+                }
+                Err(Refusal::QuotaExceeded) => {
+                    return gateway_error(GatewayError::QuotaExceeded, request_id, trace);
+                }
             }
-            sent
+            Some(client)
         } else {
             None
         };
@@ -276,7 +304,7 @@ impl Gateway {
             path: &path,
             path_parameters: params,
             request_id,
-            api_key,
+            api_key: client.map(|c| (c.value.as_str(), c.key_id.as_str())),
             request_time: access_log::request_time(received_at),
             request_time_epoch_ms: received_at
                 .duration_since(UNIX_EPOCH)
@@ -376,10 +404,12 @@ async fn drain(body: Incoming) {
 mod tests {
     use super::*;
 
-    const ALL: [GatewayError; 6] = [
+    const ALL: [GatewayError; 8] = [
         GatewayError::UnknownStage,
         GatewayError::RouteNotFound,
         GatewayError::InvalidApiKey,
+        GatewayError::Throttled,
+        GatewayError::QuotaExceeded,
         GatewayError::RequestTooLong,
         GatewayError::IntegrationFailure,
         GatewayError::IntegrationTimeout,

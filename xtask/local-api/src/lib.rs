@@ -3,7 +3,8 @@
 //! moto stores everything Terraform creates but cannot run Lambda code without Docker and does
 //! not serve API Gateway's execute-api URL, so this crate plays both parts: it routes requests
 //! exactly as the REST API does (stage prefix, resource templates from `infra::routes::ROUTES`,
-//! API keys, API Gateway's own error bodies and limits) and runs the exact packaged `bootstrap`
+//! every client's API key with its usage plan's throttle and quota ([`limits`]), API Gateway's
+//! own error bodies and limits) and runs the exact packaged `bootstrap`
 //! binaries behind a Lambda Runtime API of its own (see [`runtime_api`] for why not a crate).
 //!
 //! It follows the `live` alias like Lambda: each request goes to a published version by the
@@ -21,6 +22,7 @@ pub mod deployment;
 pub mod function_env;
 pub mod gateway;
 pub mod instance;
+pub mod limits;
 pub mod package;
 pub mod pool;
 pub mod proxy_event;

@@ -35,8 +35,9 @@ pub struct Target<'a> {
     pub path: &'a str,
     pub path_parameters: HashMap<String, String>,
     pub request_id: &'a str,
-    /// Set when the route requires a key and the request carried the right one.
-    pub api_key: Option<&'a str>,
+    /// `(key, key id)`: set when the route requires a key and the request carried one of the
+    /// clients' keys.
+    pub api_key: Option<(&'a str, &'a str)>,
     pub request_time: String,
     pub request_time_epoch_ms: i64,
 }
@@ -114,8 +115,8 @@ pub fn build(request: &IncomingRequest<'_>, target: &Target<'_>) -> ApiGatewayPr
         .get(http::header::USER_AGENT)
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
-    context.identity.api_key = target.api_key.map(str::to_string);
-    context.identity.api_key_id = target.api_key.map(|_| "local".to_string());
+    context.identity.api_key = target.api_key.map(|(key, _)| key.to_string());
+    context.identity.api_key_id = target.api_key.map(|(_, id)| id.to_string());
     context.resource_path = Some(target.resource.to_string());
     context.path = Some(format!("/{}{}", target.stage, target.path));
     context.http_method = request.method.clone();
@@ -280,7 +281,7 @@ mod tests {
             path: "/users/7",
             path_parameters: HashMap::from([("id".to_string(), "7".to_string())]),
             request_id: "0b7c3d1e-0000-4000-8000-000000000000",
-            api_key: Some("key"),
+            api_key: Some(("key", "key-id")),
             request_time: "22/Nov/2026:02:56:54 +0000".into(),
             request_time_epoch_ms: 1_795_000_000_000,
         };
@@ -302,6 +303,7 @@ mod tests {
         assert_eq!(event["requestContext"]["path"], "/v1/users/7");
         assert_eq!(event["requestContext"]["identity"]["sourceIp"], "127.0.0.1");
         assert_eq!(event["requestContext"]["identity"]["apiKey"], "key");
+        assert_eq!(event["requestContext"]["identity"]["apiKeyId"], "key-id");
         assert_eq!(event["body"], "{}");
         assert_eq!(event["isBase64Encoded"], false);
         // The functions deserialise it with the same type.

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::alias::Emulator;
 use crate::deployment::Deployment;
 use crate::gateway::{DEFAULT_INTEGRATION_TIMEOUT, Gateway};
+use crate::limits::Limits;
 use crate::traffic::{Refresher, Table};
 
 /// How often the aliases are re-read by default (a few loopback calls).
@@ -143,6 +144,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}/{}", deployment.stage);
         let gateway = Arc::new(Gateway {
+            limits: Limits::new(deployment.clients.clone()),
             deployment,
             routes: table,
             health_requires_api_key,

@@ -31,6 +31,18 @@ impl Drop for Stack {
 impl Stack {
     /// health and users run the echo function, sessions the one that dies on start.
     async fn start(integration_timeout: Duration, health_requires_key: bool) -> Stack {
+        Self::start_with(integration_timeout, health_requires_key, |outputs| {
+            support::write_outputs(outputs, "faults-", "test", KEY)
+        })
+        .await
+    }
+
+    /// [`Stack::start`] with the outputs file `write` writes.
+    async fn start_with(
+        integration_timeout: Duration,
+        health_requires_key: bool,
+        write: impl FnOnce(&std::path::Path),
+    ) -> Stack {
         let dir = support::scratch("faults");
         let dist = dir.join("dist");
         let echo = support::example("echo_lambda");
@@ -38,7 +50,7 @@ impl Stack {
         support::zip_bootstrap(&dist, "users", &echo);
         support::zip_bootstrap(&dist, "sessions", &support::example("exit_on_start"));
         let outputs = dir.join("outputs.json");
-        support::write_outputs(&outputs, "faults-", "test", KEY);
+        write(&outputs);
         let mut options = Options::new(outputs, dist, support::closed_endpoint());
         options.integration_timeout = integration_timeout;
         options.health_requires_api_key = Some(health_requires_key);
@@ -59,10 +71,14 @@ impl Stack {
     }
 
     async fn get(&self, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+        self.get_with(path, KEY).await
+    }
+
+    async fn get_with(&self, path: &str, key: &str) -> (u16, String, reqwest::header::HeaderMap) {
         let response = self
             .http
             .get(self.url(path))
-            .header("x-api-key", KEY)
+            .header("x-api-key", key)
             .send()
             .await
             .expect("a response");
@@ -249,6 +265,70 @@ async fn gateway_errors_use_the_gateway_responses_of_the_api() {
         echoed["function_arn"],
         "arn:aws:lambda:us-east-1:123456789012:function:faults-users:live"
     );
+}
+
+/// Each client's key has its own usage plan: one client that empties its token bucket gets 429
+/// `THROTTLED`, one that uses up its daily quota 429 `QUOTA_EXCEEDED` (both in the documented
+/// error shape, the deployed template's bytes), while another client's key keeps being served.
+/// Methods without a key (the open /health) count against no plan.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_clients_key_has_its_own_throttle_and_quota() {
+    const APP: &str = "app-key-0123456789";
+    const BURSTY: &str = "bursty-key-0123456789";
+    const METERED: &str = "metered-key-0123456789";
+    let stack = Stack::start_with(Duration::from_secs(29), false, |outputs| {
+        support::write_outputs_with_clients(
+            outputs,
+            "faults-",
+            "test",
+            &[
+                ("app", APP, 1000.0, 1000, None),
+                // Three at once, then one token every 1000 s: nothing refills during the test.
+                ("bursty", BURSTY, 0.001, 3, None),
+                ("metered-sync", METERED, 1000.0, 1000, Some(2)),
+            ],
+        )
+    })
+    .await;
+    let ok = |key: &'static str| {
+        let stack = &stack;
+        async move {
+            let (status, body, _) = stack.get_with("/users/ok", key).await;
+            assert_eq!(status, 200, "{key}: {body}");
+            let echoed: Value = serde_json::from_str(&body).unwrap();
+            echoed["event"]["requestContext"]["identity"].clone()
+        }
+    };
+
+    let identity = ok(APP).await;
+    assert_eq!(identity["apiKey"], APP);
+    assert_eq!(identity["apiKeyId"], "id-app");
+
+    for _ in 0..3 {
+        ok(BURSTY).await;
+    }
+    for _ in 0..3 {
+        let (status, body, headers) = stack.get_with("/users/ok", BURSTY).await;
+        assert_gateway_answer((status, &body, &headers), "THROTTLED");
+        assert_eq!(headers["x-amzn-errortype"], "TooManyRequestsException");
+        ok(APP).await;
+    }
+    // A keyless method is outside every usage plan.
+    let (status, body, _) = stack.get_with("/health", BURSTY).await;
+    assert_eq!(status, 200, "{body}");
+
+    assert_eq!(ok(METERED).await["apiKeyId"], "id-metered-sync");
+    ok(METERED).await;
+    for _ in 0..3 {
+        let (status, body, headers) = stack.get_with("/users/ok", METERED).await;
+        assert_gateway_answer((status, &body, &headers), "QUOTA_EXCEEDED");
+        assert_eq!(headers["x-amzn-errortype"], "LimitExceededException");
+        ok(APP).await;
+    }
+
+    // A key of no client is still refused as invalid, not counted anywhere.
+    let (status, body, headers) = stack.get_with("/users/ok", "app-key").await;
+    assert_gateway_answer((status, &body, &headers), "INVALID_API_KEY");
 }
 
 #[tokio::test(flavor = "multi_thread")]

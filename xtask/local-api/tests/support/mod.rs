@@ -100,6 +100,36 @@ pub fn write_outputs(path: &Path, prefix: &str, stage: &str, api_key: &str) {
         .unwrap();
 }
 
+/// One `[[api.clients]]` entry as the outputs file lists it: name, key, rate per second,
+/// burst, daily quota.
+pub type Client<'a> = (&'a str, &'a str, f64, u32, Option<u64>);
+
+/// Writes an outputs file like `cargo xtask deploy` does for an environment with these
+/// clients: `api_clients` (ids and limits), each key as `api_key_value_<client>`, and the first
+/// client's as `api_key_value`.
+pub fn write_outputs_with_clients(path: &Path, prefix: &str, stage: &str, clients: &[Client]) {
+    write_outputs(path, prefix, stage, clients[0].1);
+    let mut outputs = emulator::files::Outputs::read(path).unwrap();
+    let listed: Vec<serde_json::Value> = clients
+        .iter()
+        .map(|(name, _, rate, burst, quota)| {
+            serde_json::json!({
+                "name": name, "key_id": format!("id-{name}"), "usage_plan_id": format!("plan-{name}"),
+                "rate_per_second": rate, "burst": burst, "quota_per_day": quota,
+            })
+        })
+        .collect();
+    outputs
+        .values
+        .insert(emulator::files::API_CLIENTS.into(), listed.into());
+    for (name, key, ..) in clients {
+        outputs
+            .values
+            .insert(emulator::files::api_key_output(name), (*key).into());
+    }
+    outputs.write(path).unwrap();
+}
+
 /// An endpoint nothing listens on: the server then derives the function configuration from
 /// the outputs file, which is what these tests exercise.
 pub fn closed_endpoint() -> String {

@@ -19,8 +19,8 @@ use crate::base::process;
 pub const MASKED: &str = "<sensitive: add --show-sensitive>";
 
 /// Secrets even when the record of Terraform's flags is missing: outputs files written before
-/// xtask kept it.
-const ALWAYS_SENSITIVE: &[&str] = &["api_key_value"];
+/// xtask kept it. `api_key_value` and every client's `api_key_value_<client>`.
+const ALWAYS_SENSITIVE_PREFIX: &str = "api_key_value";
 
 /// A stack's outputs: their values, and the names Terraform marks `sensitive`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,7 +48,7 @@ impl Outputs {
     }
 
     pub fn is_sensitive(&self, name: &str) -> bool {
-        self.sensitive.contains(name) || ALWAYS_SENSITIVE.contains(&name)
+        self.sensitive.contains(name) || name.starts_with(ALWAYS_SENSITIVE_PREFIX)
     }
 
     /// Every value, the sensitive ones replaced by [`MASKED`].
@@ -189,5 +189,31 @@ mod tests {
         };
         assert_eq!(old.masked()["api_key_value"], MASKED);
         assert!(one(&old, "api_key_value", false).is_err());
+    }
+
+    /// Every client's key is masked in the listing and needs the flag by name; the list of
+    /// clients (ids and limits, no key) is shown.
+    #[test]
+    fn every_clients_key_is_masked_and_the_client_list_is_not() {
+        let raw = json!({
+            "api_clients": {"value": [{"name": "app", "key_id": "id1", "rate_per_second": 5, "burst": 10, "quota_per_day": null}], "type": "tuple", "sensitive": false},
+            "api_key_value_app": {"value": "app-key", "type": "string", "sensitive": true},
+            "api_key_value_billing_sync": {"value": "sync-key", "type": "string"},
+        });
+        let outputs = Outputs::from_terraform(raw.as_object().unwrap().clone());
+        let masked = outputs.masked();
+        assert_eq!(masked["api_key_value_app"], MASKED);
+        assert_eq!(
+            masked["api_key_value_billing_sync"], MASKED,
+            "masked by name too"
+        );
+        assert_eq!(masked["api_clients"][0]["key_id"], "id1");
+        let listing = json!(masked).to_string();
+        assert!(!listing.contains("app-key") && !listing.contains("sync-key"));
+        assert!(one(&outputs, "api_key_value_billing_sync", false).is_err());
+        assert_eq!(
+            one(&outputs, "api_key_value_app", true).unwrap(),
+            &json!("app-key")
+        );
     }
 }
