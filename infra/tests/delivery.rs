@@ -125,6 +125,8 @@ fn a_second_environment_looks_the_provider_up_and_may_name_its_github_environmen
     let (mut config, _) = shipped("dev");
     config.delivery = Some(Delivery {
         github_repository: "Some-Org/some.repo_2".into(),
+        github_owner_id: None,
+        github_repository_id: None,
         github_environment: Some("development".into()),
         create_oidc_provider: false,
     });
@@ -147,6 +149,59 @@ fn a_second_environment_looks_the_provider_up_and_may_name_its_github_environmen
         stack["output"]["oidc_provider_arn"]["value"],
         "${data.aws_iam_openid_connect_provider.github.arn}"
     );
+}
+
+/// The `sub` condition of the deploy role's trust policy, for `config`.
+fn trusted_subject(config: &infra::Config) -> Value {
+    let stack = delivery_stack(config).unwrap();
+    let role = &stack["resource"]["aws_iam_role"]["github_deploy"];
+    let trust: Value = serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+    trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        .clone()
+}
+
+#[test]
+fn a_repository_without_ids_is_trusted_by_its_name_only_subject() {
+    let (config, _) = shipped("prod");
+    let delivery = config.delivery.as_ref().unwrap();
+    assert_eq!(delivery.github_owner_id, None);
+    assert_eq!(
+        trusted_subject(&config),
+        format!("repo:{}:environment:prod", delivery.github_repository)
+    );
+}
+
+#[test]
+fn a_repository_with_ids_is_trusted_by_its_immutable_subject_only() {
+    // GitHub's immutable subject (repositories created or renamed on or after 2026-07-15):
+    // the ids follow each name after `@`.
+    let good =
+        std::fs::read_to_string(infra::config::environments_dir().join("prod.toml")).unwrap();
+    let line = "github_repository = \"example-org/serverless-rust-service\"";
+    let text = good.replace(
+        line,
+        &format!("{line}\ngithub_owner_id = 123456\ngithub_repository_id = 456789"),
+    );
+    let config = infra::Config::parse(std::path::Path::new("prod.toml"), &text).unwrap();
+    assert_eq!(
+        trusted_subject(&config),
+        "repo:example-org@123456/serverless-rust-service@456789:environment:prod",
+        "exactly one subject, a string: the name-only form would let a recycled name in"
+    );
+    // One id without the other is refused, naming the key and where to read both.
+    let half = parse_error(&good.replace(line, &format!("{line}\ngithub_owner_id = 123456")));
+    assert!(
+        half.contains("environments/bad.toml")
+            && half.contains("delivery.github_owner_id")
+            && half.contains("gh api repos/OWNER/REPO"),
+        "{half}"
+    );
+    // The ids are numbers: an `@` in the repository stays refused.
+    let at = parse_error(&good.replace(
+        line,
+        "github_repository = \"example-org@123456/serverless-rust-service@456789\"",
+    ));
+    assert!(at.contains("delivery.github_repository"), "{at}");
 }
 
 #[test]

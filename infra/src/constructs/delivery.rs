@@ -1,8 +1,9 @@
 //! GitHub Actions delivery: GitHub's OIDC provider and the role the `deploy` workflow assumes
 //! with the job's OIDC token, so no AWS key is ever stored in GitHub.
 //!
-//! The role trusts exactly one subject, `repo:OWNER/REPO:environment:ENV` (the environment's
-//! branch and tag rules on GitHub then decide which refs can deploy), and may do what
+//! The role trusts exactly one subject, `repo:OWNER/REPO:environment:ENV` or its immutable
+//! form `repo:OWNER@ID/REPO@ID:environment:ENV` ([`subject`]; the environment's branch rules on
+//! GitHub then decide which refs can deploy), and may do what
 //! `cargo xtask deploy`, `smoke`, `rollback` and `logs` and Terraform's apply of the bootstrap
 //! and service stacks need, on this environment's resources only: names that start with the
 //! prefix, the bootstrap stack's keys by exact ARN ([`EnvironmentKeys`]), resources with
@@ -183,12 +184,24 @@ pub fn github_deploy(
     }
 }
 
-/// `repo:OWNER/REPO:environment:ENV`: what GitHub puts in `sub` for a job that declares
-/// `environment: ENV`.
+/// What GitHub puts in `sub` for a job of this repository that declares `environment: ENV`:
+/// `repo:OWNER/REPO:environment:ENV`, or with the immutable ids set in the environment file,
+/// `repo:OWNER@OWNER_ID/REPO@REPO_ID:environment:ENV` (GitHub's immutable subject, the default
+/// for repositories created or renamed on or after 2026-07-15). Only one of the two: the
+/// immutable subject exists so that a recycled owner or repository name can't match.
 pub fn subject(delivery: &Delivery, env_name: &str) -> String {
+    let repository = match (delivery.github_owner_id, delivery.github_repository_id) {
+        (Some(owner_id), Some(repository_id)) => {
+            let (owner, repo) = delivery
+                .github_repository
+                .split_once('/')
+                .expect("the environment file checks OWNER/REPO");
+            format!("{owner}@{owner_id}/{repo}@{repository_id}")
+        }
+        _ => delivery.github_repository.clone(),
+    };
     format!(
-        "repo:{}:environment:{}",
-        delivery.github_repository,
+        "repo:{repository}:environment:{}",
         delivery.environment(env_name)
     )
 }
