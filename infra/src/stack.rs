@@ -99,6 +99,14 @@ pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
         "Role the deploy workflow assumes: the GitHub environment's variable AWS_DEPLOY_ROLE_ARN",
         false,
     );
+    let check =
+        delivery::release_check_role(&mut stack, config, settings, &account, &role.provider_arn);
+    stack.output(
+        "release_check_role_arn",
+        check,
+        "Role the scheduled release check assumes: the variable AWS_RELEASE_CHECK_ROLE_ARN of the GitHub environment <ENV>-release-check",
+        false,
+    );
     stack.output(
         "oidc_provider_arn",
         role.provider_arn,

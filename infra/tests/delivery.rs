@@ -205,6 +205,75 @@ fn a_repository_with_ids_is_trusted_by_its_immutable_subject_only() {
 }
 
 #[test]
+fn the_release_check_role_trusts_its_own_environment_and_only_moves_aliases() {
+    for env in ["dev", "prod"] {
+        let (config, stack) = shipped(env);
+        let delivery = config.delivery.as_ref().unwrap();
+        let role = &stack["resource"]["aws_iam_role"]["github_release_check"];
+        assert_eq!(role["name"], format!("{env}-service-github-release-check"));
+        let trust: Value =
+            serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+        assert_eq!(trust["Statement"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            trust["Statement"][0]["Condition"],
+            serde_json::json!({ "StringEquals": {
+                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                "token.actions.githubusercontent.com:sub": format!(
+                    "repo:{}:environment:{env}-release-check",
+                    delivery.github_repository
+                ),
+            } }),
+            "{env}: not the deploy job's environment, whose prod reviewers a schedule can't wait for"
+        );
+        // One inline policy, exactly the actions `rollback --unfinished` calls, on this
+        // environment's functions.
+        let policies = stack["resource"]["aws_iam_role_policy"]
+            .as_object()
+            .unwrap();
+        assert_eq!(policies.len(), 1, "{env}");
+        let policy = &policies["github_release_check"];
+        assert_eq!(policy["role"], "${aws_iam_role.github_release_check.name}");
+        let document: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
+        let statements = document["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "{env}");
+        assert_eq!(statements[0]["Effect"], "Allow");
+        assert_eq!(
+            statements[0]["Action"],
+            serde_json::json!([
+                "lambda:GetAlias",
+                "lambda:GetFunction",
+                "lambda:UpdateAlias"
+            ])
+        );
+        let resources = statements[0]["Resource"].to_string();
+        assert!(
+            resources.contains(&format!(":function:{}*", config.prefix))
+                && !resources.contains("\"*\""),
+            "{env}: {resources}"
+        );
+        // The deploy role can't change it either.
+        let deny = statements_of_deploy_role(&stack, delivery::SELF_PROTECTION_SID);
+        assert!(
+            deny["Resource"]
+                .to_string()
+                .contains(&format!("role/{}github-release-check", config.prefix)),
+            "{env}: {deny}"
+        );
+        assert_eq!(
+            stack["output"]["release_check_role_arn"]["value"],
+            "${aws_iam_role.github_release_check.arn}"
+        );
+    }
+}
+
+fn statements_of_deploy_role(stack: &Value, sid: &str) -> Value {
+    statements(stack)
+        .into_iter()
+        .find(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("no statement {sid}"))
+}
+
+#[test]
 fn the_role_names_every_action_and_uses_star_only_for_the_listed_ones() {
     let listed: BTreeSet<&str> = STAR_ACTIONS.iter().map(|(a, _)| *a).collect();
     assert_eq!(
