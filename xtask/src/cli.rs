@@ -144,6 +144,11 @@ pub struct RollbackArgs {
     /// What the deploy workflow runs after any deploy that did not succeed.
     #[arg(long)]
     pub unfinished: bool,
+    /// With --unfinished: only a release that started longer ago than this
+    /// (e.g. `65m`), since a younger one may belong to a deploy still running.
+    /// What the scheduled release check runs.
+    #[arg(long, value_name = "DURATION", requires = "unfinished", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -102,6 +102,14 @@ pub struct Report {
     pub moved: Vec<Move>,
     /// Functions whose alias already served the recorded version.
     pub unchanged: Vec<String>,
+    /// With nothing unfinished to undo: functions whose alias still carries routing weights
+    /// (a shift no record explains; the release check fails on it).
+    #[serde(default)]
+    pub weighted: Vec<String>,
+    /// An unfinished release left alone because it started too recently to be abandoned
+    /// ([`Scope::UnfinishedBefore`]): a deploy may still be moving it.
+    #[serde(default)]
+    pub in_progress: Option<u64>,
 }
 
 /// An alias on `version` with all the traffic.
@@ -231,6 +239,31 @@ pub enum Scope {
     /// Only a release that has not finished; nothing otherwise (the deploy
     /// workflow runs this after any deploy that did not succeed).
     Unfinished,
+    /// Only a release that has not finished and started before this time (milliseconds
+    /// since the epoch, as release ids are): one younger may belong to a deploy still
+    /// running. The scheduled release check, which can run beside a deploy, uses this.
+    UnfinishedBefore(u64),
+}
+
+impl Scope {
+    /// Whether only an unfinished release is undone (and nothing is an error).
+    pub fn only_unfinished(self) -> bool {
+        !matches!(self, Scope::Last)
+    }
+
+    /// Whether release `id`, unfinished, is left alone as possibly still in progress.
+    fn spares(self, id: u64) -> bool {
+        matches!(self, Scope::UnfinishedBefore(cutoff) if id >= cutoff)
+    }
+}
+
+/// Functions whose `live` alias carries routing weights, i.e. is split between versions.
+fn weighted(aliases: &BTreeMap<String, Alias>) -> Vec<String> {
+    aliases
+        .iter()
+        .filter(|(_, a)| !a.state.weights.is_empty())
+        .map(|(f, _)| f.clone())
+        .collect()
 }
 
 pub fn nothing(env: &Env, why: &str) -> Report {
@@ -248,8 +281,11 @@ pub fn nothing(env: &Env, why: &str) -> Report {
 pub fn roll_back(env: &Env, target: &Target, scope: Scope) -> Result<Report> {
     let current = aliases::read_aliases(env, target)?;
     let Some((id, records)) = newest(&current) else {
-        if scope == Scope::Unfinished {
-            return Ok(nothing(env, "no release is recorded on the aliases"));
+        if scope.only_unfinished() {
+            return Ok(Report {
+                weighted: weighted(&current),
+                ..nothing(env, "no release is recorded on the aliases")
+            });
         }
         bail!(
             "nothing to roll back to for `{}`: no `{ALIAS}` alias records a release (a first \
@@ -261,8 +297,20 @@ pub fn roll_back(env: &Env, target: &Target, scope: Scope) -> Result<Report> {
         );
     };
     let unfinished = records.values().any(|r| r.state == State::Releasing);
-    if scope == Scope::Unfinished && !unfinished {
-        return Ok(nothing(env, &format!("release {id} finished")));
+    if scope.only_unfinished() && !unfinished {
+        return Ok(Report {
+            weighted: weighted(&current),
+            ..nothing(env, &format!("release {id} finished"))
+        });
+    }
+    if unfinished && scope.spares(id) {
+        return Ok(Report {
+            in_progress: Some(id),
+            ..nothing(
+                env,
+                &format!("release {id} has not finished but started too recently to be abandoned"),
+            )
+        });
     }
     if records.values().all(|r| r.state == State::RolledBack) {
         let moves: Vec<String> = records
@@ -404,6 +452,23 @@ mod tests {
         assert_eq!(records, BTreeMap::from([("health".to_owned(), new)]));
         let none = BTreeMap::from([("users".to_owned(), alias("1", DESCRIPTION))]);
         assert!(newest(&none).is_none());
+    }
+
+    #[test]
+    fn the_release_check_spares_a_young_release_and_reports_weights() {
+        assert!(Scope::UnfinishedBefore(100).spares(100));
+        assert!(Scope::UnfinishedBefore(100).spares(101));
+        assert!(!Scope::UnfinishedBefore(100).spares(99));
+        assert!(!Scope::Unfinished.spares(u64::MAX));
+        assert!(!Scope::Last.spares(u64::MAX));
+        assert!(Scope::Unfinished.only_unfinished() && !Scope::Last.only_unfinished());
+        let mut split = alias("3", DESCRIPTION);
+        split.state.weights.insert("4".into(), 0.1);
+        let aliases = BTreeMap::from([
+            ("users".to_owned(), split),
+            ("health".to_owned(), alias("5", DESCRIPTION)),
+        ]);
+        assert_eq!(weighted(&aliases), vec!["users".to_owned()]);
     }
 
     #[test]
