@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::aws::Target;
 use crate::base::env::Env;
+use crate::base::git::{self, Lineage};
 use crate::base::progress;
 use crate::services::aliases::release::Shift;
 use crate::services::aliases::{self, ALIAS, Alias, AliasState, wait};
@@ -63,6 +64,10 @@ pub struct Record {
     pub previous: String,
     /// The version the release moves the alias to.
     pub next: String,
+    /// The commit the release shipped (absent in records of older xtask versions, or when
+    /// the deploy ran outside a git checkout). Deploy refuses an ancestor of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 impl Record {
@@ -124,6 +129,8 @@ fn alone(version: &str) -> AliasState {
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub id: u64,
+    /// The commit being released, recorded on every alias it moves.
+    pub commit: Option<String>,
     pub shifts: BTreeMap<String, Shift>,
     /// Each moving alias's description before the release, to restore when
     /// the release moved back by itself.
@@ -150,6 +157,7 @@ pub fn begin(env: &Env, target: &Target, shifts: &BTreeMap<String, Shift>) -> Re
     let current = aliases::read_aliases(env, target)?;
     let mut pending = Pending {
         id,
+        commit: git::head(&env.root),
         shifts: shifts.clone(),
         replaced: BTreeMap::new(),
     };
@@ -168,6 +176,7 @@ pub fn begin(env: &Env, target: &Target, shifts: &BTreeMap<String, Shift>) -> Re
             state: State::Releasing,
             previous: shift.from.clone(),
             next: shift.to.clone(),
+            commit: pending.commit.clone(),
         };
         if let Err(err) =
             aliases::describe(env, target, function, &alias.state, &record.description())
@@ -193,6 +202,7 @@ pub fn finish(env: &Env, target: &Target, pending: &Pending) -> Result<()> {
             state: State::Released,
             previous: shift.from.clone(),
             next: shift.to.clone(),
+            commit: pending.commit.clone(),
         };
         aliases::describe(
             env,
@@ -229,6 +239,54 @@ fn newest(aliases: &BTreeMap<String, Alias>) -> Option<(u64, BTreeMap<String, Re
             .filter(|(_, r)| r.release == id)
             .collect(),
     ))
+}
+
+/// The commit of the newest release recorded on the aliases, with that release's id.
+fn serving_commit(aliases: &BTreeMap<String, Alias>) -> Option<(u64, String)> {
+    let (id, records) = newest(aliases)?;
+    let commit = records.into_values().find_map(|r| r.commit)?;
+    Some((id, commit))
+}
+
+/// Called by `deploy` before it applies anything: refuses to deploy a commit that is an
+/// ancestor of the newest release's (a re-run of an old workflow run, or deploys finishing
+/// in another order than their commits). Going back is `rollback`'s job; to ship older code
+/// on purpose, revert it in a new commit. Deploys nothing when it can't tell (no git
+/// checkout, no commit recorded yet, or the recorded commit not in this checkout's history).
+pub fn refuse_backwards(env: &Env, target: &Target) -> Result<()> {
+    let Some(candidate) = git::head(&env.root) else {
+        progress::note(format!(
+            "{} is not a git checkout: the release records no commit, and deploy can't check \
+             it is not older than the one serving",
+            env.root.display()
+        ));
+        return Ok(());
+    };
+    let Some((id, serving)) = serving_commit(&aliases::read_aliases(env, target)?) else {
+        return Ok(());
+    };
+    match git::lineage(&env.root, &candidate, &serving)? {
+        Lineage::Same | Lineage::NotOlder => Ok(()),
+        Lineage::Older => bail!(
+            "refusing to deploy {candidate} to `{}`: it is an ancestor of {serving}, the commit \
+             of the newest release there ({id}), so it would move `{}` backwards. A re-run of \
+             an old workflow run, or a deploy that finished after a newer one, gets here. To go \
+             back to the versions served before the last release, run `cargo xtask rollback \
+             --env {}`; to ship older code on purpose, revert it in a new commit",
+            env.name,
+            env.name,
+            env.name
+        ),
+        Lineage::Unknown => {
+            progress::note(format!(
+                "the newest release on `{}` ({id}) shipped {serving}, which this checkout's \
+                 history doesn't hold (a shallow clone, or a commit never fetched): not \
+                 checked that {candidate} is newer",
+                env.name
+            ));
+            Ok(())
+        }
+    }
 }
 
 /// Which releases a rollback undoes.
@@ -419,11 +477,17 @@ mod tests {
             state: State::RolledBack,
             previous: "123456".into(),
             next: "123457".into(),
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
         };
         let description = record.description();
         assert!(description.starts_with(DESCRIPTION), "{description}");
         assert!(description.len() <= 256, "{}", description.len());
         assert_eq!(Record::parse(&description), Some(record));
+        // A record written before releases carried their commit still reads.
+        let old = format!(
+            "{DESCRIPTION}; {MARK}{{\"release\":1,\"state\":\"released\",\"previous\":\"1\",\"next\":\"2\"}}"
+        );
+        assert_eq!(Record::parse(&old).unwrap().commit, None);
         assert_eq!(Record::parse(DESCRIPTION), None);
         assert_eq!(Record::parse(""), None);
     }
@@ -435,18 +499,21 @@ mod tests {
             state: State::Released,
             previous: "1".into(),
             next: "2".into(),
+            commit: Some("a".into()),
         };
         let new = Record {
             release: 2,
             state: State::Releasing,
             previous: "5".into(),
             next: "6".into(),
+            commit: Some("b".into()),
         };
         let aliases = BTreeMap::from([
             ("users".to_owned(), alias("2", &old.description())),
             ("health".to_owned(), alias("5", &new.description())),
             ("sessions".to_owned(), alias("1", DESCRIPTION)),
         ]);
+        assert_eq!(serving_commit(&aliases), Some((2, "b".to_owned())));
         let (id, records) = newest(&aliases).unwrap();
         assert_eq!(id, 2);
         assert_eq!(records, BTreeMap::from([("health".to_owned(), new)]));
@@ -475,6 +542,7 @@ mod tests {
     fn a_release_is_back_only_when_every_alias_is_on_its_old_version_alone() {
         let pending = Pending {
             id: 1,
+            commit: None,
             shifts: BTreeMap::from([(
                 "users".to_owned(),
                 Shift {
