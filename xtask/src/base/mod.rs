@@ -7,4 +7,5 @@ pub mod env;
 pub mod git;
 pub mod process;
 pub mod progress;
+pub mod signals;
 pub mod traffic;
