@@ -380,6 +380,10 @@ pub struct Delivery {
     /// The GitHub environment the deploy job runs in; defaults to the environment's name.
     #[serde(default)]
     pub github_environment: Option<String>,
+    /// The GitHub environment must wait for a reviewer other than the one releasing
+    /// (`cargo xtask doctor --env NAME` checks it; GitHub enforces it). `prod`: true.
+    #[serde(default)]
+    pub required_reviewers: bool,
     /// Create GitHub's OIDC provider (true), or look up the one that exists (false): an
     /// account has at most one, so the second environment in an account sets false.
     #[serde(default = "yes")]

@@ -128,6 +128,7 @@ fn a_second_environment_looks_the_provider_up_and_may_name_its_github_environmen
         github_owner_id: None,
         github_repository_id: None,
         github_environment: Some("development".into()),
+        required_reviewers: false,
         create_oidc_provider: false,
     });
     let stack = delivery_stack(&config).unwrap();

@@ -89,7 +89,9 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Create the state and artifacts buckets of a real AWS account (once per account).
     Bootstrap(BootstrapArgs),
-    /// List the tools and credentials found, with versions, and what each one enables.
+    /// List the tools and credentials found, with versions, and what each one enables; with
+    /// `--env NAME` for an environment with `[delivery]` and the GitHub CLI, also the GitHub
+    /// settings its release path needs that are missing (environments, rulesets, OIDC subject).
     Doctor,
     /// Manage the local AWS emulator (moto) and the local API server.
     #[command(subcommand)]

@@ -639,3 +639,19 @@ fn the_command_rule_sees_terraform_behind_a_path_and_not_in_comments() {
     assert_eq!(terraform("# terraform init\n\"$XTASK\" deploy"), None);
     assert_eq!(terraform("echo terraform-free"), None);
 }
+
+/// Issue #28, point 8: `doctor` checks that `main`'s ruleset requires exactly CI's jobs.
+#[test]
+fn the_doctors_required_checks_are_ci_yml_s_jobs() {
+    let (_, ci) = load("ci.yml");
+    let jobs = jobs(&ci);
+    let names: Vec<&str> = jobs
+        .iter()
+        .map(|(id, job)| job["name"].as_str().unwrap_or(id.as_str()))
+        .collect();
+    assert_eq!(
+        crate::services::github::CI_CHECKS,
+        names.as_slice(),
+        "update CI_CHECKS in xtask/src/services/github.rs"
+    );
+}
