@@ -434,6 +434,72 @@ fn unfinished_releases_are_rolled_back_by_the_workflows_recovery_step() {
         );
         assert_eq!(state_locks(&dir), Vec::<String>::new(), "SIG{signal}");
     }
+
+    // 4. Never backwards: a deploy of a commit older than the newest release's is refused.
+    // A shallow clone of this checkout with one commit on top gives a real history with a
+    // newer commit; the deploys read it through GIT_DIR (xtask asks git nothing else).
+    let clone = dir.join("history");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&clone)
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let source = format!("file://{}", workspace_root().display());
+    let cloned = std::process::Command::new("git")
+        .args(["clone", "--quiet", "--depth", "1", &source])
+        .arg(&clone)
+        .status()
+        .unwrap();
+    assert!(cloned.success());
+    let older = git(&["rev-parse", "HEAD"]);
+    git(&["commit", "--quiet", "--allow-empty", "-m", "newer"]);
+    let newer = git(&["rev-parse", "HEAD"]);
+    let git_dir = clone.join(".git");
+    let deploy_at = |n: u32| {
+        rebuild(
+            &bins.join("users"),
+            &format!("xtask release test: users v{n}"),
+        );
+        let args = deploy_args("all-at-once");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        xtask_with(&dir, &args, |command| {
+            command.env("GIT_DIR", &git_dir);
+        })
+    };
+    let released = deploy_at(6);
+    assert!(released.status.success(), "{}", stderr(&released));
+    assert_eq!(
+        alias_record(&endpoint, "users").unwrap()["commit"],
+        newer.as_str(),
+        "the release records its commit"
+    );
+    let serving = live_version(&endpoint, "users");
+    git(&["checkout", "--quiet", "--detach", &older]);
+    let refused = deploy_at(7);
+    assert!(!refused.status.success(), "an older commit must not deploy");
+    let err = stderr(&refused);
+    for needle in [
+        format!("refusing to deploy {older}"),
+        format!("ancestor of {newer}"),
+        "cargo xtask rollback --env local".to_owned(),
+    ] {
+        assert!(err.contains(&needle), "`{needle}` in:\n{err}");
+    }
+    assert_eq!(live_version(&endpoint, "users"), serving, "nothing moved");
+    // The same commit again deploys (a re-run of the newest run).
+    git(&["checkout", "--quiet", &newer]);
+    let again = deploy_at(8);
+    assert!(again.status.success(), "{}", stderr(&again));
     // The emulator first: `local down` finds it through the build folder.
     drop(_down);
     let _ = std::fs::remove_dir_all(dir);
