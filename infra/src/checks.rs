@@ -66,7 +66,7 @@ pub const PARLIAMENT_FALSE_POSITIVES: &[FalsePositive] = &[
     },
     FalsePositive {
         issue: "UNKNOWN_FEDERATION_SOURCE",
-        file: "-github_deploy-assume_role_policy",
+        file: "-delivery-aws_iam_role-github_",
         detail: "oidc-provider/token.actions.githubusercontent.com",
         why: "GitHub's OIDC provider, trusted exactly as AWS documents it (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-idp_oidc.html#idp_oidc_Create_GitHub); parliament knows only Cognito, Amazon, Facebook and Google",
     },

@@ -419,9 +419,21 @@ fn default_rotation_days() -> u32 {
 pub struct Delivery {
     /// `OWNER/REPO`; the trust policy names it exactly (never a wildcard).
     pub github_repository: String,
+    /// The owner's and the repository's immutable numeric ids (`gh api repos/OWNER/REPO --jq
+    /// '.owner.id, .id'`), both or neither. Set, the role trusts GitHub's immutable subject
+    /// `repo:OWNER@OWNER_ID/REPO@REPO_ID:...` (issued by default for repositories created or
+    /// renamed on or after 2026-07-15, opt-in before); unset, the name-only `repo:OWNER/REPO:...`.
+    #[serde(default)]
+    pub github_owner_id: Option<u64>,
+    #[serde(default)]
+    pub github_repository_id: Option<u64>,
     /// The GitHub environment the deploy job runs in; defaults to the environment's name.
     #[serde(default)]
     pub github_environment: Option<String>,
+    /// The GitHub environment must wait for a reviewer other than the one releasing
+    /// (`cargo xtask doctor --env NAME` checks it; GitHub enforces it). `prod`: true.
+    #[serde(default)]
+    pub required_reviewers: bool,
     /// Create GitHub's OIDC provider (true), or look up the one that exists (false): an
     /// account has at most one, so the second environment in an account sets false.
     #[serde(default = "yes")]
@@ -754,6 +766,15 @@ impl Config {
                 "delivery.github_repository",
                 "OWNER/REPO as GitHub spells it, e.g. \"example-org/serverless-rust-service\" (owner: letters, digits, '-'; repository: letters, digits, '.', '_', '-'; no wildcards)",
                 format_args!("{:?}", d.github_repository),
+            )?;
+            check(
+                d.github_owner_id.is_some() == d.github_repository_id.is_some(),
+                "delivery.github_owner_id",
+                "set together with delivery.github_repository_id (both from `gh api repos/OWNER/REPO --jq '.owner.id, .id'`), or neither",
+                format_args!(
+                    "github_owner_id = {:?}, github_repository_id = {:?}",
+                    d.github_owner_id, d.github_repository_id
+                ),
             )?;
             let environment = d.environment(&self.name);
             check(

@@ -15,10 +15,17 @@ use crate::tf::{Ref, Stack, Validation, Variable};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// Provider pin. `~> 5.100` resolves to 5.100.x from a filesystem mirror that carries 5.100.0
-/// and to the newest 5.x >= 5.100 online. (Terraform itself must be >= 1.10 for the S3
-/// backend's `use_lockfile`.)
-pub const AWS_PROVIDER_VERSION: &str = "~> 5.100";
+/// Provider pin: exactly one version, so the deploy job, which holds the deploy role while it
+/// runs `terraform init`, never installs a provider nobody reviewed. Its checksums are in
+/// [`PROVIDER_LOCK`]. (Terraform itself must be >= 1.10 for the S3 backend's `use_lockfile`.)
+pub const AWS_PROVIDER_VERSION: &str = "5.100.0";
+
+/// `infra/terraform.lock.hcl`, written into every stack folder as `.terraform.lock.hcl`: the
+/// checksums the provider package must match. Made from the offline mirror with
+/// `terraform providers lock -fs-mirror=/opt/tf-plugins -platform=linux_amd64` (in a folder
+/// holding a `required_providers` block with [`AWS_PROVIDER_VERSION`]); add a platform with
+/// another `-platform=`. A test fails when the pin and the lock disagree.
+pub const PROVIDER_LOCK: &str = include_str!("../terraform.lock.hcl");
 
 /// Services the stacks call; each gets the emulator endpoint in the `local` environment.
 const SERVICES: [&str; 19] = [
@@ -90,6 +97,14 @@ pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
         "deploy_role_arn",
         role.role_arn,
         "Role the deploy workflow assumes: the GitHub environment's variable AWS_DEPLOY_ROLE_ARN",
+        false,
+    );
+    let check =
+        delivery::release_check_role(&mut stack, config, settings, &account, &role.provider_arn);
+    stack.output(
+        "release_check_role_arn",
+        check,
+        "Role the scheduled release check assumes: the variable AWS_RELEASE_CHECK_ROLE_ARN of the GitHub environment <ENV>-release-check",
         false,
     );
     stack.output(

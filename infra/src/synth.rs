@@ -1,7 +1,8 @@
-//! Writes the synthesized stacks to disk in CDK for Terraform's layout.
+//! Writes the synthesized stacks to disk in CDK for Terraform's layout, each with the provider
+//! lock file, so plain `terraform` runs in those folders with the pinned, checksummed provider.
 
 use crate::config::{self, Config};
-use crate::stack::{StackOptions, stacks};
+use crate::stack::{PROVIDER_LOCK, StackOptions, stacks};
 use crate::{CDKTF_VERSION, Error};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -113,6 +114,9 @@ pub fn synth_with(
             serde_json::to_string_pretty(&stack.to_json()).expect("JSON values serialize");
         text.push('\n');
         std::fs::write(&file, text).map_err(io(&file))?;
+        // `terraform init` checks the provider package against these checksums.
+        let lock = dir.join(".terraform.lock.hcl");
+        std::fs::write(&lock, PROVIDER_LOCK).map_err(io(&lock))?;
         manifest_stacks.insert(
             stack.name.clone(),
             json!({

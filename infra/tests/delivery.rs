@@ -125,7 +125,10 @@ fn a_second_environment_looks_the_provider_up_and_may_name_its_github_environmen
     let (mut config, _) = shipped("dev");
     config.delivery = Some(Delivery {
         github_repository: "Some-Org/some.repo_2".into(),
+        github_owner_id: None,
+        github_repository_id: None,
         github_environment: Some("development".into()),
+        required_reviewers: false,
         create_oidc_provider: false,
     });
     let stack = delivery_stack(&config).unwrap();
@@ -147,6 +150,128 @@ fn a_second_environment_looks_the_provider_up_and_may_name_its_github_environmen
         stack["output"]["oidc_provider_arn"]["value"],
         "${data.aws_iam_openid_connect_provider.github.arn}"
     );
+}
+
+/// The `sub` condition of the deploy role's trust policy, for `config`.
+fn trusted_subject(config: &infra::Config) -> Value {
+    let stack = delivery_stack(config).unwrap();
+    let role = &stack["resource"]["aws_iam_role"]["github_deploy"];
+    let trust: Value = serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+    trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+        .clone()
+}
+
+#[test]
+fn a_repository_without_ids_is_trusted_by_its_name_only_subject() {
+    let (config, _) = shipped("prod");
+    let delivery = config.delivery.as_ref().unwrap();
+    assert_eq!(delivery.github_owner_id, None);
+    assert_eq!(
+        trusted_subject(&config),
+        format!("repo:{}:environment:prod", delivery.github_repository)
+    );
+}
+
+#[test]
+fn a_repository_with_ids_is_trusted_by_its_immutable_subject_only() {
+    // GitHub's immutable subject (repositories created or renamed on or after 2026-07-15):
+    // the ids follow each name after `@`.
+    let good =
+        std::fs::read_to_string(infra::config::environments_dir().join("prod.toml")).unwrap();
+    let line = "github_repository = \"example-org/serverless-rust-service\"";
+    let text = good.replace(
+        line,
+        &format!("{line}\ngithub_owner_id = 123456\ngithub_repository_id = 456789"),
+    );
+    let config = infra::Config::parse(std::path::Path::new("prod.toml"), &text).unwrap();
+    assert_eq!(
+        trusted_subject(&config),
+        "repo:example-org@123456/serverless-rust-service@456789:environment:prod",
+        "exactly one subject, a string: the name-only form would let a recycled name in"
+    );
+    // One id without the other is refused, naming the key and where to read both.
+    let half = parse_error(&good.replace(line, &format!("{line}\ngithub_owner_id = 123456")));
+    assert!(
+        half.contains("environments/bad.toml")
+            && half.contains("delivery.github_owner_id")
+            && half.contains("gh api repos/OWNER/REPO"),
+        "{half}"
+    );
+    // The ids are numbers: an `@` in the repository stays refused.
+    let at = parse_error(&good.replace(
+        line,
+        "github_repository = \"example-org@123456/serverless-rust-service@456789\"",
+    ));
+    assert!(at.contains("delivery.github_repository"), "{at}");
+}
+
+#[test]
+fn the_release_check_role_trusts_its_own_environment_and_only_moves_aliases() {
+    for env in ["dev", "prod"] {
+        let (config, stack) = shipped(env);
+        let delivery = config.delivery.as_ref().unwrap();
+        let role = &stack["resource"]["aws_iam_role"]["github_release_check"];
+        assert_eq!(role["name"], format!("{env}-service-github-release-check"));
+        let trust: Value =
+            serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+        assert_eq!(trust["Statement"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            trust["Statement"][0]["Condition"],
+            serde_json::json!({ "StringEquals": {
+                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                "token.actions.githubusercontent.com:sub": format!(
+                    "repo:{}:environment:{env}-release-check",
+                    delivery.github_repository
+                ),
+            } }),
+            "{env}: not the deploy job's environment, whose prod reviewers a schedule can't wait for"
+        );
+        // One inline policy, exactly the actions `rollback --unfinished` calls, on this
+        // environment's functions.
+        let policies = stack["resource"]["aws_iam_role_policy"]
+            .as_object()
+            .unwrap();
+        assert_eq!(policies.len(), 1, "{env}");
+        let policy = &policies["github_release_check"];
+        assert_eq!(policy["role"], "${aws_iam_role.github_release_check.name}");
+        let document: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
+        let statements = document["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "{env}");
+        assert_eq!(statements[0]["Effect"], "Allow");
+        assert_eq!(
+            statements[0]["Action"],
+            serde_json::json!([
+                "lambda:GetAlias",
+                "lambda:GetFunction",
+                "lambda:UpdateAlias"
+            ])
+        );
+        let resources = statements[0]["Resource"].to_string();
+        assert!(
+            resources.contains(&format!(":function:{}*", config.prefix))
+                && !resources.contains("\"*\""),
+            "{env}: {resources}"
+        );
+        // The deploy role can't change it either.
+        let deny = statements_of_deploy_role(&stack, delivery::SELF_PROTECTION_SID);
+        assert!(
+            deny["Resource"]
+                .to_string()
+                .contains(&format!("role/{}github-release-check", config.prefix)),
+            "{env}: {deny}"
+        );
+        assert_eq!(
+            stack["output"]["release_check_role_arn"]["value"],
+            "${aws_iam_role.github_release_check.arn}"
+        );
+    }
+}
+
+fn statements_of_deploy_role(stack: &Value, sid: &str) -> Value {
+    statements(stack)
+        .into_iter()
+        .find(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("no statement {sid}"))
 }
 
 #[test]

@@ -54,5 +54,40 @@ fn written_layout_is_cdktf() {
             format!("stacks/{stack}/cdk.tf.json")
         );
         assert!(out.stack_dir(stack).unwrap().join("cdk.tf.json").is_file());
+        assert_eq!(
+            std::fs::read_to_string(out.stack_dir(stack).unwrap().join(".terraform.lock.hcl"))
+                .unwrap(),
+            infra::stack::PROVIDER_LOCK,
+            "{stack}: terraform init checks the provider against the committed lock file"
+        );
     }
+}
+
+#[test]
+fn the_provider_is_pinned_exactly_and_the_lock_file_holds_its_checksums() {
+    use infra::stack::{AWS_PROVIDER_VERSION, PROVIDER_LOCK};
+    assert!(
+        AWS_PROVIDER_VERSION
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.'),
+        "an exact version, not a range: {AWS_PROVIDER_VERSION}"
+    );
+    let block = PROVIDER_LOCK
+        .split("provider \"registry.terraform.io/hashicorp/aws\"")
+        .nth(1)
+        .expect("infra/terraform.lock.hcl locks hashicorp/aws");
+    let field = |name: &str| {
+        block
+            .lines()
+            .find_map(|l| {
+                let (key, value) = l.split_once('=')?;
+                (key.trim() == name).then(|| value.trim().trim_matches('"').to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let refresh = "refresh infra/terraform.lock.hcl with `terraform providers lock \
+                   -fs-mirror=/opt/tf-plugins -platform=linux_amd64` (see infra/src/stack.rs)";
+    assert_eq!(field("version"), AWS_PROVIDER_VERSION, "{refresh}");
+    assert_eq!(field("constraints"), AWS_PROVIDER_VERSION, "{refresh}");
+    assert!(block.contains("\"h1:"), "no checksum: {refresh}");
 }

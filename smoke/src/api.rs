@@ -146,22 +146,51 @@ impl Api {
     }
 }
 
-/// Masks secrets in a request body before it is recorded.
+/// Whether a JSON key or header names a secret: a password, token, secret or key, in any
+/// spelling (`current_password`, `refreshToken`, `x-api-key`, `client_secret`). Broad on
+/// purpose: the report goes into world-readable job summaries and artifacts, and a masked
+/// non-secret costs nothing.
+fn names_a_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "token", "secret", "key"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// Masks every value under a secret-named key, at any depth (objects inside arrays too).
 fn mask(mut body: Value) -> Value {
-    if let Some(map) = body.as_object_mut() {
-        for key in ["password", "token"] {
-            if map.contains_key(key) {
-                map.insert(key.to_string(), Value::String("<redacted>".to_string()));
-            }
-        }
-    }
+    mask_in_place(&mut body);
     body
 }
 
-/// Masks the session token in a response body (the login response) before it is reported.
+fn mask_in_place(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if names_a_secret(key) {
+                    *value = Value::String(REDACTED.to_string());
+                } else {
+                    mask_in_place(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_in_place),
+        _ => {}
+    }
+}
+
+/// Masks the secrets in a response (the login response's token, any secret-named header)
+/// before it is reported.
 pub fn mask_response(exchange: &mut Exchange) {
     if let Some(response) = exchange.response.as_mut() {
         response.body = mask(std::mem::take(&mut response.body));
+        for (name, value) in &mut response.headers {
+            if names_a_secret(name) {
+                *value = REDACTED.to_string();
+            }
+        }
     }
 }
 
@@ -174,4 +203,67 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_secret_named_key_is_masked_at_any_depth() {
+        let body = json!({
+            "email": "a@example.com",
+            "password": "p1",
+            "current_password": "p2",
+            "profile": {"newPassword": "p3", "name": "n", "tokens": ["t1"]},
+            "sessions": [{"token": "t2", "id": "s"}, {"refresh_token": "t3"}],
+            "client_secret": "s1",
+            "x-api-key": "k1",
+            "version": 2,
+        });
+        let masked = mask(body);
+        let text = masked.to_string();
+        for secret in ["p1", "p2", "p3", "t1", "t2", "t3", "s1", "k1"] {
+            assert!(
+                !text.contains(&format!("\"{secret}\"")),
+                "{secret} in {text}"
+            );
+        }
+        assert_eq!(masked["email"], "a@example.com");
+        assert_eq!(masked["profile"]["name"], "n");
+        assert_eq!(masked["sessions"][0]["id"], "s");
+        assert_eq!(masked["current_password"], REDACTED);
+        assert_eq!(masked["version"], 2);
+    }
+
+    #[test]
+    fn secret_named_response_headers_are_masked() {
+        let mut exchange = Exchange {
+            request: RequestRecord {
+                method: "POST".into(),
+                url: "http://x/sessions".into(),
+                body: None,
+                authorized: false,
+            },
+            response: Some(ResponseRecord {
+                status: 201,
+                headers: vec![
+                    ("x-amzn-requestid".into(), "r".into()),
+                    ("x-api-key".into(), "k".into()),
+                ],
+                body: json!({"token": "t", "expires_at": "later"}),
+            }),
+            error: None,
+            millis: 1,
+        };
+        mask_response(&mut exchange);
+        let response = exchange.response.unwrap();
+        assert_eq!(response.headers[0].1, "r");
+        assert_eq!(response.headers[1].1, REDACTED);
+        assert_eq!(
+            response.body,
+            json!({"token": REDACTED, "expires_at": "later"})
+        );
+    }
 }

@@ -94,7 +94,9 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Create the state and artifacts buckets of a real AWS account (once per account).
     Bootstrap(BootstrapArgs),
-    /// List the tools and credentials found, with versions, and what each one enables.
+    /// List the tools and credentials found, with versions, and what each one enables; with
+    /// `--env NAME` for an environment with `[delivery]` and the GitHub CLI, also the GitHub
+    /// settings its release path needs that are missing (environments, rulesets, OIDC subject).
     Doctor,
     /// Manage the local AWS emulator (moto) and the local API server.
     #[command(subcommand)]
@@ -149,6 +151,11 @@ pub struct RollbackArgs {
     /// What the deploy workflow runs after any deploy that did not succeed.
     #[arg(long)]
     pub unfinished: bool,
+    /// With --unfinished: only a release that started longer ago than this
+    /// (e.g. `65m`), since a younger one may belong to a deploy still running.
+    /// What the scheduled release check runs.
+    #[arg(long, value_name = "DURATION", requires = "unfinished", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -14,6 +14,31 @@ fn workflow_path(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Every workflow file, by name.
+fn workflow_files() -> Vec<String> {
+    let dir = workflow_path("");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".yml") || name.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    assert!(names.contains(&"deploy.yml".to_owned()), "{names:?}");
+    names
+}
+
+/// The workflows that can hold AWS credentials: a job with `id-token: write`.
+fn credentialed_workflows() -> Vec<(String, String, Yaml)> {
+    workflow_files()
+        .into_iter()
+        .map(|name| {
+            let (text, workflow) = load(&name);
+            (name, text, workflow)
+        })
+        .filter(|(_, _, workflow)| jobs(workflow).iter().any(|(_, job)| has_id_token(job)))
+        .collect()
+}
+
 fn load(name: &str) -> (String, Yaml) {
     let path = workflow_path(name);
     let text = std::fs::read_to_string(&path)
@@ -45,10 +70,9 @@ fn step_name(step: &Yaml) -> String {
         .to_owned()
 }
 
-/// The first line of a `run:` script that starts a compiler: `cargo` in any form
-/// (`cargo build`, `cargo run`, `cargo xtask`, `cargo install`), a `cargo-*` plugin or
-/// `rustc`. Comments are ignored; anything else that names cargo as a command counts.
-fn compiles(script: &str) -> Option<String> {
+/// The first line of a `run:` script with a command word for which `is_command` holds
+/// (the word's last path segment: `~/.cargo/bin/cargo` is `cargo`). Comments are ignored.
+fn runs(script: &str, is_command: impl Fn(&str) -> bool) -> Option<String> {
     script
         .lines()
         .map(|line| line.split(" #").next().unwrap_or(line))
@@ -56,27 +80,45 @@ fn compiles(script: &str) -> Option<String> {
         .find(|line| {
             line.split(|c: char| c.is_whitespace() || ";|&()`\"'".contains(c))
                 .map(|word| word.rsplit('/').next().unwrap_or(word))
-                .any(|word| word == "cargo" || word == "rustc" || word.starts_with("cargo-"))
+                .any(&is_command)
         })
         .map(|line| line.trim().to_owned())
 }
 
-/// Steps of `job` that compile after its AWS credentials step, as "step: line".
-fn compiles_with_credentials(job: &Yaml) -> Vec<String> {
-    let steps = steps(job);
-    let Some(credentials) = steps.iter().position(|s| {
+/// The first line of a `run:` script that starts a compiler: `cargo` in any form
+/// (`cargo build`, `cargo run`, `cargo xtask`, `cargo install`), a `cargo-*` plugin or
+/// `rustc`. Comments are ignored; anything else that names cargo as a command counts.
+fn compiles(script: &str) -> Option<String> {
+    runs(script, |word| {
+        word == "cargo" || word == "rustc" || word.starts_with("cargo-")
+    })
+}
+
+/// The index of the step that assumes the AWS role, if the job has one.
+fn credentials_step(job: &Yaml) -> Option<usize> {
+    steps(job).iter().position(|s| {
         s["uses"]
             .as_str()
             .is_some_and(|u| u.starts_with("aws-actions/configure-aws-credentials@"))
-    }) else {
+    })
+}
+
+/// The `run:` scripts of the steps after the credentials step, with the step's name.
+fn scripts_with_credentials(job: &Yaml) -> Vec<(String, &str)> {
+    let Some(credentials) = credentials_step(job) else {
         return Vec::new();
     };
-    steps[credentials + 1..]
+    steps(job)[credentials + 1..]
         .iter()
-        .filter_map(|step| {
-            let line = compiles(step["run"].as_str()?)?;
-            Some(format!("{}: {line}", step_name(step)))
-        })
+        .filter_map(|step| Some((step_name(step), step["run"].as_str()?)))
+        .collect()
+}
+
+/// Steps of `job` that compile after its AWS credentials step, as "step: line".
+fn compiles_with_credentials(job: &Yaml) -> Vec<String> {
+    scripts_with_credentials(job)
+        .into_iter()
+        .filter_map(|(name, script)| Some(format!("{name}: {}", compiles(script)?)))
         .collect()
 }
 
@@ -86,8 +128,8 @@ fn has_id_token(job: &Yaml) -> bool {
 
 #[test]
 fn nothing_compiles_while_aws_credentials_exist() {
-    for file in ["deploy.yml", "ci.yml"] {
-        let (_, workflow) = load(file);
+    for file in workflow_files() {
+        let (_, workflow) = load(&file);
         for (name, job) in jobs(&workflow) {
             let offending = compiles_with_credentials(job);
             assert!(
@@ -175,14 +217,19 @@ fn the_deploy_job_runs_prebuilt_binaries_and_the_build_job_has_no_credentials() 
 fn an_unfinished_release_is_rolled_back_whatever_ended_the_deploy() {
     let (_, workflow) = load("deploy.yml");
     let deploy = &workflow["jobs"]["deploy"];
-    let recovery = steps(deploy)
+    let all = steps(deploy);
+    let deploying = all
+        .iter()
+        .position(|s| s["run"].as_str().is_some_and(|r| r.contains(" deploy ")))
+        .expect("a step runs `xtask deploy`");
+    let recovery = all[deploying..]
         .iter()
         .find(|s| {
             s["run"]
                 .as_str()
                 .is_some_and(|r| r.contains("rollback") && r.contains("--unfinished"))
         })
-        .expect("a step runs `xtask rollback --unfinished`");
+        .expect("a step after the deploy runs `xtask rollback --unfinished`");
     let condition = recovery["if"].as_str().unwrap_or_default();
     // failure() is false for a cancelled or timed-out job; always() is not.
     assert!(
@@ -222,8 +269,8 @@ fn concurrency_is_decided_after_validation_and_never_cancels_a_release() {
 
 #[test]
 fn artifacts_can_be_uploaded_again_by_a_rerun() {
-    for file in ["deploy.yml", "ci.yml"] {
-        let (_, workflow) = load(file);
+    for file in workflow_files() {
+        let (_, workflow) = load(&file);
         for (name, job) in jobs(&workflow) {
             for step in steps(job) {
                 if step["uses"]
@@ -244,8 +291,8 @@ fn artifacts_can_be_uploaded_again_by_a_rerun() {
 
 #[test]
 fn actions_are_pinned_to_a_full_sha_with_the_tag_beside_it() {
-    for file in ["deploy.yml", "ci.yml"] {
-        let (text, _) = load(file);
+    for file in workflow_files() {
+        let (text, _) = load(&file);
         for line in text.lines().filter(|l| {
             l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:")
         }) {
@@ -264,4 +311,347 @@ fn actions_are_pinned_to_a_full_sha_with_the_tag_beside_it() {
             );
         }
     }
+}
+
+/// The `run:` script of the step with this `id`.
+fn script_of<'a>(job: &'a Yaml, id: &str) -> &'a str {
+    steps(job)
+        .iter()
+        .find(|s| s["id"].as_str() == Some(id))
+        .and_then(|s| s["run"].as_str())
+        .unwrap_or_else(|| panic!("no step with id `{id}` and a script"))
+}
+
+fn strings(value: &Yaml) -> Vec<&str> {
+    match value {
+        Yaml::Array(items) => items.iter().filter_map(Yaml::as_str).collect(),
+        Yaml::String(s) => vec![s.as_str()],
+        _ => Vec::new(),
+    }
+}
+
+/// Issue #28, point 1: a tag, a branch or a workflow file from anywhere but main must not
+/// reach an environment. The deploy starts after CI (`workflow_run`, which runs main's file)
+/// or by hand, never on a push (a tag push runs the tagged commit's workflow file), and
+/// `resolve` refuses every ref but main.
+#[test]
+fn only_mains_workflow_file_deploys_and_no_tag_or_push_starts_it() {
+    let (_, workflow) = load("deploy.yml");
+    let on = &workflow["on"];
+    let triggers: Vec<&str> = on
+        .as_hash()
+        .expect("`on` is a map")
+        .keys()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(
+        triggers,
+        ["workflow_run", "workflow_dispatch"],
+        "a push or tag trigger runs the workflow file of the pushed commit"
+    );
+    let pick = script_of(&workflow["jobs"]["resolve"], "pick");
+    assert!(
+        pick.contains(r#""$REF" != refs/heads/main"#),
+        "resolve refuses every ref but main:\n{pick}"
+    );
+    // The release's tag comes after success, from the `tag` job alone; no other job may
+    // write the repository.
+    for (name, job) in jobs(&workflow) {
+        let writes = job["permissions"]["contents"].as_str() == Some("write");
+        assert_eq!(writes, name == "tag", "job `{name}`: contents: write");
+    }
+    let tag = &workflow["jobs"]["tag"];
+    assert!(
+        strings(&tag["needs"]).contains(&"deploy"),
+        "tag after the deploy"
+    );
+    assert!(
+        !tag["if"].as_str().unwrap_or_default().contains("always()"),
+        "the tag job runs only when the deploy succeeded"
+    );
+    // No workflow of the repository starts on a tag.
+    for file in workflow_files() {
+        let (_, workflow) = load(&file);
+        assert!(
+            workflow["on"]["push"]["tags"].is_badvalue(),
+            "{file}: a tag push runs the tagged commit's workflow file"
+        );
+    }
+}
+
+/// Issue #28, point 2: only a commit whose CI succeeded on main deploys, and exactly that
+/// commit (with `workflow_run`, `github.sha` is main's newest commit, not the tested one).
+#[test]
+fn only_a_commit_that_passed_ci_on_main_deploys() {
+    let (_, ci) = load("ci.yml");
+    let (_, workflow) = load("deploy.yml");
+    let run = &workflow["on"]["workflow_run"];
+    assert_eq!(
+        strings(&run["workflows"]),
+        [ci["name"].as_str().expect("ci.yml has a name")],
+        "deploy follows CI by CI's name"
+    );
+    assert_eq!(strings(&run["types"]), ["completed"]);
+    assert_eq!(strings(&run["branches"]), ["main"]);
+    let resolve = &workflow["jobs"]["resolve"];
+    assert!(
+        resolve["if"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("github.event.workflow_run.conclusion == 'success'"),
+        "a red CI run deploys nothing"
+    );
+    let pick = script_of(resolve, "pick");
+    for (what, needle) in [
+        ("a successful run", r#""$RUN_CONCLUSION" != success"#),
+        (
+            "of a push, not a pull request (a fork's `main` matches `branches`)",
+            r#""$RUN_EVENT" != push"#,
+        ),
+        (
+            "of this repository",
+            r#""$RUN_REPOSITORY" != "$GITHUB_REPOSITORY""#,
+        ),
+        ("the commit CI tested", r#"sha="$RUN_SHA""#),
+        (
+            "a manual deploy's commit has a successful CI push run on main",
+            "actions/workflows/ci.yml/runs?head_sha=$sha&event=push&branch=main&status=success",
+        ),
+    ] {
+        assert!(pick.contains(needle), "resolve checks {what} (`{needle}`)");
+    }
+    assert_eq!(
+        resolve["permissions"]["actions"].as_str(),
+        Some("read"),
+        "resolve reads CI's runs"
+    );
+    for job in ["build", "deploy"] {
+        let checkout = steps(&workflow["jobs"][job])
+            .iter()
+            .find(|s| {
+                s["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("actions/checkout@"))
+            })
+            .unwrap_or_else(|| panic!("{job} checks out"));
+        assert_eq!(
+            checkout["with"]["ref"].as_str(),
+            Some("${{ needs.resolve.outputs.sha }}"),
+            "{job} builds and deploys the commit resolve checked"
+        );
+    }
+}
+
+/// Issue #28, points 3 and 4: every deploy job first undoes a release an earlier run left
+/// unfinished (a lost runner or a forced cancel skips `always()` steps), and checks out the
+/// history xtask needs to refuse a commit older than the one serving.
+#[test]
+fn every_deploy_job_starts_by_rolling_back_an_unfinished_release() {
+    let (_, workflow) = load("deploy.yml");
+    let deploy = &workflow["jobs"]["deploy"];
+    let all = steps(deploy);
+    let credentials = credentials_step(deploy).expect("the deploy job assumes the role");
+    let first = &all[credentials + 1];
+    let script = first["run"].as_str().unwrap_or_default();
+    assert!(
+        script.contains("rollback")
+            && script.contains("--unfinished")
+            && !script.contains("--older-than"),
+        "the first step with credentials rolls back any unfinished release: {}",
+        step_name(first)
+    );
+    assert!(
+        all[credentials + 2]["run"]
+            .as_str()
+            .is_some_and(|r| r.contains(" deploy ")),
+        "then deploys"
+    );
+    let checkout = &all[0];
+    assert_eq!(
+        checkout["with"]["fetch-depth"].as_i64(),
+        Some(0),
+        "xtask deploy compares the commit with the one serving (git merge-base)"
+    );
+}
+
+/// Issue #28, point 4: a release left half-done when no deploy follows is found within the
+/// hour. The scheduled check may run beside a deploy, so it spares a young release, and it
+/// stays out of the deploy concurrency group, where it would replace a waiting deploy.
+#[test]
+fn a_scheduled_check_rolls_back_and_reports_what_deploys_left_half_done() {
+    let (_, workflow) = load("release-check.yml");
+    assert!(
+        workflow["on"]["schedule"]
+            .as_vec()
+            .is_some_and(|s| !s.is_empty()),
+        "release-check.yml runs on a schedule"
+    );
+    let check = &workflow["jobs"]["check"];
+    assert_eq!(
+        strings(&check["strategy"]["matrix"]["env"]),
+        ["dev", "prod"]
+    );
+    let group = check["concurrency"]["group"].as_str().unwrap_or_default();
+    assert!(!group.starts_with("deploy-"), "{group}");
+    assert!(
+        check["environment"]["name"]
+            .as_str()
+            .is_some_and(|e| e.ends_with("-release-check")),
+        "its own environment: prod's reviewers can't approve a schedule"
+    );
+    let credentials = &steps(check)[credentials_step(check).expect("it assumes a role")];
+    assert_eq!(
+        credentials["with"]["role-to-assume"].as_str(),
+        Some("${{ vars.AWS_RELEASE_CHECK_ROLE_ARN }}"),
+        "the release check's role, which can only move aliases"
+    );
+    let scripts: Vec<&str> = scripts_with_credentials(check)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    let script = scripts
+        .iter()
+        .find(|s| s.contains("rollback"))
+        .expect("it runs xtask rollback");
+    for needle in [
+        "--unfinished",
+        "--older-than",
+        ".unfinished",
+        ".weighted",
+        "exit 1",
+    ] {
+        assert!(script.contains(needle), "`{needle}` in:\n{script}");
+    }
+}
+
+/// Issue #28, point 4: a step that hangs fails at its own limit, not at the job's, so the
+/// steps after it (the recovery rollback, the summary) still run inside the role session.
+#[test]
+fn every_step_and_job_of_a_workflow_with_credentials_has_a_timeout() {
+    for file in workflow_files() {
+        let (_, workflow) = load(&file);
+        for (name, job) in jobs(&workflow) {
+            assert!(
+                job["timeout-minutes"].as_i64().is_some(),
+                "{file}: job `{name}` has no timeout-minutes"
+            );
+        }
+    }
+    for (file, _, workflow) in credentialed_workflows() {
+        for (name, job) in jobs(&workflow) {
+            for step in steps(job) {
+                assert!(
+                    step["timeout-minutes"].as_i64().is_some(),
+                    "{file}: job `{name}`, step `{}` has no timeout-minutes",
+                    step_name(step)
+                );
+            }
+        }
+        // After the credentials step the limits add up to less than the role session.
+        for (name, job) in jobs(&workflow) {
+            let Some(credentials) = credentials_step(job) else {
+                continue;
+            };
+            let session = steps(job)[credentials]["with"]["role-duration-seconds"]
+                .as_i64()
+                .expect("the session length is explicit");
+            let all = steps(job);
+            // A manual rollback replaces the deploy step: count the longer of the two.
+            let exclusive = |id: &str| {
+                all.iter()
+                    .find(|s| s["id"].as_str() == Some(id))
+                    .and_then(|s| s["timeout-minutes"].as_i64())
+            };
+            let mut minutes: i64 = all[credentials + 1..]
+                .iter()
+                .filter(|s| !matches!(s["id"].as_str(), Some("deploy" | "rollback")))
+                .filter_map(|s| s["timeout-minutes"].as_i64())
+                .sum();
+            minutes += exclusive("deploy").max(exclusive("rollback")).unwrap_or(0);
+            assert!(
+                minutes * 60 < session,
+                "{file}: job `{name}`: {minutes} min of steps after a {session} s session"
+            );
+        }
+    }
+}
+
+/// Issue #28, point 6: with credentials, Terraform runs only inside xtask, which installs the
+/// exactly pinned provider against the committed lock file (`-lockfile=readonly`); a bare
+/// `terraform init` would take whatever the registry serves.
+#[test]
+fn terraform_runs_only_through_xtask_while_credentials_exist() {
+    for (file, _, workflow) in credentialed_workflows() {
+        for (name, job) in jobs(&workflow) {
+            for (step, script) in scripts_with_credentials(job) {
+                assert_eq!(
+                    runs(script, |word| word == "terraform"
+                        || word.starts_with("terraform-")),
+                    None,
+                    "{file}: job `{name}`, step `{step}` runs terraform with the role's credentials"
+                );
+            }
+        }
+    }
+    assert!(
+        infra::stack::AWS_PROVIDER_VERSION
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.'),
+        "the provider is pinned to one version"
+    );
+    assert!(
+        infra::stack::PROVIDER_LOCK.contains(&format!(
+            "version     = \"{}\"",
+            infra::stack::AWS_PROVIDER_VERSION
+        )),
+        "infra/terraform.lock.hcl locks the pinned version"
+    );
+}
+
+/// Issue #28, point 7: the job summary is world-readable in a public repository; request
+/// bodies stay out of it (smoke masks secret-named keys too, `smoke/src/api.rs`).
+#[test]
+fn the_job_summary_leaves_request_bodies_out() {
+    let (_, workflow) = load("deploy.yml");
+    let summary = steps(&workflow["jobs"]["deploy"])
+        .iter()
+        .find_map(|s| {
+            s["run"]
+                .as_str()
+                .filter(|r| r.contains("GITHUB_STEP_SUMMARY"))
+        })
+        .expect("a step writes the job summary");
+    assert!(
+        summary.contains(".request |= del(.body)"),
+        "every report goes through the filter that drops request bodies"
+    );
+    assert!(
+        !summary.contains("head -c 60000 \"$2\""),
+        "a report that is not JSON is not pasted raw"
+    );
+}
+
+#[test]
+fn the_command_rule_sees_terraform_behind_a_path_and_not_in_comments() {
+    let terraform = |s: &str| runs(s, |w| w == "terraform");
+    assert!(terraform("/usr/bin/terraform -chdir=x init").is_some());
+    assert!(terraform("set -e; terraform init").is_some());
+    assert_eq!(terraform("# terraform init\n\"$XTASK\" deploy"), None);
+    assert_eq!(terraform("echo terraform-free"), None);
+}
+
+/// Issue #28, point 8: `doctor` checks that `main`'s ruleset requires exactly CI's jobs.
+#[test]
+fn the_doctors_required_checks_are_ci_yml_s_jobs() {
+    let (_, ci) = load("ci.yml");
+    let jobs = jobs(&ci);
+    let names: Vec<&str> = jobs
+        .iter()
+        .map(|(id, job)| job["name"].as_str().unwrap_or(id.as_str()))
+        .collect();
+    assert_eq!(
+        crate::services::github::CI_CHECKS,
+        names.as_slice(),
+        "update CI_CHECKS in xtask/src/services/github.rs"
+    );
 }

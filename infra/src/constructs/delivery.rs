@@ -1,8 +1,9 @@
 //! GitHub Actions delivery: GitHub's OIDC provider and the role the `deploy` workflow assumes
 //! with the job's OIDC token, so no AWS key is ever stored in GitHub.
 //!
-//! The role trusts exactly one subject, `repo:OWNER/REPO:environment:ENV` (the environment's
-//! branch and tag rules on GitHub then decide which refs can deploy), and may do what
+//! The role trusts exactly one subject, `repo:OWNER/REPO:environment:ENV` or its immutable
+//! form `repo:OWNER@ID/REPO@ID:environment:ENV` ([`subject`]; the environment's branch rules on
+//! GitHub then decide which refs can deploy), and may do what
 //! `cargo xtask deploy`, `smoke`, `rollback` and `logs` and Terraform's apply of the bootstrap
 //! and service stacks need, on this environment's resources only: names that start with the
 //! prefix, the bootstrap stack's keys by exact ARN ([`EnvironmentKeys`]), resources with
@@ -42,6 +43,16 @@ pub const AUDIENCE: &str = "sts.amazonaws.com";
 pub const ROLE_SUFFIX: &str = "github-deploy";
 /// One hour, what the workflow asks for (`role-duration-seconds: 3600`).
 pub const MAX_SESSION_SECONDS: u32 = 3600;
+/// `<prefix>github-release-check`: the scheduled release check's role.
+pub const CHECK_ROLE_SUFFIX: &str = "github-release-check";
+/// Appended to the GitHub environment's name for the release check's environment.
+pub const CHECK_ENVIRONMENT_SUFFIX: &str = "-release-check";
+/// Everything `cargo xtask rollback --unfinished` calls, and all the release check's role may do.
+pub const CHECK_ACTIONS: &[&str] = &[
+    "lambda:GetAlias",
+    "lambda:GetFunction",
+    "lambda:UpdateAlias",
+];
 /// The statement that keeps the deploy role's IAM rights off itself and the OIDC provider.
 pub const SELF_PROTECTION_SID: &str = "NeverItselfNorTheOidcProvider";
 
@@ -147,7 +158,11 @@ pub fn github_deploy(
                 delivery.github_repository,
                 delivery.environment(&config.name)
             ),
-            "assume_role_policy": trust_policy(delivery, &config.name, &provider_arn),
+            "assume_role_policy": trust_policy(
+                "GitHubDeployJobOfThisRepositoryAndEnvironment",
+                subject(delivery, &config.name),
+                &provider_arn,
+            ),
             "max_session_duration": MAX_SESSION_SECONDS,
         }),
     );
@@ -183,33 +198,109 @@ pub fn github_deploy(
     }
 }
 
-/// `repo:OWNER/REPO:environment:ENV`: what GitHub puts in `sub` for a job that declares
-/// `environment: ENV`.
+/// What GitHub puts in `sub` for a job of this repository that declares `environment: ENV`
+/// (the environment's GitHub environment): `repo:OWNER/REPO:environment:ENV`, or with the
+/// immutable ids set in the environment file, `repo:OWNER@OWNER_ID/REPO@REPO_ID:environment:ENV`
+/// (GitHub's immutable subject, the default for repositories created or renamed on or after
+/// 2026-07-15). Only one of the two: the immutable subject exists so that a recycled owner or
+/// repository name can't match.
 pub fn subject(delivery: &Delivery, env_name: &str) -> String {
+    subject_in(delivery, delivery.environment(env_name))
+}
+
+/// [`subject`] for the GitHub environment `github_environment`.
+fn subject_in(delivery: &Delivery, github_environment: &str) -> String {
+    let repository = match (delivery.github_owner_id, delivery.github_repository_id) {
+        (Some(owner_id), Some(repository_id)) => {
+            let (owner, repo) = delivery
+                .github_repository
+                .split_once('/')
+                .expect("the environment file checks OWNER/REPO");
+            format!("{owner}@{owner_id}/{repo}@{repository_id}")
+        }
+        _ => delivery.github_repository.clone(),
+    };
+    format!("repo:{repository}:environment:{github_environment}")
+}
+
+/// The GitHub environment of the scheduled release check (`.github/workflows/release-check.yml`):
+/// `<ENV>-release-check`, without required reviewers, so a check of prod does not wait for an
+/// approval; its role ([`release_check_role`]) can only put `live` aliases back.
+pub fn release_check_environment(delivery: &Delivery, env_name: &str) -> String {
     format!(
-        "repo:{}:environment:{}",
-        delivery.github_repository,
+        "{}{CHECK_ENVIRONMENT_SUFFIX}",
         delivery.environment(env_name)
     )
 }
 
 /// Only GitHub's tokens for this audience and exactly this subject. `StringEquals`, never a
 /// wildcard on `sub`: `repo:OWNER/*` would let every repository of the owner deploy.
-fn trust_policy(delivery: &Delivery, env_name: &str, provider_arn: &Expr) -> String {
+fn trust_policy(sid: &str, subject: String, provider_arn: &Expr) -> String {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
-            "Sid": "GitHubDeployJobOfThisRepositoryAndEnvironment",
+            "Sid": sid,
             "Effect": "Allow",
             "Principal": { "Federated": provider_arn },
             "Action": "sts:AssumeRoleWithWebIdentity",
             "Condition": { "StringEquals": {
                 format!("{GITHUB_OIDC_HOST}:aud"): AUDIENCE,
-                format!("{GITHUB_OIDC_HOST}:sub"): subject(delivery, env_name),
+                format!("{GITHUB_OIDC_HOST}:sub"): subject,
             } },
         }],
     })
     .to_string()
+}
+
+/// The role of the scheduled release check: `cargo xtask rollback --unfinished`, which reads
+/// every `live` alias, moves an unfinished release's aliases back to their recorded previous
+/// versions and rewrites the record (GetAlias, UpdateAlias), then waits until the functions
+/// are active (GetFunction). Nothing else: it can't deploy, so its GitHub environment needs
+/// no reviewer, and the worst it can do is point `live` at another published version of this
+/// environment's functions, which `rollback` can do as well.
+pub fn release_check_role(
+    stack: &mut Stack,
+    config: &Config,
+    delivery: &Delivery,
+    account: &Account,
+    provider_arn: &Expr,
+) -> Expr {
+    let name = config.name(CHECK_ROLE_SUFFIX);
+    let github_environment = release_check_environment(delivery, &config.name);
+    let role = stack.resource(
+        "aws_iam_role",
+        "github_release_check",
+        json!({
+            "name": name,
+            "description": format!(
+                "GitHub Actions release check of {} in environment {github_environment} (OIDC)",
+                delivery.github_repository,
+            ),
+            "assume_role_policy": trust_policy(
+                "GitHubReleaseCheckOfThisRepositoryAndEnvironment",
+                subject_in(delivery, &github_environment),
+                provider_arn,
+            ),
+            "max_session_duration": MAX_SESSION_SECONDS,
+        }),
+    );
+    let scope = config.scope(account);
+    let functions = scope.in_region("lambda", &format!("function:{}*", config.prefix));
+    let statements = vec![Statement::allow(
+        "PutUnfinishedReleasesBack",
+        CHECK_ACTIONS,
+        vec![functions],
+    )];
+    stack.resource(
+        "aws_iam_role_policy",
+        "github_release_check",
+        json!({
+            "name": format!("{name}-aliases"),
+            "role": role.attr("name"),
+            "policy": PolicyDocument::new(statements).render(),
+        }),
+    );
+    role.attr("arn")
 }
 
 /// The deploy role's permissions, derived from what the bootstrap and service stacks create for
@@ -439,7 +530,7 @@ fn deploy_statements(
 
     // Explicit Deny, which no Allow above can override: the IAM rights on `role/<prefix>*`
     // would otherwise cover `<prefix>github-deploy` itself, letting a deploy widen its own
-    // permissions or trust. Its policies, the permissions boundary and the OIDC provider are
+    // permissions or trust (and the release check's role beside it). Its policies, the permissions boundary and the OIDC provider are
     // denied too (nothing above grants changing them; this makes it hold whatever is added
     // later).
     let mut denied: Vec<&str> = ROLE_ACTIONS.to_vec();
@@ -465,6 +556,7 @@ fn deploy_statements(
             &denied,
             vec![
                 format!("arn:{p}:iam::{a}:role/{}", config.name(ROLE_SUFFIX)),
+                format!("arn:{p}:iam::{a}:role/{}", config.name(CHECK_ROLE_SUFFIX)),
                 format!("arn:{p}:iam::{a}:policy/{}-*", config.name(ROLE_SUFFIX)),
                 boundary_arn.clone(),
                 provider_arn.to_string(),

@@ -4,6 +4,8 @@
 
 pub mod aws;
 pub mod env;
+pub mod git;
 pub mod process;
 pub mod progress;
+pub mod signals;
 pub mod traffic;

@@ -5,6 +5,7 @@
 
 use std::fmt::Display;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,6 +103,11 @@ pub fn stream(
     }
     let mut log_file =
         std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    super::signals::check(step)?;
+    if super::signals::installed() {
+        // Signals reach the program only through xtask, once (see `signals`).
+        command.process_group(0);
+    }
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::null())
@@ -128,8 +134,20 @@ pub fn stream(
     let mut stderr_lines = Vec::new();
     let mut latest = String::new();
     let mut next_beat = started + HEARTBEAT;
+    let mut interrupted = None;
     loop {
-        let (is_err, text) = match rx.recv_timeout(Duration::from_secs(1)) {
+        // Asked to stop: one SIGINT, which Terraform answers by stopping gracefully and
+        // releasing its state lock; then wait for it to exit.
+        if interrupted.is_none()
+            && let Some(signal) = super::signals::received()
+        {
+            line(format!(
+                "    {step}: {signal} received; asking it to stop (SIGINT) and waiting"
+            ));
+            super::signals::interrupt(child.id());
+            interrupted = Some(signal);
+        }
+        let (is_err, text) = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(message) => message,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if CANCELLED.load(Ordering::Relaxed) {
@@ -171,6 +189,13 @@ pub fn stream(
     bar.finish_and_clear();
     DISPLAY.remove(&bar);
     let elapsed = started.elapsed();
+    if let Some(signal) = interrupted {
+        bail!(
+            "{step} stopped by {signal}: it was asked to stop and exited ({status}); the full \
+             output is in {}",
+            log.display()
+        );
+    }
     if CANCELLED.load(Ordering::Relaxed) {
         bail!("{step} stopped: an earlier step failed");
     }
@@ -186,4 +211,62 @@ pub fn stream(
         );
     }
     Ok(elapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::signals;
+
+    /// A SIGTERM to xtask reaches the running program as one SIGINT (what makes Terraform
+    /// stop gracefully and release its state lock), xtask waits for it to exit, and the step
+    /// fails naming the signal. A real child process and a real signal.
+    #[test]
+    fn a_signal_interrupts_the_running_program_once_and_waits_for_it() {
+        signals::install();
+        let dir = std::env::temp_dir().join(format!("xtask-signal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("child.log");
+        let mut command = Command::new("sh");
+        // Counts the SIGINTs it gets, takes a moment to "release its lock", then exits.
+        command.args([
+            "-c",
+            "n=0; trap 'n=$((n+1)); echo \"interrupted $n\"; sleep 1; echo released; exit 3' INT; \
+             echo started; while :; do sleep 0.1; done",
+        ]);
+        let raiser = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(800));
+            signals::raise_for_test(libc::SIGTERM);
+        });
+        let started = Instant::now();
+        let err = stream("terraform apply (test)", command, &log, |_| None).unwrap_err();
+        raiser.join().unwrap();
+        let took = started.elapsed();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(err.to_string().contains("stopped by SIGTERM"), "{err:#}");
+        assert!(
+            text.contains("interrupted 1") && text.contains("released"),
+            "{text}"
+        );
+        assert!(!text.contains("interrupted 2"), "one SIGINT only: {text}");
+        assert!(
+            took < Duration::from_secs(7),
+            "within the runner's window: {took:?}"
+        );
+        // Nothing new starts once a stop was asked for.
+        let again = stream(
+            "terraform apply (again)",
+            Command::new("true"),
+            &log,
+            |_| None,
+        );
+        assert!(
+            again
+                .unwrap_err()
+                .to_string()
+                .contains("not started: stopped by SIGTERM"),
+        );
+        assert!(signals::sleep(Duration::from_secs(5)).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -37,8 +37,13 @@ pub fn run(env: &Env, args: BootstrapArgs) -> Result<()> {
         human.push_str(&format!(
             "\ndeploy role:      {role}\n\nSet it on the GitHub environment `{genv}` (docs/delivery.md: Required settings in GitHub):\n  \
              gh variable set AWS_DEPLOY_ROLE_ARN --repo {repo} --env {genv} --body {role}\n  \
-             gh variable set AWS_REGION --repo {repo} --env {genv} --body {region}",
+             gh variable set AWS_REGION --repo {repo} --env {genv} --body {region}\n\n\
+             release check role: {check}\nSet it on the GitHub environment `{cenv}` (branch main, no reviewers):\n  \
+             gh variable set AWS_RELEASE_CHECK_ROLE_ARN --repo {repo} --env {cenv} --body {check}\n  \
+             gh variable set AWS_REGION --repo {repo} --env {cenv} --body {region}",
             role = d.deploy_role_arn,
+            check = d.release_check_role_arn,
+            cenv = d.release_check_environment,
             genv = d.github_environment,
             repo = d.github_repository,
             region = env.region,

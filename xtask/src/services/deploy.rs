@@ -102,6 +102,8 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
                 Some(checked) => checked,
                 None => target::target(env)?,
             };
+            // Never backwards by accident: before anything is applied.
+            rollback::refuse_backwards(env, &target)?;
             let t = Instant::now();
             synth::synthesize(env)?;
             let synth_took = t.elapsed();

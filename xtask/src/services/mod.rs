@@ -9,6 +9,7 @@ pub mod aliases;
 pub mod artifacts;
 pub mod deploy;
 pub mod functions;
+pub mod github;
 pub mod invoke;
 pub mod local;
 pub mod logs;

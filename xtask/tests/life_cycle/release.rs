@@ -397,9 +397,165 @@ fn unfinished_releases_are_rolled_back_by_the_workflows_recovery_step() {
     for (f, v1) in FUNCTIONS.iter().zip(&v1) {
         assert_eq!(&live_version(&endpoint, f), v1, "{f} after the recovery");
     }
+
+    // 3. A deploy interrupted mid-canary as a cancelled or timed-out job is (SIGINT, and
+    // SIGTERM on its own): it moves every alias back itself and exits within the 7.5 s the
+    // runner waits before its next signal, leaving no state lock.
+    for (n, signal) in [(4, "INT"), (5, "TERM")] {
+        rebuild(
+            &bins.join("users"),
+            &format!("xtask release test: users v{n}"),
+        );
+        let (status, err, took) =
+            interrupt_mid_canary(&dir, &endpoint, &deploy_args("canary:50:10m"), signal);
+        assert!(!status.success(), "SIG{signal}: the deploy must fail");
+        assert!(err.contains(&format!("stopped by SIG{signal}")), "{err}");
+        assert!(err.contains("rolled back"), "{err}");
+        assert!(
+            took < Duration::from_millis(7500),
+            "SIG{signal}: exited after {took:?}, past the runner's window"
+        );
+        for (f, v1) in FUNCTIONS.iter().zip(&v1) {
+            assert_eq!(&live_version(&endpoint, f), v1, "{f} after SIG{signal}");
+            assert!(
+                !weighted(&endpoint, f),
+                "{f} still carries weights after SIG{signal}"
+            );
+        }
+        assert_ne!(
+            alias_record(&endpoint, "users").unwrap()["state"],
+            "releasing",
+            "SIG{signal}: the release was undone, not left unfinished"
+        );
+        assert_eq!(
+            workflow_recovery(&dir)["unfinished"],
+            false,
+            "SIG{signal}: nothing left for the recovery step"
+        );
+        assert_eq!(state_locks(&dir), Vec::<String>::new(), "SIG{signal}");
+    }
+
+    // 4. Never backwards: a deploy of a commit older than the newest release's is refused.
+    // A shallow clone of this checkout with one commit on top gives a real history with a
+    // newer commit; the deploys read it through GIT_DIR (xtask asks git nothing else).
+    let clone = dir.join("history");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&clone)
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let source = format!("file://{}", workspace_root().display());
+    let cloned = std::process::Command::new("git")
+        .args(["clone", "--quiet", "--depth", "1", &source])
+        .arg(&clone)
+        .status()
+        .unwrap();
+    assert!(cloned.success());
+    let older = git(&["rev-parse", "HEAD"]);
+    git(&["commit", "--quiet", "--allow-empty", "-m", "newer"]);
+    let newer = git(&["rev-parse", "HEAD"]);
+    let git_dir = clone.join(".git");
+    let deploy_at = |n: u32| {
+        rebuild(
+            &bins.join("users"),
+            &format!("xtask release test: users v{n}"),
+        );
+        let args = deploy_args("all-at-once");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        xtask_with(&dir, &args, |command| {
+            command.env("GIT_DIR", &git_dir);
+        })
+    };
+    let released = deploy_at(6);
+    assert!(released.status.success(), "{}", stderr(&released));
+    assert_eq!(
+        alias_record(&endpoint, "users").unwrap()["commit"],
+        newer.as_str(),
+        "the release records its commit"
+    );
+    let serving = live_version(&endpoint, "users");
+    git(&["checkout", "--quiet", "--detach", &older]);
+    let refused = deploy_at(7);
+    assert!(!refused.status.success(), "an older commit must not deploy");
+    let err = stderr(&refused);
+    for needle in [
+        format!("refusing to deploy {older}"),
+        format!("ancestor of {newer}"),
+        "cargo xtask rollback --env local".to_owned(),
+    ] {
+        assert!(err.contains(&needle), "`{needle}` in:\n{err}");
+    }
+    assert_eq!(live_version(&endpoint, "users"), serving, "nothing moved");
+    // The same commit again deploys (a re-run of the newest run).
+    git(&["checkout", "--quiet", &newer]);
+    let again = deploy_at(8);
+    assert!(again.status.success(), "{}", stderr(&again));
     // The emulator first: `local down` finds it through the build folder.
     drop(_down);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Starts `xtask ARGS`, waits until users' canary bakes, sends `kill -SIGNAL`, and returns
+/// how xtask exited, its stderr and how long it took to exit after the signal.
+fn interrupt_mid_canary(
+    dir: &std::path::Path,
+    endpoint: &str,
+    args: &[String],
+    signal: &str,
+) -> (std::process::ExitStatus, String, Duration) {
+    let log = dir.join(format!("interrupted-{signal}.log"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .env("XTASK_BUILD_DIR", dir)
+        .env_remove("XTASK_ENV")
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_canary(endpoint, "users");
+    let sent = std::time::Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let took = sent.elapsed();
+    let err = std::fs::read_to_string(&log).unwrap();
+    eprintln!(
+        "--- xtask {} (SIG{signal} after the canary began) -> {status}\n{err}",
+        args.join(" ")
+    );
+    (status, err, took)
+}
+
+/// Terraform state lock files under `dir` (the local backend writes `.<state>.lock.info`
+/// beside the state while it holds the lock).
+fn state_locks(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(".lock.info") {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
 }
 
 #[test]

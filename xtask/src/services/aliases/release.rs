@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::base::aws::Target;
 use crate::base::env::Env;
 use crate::base::traffic::Strategy;
-use crate::base::{process, progress};
+use crate::base::{process, progress, signals};
 use crate::services::aliases::{self, AliasState, Versions};
 
 /// How often alarms are read while traffic bakes on a step.
@@ -119,6 +119,8 @@ pub fn run(
 
     let steps = strategy.steps();
     for (i, percent) in steps.iter().copied().enumerate() {
+        // Stopped before this step: deploy's recovery moves everything back.
+        signals::check(&format!("release step {}/{}", i + 1, steps.len()))?;
         let state: BTreeMap<String, AliasState> = shifts
             .iter()
             .map(|(function, shift)| (function.clone(), step_state(shift, percent)))
@@ -141,7 +143,8 @@ pub fn run(
                 .map(|(function, shift)| (function.clone(), step_state(shift, 0)))
                 .collect();
             aliases::set_aliases(env, target, &back).context(
-                "moving the aliases back after the alarm failed too; run `cargo xtask rollback`",
+                "moving the aliases back after the alarm or signal failed too; run `cargo xtask \
+                 rollback`",
             )?;
             let previous: Vec<String> = shifts
                 .iter()
@@ -178,10 +181,10 @@ fn step_state(shift: &Shift, percent: u32) -> AliasState {
 
 /// Watches the gate alarms for `bake` (at least one read); an error names
 /// the alarms that fired.
+/// A SIGINT or SIGTERM ends it early with an error, like an alarm (`signals`).
 fn watch(target: &Target, gate: &[String], bake: Duration) -> Result<()> {
     if gate.is_empty() {
-        std::thread::sleep(bake);
-        return Ok(());
+        return signals::sleep(bake);
     }
     let until = Instant::now() + bake;
     loop {
@@ -193,7 +196,7 @@ fn watch(target: &Target, gate: &[String], bake: Duration) -> Result<()> {
         if left.is_zero() {
             return Ok(());
         }
-        std::thread::sleep(left.min(ALARM_POLL));
+        signals::sleep(left.min(ALARM_POLL))?;
     }
 }
 

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::aws::Target;
 use crate::base::env::Env;
+use crate::base::git::{self, Lineage};
 use crate::base::progress;
 use crate::services::aliases::release::Shift;
 use crate::services::aliases::{self, ALIAS, Alias, AliasState, wait};
@@ -63,6 +64,10 @@ pub struct Record {
     pub previous: String,
     /// The version the release moves the alias to.
     pub next: String,
+    /// The commit the release shipped (absent in records of older xtask versions, or when
+    /// the deploy ran outside a git checkout). Deploy refuses an ancestor of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 impl Record {
@@ -102,6 +107,14 @@ pub struct Report {
     pub moved: Vec<Move>,
     /// Functions whose alias already served the recorded version.
     pub unchanged: Vec<String>,
+    /// With nothing unfinished to undo: functions whose alias still carries routing weights
+    /// (a shift no record explains; the release check fails on it).
+    #[serde(default)]
+    pub weighted: Vec<String>,
+    /// An unfinished release left alone because it started too recently to be abandoned
+    /// ([`Scope::UnfinishedBefore`]): a deploy may still be moving it.
+    #[serde(default)]
+    pub in_progress: Option<u64>,
 }
 
 /// An alias on `version` with all the traffic.
@@ -116,6 +129,8 @@ fn alone(version: &str) -> AliasState {
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub id: u64,
+    /// The commit being released, recorded on every alias it moves.
+    pub commit: Option<String>,
     pub shifts: BTreeMap<String, Shift>,
     /// Each moving alias's description before the release, to restore when
     /// the release moved back by itself.
@@ -142,6 +157,7 @@ pub fn begin(env: &Env, target: &Target, shifts: &BTreeMap<String, Shift>) -> Re
     let current = aliases::read_aliases(env, target)?;
     let mut pending = Pending {
         id,
+        commit: git::head(&env.root),
         shifts: shifts.clone(),
         replaced: BTreeMap::new(),
     };
@@ -160,6 +176,7 @@ pub fn begin(env: &Env, target: &Target, shifts: &BTreeMap<String, Shift>) -> Re
             state: State::Releasing,
             previous: shift.from.clone(),
             next: shift.to.clone(),
+            commit: pending.commit.clone(),
         };
         if let Err(err) =
             aliases::describe(env, target, function, &alias.state, &record.description())
@@ -185,6 +202,7 @@ pub fn finish(env: &Env, target: &Target, pending: &Pending) -> Result<()> {
             state: State::Released,
             previous: shift.from.clone(),
             next: shift.to.clone(),
+            commit: pending.commit.clone(),
         };
         aliases::describe(
             env,
@@ -223,6 +241,54 @@ fn newest(aliases: &BTreeMap<String, Alias>) -> Option<(u64, BTreeMap<String, Re
     ))
 }
 
+/// The commit of the newest release recorded on the aliases, with that release's id.
+fn serving_commit(aliases: &BTreeMap<String, Alias>) -> Option<(u64, String)> {
+    let (id, records) = newest(aliases)?;
+    let commit = records.into_values().find_map(|r| r.commit)?;
+    Some((id, commit))
+}
+
+/// Called by `deploy` before it applies anything: refuses to deploy a commit that is an
+/// ancestor of the newest release's (a re-run of an old workflow run, or deploys finishing
+/// in another order than their commits). Going back is `rollback`'s job; to ship older code
+/// on purpose, revert it in a new commit. Deploys nothing when it can't tell (no git
+/// checkout, no commit recorded yet, or the recorded commit not in this checkout's history).
+pub fn refuse_backwards(env: &Env, target: &Target) -> Result<()> {
+    let Some(candidate) = git::head(&env.root) else {
+        progress::note(format!(
+            "{} is not a git checkout: the release records no commit, and deploy can't check \
+             it is not older than the one serving",
+            env.root.display()
+        ));
+        return Ok(());
+    };
+    let Some((id, serving)) = serving_commit(&aliases::read_aliases(env, target)?) else {
+        return Ok(());
+    };
+    match git::lineage(&env.root, &candidate, &serving)? {
+        Lineage::Same | Lineage::NotOlder => Ok(()),
+        Lineage::Older => bail!(
+            "refusing to deploy {candidate} to `{}`: it is an ancestor of {serving}, the commit \
+             of the newest release there ({id}), so it would move `{}` backwards. A re-run of \
+             an old workflow run, or a deploy that finished after a newer one, gets here. To go \
+             back to the versions served before the last release, run `cargo xtask rollback \
+             --env {}`; to ship older code on purpose, revert it in a new commit",
+            env.name,
+            env.name,
+            env.name
+        ),
+        Lineage::Unknown => {
+            progress::note(format!(
+                "the newest release on `{}` ({id}) shipped {serving}, which this checkout's \
+                 history doesn't hold (a shallow clone, or a commit never fetched): not \
+                 checked that {candidate} is newer",
+                env.name
+            ));
+            Ok(())
+        }
+    }
+}
+
 /// Which releases a rollback undoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -231,6 +297,31 @@ pub enum Scope {
     /// Only a release that has not finished; nothing otherwise (the deploy
     /// workflow runs this after any deploy that did not succeed).
     Unfinished,
+    /// Only a release that has not finished and started before this time (milliseconds
+    /// since the epoch, as release ids are): one younger may belong to a deploy still
+    /// running. The scheduled release check, which can run beside a deploy, uses this.
+    UnfinishedBefore(u64),
+}
+
+impl Scope {
+    /// Whether only an unfinished release is undone (and nothing is an error).
+    pub fn only_unfinished(self) -> bool {
+        !matches!(self, Scope::Last)
+    }
+
+    /// Whether release `id`, unfinished, is left alone as possibly still in progress.
+    fn spares(self, id: u64) -> bool {
+        matches!(self, Scope::UnfinishedBefore(cutoff) if id >= cutoff)
+    }
+}
+
+/// Functions whose `live` alias carries routing weights, i.e. is split between versions.
+fn weighted(aliases: &BTreeMap<String, Alias>) -> Vec<String> {
+    aliases
+        .iter()
+        .filter(|(_, a)| !a.state.weights.is_empty())
+        .map(|(f, _)| f.clone())
+        .collect()
 }
 
 pub fn nothing(env: &Env, why: &str) -> Report {
@@ -248,8 +339,11 @@ pub fn nothing(env: &Env, why: &str) -> Report {
 pub fn roll_back(env: &Env, target: &Target, scope: Scope) -> Result<Report> {
     let current = aliases::read_aliases(env, target)?;
     let Some((id, records)) = newest(&current) else {
-        if scope == Scope::Unfinished {
-            return Ok(nothing(env, "no release is recorded on the aliases"));
+        if scope.only_unfinished() {
+            return Ok(Report {
+                weighted: weighted(&current),
+                ..nothing(env, "no release is recorded on the aliases")
+            });
         }
         bail!(
             "nothing to roll back to for `{}`: no `{ALIAS}` alias records a release (a first \
@@ -261,8 +355,20 @@ pub fn roll_back(env: &Env, target: &Target, scope: Scope) -> Result<Report> {
         );
     };
     let unfinished = records.values().any(|r| r.state == State::Releasing);
-    if scope == Scope::Unfinished && !unfinished {
-        return Ok(nothing(env, &format!("release {id} finished")));
+    if scope.only_unfinished() && !unfinished {
+        return Ok(Report {
+            weighted: weighted(&current),
+            ..nothing(env, &format!("release {id} finished"))
+        });
+    }
+    if unfinished && scope.spares(id) {
+        return Ok(Report {
+            in_progress: Some(id),
+            ..nothing(
+                env,
+                &format!("release {id} has not finished but started too recently to be abandoned"),
+            )
+        });
     }
     if records.values().all(|r| r.state == State::RolledBack) {
         let moves: Vec<String> = records
@@ -371,11 +477,17 @@ mod tests {
             state: State::RolledBack,
             previous: "123456".into(),
             next: "123457".into(),
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
         };
         let description = record.description();
         assert!(description.starts_with(DESCRIPTION), "{description}");
         assert!(description.len() <= 256, "{}", description.len());
         assert_eq!(Record::parse(&description), Some(record));
+        // A record written before releases carried their commit still reads.
+        let old = format!(
+            "{DESCRIPTION}; {MARK}{{\"release\":1,\"state\":\"released\",\"previous\":\"1\",\"next\":\"2\"}}"
+        );
+        assert_eq!(Record::parse(&old).unwrap().commit, None);
         assert_eq!(Record::parse(DESCRIPTION), None);
         assert_eq!(Record::parse(""), None);
     }
@@ -387,18 +499,21 @@ mod tests {
             state: State::Released,
             previous: "1".into(),
             next: "2".into(),
+            commit: Some("a".into()),
         };
         let new = Record {
             release: 2,
             state: State::Releasing,
             previous: "5".into(),
             next: "6".into(),
+            commit: Some("b".into()),
         };
         let aliases = BTreeMap::from([
             ("users".to_owned(), alias("2", &old.description())),
             ("health".to_owned(), alias("5", &new.description())),
             ("sessions".to_owned(), alias("1", DESCRIPTION)),
         ]);
+        assert_eq!(serving_commit(&aliases), Some((2, "b".to_owned())));
         let (id, records) = newest(&aliases).unwrap();
         assert_eq!(id, 2);
         assert_eq!(records, BTreeMap::from([("health".to_owned(), new)]));
@@ -407,9 +522,27 @@ mod tests {
     }
 
     #[test]
+    fn the_release_check_spares_a_young_release_and_reports_weights() {
+        assert!(Scope::UnfinishedBefore(100).spares(100));
+        assert!(Scope::UnfinishedBefore(100).spares(101));
+        assert!(!Scope::UnfinishedBefore(100).spares(99));
+        assert!(!Scope::Unfinished.spares(u64::MAX));
+        assert!(!Scope::Last.spares(u64::MAX));
+        assert!(Scope::Unfinished.only_unfinished() && !Scope::Last.only_unfinished());
+        let mut split = alias("3", DESCRIPTION);
+        split.state.weights.insert("4".into(), 0.1);
+        let aliases = BTreeMap::from([
+            ("users".to_owned(), split),
+            ("health".to_owned(), alias("5", DESCRIPTION)),
+        ]);
+        assert_eq!(weighted(&aliases), vec!["users".to_owned()]);
+    }
+
+    #[test]
     fn a_release_is_back_only_when_every_alias_is_on_its_old_version_alone() {
         let pending = Pending {
             id: 1,
+            commit: None,
             shifts: BTreeMap::from([(
                 "users".to_owned(),
                 Shift {

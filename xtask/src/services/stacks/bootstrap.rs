@@ -87,6 +87,9 @@ pub struct Delivery {
     pub oidc_provider_arn: String,
     pub github_repository: String,
     pub github_environment: String,
+    /// The scheduled release check's role and GitHub environment (`release-check.yml`).
+    pub release_check_role_arn: String,
+    pub release_check_environment: String,
 }
 
 /// Applies the delivery stack when the environment configures `[delivery]`.
@@ -115,6 +118,10 @@ fn delivery(env: &Env, target: &Target) -> Result<Option<Delivery>> {
     Ok(Some(Delivery {
         deploy_role_arn: output("deploy_role_arn")?,
         oidc_provider_arn: output("oidc_provider_arn")?,
+        release_check_role_arn: output("release_check_role_arn")?,
+        release_check_environment: infra::constructs::delivery::release_check_environment(
+            &settings, &env.name,
+        ),
         github_environment: settings.environment(&env.name).to_owned(),
         github_repository: settings.github_repository,
     }))

@@ -102,18 +102,33 @@ impl<'a> Terraform<'a> {
     /// stack folder with its lock file every time. So the lock file is kept
     /// beside the data dir and init runs again only when what it depends on
     /// (the `terraform` block, the backend arguments, the CLI config) changed.
+    ///
+    /// The provider is pinned exactly (`infra::stack::AWS_PROVIDER_VERSION`). For real
+    /// accounts, where init runs with the deploy role's credentials, it must also match the
+    /// committed lock file's checksums, which synth writes into the stack folder, and init
+    /// may not change them (`-lockfile=readonly`). The emulator holds nothing worth a stolen
+    /// credential, and the committed checksums cover only the platforms listed there, so for
+    /// it init records the checksums of whatever machine it runs on.
     pub fn init(&self) -> Result<Duration> {
         let mut args = vec!["init", "-input=false", "-no-color"];
         let backend;
+        let lock = self.env.stack_dir(self.stack).join(".terraform.lock.hcl");
         if self.env.emulated {
             backend = format!("-backend-config=path={}", self.state_file().display());
             args.push(&backend);
             args.push("-reconfigure");
+            match std::fs::remove_file(&lock) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", lock.display()));
+                }
+                _ => {}
+            }
+        } else {
+            args.push("-lockfile=readonly");
         }
         let stamp = self.init_stamp(&args)?;
         let stamp_file = self.data_dir().join("xtask-init.stamp");
         let saved_lock = self.data_dir().join("xtask.terraform.lock.hcl");
-        let lock = self.env.stack_dir(self.stack).join(".terraform.lock.hcl");
         if std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str())
             && saved_lock.exists()
         {
@@ -158,6 +173,7 @@ impl<'a> Terraform<'a> {
         );
         hasher.update(args.join(" "));
         hasher.update(std::fs::read(cli_config_path(self.env)).unwrap_or_default());
+        hasher.update(infra::stack::PROVIDER_LOCK);
         Ok(package::hex(&hasher.finalize()))
     }
 
