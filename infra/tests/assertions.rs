@@ -706,7 +706,11 @@ fn outputs_are_the_contracts() {
                 assert_eq!(stack["output"]["api_key_value_app"]["sensitive"], true);
                 assert_eq!(stack["output"]["api_clients"].get("sensitive"), None);
             } else if name == infra::DELIVERY_STACK {
-                assert_eq!(outputs, ["deploy_role_arn", "oidc_provider_arn"], "{env}");
+                assert_eq!(
+                    outputs,
+                    ["deploy_role_arn", "oidc_provider_arn", "release_check_role_arn"],
+                    "{env}"
+                );
             } else {
                 assert!(outputs.contains(&"artifacts_bucket"), "{env}");
             }
