@@ -8,6 +8,7 @@
 //! hasher is behind the `passwords` feature so a function without it never links argon2.
 
 pub mod auth;
+pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod error;
