@@ -20,4 +20,5 @@ pub mod rollback;
 pub mod smoke;
 pub mod synth;
 pub mod test;
+pub mod trace;
 pub mod watch;

@@ -16,4 +16,5 @@ pub mod scaffold;
 pub mod smoke;
 pub mod stacks;
 pub mod target;
+pub mod trace;
 pub mod watch;
