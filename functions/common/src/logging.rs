@@ -177,6 +177,12 @@ pub struct LogLine {
     pub duration_ms: Option<f64>,
     /// On `request failed` and `request rejected`: the error code of the response.
     pub code: Option<String>,
+    /// The Lambda invocation id and X-Ray trace header, on every line of an invocation (the
+    /// Lambda runtime's own span). Not the API request id: that is `request_id`.
+    #[serde(rename = "requestId")]
+    pub invocation_id: Option<String>,
+    #[serde(rename = "xrayTraceId")]
+    pub xray_trace_id: Option<String>,
     /// On `dynamodb call` (see [`crate::calls`]).
     pub operation: Option<String>,
     pub table: Option<String>,

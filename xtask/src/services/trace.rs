@@ -60,17 +60,24 @@ pub fn local(sources: &[Source], request_id: &str) -> Result<Trace> {
                 continue;
             };
             if line_request_id(&line) == Some(request_id) {
-                let version = line
-                    .get("functionVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
                 lines.push(TraceLine {
                     source: source.name.clone(),
                     timestamp,
                     line,
-                    version,
+                    version: None,
                 });
             }
+        }
+    }
+    // The access log says which version of which function served the request.
+    let served = lines.iter().find_map(|l| {
+        let function = l.line.get("function")?.as_str()?;
+        let version = l.line.get("functionVersion")?.as_str()?;
+        Some((function.to_owned(), version.to_owned()))
+    });
+    if let Some((function, version)) = served {
+        for line in lines.iter_mut().filter(|l| l.source == function) {
+            line.version = Some(version.clone());
         }
     }
     lines.sort_by_key(|l| (l.timestamp, l.source != ACCESS_LOG));
@@ -260,13 +267,21 @@ impl Trace {
         }
     }
 
-    /// The X-Ray trace the access log names (AWS, when the stage traces).
+    /// The X-Ray trace of the request: the access log's `xrayTraceId` (AWS, when the stage
+    /// traces) or the Lambda runtime's on the function lines (`Root=1-...;Parent=...`: the
+    /// `Root` part is the trace id).
     pub fn xray_trace_id(&self) -> Option<&str> {
         self.lines.iter().find_map(|l| {
-            l.line
+            let id = l
+                .line
                 .get("xrayTraceId")
                 .and_then(Value::as_str)
-                .filter(|id| !id.is_empty() && *id != "-")
+                .filter(|id| !id.is_empty() && *id != "-")?;
+            Some(
+                id.split(';')
+                    .find_map(|part| part.strip_prefix("Root="))
+                    .unwrap_or(id),
+            )
         })
     }
 
