@@ -1,6 +1,8 @@
 //! A request made to fail on purpose and found again with `cargo xtask trace`: the real
 //! function binaries behind the local API server, moto stopped after a registration, a log-in
-//! that gets 500, and `trace <its x-request-id>` naming the DynamoDB call that failed.
+//! that gets 500, and `trace <its x-request-id>` naming the DynamoDB call that failed. The
+//! same run checks every line the binaries wrote against the log schema, their metrics lines
+//! against the Embedded Metric Format specification, and what `stats` makes of them.
 
 mod support;
 
@@ -152,6 +154,54 @@ async fn a_request_failed_by_a_stopped_emulator_is_traced_to_its_dynamodb_call()
             .iter()
             .any(|l| l["line"]["message"] == "request completed" && l["line"]["status"] == 500),
         "{traced}"
+    );
+
+    // Every line the real binaries wrote parses as the log schema, and each request's metrics
+    // line follows the Embedded Metric Format specification.
+    let mut metric_lines = 0;
+    for function in catalog::NAMES {
+        let Ok(log) =
+            std::fs::read_to_string(dir.join("functions").join(function).join("output.log"))
+        else {
+            continue;
+        };
+        for line in log.lines().filter(|l| !l.trim().is_empty()) {
+            service_common::logging::LogLine::parse(line)
+                .unwrap_or_else(|e| panic!("{function} wrote a line outside the schema: {e}"));
+            let value: Value = serde_json::from_str(line).unwrap();
+            if value.get("_aws").is_some() {
+                service_common::metrics::check_emf(&value).unwrap_or_else(|e| {
+                    panic!("{function}'s metrics line breaks EMF: {e}: {line}")
+                });
+                metric_lines += 1;
+            }
+        }
+    }
+    assert_eq!(metric_lines, 2, "one metrics line per request");
+
+    // And `stats` counts them per route.
+    let out = Command::new(&xtask)
+        .args(["stats", "--json"])
+        .env("XTASK_BUILD_DIR", &root)
+        .env_remove("XTASK_ENV")
+        .current_dir(support::workspace_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["users POST /users"]["requests"], 1, "{stats}");
+    assert_eq!(stats["users POST /users"]["errors"], 0, "{stats}");
+    assert_eq!(stats["sessions POST /sessions"]["errors"], 1, "{stats}");
+    assert!(
+        stats["sessions POST /sessions"]["dynamodb_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{stats}"
     );
 
     drop(server);

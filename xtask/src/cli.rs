@@ -89,6 +89,9 @@ pub enum Command {
         cargo xtask trace 6f1c2f3e-0d7a-4b7e-9a51-3c9e1f0b2a77\n  \
         cargo xtask trace 6f1c2f3e-0d7a-4b7e-9a51-3c9e1f0b2a77 --env dev --since 1d")]
     Trace(TraceArgs),
+    /// Per-route requests, errors and p50/p99 latency from the functions' metric (EMF) lines
+    /// on `local`; with --follow a table that refreshes.
+    Stats(StatsArgs),
     /// Rebuild the functions a saved change affects and serve them from the local API server
     /// at once (dev profile; no Terraform, no upload). Ctrl-C stops and restores the packages.
     Watch,
@@ -249,6 +252,16 @@ pub struct LogsArgs {
     /// phrases, `?term` alternatives and `-term` exclusions).
     #[arg(long, allow_hyphen_values = true)]
     pub filter: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatsArgs {
+    /// The period the figures cover, up to now, e.g. 5m, 1h.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+    /// Recompute and reprint every 2 s until interrupted.
+    #[arg(long, short)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -18,6 +18,22 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
+tokio::task_local! {
+    /// Milliseconds spent in DynamoDB calls by the request being served (see [`timed`]).
+    static DYNAMODB_MS: std::cell::Cell<f64>;
+}
+
+/// Runs `future` (a request) and returns what it returned with the milliseconds its DynamoDB
+/// calls took, for the request's metrics.
+pub async fn timed<F: std::future::Future>(future: F) -> (F::Output, f64) {
+    DYNAMODB_MS
+        .scope(std::cell::Cell::new(0.0), async move {
+            let output = future.await;
+            (output, DYNAMODB_MS.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// The DynamoDB client the functions use: `config`'s, with the call log.
 pub fn dynamo_client(config: &aws_config::SdkConfig) -> Client {
     Client::from_conf(with_call_log(aws_sdk_dynamodb::config::Builder::from(
@@ -80,6 +96,7 @@ impl Intercept for CallLog {
             )
         });
         let table = table.unwrap_or_default();
+        let _ = DYNAMODB_MS.try_with(|total| total.set(total.get() + duration_ms));
         match context.output_or_error() {
             Some(Ok(_)) | None => tracing::info!(
                 target: "service_common::calls",

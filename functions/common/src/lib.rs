@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 #[cfg(feature = "passwords")]
 pub mod password;
 pub mod records;

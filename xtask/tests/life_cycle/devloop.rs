@@ -143,7 +143,11 @@ fn local_logs_filter_and_follow_the_function_output() {
             .collect()
     };
     let all = lines(&["logs", "health", "--json"]);
-    assert_eq!(all.len(), 2, "one line per request: {all:?}");
+    assert_eq!(
+        all.len(),
+        4,
+        "a log line and a metrics (EMF) line per request: {all:?}"
+    );
     let rest = lines(&[
         "logs",
         "health",
@@ -155,7 +159,7 @@ fn local_logs_filter_and_follow_the_function_output() {
     assert!(rest[0]["message"].as_str().unwrap().contains("c6af9ac6"));
     assert!(rest[0]["timestamp"].as_i64().unwrap() > 0);
     let not_rest = lines(&["logs", "health", "--json", "--filter", "-c6af9ac6"]);
-    assert_eq!(not_rest.len(), 1, "{not_rest:?}");
+    assert_eq!(not_rest.len(), 2, "{not_rest:?}");
     assert!(lines(&["logs", "health", "--json", "--since", "1ms"]).is_empty());
 
     // --follow prints a matching line written after it started, and nothing else.
