@@ -230,6 +230,10 @@ mod tests {
         let line = sample(503);
         check_emf(&line).unwrap();
         assert_eq!(line["_aws"]["Timestamp"], 1_765_000_000_123_u64);
+        // infra's alarms and dashboard name the same namespace and dimensions
+        // (`infra::constructs::observability::METRICS_NAMESPACE`, infra's assertions test).
+        assert_eq!(NAMESPACE, "ProdService");
+        assert_eq!(DIMENSIONS, ["Function", "Route"]);
         assert_eq!(line["Route"], "POST /users");
         assert_eq!(line["Function"], "p-users");
         assert_eq!(line["Errors"], 1);
