@@ -142,29 +142,11 @@ pub fn cloudwatch(
         let mut seen: HashSet<String> = HashSet::new();
         let mut missing: HashSet<String> = HashSet::new();
         loop {
-            let mut newest = start;
-            let mut batch = Vec::new();
-            for (name, group) in groups {
-                let events = match filter_events(&logs, group, start, filter).await {
-                    Ok(events) => events,
-                    Err(FilterError::NoGroup) => {
-                        if missing.insert(group.clone()) {
-                            eprintln!("no log group {group} yet: {name} has not run");
-                        }
-                        continue;
-                    }
-                    Err(FilterError::Other(error)) => return Err(error),
-                };
-                for (id, ts, message) in events {
-                    if seen.insert(id) {
-                        newest = newest.max(ts);
-                        batch.push((ts, name.as_str(), message));
-                    }
-                }
-            }
-            batch.sort_by_key(|(ts, _, _)| *ts);
+            let batch =
+                merged_events(&logs, groups, start, filter, &mut seen, &mut missing).await?;
+            let newest = batch.iter().map(|(ts, _, _)| *ts).max().unwrap_or(start);
             for (ts, name, message) in batch {
-                printer.print(name, ts, message.trim_end());
+                printer.print(&name, ts, message.trim_end());
             }
             if !follow {
                 return Ok(());
@@ -175,6 +157,39 @@ pub fn cloudwatch(
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     })
+}
+
+/// The events of every group from `start_ms` matching `filter` that are not in `seen`, merged
+/// by time, each with its group's name. A group that does not exist is noted once (in
+/// `missing`) and skipped.
+async fn merged_events(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    groups: &[(String, String)],
+    start_ms: i64,
+    filter: Option<&str>,
+    seen: &mut HashSet<String>,
+    missing: &mut HashSet<String>,
+) -> Result<Vec<(i64, String, String)>> {
+    let mut batch = Vec::new();
+    for (name, group) in groups {
+        let events = match filter_events(logs, group, start_ms, filter).await {
+            Ok(events) => events,
+            Err(FilterError::NoGroup) => {
+                if missing.insert(group.clone()) {
+                    eprintln!("no log group {group} yet: {name} has not run");
+                }
+                continue;
+            }
+            Err(FilterError::Other(error)) => return Err(error),
+        };
+        for (id, ts, message) in events {
+            if seen.insert(id) {
+                batch.push((ts, name.clone(), message));
+            }
+        }
+    }
+    batch.sort_by_key(|(ts, _, _)| *ts);
+    Ok(batch)
 }
 
 enum FilterError {
@@ -443,6 +458,79 @@ mod tests {
         assert!(!matches("ERROR -disk"));
         assert!(Filter::parse("{ $.level = \"ERROR\" }").is_err());
         assert!(Filter::parse("\"open").is_err());
+    }
+
+    /// FilterLogEvents on moto: two functions' groups and a group never created, merged by
+    /// time with their names, the missing one skipped, each event once across polls.
+    #[test]
+    fn cloudwatch_groups_are_merged_by_time_on_the_emulator() {
+        let moto = emulator::Emulator::for_tests().unwrap();
+        let env = Env::load("local", false).unwrap();
+        let target = crate::base::aws::Target::emulator(&env, moto.endpoint());
+        let unique = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let groups: Vec<(String, String)> = ["users", "sessions", "health"]
+            .iter()
+            .map(|f| (f.to_string(), format!("/aws/lambda/t{unique}-{f}")))
+            .collect();
+        let now = now_ms();
+        process::block_on(async {
+            let logs = aws_sdk_cloudwatchlogs::Client::new(&target.sdk_config().await);
+            for (group, events) in [
+                (&groups[0].1, vec![(now - 3000, "u1"), (now - 1000, "u2")]),
+                (&groups[1].1, vec![(now - 2000, "s1")]),
+            ] {
+                logs.create_log_group()
+                    .log_group_name(group)
+                    .send()
+                    .await
+                    .unwrap();
+                logs.create_log_stream()
+                    .log_group_name(group)
+                    .log_stream_name("2026/12/06/[1]abc")
+                    .send()
+                    .await
+                    .unwrap();
+                let mut request = logs
+                    .put_log_events()
+                    .log_group_name(group)
+                    .log_stream_name("2026/12/06/[1]abc");
+                for (ts, message) in events {
+                    request = request.log_events(
+                        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                            .timestamp(ts)
+                            .message(message)
+                            .build()
+                            .unwrap(),
+                    );
+                }
+                request.send().await.unwrap();
+            }
+            let mut seen = HashSet::new();
+            let mut missing = HashSet::new();
+            let batch = merged_events(&logs, &groups, now - 60_000, None, &mut seen, &mut missing)
+                .await
+                .unwrap();
+            let order: Vec<(&str, &str)> = batch
+                .iter()
+                .map(|(_, name, message)| (name.as_str(), message.as_str()))
+                .collect();
+            assert_eq!(
+                order,
+                [("users", "u1"), ("sessions", "s1"), ("users", "u2")]
+            );
+            assert_eq!(
+                missing.len(),
+                1,
+                "the health group does not exist: {missing:?}"
+            );
+            let again = merged_events(&logs, &groups, now - 60_000, None, &mut seen, &mut missing)
+                .await
+                .unwrap();
+            assert!(again.is_empty(), "each event once: {again:?}");
+        });
     }
 
     #[test]
