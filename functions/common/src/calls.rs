@@ -24,8 +24,11 @@ tokio::task_local! {
 }
 
 /// Runs `future` (a request) and returns what it returned with the milliseconds its DynamoDB
-/// calls took, for the request's metrics.
+/// calls took, for the request's metrics. The request's future is boxed: nested in the scope
+/// it would otherwise be copied onto the stack at each level, and the handlers' futures are
+/// large enough for that to overflow a test thread's stack in debug builds.
 pub async fn timed<F: std::future::Future>(future: F) -> (F::Output, f64) {
+    let future = Box::pin(future);
     DYNAMODB_MS
         .scope(std::cell::Cell::new(0.0), async move {
             let output = future.await;
