@@ -22,6 +22,7 @@ pub mod state;
 pub mod store;
 pub mod token;
 pub mod validation;
+pub mod xray;
 
 #[cfg(test)]
 mod openapi;

@@ -64,8 +64,12 @@ where
         route = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );
+    let trace_header = request
+        .lambda_context_ref()
+        .and_then(|context| context.xray_trace_id.clone());
     async move {
         let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
         let cors = Cors::of(&state.config().cors_allow_origins, &request);
         let preflight_request = method == Method::OPTIONS
             && request.headers().contains_key(ORIGIN)
@@ -113,9 +117,17 @@ where
             duration_ms,
             "request completed"
         );
+        let route = format!("{method} {}", template.unwrap_or("unmatched"));
+        crate::xray::annotate(
+            trace_header.as_deref(),
+            &request_id,
+            &route,
+            started_at,
+            std::time::SystemTime::now(),
+        );
         metrics::write(&RequestMetrics {
             request_id: &request_id,
-            route: format!("{method} {}", template.unwrap_or("unmatched")),
+            route,
             status: response.status().as_u16(),
             duration_ms,
             dynamodb_ms,
