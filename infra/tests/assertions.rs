@@ -1054,3 +1054,46 @@ fn prod_enforces_code_signing_with_the_bootstrap_profile() {
         }
     }
 }
+
+#[test]
+fn every_route_has_its_own_error_and_latency_alarms_on_the_functions_metrics() {
+    for env in infra::ENVIRONMENTS {
+        let service = stacks(env)
+            .into_iter()
+            .find(|(n, _)| n == "service")
+            .unwrap()
+            .1;
+        let alarms: Vec<&Value> = resources(&service)
+            .filter(|(ty, _, _)| *ty == "aws_cloudwatch_metric_alarm")
+            .map(|(_, _, body)| body)
+            .filter(|body| body["namespace"] == "ProdService")
+            .collect();
+        for route in infra::routes::ROUTES.iter() {
+            let label = format!("{} {}", route.method, route.path);
+            let function = format!("${{aws_lambda_function.{}.function_name}}", route.function);
+            for (metric, stat) in [("Errors", "statistic"), ("Duration", "extended_statistic")] {
+                let found = alarms.iter().find(|a| {
+                    a["metric_name"] == metric
+                        && a["dimensions"]["Route"] == label.as_str()
+                        && a[stat].is_string()
+                });
+                let found =
+                    found.unwrap_or_else(|| panic!("{env}: no {metric} alarm for route {label}"));
+                assert_eq!(
+                    found["dimensions"]["Function"],
+                    function.as_str(),
+                    "{env}: {label}"
+                );
+            }
+        }
+        let dashboard = resources(&service)
+            .find(|(ty, _, _)| *ty == "aws_cloudwatch_dashboard")
+            .unwrap()
+            .2;
+        let body = dashboard["dashboard_body"].as_str().unwrap();
+        assert!(
+            body.contains("\"ProdService\",\"Duration\""),
+            "{env}: {body}"
+        );
+    }
+}

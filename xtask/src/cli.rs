@@ -81,9 +81,22 @@ pub enum Command {
         cargo xtask outputs api_key_value_app --show-sensitive"
     )]
     Outputs(OutputsArgs),
-    /// Print a function's logs: CloudWatch on AWS, the local API server's function log on
-    /// `local`.
+    /// Print a function's logs, or with --all every function's and the API access log merged
+    /// by time: CloudWatch on AWS, the local API server's log files on `local`.
+    #[command(after_help = "Examples:\n  \
+        cargo xtask logs users --since 1h --filter ERROR\n  \
+        cargo xtask logs --all --follow")]
     Logs(LogsArgs),
+    /// From a request id (the `x-request-id` header, an error body's `request_id`) to its
+    /// cause: the access-log line and every function log line of that request, in order, with
+    /// the DynamoDB calls made and the first failure.
+    #[command(after_help = "Examples:\n  \
+        cargo xtask trace 6f1c2f3e-0d7a-4b7e-9a51-3c9e1f0b2a77\n  \
+        cargo xtask trace 6f1c2f3e-0d7a-4b7e-9a51-3c9e1f0b2a77 --env dev --since 1d")]
+    Trace(TraceArgs),
+    /// Per-route requests, errors and p50/p99 latency from the functions' metric (EMF) lines
+    /// on `local`; with --follow a table that refreshes.
+    Stats(StatsArgs),
     /// Rebuild the functions a saved change affects and serve them from the local API server
     /// at once (dev profile; no Terraform, no upload). Ctrl-C stops and restores the packages.
     Watch,
@@ -232,8 +245,15 @@ pub struct OutputsArgs {
 #[derive(Debug, Args, Clone)]
 pub struct LogsArgs {
     /// Function to read (a crate under functions/ that declares one).
-    #[arg(value_parser = clap::builder::PossibleValuesParser::new(catalog::NAMES))]
-    pub function: String,
+    #[arg(
+        value_parser = clap::builder::PossibleValuesParser::new(catalog::NAMES),
+        required_unless_present = "all"
+    )]
+    pub function: Option<String>,
+    /// Every function's log and the API's access log, merged by time, each line prefixed with
+    /// where it comes from (`api` for the access log).
+    #[arg(long, conflicts_with = "function")]
+    pub all: bool,
     /// Keep polling for new events until interrupted.
     #[arg(long, short)]
     pub follow: bool,
@@ -244,6 +264,26 @@ pub struct LogsArgs {
     /// phrases, `?term` alternatives and `-term` exclusions).
     #[arg(long, allow_hyphen_values = true)]
     pub filter: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatsArgs {
+    /// The period the figures cover, up to now, e.g. 5m, 1h.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+    /// Recompute and reprint every 2 s until interrupted.
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TraceArgs {
+    /// The request id.
+    pub request_id: String,
+    /// On AWS, how far back the Logs Insights query looks (locally the whole log files are
+    /// read), e.g. 30m, 2h, 1d.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
 }
 
 #[derive(Debug, Args, Clone)]

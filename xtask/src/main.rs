@@ -25,7 +25,7 @@ use crate::base::{env, progress};
 use crate::cli::{Command, Xtask};
 use crate::commands::{
     bench, bootstrap, build, deploy, destroy, doctor, invoke, local, logs, new, outputs, package,
-    plan, remove, rollback, smoke, synth, test, watch,
+    plan, remove, rollback, smoke, stats, synth, test, trace, watch,
 };
 
 fn main() -> ExitCode {
@@ -80,6 +80,8 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(&sh, &env, args),
         Command::Outputs(args) => outputs::run(&env, args),
         Command::Logs(args) => logs::run(&env, args),
+        Command::Trace(args) => trace::run(&env, args),
+        Command::Stats(args) => stats::run(&env, args),
         Command::Watch => watch::run(&sh, &env),
         Command::Invoke(args) => invoke::run(&env, args),
         Command::Destroy(args) => destroy::run(&sh, &env, args),

@@ -8,11 +8,13 @@
 //! hasher is behind the `passwords` feature so a function without it never links argon2.
 
 pub mod auth;
+pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 #[cfg(feature = "passwords")]
 pub mod password;
 pub mod records;
@@ -20,6 +22,7 @@ pub mod state;
 pub mod store;
 pub mod token;
 pub mod validation;
+pub mod xray;
 
 #[cfg(test)]
 mod openapi;

@@ -19,7 +19,7 @@ pub trait FunctionState: Sized {
     fn config(&self) -> &Config;
 }
 
-/// The production start-up path: environment, then an SDK client. No network I/O happens
+/// The production start-up path: environment, then an SDK client that logs each call. No network I/O happens
 /// here: the region comes from `AWS_REGION` and credentials resolve on first use.
 pub async fn from_env<S: FunctionState>() -> Result<S, ServiceError> {
     let config = Config::from_env()?;
@@ -28,5 +28,5 @@ pub async fn from_env<S: FunctionState>() -> Result<S, ServiceError> {
         loader = loader.region(Region::new(region.clone()));
     }
     let sdk = loader.load().await;
-    Ok(S::new(config, Client::new(&sdk)))
+    Ok(S::new(config, crate::calls::dynamo_client(&sdk)))
 }

@@ -44,15 +44,15 @@ fn shared_emulator() -> Arc<Emulator> {
     started
 }
 
-/// A DynamoDB client for moto at `endpoint`, with the contract's dummy credentials.
+/// A DynamoDB client for moto at `endpoint`, with the contract's dummy credentials and the
+/// call log the functions' own client has.
 pub fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_dynamodb::Config::builder()
+    let builder = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    Client::from_conf(config)
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"));
+    Client::from_conf(crate::calls::with_call_log(builder))
 }
 
 /// A service on moto with its own pair of tables (unique names, so tests can share one moto).

@@ -1,6 +1,8 @@
 //! The production JSON log layer, captured across register, log-in, update and log-out at the
 //! most verbose level, never contains a password, a token, a token hash or a password hash,
-//! and every line of a request carries its request id.
+//! nor an e-mail address, every line of a request carries its request id, every line parses as
+//! the log schema (`docs/logging.md`, `service_common::logging::LogLine`), and each DynamoDB
+//! call a request made is a `dynamodb call` line of that request.
 //!
 //! Its own test binary: it installs a process-wide subscriber.
 
@@ -9,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
+use service_common::logging::LogLine;
 use service_common::testing::{Event, TestApp, body_json};
 use service_common::token::SessionToken;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -38,6 +41,8 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
     tracing::subscriber::set_global_default(subscriber).expect("install the capturing subscriber");
 
     let app = TestApp::start().await;
+    // What the test itself does (creating and reading the tables) is logged outside requests.
+    let serving_from = capture.0.lock().unwrap().len();
     let first_password = "first secret password";
     let second_password = "second secret password";
     let mut request_ids = Vec::new();
@@ -108,6 +113,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
             .to_owned(),
     );
 
+    let serving_to = capture.0.lock().unwrap().len();
     let password_hashes: Vec<String> = app
         .user_items()
         .await
@@ -120,6 +126,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
     let lines: Vec<Value> = text
         .lines()
         .map(|line| {
+            LogLine::parse(line).unwrap_or_else(|e| panic!("a line breaks the log schema: {e}"));
             serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"))
         })
@@ -131,6 +138,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
         (second_password.to_owned(), "a password"),
         ("a wrong password".to_owned(), "a password"),
         ("$argon2".to_owned(), "a password hash"),
+        ("quiet@example.com".to_owned(), "an e-mail address"),
     ];
     for hash in &password_hashes {
         forbidden.push((hash.clone(), "a password hash"));
@@ -152,7 +160,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
     // Each request logged at least its completion line, inside its span with its id.
     for id in &request_ids {
         let completed = lines.iter().filter(|line| {
-            line["span"]["request_id"] == id.as_str() && line["message"] == "request completed"
+            line["request_id"] == id.as_str() && line["message"] == "request completed"
         });
         assert_eq!(
             completed.count(),
@@ -160,15 +168,36 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
             "no completion line for request {id}:\n{text}"
         );
     }
-    // And every line our handlers wrote inside a request span names the request.
-    for line in lines.iter().filter(|l| {
-        l["target"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("service_common"))
-    }) {
+    // Every request here reads or writes DynamoDB, and each call is a line of its request
+    // naming the operation, the table and how long it took.
+    for id in &request_ids {
+        let calls: Vec<&Value> = lines
+            .iter()
+            .filter(|line| line["request_id"] == id.as_str() && line["message"] == "dynamodb call")
+            .collect();
         assert!(
-            line["span"]["request_id"].is_string(),
-            "line without request id: {line}"
+            !calls.is_empty(),
+            "no dynamodb call line for request {id}:\n{text}"
         );
+        for call in calls {
+            assert!(call["operation"].is_string(), "{call}");
+            assert!(
+                call["table"].as_str().is_some_and(|t| !t.is_empty()),
+                "{call}"
+            );
+            assert!(call["duration_ms"].is_number(), "{call}");
+            assert!(call["outcome"].is_string(), "{call}");
+        }
     }
+    // And every line written while serving (ours, the SDK's, however deep the span it was
+    // logged in) names the request.
+    let serving =
+        String::from_utf8(capture.0.lock().unwrap()[serving_from..serving_to].to_vec()).unwrap();
+    let without: Vec<String> = serving
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| !line["request_id"].is_string())
+        .map(|line| format!("{} {}", line["target"], line["message"]))
+        .collect();
+    assert!(without.is_empty(), "lines without request id: {without:#?}");
 }

@@ -1,5 +1,10 @@
-//! Alarms (Lambda errors and throttles, API 4XX/5XX and latency, DynamoDB throttles) into an
-//! encrypted SNS topic, and one dashboard with the same metrics.
+//! Alarms (Lambda errors and throttles, API 4XX/5XX and latency, DynamoDB throttles, and per
+//! route the functions' own 5xx and p99 latency) into an encrypted SNS topic, and one dashboard
+//! with the same metrics.
+//!
+//! The per-route metrics come from the functions' Embedded Metric Format lines
+//! (`service_common::metrics`: namespace `ProdService`, dimensions `Function` and `Route`), which
+//! CloudWatch Logs turns into metrics without an API call.
 
 use super::api::RestApi;
 use super::compute::Function;
@@ -7,7 +12,7 @@ use super::data::Tables;
 use super::security::Key;
 use crate::config::Alarms;
 use crate::iam::{Scope, Statement, star};
-use crate::routes::FunctionName;
+use crate::routes::{FunctionName, ROUTES};
 use crate::tf::{Expr, Stack};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -174,11 +179,81 @@ pub fn observability(
             );
         }
     }
+    for route in ROUTES.iter() {
+        let Some(function) = functions.iter().find(|f| f.which == route.function) else {
+            continue;
+        };
+        let slug = route_slug(route.method, route.path);
+        let dimensions =
+            json!({ "Function": function.name(), "Route": route_label(route.method, route.path) });
+        for (metric, what, statistic, extended, threshold) in [
+            ("Errors", "5xx", Some("Sum"), None, 1.0),
+            (
+                "Duration",
+                "latency-p99",
+                None,
+                Some("p99"),
+                f64::from(alarms.latency_p99_ms),
+            ),
+        ] {
+            alarm(
+                stack,
+                &topic_arn,
+                Alarm {
+                    logical: format!(
+                        "route_{}_{}",
+                        slug.replace('-', "_"),
+                        what.replace('-', "_")
+                    ),
+                    name: scope.names().name(&format!("route-{slug}-{what}")),
+                    description: format!(
+                        "{} {}: {}",
+                        route.method,
+                        route.path,
+                        if metric == "Errors" {
+                            "server errors answered by the function"
+                        } else {
+                            "p99 time in the function above the target"
+                        }
+                    ),
+                    namespace: METRICS_NAMESPACE,
+                    metric,
+                    statistic,
+                    extended_statistic: extended,
+                    dimensions: dimensions.clone(),
+                    threshold,
+                },
+            );
+        }
+    }
     dashboard(stack, scope, functions, api, tables);
     Observability {
         topic_arn,
         function_alarms,
     }
+}
+
+/// The functions' own metrics' namespace, `service_common::metrics::NAMESPACE` (infra does not
+/// depend on the functions' crates: a test on each side pins the literal).
+pub const METRICS_NAMESPACE: &str = "ProdService";
+
+/// The `Route` dimension as the functions write it: `METHOD /template`.
+pub fn route_label(method: &str, path: &str) -> String {
+    format!("{method} {path}")
+}
+
+/// `get-users-id` for `GET /users/{id}`: a route in resource and alarm names.
+fn route_slug(method: &str, path: &str) -> String {
+    let mut slug = method.to_ascii_lowercase();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        slug.push('-');
+        slug.push_str(
+            &part
+                .trim_matches(|c| c == '{' || c == '}')
+                .to_ascii_lowercase(),
+        );
+    }
+    slug
 }
 
 fn dashboard(
@@ -223,6 +298,23 @@ fn dashboard(
             .map(|m| json!(["AWS/DynamoDB", m, "TableName", t.name()]))
         })
         .collect();
+    let route_metrics = |metric: &str| -> Vec<Value> {
+        ROUTES
+            .iter()
+            .filter_map(|route| {
+                let function = functions.iter().find(|f| f.which == route.function)?;
+                Some(json!([
+                    METRICS_NAMESPACE,
+                    metric,
+                    "Function",
+                    function.name(),
+                    "Route",
+                    route_label(route.method, route.path)
+                ]))
+            })
+            .collect()
+    };
+    let requests_and_errors = [route_metrics("Requests"), route_metrics("Errors")].concat();
     let body = json!({
         "widgets": [
             widget(0, 0, "Lambda invocations", lambda("Invocations")),
@@ -233,6 +325,18 @@ fn dashboard(
                 "properties": { "title": "API latency p99", "region": region, "view": "timeSeries", "stat": "p99", "period": 60, "metrics": [api_metric("Latency"), api_metric("IntegrationLatency")] },
             }),
             widget(0, 12, "DynamoDB capacity and throttles", table_metrics),
+            json!({
+                "type": "metric", "x": 12, "y": 12, "width": 12, "height": 6,
+                "properties": { "title": "Requests and 5xx per route", "region": region, "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": requests_and_errors },
+            }),
+            json!({
+                "type": "metric", "x": 0, "y": 18, "width": 12, "height": 6,
+                "properties": { "title": "Function time p99 per route", "region": region, "view": "timeSeries", "stat": "p99", "period": 60, "metrics": route_metrics("Duration") },
+            }),
+            json!({
+                "type": "metric", "x": 12, "y": 18, "width": 12, "height": 6,
+                "properties": { "title": "DynamoDB time per request (average) per route", "region": region, "view": "timeSeries", "stat": "Average", "period": 60, "metrics": route_metrics("DynamoDBTime") },
+            }),
         ],
     });
     // The body is JSON with Terraform references inside; Terraform interpolates the string.

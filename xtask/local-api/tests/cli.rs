@@ -86,6 +86,7 @@ fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
         "requestId",
         "ip",
         "requestTime",
+        "requestTimeEpoch",
         "responseLength",
         "latency",
     ] {

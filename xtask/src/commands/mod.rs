@@ -18,6 +18,8 @@ pub mod plan;
 pub mod remove;
 pub mod rollback;
 pub mod smoke;
+pub mod stats;
 pub mod synth;
 pub mod test;
+pub mod trace;
 pub mod watch;

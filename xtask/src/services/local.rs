@@ -42,6 +42,12 @@ fn moto_file(env: &Env) -> PathBuf {
     env.dir().join("moto.json")
 }
 
+/// `build/<env>/logs/local-api.log`: the local API server's stdout and stderr, whose JSON
+/// lines are its access log (one per request), read by `logs --all` and `trace`.
+pub fn api_log_file(env: &Env) -> PathBuf {
+    env.dir().join("logs").join("local-api.log")
+}
+
 fn api_file(env: &Env) -> PathBuf {
     env.dir().join("local-api.json")
 }
@@ -149,7 +155,7 @@ pub fn start_api(sh: &Shell, env: &Env, moto: &MotoState) -> Result<ApiState> {
     progress::step("Starting the local API server");
     let binary = local_api_binary(sh, env)?;
     let state_path = api_file(env);
-    let log = env.dir().join("logs").join("local-api.log");
+    let log = api_log_file(env);
     std::fs::create_dir_all(log.parent().expect("has parent"))?;
     let log_file =
         std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;

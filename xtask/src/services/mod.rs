@@ -16,5 +16,7 @@ pub mod logs;
 pub mod scaffold;
 pub mod smoke;
 pub mod stacks;
+pub mod stats;
 pub mod target;
+pub mod trace;
 pub mod watch;

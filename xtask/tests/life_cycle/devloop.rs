@@ -143,7 +143,11 @@ fn local_logs_filter_and_follow_the_function_output() {
             .collect()
     };
     let all = lines(&["logs", "health", "--json"]);
-    assert_eq!(all.len(), 2, "one line per request: {all:?}");
+    assert_eq!(
+        all.len(),
+        4,
+        "a log line and a metrics (EMF) line per request: {all:?}"
+    );
     let rest = lines(&[
         "logs",
         "health",
@@ -155,7 +159,7 @@ fn local_logs_filter_and_follow_the_function_output() {
     assert!(rest[0]["message"].as_str().unwrap().contains("c6af9ac6"));
     assert!(rest[0]["timestamp"].as_i64().unwrap() > 0);
     let not_rest = lines(&["logs", "health", "--json", "--filter", "-c6af9ac6"]);
-    assert_eq!(not_rest.len(), 1, "{not_rest:?}");
+    assert_eq!(not_rest.len(), 2, "{not_rest:?}");
     assert!(lines(&["logs", "health", "--json", "--since", "1ms"]).is_empty());
 
     // --follow prints a matching line written after it started, and nothing else.
@@ -196,6 +200,112 @@ fn local_logs_filter_and_follow_the_function_output() {
     assert!(
         line.contains("\"message\":\"later\""),
         "the followed line: {line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `logs --all` merges every function's log and the local API server's access log by time,
+/// each line named by its source, and `trace` finds one request's lines across them with the
+/// access log's line first; both read only the files (no server runs here).
+#[test]
+fn logs_all_and_trace_read_every_local_log_in_time_order() {
+    let dir = scratch("logs-all");
+    let local = dir.join("local");
+    let now = std::time::SystemTime::now();
+    let at = |ms: u64| now - Duration::from_secs(60) + Duration::from_millis(ms);
+    let ts = |ms: u64| humantime::format_rfc3339_micros(at(ms)).to_string();
+    let epoch = |ms: u64| {
+        at(ms)
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let write = |path: &Path, lines: &[String]| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    };
+    let id = "5b3f0c52-1d2e-4c8a-9d7f-0a1b2c3d4e5f";
+    write(
+        &local.join("functions/users/output.log"),
+        &[
+            format!(
+                r#"{{"timestamp":"{}","level":"INFO","target":"t","message":"other request","request_id":"x"}}"#,
+                ts(10)
+            ),
+            format!(
+                r#"{{"timestamp":"{}","level":"WARN","target":"service_common::calls","message":"dynamodb call","request_id":"{id}","operation":"GetItem","table":"p-users","duration_ms":2.5,"outcome":"connection error"}}"#,
+                ts(30)
+            ),
+            format!(
+                r#"{{"timestamp":"{}","level":"ERROR","target":"t","message":"request failed","request_id":"{id}","code":"internal_error","error":"reading the user: dispatch failure"}}"#,
+                ts(31)
+            ),
+        ],
+    );
+    write(
+        &local.join("functions/sessions/output.log"),
+        &[format!(
+            r#"{{"timestamp":"{}","level":"INFO","target":"t","message":"request completed","request_id":"y","status":201}}"#,
+            ts(20)
+        )],
+    );
+    write(
+        &local.join("logs/local-api.log"),
+        &[
+            "local-api: serving on 127.0.0.1:1234".to_owned(),
+            format!(
+                r#"{{"requestId":"{id}","httpMethod":"GET","path":"/v1/users/u1","status":500,"latency":12,"function":"users","functionVersion":"3","coldStart":false,"requestTimeEpoch":{}}}"#,
+                epoch(25)
+            ),
+        ],
+    );
+
+    let out = xtask(&dir, &["logs", "--all", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sources: Vec<&str> = lines
+        .iter()
+        .map(|l| l["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        ["users", "sessions", "api", "users", "users"],
+        "merged by time; the server's untimed start-up text is outside --since: {lines:#?}"
+    );
+    let text = xtask(&dir, &["logs", "--all", "--filter", "ERROR"]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("users    | "),
+        "prefixed, padded, no colour off a terminal: {text}"
+    );
+
+    let out = xtask(&dir, &["trace", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(
+        rows[0].contains("GET /v1/users/u1 -> 500 in 12 ms (served by users version 3)"),
+        "{text}"
+    );
+    assert!(
+        rows[1].contains("users:3"),
+        "the version that served it: {text}"
+    );
+    assert!(rows[1].contains("WARN  dynamodb call"), "{text}");
+    assert!(
+        text.contains("cause: users: DynamoDB GetItem on p-users: connection error"),
+        "{text}"
+    );
+    let missing = xtask(&dir, &["trace", "0000-not-there"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no log line has request id"),
+        "{}",
+        stderr(&missing)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

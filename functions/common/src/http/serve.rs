@@ -1,5 +1,5 @@
 //! The request pipeline every function runs: request id and log span, routing, the handler,
-//! error rendering, and the headers every response carries.
+//! error rendering, the headers every response carries, and the request's metrics line.
 
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use super::response;
 use super::routing::{Call, Route, resolve};
 use crate::error::ServiceError;
 use crate::logging::error_chain;
+use crate::metrics::{self, RequestMetrics};
 use crate::state::FunctionState;
 
 /// Header carrying the request id on every response.
@@ -63,36 +64,45 @@ where
         route = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );
+    let trace_header = request
+        .lambda_context_ref()
+        .and_then(|context| context.xray_trace_id.clone());
     async move {
         let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
         let cors = Cors::of(&state.config().cors_allow_origins, &request);
         let preflight_request = method == Method::OPTIONS
             && request.headers().contains_key(ORIGIN)
             && request
                 .headers()
                 .contains_key(ACCESS_CONTROL_REQUEST_METHOD);
-        let outcome = match resolve(routes, &request) {
-            Ok((route, params)) => {
-                tracing::Span::current().record("route", route.template);
-                let call = Call {
-                    op: route.op,
-                    template: route.template,
-                    params,
-                    request,
-                    request_id: request_id.clone(),
-                };
-                dispatch(state, call).await
-            }
-            Err(ServiceError::MethodNotAllowed { allow })
-                if preflight_request && cors != Cors::Off =>
-            {
-                match cors {
-                    Cors::Allowed(_) => Ok(preflight(&allow)),
-                    _ => Err(ServiceError::OriginNotAllowed),
+        let mut template = None;
+        let (outcome, dynamodb_ms) = crate::calls::timed(async {
+            match resolve(routes, &request) {
+                Ok((route, params)) => {
+                    tracing::Span::current().record("route", route.template);
+                    template = Some(route.template);
+                    let call = Call {
+                        op: route.op,
+                        template: route.template,
+                        params,
+                        request,
+                        request_id: request_id.clone(),
+                    };
+                    dispatch(state, call).await
                 }
+                Err(ServiceError::MethodNotAllowed { allow })
+                    if preflight_request && cors != Cors::Off =>
+                {
+                    match cors {
+                        Cors::Allowed(_) => Ok(preflight(&allow)),
+                        _ => Err(ServiceError::OriginNotAllowed),
+                    }
+                }
+                Err(error) => Err(error),
             }
-            Err(error) => Err(error),
-        };
+        })
+        .await;
         let mut response = match outcome {
             Ok(response) => response,
             Err(error) => {
@@ -101,11 +111,28 @@ where
             }
         };
         add_common_headers(&mut response, &request_id, cors);
+        let duration_ms = started.elapsed().as_secs_f64() * 1e3;
         tracing::info!(
             status = response.status().as_u16(),
-            duration_ms = started.elapsed().as_secs_f64() * 1e3,
+            duration_ms,
             "request completed"
         );
+        let route = format!("{method} {}", template.unwrap_or("unmatched"));
+        crate::xray::annotate(
+            trace_header.as_deref(),
+            &request_id,
+            &route,
+            started_at,
+            std::time::SystemTime::now(),
+        );
+        metrics::write(&RequestMetrics {
+            request_id: &request_id,
+            route,
+            status: response.status().as_u16(),
+            duration_ms,
+            dynamodb_ms,
+            cold_start: metrics::take_cold_start(),
+        });
         response
     }
     .instrument(span)
