@@ -708,7 +708,11 @@ fn outputs_are_the_contracts() {
             } else if name == infra::DELIVERY_STACK {
                 assert_eq!(
                     outputs,
-                    ["deploy_role_arn", "oidc_provider_arn", "release_check_role_arn"],
+                    [
+                        "deploy_role_arn",
+                        "oidc_provider_arn",
+                        "release_check_role_arn"
+                    ],
                     "{env}"
                 );
             } else {
