@@ -1117,3 +1117,29 @@ async fn a_delete_racing_a_password_change_or_log_out_everywhere_never_outlives_
     }
     eprintln!("{refused} of {RACE_ROUNDS} deletes lost their race and answered 401");
 }
+
+#[tokio::test]
+async fn a_verified_change_that_does_not_commit_gives_the_password_check_back() {
+    let app = TestApp::start().await;
+    let ada = register(&app, "ada@example.com").await;
+    register(&app, "bob@example.com").await;
+    let id = ada["id"].as_str().unwrap();
+    let token = token_for(&app, "ada@example.com").await;
+    let taken = json!({"version": 1, "email": "bob@example.com", "current_password": PASSWORD});
+    let response = send(&app, patch(id, &token, taken)).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(&response), "email_taken");
+    // The claim came back with the conflict: the same session may prove itself again.
+    let free = json!({"version": 1, "email": "ada2@example.com", "current_password": PASSWORD});
+    assert_eq!(
+        send(&app, patch(id, &token, free)).await.status(),
+        StatusCode::OK
+    );
+    let claims = app
+        .session_items()
+        .await
+        .iter()
+        .filter(|item| item.contains_key("reauth_claim"))
+        .count();
+    assert_eq!(claims, 0, "every claim was released");
+}

@@ -192,25 +192,21 @@ impl SessionStore {
     /// behind only refuses that session's next change of e-mail, password or deletion (401;
     /// log in again), it never allows one.
     pub async fn release(&self, claim: ReauthClaim) {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(claim.hash.as_str())))
-            .update_expression("REMOVE reauth_claim")
-            .condition_expression(format!(
-                "attribute_exists(token_hash) AND {REAUTH_CLAIM} = :claim AND {}",
-                generation_is("generation", claim.generation)
-            ))
-            .set_expression_attribute_values(Some(claim_values(&claim, None)))
-            .return_values(ReturnValue::None)
-            .send()
-            .await;
-        if let Err(error) = result {
-            tracing::warn!(
+        let released = match self.release_within(&claim) {
+            Ok(item) => transact(&self.client, "release re-authentication claim", vec![item])
+                .await
+                .map(|outcome| outcome.map_err(|c| format!("{c:?}"))),
+            Err(error) => Err(error),
+        };
+        match released {
+            Ok(Ok(())) => {}
+            Ok(Err(cancellation)) => {
+                tracing::warn!(%cancellation, "re-authentication claim not released")
+            }
+            Err(error) => tracing::warn!(
                 error = %crate::logging::error_chain(&error),
                 "re-authentication claim not released"
-            );
+            ),
         }
     }
 
