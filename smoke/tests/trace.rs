@@ -15,12 +15,14 @@ use smoke::api::Api;
 
 /// The xtask binary of this workspace, built now with the function binaries so none is older
 /// than the code (`support::function_binaries` builds them only when missing, and this test
-/// reads the log lines they write).
+/// reads the log lines they write). By `--bin`, without `-p`: cargo then resolves features over
+/// the whole workspace, as the `cargo xtask` alias does, so this reuses what `cargo xtask test`
+/// already built instead of compiling the dependencies again in another feature set.
 fn build_xtask_and_functions() -> PathBuf {
-    let packages = catalog::NAMES.iter().flat_map(|n| ["-p", n]);
+    let binaries = catalog::NAMES.iter().flat_map(|n| ["--bin", n]);
     let status = emulator::cargo()
-        .args(["build", "-p", "xtask"])
-        .args(packages)
+        .args(["build", "--bin", "xtask"])
+        .args(binaries)
         .current_dir(support::workspace_root())
         .status()
         .expect("running cargo build for xtask and the functions");

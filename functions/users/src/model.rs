@@ -49,8 +49,8 @@ pub struct UpdateUser {
 pub struct DeleteUser {
     /// Required: a bearer token alone cannot delete an account (and free its address for
     /// someone else's registration). Missing or wrong: 403 `reauthentication_failed`, and the
-    /// session that sent it ends.
-    #[schema(value_type = Option<String>, format = Password, min_length = 1, max_length = 128)]
+    /// session that sent it ends. Left out, never `null` (the handler refuses `null`).
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 128)]
     #[serde(default, deserialize_with = "given")]
     pub current_password: Option<Password>,
 }

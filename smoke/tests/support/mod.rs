@@ -30,10 +30,12 @@ pub fn function_binaries() -> Vec<(&'static str, PathBuf)> {
         .unwrap_or_else(|| workspace_root().join("target"));
     let names = catalog::NAMES;
     if names.iter().any(|n| !target.join("debug").join(n).exists()) {
-        let packages = names.iter().flat_map(|n| ["-p", n]);
+        // `--bin` without `-p`: features resolved over the workspace, as for `cargo xtask`, so
+        // the dependencies are the ones already built (see `smoke/tests/trace.rs`).
+        let binaries = names.iter().flat_map(|n| ["--bin", n]);
         let status = emulator::cargo()
             .arg("build")
-            .args(packages)
+            .args(binaries)
             .current_dir(workspace_root())
             .status()
             .expect("running cargo build for the functions");

@@ -53,8 +53,10 @@ pub fn function_binary(name: &str) -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>");
     let path = profile_dir.join(name);
+    // `--bin` without `-p`: features resolved over the workspace, as for `cargo xtask`, so
+    // the dependencies are the ones already built.
     let status = emulator::cargo()
-        .args(["build", "-p", name, "--bin", name])
+        .args(["build", "--bin", name])
         .current_dir(workspace_root())
         .status()
         .expect("running cargo build for a function");
