@@ -55,30 +55,8 @@ async fn a_request_failed_by_a_stopped_emulator_is_traced_to_its_dynamodb_call()
     }
     std::fs::create_dir_all(&dir).unwrap();
     let outputs = dir.join("outputs.json");
-    let mut values = json!({
-        "api_url": "https://unused.execute-api.us-east-1.amazonaws.com/v1",
-        "api_id": "tracetest",
-        "stage_name": "v1",
-        "users_table": format!("{prefix}users"),
-        "sessions_table": format!("{prefix}sessions"),
-        "alias_name": "live",
-        "api_key_value": support::API_KEY,
-        "region": "us-east-1",
-    });
-    for function in catalog::NAMES {
-        values[format!("{function}_function")] = format!("{prefix}{function}").into();
-    }
-    serde_json::from_value::<emulator::files::Outputs>(values)
-        .unwrap()
-        .write(&outputs)
-        .unwrap();
-    let mut options = local_api::Options::new(outputs.clone(), dist, moto.endpoint.clone());
-    options.state = Some(dir.join("local-api.json"));
-    options.health_requires_api_key = Some(false);
-    options.cors_allow_origins = Some(Vec::new());
-    let server = local_api::Server::start(options)
-        .await
-        .expect("starting the local API");
+    support::write_outputs(&outputs, &prefix);
+    let server = support::serve(&outputs, dist, &moto.endpoint, dir.join("local-api.json")).await;
     let api = Api::new(&smoke::Target::from_outputs(&outputs, None).unwrap());
 
     let email = "traced@example.com";

@@ -80,6 +80,45 @@ pub async fn create_tables(client: &aws_sdk_dynamodb::Client, prefix: &str) {
     .await;
 }
 
+/// The outputs file of a stack without Terraform: the contract's tables and the functions under
+/// `prefix`, the test API key.
+pub fn write_outputs(path: &Path, prefix: &str) {
+    let mut values = serde_json::json!({
+        "api_url": "https://unused.execute-api.us-east-1.amazonaws.com/v1",
+        "api_id": "smoketest",
+        "stage_name": "v1",
+        "users_table": format!("{prefix}users"),
+        "sessions_table": format!("{prefix}sessions"),
+        "alias_name": "live",
+        "api_key_value": API_KEY,
+        "region": "us-east-1",
+    });
+    for function in catalog::NAMES {
+        values[format!("{function}_function")] = format!("{prefix}{function}").into();
+    }
+    serde_json::from_value::<emulator::files::Outputs>(values)
+        .unwrap()
+        .write(path)
+        .unwrap();
+}
+
+/// The local API server in front of the packages in `dist`, against the emulator at
+/// `endpoint`: `/health` open, no CORS origins, its state file at `state`.
+pub async fn serve(
+    outputs: &Path,
+    dist: PathBuf,
+    endpoint: &str,
+    state: PathBuf,
+) -> local_api::Server {
+    let mut options = local_api::Options::new(outputs.to_path_buf(), dist, endpoint.to_string());
+    options.state = Some(state);
+    options.health_requires_api_key = Some(false);
+    options.cors_allow_origins = Some(Vec::new());
+    local_api::Server::start(options)
+        .await
+        .expect("starting the local API")
+}
+
 /// A running local stack. Holds the emulator and the server; both stop on drop.
 pub struct Stack {
     pub emulator: emulator::Emulator,
@@ -111,32 +150,14 @@ impl Stack {
             zip_bootstrap(&dist, name, &bytes);
         }
         let outputs = dir.join("outputs.json");
-        let mut values = serde_json::json!({
-            "api_url": "https://unused.execute-api.us-east-1.amazonaws.com/v1",
-            "api_id": "smoketest",
-            "stage_name": "v1",
-            "users_table": format!("{prefix}users"),
-            "sessions_table": format!("{prefix}sessions"),
-                "alias_name": "live",
-            "api_key_value": API_KEY,
-            "region": "us-east-1",
-        });
-        for function in catalog::NAMES {
-            values[format!("{function}_function")] = format!("{prefix}{function}").into();
-        }
-        serde_json::from_value::<emulator::files::Outputs>(values)
-            .unwrap()
-            .write(&outputs)
-            .unwrap();
-
-        let mut options =
-            local_api::Options::new(outputs.clone(), dist, emulator.endpoint().to_string());
-        options.state = Some(dir.join("local-api.json"));
-        options.health_requires_api_key = Some(false);
-        options.cors_allow_origins = Some(Vec::new());
-        let server = local_api::Server::start(options)
-            .await
-            .expect("starting the local API");
+        write_outputs(&outputs, &prefix);
+        let server = serve(
+            &outputs,
+            dist,
+            emulator.endpoint(),
+            dir.join("local-api.json"),
+        )
+        .await;
         Stack {
             emulator,
             server,
