@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::base::traffic::Strategy;
+use crate::base::release_strategy::Strategy;
 use crate::services::scaffold::{RouteSpec, TableGrant};
 
 /// Build, deploy and prove the service, locally or on AWS.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::base::traffic::Strategy;
+use crate::base::release_strategy::Strategy;
 
 /// The function packages, in deployment order, as their crates declare them (the catalog):
 /// the Cargo packages, the binaries and the suffix of the Lambda function names.

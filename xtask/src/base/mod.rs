@@ -7,5 +7,5 @@ pub mod env;
 pub mod git;
 pub mod process;
 pub mod progress;
+pub mod release_strategy;
 pub mod signals;
-pub mod traffic;

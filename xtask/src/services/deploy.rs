@@ -21,7 +21,7 @@ use xshell::Shell;
 
 use crate::base::aws::Target;
 use crate::base::env::{self, BOOTSTRAP_STACK, Env, SERVICE_STACK};
-use crate::base::traffic::Strategy;
+use crate::base::release_strategy::Strategy;
 use crate::base::{process, progress};
 use crate::services::aliases::{self, Versions, hotswap, release, rollback};
 use crate::services::artifacts::package::{self, Manifest};

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::base::aws::Target;
 use crate::base::env::Env;
-use crate::base::traffic::Strategy;
+use crate::base::release_strategy::Strategy;
 use crate::base::{process, progress, signals};
 use crate::services::aliases::{self, AliasState, Versions};
 
@@ -137,7 +137,7 @@ pub fn run(
         } else {
             Duration::ZERO
         };
-        if let Err(err) = watch(target, &gate, bake) {
+        if let Err(err) = watch_alarms(target, &gate, bake) {
             let back: BTreeMap<String, AliasState> = shifts
                 .iter()
                 .map(|(function, shift)| (function.clone(), step_state(shift, 0)))
@@ -182,7 +182,7 @@ fn step_state(shift: &Shift, percent: u32) -> AliasState {
 /// Watches the gate alarms for `bake` (at least one read); an error names
 /// the alarms that fired.
 /// A SIGINT or SIGTERM ends it early with an error, like an alarm (`signals`).
-fn watch(target: &Target, gate: &[String], bake: Duration) -> Result<()> {
+fn watch_alarms(target: &Target, gate: &[String], bake: Duration) -> Result<()> {
     if gate.is_empty() {
         return signals::sleep(bake);
     }
