@@ -88,23 +88,7 @@ impl Route {
 
     /// Path segments without the leading slash (`/users/{id}` -> `["users", "{id}"]`).
     pub fn segments(&self) -> impl Iterator<Item = &'static str> {
-        self.path.split('/').filter(|s| !s.is_empty())
-    }
-
-    /// Matches a concrete request path against the template; returns the path parameters.
-    /// The local API server uses this so it routes exactly as API Gateway does.
-    pub fn matches(&self, path: &str) -> Option<Vec<(&'static str, String)>> {
-        let mut params = Vec::new();
-        let mut actual = path.split('/').filter(|s| !s.is_empty());
-        for segment in self.segments() {
-            let value = actual.next()?;
-            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => params.push((name, value.to_owned())),
-                None if segment == value => {}
-                None => return None,
-            }
-        }
-        actual.next().is_none().then_some(params)
+        route_matching::segments(self.path)
     }
 }
 
@@ -190,30 +174,21 @@ pub fn served(cors: bool) -> impl Iterator<Item = &'static Route> {
 }
 
 /// Finds the route for a method and concrete path among [`served`]`(cors)`, API Gateway
-/// style: first the resource (at each segment a literal beats a parameter, so `/users/me` is
-/// never `/users/{id}`), then the resource's own method, else its `ANY`. `None` when no
-/// resource has that path.
+/// style: first the resource (`route_matching::resource`: a literal beats a parameter, so
+/// `/users/me` is never `/users/{id}`), then the resource's own method, else its `ANY`. `None`
+/// when no resource has that path.
 pub fn find(method: &str, path: &str, cors: bool) -> Option<(&'static Route, PathParams)> {
-    let template = served(cors)
-        .filter(|route| route.matches(path).is_some())
-        .map(|route| route.path)
-        .max_by_key(|template| literal_segments(template))?;
+    let (template, params) = route_matching::resource(served(cors).map(|route| route.path), path)?;
     // A method of the resource's own first, as API Gateway picks it; then its `ANY`.
     let on_resource = || served(cors).filter(move |route| route.path == template);
     let route = on_resource()
         .find(|route| route.method.eq_ignore_ascii_case(method))
         .or_else(|| on_resource().find(|route| route.method == ANY_METHOD))?;
-    Some((route, route.matches(path).unwrap_or_default()))
-}
-
-/// Which segments of a template are literal, in order: compared lexicographically, the more
-/// literal template wins where two match.
-pub fn literal_segments(template: &str) -> Vec<bool> {
-    template
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| !s.starts_with('{'))
-        .collect()
+    let params = params
+        .into_iter()
+        .map(|(name, value)| (name, value.to_owned()))
+        .collect();
+    Some((route, params))
 }
 
 #[cfg(test)]
@@ -221,9 +196,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_parameterised_and_literal_routes() {
+    fn finds_the_catalogs_routes_with_their_parameters() {
         let (route, params) = find("GET", "/users/abc", false).unwrap();
         assert_eq!(route.path, "/users/{id}");
+        assert_eq!(route.function.as_str(), "users");
         assert_eq!(params, vec![("id", "abc".to_owned())]);
         let (route, params) = find("DELETE", "/sessions/current", false).unwrap();
         assert_eq!(route.path, "/sessions/current");
@@ -266,10 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn a_literal_resource_wins_over_a_parameter_whatever_the_method() {
-        let (route, params) = find("GET", "/users/me", false).unwrap();
-        assert_eq!(route.path, "/users/me");
-        assert!(params.is_empty());
+    fn the_resource_is_chosen_before_the_method() {
         // API Gateway matched the `/users/me` resource, which has no PATCH: its ANY, not
         // `/users/{id}`'s PATCH.
         let (route, _) = find("PATCH", "/users/me", false).unwrap();

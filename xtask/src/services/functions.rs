@@ -8,8 +8,9 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-/// The shared crate every function depends on: a change there affects them all.
-const SHARED_CRATE_DIR: &str = "common";
+/// The shared crates every function depends on (`service-common` and the route matcher it
+/// uses): a change there affects them all.
+const SHARED_CRATE_DIRS: &[&str] = &["common", "route-matching"];
 
 /// The function names (Cargo package, binary and function-name suffix).
 pub fn names() -> &'static [&'static str] {
@@ -28,7 +29,7 @@ pub fn known(name: &str) -> Result<&'static str> {
 }
 
 /// The functions whose binaries a change to `path` (a file under `<root>/functions/`) can
-/// change: every one for the shared crate, the crate's own function otherwise, none for
+/// change: every one for a shared crate, the crate's own function otherwise, none for
 /// anything else (another folder, a file that is not Rust source or a manifest).
 pub fn affected_by(root: &Path, path: &Path) -> Vec<&'static str> {
     let Ok(relative) = path.strip_prefix(root.join("functions")) else {
@@ -42,7 +43,7 @@ pub fn affected_by(root: &Path, path: &Path) -> Vec<&'static str> {
     if !is_source || relative.iter().any(|c| c == "target") {
         return Vec::new();
     }
-    if crate_dir == SHARED_CRATE_DIR {
+    if SHARED_CRATE_DIRS.contains(&crate_dir) {
         return names().to_vec();
     }
     names()
@@ -67,6 +68,10 @@ mod tests {
         );
         assert_eq!(
             affected("/repo/functions/common/src/logging.rs"),
+            names().to_vec()
+        );
+        assert_eq!(
+            affected("/repo/functions/route-matching/src/lib.rs"),
             names().to_vec()
         );
         assert!(affected("/repo/functions/users/README.md").is_empty());

@@ -3,7 +3,8 @@
 //! API Gateway REST (v1) events carry the matched resource template (`/users/{id}`) and the
 //! path parameters, so we route on those: the URI path may carry the stage (`/prod/users/..`)
 //! or a custom domain's base path. Other events (HTTP API v2, hand-built requests) are matched
-//! by their raw path, stage stripped, against the same templates.
+//! by their raw path, stage stripped, against the same templates with the same rule API
+//! Gateway and the local API server use (`route_matching`).
 
 use http::Method;
 use lambda_http::request::RequestContext;
@@ -123,46 +124,6 @@ fn strip_stage(path: &str, stage: Option<&str>) -> String {
     stripped.unwrap_or(path).to_owned()
 }
 
-/// Matches a concrete path against a template, segment by segment; `{name}` takes one
-/// non-empty segment. A single trailing slash is ignored.
-fn match_template(template: &str, path: &str) -> Option<PathParams> {
-    let trim = |p: &str| -> String {
-        if p.len() > 1 {
-            p.trim_end_matches('/').to_owned()
-        } else {
-            p.to_owned()
-        }
-    };
-    let path = trim(path);
-    let mut template_segments = template.split('/');
-    let mut path_segments = path.split('/');
-    let mut params = Vec::new();
-    loop {
-        match (template_segments.next(), path_segments.next()) {
-            (None, None) => return Some(PathParams(params)),
-            (Some(t), Some(p)) => {
-                if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                    if p.is_empty() {
-                        return None;
-                    }
-                    params.push((name.to_owned(), p.to_owned()));
-                } else if t != p {
-                    return None;
-                }
-            }
-            _ => return None,
-        }
-    }
-}
-
-fn literal_segments(template: &str) -> Vec<bool> {
-    template
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| !s.starts_with('{'))
-        .collect()
-}
-
 /// Picks the route for `request`: [`ServiceError::RouteNotFound`] when no template matches,
 /// [`ServiceError::MethodNotAllowed`] (with the allowed methods) when only the method is wrong.
 pub fn resolve<'r, Op>(
@@ -181,19 +142,20 @@ pub fn resolve<'r, Op>(
             }
         }
         Target::Path(path) => {
-            // The resource first, as API Gateway does: at each segment a literal beats a
-            // parameter (`/users/me` is never `/users/{id}`); then the method on it.
-            let resource = routes
-                .iter()
-                .filter(|route| match_template(route.template, &path).is_some())
-                .map(|route| route.template)
-                .max_by_key(|template| literal_segments(template));
-            for route in routes.iter().filter(|r| Some(r.template) == resource) {
-                if route.method == method {
-                    let params = match_template(route.template, &path).unwrap_or_default();
-                    return Ok((route, params));
+            // The resource first, as API Gateway does (`route_matching`); then the method on it.
+            if let Some((template, params)) =
+                route_matching::resource(routes.iter().map(|route| route.template), &path)
+            {
+                for route in routes.iter().filter(|r| r.template == template) {
+                    if route.method == method {
+                        let params = params
+                            .iter()
+                            .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+                            .collect();
+                        return Ok((route, PathParams(params)));
+                    }
+                    allow.push(route.method.clone());
                 }
-                allow.push(route.method.clone());
             }
         }
     }
@@ -208,15 +170,36 @@ pub fn resolve<'r, Op>(
 mod tests {
     use super::*;
 
+    /// A request as a test or `cargo lambda` builds it: no API Gateway context, so it is
+    /// routed by its path.
+    fn bare(method: Method, path: &str) -> Request {
+        let mut request = Request::new(Body::Empty);
+        *request.method_mut() = method;
+        *request.uri_mut() = path.parse().unwrap();
+        request
+    }
+
     #[test]
-    fn templates_match_segments() {
-        let params = match_template("/users/{id}", "/users/42").unwrap();
-        assert_eq!(params.get("id"), Some("42"));
-        assert!(match_template("/users/{id}", "/users/").is_none());
-        assert!(match_template("/users/{id}", "/users/1/2").is_none());
-        assert!(match_template("/users", "/users/").is_some());
-        assert!(match_template("/sessions/current", "/sessions/other").is_none());
-        assert!(match_template("/health", "/healthz").is_none());
+    fn a_path_reaches_its_resource_then_its_method_or_405() {
+        let routes = [
+            Route::new(Method::GET, "/users/{id}", "get"),
+            Route::new(Method::PATCH, "/users/{id}", "update"),
+            Route::new(Method::GET, "/users/me", "me"),
+        ];
+        let (route, params) = resolve(&routes, &bare(Method::GET, "/users/42/")).unwrap();
+        assert_eq!((route.op, params.get("id")), ("get", Some("42")));
+        let (route, _) = resolve(&routes, &bare(Method::GET, "/users/me")).unwrap();
+        assert_eq!(route.op, "me");
+        // `/users/me` is the resource, whatever the method: 405 with its methods, never
+        // `/users/{id}`'s PATCH.
+        match resolve(&routes, &bare(Method::PATCH, "/users/me")) {
+            Err(ServiceError::MethodNotAllowed { allow }) => assert_eq!(allow, [Method::GET]),
+            other => panic!("expected 405, got {other:?}"),
+        }
+        assert!(matches!(
+            resolve(&routes, &bare(Method::GET, "/nope")),
+            Err(ServiceError::RouteNotFound)
+        ));
     }
 
     #[test]
