@@ -1,5 +1,6 @@
 //! The synthesized JSON of every environment, checked in under `tests/snapshots/`. A change to
-//! the stack shows up in review as a diff of these files.
+//! the stack shows up in review as a diff of these files; after reviewing it, refresh them with
+//! `UPDATE_EXPECT=1 cargo test -p infra --test snapshots`.
 
 mod common;
 
@@ -13,27 +14,17 @@ fn snapshot_dir() -> PathBuf {
 
 #[test]
 fn synthesized_stacks_match_snapshots() {
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut stale = Vec::new();
     for env in infra::ENVIRONMENTS {
         let config = infra::load_config(env).unwrap();
+        // A new environment's folder, for `UPDATE_EXPECT=1` to write its first snapshots into.
+        std::fs::create_dir_all(snapshot_dir().join(env)).unwrap();
         for (stack, json) in infra::synth::render(&config, &common::fixed_options(env)) {
-            let file = snapshot_dir().join(env).join(format!("{stack}.tf.json"));
             let mut text = serde_json::to_string_pretty(&json).unwrap();
             text.push('\n');
-            if update {
-                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-                std::fs::write(&file, &text).unwrap();
-            } else if std::fs::read_to_string(&file).ok().as_deref() != Some(text.as_str()) {
-                stale.push(file.display().to_string());
-            }
+            expect_test::expect_file![snapshot_dir().join(env).join(format!("{stack}.tf.json"))]
+                .assert_eq(&text);
         }
     }
-    assert!(
-        stale.is_empty(),
-        "stale snapshots (review the change, then refresh with `UPDATE_SNAPSHOTS=1 cargo test -p infra --test snapshots`):\n{}",
-        stale.join("\n")
-    );
 }
 
 #[test]

@@ -137,16 +137,14 @@ fn state_the_rules(document: &mut Value) {
 mod tests {
     use super::*;
 
-    /// Fails when `functions/openapi.json` differs from the fragments; with `UPDATE_OPENAPI=1`
-    /// it rewrites the file instead. The fragments' own tests catch a fragment that differs
-    /// from its crate's code.
+    /// Fails when `functions/openapi.json` differs from the fragments. It is assembled from
+    /// the checked-in fragments, so refresh those first: `UPDATE_EXPECT=1 cargo test -p health
+    /// -p users -p sessions openapi`, then `UPDATE_EXPECT=1 cargo test -p service-common
+    /// openapi`. The fragments' own tests catch a fragment that differs from its crate's code.
     #[test]
     fn openapi_document_is_up_to_date() {
-        testing::assert_checked_in(
-            &testing::functions_dir().join("openapi.json"),
-            &testing::pretty(&document(fragments())),
-            "UPDATE_OPENAPI=1 cargo test -p health -p users -p sessions openapi, then UPDATE_OPENAPI=1 cargo test -p service-common openapi",
-        );
+        expect_test::expect_file![testing::functions_dir().join("openapi.json")]
+            .assert_eq(&testing::pretty(&document(fragments())));
     }
 
     #[test]

@@ -562,7 +562,7 @@ pub fn documents(document: &Value, method: &str, template: &str) -> bool {
 /// The checks every function crate runs on itself: its route table is its rows of
 /// [`contract_routes`], in order; its OpenAPI paths document every route; and its fragment
 /// `functions/<function>/openapi.json`, from which the whole document is assembled, is up to
-/// date (with `UPDATE_OPENAPI=1` it is rewritten instead).
+/// date (`UPDATE_EXPECT=1 cargo test -p <function> openapi` rewrites it).
 pub fn check_function<Op>(
     function: &str,
     routes: &[Route<Op>],
@@ -587,12 +587,8 @@ pub fn check_function<Op>(
             "{method} {template} is not documented"
         );
     }
-    let fragment = functions_dir().join(function).join("openapi.json");
-    assert_checked_in(
-        &fragment,
-        &pretty(&document),
-        &format!("UPDATE_OPENAPI=1 cargo test -p {function} openapi"),
-    );
+    expect_test::expect_file![functions_dir().join(function).join("openapi.json")]
+        .assert_eq(&pretty(&document));
 }
 
 /// `value` as pretty JSON with a trailing newline, the form OpenAPI files are checked in as.
@@ -600,19 +596,4 @@ pub fn pretty(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("JSON always serialises");
     text.push('\n');
     text
-}
-
-/// Fails when the file at `path` differs from `generated`, naming the `refresh` command; with
-/// `UPDATE_OPENAPI=1` it rewrites the file instead.
-pub fn assert_checked_in(path: &Path, generated: &str, refresh: &str) {
-    if std::env::var_os("UPDATE_OPENAPI").is_some() {
-        std::fs::write(path, generated).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        return;
-    }
-    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(
-        checked_in == generated,
-        "{} is stale; refresh it with: {refresh}",
-        path.display()
-    );
 }

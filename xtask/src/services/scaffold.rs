@@ -258,22 +258,22 @@ pub fn remove(root: &Path, name: &str, dir: &Path) -> Result<()> {
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
 }
 
-/// Runs the OpenAPI tests of `packages` with `UPDATE_OPENAPI=1`, so they rewrite the crates'
-/// fragments and the assembled `functions/openapi.json`. Cargo's output goes to stderr:
+/// Runs the OpenAPI tests of `packages` with `UPDATE_EXPECT=1` (`expect-test`'s refresh), so
+/// they rewrite the crates' fragments and the assembled `functions/openapi.json`. Cargo's output goes to stderr:
 /// stdout is the command's result (`--json`).
 pub fn refresh_openapi(root: &Path, packages: &[&str]) -> Result<()> {
     let mut cargo = emulator::cargo();
     cargo
         .args(["test", "--quiet", "--lib"])
         .current_dir(root)
-        .env("UPDATE_OPENAPI", "1")
+        .env("UPDATE_EXPECT", "1")
         .stdout(std::io::stderr());
     for package in packages {
         cargo.args(["-p", package]);
     }
     cargo.arg("openapi");
     progress::step(format!(
-        "writing the OpenAPI documents (UPDATE_OPENAPI=1 cargo test --lib -p {} openapi)",
+        "writing the OpenAPI documents (UPDATE_EXPECT=1 cargo test --lib -p {} openapi)",
         packages.join(" -p ")
     ));
     let status = cargo.status().context("running cargo")?;
