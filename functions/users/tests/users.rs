@@ -829,37 +829,67 @@ const RACE_ROUNDS: usize = 12;
 /// Log-ins that race the revocation in each round.
 const RACING_LOG_INS: usize = 5;
 
-/// Starts `RACING_LOG_INS` log-ins with `password` at once, and `revoke` beside them; returns
-/// the revocation's status and the tokens of the log-ins that succeeded.
-async fn race(
-    app: &Arc<TestApp>,
-    email: &str,
-    password: &str,
-    revoke: Event,
-) -> (StatusCode, Vec<String>) {
+/// How one round of a race went.
+struct Race {
+    /// The revocation's status.
+    status: StatusCode,
+    /// The tokens of the log-ins that succeeded.
+    tokens: Vec<String>,
+    /// How many of those log-ins were still running when the revocation started and had
+    /// started before it finished: the interleavings the invariant is about. Without any, the
+    /// test would only have checked log-ins that ran before the revocation, one after another.
+    overlapping: usize,
+}
+
+/// Starts `RACING_LOG_INS` log-ins with `password` and `revoke` at once (released together by
+/// a barrier, each on the multi-threaded runtime; the password hashing runs on the blocking
+/// pool, so they really run side by side) and times each.
+async fn race(app: &Arc<TestApp>, email: &str, password: &str, revoke: Event) -> Race {
+    use std::time::Instant;
+    let start = Arc::new(tokio::sync::Barrier::new(RACING_LOG_INS + 1));
     let mut log_ins = tokio::task::JoinSet::new();
     for _ in 0..RACING_LOG_INS {
-        let (app, email, password) = (Arc::clone(app), email.to_owned(), password.to_owned());
-        log_ins.spawn(async move { log_in(&app, &email, &password).await });
+        let (app, start) = (Arc::clone(app), Arc::clone(&start));
+        let (email, password) = (email.to_owned(), password.to_owned());
+        log_ins.spawn(async move {
+            start.wait().await;
+            let began = Instant::now();
+            let (status, token) = log_in(&app, &email, &password).await;
+            (status, token, began, Instant::now())
+        });
     }
     let revocation = {
         let app = Arc::clone(app);
-        tokio::spawn(async move { handle(&app.state(), revoke.build()).await.unwrap().status() })
+        tokio::spawn(async move {
+            start.wait().await;
+            let began = Instant::now();
+            let status = handle(&app.state(), revoke.build()).await.unwrap().status();
+            (status, began, Instant::now())
+        })
     };
-    let mut tokens = Vec::new();
+    let mut succeeded = Vec::new();
     while let Some(result) = log_ins.join_next().await {
-        let (status, token) = result.unwrap();
+        let (status, token, began, ended) = result.unwrap();
         if status == StatusCode::CREATED {
-            tokens.push(token);
+            succeeded.push((token, began, ended));
         }
     }
-    (revocation.await.unwrap(), tokens)
+    let (status, revocation_began, revocation_ended) = revocation.await.unwrap();
+    let overlapping = succeeded
+        .iter()
+        .filter(|(_, began, ended)| *began < revocation_ended && *ended > revocation_began)
+        .count();
+    Race {
+        status,
+        tokens: succeeded.into_iter().map(|(token, ..)| token).collect(),
+        overlapping,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
     let app = Arc::new(TestApp::start().await);
-    let mut issued = 0;
+    let mut overlapping = 0;
     for round in 0..RACE_ROUNDS {
         let email = format!("doomed{round}@example.com");
         let id = register(&app, &email).await["id"]
@@ -871,10 +901,10 @@ async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
             .param("id", &id)
             .bearer(&token)
             .json(&json!({"current_password": PASSWORD}));
-        let (status, tokens) = race(&app, &email, PASSWORD, delete).await;
-        assert_eq!(status, StatusCode::NO_CONTENT, "round {round}");
-        issued += tokens.len();
-        for token in tokens.iter().chain([&token]) {
+        let race = race(&app, &email, PASSWORD, delete).await;
+        assert_eq!(race.status, StatusCode::NO_CONTENT, "round {round}");
+        overlapping += race.overlapping;
+        for token in race.tokens.iter().chain([&token]) {
             assert_eq!(
                 session_status(&app, token).await,
                 StatusCode::UNAUTHORIZED,
@@ -882,13 +912,17 @@ async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
             );
         }
     }
-    eprintln!("{issued} racing log-ins succeeded before their user was deleted");
+    assert!(
+        overlapping > 0,
+        "no log-in that succeeded ran while a delete did, in {RACE_ROUNDS} rounds: \
+         the race was never run"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
     let app = Arc::new(TestApp::start().await);
-    let mut issued = 0;
+    let mut overlapping = 0;
     for round in 0..RACE_ROUNDS {
         let email = format!("moving{round}@example.com");
         let id = register(&app, &email).await["id"]
@@ -901,10 +935,10 @@ async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
             &changer,
             json!({"version": 1, "password": "the new password", "current_password": PASSWORD}),
         );
-        let (status, tokens) = race(&app, &email, PASSWORD, change).await;
-        assert_eq!(status, StatusCode::OK, "round {round}");
-        issued += tokens.len();
-        for token in &tokens {
+        let race = race(&app, &email, PASSWORD, change).await;
+        assert_eq!(race.status, StatusCode::OK, "round {round}");
+        overlapping += race.overlapping;
+        for token in &race.tokens {
             assert_eq!(
                 session_status(&app, token).await,
                 StatusCode::UNAUTHORIZED,
@@ -913,7 +947,11 @@ async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
         }
         assert_eq!(session_status(&app, &changer).await, StatusCode::OK);
     }
-    eprintln!("{issued} racing log-ins succeeded before the password changed");
+    assert!(
+        overlapping > 0,
+        "no log-in with the old password that succeeded ran while the change did, in \
+         {RACE_ROUNDS} rounds: the race was never run"
+    );
 }
 
 fn delete(id: &str, token: &str, current_password: Option<&str>) -> Event {
