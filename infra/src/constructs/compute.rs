@@ -5,6 +5,9 @@
 //! alias after creating it: `cargo xtask deploy` releases new versions onto `live` (all at once,
 //! or in canary/linear steps gated by the alarms) and `cargo xtask rollback` moves it back, so a
 //! later `terraform apply` can never undo a rollback by re-pointing `live` at a bad version.
+//!
+//! Each function's role gets exactly its grants, each with what it needs of the stack key; the
+//! deploy role gets what managing the functions takes from [`management_statements`].
 
 use super::data::Tables;
 use super::network::Network;
