@@ -73,6 +73,14 @@ impl Statement {
         }
     }
 
+    /// An explicit Deny, which no Allow can override.
+    pub fn deny(sid: &str, actions: &[&str], resources: Vec<String>) -> Statement {
+        Statement {
+            effect: "Deny",
+            ..Statement::allow(sid, actions, resources)
+        }
+    }
+
     pub fn principal(mut self, principal: Value) -> Statement {
         self.principal = Some(principal);
         self
@@ -131,6 +139,76 @@ impl Statement {
             vec!["*".into()],
         )
     }
+}
+
+/// What a grant on an encrypted resource needs of the customer-managed key under it, as the AWS
+/// CDK's grants carry `keyActions` beside their resource actions (`table.grantReadData()` also
+/// grants the key's `kms:Decrypt`): a role that only reads never gets the actions that encrypt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyActions {
+    decrypt: bool,
+    encrypt: bool,
+    generate_data_key: bool,
+}
+
+impl KeyActions {
+    /// No data under the key: metadata calls (`dynamodb:DescribeTable`).
+    pub const NONE: KeyActions = KeyActions {
+        decrypt: false,
+        encrypt: false,
+        generate_data_key: false,
+    };
+    /// Reading what the key protects: `kms:Decrypt`.
+    pub const DECRYPT: KeyActions = KeyActions {
+        decrypt: true,
+        encrypt: false,
+        generate_data_key: false,
+    };
+    /// Writing what the key protects: `kms:Encrypt` and `kms:GenerateDataKey`, with the
+    /// `kms:Decrypt` a write needs as well.
+    pub const ENCRYPT_DECRYPT: KeyActions = KeyActions {
+        decrypt: true,
+        encrypt: true,
+        generate_data_key: true,
+    };
+    /// Sending to an encrypted SQS queue: `kms:GenerateDataKey` and `kms:Decrypt`, no
+    /// `kms:Encrypt` (what a producer needs, "Configure KMS permissions for producers" in
+    /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html>).
+    pub const SEND_TO_QUEUE: KeyActions = KeyActions {
+        decrypt: true,
+        encrypt: false,
+        generate_data_key: true,
+    };
+
+    /// What both need.
+    pub fn union(self, other: KeyActions) -> KeyActions {
+        KeyActions {
+            decrypt: self.decrypt || other.decrypt,
+            encrypt: self.encrypt || other.encrypt,
+            generate_data_key: self.generate_data_key || other.generate_data_key,
+        }
+    }
+
+    /// The KMS actions, in a fixed order; empty for [`KeyActions::NONE`].
+    pub fn actions(self) -> Vec<&'static str> {
+        [
+            (self.decrypt, "kms:Decrypt"),
+            (self.encrypt, "kms:Encrypt"),
+            (self.generate_data_key, "kms:GenerateDataKey"),
+        ]
+        .into_iter()
+        .filter_map(|(granted, action)| granted.then_some(action))
+        .collect()
+    }
+}
+
+/// A grant on a resource for a service role: its statements and what it needs of the key the
+/// resource is encrypted with. The role composes the key actions of all its grants into one
+/// statement on the key (`constructs::compute`).
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub statements: Vec<Statement>,
+    pub key: KeyActions,
 }
 
 /// An IAM policy document; rendered as a JSON string so Terraform interpolates the references.

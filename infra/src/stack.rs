@@ -8,6 +8,7 @@ use crate::constructs::storage::{
 };
 use crate::constructs::{
     api, boundary, compute, data, delivery, edge, network, observability, security, signing, state,
+    storage,
 };
 use crate::iam;
 use crate::routes::FunctionName;
@@ -339,9 +340,8 @@ fn replica(
         account,
         "replication",
         &config.name("replication"),
-        "s3.amazonaws.com",
+        &storage::REPLICATION_ROLE,
         replication_statements(&account.partition, &sources, &bucket, source_key, key),
-        &[],
     );
     let mut after: Vec<Ref> = bucket.ready().into_iter().cloned().collect();
     after.extend(role.dependencies().into_iter().cloned());

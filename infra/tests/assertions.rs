@@ -311,6 +311,70 @@ fn each_function_has_exactly_its_table_grants() {
     }
 }
 
+/// A grant on an encrypted resource carries what it needs of the stack key, as the CDK's
+/// `table.grantReadData()` carries `kms:Decrypt`: a function whose declared grants only read or
+/// describe (health) may decrypt with the key (its environment variables, the items it reads)
+/// and never use it to encrypt; a function that writes items may do both. The dead-letter queue's
+/// use of the key is a separate statement that holds only for requests SQS makes
+/// (`kms:ViaService`), so it gives no function the key directly.
+#[test]
+fn function_roles_use_the_stack_key_only_as_their_grants_need() {
+    const ITEM_WRITES: [&str; 4] = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    ];
+    let via_sqs = serde_json::json!({ "StringEquals": {
+        "kms:ViaService": "sqs.${data.aws_region.current.name}.amazonaws.com",
+    } });
+    let mut seen = BTreeMap::new();
+    for env in infra::ENVIRONMENTS {
+        for (stack_name, stack) in stacks(env) {
+            for (function, statements) in function_statements(&stack) {
+                let writes = catalog::find(&function)
+                    .unwrap_or_else(|| panic!("{function} is in no catalog"))
+                    .grants
+                    .iter()
+                    .flat_map(|g| g.actions)
+                    .any(|a| ITEM_WRITES.contains(a));
+                let mut direct = BTreeSet::new();
+                for statement in &statements {
+                    let key_actions: Vec<String> = string_list(&statement["Action"])
+                        .into_iter()
+                        .filter(|a| a.starts_with("kms:"))
+                        .collect();
+                    if key_actions.is_empty() {
+                        continue;
+                    }
+                    match statement.get("Condition") {
+                        None => direct.extend(key_actions),
+                        Some(condition) => assert_eq!(
+                            condition, &via_sqs,
+                            "{env}/{stack_name}: {function}'s {} uses the key under another condition",
+                            statement["Sid"]
+                        ),
+                    }
+                }
+                let expected: &[&str] = if writes {
+                    &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+                } else {
+                    &["kms:Decrypt"]
+                };
+                let expected: BTreeSet<String> = expected.iter().map(|a| (*a).to_owned()).collect();
+                assert_eq!(
+                    direct, expected,
+                    "{env}/{stack_name}: {function} (writes items: {writes}) may use the stack key directly for"
+                );
+                seen.insert(function, writes);
+            }
+        }
+    }
+    // Both kinds exist, so the test checked something of each.
+    assert_eq!(seen.get("health"), Some(&false), "{seen:?}");
+    assert_eq!(seen.get("users"), Some(&true), "{seen:?}");
+}
+
 /// Whatever the list above becomes: no function role of any stack batch-writes, scans, or holds
 /// a wildcard action or resource on DynamoDB.
 #[test]

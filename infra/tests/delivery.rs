@@ -8,6 +8,7 @@ mod common;
 use infra::config::Delivery;
 use infra::constructs::boundary;
 use infra::constructs::delivery;
+use infra::constructs::security;
 use infra::iam::STAR_ACTIONS;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -623,7 +624,7 @@ fn every_role_of_an_environment_with_delivery_carries_the_boundary() {
         // The deploy role's conditions name the same policy.
         let deny = statements(&stacks[infra::DELIVERY_STACK])
             .into_iter()
-            .find(|s| s["Sid"] == delivery::BOUNDARY_SID)
+            .find(|s| s["Sid"] == security::BOUNDARY_SID)
             .unwrap();
         assert_eq!(
             deny["Condition"]["ArnNotEquals"]["iam:PermissionsBoundary"], arn,
@@ -850,7 +851,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
                 .find(|s| s["Sid"] == sid)
                 .unwrap_or_else(|| panic!("{env}: no {sid}"))
         };
-        let deny = find(delivery::BOUNDARY_SID);
+        let deny = find(security::BOUNDARY_SID);
         assert_eq!(deny["Effect"], "Deny");
         assert_eq!(strings(&deny["Resource"]), [roles.as_str()]);
         let denied = strings(&deny["Action"]);
@@ -1019,8 +1020,8 @@ fn escape_trust_rewrite_is_denied_and_user_data_needs_a_function() {
         }
         let deny = all
             .iter()
-            .find(|s| s["Sid"] == delivery::TRUST_SID)
-            .unwrap_or_else(|| panic!("{env}: no {}", delivery::TRUST_SID));
+            .find(|s| s["Sid"] == security::TRUST_SID)
+            .unwrap_or_else(|| panic!("{env}: no {}", security::TRUST_SID));
         assert_eq!(deny["Effect"], "Deny");
         assert!(deny.get("Condition").is_none(), "{env}: unconditional");
         assert_eq!(strings(&deny["Action"]), ["iam:UpdateAssumeRolePolicy"]);

@@ -6,7 +6,7 @@
 //! own usage plan, so one client's throttle or quota never reaches another's key.
 
 use super::compute::Function;
-use super::security::{Key, service_role};
+use super::security::{Key, RoleKind, service_role};
 use crate::config::{Api, Client, Names};
 use crate::gateway_responses::{self, GATEWAY_RESPONSES};
 use crate::iam::{Account, Scope, Statement, tags_except_ownership};
@@ -14,6 +14,15 @@ use crate::routes::{self, ROUTES, Route};
 use crate::tf::{Expr, Ref, Stack, create_before_destroy, depends_on};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+
+/// Where API Gateway's access log goes: `/aws/apigateway/<prefix>api`.
+pub const LOG_GROUP_PREFIX: &str = "/aws/apigateway/";
+
+/// API Gateway's role for writing its logs to CloudWatch Logs.
+pub const CLOUDWATCH_ROLE: RoleKind = RoleKind {
+    service: "apigateway.amazonaws.com",
+    managed: &["service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
+};
 
 /// Handle to the deployed API and its stage.
 #[derive(Clone, Debug)]
@@ -214,9 +223,8 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         inputs.account,
         "apigateway_cloudwatch",
         &names.name("apigateway-logs"),
-        "apigateway.amazonaws.com",
+        &CLOUDWATCH_ROLE,
         Vec::new(),
-        &["service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
     );
     let account = stack.resource(
         "aws_api_gateway_account",
@@ -227,7 +235,7 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         "aws_cloudwatch_log_group",
         "api_access",
         json!({
-            "name": format!("/aws/apigateway/{}", names.name("api")),
+            "name": format!("{LOG_GROUP_PREFIX}{}", names.name("api")),
             "retention_in_days": inputs.log_retention_days,
             "kms_key_id": inputs.key.arn(),
         }),

@@ -5,12 +5,15 @@
 //! alias after creating it: `cargo xtask deploy` releases new versions onto `live` (all at once,
 //! or in canary/linear steps gated by the alarms) and `cargo xtask rollback` moves it back, so a
 //! later `terraform apply` can never undo a rollback by re-pointing `live` at a bad version.
+//!
+//! Each function's role gets exactly its grants, each with what it needs of the stack key; the
+//! deploy role gets what managing the functions takes from [`management_statements`].
 
 use super::data::Tables;
 use super::network::Network;
-use super::security::{Key, Role, Secret, service_role};
+use super::security::{Key, Role, RoleKind, Secret, service_role};
 use crate::config::{Api, Lambda, Names};
-use crate::iam::{Account, Statement};
+use crate::iam::{Account, Grant, KeyActions, Scope, Statement};
 use crate::routes::FunctionName;
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::{Map, json};
@@ -21,6 +24,26 @@ pub const ALIAS: &str = "live";
 
 /// The handler setting the seeds ask for; the custom runtime ignores it and runs `bootstrap`.
 pub const HANDLER: &str = "lambda-handler.handler";
+
+/// Where Lambda writes a function's logs: `/aws/lambda/<function name>`.
+pub const LOG_GROUP_PREFIX: &str = "/aws/lambda/";
+
+/// The functions' roles.
+pub const ROLE: RoleKind = RoleKind {
+    service: "lambda.amazonaws.com",
+    managed: &[],
+};
+/// The functions' roles in a VPC: ENI management is only grantable on "*"; the AWS-managed
+/// policy is the documented way and keeps the wildcard out of this code.
+pub const VPC_ROLE: RoleKind = RoleKind {
+    managed: &["service-role/AWSLambdaVPCAccessExecutionRole"],
+    ..ROLE
+};
+
+/// The kind of the functions' roles, in a VPC or not.
+pub fn role_kind(vpc: bool) -> RoleKind {
+    if vpc { VPC_ROLE } else { ROLE }
+}
 
 /// Where each function's deployment package is, as Terraform variables xtask fills in.
 #[derive(Clone, Debug)]
@@ -84,17 +107,53 @@ pub struct ComputeInputs<'a> {
 }
 
 /// The shared dead-letter queue (encrypted) for failed asynchronous invocations.
-fn dead_letter_queue(stack: &mut Stack, names: Names, key: &Key) -> Ref {
-    stack.resource(
-        "aws_sqs_queue",
-        "dead_letters",
-        json!({
-            "name": names.name("dead-letters"),
-            "kms_master_key_id": key.arn(),
-            "kms_data_key_reuse_period_seconds": 300,
-            "message_retention_seconds": 1_209_600,
-        }),
-    )
+struct DeadLetterQueue {
+    r: Ref,
+    key: Key,
+}
+
+impl DeadLetterQueue {
+    fn new(stack: &mut Stack, names: Names, key: &Key) -> DeadLetterQueue {
+        let r = stack.resource(
+            "aws_sqs_queue",
+            "dead_letters",
+            json!({
+                "name": names.name("dead-letters"),
+                "kms_master_key_id": key.arn(),
+                "kms_data_key_reuse_period_seconds": 300,
+                "message_retention_seconds": 1_209_600,
+            }),
+        );
+        DeadLetterQueue {
+            r,
+            key: key.clone(),
+        }
+    }
+
+    fn arn(&self) -> Expr {
+        self.r.attr("arn")
+    }
+
+    /// Sending a failed event, which Lambda does with the function's role. SQS encrypts the
+    /// message under the queue's key on the sender's behalf, so the role may use the key, but
+    /// only through SQS (`kms:ViaService`): every function has this grant, the read-only ones
+    /// too, and none of them can encrypt anything with the key directly.
+    fn grant_send(&self, account: &Account) -> Grant {
+        let via = format!("sqs.{}.amazonaws.com", account.region);
+        Grant {
+            statements: std::iter::once(Statement::allow(
+                "DeadLetters",
+                &["sqs:SendMessage"],
+                vec![self.arn().to_string()],
+            ))
+            .chain(
+                self.key
+                    .grant_through("DeadLettersKey", KeyActions::SEND_TO_QUEUE, &via),
+            )
+            .collect(),
+            key: KeyActions::NONE,
+        }
+    }
 }
 
 /// Creates every function of the catalog.
@@ -102,7 +161,7 @@ pub fn functions(stack: &mut Stack, inputs: &ComputeInputs<'_>) -> Vec<Function>
     let dlq = inputs
         .lambda
         .dead_letter_queue
-        .then(|| dead_letter_queue(stack, inputs.names, inputs.key));
+        .then(|| DeadLetterQueue::new(stack, inputs.names, inputs.key));
     let signing = inputs
         .lambda
         .code_signing
@@ -116,7 +175,7 @@ fn function(
     stack: &mut Stack,
     inputs: &ComputeInputs<'_>,
     which: FunctionName,
-    dlq: Option<&Ref>,
+    dlq: Option<&DeadLetterQueue>,
     signing: Option<&Expr>,
 ) -> Function {
     let logical = which.as_str();
@@ -125,11 +184,32 @@ fn function(
         "aws_cloudwatch_log_group",
         logical,
         json!({
-            "name": format!("/aws/lambda/{function_name}"),
+            "name": format!("{LOG_GROUP_PREFIX}{function_name}"),
             "retention_in_days": inputs.lambda.log_retention_days,
             "kms_key_id": inputs.key.arn(),
         }),
     );
+    // Least privilege: each function reaches only the tables, indexes, actions and attributes
+    // its crate declares, one statement per purpose (`catalog` checks the declarations,
+    // `infra/tests/assertions.rs` pins the result), and each grant carries what it needs of
+    // the stack key.
+    let declaration = which.declaration();
+    let mut grants: Vec<Grant> = declaration
+        .grants
+        .iter()
+        .map(|g| inputs.tables.grant(g))
+        .collect();
+    grants.extend(dlq.map(|dlq| dlq.grant_send(inputs.account)));
+    grants.extend(inputs.secret.map(Secret::grant_read));
+    // Lambda decrypts the function's environment variables, encrypted with the stack key
+    // (`kms_key_arn`), with the function's role when it starts an execution environment;
+    // without `kms:Decrypt` on it every start fails with KMSAccessDeniedException ("Lambda was
+    // unable to decrypt the environment variables ... not authorized to perform: kms:Decrypt ...
+    // because no identity-based policy allows": https://github.com/cattle-ops/terraform-aws-gitlab-runner/pull/1253,
+    // https://aws.amazon.com/premiumsupport/knowledge-center/lambda-kmsaccessdeniedexception-errors/).
+    let key = grants
+        .iter()
+        .fold(KeyActions::DECRYPT, |key, grant| key.union(grant.key));
     let mut statements = vec![
         Statement::allow(
             "OwnLogGroup",
@@ -137,47 +217,17 @@ fn function(
             vec![format!("{}:*", log_group.attr("arn"))],
         ),
         Statement::xray_tracing(),
-        Statement::allow(
-            "StackKey",
-            &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-            vec![inputs.key.arn().to_string()],
-        ),
     ];
-    // Least privilege: each function reaches only the tables, indexes, actions and attributes
-    // its crate declares, one statement per purpose (`catalog` checks the declarations,
-    // `infra/tests/assertions.rs` pins the result).
-    let declaration = which.declaration();
-    statements.extend(declaration.grants.iter().map(|g| inputs.tables.grant(g)));
-    if let Some(dlq) = dlq {
-        statements.push(Statement::allow(
-            "DeadLetters",
-            &["sqs:SendMessage"],
-            vec![dlq.attr("arn").to_string()],
-        ));
-    }
-    if let Some(secret) = inputs.secret {
-        statements.push(Statement::allow(
-            "AppSecret",
-            &["secretsmanager:GetSecretValue"],
-            vec![secret.arn().to_string()],
-        ));
-    }
-    // ENI management for VPC functions is only grantable on "*"; the AWS-managed policy is the
-    // documented way and keeps the wildcard out of this code.
-    let managed: &[&str] = if inputs.network.is_some() {
-        &["service-role/AWSLambdaVPCAccessExecutionRole"]
-    } else {
-        &[]
-    };
+    statements.extend(inputs.key.grant("StackKey", key));
+    statements.extend(grants.into_iter().flat_map(|grant| grant.statements));
     let role = service_role(
         stack,
         inputs.boundary,
         inputs.account,
         &format!("{logical}_function"),
         &function_name,
-        "lambda.amazonaws.com",
+        &role_kind(inputs.network.is_some()),
         statements,
-        managed,
     );
 
     // Every table's name, then what every function gets. All of them, not only the granted
@@ -245,7 +295,7 @@ fn function(
         body["lifecycle"] = json!({ "ignore_changes": ["logging_config", "dead_letter_config"] });
     }
     if let Some(dlq) = dlq {
-        body["dead_letter_config"] = json!([{ "target_arn": dlq.attr("arn") }]);
+        body["dead_letter_config"] = json!([{ "target_arn": dlq.arn() }]);
     }
     if let Some(signing) = signing {
         body["code_signing_config_arn"] = signing.into();
@@ -273,4 +323,69 @@ fn function(
         alias,
         role,
     }
+}
+
+/// What the deploy role needs to manage the functions, their versions, aliases and invoke
+/// permissions (xtask publishes, hotswaps, shifts and rolls back `live` through the same
+/// actions), the dead-letter queue and the code signing configuration.
+pub fn management_statements(scope: &Scope, lambda: &Lambda) -> Vec<Statement> {
+    let pre = scope.prefix;
+    let mut s = vec![Statement::allow(
+        "Functions",
+        &[
+            "lambda:CreateFunction",
+            "lambda:GetFunction",
+            "lambda:GetFunctionConfiguration",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:DeleteFunction",
+            "lambda:PublishVersion",
+            "lambda:ListVersionsByFunction",
+            "lambda:GetFunctionCodeSigningConfig",
+            "lambda:PutFunctionConcurrency",
+            "lambda:DeleteFunctionConcurrency",
+            "lambda:ListTags",
+            "lambda:TagResource",
+            "lambda:UntagResource",
+            "lambda:CreateAlias",
+            "lambda:GetAlias",
+            "lambda:UpdateAlias",
+            "lambda:DeleteAlias",
+            "lambda:AddPermission",
+            "lambda:RemovePermission",
+            "lambda:GetPolicy",
+        ],
+        vec![scope.in_region("lambda", &format!("function:{pre}*"))],
+    )];
+    if lambda.dead_letter_queue {
+        s.push(Statement::allow(
+            "DeadLetterQueue",
+            &[
+                "sqs:CreateQueue",
+                "sqs:GetQueueAttributes",
+                "sqs:SetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:ListQueueTags",
+                "sqs:TagQueue",
+                "sqs:UntagQueue",
+            ],
+            vec![scope.in_region("sqs", &format!("{pre}*"))],
+        ));
+    }
+    if lambda.code_signing {
+        s.extend(super::signing::management_statements(scope));
+    }
+    s
+}
+
+/// What `cargo xtask logs` needs to read the functions' logs.
+pub fn log_reading_statements(scope: &Scope) -> Vec<Statement> {
+    vec![Statement::allow(
+        "TailFunctionLogs",
+        &["logs:FilterLogEvents"],
+        vec![scope.in_region(
+            "logs",
+            &format!("log-group:{LOG_GROUP_PREFIX}{}*", scope.prefix),
+        )],
+    )]
 }

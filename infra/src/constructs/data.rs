@@ -1,10 +1,11 @@
 //! DynamoDB tables, created as `catalog::tables` describes them, and the grants on them: a
 //! function's role gets its table statements from here ([`Tables::grant`]), as in the AWS CDK
-//! (`table.grantReadWriteData(role)`), so ARNs and conditions are built in one place.
+//! (`table.grantReadWriteData(role)`), so ARNs, conditions and what each grant needs of the
+//! tables' key are decided in one place.
 
 use super::security::Key;
 use crate::config::{Autoscaling, Billing, Data};
-use crate::iam::{Scope, Statement, service_linked_role, star};
+use crate::iam::{Grant, KeyActions, Scope, Statement, service_linked_role, star};
 use crate::tf::{Expr, Ref, Stack};
 use catalog::tables::{SESSIONS, TableSpec, USERS};
 use serde_json::{Value, json};
@@ -64,8 +65,9 @@ impl Tables {
     /// The statement a function's declared grant stands for: its actions on its tables (or
     /// the index of its table), limited to its attributes (`dynamodb:Attributes`, the key
     /// included), to returning nothing (`dynamodb:ReturnValues`) and away from some keys
-    /// (`dynamodb:LeadingKeys`) where it says so.
-    pub fn grant(&self, grant: &catalog::Grant) -> Statement {
+    /// (`dynamodb:LeadingKeys`) where it says so; and what its actions need of the tables' key
+    /// ([`key_actions`]).
+    pub fn grant(&self, grant: &catalog::Grant) -> Grant {
         let resources = grant
             .tables
             .iter()
@@ -87,7 +89,42 @@ impl Tables {
         if !grant.except_keys.is_empty() {
             statement = statement.except_leading_keys(grant.except_keys);
         }
-        statement
+        Grant {
+            statements: vec![statement],
+            key: grant.actions.iter().fold(KeyActions::NONE, |key, action| {
+                key.union(key_actions(action))
+            }),
+        }
+    }
+}
+
+/// What a DynamoDB action needs of the customer-managed key the tables are encrypted with.
+/// DynamoDB decrypts the table's key with the caller's credentials for every item read and
+/// write, so both need `kms:Decrypt`: a `PutItem` or `DeleteItem` without it is refused
+/// (<https://github.com/aws/aws-cdk/issues/10010>, <https://github.com/aws/aws-cdk/issues/19531>;
+/// the CDK's `grantWriteData` has carried the read key actions since
+/// <https://github.com/aws/aws-cdk/pull/19102>). Writes also get `kms:Encrypt` and
+/// `kms:GenerateDataKey`, as `KEY_WRITE_ACTIONS` of the CDK's `aws-dynamodb/lib/perms.ts`. Table
+/// metadata (`DescribeTable`) is not encrypted with the key.
+///
+/// # Panics
+/// For an action not classified here: granting it must decide what it needs of the key, and a
+/// panic at synth (which every infra test runs) makes that decision happen.
+pub fn key_actions(action: &str) -> KeyActions {
+    match action {
+        "dynamodb:DescribeTable" => KeyActions::NONE,
+        "dynamodb:GetItem"
+        | "dynamodb:BatchGetItem"
+        | "dynamodb:Query"
+        | "dynamodb:Scan"
+        | "dynamodb:ConditionCheckItem" => KeyActions::DECRYPT,
+        "dynamodb:PutItem"
+        | "dynamodb:UpdateItem"
+        | "dynamodb:DeleteItem"
+        | "dynamodb:BatchWriteItem" => KeyActions::ENCRYPT_DECRYPT,
+        other => panic!(
+            "infra does not know what {other} needs of the tables' KMS key: classify it in `constructs::data::key_actions`"
+        ),
     }
 }
 
@@ -220,8 +257,8 @@ fn autoscale(
     }
 }
 
-/// What the deploy role needs to manage the tables' settings (smoke's item rights are the deploy
-/// role's own, `constructs::delivery`).
+/// What the deploy role needs to manage the tables' settings (smoke's item rights are
+/// [`smoke_statements`]).
 pub fn management_statements(scope: &Scope) -> Vec<Statement> {
     vec![Statement::allow(
         "Tables",
@@ -272,4 +309,31 @@ pub fn autoscaling_management_statements(scope: &Scope) -> Vec<Statement> {
             "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable",
         ),
     ]
+}
+
+/// What smoke needs of the tables' items: by key only, the items it created (`USER#<id>`,
+/// `EMAIL#<email>`, its sessions' token hashes, its users' `logout#<id>` markers, the user's
+/// sessions through `by-user`), read and deleted. No Scan: it would let the deploy job dump every
+/// e-mail address and password hash.
+pub fn smoke_statements(scope: &Scope) -> Vec<Statement> {
+    let table = |spec: &TableSpec| {
+        scope.in_region(
+            "dynamodb",
+            &format!("table/{}{}", scope.prefix, spec.logical),
+        )
+    };
+    let by_user = "by-user";
+    assert!(
+        SESSIONS.indexes.iter().any(|i| i.name == by_user),
+        "the sessions table has no index {by_user}"
+    );
+    vec![Statement::allow(
+        "SmokeTestItems",
+        &["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:Query"],
+        vec![
+            table(&USERS),
+            table(&SESSIONS),
+            format!("{}/index/{by_user}", table(&SESSIONS)),
+        ],
+    )]
 }

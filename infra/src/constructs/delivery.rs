@@ -20,18 +20,22 @@
 //! Nor can it make a role that does more than the stacks' roles need: it creates roles, sets
 //! their boundary, writes inline policies and attaches managed ones only when
 //! `iam:PermissionsBoundary` is `<prefix>service-boundary` ([`super::boundary`]), and an
-//! explicit `Deny` ([`BOUNDARY_SID`]) refuses them otherwise and never lets it remove a
-//! boundary. It never rewrites a trust policy ([`TRUST_SID`]); a role it creates may trust
-//! anyone (IAM can't limit that), so the boundary keeps user data to the functions' requests.
+//! explicit `Deny` ([`security::BOUNDARY_SID`]) refuses them otherwise and never lets it remove
+//! a boundary. It never rewrites a trust policy ([`security::TRUST_SID`]); a role it creates may
+//! trust anyone (IAM can't limit that), so the boundary keeps user data to the functions'
+//! requests.
 //!
 //! Unlike the other constructs, it takes the whole [`Config`]: the deploy role manages what
-//! every section of the environment creates, so it composes the constructs' statements for the
-//! environment as a whole and hands each its own section.
+//! every section of the environment creates, so it composes the statements each construct
+//! offers for its own resources (`management_statements` and the like) for the environment as a
+//! whole and hands each its own section. Only the statement that protects the role itself is
+//! written here.
 
 use super::security::EnvironmentKeys;
-use super::{api, boundary, data, edge, network, observability, security, signing, state, storage};
+use super::security::{ATTACH_ACTIONS, BOUNDED_ROLE_ACTIONS, ROLE_ACTIONS, RoleKind};
+use super::{api, boundary, compute, data, edge, network, observability, security, state, storage};
 use crate::config::{Backend, Config, Delivery};
-use crate::iam::{Account, PolicyDocument, Statement, pack, star};
+use crate::iam::{Account, PolicyDocument, Statement, pack};
 use crate::tf::{Expr, Stack};
 use serde_json::json;
 
@@ -56,41 +60,6 @@ pub const CHECK_ACTIONS: &[&str] = &[
 /// The statement that keeps the deploy role's IAM rights off itself and the OIDC provider.
 pub const SELF_PROTECTION_SID: &str = "NeverItselfNorTheOidcProvider";
 
-/// IAM actions on the stack's roles (`role/<prefix>*`) that add no permissions and change no
-/// trust. `iam:UpdateAssumeRolePolicy` is never granted and always denied ([`TRUST_SID`]): a
-/// function role made to trust another account would hand that account the role's rights. Creating a
-/// role, setting its boundary, putting its inline policy and attaching managed policies are
-/// separate: only with the permissions boundary ([`BOUNDED_ROLE_ACTIONS`], [`ATTACH_ACTIONS`]).
-const ROLE_ACTIONS: &[&str] = &[
-    "iam:GetRole",
-    "iam:UpdateRole",
-    "iam:DeleteRole",
-    "iam:TagRole",
-    "iam:UntagRole",
-    "iam:ListRolePolicies",
-    "iam:GetRolePolicy",
-    "iam:DeleteRolePolicy",
-    "iam:ListAttachedRolePolicies",
-    "iam:ListInstanceProfilesForRole",
-];
-/// IAM actions on `role/<prefix>*` granted only when `iam:PermissionsBoundary` is the
-/// environment's boundary. For `CreateRole` and `PutRolePermissionsBoundary` the key is the
-/// boundary in the request, for `PutRolePolicy` the boundary the role has (IAM supports the key
-/// on these and on `AttachRolePolicy`, `DetachRolePolicy` and `DeleteRolePolicy`). So the role
-/// can only make roles that the boundary caps, and only write policies into such roles.
-const BOUNDED_ROLE_ACTIONS: &[&str] = &[
-    "iam:CreateRole",
-    "iam:PutRolePermissionsBoundary",
-    "iam:PutRolePolicy",
-];
-const ATTACH_ACTIONS: &[&str] = &["iam:AttachRolePolicy", "iam:DetachRolePolicy"];
-/// Reading the permissions boundary, which the bootstrap stack declares (Terraform refreshes it
-/// on every apply). Changing it is denied ([`POLICY_ACTIONS`]).
-const BOUNDARY_READ_ACTIONS: &[&str] = &["iam:GetPolicy", "iam:GetPolicyVersion"];
-/// The statement that keeps every trust policy of the environment's roles as created.
-pub const TRUST_SID: &str = "NeverRewriteATrustPolicy";
-/// The statement that keeps the permissions boundary on the environment's roles.
-pub const BOUNDARY_SID: &str = "NeverARoleWithoutTheBoundary";
 /// Everything that changes a customer-managed policy (the deploy role's own and the permissions
 /// boundary); never granted, and denied as well.
 const POLICY_ACTIONS: &[&str] = &[
@@ -304,9 +273,9 @@ pub fn release_check_role(
 }
 
 /// The deploy role's permissions, derived from what the bootstrap and service stacks create for
-/// this configuration and from the AWS calls xtask makes. Constructs whose resources the role
-/// manages offer those statements (`management_statements`, composed here in policy order);
-/// what is the role's own (functions, roles, log groups, smoke, the Denies) is written here.
+/// this configuration and from the AWS calls xtask makes: the guard rails first (so they open
+/// part 1 of the policies: [`self_protection`], then [`security::role_guard_rails`]), then what
+/// each construct offers for its resources, in the order the stacks create them.
 ///
 /// Deleting the stateful resources (buckets, tables, KMS keys, the dead-letter queue, the
 /// signing profile) is left to an administrator: no deploy removes them, so the role can't.
@@ -318,203 +287,45 @@ fn deploy_statements(
     provider_arn: &Expr,
     keys: &EnvironmentKeys,
 ) -> Vec<Statement> {
-    let p = &account.partition;
-    let a = &account.account_id;
-    let pre = config.prefix.as_str();
-    let opts = &config.options;
     let scope = config.scope(account);
-    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
-    let role_arn = format!("arn:{p}:iam::{a}:role/{pre}*");
-    let mut s = Vec::new();
-
-    s.extend(state::management_statements(&scope, &config.backend));
+    let opts = &config.options;
+    let boundary_arn = account.policy_arn(&config.name(boundary::POLICY_SUFFIX));
     let state_bucket = match &config.backend {
         Backend::S3 { bucket, .. } => Some(bucket.as_str()),
         Backend::Local => None,
     };
+    let mut s = vec![self_protection(
+        config,
+        account,
+        provider_arn,
+        &boundary_arn,
+    )];
+    s.extend(security::role_guard_rails(&scope, &boundary_arn));
+    s.extend(state::management_statements(&scope, &config.backend));
     s.extend(storage::management_statements(&scope, state_bucket));
-
     s.extend(keys.management_statements());
-
     s.extend(data::management_statements(&scope));
-    let users = in_region("dynamodb", &format!("table/{pre}users"));
-    let sessions = in_region("dynamodb", &format!("table/{pre}sessions"));
-    // By key only: smoke reads and deletes the items it created (`USER#<id>`, `EMAIL#<email>`,
-    // its sessions' token hashes, its users' `logout#<id>` markers, the user's sessions through
-    // `by-user`). No Scan: it would
-    // let the deploy job dump every e-mail address and password hash.
-    s.push(Statement::allow(
-        "SmokeTestItems",
-        &["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:Query"],
-        vec![users, sessions.clone(), format!("{sessions}/index/by-user")],
-    ));
+    s.extend(data::smoke_statements(&scope));
     if config.data.autoscaling.is_some() {
         s.extend(data::autoscaling_management_statements(&scope));
     }
-
-    // Lambda: the functions, versions, aliases and invoke permissions; xtask publishes,
-    // hotswaps, shifts and rolls back `live` through the same actions.
-    let function_actions = vec![
-        "lambda:CreateFunction",
-        "lambda:GetFunction",
-        "lambda:GetFunctionConfiguration",
-        "lambda:UpdateFunctionCode",
-        "lambda:UpdateFunctionConfiguration",
-        "lambda:DeleteFunction",
-        "lambda:PublishVersion",
-        "lambda:ListVersionsByFunction",
-        "lambda:GetFunctionCodeSigningConfig",
-        "lambda:PutFunctionConcurrency",
-        "lambda:DeleteFunctionConcurrency",
-        "lambda:ListTags",
-        "lambda:TagResource",
-        "lambda:UntagResource",
-        "lambda:CreateAlias",
-        "lambda:GetAlias",
-        "lambda:UpdateAlias",
-        "lambda:DeleteAlias",
-        "lambda:AddPermission",
-        "lambda:RemovePermission",
-        "lambda:GetPolicy",
-    ];
-    s.push(Statement::allow(
-        "Functions",
-        &function_actions,
-        vec![in_region("lambda", &format!("function:{pre}*"))],
+    s.extend(compute::management_statements(&scope, &config.lambda));
+    s.extend(security::role_management_statements(
+        &scope,
+        &boundary_arn,
+        &role_kinds(config),
     ));
-    if config.lambda.dead_letter_queue {
-        s.push(Statement::allow(
-            "DeadLetterQueue",
-            &[
-                "sqs:CreateQueue",
-                "sqs:GetQueueAttributes",
-                "sqs:SetQueueAttributes",
-                "sqs:GetQueueUrl",
-                "sqs:ListQueueTags",
-                "sqs:TagQueue",
-                "sqs:UntagQueue",
-            ],
-            vec![in_region("sqs", &format!("{pre}*"))],
-        ));
-    }
-    if config.lambda.code_signing {
-        s.extend(signing::management_statements(&scope));
-    }
-
-    // IAM: the stack's roles (function roles, API Gateway's logging role, flow logs,
-    // replication), the managed policies it attaches, and passing those roles to the services
-    // that use them. Every role it creates or adds permissions to carries the permissions
-    // boundary (`boundary`), so no role it makes can do more than the boundary allows.
-    let boundary_arn = account.policy_arn(&config.name(boundary::POLICY_SUFFIX));
-    // iam:PermissionsBoundary is an ARN-typed key, so the ARN operators:
-    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
-    let with_boundary = json!({ "ArnEquals": { "iam:PermissionsBoundary": boundary_arn } });
-    s.push(Statement::allow(
-        "RolesOfThisEnvironment",
-        ROLE_ACTIONS,
-        vec![role_arn.clone()],
-    ));
-    s.push(
-        Statement::allow(
-            "RolesOfThisEnvironmentOnlyWithTheBoundary",
-            BOUNDED_ROLE_ACTIONS,
-            vec![role_arn.clone()],
-        )
-        .condition(with_boundary.clone()),
-    );
-    s.push(Statement::allow(
-        "ReadTheBoundary",
-        BOUNDARY_READ_ACTIONS,
-        vec![boundary_arn.clone()],
-    ));
-    let mut managed = vec![format!(
-        "arn:{p}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-    )];
-    let mut passed_to = vec!["lambda.amazonaws.com", "apigateway.amazonaws.com"];
-    if opts.vpc.is_some() {
-        managed.push(format!(
-            "arn:{p}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-        ));
-    }
-    if opts.vpc.as_ref().is_some_and(|v| v.flow_logs) {
-        passed_to.push("vpc-flow-logs.amazonaws.com");
-    }
-    if config.storage.replication_region.is_some() {
-        passed_to.push("s3.amazonaws.com");
-    }
-    s.push(
-        Statement::allow(
-            "OnlyTheManagedPoliciesTheStackAttaches",
-            &["iam:AttachRolePolicy"],
-            vec![role_arn.clone()],
-        )
-        .condition(json!({ "ArnEquals": {
-            "iam:PolicyARN": managed,
-            "iam:PermissionsBoundary": with_boundary["ArnEquals"]["iam:PermissionsBoundary"],
-        } })),
-    );
-    s.push(
-        Statement::allow(
-            "DetachTheManagedPoliciesTheStackAttaches",
-            &["iam:DetachRolePolicy"],
-            vec![role_arn.clone()],
-        )
-        .condition(json!({ "ArnEquals": { "iam:PolicyARN": managed } })),
-    );
-    s.push(
-        Statement::allow(
-            "PassRolesOfThisEnvironmentToTheirServices",
-            &["iam:PassRole"],
-            vec![role_arn.clone()],
-        )
-        .condition(json!({ "StringEquals": { "iam:PassedToService": passed_to } })),
-    );
-
     s.extend(api::management_statements(
         &scope,
         &config.api,
         opts.domain.is_some(),
     ));
-
-    // CloudWatch Logs: the log groups the stacks create, and `cargo xtask logs`.
-    let mut groups = vec![
-        format!("/aws/lambda/{pre}*"),
-        format!("/aws/apigateway/{pre}*"),
-    ];
-    if opts.vpc.as_ref().is_some_and(|v| v.flow_logs) {
-        groups.push(format!("/aws/vpc/{pre}*"));
-    }
-    if opts.waf.is_some() {
-        groups.push(format!("aws-waf-logs-{pre}*"));
-    }
-    s.push(Statement::allow(
-        "LogGroupsOfThisEnvironment",
-        &[
-            "logs:CreateLogGroup",
-            "logs:DeleteLogGroup",
-            "logs:PutRetentionPolicy",
-            "logs:DeleteRetentionPolicy",
-            "logs:AssociateKmsKey",
-            "logs:DisassociateKmsKey",
-            "logs:ListTagsForResource",
-            "logs:TagResource",
-            "logs:UntagResource",
-            "logs:TagLogGroup",
-        ],
-        groups
-            .iter()
-            .map(|g| in_region("logs", &format!("log-group:{g}")))
-            .collect(),
+    s.extend(observability::log_group_management_statements(
+        &scope,
+        &log_group_prefixes(config),
     ));
-    s.push(star("FindLogGroups", &["logs:DescribeLogGroups"]));
-    s.push(Statement::allow(
-        "TailFunctionLogs",
-        &["logs:FilterLogEvents"],
-        vec![in_region("logs", &format!("log-group:/aws/lambda/{pre}*"))],
-    ));
-
+    s.extend(compute::log_reading_statements(&scope));
     s.extend(observability::management_statements(&scope, &config.alarms));
-
     if let Some(vpc) = &opts.vpc {
         s.extend(network::management_statements(&scope, vpc));
     }
@@ -527,12 +338,49 @@ fn deploy_statements(
     if let Some(secrets) = &opts.secrets {
         s.extend(security::secret_management_statements(&scope, secrets));
     }
+    s
+}
 
-    // Explicit Deny, which no Allow above can override: the IAM rights on `role/<prefix>*`
-    // would otherwise cover `<prefix>github-deploy` itself, letting a deploy widen its own
-    // permissions or trust (and the release check's role beside it). Its policies, the permissions boundary and the OIDC provider are
-    // denied too (nothing above grants changing them; this makes it hold whatever is added
-    // later).
+/// The kinds of role the environment's stacks create, each from the construct that creates it.
+fn role_kinds(config: &Config) -> Vec<RoleKind> {
+    let opts = &config.options;
+    let mut kinds = vec![compute::role_kind(opts.vpc.is_some()), api::CLOUDWATCH_ROLE];
+    if opts.vpc.as_ref().is_some_and(|v| v.flow_logs) {
+        kinds.push(network::FLOW_LOGS_ROLE);
+    }
+    if config.storage.replication_region.is_some() {
+        kinds.push(storage::REPLICATION_ROLE);
+    }
+    kinds
+}
+
+/// The prefixes of the log groups the environment's stacks create, each from the construct that
+/// creates the group.
+fn log_group_prefixes(config: &Config) -> Vec<&'static str> {
+    let opts = &config.options;
+    let mut prefixes = vec![compute::LOG_GROUP_PREFIX, api::LOG_GROUP_PREFIX];
+    if opts.vpc.as_ref().is_some_and(|v| v.flow_logs) {
+        prefixes.push(network::LOG_GROUP_PREFIX);
+    }
+    if opts.waf.is_some() {
+        prefixes.push(edge::WAF_LOG_GROUP_PREFIX);
+    }
+    prefixes
+}
+
+/// The deploy role's own guard rail, an explicit Deny that no Allow can override: the IAM rights
+/// on `role/<prefix>*` would otherwise cover `<prefix>github-deploy` itself, letting a deploy
+/// widen its own permissions or trust (and the release check's role beside it). Its policies,
+/// the permissions boundary and the OIDC provider are denied too (nothing grants changing
+/// them; this makes it hold whatever is added later).
+fn self_protection(
+    config: &Config,
+    account: &Account,
+    provider_arn: &Expr,
+    boundary_arn: &str,
+) -> Statement {
+    let p = &account.partition;
+    let a = &account.account_id;
     let mut denied: Vec<&str> = ROLE_ACTIONS.to_vec();
     denied.extend(BOUNDED_ROLE_ACTIONS);
     denied.extend(ATTACH_ACTIONS);
@@ -544,57 +392,15 @@ fn deploy_statements(
     ]);
     denied.extend(POLICY_ACTIONS);
     denied.extend(OIDC_PROVIDER_ACTIONS);
-    let deny = |statement: Statement| Statement {
-        effect: "Deny",
-        ..statement
-    };
-    // First, so it opens part 1 of the policies.
-    s.insert(
-        0,
-        deny(Statement::allow(
-            SELF_PROTECTION_SID,
-            &denied,
-            vec![
-                format!("arn:{p}:iam::{a}:role/{}", config.name(ROLE_SUFFIX)),
-                format!("arn:{p}:iam::{a}:role/{}", config.name(CHECK_ROLE_SUFFIX)),
-                format!("arn:{p}:iam::{a}:policy/{}-*", config.name(ROLE_SUFFIX)),
-                boundary_arn.clone(),
-                provider_arn.to_string(),
-            ],
-        )),
-    );
-    // The boundary stays on the environment's roles: never removed, and every action that
-    // makes a role or adds to what it may do is refused unless the role (or the request) has
-    // exactly this boundary, whatever an Allow says.
-    let mut bounded: Vec<&str> = BOUNDED_ROLE_ACTIONS.to_vec();
-    bounded.push("iam:AttachRolePolicy");
-    s.insert(
-        1,
-        deny(
-            Statement::allow(BOUNDARY_SID, &bounded, vec![role_arn.clone()])
-                .condition(json!({ "ArnNotEquals": { "iam:PermissionsBoundary": boundary_arn } })),
-        ),
-    );
-    s.insert(
-        2,
-        deny(Statement::allow(
-            "NeverLiftTheBoundary",
-            &["iam:DeleteRolePermissionsBoundary"],
-            vec![role_arn.clone()],
-        )),
-    );
-    // A trust policy stays what the stack created: no IAM condition key limits whom a trust
-    // policy names (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
-    // lists none for UpdateAssumeRolePolicy), so the action is refused outright. A role the
-    // deploy role creates could still name any principal; the boundary keeps user data to
-    // requests from the environment's functions (`boundary`).
-    s.insert(
-        3,
-        deny(Statement::allow(
-            TRUST_SID,
-            &["iam:UpdateAssumeRolePolicy"],
-            vec![role_arn],
-        )),
-    );
-    s
+    Statement::deny(
+        SELF_PROTECTION_SID,
+        &denied,
+        vec![
+            format!("arn:{p}:iam::{a}:role/{}", config.name(ROLE_SUFFIX)),
+            format!("arn:{p}:iam::{a}:role/{}", config.name(CHECK_ROLE_SUFFIX)),
+            format!("arn:{p}:iam::{a}:policy/{}-*", config.name(ROLE_SUFFIX)),
+            boundary_arn.to_owned(),
+            provider_arn.to_string(),
+        ],
+    )
 }

@@ -10,6 +10,9 @@ use crate::iam::{Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack};
 use serde_json::{Value, json};
 
+/// WAF only logs to groups whose name starts with `aws-waf-logs-`.
+pub const WAF_LOG_GROUP_PREFIX: &str = "aws-waf-logs-";
+
 fn visibility(metric: &str) -> Value {
     json!([{ "cloudwatch_metrics_enabled": true, "metric_name": metric, "sampled_requests_enabled": true }])
 }
@@ -63,12 +66,11 @@ pub fn waf(
         "api",
         json!({ "resource_arn": api.stage_arn(), "web_acl_arn": acl.attr("arn") }),
     );
-    // WAF only logs to groups whose name starts with `aws-waf-logs-`.
     let logs = stack.resource(
         "aws_cloudwatch_log_group",
         "waf",
         json!({
-            "name": format!("aws-waf-logs-{}", names.name("api")),
+            "name": format!("{WAF_LOG_GROUP_PREFIX}{}", names.name("api")),
             "retention_in_days": log_retention_days,
             "kms_key_id": key.arn(),
         }),

@@ -2,11 +2,20 @@
 //! in public subnets for egress, a DynamoDB gateway endpoint so table traffic never leaves the
 //! AWS network, flow logs, and a default security group with no rules.
 
-use super::security::{Key, service_role};
+use super::security::{Key, RoleKind, service_role};
 use crate::config::Vpc;
 use crate::iam::{Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::{Value, json};
+
+/// Where the VPC's flow logs go: `/aws/vpc/<prefix>flow-logs`.
+pub const LOG_GROUP_PREFIX: &str = "/aws/vpc/";
+
+/// The role VPC Flow Logs writes the flow logs with.
+pub const FLOW_LOGS_ROLE: RoleKind = RoleKind {
+    service: "vpc-flow-logs.amazonaws.com",
+    managed: &[],
+};
 
 /// Handle the compute layer uses to place functions in the VPC.
 #[derive(Clone, Debug)]
@@ -71,7 +80,7 @@ pub fn vpc(
             "aws_cloudwatch_log_group",
             "flow_logs",
             json!({
-                "name": format!("/aws/vpc/{}", names.name("flow-logs")),
+                "name": format!("{LOG_GROUP_PREFIX}{}", names.name("flow-logs")),
                 "retention_in_days": log_retention_days,
                 "kms_key_id": key.arn(),
             }),
@@ -82,7 +91,7 @@ pub fn vpc(
             scope.account,
             "flow_logs",
             &names.name("flow-logs"),
-            "vpc-flow-logs.amazonaws.com",
+            &FLOW_LOGS_ROLE,
             vec![Statement::allow(
                 "WriteFlowLogs",
                 &[
@@ -95,7 +104,6 @@ pub fn vpc(
                     format!("{}:*", group.attr("arn")),
                 ],
             )],
-            &[],
         );
         stack.resource(
             "aws_flow_log",

@@ -347,6 +347,34 @@ fn dashboard(
     );
 }
 
+/// What the deploy role needs to manage the log groups the stacks create, each named
+/// `<prefix><environment prefix>...` for one of `prefixes` (each construct that creates a log
+/// group names its prefix), and to find them.
+pub fn log_group_management_statements(scope: &Scope, prefixes: &[&str]) -> Vec<Statement> {
+    vec![
+        Statement::allow(
+            "LogGroupsOfThisEnvironment",
+            &[
+                "logs:CreateLogGroup",
+                "logs:DeleteLogGroup",
+                "logs:PutRetentionPolicy",
+                "logs:DeleteRetentionPolicy",
+                "logs:AssociateKmsKey",
+                "logs:DisassociateKmsKey",
+                "logs:ListTagsForResource",
+                "logs:TagResource",
+                "logs:UntagResource",
+                "logs:TagLogGroup",
+            ],
+            prefixes
+                .iter()
+                .map(|p| scope.in_region("logs", &format!("log-group:{p}{}*", scope.prefix)))
+                .collect(),
+        ),
+        star("FindLogGroups", &["logs:DescribeLogGroups"]),
+    ]
+}
+
 /// What the deploy role needs to manage the alarms, the alarm topic (and its e-mail
 /// subscription) and the dashboard.
 pub fn management_statements(scope: &Scope, alarms: &Alarms) -> Vec<Statement> {

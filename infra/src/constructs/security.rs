@@ -1,8 +1,11 @@
-//! KMS keys, IAM roles (their policies built from [`crate::iam`]), Secrets Manager.
+//! KMS keys, IAM roles (their policies built from [`crate::iam`]), Secrets Manager, and what
+//! they offer: a key's grant of exactly the actions a role's grants need ([`Key::grant`]), the
+//! secret's read grant, and the deploy role's statements (and guard-rail Denies) for the keys,
+//! the stacks' roles and the secret.
 
 use super::boundary;
 use crate::config::{Names, Secrets};
-use crate::iam::{Account, PolicyDocument, Scope, Statement, star};
+use crate::iam::{Account, Grant, KeyActions, PolicyDocument, Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::json;
 
@@ -29,6 +32,27 @@ impl Key {
     }
     pub fn id(&self) -> Expr {
         self.id.clone()
+    }
+
+    /// The statement that lets a role use the key as `actions` say; none for
+    /// [`KeyActions::NONE`]. A role composes the key actions of all its grants
+    /// ([`crate::iam::Grant`]) into this one statement.
+    pub fn grant(&self, sid: &str, actions: KeyActions) -> Option<Statement> {
+        let actions = actions.actions();
+        (!actions.is_empty()).then(|| Statement::allow(sid, &actions, vec![self.arn.to_string()]))
+    }
+
+    /// [`Key::grant`], only for requests that `service` (`sqs.<region>.amazonaws.com`) makes
+    /// on the role's behalf (`kms:ViaService`): the role can't use the key directly, only
+    /// through that service's requests.
+    pub fn grant_through(
+        &self,
+        sid: &str,
+        actions: KeyActions,
+        service: &str,
+    ) -> Option<Statement> {
+        self.grant(sid, actions)
+            .map(|s| s.condition(json!({ "StringEquals": { "kms:ViaService": service } })))
     }
 
     /// A key another stack created, found by its alias `alias/<alias>` (`data.aws_kms_alias`):
@@ -191,6 +215,149 @@ pub fn kms_key(
     }
 }
 
+/// What kind of role a construct creates: the service that assumes it and the AWS-managed
+/// policies (by name under `arn:<partition>:iam::aws:policy/`) attached to it. The construct
+/// creates its roles from it and the deploy role may pass such a role to that service and
+/// attach those policies ([`role_management_statements`]), so the two can't disagree.
+#[derive(Clone, Copy, Debug)]
+pub struct RoleKind {
+    pub service: &'static str,
+    pub managed: &'static [&'static str],
+}
+
+/// IAM actions on the stack's roles (`role/<prefix>*`) that add no permissions and change no
+/// trust. `iam:UpdateAssumeRolePolicy` is never granted and always denied ([`TRUST_SID`]): a
+/// function role made to trust another account would hand that account the role's rights. Creating a
+/// role, setting its boundary, putting its inline policy and attaching managed policies are
+/// separate: only with the permissions boundary ([`BOUNDED_ROLE_ACTIONS`], [`ATTACH_ACTIONS`]).
+pub const ROLE_ACTIONS: &[&str] = &[
+    "iam:GetRole",
+    "iam:UpdateRole",
+    "iam:DeleteRole",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListInstanceProfilesForRole",
+];
+/// IAM actions on `role/<prefix>*` granted only when `iam:PermissionsBoundary` is the
+/// environment's boundary. For `CreateRole` and `PutRolePermissionsBoundary` the key is the
+/// boundary in the request, for `PutRolePolicy` the boundary the role has (IAM supports the key
+/// on these and on `AttachRolePolicy`, `DetachRolePolicy` and `DeleteRolePolicy`). So the role
+/// can only make roles that the boundary caps, and only write policies into such roles.
+pub const BOUNDED_ROLE_ACTIONS: &[&str] = &[
+    "iam:CreateRole",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+];
+/// Attaching and detaching the AWS-managed policies of [`RoleKind::managed`].
+pub const ATTACH_ACTIONS: &[&str] = &["iam:AttachRolePolicy", "iam:DetachRolePolicy"];
+/// Reading the permissions boundary, which the bootstrap stack declares (Terraform refreshes it
+/// on every apply). Changing it is never granted (`constructs::delivery` denies it).
+const BOUNDARY_READ_ACTIONS: &[&str] = &["iam:GetPolicy", "iam:GetPolicyVersion"];
+/// The statement that keeps every trust policy of the environment's roles as created.
+pub const TRUST_SID: &str = "NeverRewriteATrustPolicy";
+/// The statement that keeps the permissions boundary on the environment's roles.
+pub const BOUNDARY_SID: &str = "NeverARoleWithoutTheBoundary";
+
+/// `arn:<partition>:iam::<account>:role/<prefix>*`: every role the stacks create.
+fn roles_of(scope: &Scope) -> String {
+    let (p, a) = (&scope.account.partition, &scope.account.account_id);
+    format!("arn:{p}:iam::{a}:role/{}*", scope.prefix)
+}
+
+/// What the deploy role needs to manage the stack's roles of `kinds` (function roles, API
+/// Gateway's logging role, flow logs, replication): the roles themselves, the managed policies
+/// they carry, and passing them to the services that assume them. Every role it creates or adds
+/// permissions to carries the permissions boundary `boundary_arn` (`super::boundary`), so no
+/// role it makes can do more than the boundary allows; [`role_guard_rails`] holds that against
+/// any Allow.
+pub fn role_management_statements(
+    scope: &Scope,
+    boundary_arn: &str,
+    kinds: &[RoleKind],
+) -> Vec<Statement> {
+    let roles = roles_of(scope);
+    let mut managed: Vec<String> = Vec::new();
+    let mut passed_to: Vec<&str> = Vec::new();
+    for kind in kinds {
+        for policy in kind.managed {
+            let arn = format!("arn:{}:iam::aws:policy/{policy}", scope.account.partition);
+            if !managed.contains(&arn) {
+                managed.push(arn);
+            }
+        }
+        if !passed_to.contains(&kind.service) {
+            passed_to.push(kind.service);
+        }
+    }
+    // iam:PermissionsBoundary is an ARN-typed key, so the ARN operators:
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
+    vec![
+        Statement::allow("RolesOfThisEnvironment", ROLE_ACTIONS, vec![roles.clone()]),
+        Statement::allow(
+            "RolesOfThisEnvironmentOnlyWithTheBoundary",
+            BOUNDED_ROLE_ACTIONS,
+            vec![roles.clone()],
+        )
+        .condition(json!({ "ArnEquals": { "iam:PermissionsBoundary": boundary_arn } })),
+        Statement::allow(
+            "ReadTheBoundary",
+            BOUNDARY_READ_ACTIONS,
+            vec![boundary_arn.to_owned()],
+        ),
+        Statement::allow(
+            "OnlyTheManagedPoliciesTheStackAttaches",
+            &["iam:AttachRolePolicy"],
+            vec![roles.clone()],
+        )
+        .condition(json!({ "ArnEquals": {
+            "iam:PolicyARN": managed,
+            "iam:PermissionsBoundary": boundary_arn,
+        } })),
+        Statement::allow(
+            "DetachTheManagedPoliciesTheStackAttaches",
+            &["iam:DetachRolePolicy"],
+            vec![roles.clone()],
+        )
+        .condition(json!({ "ArnEquals": { "iam:PolicyARN": managed } })),
+        Statement::allow(
+            "PassRolesOfThisEnvironmentToTheirServices",
+            &["iam:PassRole"],
+            vec![roles],
+        )
+        .condition(json!({ "StringEquals": { "iam:PassedToService": passed_to } })),
+    ]
+}
+
+/// The explicit Denies that keep the environment's roles as [`role_management_statements`]
+/// means them, whatever an Allow says (an explicit Deny always wins).
+pub fn role_guard_rails(scope: &Scope, boundary_arn: &str) -> Vec<Statement> {
+    let roles = roles_of(scope);
+    // The boundary stays on the environment's roles: never removed, and every action that
+    // makes a role or adds to what it may do is refused unless the role (or the request) has
+    // exactly this boundary.
+    let mut bounded: Vec<&str> = BOUNDED_ROLE_ACTIONS.to_vec();
+    bounded.push("iam:AttachRolePolicy");
+    vec![
+        Statement::deny(BOUNDARY_SID, &bounded, vec![roles.clone()])
+            .condition(json!({ "ArnNotEquals": { "iam:PermissionsBoundary": boundary_arn } })),
+        Statement::deny(
+            "NeverLiftTheBoundary",
+            &["iam:DeleteRolePermissionsBoundary"],
+            vec![roles.clone()],
+        ),
+        // A trust policy stays what the stack created: no IAM condition key limits whom a trust
+        // policy names (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
+        // lists none for UpdateAssumeRolePolicy), so the action is refused outright. A role the
+        // deploy role creates could still name any principal; the boundary keeps user data to
+        // requests from the environment's functions (`super::boundary`).
+        Statement::deny(TRUST_SID, &["iam:UpdateAssumeRolePolicy"], vec![roles]),
+    ]
+}
+
 /// An IAM role with its inline policy.
 #[derive(Clone, Debug)]
 pub struct Role {
@@ -213,29 +380,27 @@ impl Role {
     }
 }
 
-/// A role a service assumes, with one inline policy of exactly `statements` and any
-/// AWS-managed policies (by name under `arn:<partition>:iam::aws:policy/`).
+/// A role of `kind`, with one inline policy of exactly `statements` and the kind's
+/// AWS-managed policies.
 ///
 /// In environments with `[delivery]` the role carries the permissions boundary
 /// `boundary_arn` ([`boundary::permissions_boundary`]). The deploy role may only create, and add permissions to,
 /// `<prefix>*` roles that carry it. Without the boundary, the deploy role could create a role
 /// with `*:*` and pass it to a function it controls. The boundary must allow what `statements`
-/// and `managed` grant ([`boundary::statements`]; the tests check).
-#[allow(clippy::too_many_arguments)]
+/// and the managed policies grant ([`boundary::statements`]; the tests check).
 pub fn service_role(
     stack: &mut Stack,
     boundary_arn: Option<&str>,
     account: &Account,
     logical: &str,
     name: &str,
-    service: &str,
+    kind: &RoleKind,
     statements: Vec<Statement>,
-    managed: &[&str],
 ) -> Role {
     let assume = PolicyDocument::new(vec![Statement {
         sid: None,
         effect: "Allow",
-        principal: Some(json!({ "Service": service })),
+        principal: Some(json!({ "Service": kind.service })),
         action: vec!["sts:AssumeRole".into()],
         resource: Vec::new(),
         condition: None,
@@ -268,7 +433,7 @@ pub fn service_role(
             }),
         )
     });
-    for (i, policy_name) in managed.iter().enumerate() {
+    for (i, policy_name) in kind.managed.iter().enumerate() {
         stack.resource(
             "aws_iam_role_policy_attachment",
             &format!("{logical}_managed_{i}"),
@@ -291,6 +456,19 @@ pub struct Secret {
 impl Secret {
     pub fn arn(&self) -> Expr {
         self.r.attr("arn")
+    }
+
+    /// Reading the secret's value, which Secrets Manager decrypts with the stack key on the
+    /// caller's behalf, so the role also needs `kms:Decrypt` on it.
+    pub fn grant_read(&self) -> Grant {
+        Grant {
+            statements: vec![Statement::allow(
+                "AppSecret",
+                &["secretsmanager:GetSecretValue"],
+                vec![self.arn().to_string()],
+            )],
+            key: KeyActions::DECRYPT,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! S3 buckets with secure defaults: one call gives a versioned, KMS-encrypted, private,
 //! ACL-free, TLS-only bucket with a lifecycle for old versions and aborted uploads.
 
-use super::security::Key;
+use super::security::{Key, RoleKind};
 use crate::iam::{Account, PolicyDocument, Scope, Statement};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::json;
@@ -199,6 +199,12 @@ pub fn secure_bucket(
     }
     Bucket { r: bucket, ready }
 }
+
+/// The role S3 replicates the buckets with (environments with `replication_region`).
+pub const REPLICATION_ROLE: RoleKind = RoleKind {
+    service: "s3.amazonaws.com",
+    managed: &[],
+};
 
 /// Statements a role needs to replicate the buckets named `sources` into `destination`.
 pub fn replication_statements(
