@@ -305,4 +305,60 @@ mod tests {
                 .contains("api_clients")
         );
     }
+
+    /// The writer's and the readers' view of each file is one type: what is written reads
+    /// back the same, from a file only its owner can read (the outputs hold the API key).
+    #[test]
+    fn every_file_reads_back_what_it_wrote() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("emulator-files-{}", std::process::id()));
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+
+        let outputs: Outputs = [("api_url", json!("http://x/v1")), ("n", json!(3))]
+            .into_iter()
+            .collect();
+        let path = dir.join("outputs.json");
+        outputs.write(&path).unwrap();
+        assert_eq!(Outputs::read(&path).unwrap(), outputs);
+        assert_eq!(mode(&path), 0o600);
+
+        let state = ApiState {
+            pid: 1,
+            port: 2,
+            url: "http://127.0.0.1:2/v1".into(),
+            routing: Some(dir.join("routing.json")),
+        };
+        let path = dir.join("local-api.json");
+        state.write(&path).unwrap();
+        assert_eq!(ApiState::read(&path).unwrap(), state);
+
+        let routing = Routing {
+            pid: 1,
+            generation: 7,
+            alias: Some("live".into()),
+            functions: BTreeMap::from([(
+                "f".to_owned(),
+                RoutedAlias {
+                    function_name: "p-f".into(),
+                    version: Some("3".into()),
+                    weights: BTreeMap::from([("4".to_owned(), 0.25)]),
+                    fallback: None,
+                    pending: Some(PendingAlias {
+                        version: Some("5".into()),
+                        weights: BTreeMap::new(),
+                        error: Some("not yet".into()),
+                    }),
+                    watch_build: Some(WatchBuild {
+                        bootstrap: dir.join("bootstrap"),
+                        bytes: 9,
+                        modified_ns: 10,
+                    }),
+                },
+            )]),
+        };
+        let path = dir.join("routing.json");
+        routing.write(&path).unwrap();
+        assert_eq!(Routing::read(&path).unwrap(), routing);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

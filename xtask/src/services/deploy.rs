@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -27,9 +27,10 @@ use crate::services::aliases::{self, Versions, hotswap, release, rollback};
 use crate::services::artifacts::package::{self, Manifest};
 use crate::services::artifacts::{sign, upload};
 use crate::services::local::{self, MotoState};
+use crate::services::stacks::outputs::{self, Outputs};
 use crate::services::stacks::state::{LastDeploy, fingerprint, write_tfvars};
 use crate::services::stacks::terraform::Terraform;
-use crate::services::stacks::{bootstrap, outputs, prerequisites, synth};
+use crate::services::stacks::{bootstrap, prerequisites, synth};
 use crate::services::{smoke, target};
 
 /// How a deploy runs: the `deploy` command's flags (see their help in `cli`), which the
@@ -64,17 +65,20 @@ pub struct Report {
     pub timings: BTreeMap<String, f64>,
 }
 
-/// The deploy proper (the benchmark calls it directly).
+impl Report {
+    /// Records the seconds since `since` as the time of step `name`.
+    fn time(&mut self, name: &str, since: Instant) {
+        self.timings
+            .insert(name.to_owned(), since.elapsed().as_secs_f64());
+    }
+}
+
+/// The deploy proper (the benchmark calls it directly): the steps below, in order.
 pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
     let started = Instant::now();
     let mut report = Report {
         env: env.name.clone(),
         ..Report::default()
-    };
-    let time = |report: &mut Report, name: &str, since: Instant| {
-        report
-            .timings
-            .insert(name.to_owned(), since.elapsed().as_secs_f64());
     };
     if env.emulated {
         progress::step(format!(
@@ -92,57 +96,32 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
     // The compile is the longest step of a first deploy and needs nothing from the stacks, so
     // it runs on a thread of its own while the emulator starts and the bootstrap stack
     // applies. If that side fails first, the compile is stopped rather than waited for.
-    let (built, before_upload) = std::thread::scope(|scope| {
-        let build = scope.spawn(|| {
-            let t = Instant::now();
-            package::build_check_package(env, args.prebuilt.as_deref()).map(|m| (m, t.elapsed()))
-        });
-        let before_upload = (|| -> Result<_> {
-            let (target, moto) = match checked_target {
-                Some(checked) => checked,
-                None => target::target(env)?,
-            };
-            // Never backwards by accident: before anything is applied.
-            rollback::refuse_backwards(env, &target)?;
-            let t = Instant::now();
-            synth::synthesize(env)?;
-            let synth_took = t.elapsed();
-            let mut last = LastDeploy::load(env);
-            if args.force {
-                // Keep the package record: "changed functions" stays meaningful.
-                last.stacks.clear();
-                last.artifacts_bucket = None;
-                last.service_structure = None;
-            }
-            let identity = target_identity(env, &target, moto.as_ref());
-            let t = Instant::now();
-            let (bucket, status) = bootstrap_stack(env, &target, &identity, &mut last)?;
-            Ok((
-                target,
-                moto,
-                synth_took,
-                last,
-                identity,
-                bucket,
-                status,
-                t.elapsed(),
-            ))
-        })();
-        if before_upload.is_err() {
+    let (built, prepared) = std::thread::scope(|scope| {
+        let build = scope.spawn(|| build(env, args));
+        let prepared = prepare(env, args, checked_target);
+        if prepared.is_err() {
             progress::cancel();
         }
         let built = build.join().expect("the compile thread does not panic");
-        (built, before_upload)
+        (built, prepared)
     });
-    let (target, moto, synth_took, mut last, identity, bucket, bootstrap_status, bootstrap_took) =
-        before_upload?;
-    let (manifest, build_took) = built?;
+    let Prepared {
+        target,
+        moto,
+        mut last,
+        identity,
+        bucket,
+        synth_took,
+        bootstrap,
+        bootstrap_took,
+    } = prepared?;
+    let built = built?;
     // The local API server and smoke (debug builds, minutes on a fresh clone) compile while
     // the packages upload and the service stack applies; starting the server waits for them.
     let tools = (env.emulated && !args.no_serve).then(local::Prebuild::start);
     report
         .timings
-        .insert("build_and_package".to_owned(), build_took.as_secs_f64());
+        .insert("build_and_package".to_owned(), built.took.as_secs_f64());
     report
         .timings
         .insert("synth".to_owned(), synth_took.as_secs_f64());
@@ -151,24 +130,174 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
         .insert("bootstrap_stack".to_owned(), bootstrap_took.as_secs_f64());
     report
         .stacks
-        .insert(BOOTSTRAP_STACK.to_owned(), bootstrap_status.to_owned());
-    let tf_env = target.terraform_env();
+        .insert(BOOTSTRAP_STACK.to_owned(), bootstrap.to_owned());
 
-    // 2. Packages not yet in the bucket.
+    let manifest = upload(env, &target, &bucket, &built.manifest, &mut report)?;
+    let service = service_stack(
+        env,
+        args,
+        &Applied {
+            target: &target,
+            bucket: &bucket,
+            identity: &identity,
+            manifest: &manifest,
+        },
+        &mut last,
+        &mut report,
+    )?;
+    let outs = outputs::load(env)?;
+    report.api_url = outs
+        .get("api_url")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let pending = release(env, args, &target, &service.published, &outs, &mut report)?;
+    if let Some(moto) = &moto
+        && !args.no_serve
+    {
+        serve(sh, env, moto, tools, &service, &mut report)?;
+    }
+    if args.smoke {
+        smoke_gate(
+            sh,
+            env,
+            &target,
+            moto.as_ref(),
+            pending.as_ref(),
+            &mut report,
+        )?;
+    }
+    report
+        .timings
+        .insert("total".to_owned(), started.elapsed().as_secs_f64());
+    Ok(report)
+}
+
+/// The compiled, checked packages, and how long that took.
+struct Built {
+    manifest: Manifest,
+    took: Duration,
+}
+
+/// Step 1a: build, check and package the functions (or take `--prebuilt` binaries).
+fn build(env: &Env, args: &Options) -> Result<Built> {
     let t = Instant::now();
-    let uploaded = upload::missing_only(env, &target, &bucket, &manifest)?;
+    let manifest = package::build_check_package(env, args.prebuilt.as_deref())?;
+    Ok(Built {
+        manifest,
+        took: t.elapsed(),
+    })
+}
+
+/// What the steps beside the compile found and did.
+struct Prepared {
+    target: Target,
+    moto: Option<MotoState>,
+    /// The record of the last deploy (cleared of its stacks by `--force`).
+    last: LastDeploy,
+    /// What the stacks are applied against ([`target_identity`]).
+    identity: String,
+    /// The artifacts bucket of the bootstrap stack.
+    bucket: String,
+    synth_took: Duration,
+    /// `applied` or `unchanged`.
+    bootstrap: &'static str,
+    bootstrap_took: Duration,
+}
+
+/// Step 1b, beside the compile: the target (the emulator starts), the refusal to go backwards,
+/// synthesis and the bootstrap stack.
+fn prepare(
+    env: &Env,
+    args: &Options,
+    checked_target: Option<(Target, Option<MotoState>)>,
+) -> Result<Prepared> {
+    let (target, moto) = match checked_target {
+        Some(checked) => checked,
+        None => target::target(env)?,
+    };
+    // Never backwards by accident: before anything is applied.
+    rollback::refuse_backwards(env, &target)?;
+    let t = Instant::now();
+    synth::synthesize(env)?;
+    let synth_took = t.elapsed();
+    let mut last = LastDeploy::load(env);
+    if args.force {
+        // Keep the package record: "changed functions" stays meaningful.
+        last.stacks.clear();
+        last.artifacts_bucket = None;
+        last.service_structure = None;
+    }
+    let identity = target_identity(env, &target, moto.as_ref());
+    let t = Instant::now();
+    let (bucket, bootstrap) = bootstrap_stack(env, &target, &identity, &mut last)?;
+    Ok(Prepared {
+        target,
+        moto,
+        last,
+        identity,
+        bucket,
+        synth_took,
+        bootstrap,
+        bootstrap_took: t.elapsed(),
+    })
+}
+
+/// Step 2: the packages not yet in the bucket; in environments that enforce code signing, the
+/// signed copies, which are what the service stack then deploys.
+fn upload(
+    env: &Env,
+    target: &Target,
+    bucket: &str,
+    manifest: &Manifest,
+    report: &mut Report,
+) -> Result<Manifest> {
+    let t = Instant::now();
+    let uploaded = upload::missing_only(env, target, bucket, manifest)?;
     report.uploaded = uploaded.uploaded;
     report.already_uploaded = uploaded.already_present;
-    time(&mut report, "upload", t);
-    // Environments that enforce code signing deploy the signed copies instead.
+    report.time("upload", t);
     let t = Instant::now();
-    let manifest = sign::if_required(env, &target, &bucket, &manifest)?;
-    time(&mut report, "sign", t);
+    let manifest = sign::if_required(env, target, bucket, manifest)?;
+    report.time("sign", t);
+    Ok(manifest)
+}
 
-    // 3. The service stack, fed the package keys and hashes.
-    let var_file = write_tfvars(env, &bucket, &manifest)?;
+/// Where and what the service stack is applied with.
+struct Applied<'a> {
+    target: &'a Target,
+    bucket: &'a str,
+    identity: &'a str,
+    manifest: &'a Manifest,
+}
+
+/// What the service stack's step left.
+struct ServiceStack {
+    /// The versions this deploy wants `live` on, per function.
+    published: Versions,
+    /// Nothing changed since the last deploy: Terraform did not run.
+    unchanged: bool,
+    /// Only the function packages changed since the last apply of this structure.
+    code_only: bool,
+}
+
+/// Step 3: the service stack, fed the package keys and hashes: skipped when nothing changed,
+/// hotswapped with `--hotswap` when only code changed, applied by Terraform otherwise.
+fn service_stack(
+    env: &Env,
+    args: &Options,
+    applied: &Applied<'_>,
+    last: &mut LastDeploy,
+    report: &mut Report,
+) -> Result<ServiceStack> {
+    let Applied {
+        target,
+        bucket,
+        identity,
+        manifest,
+    } = *applied;
+    let var_file = write_tfvars(env, bucket, manifest)?;
     let t = Instant::now();
-    let service_fp = fingerprint(&env.stack_dir(SERVICE_STACK), Some(&var_file), &identity)?;
+    let service_fp = fingerprint(&env.stack_dir(SERVICE_STACK), Some(&var_file), identity)?;
     report.changed_functions = manifest
         .functions
         .iter()
@@ -184,7 +313,6 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
         last.stacks.get(SERVICE_STACK) == Some(&service_fp) && env.outputs_file().exists();
     let code_only =
         last.service_structure.as_ref() == Some(&structure_fp) && env.outputs_file().exists();
-    // The versions this deploy wants `live` on, per function.
     let published: Versions = if unchanged {
         progress::step(
             "Service stack, packages and variables unchanged since the last deploy; skipping terraform (--force applies anyway)",
@@ -200,12 +328,12 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
             report.changed_functions.join(", ")
         ));
         let published =
-            hotswap::functions(env, &target, &bucket, &manifest, &report.changed_functions)?;
-        time(&mut report, "hotswap", t);
+            hotswap::functions(env, target, bucket, manifest, &report.changed_functions)?;
+        report.time("hotswap", t);
         // Not the applied fingerprint: a plain deploy must still run Terraform.
         last.stacks
             .insert(SERVICE_STACK.to_owned(), format!("hotswapped {service_fp}"));
-        last.packages = package_hashes(&manifest);
+        last.packages = package_hashes(manifest);
         last.save(env)?;
         report
             .stacks
@@ -215,7 +343,7 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
         if args.hotswap {
             progress::note("more than function code changed; applying with Terraform");
         }
-        let tf = Terraform::new(env, SERVICE_STACK, tf_env.clone())?;
+        let tf = Terraform::new(env, SERVICE_STACK, target.terraform_env())?;
         progress::step("Applying the service stack");
         with_emulator_hint(env, tf.init())?;
         // Only package variables changed since Terraform last refreshed and
@@ -229,113 +357,132 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
             tf.apply(Some(&var_file))
         };
         with_emulator_hint(env, applied)?;
-        time(&mut report, "service_stack", t);
+        report.time("service_stack", t);
         let t = Instant::now();
-        aliases::wait::functions_live(env, &target)?;
-        time(&mut report, "wait_lambda", t);
+        aliases::wait::functions_live(env, target)?;
+        report.time("wait_lambda", t);
         let outs = tf.outputs()?;
         outputs::save(env, &outs)?;
         last.stacks.insert(SERVICE_STACK.to_owned(), service_fp);
         last.service_structure = Some(structure_fp);
-        last.packages = package_hashes(&manifest);
+        last.packages = package_hashes(manifest);
         last.save(env)?;
         report
             .stacks
             .insert(SERVICE_STACK.to_owned(), "applied".to_owned());
         published_versions(&outs.values)
     };
-    let outs = outputs::load(env)?;
-    report.api_url = outs
-        .get("api_url")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
+    Ok(ServiceStack {
+        published,
+        unchanged,
+        code_only,
+    })
+}
 
-    // 4. Release: `live` onto the published versions, gated by the alarms.
-    // The release is recorded on the aliases before anything moves and stays
-    // `releasing` until its last gate (the alarms, or the smoke run of
-    // `--smoke`) passed, so whatever stops this process in between leaves a
-    // release that `rollback --unfinished` undoes, from any machine.
+/// Step 4, release: `live` onto the published versions, gated by the alarms. Returns the release
+/// still open (`--smoke` is its last gate), if anything moved.
+///
+/// The release is recorded on the aliases before anything moves and stays `releasing` until
+/// its last gate (the alarms, or the smoke run of `--smoke`) passed, so whatever stops this
+/// process in between leaves a release that `rollback --unfinished` undoes, from any machine.
+fn release(
+    env: &Env,
+    args: &Options,
+    target: &Target,
+    published: &Versions,
+    outs: &Outputs,
+    report: &mut Report,
+) -> Result<Option<rollback::Pending>> {
     let t = Instant::now();
-    let live = aliases::live_versions(env, &target)?;
-    let shifts = release::shifts(&live, &published);
-    let pending = if shifts.is_empty() {
-        None
-    } else {
-        let strategy = args.shift.clone().unwrap_or_else(|| env.strategy.clone());
-        let pending = rollback::begin(env, &target, &shifts)?;
-        match release::run(
-            env,
-            &target,
-            &shifts,
-            &strategy,
-            &release_alarms(&outs.values),
-        ) {
-            Ok(release) => report.release = Some(release),
-            Err(err) => return Err(recover(env, &target, &pending, err)),
-        }
-        // Without a smoke run, the alarm gate was the last one.
-        if !args.smoke {
-            rollback::finish(env, &target, &pending)?;
-        }
-        time(&mut report, "release", t);
-        Some(pending)
+    let live = aliases::live_versions(env, target)?;
+    let shifts = release::shifts(&live, published);
+    if shifts.is_empty() {
+        return Ok(None);
+    }
+    let strategy = args.shift.clone().unwrap_or_else(|| env.strategy.clone());
+    let pending = rollback::begin(env, target, &shifts)?;
+    match release::run(
+        env,
+        target,
+        &shifts,
+        &strategy,
+        &release_alarms(&outs.values),
+    ) {
+        Ok(release) => report.release = Some(release),
+        Err(err) => return Err(recover(env, target, &pending, err)),
+    }
+    // Without a smoke run, the alarm gate was the last one.
+    if !args.smoke {
+        rollback::finish(env, target, &pending)?;
+    }
+    report.time("release", t);
+    Ok(Some(pending))
+}
+
+/// Step 5: locally, the API is served on loopback by the packaged binaries. A running server
+/// follows the aliases by itself; it only has to start again when the stack's structure (its
+/// outputs) changed.
+fn serve(
+    sh: &Shell,
+    env: &Env,
+    moto: &MotoState,
+    tools: Option<local::Prebuild>,
+    service: &ServiceStack,
+    report: &mut Report,
+) -> Result<()> {
+    let t = Instant::now();
+    if let Some(tools) = tools {
+        tools.wait();
+    }
+    let api = match local::running_api(env) {
+        Some(api) if service.unchanged || service.code_only => api,
+        _ => local::start_api(sh, env, moto)?,
     };
-    let moving = pending.is_some();
+    report.local_api_url = Some(api.url);
+    report.time("local_api", t);
+    Ok(())
+}
 
-    // 5. Locally, the API is served on loopback by the packaged binaries.
-    if let Some(moto) = &moto
-        && !args.no_serve
-    {
-        let t = Instant::now();
-        if let Some(tools) = tools {
-            tools.wait();
+/// Step 6: the smoke run as the release's last gate: a failure rolls back what this deploy
+/// released; a pass finishes the release.
+fn smoke_gate(
+    sh: &Shell,
+    env: &Env,
+    target: &Target,
+    moto: Option<&MotoState>,
+    pending: Option<&rollback::Pending>,
+    report: &mut Report,
+) -> Result<()> {
+    let t = Instant::now();
+    let result = smoke::gate(sh, env, target, moto);
+    report.time("smoke", t);
+    match result {
+        Ok(path) => report.smoke = Some(process::display_path(&env.root, &path)),
+        Err(err) if pending.is_some() => {
+            progress::step("The smoke run failed; rolling the release back");
+            let back = rollback::roll_back(env, target, rollback::Scope::Unfinished)
+                .context("rolling back after the failed smoke run")?;
+            let moves: Vec<String> = back
+                .moved
+                .iter()
+                .map(|m| format!("{} {} -> {}", m.function, m.from, m.to))
+                .collect();
+            return Err(err.context(format!(
+                "the new versions failed the smoke run and were rolled back ({}); the \
+                 previous versions serve all the traffic",
+                moves.join(", ")
+            )));
         }
-        // A running server follows the aliases by itself; it only has to
-        // start again when the stack's structure (its outputs) changed.
-        let api = match local::running_api(env) {
-            Some(api) if unchanged || code_only => api,
-            _ => local::start_api(sh, env, moto)?,
-        };
-        report.local_api_url = Some(api.url);
-        time(&mut report, "local_api", t);
-    }
-
-    // 6. The smoke run as the release's last gate.
-    if args.smoke {
-        let t = Instant::now();
-        let result = smoke::gate(sh, env, &target, moto.as_ref());
-        time(&mut report, "smoke", t);
-        match result {
-            Ok(path) => report.smoke = Some(process::display_path(&env.root, &path)),
-            Err(err) if moving => {
-                progress::step("The smoke run failed; rolling the release back");
-                let back = rollback::roll_back(env, &target, rollback::Scope::Unfinished)
-                    .context("rolling back after the failed smoke run")?;
-                let moves: Vec<String> = back
-                    .moved
-                    .iter()
-                    .map(|m| format!("{} {} -> {}", m.function, m.from, m.to))
-                    .collect();
-                return Err(err.context(format!(
-                    "the new versions failed the smoke run and were rolled back ({}); the \
-                     previous versions serve all the traffic",
-                    moves.join(", ")
-                )));
-            }
-            Err(err) => {
-                return Err(
-                    err.context("this deploy released nothing, so there is nothing to roll back")
-                );
-            }
+        Err(err) => {
+            return Err(
+                err.context("this deploy released nothing, so there is nothing to roll back")
+            );
         }
     }
-    if let Some(pending) = pending.as_ref().filter(|_| args.smoke) {
-        rollback::finish(env, &target, pending)?;
+    if let Some(pending) = pending {
+        rollback::finish(env, target, pending)?;
     }
-    report
-        .timings
-        .insert("total".to_owned(), started.elapsed().as_secs_f64());
-    Ok(report)
+    Ok(())
 }
 
 /// After a release failed: when it already moved back by itself (an alarm),

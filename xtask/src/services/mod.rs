@@ -2,11 +2,12 @@
 //! package, sign, upload), stacks (synth, Terraform, outputs, what was applied), aliases
 //! (release, rollback, wait, hotswap), the local stack (emulator and local API server) and the
 //! development loop on it (watch, invoke, local logs),
-//! plus the deploy pipeline and the smoke run that compose them. Services import the base
+//! plus the deploy pipeline, the smoke run and the benchmark that compose them. Services import the base
 //! layer and each other (never in a circle), never a command.
 
 pub mod aliases;
 pub mod artifacts;
+pub mod bench;
 pub mod deploy;
 pub mod functions;
 pub mod github;

@@ -8,7 +8,6 @@
 //! build would run), against the manifests on disk; a failed write removes what was written.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -194,7 +193,7 @@ pub fn plan(
             ("Cargo.toml", cargo_toml),
             ("src/main.rs", main_rs(name)),
             ("src/lib.rs", lib_rs(name, routes)),
-            ("src/model.rs", MODEL_RS.to_owned()),
+            ("src/model.rs", templates::MODEL_RS.to_owned()),
             ("src/openapi.rs", openapi_rs(name, routes)),
         ],
     })
@@ -352,6 +351,62 @@ fn remove_member(root_manifest: &str, member: &str) -> Result<String> {
     Ok(doc.to_string())
 }
 
+/// The crate's files as templates (`xtask/templates/function/`), real files an editor shows
+/// as what they become: `${key}` marks where [`fill`] puts a value, and nothing else in them
+/// is special. `parts/` holds what is repeated per route or per grant.
+mod templates {
+    pub const CARGO_TOML: &str = include_str!("../../templates/function/Cargo.toml.in");
+    pub const MAIN_RS: &str = include_str!("../../templates/function/src/main.rs.in");
+    pub const LIB_RS: &str = include_str!("../../templates/function/src/lib.rs.in");
+    pub const MODEL_RS: &str = include_str!("../../templates/function/src/model.rs.in");
+    pub const OPENAPI_RS: &str = include_str!("../../templates/function/src/openapi.rs.in");
+    pub const ROUTE: &str = include_str!("../../templates/function/parts/route.toml.in");
+    pub const GRANT: &str = include_str!("../../templates/function/parts/grant.toml.in");
+    pub const INDEX_GRANT: &str =
+        include_str!("../../templates/function/parts/index_grant.toml.in");
+    pub const HANDLER: &str = include_str!("../../templates/function/parts/handler.rs.in");
+}
+
+/// `template` with each `${key}` replaced by the value of `key` in `values`; values are not
+/// read again, so a value may hold `${`. The templates are part of this program, so a
+/// placeholder without a value, or a value no placeholder asks for, is a bug here: it panics,
+/// and the tests that render every template catch it.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut used = vec![false; values.len()];
+    let mut rest = template;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after
+            .find('}')
+            .unwrap_or_else(|| panic!("an unclosed `${{` in a template: {after:.40}"));
+        let key = &after[..end];
+        let i = values
+            .iter()
+            .position(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("no value for the template's `${{{key}}}`"));
+        used[i] = true;
+        out.push_str(values[i].1);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    if let Some(i) = used.iter().position(|used| !used) {
+        panic!("the template has no `${{{}}}`", values[i].0);
+    }
+    out
+}
+
+/// A template repeated per item, without the newline that ends its file (the caller joins
+/// the copies).
+fn part(template: &str, values: &[(&str, &str)]) -> String {
+    let mut text = fill(template, values);
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    text
+}
+
 /// The manifest: package, declaration (routes with the API key, grants from `--table`), and
 /// the dependencies the handlers use.
 fn cargo_toml(name: &str, routes: &[RouteSpec], tables: &[TableGrant]) -> String {
@@ -359,31 +414,17 @@ fn cargo_toml(name: &str, routes: &[RouteSpec], tables: &[TableGrant]) -> String
         .iter()
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
-    let mut out = format!(
-        r#"[package]
-name = "{name}"
-version = "0.1.0"
-description = "Lambda function for {}."
-edition.workspace = true
-rust-version.workspace = true
-license.workspace = true
-publish.workspace = true
-
-# The function's declaration: routes, tables and defaults (functions/catalog documents it).
-[package.metadata.function]
-memory_mb = 256
-timeout_seconds = 10
-"#,
-        described.join(", ")
-    );
-    for route in routes {
-        let _ = write!(
-            out,
-            "\n[[package.metadata.function.routes]]\nmethod = \"{}\"\npath = \"{}\"\napi_key = \"required\"\n",
-            route.method, route.path
-        );
-    }
+    let declared: String = routes
+        .iter()
+        .map(|route| {
+            fill(
+                templates::ROUTE,
+                &[("method", &route.method), ("path", &route.path)],
+            )
+        })
+        .collect();
     let mut sids = BTreeSet::new();
+    let mut grants = String::new();
     for grant in tables {
         let (verb, actions) = match grant.access {
             Access::Read => ("Read", "\"dynamodb:GetItem\", \"dynamodb:Query\""),
@@ -395,44 +436,30 @@ timeout_seconds = 10
         let table = camel(&grant.table);
         let sid = format!("{verb}{table}Items");
         if sids.insert(sid.clone()) {
-            let _ = write!(
-                out,
-                "\n[[package.metadata.function.grants]]\nsid = \"{sid}\"\nwhy = \"Scaffolded from `--table`: narrow it to what the handlers do.\"\ntable = \"{}\"\nactions = [{actions}]\n",
-                grant.table
+            grants += &fill(
+                templates::GRANT,
+                &[("sid", &sid), ("table", &grant.table), ("actions", actions)],
             );
         }
         if let Some(index) = &grant.index {
             let sid = format!("Query{table}{}", camel(index));
             if sids.insert(sid.clone()) {
-                let _ = write!(
-                    out,
-                    "\n[[package.metadata.function.grants]]\nsid = \"{sid}\"\nwhy = \"Scaffolded from `--table`: queries the index.\"\ntable = \"{}\"\nindex = \"{index}\"\nactions = [\"dynamodb:Query\"]\n",
-                    grant.table
+                grants += &fill(
+                    templates::INDEX_GRANT,
+                    &[("sid", &sid), ("table", &grant.table), ("index", index)],
                 );
             }
         }
     }
-    let _ = write!(
-        out,
-        r#"
-[[bin]]
-name = "{name}"
-path = "src/main.rs"
-
-[dependencies]
-service-common.workspace = true
-lambda_http.workspace = true
-tokio.workspace = true
-http.workspace = true
-aws-sdk-dynamodb.workspace = true
-serde.workspace = true
-utoipa.workspace = true
-
-[dev-dependencies]
-service-common = {{ workspace = true, features = ["test-tables"] }}
-"#
-    );
-    out
+    fill(
+        templates::CARGO_TOML,
+        &[
+            ("name", name),
+            ("described", &described.join(", ")),
+            ("routes", &declared),
+            ("grants", &grants),
+        ],
+    )
 }
 
 /// `by-kind` -> `ByKind`, `users` -> `Users`.
@@ -444,200 +471,70 @@ fn camel(text: &str) -> String {
 }
 
 fn main_rs(name: &str) -> String {
-    format!(
-        r#"//! Lambda entry point (the binary is packaged as `bootstrap`).
-
-use lambda_http::{{Error, service_fn}};
-
-/// One thread: Lambda sends one request at a time per process, and a single-threaded runtime
-/// starts faster.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {{
-    service_common::logging::init();
-    let state: {name}::State = service_common::state::from_env().await?;
-    let state = &state;
-    lambda_http::run(service_fn(move |request| {name}::handle(state, request))).await
-}}
-"#
-    )
+    fill(templates::MAIN_RS, &[("name", name)])
 }
 
-const MODEL_RS: &str = r#"//! The bodies the function answers with.
-
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-/// What a scaffolded route answers until it does real work.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Placeholder {
-    /// The function that answered.
-    pub function: String,
-    /// The route, as declared (`GET /items`).
-    pub route: String,
-    pub message: String,
-}
-"#;
-
+/// The library: `State`, one `Op` variant, `ROUTES` entry, dispatch arm and placeholder
+/// handler per route, and a test of the first route.
 fn lib_rs(name: &str, routes: &[RouteSpec]) -> String {
-    let mut variants = String::new();
-    let mut table = String::new();
-    let mut arms = String::new();
-    let mut handlers = String::new();
-    for route in routes {
-        let variant = route.variant();
-        let handler = route.handler();
-        let method = &route.method;
-        let path = &route.path;
-        let _ = writeln!(variants, "    {variant},");
-        let _ = writeln!(
-            table,
-            "    Route::new(Method::{method}, \"{path}\", Op::{variant}),"
-        );
-        let _ = writeln!(arms, "        Op::{variant} => {handler}(),");
-        let mut params = String::new();
-        for p in route.parameters() {
-            let _ = writeln!(
-                params,
-                "    params((\"{p}\" = String, Path, description = \"The `{p}` path parameter\")),"
-            );
-        }
-        let _ = write!(
-            handlers,
-            r#"
-/// `{method} {path}`: answers a placeholder until it does real work.
-#[utoipa::path(
-    {lower},
-    operation_id = "{name}{variant}",
-    path = "{path}",
-    tag = "{name}",
-{params}    responses(
-        (status = 200, description = "The placeholder answer", body = Placeholder),
-    ),
-    security(("api_key" = []))
-)]
-pub fn {handler}() -> Result<Response<Body>, ServiceError> {{
-    placeholder("{method} {path}")
-}}
-"#,
-            lower = method.to_ascii_lowercase(),
-        );
-    }
+    let lines = |line: &dyn Fn(&RouteSpec) -> String| -> String {
+        routes.iter().map(line).collect::<Vec<_>>().join("\n")
+    };
+    let variants = lines(&|route| format!("    {},", route.variant()));
+    let table = lines(&|route| {
+        let (method, path, variant) = (&route.method, &route.path, route.variant());
+        format!("    Route::new(Method::{method}, \"{path}\", Op::{variant}),")
+    });
+    let arms = lines(&|route| format!("        Op::{} => {}(),", route.variant(), route.handler()));
+    let handlers: Vec<String> = routes
+        .iter()
+        .map(|route| {
+            let params: String = route
+                .parameters()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "    params((\"{p}\" = String, Path, description = \"The `{p}` path parameter\")),\n"
+                    )
+                })
+                .collect();
+            part(
+                templates::HANDLER,
+                &[
+                    ("method", &route.method),
+                    ("path", &route.path),
+                    ("lower", &route.method.to_ascii_lowercase()),
+                    ("name", name),
+                    ("variant", &route.variant()),
+                    ("params", &params),
+                    ("handler", &route.handler()),
+                ],
+            )
+        })
+        .collect();
     let first = &routes[0];
-    format!(
-        r#"//! The `{name}` Lambda function, scaffolded by `cargo xtask new`: each route answers a
-//! placeholder. Replace the handlers' bodies; keep [`ROUTES`] in the order of the routes
-//! declared in `Cargo.toml` (a test compares them).
-
-pub mod model;
-#[cfg(test)]
-mod openapi;
-
-use aws_sdk_dynamodb::Client;
-use http::{{Method, StatusCode}};
-use lambda_http::{{Body, Error, Request, Response}};
-use service_common::http::response;
-use service_common::http::{{Call, Route, serve}};
-use service_common::{{Config, FunctionState, ServiceError}};
-
-use crate::model::Placeholder;
-
-/// What `{name}` builds once per process.
-#[derive(Clone, Debug)]
-pub struct State {{
-    pub config: Config,
-    /// For the tables the declaration grants.
-    pub dynamo: Client,
-}}
-
-impl FunctionState for State {{
-    fn new(config: Config, dynamo: Client) -> Self {{
-        Self {{ config, dynamo }}
-    }}
-
-    fn config(&self) -> &Config {{
-        &self.config
-    }}
-}}
-
-/// The operations of `{name}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {{
-{variants}}}
-
-/// The route table: the same methods and templates as the declaration's (a test pins them).
-pub const ROUTES: &[Route<Op>] = &[
-{table}];
-
-/// Serves one API Gateway request. Never returns `Err`: failures are rendered as the
-/// documented error response.
-pub async fn handle(state: &State, request: Request) -> Result<Response<Body>, Error> {{
-    Ok(serve(state, request, ROUTES, dispatch).await)
-}}
-
-async fn dispatch(_state: &State, call: Call<Op>) -> Result<Response<Body>, ServiceError> {{
-    match call.op {{
-{arms}    }}
-}}
-
-fn placeholder(route: &str) -> Result<Response<Body>, ServiceError> {{
-    let body = Placeholder {{
-        function: env!("CARGO_PKG_NAME").to_owned(),
-        route: route.to_owned(),
-        message: "scaffolded by cargo xtask new".to_owned(),
-    }};
-    response::json(StatusCode::OK, &body)
-}}
-{handlers}
-#[cfg(test)]
-mod tests {{
-    use super::*;
-    use service_common::testing::{{Event, TestApp, body_json}};
-
-    #[tokio::test]
-    async fn answers_the_placeholder() {{
-        let app = TestApp::start().await;
-        let request = Event::rest(Method::{method}, "{path}").build();
-        let response = handle(&app.state(), request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(body_json(&response)["route"], "{method} {path}");
-    }}
-}}
-"#,
-        method = first.method,
-        path = first.path,
+    fill(
+        templates::LIB_RS,
+        &[
+            ("name", name),
+            ("variants", &variants),
+            ("routes", &table),
+            ("arms", &arms),
+            ("handlers", &handlers.join("\n\n")),
+            ("method", &first.method),
+            ("path", &first.path),
+        ],
     )
 }
 
 fn openapi_rs(name: &str, routes: &[RouteSpec]) -> String {
-    let paths: Vec<String> = routes.iter().map(RouteSpec::handler).collect();
-    format!(
-        r#"//! This function's part of the OpenAPI document. The test below keeps
-//! `functions/{name}/openapi.json` up to date; `service-common` assembles the document from
-//! every such fragment.
-
-use utoipa::OpenApi;
-
-#[derive(OpenApi)]
-#[openapi(
-    paths({}),
-    tags((name = "{name}", description = "Scaffolded by cargo xtask new"))
-)]
-struct ApiDoc;
-
-#[test]
-fn openapi_fragment_is_up_to_date() {{
-    service_common::testing::check_function(
-        env!("CARGO_PKG_NAME"),
-        crate::ROUTES,
-        &ApiDoc::openapi(),
-    );
-}}
-"#,
-        paths
-            .iter()
-            .map(|p| format!("crate::{p}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let paths: Vec<String> = routes
+        .iter()
+        .map(|route| format!("crate::{}", route.handler()))
+        .collect();
+    fill(
+        templates::OPENAPI_RS,
+        &[("name", name), ("paths", &paths.join(", "))],
     )
 }
 
@@ -665,6 +562,144 @@ mod tests {
             RouteSpec::parse("/items")
                 .unwrap_err()
                 .contains("METHOD /path")
+        );
+    }
+
+    /// The scaffold's output for one function with every feature (two routes, a path
+    /// parameter, a read and a write grant, an index), pinned: the templates may move, the
+    /// crate they write may not change by accident. `UPDATE_EXPECT=1` rewrites the file after a
+    /// change made on purpose.
+    #[test]
+    fn output_is_pinned() {
+        let root = crate::base::env::workspace_root();
+        let routes = ["GET /items", "PUT /items/{id}"].map(|r| RouteSpec::parse(r).unwrap());
+        let tables = ["users:write:by-kind", "sessions"].map(|t| TableGrant::parse(t).unwrap());
+        let scaffold = plan(&root, "items", &routes, &tables).unwrap();
+        let rendered: String = scaffold
+            .files()
+            .iter()
+            .zip(&scaffold.files)
+            .map(|(path, (_, text))| format!("==> {path} <==\n{text}"))
+            .collect();
+        let expected = root.join("xtask/templates/items.expected");
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::write(&expected, &rendered).unwrap();
+        }
+        assert!(
+            rendered == std::fs::read_to_string(&expected).unwrap(),
+            "the scaffold's output differs from {}; if on purpose, rerun with UPDATE_EXPECT=1",
+            expected.display()
+        );
+    }
+
+    #[test]
+    fn fill_puts_each_value_where_its_key_is() {
+        assert_eq!(
+            fill(
+                "fn ${name}() { ${a}${a} }",
+                &[("name", "f"), ("a", "${name}")]
+            ),
+            "fn f() { ${name}${name} }"
+        );
+        assert_eq!(fill("$x {y} }", &[]), "$x {y} }");
+        let unused = std::panic::catch_unwind(|| fill("a", &[("name", "f")]));
+        assert!(unused.is_err(), "a value without a placeholder is refused");
+        let missing = std::panic::catch_unwind(|| fill("${name}", &[]));
+        assert!(missing.is_err(), "a placeholder without a value is refused");
+    }
+
+    /// Every kind of function `new` writes compiles without a warning, its tests included: one
+    /// route; several with path parameters; read, write and index grants. Cheap by design: the
+    /// crates are members of a small workspace of their own under the target directory, whose
+    /// dependencies are the real workspace's (`service-common` by path, the same lock file), and
+    /// `cargo check` keeps its target directory there from run to run, so only a first run
+    /// checks the dependencies.
+    #[test]
+    fn every_kind_compiles() {
+        let root = crate::base::env::workspace_root();
+        let kinds: [(&str, &[&str], &[&str]); 3] = [
+            ("one_route", &["GET /scaffolded"], &[]),
+            (
+                "parameters",
+                &[
+                    "GET /scaffolded/{id}",
+                    "DELETE /scaffolded/{id}/parts/{part_id}",
+                    "POST /scaffolded",
+                ],
+                &[],
+            ),
+            (
+                "grants",
+                &["PUT /granted"],
+                &["users:write:by-kind", "sessions:read:by-user", "users"],
+            ),
+        ];
+        // The test binary is `<target>/debug/deps/xtask-<hash>`.
+        let exe = std::env::current_exe().unwrap();
+        let check = exe.ancestors().nth(3).unwrap().join("scaffold-check");
+        let workspace = check.join("workspace");
+        let _ = std::fs::remove_dir_all(&workspace);
+        for (name, routes, tables) in kinds {
+            let routes: Vec<_> = routes
+                .iter()
+                .map(|r| RouteSpec::parse(r).unwrap())
+                .collect();
+            let tables: Vec<_> = tables
+                .iter()
+                .map(|t| TableGrant::parse(t).unwrap())
+                .collect();
+            let mut scaffold = plan(&root, name, &routes, &tables).unwrap();
+            scaffold.dir = workspace.join(name);
+            for (path, text) in &scaffold.files {
+                let path = scaffold.dir.join(path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, text).unwrap();
+            }
+        }
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let mut doc: DocumentMut = manifest.parse().unwrap();
+        let members = toml_edit::Array::from_iter(kinds.map(|(name, ..)| name));
+        doc["workspace"]["members"] = toml_edit::value(members);
+        doc["workspace"]
+            .as_table_mut()
+            .unwrap()
+            .remove("default-members");
+        for (_, dependency) in doc["workspace"]["dependencies"]
+            .as_table_mut()
+            .unwrap()
+            .iter_mut()
+        {
+            if let Some(path) = dependency
+                .as_inline_table_mut()
+                .and_then(|table| table.get_mut("path"))
+            {
+                let absolute = root.join(path.as_str().unwrap());
+                *path = absolute.to_str().unwrap().into();
+            }
+        }
+        std::fs::write(workspace.join("Cargo.toml"), doc.to_string()).unwrap();
+        std::fs::copy(root.join("Cargo.lock"), workspace.join("Cargo.lock")).unwrap();
+        let started = std::time::Instant::now();
+        let output = emulator::cargo()
+            .args([
+                "check",
+                "--offline",
+                "--quiet",
+                "--workspace",
+                "--all-targets",
+            ])
+            .arg("--target-dir")
+            .arg(check.join("target"))
+            .env("RUSTFLAGS", "-D warnings")
+            .current_dir(&workspace)
+            .output()
+            .unwrap();
+        eprintln!("cargo check of the scaffolds: {:.1?}", started.elapsed());
+        assert!(
+            output.status.success(),
+            "a scaffolded crate does not compile (in {}):\n{}",
+            workspace.display(),
+            String::from_utf8_lossy(&output.stderr)
         );
     }
 

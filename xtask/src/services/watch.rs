@@ -327,25 +327,25 @@ fn ensure_served(sh: &Shell, env: &Env) -> Result<ApiState> {
     }
 }
 
-/// `cargo xtask bench`'s figure of the loop: a comment appended to the `health` handler (and
+/// `cargo xtask bench`'s figure of the loop: a comment appended to `function`'s handler (and
 /// taken out again afterwards) until the local API server serves the rebuilt binary, the same
 /// path a save in an editor takes (file event, dev build, `SIGHUP`, `routing.json`). One
 /// untimed build first, so the figure is the incremental rebuild a developer sees, not the
 /// first compile of the dev profile.
-pub fn bench(sh: &Shell, env: &Env) -> Result<Rebuilt> {
+pub fn bench(sh: &Shell, env: &Env, function: &str) -> Result<Rebuilt> {
     let session = Session::start(sh, env)?;
     session
-        .rebuild(&["health"], Instant::now())?
-        .context("the dev build of health failed")?;
+        .rebuild(&[function], Instant::now())?
+        .with_context(|| format!("the dev build of {function} failed"))?;
     let (tx, rx) = mpsc::channel();
     let watcher = watch_sources(&env.root, tx)?;
-    let handler = env.root.join("functions/health/src/lib.rs");
+    let handler = env.root.join("functions").join(function).join("src/lib.rs");
     let edit = ScratchEdit::append(&handler, "\n// cargo xtask bench: a scratch change\n")?;
     let saved = Instant::now();
     let result = loop {
         match rx.recv_timeout(SERVE_TIMEOUT) {
-            Ok(Message::Saved { functions, .. }) if functions.contains("health") => {
-                break session.rebuild(&["health"], saved);
+            Ok(Message::Saved { functions, .. }) if functions.contains(function) => {
+                break session.rebuild(&[function], saved);
             }
             Ok(_) => {}
             Err(_) => break Err(anyhow::anyhow!("no file event for {}", handler.display())),
@@ -354,7 +354,7 @@ pub fn bench(sh: &Shell, env: &Env) -> Result<Rebuilt> {
     drop(watcher);
     drop(edit);
     session.finish()?;
-    result?.context("the dev build of the changed health failed")
+    result?.with_context(|| format!("the dev build of the changed {function} failed"))
 }
 
 /// A change to a source file that is undone when dropped, whatever happens in between.

@@ -5,6 +5,14 @@
 //! resolved to the module they name, and checked: a module imports only its own layer or the
 //! layers below it, a command never imports another command, no modules import each other in a
 //! circle, and every file opens with a `//!` line saying why it exists.
+//!
+//! Beside it, the rules over the whole workspace: `cargo` (the manifests), `sources` (what
+//! the source text may name) and `architecture` (every invariant of `ARCHITECTURE.md` names
+//! the test that holds it).
+
+mod architecture;
+mod cargo;
+mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
