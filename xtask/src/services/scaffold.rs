@@ -567,8 +567,8 @@ mod tests {
 
     /// The scaffold's output for one function with every feature (two routes, a path
     /// parameter, a read and a write grant, an index), pinned: the templates may move, the
-    /// crate they write may not change by accident. `UPDATE_EXPECT=1` rewrites the file after a
-    /// change made on purpose.
+    /// crate they write may not change by accident (`expect-test`: `UPDATE_EXPECT=1` rewrites
+    /// the file after a change made on purpose).
     #[test]
     fn output_is_pinned() {
         let root = crate::base::env::workspace_root();
@@ -581,15 +581,7 @@ mod tests {
             .zip(&scaffold.files)
             .map(|(path, (_, text))| format!("==> {path} <==\n{text}"))
             .collect();
-        let expected = root.join("xtask/templates/items.expected");
-        if std::env::var_os("UPDATE_EXPECT").is_some() {
-            std::fs::write(&expected, &rendered).unwrap();
-        }
-        assert!(
-            rendered == std::fs::read_to_string(&expected).unwrap(),
-            "the scaffold's output differs from {}; if on purpose, rerun with UPDATE_EXPECT=1",
-            expected.display()
-        );
+        expect_test::expect_file!["../../templates/items.expected"].assert_eq(&rendered);
     }
 
     #[test]
@@ -606,101 +598,6 @@ mod tests {
         assert!(unused.is_err(), "a value without a placeholder is refused");
         let missing = std::panic::catch_unwind(|| fill("${name}", &[]));
         assert!(missing.is_err(), "a placeholder without a value is refused");
-    }
-
-    /// Every kind of function `new` writes compiles without a warning, its tests included: one
-    /// route; several with path parameters; read, write and index grants. Cheap by design: the
-    /// crates are members of a small workspace of their own under the target directory, whose
-    /// dependencies are the real workspace's (`service-common` by path, the same lock file), and
-    /// `cargo check` keeps its target directory there from run to run, so only a first run
-    /// checks the dependencies.
-    #[test]
-    fn every_kind_compiles() {
-        let root = crate::base::env::workspace_root();
-        let kinds: [(&str, &[&str], &[&str]); 3] = [
-            ("one_route", &["GET /scaffolded"], &[]),
-            (
-                "parameters",
-                &[
-                    "GET /scaffolded/{id}",
-                    "DELETE /scaffolded/{id}/parts/{part_id}",
-                    "POST /scaffolded",
-                ],
-                &[],
-            ),
-            (
-                "grants",
-                &["PUT /granted"],
-                &["users:write:by-kind", "sessions:read:by-user", "users"],
-            ),
-        ];
-        // The test binary is `<target>/debug/deps/xtask-<hash>`.
-        let exe = std::env::current_exe().unwrap();
-        let check = exe.ancestors().nth(3).unwrap().join("scaffold-check");
-        let workspace = check.join("workspace");
-        let _ = std::fs::remove_dir_all(&workspace);
-        for (name, routes, tables) in kinds {
-            let routes: Vec<_> = routes
-                .iter()
-                .map(|r| RouteSpec::parse(r).unwrap())
-                .collect();
-            let tables: Vec<_> = tables
-                .iter()
-                .map(|t| TableGrant::parse(t).unwrap())
-                .collect();
-            let mut scaffold = plan(&root, name, &routes, &tables).unwrap();
-            scaffold.dir = workspace.join(name);
-            for (path, text) in &scaffold.files {
-                let path = scaffold.dir.join(path);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(path, text).unwrap();
-            }
-        }
-        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-        let mut doc: DocumentMut = manifest.parse().unwrap();
-        let members = toml_edit::Array::from_iter(kinds.map(|(name, ..)| name));
-        doc["workspace"]["members"] = toml_edit::value(members);
-        doc["workspace"]
-            .as_table_mut()
-            .unwrap()
-            .remove("default-members");
-        for (_, dependency) in doc["workspace"]["dependencies"]
-            .as_table_mut()
-            .unwrap()
-            .iter_mut()
-        {
-            if let Some(path) = dependency
-                .as_inline_table_mut()
-                .and_then(|table| table.get_mut("path"))
-            {
-                let absolute = root.join(path.as_str().unwrap());
-                *path = absolute.to_str().unwrap().into();
-            }
-        }
-        std::fs::write(workspace.join("Cargo.toml"), doc.to_string()).unwrap();
-        std::fs::copy(root.join("Cargo.lock"), workspace.join("Cargo.lock")).unwrap();
-        let started = std::time::Instant::now();
-        let output = emulator::cargo()
-            .args([
-                "check",
-                "--offline",
-                "--quiet",
-                "--workspace",
-                "--all-targets",
-            ])
-            .arg("--target-dir")
-            .arg(check.join("target"))
-            .env("RUSTFLAGS", "-D warnings")
-            .current_dir(&workspace)
-            .output()
-            .unwrap();
-        eprintln!("cargo check of the scaffolds: {:.1?}", started.elapsed());
-        assert!(
-            output.status.success(),
-            "a scaffolded crate does not compile (in {}):\n{}",
-            workspace.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
     }
 
     #[test]

@@ -87,15 +87,36 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
         output
     };
 
-    let created = stdout_json(&cargo_xtask(&[
+    // Every kind of declaration `new` writes, in one crate, so this one build compiles them
+    // all: a plain route, path parameters (one and two), a body route, and read, write and
+    // index grants. Warnings count as failures: a scaffold must start clean.
+    let new = cargo_xtask(&[
         "new",
         "items",
         "--route",
         "GET /items",
+        "--route",
+        "GET /items/{id}",
+        "--route",
+        "DELETE /items/{id}/parts/{part_id}",
+        "--route",
+        "POST /items",
         "--table",
         "users:read",
+        "--table",
+        "users:write:by-kind",
+        "--table",
+        "sessions:read:by-user",
         "--json",
-    ]));
+    ]);
+    // A diagnostic points into the crate (` --> functions/items/...`); the build succeeded,
+    // so any such line is a warning.
+    assert!(
+        !stderr(&new).contains("functions/items/src"),
+        "the scaffold compiles without warnings:\n{}",
+        stderr(&new)
+    );
+    let created = stdout_json(&new);
     assert!(
         created["files"]
             .as_array()
@@ -119,6 +140,12 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
         deployed["local_api_url"].as_str().unwrap().to_owned()
     };
     let url = deploy();
+    let release_build =
+        std::fs::read_to_string(build.join("local/logs/cargo-build.log")).unwrap_or_default();
+    assert!(
+        !release_build.contains("functions/items/src"),
+        "the scaffold's release build has no warnings:\n{release_build}"
+    );
     let key =
         String::from_utf8(cargo_xtask(&["outputs", "api_key_value", "--show-sensitive"]).stdout)
             .unwrap();
