@@ -1,7 +1,7 @@
 //! Applies the `local` environment against moto on loopback, bootstrap then service (with small
 //! dummy function zips uploaded in between), proves the next plan is empty (idempotent), then
-//! destroys and proves nothing is left in state. Once as shipped and once with the VPC option;
-//! each scenario runs its own moto, so the two run in parallel.
+//! destroys and proves nothing is left in state: with the VPC option (the shipped `local` goes
+//! through the same steps in the life-cycle scenario, driven by `cargo xtask`).
 
 mod common;
 
@@ -199,21 +199,10 @@ fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
     step("destroyed");
 }
 
-/// `local`, plus a trusted client with a daily quota beside its public `app` (no quota): each
-/// gets its own key and usage plan on moto.
-#[test]
-fn local_applies_is_idempotent_and_destroys_cleanly() {
-    let mut config = infra::load_config("local").unwrap();
-    config.api.clients.push(infra::config::Client {
-        name: "billing-sync".into(),
-        rate_per_second: 5.0,
-        burst: 10,
-        quota_per_day: Some(20_000),
-        trusted: true,
-    });
-    apply_plan_destroy("local", config, None);
-}
-
+/// `local` with the VPC option, plus a trusted client with a daily quota beside its public `app`
+/// (no quota): each client gets its own key and usage plan on moto. `local` as shipped is
+/// applied, planned and destroyed by the life-cycle scenario
+/// (`xtask/tests/life_cycle/full_cycle.rs`), through `cargo xtask` as a user runs it.
 #[test]
 fn local_with_vpc_applies_is_idempotent_and_destroys_cleanly() {
     let vpc = Vpc {
@@ -222,5 +211,13 @@ fn local_with_vpc_applies_is_idempotent_and_destroys_cleanly() {
         nat_per_az: true,
         flow_logs: true,
     };
-    apply_plan_destroy("vpc", infra::load_config("local").unwrap(), Some(vpc));
+    let mut config = infra::load_config("local").unwrap();
+    config.api.clients.push(infra::config::Client {
+        name: "billing-sync".into(),
+        rate_per_second: 5.0,
+        burst: 10,
+        quota_per_day: Some(20_000),
+        trusted: true,
+    });
+    apply_plan_destroy("vpc", config, Some(vpc));
 }

@@ -1,7 +1,8 @@
 //! What `cargo xtask bench` measures, one module per figure that takes more than a call:
 //! `cold_start` (a release binary's start to first response), `memory` (peak resident memory
-//! of the functions' processes), `cost` (the price model), and here the packages, synthesis
-//! and the measured deploys. The command prints; these measure.
+//! of the functions' processes), `cost` (the price model), `release_build` (a clean release
+//! build and a one-function rebuild), and here the packages, synthesis and the measured
+//! deploys. The command prints; these measure.
 //!
 //! The functions measured are picked from the catalog by what they declare, never by name, so
 //! the benchmark runs unchanged after `cargo xtask new` or `remove`.
@@ -9,6 +10,7 @@
 pub mod cold_start;
 pub mod cost;
 pub mod memory;
+pub mod release_build;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
