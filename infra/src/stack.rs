@@ -605,6 +605,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
                 rate_per_second: c.client.rate_per_second,
                 burst: c.client.burst,
                 quota_per_day: c.client.quota_per_day.map(u64::from),
+                // Not in the list: the key is an output of its own, sensitive (below).
                 key_value: String::new(),
             };
             serde_json::to_value(listed).expect("a client serialises")

@@ -125,7 +125,7 @@ impl Emulator {
         &self.lambda
     }
 
-    /// `GetAlias`; the error is one line (no alias output, no function, no alias, no emulator).
+    /// `GetAlias`; the error is one line (no function, no alias, no emulator).
     pub async fn read_alias(&self, short: &str) -> Result<AliasState, String> {
         let alias = &self.deployment.alias;
         let name = &self.deployment.functions[short];

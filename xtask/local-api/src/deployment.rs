@@ -12,7 +12,6 @@ use anyhow::{Context, Result};
 
 use crate::limits::ClientKey;
 use deploy_files::Outputs;
-use serde_json::Value;
 
 /// The parts of a deployment the local server needs.
 #[derive(Debug, Clone)]
@@ -52,13 +51,6 @@ impl Deployment {
         })?;
         Self::from_outputs(&outputs)
             .with_context(|| format!("in the outputs file {}", path.display()))
-    }
-
-    /// From JSON in either form [`Outputs`] reads (flat or terraform's own).
-    pub fn from_value(value: &Value) -> Result<Deployment> {
-        let outputs: Outputs =
-            serde_json::from_value(value.clone()).context("expected a JSON object of outputs")?;
-        Self::from_outputs(&outputs)
     }
 
     /// The server's view: every catalog function must be in the outputs (the server routes
