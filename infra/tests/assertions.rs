@@ -557,7 +557,7 @@ fn every_client_has_its_own_key_plan_and_link() {
                 }),
                 "{env}"
             );
-            let output = &service["output"][format!("api_key_value_{}", client.ident())];
+            let output = &service["output"][deploy_files::outputs::api_key_output(&client.name)];
             assert_eq!(output["sensitive"], true, "{env}");
             assert_eq!(
                 output["value"],
@@ -724,7 +724,7 @@ fn terraform_creates_the_alias_and_xtask_moves_it() {
                 "{env}: no release alarm of {function}: {gate:?}"
             );
             assert_eq!(
-                service["output"][format!("{function}_version")]["value"],
+                service["output"][deploy_files::outputs::version_output(function)]["value"],
                 format!("${{aws_lambda_function.{function}.version}}")
             );
         }
