@@ -66,28 +66,25 @@ fn deploy_noop_change_one_function_destroy() {
 
     // 2. Outputs, from the file smoke and the local API server read.
     let outputs = stdout_json(&xtask(&dir, &["outputs", "--json"]));
-    for key in [
-        "api_url",
-        "users_table",
-        "sessions_table",
-        "health_function",
-        "alias_name",
-    ] {
-        assert!(
-            outputs.get(key).is_some(),
-            "missing output {key}: {outputs}"
-        );
+    let on_disk = deploy_files::Outputs::read(&dir.join("local/outputs.json")).unwrap();
+    assert!(
+        outputs
+            .as_object()
+            .unwrap()
+            .keys()
+            .eq(on_disk.to_map().keys()),
+        "the listing is the file's outputs: {outputs}"
+    );
+    for function in catalog::NAMES {
+        assert!(on_disk.functions.contains_key(*function), "{function}");
     }
     assert_eq!(
         outputs["api_key_value"],
         "<sensitive: add --show-sensitive>"
     );
-    let on_disk: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("local/outputs.json")).unwrap())
-            .unwrap();
-    assert_eq!(on_disk["api_url"], outputs["api_url"]);
+    assert_eq!(outputs["api_url"], on_disk.api_url);
     // The API key: Terraform marks it sensitive, and every file holding it is private.
-    let key = on_disk["api_key_value"].as_str().unwrap();
+    let key = on_disk.api_key_value.as_str();
     assert!(!key.is_empty());
     let sensitive = std::fs::read_to_string(dir.join("local/sensitive-outputs.json")).unwrap();
     assert!(sensitive.contains("\"api_key_value\""), "{sensitive}");
