@@ -128,7 +128,8 @@ pub enum Command {
     /// serves at once.
     #[command(after_help = "Examples:\n  \
         cargo xtask new items --route \"GET /items\" --route \"POST /items\" --table users:write\n  \
-        cargo xtask new reports --route \"GET /reports/{id}\" --table users:read:by-kind")]
+        cargo xtask new reports --route \"GET /reports/{id}\" --table users:read:by-kind\n  \
+        cargo xtask new charges --route \"POST /charges\" --secret payments-key")]
     New(NewArgs),
     /// Take a function crate out of the workspace (`deploy` then takes it off the stack).
     Remove(RemoveArgs),
@@ -146,6 +147,10 @@ pub struct NewArgs {
     /// PutItem, UpdateItem and DeleteItem; INDEX also grants Query on that index.
     #[arg(long = "table", value_name = "TABLE", value_parser = TableGrant::parse)]
     pub tables: Vec<TableGrant>,
+    /// A secret it reads (a-z, 0-9, '-'): infra creates it and grants it to this function;
+    /// `cargo xtask secret set NAME` gives it a value. Repeat for more.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]
