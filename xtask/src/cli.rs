@@ -133,6 +133,15 @@ pub enum Command {
     New(NewArgs),
     /// Take a function crate out of the workspace (`deploy` then takes it off the stack).
     Remove(RemoveArgs),
+    /// Set, list, show or remove the values of the secrets functions declare (`secrets = [...]`
+    /// in their manifest), straight in Secrets Manager: never through Terraform.
+    #[command(subcommand)]
+    #[command(after_help = "Examples:\n  \
+        cargo xtask secret set payments-key --env dev          # prompts, without echo\n  \
+        printf %s \"$KEY\" | cargo xtask secret set payments-key  # from standard input\n  \
+        cargo xtask secret list --json\n  \
+        cargo xtask secret get payments-key --show-sensitive")]
+    Secret(SecretCommand),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -338,6 +347,35 @@ pub enum LocalCommand {
     /// Report whether the emulator and the local API server are running
     /// (exit code 3 when the emulator is not).
     Status,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum SecretCommand {
+    /// Store a new value (a new version; functions read it within their cache's TTL). The
+    /// value comes from a prompt that does not echo, or from standard input when it is not a
+    /// terminal: never from an argument, which shell history and `ps` would keep.
+    Set {
+        /// The declared secret.
+        name: String,
+    },
+    /// Every declared secret: which functions read it, its current version id, when it last
+    /// changed and how many versions are kept. Never a value.
+    List,
+    /// Print the current value (refused without --show-sensitive).
+    Get {
+        /// The declared secret.
+        name: String,
+        /// Print the value on stdout.
+        #[arg(long)]
+        show_sensitive: bool,
+    },
+    /// Delete the value and every earlier version at once (no recovery window). The
+    /// declaration stays: the next deploy that applies the service stack recreates the secret
+    /// empty; remove it from the manifest to retire it.
+    Rm {
+        /// The declared secret.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]

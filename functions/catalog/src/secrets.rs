@@ -25,9 +25,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
             variable(name)
         ));
     }
-    // Secrets Manager appends `-` and six random characters to a secret's ARN; a name that
-    // itself ends so is mistaken for a partial ARN by the calls that accept either.
-    if name.rsplit('-').next().is_some_and(|last| last.len() == 6) && name.contains('-') {
+    // Secrets Manager appends `-` and six random characters to a secret's ARN; an AWS name
+    // (`...secret-<name>`) that itself ends so is mistaken for a partial ARN by the calls that
+    // accept either.
+    if name.rsplit('-').next().is_some_and(|last| last.len() == 6) {
         return Err(format!(
             "secret `{name}`: a name may not end with '-' and six characters (Secrets Manager \
              would read it as a partial ARN); rename the last part"
@@ -55,7 +56,7 @@ mod tests {
     fn names_are_checked_and_mapped_to_one_variable() {
         assert_eq!(variable("payments-key"), "SECRET_ARN_PAYMENTS_KEY");
         assert_eq!(aws_suffix("payments-key"), "secret-payments-key");
-        for good in ["payments-key", "pepper", "a1", "signing-key-2"] {
+        for good in ["payments-key", "password-peppers", "a1", "signing-key-2"] {
             check_name(good).unwrap();
         }
         for bad in [
