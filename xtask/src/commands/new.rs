@@ -32,13 +32,15 @@ pub fn run(json: bool, args: NewArgs) -> Result<()> {
         .iter()
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
-    let mut next: Vec<String> = args
-        .secrets
-        .iter()
-        .map(|secret| format!("cargo xtask secret set {secret}   # after the first deploy"))
-        .collect();
+    let mut next = vec!["cargo xtask deploy".to_owned()];
+    // The deploy creates each secret empty; the function answers 500 where it needs one
+    // until it is set.
+    next.extend(
+        args.secrets
+            .iter()
+            .map(|secret| format!("cargo xtask secret set {secret}")),
+    );
     next.extend([
-        "cargo xtask deploy".to_owned(),
         "cargo xtask watch".to_owned(),
         format!("cargo xtask invoke {name} --example rest"),
         format!("cargo xtask logs {name}"),
