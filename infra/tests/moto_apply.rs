@@ -233,6 +233,15 @@ fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
         Vec::<String>::new(),
         "{name}: files holding a secret value"
     );
+    // The search reads the state: the secrets' names are there.
+    let first =
+        infra::constructs::secrets::aws_name(config.names(), declared.keys().next().unwrap());
+    assert!(
+        files_holding(&dir, &first)
+            .iter()
+            .any(|f| f.ends_with(".tfstate")),
+        "{name}: no state file names {first}"
+    );
     step("secrets set, in no state");
 
     let plan = common::terraform(

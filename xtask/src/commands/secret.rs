@@ -35,7 +35,7 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<()> {
                 .map(|s| {
                     let state = match (&s.current_version, s.exists) {
                         (Some(version), _) => format!(
-                            "version {version}, set {}, {} version(s) kept",
+                            "version {version}, last changed {}, {} version(s) kept",
                             s.last_changed.as_deref().unwrap_or("?"),
                             s.versions.len()
                         ),

@@ -14,6 +14,7 @@ use std::io::{IsTerminal, Read};
 use anyhow::{Context, Result, bail};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
 use infra::config::Names;
 use serde::Serialize;
@@ -82,7 +83,7 @@ pub struct Status {
     /// The version functions read (`AWSCURRENT`); none: no value.
     pub current_version: Option<String>,
     pub versions: Vec<Version>,
-    /// When the secret (a value or its settings) last changed.
+    /// When the current value was set (else when the secret last changed).
     pub last_changed: Option<String>,
 }
 
@@ -99,34 +100,49 @@ fn not_found(error: &impl ProvideErrorMetadata) -> bool {
     error.code() == Some("ResourceNotFoundException")
 }
 
-/// Every declared secret's status, with its versions.
+/// The secret as Secrets Manager describes it; `None` when it does not exist. Only
+/// `DescribeSecret`, which the deploy role has for the declared secrets.
+async fn describe(client: &Client, secret: &Declared) -> Result<Option<DescribeSecretOutput>> {
+    match client
+        .describe_secret()
+        .secret_id(&secret.aws_name)
+        .send()
+        .await
+    {
+        Ok(described) => Ok(Some(described)),
+        Err(e) if e.as_service_error().is_some_and(not_found) => Ok(None),
+        Err(e) => Err(failed(&e, format!("describing {}", secret.aws_name))),
+    }
+}
+
+fn has_value(described: &DescribeSecretOutput) -> bool {
+    described
+        .version_ids_to_stages()
+        .is_some_and(|versions| versions.values().flatten().any(|s| s == CURRENT))
+}
+
+/// Every declared secret's status, with its versions. The versions are listed only for a
+/// secret that exists: moto 5.2.5 answers `ListSecretVersionIds` on a missing one with a 500
+/// (AWS with `ResourceNotFoundException`).
 pub async fn list(client: &Client, env: &Env) -> Result<Vec<Status>> {
     let mut out = Vec::new();
     for secret in declared(env) {
+        let Some(described) = describe(client, &secret).await? else {
+            out.push(Status {
+                secret,
+                exists: false,
+                current_version: None,
+                versions: Vec::new(),
+                last_changed: None,
+            });
+            continue;
+        };
         let listed = client
             .list_secret_version_ids()
             .secret_id(&secret.aws_name)
             .send()
-            .await;
-        let listed = match listed {
-            Ok(listed) => listed,
-            Err(e) if e.as_service_error().is_some_and(not_found) => {
-                out.push(Status {
-                    secret,
-                    exists: false,
-                    current_version: None,
-                    versions: Vec::new(),
-                    last_changed: None,
-                });
-                continue;
-            }
-            Err(e) => {
-                return Err(failed(
-                    &e,
-                    format!("listing the versions of {}", secret.aws_name),
-                ));
-            }
-        };
+            .await
+            .map_err(|e| failed(&e, format!("listing the versions of {}", secret.aws_name)))?;
         let versions: Vec<Version> = listed
             .versions()
             .iter()
@@ -139,10 +155,12 @@ pub async fn list(client: &Client, env: &Env) -> Result<Vec<Status>> {
         let current = versions
             .iter()
             .find(|v| v.stages.iter().any(|s| s == CURRENT));
-        let last_changed = current.and_then(|v| v.created.clone());
         out.push(Status {
             current_version: current.map(|v| v.id.clone()),
-            last_changed,
+            // The current value's date: moto 5.2.5 leaves `LastChangedDate` at the creation.
+            last_changed: current
+                .and_then(|v| v.created.clone())
+                .or_else(|| timestamp(described.last_changed_date())),
             versions,
             exists: true,
             secret,
@@ -152,26 +170,15 @@ pub async fn list(client: &Client, env: &Env) -> Result<Vec<Status>> {
 }
 
 /// The declared secrets of `env` that have no value (missing or without an `AWSCURRENT`
-/// version), with the functions that read them. Only `DescribeSecret`, which the deploy role
-/// has for the declared secrets.
+/// version), with the functions that read them.
 pub async fn without_value(client: &Client, env: &Env) -> Result<Vec<Declared>> {
     let mut out = Vec::new();
     for secret in declared(env) {
-        let described = client
-            .describe_secret()
-            .secret_id(&secret.aws_name)
-            .send()
-            .await;
-        let has_value = match described {
-            Ok(d) => d
-                .version_ids_to_stages()
-                .is_some_and(|versions| versions.values().flatten().any(|s| s == CURRENT)),
-            Err(e) if e.as_service_error().is_some_and(not_found) => false,
-            Err(e) => {
-                return Err(failed(&e, format!("describing {}", secret.aws_name)));
-            }
-        };
-        if !has_value {
+        if !describe(client, &secret)
+            .await?
+            .as_ref()
+            .is_some_and(has_value)
+        {
             out.push(secret);
         }
     }
@@ -189,11 +196,11 @@ pub async fn set(client: &Client, env: &Env, secret: &Declared, value: &str) -> 
     match put {
         Ok(put) => Ok(put.version_id().unwrap_or_default().to_owned()),
         Err(e) if e.as_service_error().is_some_and(not_found) => bail!(
-            "{} does not exist in `{}` yet: the deploy that applies the service stack creates \
-             it (empty); run `cargo xtask deploy --env {0}` (with --force if nothing changed), \
-             then set it",
+            "{} does not exist in `{env}` yet: the deploy that applies the service stack \
+             creates it (empty); run `cargo xtask deploy --env {env}` (with --force if nothing \
+             changed), then set it",
             secret.aws_name,
-            env.name
+            env = env.name
         ),
         Err(e) => Err(failed(
             &e,
@@ -246,7 +253,7 @@ pub async fn remove(client: &Client, secret: &Declared) -> Result<()> {
 /// `ps`): a prompt that does not echo when standard input is a terminal, else all of standard
 /// input, without the one line break that ends it (`echo`, a here-string).
 pub fn read_value(secret: &Declared, env: &Env) -> Result<String> {
-    let mut value = if std::io::stdin().is_terminal() {
+    let text = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(format!(
             "Value of `{}` in `{}` (not shown): ",
             secret.name, env.name
@@ -259,16 +266,21 @@ pub fn read_value(secret: &Declared, env: &Env) -> Result<String> {
             .context("reading the value from standard input")?;
         text
     };
-    if value.ends_with('\n') {
-        value.pop();
-        if value.ends_with('\r') {
-            value.pop();
+    value_of(text)
+}
+
+/// `text` without the one line break that ends it (`\n` or `\r\n`); an empty value is refused.
+fn value_of(mut text: String) -> Result<String> {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
         }
     }
-    if value.is_empty() {
+    if text.is_empty() {
         bail!("the value is empty: nothing was set");
     }
-    Ok(value)
+    Ok(text)
 }
 
 /// The Secrets Manager client for `target`.
@@ -281,6 +293,22 @@ mod tests {
     use super::*;
     use crate::base::process;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn a_value_loses_only_its_final_line_break() {
+        for (text, value) in [
+            ("k3y\n", "k3y"),
+            ("k3y\r\n", "k3y"),
+            ("k3y", "k3y"),
+            ("a\nb\n\n", "a\nb\n"),
+            (" k3y \n", " k3y "),
+        ] {
+            assert_eq!(value_of(text.to_owned()).unwrap(), value, "{text:?}");
+        }
+        for empty in ["", "\n", "\r\n"] {
+            assert!(value_of(empty.to_owned()).is_err(), "{empty:?}");
+        }
+    }
 
     /// On moto over HTTP: a declared secret, created empty as Terraform creates it, is named
     /// by the deploy check; a value set here reaches a function's reader
