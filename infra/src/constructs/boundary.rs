@@ -184,12 +184,11 @@ pub fn statements(config: &Config, account: &Account, keys: &[Expr]) -> Vec<Stat
         ));
     }
     if !super::secrets::declared().is_empty() {
-        let secrets = super::secrets::aws_name(config.names(), "");
         s.push(
             Statement::allow(
                 "DeclaredSecrets",
                 &["secretsmanager:GetSecretValue"],
-                vec![in_region("secretsmanager", &format!("secret:{secrets}*"))],
+                vec![super::secrets::arn_pattern(&config.scope(account))],
             )
             .condition(from_functions),
         );
