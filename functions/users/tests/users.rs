@@ -824,8 +824,11 @@ async fn a_password_change_ends_every_other_session_at_once() {
 }
 
 /// Rounds of each race; every round is a fresh user, so the invariant is checked many times
-/// over many interleavings.
+/// over many interleavings. A race runs more rounds, up to `MAX_RACE_ROUNDS`, until a log-in
+/// that succeeded overlapped the revocation: on a loaded machine the revocation may win every
+/// one of the first rounds, and a race that never ran proves nothing.
 const RACE_ROUNDS: usize = 12;
+const MAX_RACE_ROUNDS: usize = 48;
 /// Log-ins that race the revocation in each round.
 const RACING_LOG_INS: usize = 5;
 
@@ -841,10 +844,31 @@ struct Race {
     overlapping: usize,
 }
 
-/// Starts `RACING_LOG_INS` log-ins with `password` and `revoke` at once (released together by
-/// a barrier, each on the multi-threaded runtime; the password hashing runs on the blocking
-/// pool, so they really run side by side) and times each.
-async fn race(app: &Arc<TestApp>, email: &str, password: &str, revoke: Event) -> Race {
+/// The head start round `round` gives the log-ins over the revocation: none, then a quarter,
+/// a half and three quarters of one log-in's time, and again. Both need a password check, so
+/// without it the outcome depends on the scheduler alone; with it, some rounds have log-ins
+/// succeed while the revocation is already running.
+fn head_start(round: usize, log_in_time: std::time::Duration) -> std::time::Duration {
+    log_in_time * (round % 4) as u32 / 4
+}
+
+/// How long one log-in takes here (the scale of [`head_start`]).
+async fn log_in_time(app: &TestApp, email: &str) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    token_for(app, email).await;
+    started.elapsed()
+}
+
+/// Starts `RACING_LOG_INS` log-ins with `password` and, `delay` later, `revoke` (released
+/// together by a barrier, each on the multi-threaded runtime; the password hashing runs on the
+/// blocking pool, so they really run side by side) and times each.
+async fn race(
+    app: &Arc<TestApp>,
+    email: &str,
+    password: &str,
+    revoke: Event,
+    delay: std::time::Duration,
+) -> Race {
     use std::time::Instant;
     let start = Arc::new(tokio::sync::Barrier::new(RACING_LOG_INS + 1));
     let mut log_ins = tokio::task::JoinSet::new();
@@ -862,6 +886,7 @@ async fn race(app: &Arc<TestApp>, email: &str, password: &str, revoke: Event) ->
         let app = Arc::clone(app);
         tokio::spawn(async move {
             start.wait().await;
+            tokio::time::sleep(delay).await;
             let began = Instant::now();
             let status = handle(&app.state(), revoke.build()).await.unwrap().status();
             (status, began, Instant::now())
@@ -890,18 +915,24 @@ async fn race(app: &Arc<TestApp>, email: &str, password: &str, revoke: Event) ->
 async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
     let app = Arc::new(TestApp::start().await);
     let mut overlapping = 0;
-    for round in 0..RACE_ROUNDS {
+    let mut rounds = 0;
+    for round in 0..MAX_RACE_ROUNDS {
+        if round >= RACE_ROUNDS && overlapping > 0 {
+            break;
+        }
+        rounds += 1;
         let email = format!("doomed{round}@example.com");
         let id = register(&app, &email).await["id"]
             .as_str()
             .unwrap()
             .to_owned();
+        let took = log_in_time(&app, &email).await;
         let token = token_for(&app, &email).await;
         let delete = Event::rest(Method::DELETE, "/users/{id}")
             .param("id", &id)
             .bearer(&token)
             .json(&json!({"current_password": PASSWORD}));
-        let race = race(&app, &email, PASSWORD, delete).await;
+        let race = race(&app, &email, PASSWORD, delete, head_start(round, took)).await;
         assert_eq!(race.status, StatusCode::NO_CONTENT, "round {round}");
         overlapping += race.overlapping;
         for token in race.tokens.iter().chain([&token]) {
@@ -914,7 +945,7 @@ async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
     }
     assert!(
         overlapping > 0,
-        "no log-in that succeeded ran while a delete did, in {RACE_ROUNDS} rounds: \
+        "no log-in that succeeded ran while a delete did, in {rounds} rounds: \
          the race was never run"
     );
 }
@@ -923,19 +954,25 @@ async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
 async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
     let app = Arc::new(TestApp::start().await);
     let mut overlapping = 0;
-    for round in 0..RACE_ROUNDS {
+    let mut rounds = 0;
+    for round in 0..MAX_RACE_ROUNDS {
+        if round >= RACE_ROUNDS && overlapping > 0 {
+            break;
+        }
+        rounds += 1;
         let email = format!("moving{round}@example.com");
         let id = register(&app, &email).await["id"]
             .as_str()
             .unwrap()
             .to_owned();
+        let took = log_in_time(&app, &email).await;
         let changer = token_for(&app, &email).await;
         let change = patch(
             &id,
             &changer,
             json!({"version": 1, "password": "the new password", "current_password": PASSWORD}),
         );
-        let race = race(&app, &email, PASSWORD, change).await;
+        let race = race(&app, &email, PASSWORD, change, head_start(round, took)).await;
         assert_eq!(race.status, StatusCode::OK, "round {round}");
         overlapping += race.overlapping;
         for token in &race.tokens {
@@ -950,7 +987,7 @@ async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
     assert!(
         overlapping > 0,
         "no log-in with the old password that succeeded ran while the change did, in \
-         {RACE_ROUNDS} rounds: the race was never run"
+         {rounds} rounds: the race was never run"
     );
 }
 
