@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 
+use catalog::tables::{SESSIONS, USERS};
 use infra::config::Billing;
 
 /// What AWS documents, the only figures the model does not read from the environment.
@@ -79,7 +80,6 @@ pub struct Route {
     pub kind: Kind,
     pub method: &'static str,
     pub path: &'static str,
-    pub function: &'static str,
     /// Its part of its kind's share of the mix.
     pub part: f64,
     /// Calls made one after another (calls made together, `tokio::join!`, count once).
@@ -100,43 +100,51 @@ pub const ROUTES: [Route; 4] = [
         kind: Kind::Read,
         method: "GET",
         path: "/users/me",
-        function: "users",
         part: 0.5,
         round_trips: 2,
-        units: &[("users", 1.0, 0.0), ("sessions", 2.0, 0.0)],
+        units: &[(USERS.logical, 1.0, 0.0), (SESSIONS.logical, 2.0, 0.0)],
     },
     Route {
         kind: Kind::Read,
         method: "GET",
         path: "/sessions/current",
-        function: "sessions",
         part: 0.5,
         round_trips: 2,
-        units: &[("users", 1.0, 0.0), ("sessions", 2.0, 0.0)],
+        units: &[(USERS.logical, 1.0, 0.0), (SESSIONS.logical, 2.0, 0.0)],
     },
     Route {
         kind: Kind::LogIn,
         method: "POST",
         path: "/sessions",
-        function: "sessions",
         part: 1.0,
         round_trips: 6,
-        units: &[("users", 2.0, 2.0), ("sessions", 1.0, 6.0)],
+        units: &[(USERS.logical, 2.0, 2.0), (SESSIONS.logical, 1.0, 6.0)],
     },
     Route {
         kind: Kind::Registration,
         method: "POST",
         path: "/users",
-        function: "users",
         part: 1.0,
         round_trips: 1,
-        units: &[("users", 0.0, 4.0)],
+        units: &[(USERS.logical, 0.0, 4.0)],
     },
 ];
 
 impl Route {
     pub fn name(&self) -> String {
         format!("{} {}", self.method, self.path)
+    }
+
+    /// The function that serves it, as the catalog declares it.
+    pub fn function(&self) -> &'static str {
+        catalog::FUNCTIONS
+            .iter()
+            .find(|f| {
+                f.routes
+                    .iter()
+                    .any(|r| r.method == self.method && r.path == self.path)
+            })
+            .map_or("", |f| f.name)
     }
 
     /// The route's share of all requests of the mix.
@@ -277,7 +285,7 @@ impl Verdict {
 pub fn model(limits: &Limits, cpu_ms: &BTreeMap<String, f64>) -> Verdict {
     let duration_ms = |route: &Route| {
         let cpu = cpu_ms.get(&route.name()).copied().unwrap_or(0.0);
-        cpu / limits.vcpu(route.function)
+        cpu / limits.vcpu(route.function())
             + f64::from(route.round_trips) * aws::DYNAMODB_ROUND_TRIP_MS
     };
     let routes = ROUTES
@@ -298,7 +306,7 @@ pub fn model(limits: &Limits, cpu_ms: &BTreeMap<String, f64>) -> Verdict {
                 cpu_ms: cpu_ms.get(&route.name()).copied().unwrap_or(0.0),
                 duration_ms: duration,
                 api_per_second: limits.api_per_second,
-                lambda_per_second: limits.concurrency(route.function) / (duration / 1e3),
+                lambda_per_second: limits.concurrency(route.function()) / (duration / 1e3),
                 dynamodb_per_second: dynamodb,
             }
         })
@@ -313,7 +321,7 @@ pub fn model(limits: &Limits, cpu_ms: &BTreeMap<String, f64>) -> Verdict {
     let mut busy: BTreeMap<&str, f64> = BTreeMap::new();
     let mut units: BTreeMap<(&str, &str), f64> = BTreeMap::new();
     for route in &ROUTES {
-        *busy.entry(route.function).or_default() += route.share() * duration_ms(route) / 1e3;
+        *busy.entry(route.function()).or_default() += route.share() * duration_ms(route) / 1e3;
         for (table, read, write) in route.units {
             *units.entry((table, "reads")).or_default() += route.share() * read;
             *units.entry((table, "writes")).or_default() += route.share() * write;
@@ -342,12 +350,7 @@ mod tests {
     use super::*;
 
     fn limits(api: f64, memory: f64, concurrency: f64, table_units: f64) -> Limits {
-        let each = |v: f64| {
-            ["users", "sessions"]
-                .into_iter()
-                .map(|f| (f.to_owned(), v))
-                .collect()
-        };
+        let each = |v: f64| catalog::NAMES.iter().map(|f| (f.to_string(), v)).collect();
         Limits {
             api_per_second: api,
             memory_mb: each(memory),
@@ -371,16 +374,7 @@ mod tests {
         let total: f64 = ROUTES.iter().map(Route::share).sum();
         assert!((total - 1.0).abs() < 1e-12, "{total}");
         for route in &ROUTES {
-            let function = catalog::find(route.function).unwrap();
-            assert!(
-                function
-                    .routes
-                    .iter()
-                    .any(|r| r.method == route.method && r.path == route.path),
-                "{} is no route of {}",
-                route.name(),
-                route.function
-            );
+            assert_ne!(route.function(), "", "no function serves {}", route.name());
         }
     }
 

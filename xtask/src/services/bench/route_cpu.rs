@@ -90,7 +90,7 @@ pub fn measure(env: &Env, load: impl FnOnce() -> Result<serde_json::Value>) -> R
             let Some(declared) = ROUTES.iter().find(|r| r.name() == route) else {
                 continue;
             };
-            let used = |s: &Sample| s.cpu_ms.get(declared.function).copied().unwrap_or(0.0);
+            let used = |s: &Sample| s.cpu_ms.get(declared.function()).copied().unwrap_or(0.0);
             if count > 0 {
                 cpu_ms.insert(
                     route.to_owned(),
