@@ -170,10 +170,15 @@ fn capacity_lines(
     figures: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<String>> {
     let mix = &measured.mix;
+    let shares: Vec<String> = measured
+        .routes
+        .iter()
+        .map(|r| format!("{:.0}% {}", r.share * 100.0, r.route))
+        .collect();
     let mut human = vec![format!(
-        "mix (80% reads: GET /users/me and GET /sessions/current; 15% log-ins; 5% \
-         registrations) on this machine, local API server, release binaries, sent at {}/s: \
-         {} requests, {:.1}/s, p50 {} ms, p99 {} ms, {} errors",
+        "mix ({}) on this machine, local API server, release binaries, sent at {}/s: {} \
+         requests, {:.1}/s, p50 {} ms, p99 {} ms, {} errors",
+        shares.join(", "),
         measured.rate.map_or("any".to_owned(), |r| r.to_string()),
         mix["requests"],
         mix["per_second"].as_f64().unwrap_or_default(),
@@ -182,10 +187,11 @@ fn capacity_lines(
         mix["errors"],
     )];
     let mut json = serde_json::json!({
-        "mix": {"reads": 0.80, "log_ins": 0.15, "registrations": 0.05},
         "goal_per_second": capacity::GOAL_PER_SECOND,
         "local": mix.clone(),
-        "cpu_ms_per_request": measured.cpu_ms.clone(),
+        "mix": measured.routes.iter().map(|r| serde_json::json!({
+            "route": r.route, "share": r.share, "cpu_ms_per_request": r.cpu_ms,
+        })).collect::<Vec<_>>(),
     });
     for name in env::available(&env.root)? {
         let config = infra::load_config(&name)?;
@@ -193,7 +199,7 @@ fn capacity_lines(
             continue;
         }
         let limits = capacity::Limits::of(&config);
-        let verdict = capacity::model(&limits, &measured.cpu_ms);
+        let verdict = capacity::model(&limits, &measured.routes)?;
         human.push(format!(
             "capacity of `{name}` (DynamoDB: {}; requests per second each limit allows a \
              route alone):",
@@ -219,7 +225,7 @@ fn capacity_lines(
             routes.insert(
                 r.route.clone(),
                 serde_json::json!({
-                    "kind": r.kind.label(), "share": r.share, "cpu_ms": r.cpu_ms,
+                    "share": r.share, "cpu_ms": r.cpu_ms,
                     "lambda_duration_ms": r.duration_ms, "api_per_second": r.api_per_second,
                     "lambda_per_second": r.lambda_per_second,
                     "dynamodb_per_second": r.dynamodb_per_second, "limit_per_second": r.limit(),

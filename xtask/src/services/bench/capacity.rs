@@ -1,8 +1,8 @@
 //! The capacity model of `cargo xtask bench`: how many requests per second an environment can
-//! serve, per route and for a stated mix, and which limit binds first. Pure functions over the
+//! serve, per route and for the mix of requests measured, and which limit binds first. Pure functions over the
 //! environment file and the CPU time per request measured on the release binaries
-//! ([`super::load`]); what AWS documents is in [`aws`], what each route asks of DynamoDB in
-//! [`ROUTES`].
+//! under the mix ([`super::route_cpu`]; `smoke --mix` defines the mix and its shares); what AWS
+//! documents is in [`aws`], what each route asks of DynamoDB in [`CALLS`].
 //!
 //! The limits, each as requests per second:
 //! - **API throttle**: the stage's `throttling_rate_limit` and the usage plan of the client that
@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::{Context, Result};
 use catalog::tables::{SESSIONS, USERS};
 use infra::config::Billing;
 
@@ -44,44 +45,15 @@ pub mod aws {
     pub const DYNAMODB_ROUND_TRIP_MS: f64 = 10.0;
 }
 
-/// What a kind of request is in the mix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    /// A signed-in client reading its profile or session.
-    Read,
-    LogIn,
-    Registration,
-}
-
-impl Kind {
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Read => "read",
-            Kind::LogIn => "log-in",
-            Kind::Registration => "registration",
-        }
-    }
-}
-
-/// The stated mix: 80% reads, 15% log-ins, 5% registrations.
-pub const MIX: [(Kind, f64); 3] = [
-    (Kind::Read, 0.80),
-    (Kind::LogIn, 0.15),
-    (Kind::Registration, 0.05),
-];
-
 /// The throughput the model is asked about, in requests per second.
 pub const GOAL_PER_SECOND: f64 = 1000.0;
 
-/// One route of the mix and what one request of it asks of DynamoDB (as the functions' call
-/// log shows it: `cargo xtask trace` on a request, `dynamodb call` lines from `calls.rs`).
+/// What one request of a route asks of DynamoDB, as the functions' call log shows it
+/// (`cargo xtask trace` on a request: the `dynamodb call` lines of `calls.rs`).
 #[derive(Debug)]
-pub struct Route {
-    pub kind: Kind,
+pub struct Calls {
     pub method: &'static str,
     pub path: &'static str,
-    /// Its part of its kind's share of the mix.
-    pub part: f64,
     /// Calls made one after another (calls made together, `tokio::join!`, count once).
     pub round_trips: u32,
     /// `(table, read units, write units)`, items under 1 KB: a strongly consistent read is one
@@ -89,70 +61,78 @@ pub struct Route {
     pub units: &'static [(&'static str, f64, f64)],
 }
 
-/// The routes of the mix. A read is half `GET /users/me`, half `GET /sessions/current`: both
-/// authenticate the bearer token (the session, then the user and the log-out marker together:
-/// three consistent reads in two round trips). A log-in counts the attempt (update), reads the
+/// The routes the mix sends (`smoke --mix`, which defines the mix). Both reads authenticate
+/// the bearer token: the session, then the user and the log-out marker together (three
+/// consistent reads in two round trips). A log-in counts the attempt (update), reads the
 /// `EMAIL#` item, the user and the log-out marker, starts the session in a transaction of three
 /// items (the user and the marker checked, the session put) and clears the attempts (delete).
 /// A registration puts the user and its `EMAIL#` item in one transaction.
-pub const ROUTES: [Route; 4] = [
-    Route {
-        kind: Kind::Read,
+pub const CALLS: [Calls; 4] = [
+    Calls {
         method: "GET",
         path: "/users/me",
-        part: 0.5,
         round_trips: 2,
         units: &[(USERS.logical, 1.0, 0.0), (SESSIONS.logical, 2.0, 0.0)],
     },
-    Route {
-        kind: Kind::Read,
+    Calls {
         method: "GET",
         path: "/sessions/current",
-        part: 0.5,
         round_trips: 2,
         units: &[(USERS.logical, 1.0, 0.0), (SESSIONS.logical, 2.0, 0.0)],
     },
-    Route {
-        kind: Kind::LogIn,
+    Calls {
         method: "POST",
         path: "/sessions",
-        part: 1.0,
         round_trips: 6,
         units: &[(USERS.logical, 2.0, 2.0), (SESSIONS.logical, 1.0, 6.0)],
     },
-    Route {
-        kind: Kind::Registration,
+    Calls {
         method: "POST",
         path: "/users",
-        part: 1.0,
         round_trips: 1,
         units: &[(USERS.logical, 0.0, 4.0)],
     },
 ];
 
-impl Route {
-    pub fn name(&self) -> String {
+impl Calls {
+    /// `METHOD /path`, as the smoke report names routes.
+    pub fn route(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
+}
 
-    /// The function that serves it, as the catalog declares it.
-    pub fn function(&self) -> &'static str {
-        catalog::FUNCTIONS
-            .iter()
-            .find(|f| {
-                f.routes
-                    .iter()
-                    .any(|r| r.method == self.method && r.path == self.path)
-            })
-            .map_or("", |f| f.name)
-    }
+/// What [`CALLS`] says of `route` (`METHOD /path`).
+pub fn calls_of(route: &str) -> Result<&'static Calls> {
+    CALLS
+        .iter()
+        .find(|calls| calls.route() == route)
+        .with_context(|| {
+            format!(
+                "the mix sends `{route}`, and capacity::CALLS does not say what it asks of DynamoDB"
+            )
+        })
+}
 
-    /// The route's share of all requests of the mix.
-    pub fn share(&self) -> f64 {
-        MIX.iter()
-            .find(|(kind, _)| *kind == self.kind)
-            .map_or(0.0, |(_, share)| share * self.part)
-    }
+/// The function that serves `route` (`METHOD /path`), as the catalog declares it.
+pub fn function_of(route: &str) -> Result<&'static str> {
+    catalog::FUNCTIONS
+        .iter()
+        .find(|f| {
+            f.routes
+                .iter()
+                .any(|r| format!("{} {}", r.method, r.path) == route)
+        })
+        .map(|f| f.name)
+        .with_context(|| format!("no function serves `{route}`"))
+}
+
+/// One route of the mix as measured: its share of the requests and one request's CPU time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MixRoute {
+    /// `METHOD /path`.
+    pub route: String,
+    pub share: f64,
+    pub cpu_ms: f64,
 }
 
 /// The limits of one environment the model reads from its file.
@@ -228,7 +208,6 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteCapacity {
     pub route: String,
-    pub kind: Kind,
     pub share: f64,
     /// Measured CPU time per request, ms.
     pub cpu_ms: f64,
@@ -280,38 +259,10 @@ impl Verdict {
     }
 }
 
-/// The model for `limits` and the measured CPU time per request of each route (`cpu_ms`, by
-/// [`Route::name`]; a route not measured counts as no CPU).
-pub fn model(limits: &Limits, cpu_ms: &BTreeMap<String, f64>) -> Verdict {
-    let duration_ms = |route: &Route| {
-        let cpu = cpu_ms.get(&route.name()).copied().unwrap_or(0.0);
-        cpu / limits.vcpu(route.function())
-            + f64::from(route.round_trips) * aws::DYNAMODB_ROUND_TRIP_MS
-    };
-    let routes = ROUTES
-        .iter()
-        .map(|route| {
-            let duration = duration_ms(route);
-            let dynamodb = route
-                .units
-                .iter()
-                .flat_map(|(_, read, write)| [read, write])
-                .filter(|units| **units > 0.0)
-                .map(|units| limits.table_units / units)
-                .fold(f64::INFINITY, f64::min);
-            RouteCapacity {
-                route: route.name(),
-                kind: route.kind,
-                share: route.share(),
-                cpu_ms: cpu_ms.get(&route.name()).copied().unwrap_or(0.0),
-                duration_ms: duration,
-                api_per_second: limits.api_per_second,
-                lambda_per_second: limits.concurrency(route.function()) / (duration / 1e3),
-                dynamodb_per_second: dynamodb,
-            }
-        })
-        .collect();
-
+/// The model for `limits` and the measured `mix`; an error names a route [`CALLS`] or the
+/// catalog does not know.
+pub fn model(limits: &Limits, mix: &[MixRoute]) -> Result<Verdict> {
+    let mut routes = Vec::new();
     let mut bounds = vec![Bound {
         limit: "API throttle".to_owned(),
         per_second: limits.api_per_second,
@@ -320,12 +271,32 @@ pub fn model(limits: &Limits, cpu_ms: &BTreeMap<String, f64>) -> Verdict {
     // second of the mix is the sum of share × duration.
     let mut busy: BTreeMap<&str, f64> = BTreeMap::new();
     let mut units: BTreeMap<(&str, &str), f64> = BTreeMap::new();
-    for route in &ROUTES {
-        *busy.entry(route.function()).or_default() += route.share() * duration_ms(route) / 1e3;
-        for (table, read, write) in route.units {
-            *units.entry((table, "reads")).or_default() += route.share() * read;
-            *units.entry((table, "writes")).or_default() += route.share() * write;
+    for measured in mix {
+        let calls = calls_of(&measured.route)?;
+        let function = function_of(&measured.route)?;
+        let duration_ms = measured.cpu_ms / limits.vcpu(function)
+            + f64::from(calls.round_trips) * aws::DYNAMODB_ROUND_TRIP_MS;
+        *busy.entry(function).or_default() += measured.share * duration_ms / 1e3;
+        for (table, read, write) in calls.units {
+            *units.entry((table, "reads")).or_default() += measured.share * read;
+            *units.entry((table, "writes")).or_default() += measured.share * write;
         }
+        let dynamodb = calls
+            .units
+            .iter()
+            .flat_map(|(_, read, write)| [read, write])
+            .filter(|units| **units > 0.0)
+            .map(|units| limits.table_units / units)
+            .fold(f64::INFINITY, f64::min);
+        routes.push(RouteCapacity {
+            route: measured.route.clone(),
+            share: measured.share,
+            cpu_ms: measured.cpu_ms,
+            duration_ms,
+            api_per_second: limits.api_per_second,
+            lambda_per_second: limits.concurrency(function) / (duration_ms / 1e3),
+            dynamodb_per_second: dynamodb,
+        });
     }
     for (function, seconds) in busy {
         bounds.push(Bound {
@@ -342,7 +313,7 @@ pub fn model(limits: &Limits, cpu_ms: &BTreeMap<String, f64>) -> Verdict {
         }
     }
     bounds.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
-    Verdict { routes, bounds }
+    Ok(Verdict { routes, bounds })
 }
 
 #[cfg(test)]
@@ -360,22 +331,35 @@ mod tests {
         }
     }
 
-    fn cpu(read: f64, log_in: f64, registration: f64) -> BTreeMap<String, f64> {
-        BTreeMap::from([
-            ("GET /users/me".to_owned(), read),
-            ("GET /sessions/current".to_owned(), read),
-            ("POST /sessions".to_owned(), log_in),
-            ("POST /users".to_owned(), registration),
-        ])
+    /// The stated mix (80% reads, half each, 15% log-ins, 5% registrations) at these CPU times.
+    fn mix(read: f64, log_in: f64, registration: f64) -> Vec<MixRoute> {
+        [
+            ("GET /users/me", 0.40, read),
+            ("GET /sessions/current", 0.40, read),
+            ("POST /sessions", 0.15, log_in),
+            ("POST /users", 0.05, registration),
+        ]
+        .into_iter()
+        .map(|(route, share, cpu_ms)| MixRoute {
+            route: route.to_owned(),
+            share,
+            cpu_ms,
+        })
+        .collect()
     }
 
     #[test]
-    fn the_mix_adds_up_to_every_request() {
-        let total: f64 = ROUTES.iter().map(Route::share).sum();
-        assert!((total - 1.0).abs() < 1e-12, "{total}");
-        for route in &ROUTES {
-            assert_ne!(route.function(), "", "no function serves {}", route.name());
+    fn every_route_with_calls_is_served_and_unknown_routes_are_refused() {
+        for calls in &CALLS {
+            function_of(&calls.route()).unwrap();
         }
+        let unknown = MixRoute {
+            route: "GET /nowhere".to_owned(),
+            share: 1.0,
+            cpu_ms: 1.0,
+        };
+        let error = model(&limits(1.0, 128.0, 1.0, 1.0), &[unknown]).unwrap_err();
+        assert!(error.to_string().contains("GET /nowhere"), "{error}");
     }
 
     /// By hand, at 1,769 MB (one vCPU), 100 concurrent, 200 units, API 500:
@@ -387,7 +371,7 @@ mod tests {
     ///   lowest: DynamoDB binds, far below the API's 500.
     #[test]
     fn the_lowest_limit_binds_and_the_figures_are_the_hand_computed_ones() {
-        let verdict = model(&limits(500.0, 1769.0, 100.0, 200.0), &cpu(1.0, 50.0, 50.0));
+        let verdict = model(&limits(500.0, 1769.0, 100.0, 200.0), &mix(1.0, 50.0, 50.0)).unwrap();
         let rate = |name: &str| {
             verdict
                 .bounds
@@ -420,19 +404,22 @@ mod tests {
     fn the_cpu_share_follows_memory() {
         let verdict = model(
             &limits(1000.0, aws::MB_PER_VCPU / 4.0, 10.0, 40_000.0),
-            &cpu(1.0, 50.0, 50.0),
-        );
+            &mix(1.0, 50.0, 50.0),
+        )
+        .unwrap();
         assert_eq!(verdict.binding(), "Lambda sessions concurrency");
         assert!((verdict.mix_per_second() - 10.0 / 0.0486).abs() < 1e-6);
         // More than a vCPU buys nothing for one thread.
         let big = model(
             &limits(1000.0, 10_240.0, 10.0, 40_000.0),
-            &cpu(1.0, 50.0, 50.0),
-        );
+            &mix(1.0, 50.0, 50.0),
+        )
+        .unwrap();
         let one = model(
             &limits(1000.0, 1769.0, 10.0, 40_000.0),
-            &cpu(1.0, 50.0, 50.0),
-        );
+            &mix(1.0, 50.0, 50.0),
+        )
+        .unwrap();
         assert_eq!(big.bounds, one.bounds);
     }
 
@@ -440,7 +427,7 @@ mod tests {
     fn prod_serves_the_goal() {
         let prod = Limits::of(&infra::load_config("prod").unwrap());
         // Argon2id's log-in at a generous 100 ms of CPU, a read at 5 ms.
-        let verdict = model(&prod, &cpu(5.0, 100.0, 100.0));
+        let verdict = model(&prod, &mix(5.0, 100.0, 100.0)).unwrap();
         assert!(
             verdict.meets_goal(),
             "prod: {:.0}/s, bound by {}",

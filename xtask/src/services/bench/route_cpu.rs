@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use super::capacity::ROUTES;
+use super::capacity::{self, MixRoute};
 use super::processes;
 use crate::base::env::Env;
 
@@ -30,8 +30,9 @@ const SETTLE_MS: u128 = 300;
 
 /// What the mixed load measured.
 pub struct Measured {
-    /// CPU time per request of each route, ms (by `METHOD /path`).
-    pub cpu_ms: BTreeMap<String, f64>,
+    /// Each route of the mix: its share of the interleaved phase's requests and its CPU time
+    /// per request, measured in its one-kind phase.
+    pub routes: Vec<MixRoute>,
     /// The interleaved mix: requests per second, p50, p99, requests and errors.
     pub mix: serde_json::Value,
     /// The pace the mix was sent at, requests per second.
@@ -83,29 +84,34 @@ pub fn measure(env: &Env, load: impl FnOnce() -> Result<serde_json::Value>) -> R
         let (Some(before), Some(after)) = (before, after) else {
             continue;
         };
-        for pair in phase["routes"].as_array().into_iter().flatten() {
-            let (Some(route), Some(count)) = (pair[0].as_str(), pair[1].as_u64()) else {
-                continue;
-            };
-            let Some(declared) = ROUTES.iter().find(|r| r.name() == route) else {
-                continue;
-            };
-            let used = |s: &Sample| s.cpu_ms.get(declared.function()).copied().unwrap_or(0.0);
-            if count > 0 {
-                cpu_ms.insert(
-                    route.to_owned(),
-                    (used(after) - used(before)).max(0.0) / count as f64,
-                );
-            }
+        for (route, count) in route_counts(phase) {
+            let function = capacity::function_of(&route)?;
+            let used = |s: &Sample| s.cpu_ms.get(function).copied().unwrap_or(0.0);
+            cpu_ms.insert(route, (used(after) - used(before)).max(0.0) / count as f64);
         }
     }
     let anchor = phases
         .iter()
         .find(|p| p["name"] == "mix")
-        .cloned()
         .context("the smoke report has no interleaved mix phase")?;
+    let counts = route_counts(anchor);
+    let total: u64 = counts.iter().map(|(_, count)| count).sum();
+    let routes = counts
+        .into_iter()
+        .map(|(route, count)| {
+            let cpu_ms = cpu_ms
+                .get(&route)
+                .copied()
+                .with_context(|| format!("no CPU time was measured for `{route}`"))?;
+            Ok(MixRoute {
+                share: count as f64 / total as f64,
+                route,
+                cpu_ms,
+            })
+        })
+        .collect::<Result<_>>()?;
     Ok(Measured {
-        cpu_ms,
+        routes,
         mix: serde_json::json!({
             "requests": anchor["requests"],
             "errors": anchor["errors"],
@@ -115,6 +121,17 @@ pub fn measure(env: &Env, load: impl FnOnce() -> Result<serde_json::Value>) -> R
         }),
         rate: mix["rate"].as_f64(),
     })
+}
+
+/// The `(route, requests)` pairs of a phase of the smoke report, in the order sent.
+fn route_counts(phase: &serde_json::Value) -> Vec<(String, u64)> {
+    phase["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| Some((pair[0].as_str()?.to_owned(), pair[1].as_u64()?)))
+        .filter(|(_, count)| *count > 0)
+        .collect()
 }
 
 fn unix_ms() -> u128 {
