@@ -158,7 +158,10 @@ pub async fn run(
         };
         let (phase, emails) = send(name, &kinds, registered, rate, context).await;
         // Numbered by what was sent, so no address is sent twice even if a task was lost.
-        registered += kinds.iter().filter(|kind| **kind == Kind::Registration).count();
+        registered += kinds
+            .iter()
+            .filter(|kind| **kind == Kind::Registration)
+            .count();
         for (email, id) in emails {
             let mut user = CreatedUser::new(&email, &password);
             user.id = id;

@@ -30,8 +30,8 @@ const SETTLE_MS: u128 = 300;
 
 /// What the mixed load measured.
 pub struct Measured {
-    /// Each route of the mix: its share of the interleaved phase's requests and its CPU time
-    /// per request, measured in its one-kind phase.
+    /// Each route of the mix, largest share first: its share of the interleaved phase's
+    /// requests and its CPU time per request, measured in its one-kind phase.
     pub routes: Vec<MixRoute>,
     /// The interleaved mix: requests per second, p50, p99, requests and errors.
     pub mix: serde_json::Value,
@@ -94,7 +94,8 @@ pub fn measure(env: &Env, load: impl FnOnce() -> Result<serde_json::Value>) -> R
         .iter()
         .find(|p| p["name"] == "mix")
         .context("the smoke report has no interleaved mix phase")?;
-    let counts = route_counts(anchor);
+    let mut counts = route_counts(anchor);
+    counts.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
     let total: u64 = counts.iter().map(|(_, count)| count).sum();
     let routes = counts
         .into_iter()
