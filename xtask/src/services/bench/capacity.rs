@@ -1,8 +1,8 @@
 //! The capacity model of `cargo xtask bench`: how many requests per second an environment can
-//! serve, per route and for the mix of requests measured, and which limit binds first. Pure functions over the
-//! environment file and the CPU time per request measured on the release binaries
-//! under the mix ([`super::route_cpu`]; `smoke --mix` defines the mix and its shares); what AWS
-//! documents is in [`aws`], what each route asks of DynamoDB in [`CALLS`].
+//! serve, per route and for the mix of requests measured, and which limit binds first. Pure
+//! functions over the environment file and the CPU time per request measured on the release
+//! binaries under the mix ([`super::route_cpu`]; `smoke --mix` defines the mix and its
+//! shares); what AWS documents is in [`aws`], what each route asks of DynamoDB in [`CALLS`].
 //!
 //! The limits, each as requests per second:
 //! - **API throttle**: the stage's `throttling_rate_limit` and the usage plan of the client that
@@ -21,7 +21,9 @@
 //! Not modelled: how fast capacity arrives. DynamoDB autoscaling steps up from `min_capacity`
 //! after minutes of high use (the 300 s of burst credit of unused capacity bridges part of it);
 //! Lambda adds 1,000 execution environments per function every 10 s, far above these reserved
-//! concurrencies. The model answers for sustained load after the ramp.
+//! concurrencies. The model answers for sustained load after the ramp. Nor the WAF's per-address
+//! rate limit (`[options.waf] rate_limit`, requests per 5 minutes per IP): the model's traffic
+//! comes from many addresses.
 
 use std::collections::BTreeMap;
 
