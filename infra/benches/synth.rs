@@ -8,7 +8,7 @@ const RUNS: usize = 20;
 
 fn main() {
     let exe = env!("CARGO_BIN_EXE_infra");
-    let out = infra::synth::workspace_root()
+    let out = deploy_files::workspace_root()
         .join("build")
         .join("infra-bench")
         .join("cdktf.out");

@@ -13,6 +13,7 @@ use crate::constructs::{
 use crate::iam;
 use crate::routes::FunctionName;
 use crate::tf::{Ref, Stack, Validation, Variable};
+use deploy_files::outputs::{self, name};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -499,7 +500,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
     if let Some(cf) = &config.options.cloudfront {
         let domain = edge::cloudfront(s, &scope, cf, &rest_api);
         s.output(
-            "cloudfront_url",
+            name::CLOUDFRONT_URL,
             format!("https://{domain}"),
             "CloudFront URL in front of the API",
             false,
@@ -508,7 +509,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
     if let Some(domain) = &config.options.domain {
         let url = edge::custom_domain(s, domain, &rest_api);
         s.output(
-            "custom_domain_url",
+            name::CUSTOM_DOMAIN_URL,
             url,
             "The API on its custom domain",
             false,
@@ -516,28 +517,28 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
     }
 
     s.output(
-        "api_url",
+        name::API_URL,
         rest_api.invoke_url(),
         "Invoke URL including the stage, no trailing slash",
         false,
     );
-    s.output("api_id", rest_api.id(), "REST API id", false);
-    s.output("stage_name", rest_api.stage_name(), "Stage name", false);
+    s.output(name::API_ID, rest_api.id(), "REST API id", false);
+    s.output(name::STAGE_NAME, rest_api.stage_name(), "Stage name", false);
     s.output(
-        "users_table",
+        name::USERS_TABLE,
         tables.users.name(),
         "Users table name",
         false,
     );
     s.output(
-        "sessions_table",
+        name::SESSIONS_TABLE,
         tables.sessions.name(),
         "Sessions table name",
         false,
     );
     for f in &functions {
         s.output(
-            &format!("{}_function", f.which),
+            &outputs::function_output(f.which.as_str()),
             f.name(),
             &format!("{} function name", f.which),
             false,
@@ -545,7 +546,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
     }
     for f in &functions {
         s.output(
-            &format!("{}_version", f.which),
+            &outputs::version_output(f.which.as_str()),
             f.published_version(),
             &format!(
                 "Newest published {} version (xtask releases it onto the alias)",
@@ -561,31 +562,31 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         .map(Value::from)
         .collect();
     s.output(
-        "release_alarms",
+        name::RELEASE_ALARMS,
         Value::Array(release_alarms),
         "Alarms that stop a release and roll it back when they fire during the traffic shift",
         false,
     );
     s.output(
-        "artifacts_bucket",
+        name::ARTIFACTS_BUCKET,
         bucket.expr(),
         "Bucket the deployment packages (every version's code) are in",
         false,
     );
     s.output(
-        "alias_name",
+        name::ALIAS_NAME,
         functions[0].alias_name(),
         "Alias API Gateway invokes on every function",
         false,
     );
     s.output(
-        "api_key_id",
+        name::API_KEY_ID,
         rest_api.api_key_id(),
         "The first client's API key id (api.clients[0])",
         false,
     );
     s.output(
-        "api_key_value",
+        name::API_KEY_VALUE,
         rest_api.api_key_value(),
         "The first client's API key (x-api-key header; api.clients[0]): what smoke uses",
         true,
@@ -597,39 +598,42 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         .clients()
         .iter()
         .map(|c| {
-            json!({
-                "name": c.client.name,
-                "key_id": c.key_id(),
-                "usage_plan_id": c.plan_id(),
-                "rate_per_second": c.client.rate_per_second,
-                "burst": c.client.burst,
-                "quota_per_day": c.client.quota_per_day,
-            })
+            let listed = outputs::ApiClient {
+                name: c.client.name.clone(),
+                key_id: c.key_id().to_string(),
+                usage_plan_id: c.plan_id().to_string(),
+                rate_per_second: c.client.rate_per_second,
+                burst: c.client.burst,
+                quota_per_day: c.client.quota_per_day.map(u64::from),
+                // Not in the list: the key is an output of its own, sensitive (below).
+                key_value: String::new(),
+            };
+            serde_json::to_value(listed).expect("a client serialises")
         })
         .collect();
     s.output(
-        "api_clients",
+        name::API_CLIENTS,
         Value::Array(clients),
         "The API's clients ([[api.clients]]): name, key id, usage plan id, throttle and daily quota (null: none); each key's value is api_key_value_<name> ('-' as '_')",
         false,
     );
     for c in rest_api.clients() {
         s.output(
-            &format!("api_key_value_{}", c.client.ident()),
+            &outputs::api_key_output(&c.client.name),
             c.key_value(),
             &format!("API key of client {} (x-api-key header)", c.client.name),
             true,
         );
     }
     s.output(
-        "region",
+        name::REGION,
         account.region.clone(),
         "Region of the stack",
         false,
     );
-    s.output("kms_key_arn", key.arn(), "Stack KMS key", false);
+    s.output(name::KMS_KEY_ARN, key.arn(), "Stack KMS key", false);
     s.output(
-        "alarm_topic_arn",
+        name::ALARM_TOPIC_ARN,
         obs.topic_arn,
         "SNS topic alarms publish to",
         false,

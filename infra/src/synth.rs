@@ -29,14 +29,6 @@ impl SynthOutput {
     }
 }
 
-/// The workspace root (where `build/` lives).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("infra sits inside the workspace")
-        .to_owned()
-}
-
 /// `infra/cdktf.out`, where CDK for Terraform would write.
 pub fn default_out_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("cdktf.out")
@@ -54,7 +46,7 @@ pub fn default_options(env: &str, out_dir: &Path) -> StackOptions {
     let local_state_dir = if same_dir(out_dir, &default_out_dir()) {
         format!("../../../../build/{env}")
     } else {
-        workspace_root()
+        deploy_files::workspace_root()
             .join("build")
             .join(env)
             .display()

@@ -1412,7 +1412,7 @@ fn escape_smoke_reads_items_by_key_never_scans() {
             }
         }
     }
-    let src = infra::synth::workspace_root().join("smoke").join("src");
+    let src = deploy_files::workspace_root().join("smoke").join("src");
     for entry in std::fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();

@@ -1,7 +1,7 @@
 //! Applies the `local` environment against moto on loopback, bootstrap then service (with small
 //! dummy function zips uploaded in between), proves the next plan is empty (idempotent), then
-//! destroys and proves nothing is left in state. Once as shipped and once with the VPC option;
-//! each scenario runs its own moto, so the two run in parallel.
+//! destroys and proves nothing is left in state: with the VPC option (the shipped `local` goes
+//! through the same steps in the life-cycle scenario, driven by `cargo xtask`).
 
 mod common;
 
@@ -116,15 +116,16 @@ fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
         ],
     );
     step("service applied");
-    let outputs: serde_json::Value =
+    // Read as every reader of the outputs file reads them: a real `terraform output -json`
+    // is the type's Terraform-shaped form.
+    let read: deploy_files::Outputs =
         serde_json::from_str(&common::terraform_ok(service, &rc, &["output", "-json"])).unwrap();
-    assert_eq!(outputs["users_table"]["value"], "prod-service-users");
-    assert_eq!(outputs["alias_name"]["value"], "live");
-    assert_eq!(outputs["region"]["value"], "us-east-1");
-    assert!(!outputs["api_url"]["value"].as_str().unwrap().ends_with('/'));
+    assert_eq!(read.users_table, "prod-service-users");
+    assert_eq!(read.alias_name, "live");
+    assert_eq!(read.region, "us-east-1");
+    assert!(!read.api_url.ends_with('/'));
     // Every client's key, as the local API server and smoke read them from the outputs file.
-    let read: emulator::files::Outputs = serde_json::from_value(outputs.clone()).unwrap();
-    let clients = read.api_clients().unwrap().expect("the api_clients output");
+    let clients = &read.api_clients;
     assert_eq!(clients.len(), config.api.clients.len(), "{name}");
     for (listed, client) in clients.iter().zip(&config.api.clients) {
         assert_eq!(listed.name, client.name, "{name}");
@@ -139,15 +140,13 @@ fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
             "{name}"
         );
         assert!(
-            read.api_key_value(&client.name)
-                .is_some_and(|key| !key.is_empty()),
+            !listed.key_value.is_empty(),
             "{name}: no key for {}",
             client.name
         );
     }
     assert_eq!(
-        read.text("api_key_value"),
-        read.api_key_value(&config.api.clients[0].name),
+        read.api_key_value, clients[0].key_value,
         "{name}: api_key_value is the first client's"
     );
 
@@ -199,21 +198,10 @@ fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
     step("destroyed");
 }
 
-/// `local`, plus a trusted client with a daily quota beside its public `app` (no quota): each
-/// gets its own key and usage plan on moto.
-#[test]
-fn local_applies_is_idempotent_and_destroys_cleanly() {
-    let mut config = infra::load_config("local").unwrap();
-    config.api.clients.push(infra::config::Client {
-        name: "billing-sync".into(),
-        rate_per_second: 5.0,
-        burst: 10,
-        quota_per_day: Some(20_000),
-        trusted: true,
-    });
-    apply_plan_destroy("local", config, None);
-}
-
+/// `local` with the VPC option, plus a trusted client with a daily quota beside its public `app`
+/// (no quota): each client gets its own key and usage plan on moto. `local` as shipped is
+/// applied, planned and destroyed by the life-cycle scenario
+/// (`xtask/tests/life_cycle/full_cycle.rs`), through `cargo xtask` as a user runs it.
 #[test]
 fn local_with_vpc_applies_is_idempotent_and_destroys_cleanly() {
     let vpc = Vpc {
@@ -222,5 +210,13 @@ fn local_with_vpc_applies_is_idempotent_and_destroys_cleanly() {
         nat_per_az: true,
         flow_logs: true,
     };
-    apply_plan_destroy("vpc", infra::load_config("local").unwrap(), Some(vpc));
+    let mut config = infra::load_config("local").unwrap();
+    config.api.clients.push(infra::config::Client {
+        name: "billing-sync".into(),
+        rate_per_second: 5.0,
+        burst: 10,
+        quota_per_day: Some(20_000),
+        trusted: true,
+    });
+    apply_plan_destroy("vpc", config, Some(vpc));
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use emulator::files::{ApiState, Outputs};
+use deploy_files::{API_STATE_FILE, ApiState, Outputs};
 
 /// The deployment as smoke sees it.
 #[derive(Debug, Clone)]
@@ -29,25 +29,20 @@ impl Target {
                 path.display()
             )
         })?;
-        let get = |name: &str| outputs.text(name);
-        let need = |name: &str| {
-            get(name).with_context(|| format!("output `{name}` missing in {}", path.display()))
-        };
-
-        let state = path.with_file_name("local-api.json");
+        let state = path.with_file_name(API_STATE_FILE);
         let (api_url, api_url_source) = if let Some(url) = api_url_override {
             (url.to_string(), "--api-url".to_string())
         } else if let Some(url) = local_api_url(&state) {
             (url, state.display().to_string())
         } else {
-            (need("api_url")?, "output api_url".to_string())
+            (outputs.api_url, "output api_url".to_string())
         };
         Ok(Target {
             api_url: api_url.trim_end_matches('/').to_string(),
-            api_key: need("api_key_value")?,
-            users_table: need("users_table")?,
-            sessions_table: need("sessions_table")?,
-            region: get("region").unwrap_or_else(|| "us-east-1".to_string()),
+            api_key: outputs.api_key_value,
+            users_table: outputs.users_table,
+            sessions_table: outputs.sessions_table,
+            region: outputs.region,
             api_url_source,
         })
     }

@@ -59,7 +59,7 @@ fn forget_cargo_run_variables() {
 
 fn run(flags: Xtask) -> anyhow::Result<()> {
     let sh = Shell::new()?;
-    let root = env::workspace_root();
+    let root = deploy_files::workspace_root();
     sh.change_dir(&root);
     // `doctor` must work even when the environment files are broken, and
     // `test` runs the whole suite regardless of environment.

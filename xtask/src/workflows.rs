@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn workflow_path(name: &str) -> PathBuf {
-    crate::base::env::workspace_root()
+    deploy_files::workspace_root()
         .join(".github")
         .join("workflows")
         .join(name)

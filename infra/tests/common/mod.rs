@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 /// A fresh scratch folder `build/infra-tests/<name>` (generated files live under build/).
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = infra::synth::workspace_root()
+    let dir = deploy_files::workspace_root()
         .join("build")
         .join("infra-tests")
         .join(name);

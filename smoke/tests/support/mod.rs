@@ -10,9 +10,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 
 pub const API_KEY: &str = "smoke-test-api-key-0123456789";
 
-pub fn workspace_root() -> PathBuf {
-    emulator::workspace_root()
-}
+pub use deploy_files::workspace_root;
 
 /// A fresh folder under `build/test/`.
 pub fn scratch(name: &str) -> PathBuf {
@@ -83,21 +81,7 @@ pub async fn create_tables(client: &aws_sdk_dynamodb::Client, prefix: &str) {
 /// The outputs file of a stack without Terraform: the contract's tables and the functions under
 /// `prefix`, the test API key.
 pub fn write_outputs(path: &Path, prefix: &str) {
-    let mut values = serde_json::json!({
-        "api_url": "https://unused.execute-api.us-east-1.amazonaws.com/v1",
-        "api_id": "smoketest",
-        "stage_name": "v1",
-        "users_table": format!("{prefix}users"),
-        "sessions_table": format!("{prefix}sessions"),
-        "alias_name": "live",
-        "api_key_value": API_KEY,
-        "region": "us-east-1",
-    });
-    for function in catalog::NAMES {
-        values[format!("{function}_function")] = format!("{prefix}{function}").into();
-    }
-    serde_json::from_value::<emulator::files::Outputs>(values)
-        .unwrap()
+    deploy_files::Outputs::fixture(prefix, "v1", API_KEY)
         .write(path)
         .unwrap();
 }

@@ -4,10 +4,8 @@
 //! Terraform and the SDK send it, needs no account and no network. This crate is the one place
 //! that knows how to install it (pip into `build/venv`, once, under a file lock so parallel test
 //! binaries do not race), start it on a free port, wait until it answers, and stop it.
-//! It needs only serde, which every crate using it builds anyway, so depending on it costs the
-//! test and xtask builds nothing. It also holds the [`files`] those processes hand each other.
-
-pub mod files;
+//! It needs only the standard library (and `deploy-files` for where the workspace is), so
+//! depending on it costs the test and xtask builds nothing.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -110,18 +108,9 @@ fn io_err(step: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Io { step, source }
 }
 
-/// The repository root: this crate lives at `xtask/emulator`.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("xtask/emulator has two ancestors")
-        .to_path_buf()
-}
-
 /// The project's Python venv, shared by every tool the project installs from PyPI.
 pub fn venv_dir() -> PathBuf {
-    workspace_root().join("build").join("venv")
+    deploy_files::workspace_root().join("build").join("venv")
 }
 
 /// Installs the given pip requirements into `build/venv` unless an earlier run already did,
@@ -222,7 +211,9 @@ const LAUNCHER: &str = include_str!("moto_server.py");
 /// server: the venv's Python and the launcher script, written next to the logs.
 pub fn ensure_installed() -> Result<Command, Error> {
     let bin = ensure_python_packages(&[MOTO_REQUIREMENT])?;
-    let dir = workspace_root().join("build").join("emulator");
+    let dir = deploy_files::workspace_root()
+        .join("build")
+        .join("emulator");
     fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
     let launcher = dir.join("moto_server.py");
     if fs::read_to_string(&launcher).ok().as_deref() != Some(LAUNCHER) {
@@ -351,7 +342,9 @@ fn spawn(detached: bool) -> Result<(Child, u16, String), Error> {
     let mut command = ensure_installed()?;
     let port = free_port().map_err(io_err("finding a free loopback port"))?;
     let endpoint = format!("http://127.0.0.1:{port}");
-    let logs = workspace_root().join("build").join("emulator");
+    let logs = deploy_files::workspace_root()
+        .join("build")
+        .join("emulator");
     fs::create_dir_all(&logs).map_err(io_err(format!("creating {}", logs.display())))?;
     let log_path = logs.join(format!("moto-{port}.log"));
     let log =

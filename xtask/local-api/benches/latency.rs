@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
+use deploy_files::Outputs;
 use serde_json::{Value, json};
 
 const KEY: &str = "bench-api-key-0123456789";
@@ -79,7 +80,9 @@ async fn main() {
         support::zip_bootstrap(&dist, name, path);
     }
     let outputs = dir.join("outputs.json");
-    support::write_outputs(&outputs, &prefix, "v1", KEY);
+    Outputs::fixture(&prefix, "v1", KEY)
+        .write(&outputs)
+        .unwrap();
     let mut options = local_api::Options::new(outputs, dist, emulator.endpoint().to_string());
     options.health_requires_api_key = Some(false);
     options.cors_allow_origins = Some(Vec::new());

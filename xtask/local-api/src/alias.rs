@@ -125,11 +125,9 @@ impl Emulator {
         &self.lambda
     }
 
-    /// `GetAlias`; the error is one line (no alias output, no function, no alias, no emulator).
+    /// `GetAlias`; the error is one line (no function, no alias, no emulator).
     pub async fn read_alias(&self, short: &str) -> Result<AliasState, String> {
-        let Some(alias) = self.deployment.alias.as_deref() else {
-            return Err("the outputs name no alias (`alias_name`)".to_string());
-        };
+        let alias = &self.deployment.alias;
         let name = &self.deployment.functions[short];
         let request = self.lambda.get_alias().function_name(name).name(alias);
         let output = match tokio::time::timeout(EMULATOR_TIMEOUT, request.send()).await {
@@ -214,11 +212,9 @@ impl Emulator {
             return Ok((cached, "cache".to_string()));
         }
         let mut tried = Vec::new();
-        match (
-            &self.deployment.artifacts_bucket,
-            location.and_then(key_of_location),
-        ) {
-            (Some(bucket), Some(key)) => {
+        let bucket = &self.deployment.artifacts_bucket;
+        match location.and_then(key_of_location) {
+            Some(key) => {
                 for key in candidate_keys(&key, sha_hex) {
                     let label = format!("s3://{bucket}/{key}");
                     match self.download(bucket, &key).await {
@@ -232,8 +228,7 @@ impl Emulator {
                     }
                 }
             }
-            (None, _) => tried.push("the outputs name no `artifacts_bucket`".to_string()),
-            (_, None) => tried.push(format!(
+            None => tried.push(format!(
                 "GetFunction gave no S3 code location ({})",
                 location.unwrap_or("none")
             )),

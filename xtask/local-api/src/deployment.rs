@@ -1,9 +1,9 @@
 //! What the deployment's outputs file tells the local server.
 //!
-//! The outputs file ([`Outputs`]: `terraform output -json`, flattened by xtask) is the only thing read from
-//! the deployment: it names the stage, the tables, the functions and every client's API key
-//! with its usage plan's limits, so the local server serves exactly what Terraform created and
-//! nothing it guesses.
+//! The outputs file ([`Outputs`], the service stack's typed outputs) is the only thing read
+//! from the deployment: it names the stage, the tables, the functions and every client's API
+//! key with its usage plan's limits, so the local server serves exactly what Terraform created
+//! and nothing it guesses.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,17 +11,15 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::limits::ClientKey;
-use emulator::files::Outputs;
-use serde_json::Value;
+use deploy_files::Outputs;
 
 /// The parts of a deployment the local server needs.
 #[derive(Debug, Clone)]
 pub struct Deployment {
     /// Stage name: the first path segment of every URL, as on execute-api.
     pub stage: String,
-    /// Every client's key and limits (`api_clients`, `api_key_value_<client>`); requests to
-    /// keyed routes must send one of the keys as `x-api-key`. An outputs file older than
-    /// per-client keys gives one client, `api_key_value`, without limits.
+    /// Every client's key and limits; requests to keyed routes must send one of the keys as
+    /// `x-api-key`.
     pub clients: Vec<ClientKey>,
     /// The REST API id, passed through to `requestContext.apiId`.
     pub api_id: String,
@@ -32,10 +30,10 @@ pub struct Deployment {
     /// Short name (`users`) to deployed function name (`prod-service-users`).
     pub functions: BTreeMap<String, String>,
     /// The alias API Gateway invokes (`live`); used to read that alias's configuration.
-    pub alias: Option<String>,
-    /// The bucket the packages were uploaded to (`artifacts_bucket`); the code of each version
-    /// the alias names is downloaded from there. Optional: outputs written by tests have none.
-    pub artifacts_bucket: Option<String>,
+    pub alias: String,
+    /// The bucket the packages were uploaded to; the code of each version the alias names is
+    /// downloaded from there.
+    pub artifacts_bucket: String,
     /// The browser origins the environment allows. Not an output: the server sets it from the
     /// environment file (or its options), so functions whose configuration is derived from
     /// the outputs get the `CORS_ALLOW_ORIGINS` Terraform would have set.
@@ -55,117 +53,68 @@ impl Deployment {
             .with_context(|| format!("in the outputs file {}", path.display()))
     }
 
-    /// From JSON in either form [`Outputs`] reads (flat or terraform's own).
-    pub fn from_value(value: &Value) -> Result<Deployment> {
-        let outputs: Outputs =
-            serde_json::from_value(value.clone()).context("expected a JSON object of outputs")?;
-        Self::from_outputs(&outputs)
-    }
-
+    /// The server's view: every catalog function must be in the outputs (the server routes
+    /// to each of them).
     pub fn from_outputs(outputs: &Outputs) -> Result<Deployment> {
-        let get = |name: &str| outputs.text(name);
-        let need = |name: &str| get(name).with_context(|| format!("output `{name}` is missing"));
-        let mut functions = BTreeMap::new();
-        for short in catalog::NAMES {
-            functions.insert(short.to_string(), need(&format!("{short}_function"))?);
-        }
+        let functions = catalog::NAMES
+            .iter()
+            .map(|short| {
+                let deployed = outputs.functions.get(*short).with_context(|| {
+                    format!(
+                        "output `{}` is missing",
+                        deploy_files::outputs::function_output(short)
+                    )
+                })?;
+                Ok((short.to_string(), deployed.name.clone()))
+            })
+            .collect::<Result<_>>()?;
+        anyhow::ensure!(
+            !outputs.api_clients.is_empty(),
+            "output `{}` lists no client",
+            deploy_files::outputs::name::API_CLIENTS
+        );
+        let clients = outputs
+            .api_clients
+            .iter()
+            .map(|c| ClientKey {
+                name: c.name.clone(),
+                value: c.key_value.clone(),
+                key_id: c.key_id.clone(),
+                throttle: (c.rate_per_second, c.burst),
+                quota_per_day: c.quota_per_day,
+            })
+            .collect();
         Ok(Deployment {
-            stage: need("stage_name")?,
-            clients: clients(outputs)?,
-            api_id: get("api_id").unwrap_or_else(|| "local".to_string()),
-            region: get("region").unwrap_or_else(|| "us-east-1".to_string()),
-            users_table: need("users_table")?,
-            sessions_table: need("sessions_table")?,
+            stage: outputs.stage_name.clone(),
+            clients,
+            api_id: outputs.api_id.clone(),
+            region: outputs.region.clone(),
+            users_table: outputs.users_table.clone(),
+            sessions_table: outputs.sessions_table.clone(),
             functions,
-            alias: get("alias_name"),
-            artifacts_bucket: get("artifacts_bucket").filter(|b| !b.is_empty()),
+            alias: outputs.alias_name.clone(),
+            artifacts_bucket: outputs.artifacts_bucket.clone(),
             cors_allow_origins: Vec::new(),
         })
     }
 }
 
-/// The clients and their limits from `api_clients`, each key from its own output.
-fn clients(outputs: &Outputs) -> Result<Vec<ClientKey>> {
-    let Some(listed) = outputs.api_clients()? else {
-        let value = outputs
-            .text("api_key_value")
-            .context("output `api_key_value` is missing")?;
-        return Ok(vec![ClientKey {
-            name: "default".into(),
-            value,
-            key_id: "local".into(),
-            throttle: None,
-            quota_per_day: None,
-        }]);
-    };
-    anyhow::ensure!(
-        !listed.is_empty(),
-        "output `{}` lists no client",
-        emulator::files::API_CLIENTS
-    );
-    listed
-        .into_iter()
-        .map(|c| {
-            let value = outputs.api_key_value(&c.name).with_context(|| {
-                format!(
-                    "output `{}` (the key of client {}) is missing",
-                    emulator::files::api_key_output(&c.name),
-                    c.name
-                )
-            })?;
-            Ok(ClientKey {
-                value,
-                key_id: c.key_id,
-                throttle: Some((c.rate_per_second, c.burst)),
-                quota_per_day: c.quota_per_day,
-                name: c.name,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use deploy_files::ApiClient;
 
     #[test]
-    fn reads_flat_and_terraform_shaped_outputs() {
-        let flat = json!({
-            "stage_name": "v1", "api_key_value": "k", "users_table": "u", "sessions_table": "s",
-            "health_function": "p-health", "users_function": "p-users", "sessions_function": "p-sessions",
-        });
-        let d = Deployment::from_value(&flat).unwrap();
+    fn every_clients_key_and_limits_and_every_function() {
+        let outputs = Outputs::fixture("p-", "v1", "unused").with_clients(vec![
+            ApiClient::fixture("app", "key-app", 100.0, 200, None),
+            ApiClient::fixture("billing-sync", "key-billing-sync", 5.0, 10, Some(20000)),
+        ]);
+        let d = Deployment::from_outputs(&outputs).unwrap();
         assert_eq!(d.stage, "v1");
-        assert_eq!(d.functions["users"], "p-users");
-        assert_eq!(d.artifacts_bucket, None);
-        let wrapped = json!({
-            "stage_name": {"value": "v1", "type": "string", "sensitive": false},
-            "api_key_value": {"value": "k", "sensitive": true},
-            "users_table": "u", "sessions_table": "s",
-            "health_function": "h", "users_function": "u", "sessions_function": "s",
-            "artifacts_bucket": {"value": "p-artifacts", "type": "string", "sensitive": false},
-        });
-        let d = Deployment::from_value(&wrapped).unwrap();
-        assert_eq!(d.clients.len(), 1);
-        assert_eq!(d.clients[0].value, "k");
-        assert_eq!(d.clients[0].throttle, None, "an older file: no limits");
-        assert_eq!(d.artifacts_bucket.as_deref(), Some("p-artifacts"));
-    }
-
-    #[test]
-    fn reads_every_clients_key_and_limits() {
-        let outputs = json!({
-            "stage_name": "v1", "api_key_value": "a", "users_table": "u", "sessions_table": "s",
-            "health_function": "h", "users_function": "u", "sessions_function": "s",
-            "api_clients": [
-                {"name": "app", "key_id": "id-a", "rate_per_second": 100.0, "burst": 200, "quota_per_day": null},
-                {"name": "billing-sync", "key_id": "id-b", "rate_per_second": 5, "burst": 10, "quota_per_day": 20000},
-            ],
-            "api_key_value_app": "a",
-            "api_key_value_billing_sync": "b",
-        });
-        let d = Deployment::from_value(&outputs).unwrap();
+        for short in catalog::NAMES {
+            assert_eq!(d.functions[*short], format!("p-{short}"));
+        }
         let sync = &d.clients[1];
         assert_eq!(
             (
@@ -173,26 +122,21 @@ mod tests {
                 sync.value.as_str(),
                 sync.key_id.as_str()
             ),
-            ("billing-sync", "b", "id-b")
+            ("billing-sync", "key-billing-sync", "id-billing-sync")
         );
-        assert_eq!(sync.throttle, Some((5.0, 10)));
+        assert_eq!(sync.throttle, (5.0, 10));
         assert_eq!(sync.quota_per_day, Some(20000));
         assert_eq!(d.clients[0].quota_per_day, None);
-        let mut missing = outputs.clone();
-        missing
-            .as_object_mut()
-            .unwrap()
-            .remove("api_key_value_billing_sync");
-        let err = Deployment::from_value(&missing).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("api_key_value_billing_sync"),
-            "{err:#}"
-        );
     }
 
     #[test]
-    fn names_the_missing_output() {
-        let err = Deployment::from_value(&json!({"stage_name": "v1"})).unwrap_err();
-        assert!(format!("{err:#}").contains("health_function"), "{err:#}");
+    fn names_the_missing_function() {
+        let mut outputs = Outputs::fixture("p-", "v1", "k");
+        let (short, _) = outputs.functions.pop_first().unwrap();
+        let err = Deployment::from_outputs(&outputs).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&format!("{short}_function")),
+            "{err:#}"
+        );
     }
 }

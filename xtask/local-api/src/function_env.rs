@@ -132,16 +132,11 @@ pub fn spec(
     }
 }
 
-/// The ARN API Gateway invokes: the function qualified with the alias, when there is one.
+/// The ARN API Gateway invokes: the function qualified with the alias.
 pub fn alias_arn(deployment: &Deployment, name: &str) -> String {
-    let alias = deployment
-        .alias
-        .as_deref()
-        .map(|a| format!(":{a}"))
-        .unwrap_or_default();
     format!(
-        "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}{alias}",
-        deployment.region
+        "arn:aws:lambda:{}:{ACCOUNT_ID}:function:{name}:{}",
+        deployment.region, deployment.alias
     )
 }
 
@@ -152,7 +147,7 @@ pub async fn read_fallback(
     deployment: &Deployment,
     name: &str,
 ) -> (Deployed, ConfigSource) {
-    match read_deployed(client, name, deployment.alias.as_deref()).await {
+    match read_deployed(client, name, &deployment.alias).await {
         Ok(mut deployed) => {
             // API Gateway invokes the alias, whatever qualifier the configuration came from.
             deployed.arn = None;
@@ -179,14 +174,10 @@ pub fn lambda_client(endpoint: &str, region: &str) -> aws_sdk_lambda::Client {
 async fn read_deployed(
     client: &aws_sdk_lambda::Client,
     name: &str,
-    alias: Option<&str>,
+    alias: &str,
 ) -> Result<Deployed, String> {
     let mut last_error = String::new();
-    let qualifiers = match alias {
-        Some(alias) => vec![Some(alias), None],
-        None => vec![None],
-    };
-    for qualifier in qualifiers {
+    for qualifier in [Some(alias), None] {
         match get_function(client, name, qualifier).await {
             Ok(output) => match output.configuration() {
                 Some(config) => return Ok(Deployed::from_configuration(config)),

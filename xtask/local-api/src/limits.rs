@@ -21,9 +21,8 @@ pub struct ClientKey {
     pub value: String,
     /// The key's id (`requestContext.identity.apiKeyId`).
     pub key_id: String,
-    /// `(rate_per_second, burst)`; `None`: not throttled (an outputs file older than
-    /// per-client keys says nothing about limits).
-    pub throttle: Option<(f64, u32)>,
+    /// `(rate_per_second, burst)` of its usage plan.
+    pub throttle: (f64, u32),
     /// Requests per UTC day; `None`: no quota.
     pub quota_per_day: Option<u64>,
 }
@@ -61,7 +60,7 @@ impl Limits {
                 .into_iter()
                 .map(|client| {
                     let usage = Usage {
-                        tokens: client.throttle.map_or(0.0, |(_, burst)| f64::from(burst)),
+                        tokens: f64::from(client.throttle.1),
                         refilled: now,
                         day: utc_day(SystemTime::now()),
                         used: 0,
@@ -94,13 +93,12 @@ impl Limits {
         let mut usage = usage
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((rate, burst)) = client.throttle {
-            let elapsed = now.saturating_duration_since(usage.refilled).as_secs_f64();
-            usage.tokens = (usage.tokens + elapsed * rate).min(f64::from(burst));
-            usage.refilled = now.max(usage.refilled);
-            if usage.tokens < 1.0 {
-                return Err(Refusal::Throttled);
-            }
+        let (rate, burst) = client.throttle;
+        let elapsed = now.saturating_duration_since(usage.refilled).as_secs_f64();
+        usage.tokens = (usage.tokens + elapsed * rate).min(f64::from(burst));
+        usage.refilled = now.max(usage.refilled);
+        if usage.tokens < 1.0 {
+            return Err(Refusal::Throttled);
         }
         if usage.day != day {
             usage.day = day;
@@ -112,9 +110,7 @@ impl Limits {
         {
             return Err(Refusal::QuotaExceeded);
         }
-        if client.throttle.is_some() {
-            usage.tokens -= 1.0;
-        }
+        usage.tokens -= 1.0;
         usage.used += 1;
         Ok(())
     }
@@ -138,7 +134,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn client(name: &str, throttle: Option<(f64, u32)>, quota: Option<u64>) -> ClientKey {
+    fn client(name: &str, throttle: (f64, u32), quota: Option<u64>) -> ClientKey {
         ClientKey {
             name: name.into(),
             value: format!("{name}-key"),
@@ -150,7 +146,7 @@ mod tests {
 
     #[test]
     fn the_burst_goes_through_at_once_then_the_rate_refills_it() {
-        let app = client("app", Some((2.0, 3)), None);
+        let app = client("app", (2.0, 3), None);
         let limits = Limits::new(vec![app.clone()]);
         let start = Instant::now();
         for _ in 0..3 {
@@ -171,7 +167,7 @@ mod tests {
 
     #[test]
     fn the_quota_counts_per_utc_day_and_only_requests_let_through() {
-        let sync = client("sync", Some((1000.0, 1000)), Some(2));
+        let sync = client("sync", (1000.0, 1000), Some(2));
         let limits = Limits::new(vec![sync.clone()]);
         let now = Instant::now();
         assert_eq!(limits.admit(&sync, now, 10), Ok(()));
@@ -183,8 +179,8 @@ mod tests {
 
     #[test]
     fn clients_are_limited_apart_and_found_by_their_whole_key() {
-        let app = client("app", Some((0.001, 1)), None);
-        let sync = client("sync", None, Some(1));
+        let app = client("app", (0.001, 1), None);
+        let sync = client("sync", (1000.0, 1000), Some(1));
         let limits = Limits::new(vec![app.clone(), sync.clone()]);
         let now = Instant::now();
         assert_eq!(limits.client("app-key"), Some(&app));

@@ -29,7 +29,7 @@
 //! After start-up and after every refresh that changed something, the refresher writes
 //! `<work dir>/routing.json` (default `build/<env>/functions/routing.json`; its path is also
 //! the `routing` field of the `--state` file) atomically (temporary file and rename), *after*
-//! the new table is in use, as an [`emulator::files::Routing`] (the one type its readers use):
+//! the new table is in use, as a [`deploy_files::Routing`] (the one type its readers use):
 //!
 //! ```json
 //! {
@@ -67,7 +67,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use emulator::files::{self, PendingAlias, RoutedAlias, Routing};
+use deploy_files::{self as files, PendingAlias, RoutedAlias, Routing};
 use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
@@ -75,9 +75,6 @@ use crate::alias::{AliasState, Emulator, Version};
 use crate::function_env::{self, ConfigSource, Deployed};
 use crate::package;
 use crate::pool::FunctionPool;
-
-/// The file name of the routing record in the work folder.
-pub const ROUTING_FILE: &str = "routing.json";
 
 /// Where each function's requests go, immutable once built.
 #[derive(Default)]
@@ -238,7 +235,7 @@ impl Refresher {
         max_instances: usize,
     ) -> Result<Refresher> {
         let deployment = emulator.deployment().clone();
-        let alias_name = deployment.alias.clone().unwrap_or_else(|| "-".to_string());
+        let alias_name = deployment.alias.clone();
         let mut functions = Vec::new();
         for &short in catalog::NAMES {
             let name = deployment.functions[short].clone();
@@ -324,7 +321,7 @@ impl Refresher {
             table,
             functions,
             max_instances,
-            routing_file: work.join(ROUTING_FILE),
+            routing_file: work.join(files::ROUTING_FILE),
             watch_dir: watch_dir.to_path_buf(),
             generation: 0,
         };
@@ -556,7 +553,7 @@ impl Refresher {
         Routing {
             pid: std::process::id(),
             generation: self.generation,
-            alias: self.emulator.deployment().alias.clone(),
+            alias: Some(self.emulator.deployment().alias.clone()),
             functions,
         }
         .write(&self.routing_file)

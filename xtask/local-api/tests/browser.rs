@@ -14,6 +14,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use deploy_files::Outputs;
 use local_api::{Options, Server};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -147,7 +148,9 @@ async fn a_browser_may_call_from_an_allowed_origin_only() {
     support::zip_bootstrap(&dist, "users", &echo);
     support::zip_bootstrap(&dist, "sessions", &echo);
     let outputs = dir.join("outputs.json");
-    support::write_outputs(&outputs, "browser-", "test", KEY);
+    Outputs::fixture("browser-", "test", KEY)
+        .write(&outputs)
+        .unwrap();
 
     // Two page servers: two origins, of which the environment allows the first.
     let allowed = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -7,6 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use deploy_files::Outputs;
+
 #[test]
 fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
     let dir = support::scratch("cli");
@@ -16,7 +18,9 @@ fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
         support::zip_bootstrap(&dist, function, &echo);
     }
     let outputs = dir.join("outputs.json");
-    support::write_outputs(&outputs, "cli-", "v1", "cli-key");
+    Outputs::fixture("cli-", "v1", "cli-key")
+        .write(&outputs)
+        .unwrap();
     let state = dir.join("local-api.json");
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_local-api"))

@@ -8,6 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use deploy_files::{ApiClient, Outputs};
 use infra::gateway_responses::GatewayResponse;
 use local_api::{Options, Server};
 use serde_json::Value;
@@ -32,7 +33,9 @@ impl Stack {
     /// health and users run the echo function, sessions the one that dies on start.
     async fn start(integration_timeout: Duration, health_requires_key: bool) -> Stack {
         Self::start_with(integration_timeout, health_requires_key, |outputs| {
-            support::write_outputs(outputs, "faults-", "test", KEY)
+            Outputs::fixture("faults-", "test", KEY)
+                .write(outputs)
+                .unwrap()
         })
         .await
     }
@@ -277,17 +280,15 @@ async fn each_clients_key_has_its_own_throttle_and_quota() {
     const BURSTY: &str = "bursty-key-0123456789";
     const METERED: &str = "metered-key-0123456789";
     let stack = Stack::start_with(Duration::from_secs(29), false, |outputs| {
-        support::write_outputs_with_clients(
-            outputs,
-            "faults-",
-            "test",
-            &[
-                ("app", APP, 1000.0, 1000, None),
+        Outputs::fixture("faults-", "test", APP)
+            .with_clients(vec![
+                ApiClient::fixture("app", APP, 1000.0, 1000, None),
                 // Three at once, then one token every 1000 s: nothing refills during the test.
-                ("bursty", BURSTY, 0.001, 3, None),
-                ("metered-sync", METERED, 1000.0, 1000, Some(2)),
-            ],
-        )
+                ApiClient::fixture("bursty", BURSTY, 0.001, 3, None),
+                ApiClient::fixture("metered-sync", METERED, 1000.0, 1000, Some(2)),
+            ])
+            .write(outputs)
+            .unwrap()
     })
     .await;
     let ok = |key: &'static str| {

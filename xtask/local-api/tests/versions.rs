@@ -18,10 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, Environment, FunctionCode, Runtime};
+use deploy_files::Outputs;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 const KEY: &str = "versions-api-key-0123456789";
+/// The artifacts bucket an outputs file names when the packages are nowhere to be had.
+const MISSING_BUCKET: &str = "no-such-bucket";
 /// Generous: the first request after a move may download a 50 MB debug package into moto's
 /// loopback S3 and start a debug binary on a busy 2-core machine.
 const WAIT: Duration = Duration::from_secs(120);
@@ -164,17 +167,17 @@ impl Fixture {
         }
     }
 
-    /// The outputs file, with or without the `artifacts_bucket` output.
+    /// The outputs file, naming the artifacts bucket or, without `with_bucket`, one that does
+    /// not exist.
     fn outputs(&self, with_bucket: bool) -> PathBuf {
         let path = self.dir.join("outputs.json");
-        support::write_outputs(&path, &self.prefix, "v1", KEY);
-        if with_bucket {
-            let mut outputs = emulator::files::Outputs::read(&path).unwrap();
-            outputs
-                .values
-                .insert("artifacts_bucket".to_owned(), json!(self.bucket));
-            outputs.write(&path).unwrap();
-        }
+        let mut outputs = Outputs::fixture(&self.prefix, "v1", KEY);
+        outputs.artifacts_bucket = if with_bucket {
+            self.bucket.clone()
+        } else {
+            format!("{}{MISSING_BUCKET}", self.prefix)
+        };
+        outputs.write(&path).unwrap();
         path
     }
 
@@ -530,8 +533,8 @@ async fn follows_the_alias_version_and_weights_on_sighup() {
 #[tokio::test(flavor = "multi_thread")]
 async fn polls_the_alias_and_reports_a_version_it_cannot_run() {
     let fixture = Fixture::new("polling").await;
-    // No `artifacts_bucket` output: only a build/dist zip that is byte for byte version 1's
-    // package can provide code.
+    // No artifacts bucket: only a build/dist zip that is byte for byte version 1's package can
+    // provide code.
     std::fs::write(fixture.dir.join("dist/users.zip"), &fixture.zips[0]).unwrap();
     let mut options = local_api::Options::new(
         fixture.outputs(false),
@@ -566,7 +569,7 @@ async fn polls_the_alias_and_reports_a_version_it_cannot_run() {
         .as_str()
         .unwrap();
     assert!(
-        error.contains("artifacts_bucket") && error.contains(&fixture.sha[1]),
+        error.contains(MISSING_BUCKET) && error.contains(&fixture.sha[1]),
         "{error}"
     );
     let served = call(&http, &url).await;

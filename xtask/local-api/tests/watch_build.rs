@@ -10,6 +10,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use deploy_files::Outputs;
 use local_api::{Options, Server};
 use serde_json::Value;
 
@@ -76,7 +77,9 @@ async fn a_watch_build_replaces_the_packaged_code_until_it_is_removed() {
         support::zip_bootstrap(&dist, function, &health);
     }
     let outputs = dir.join("outputs.json");
-    support::write_outputs(&outputs, "watch-", "test", KEY);
+    Outputs::fixture("watch-", "test", KEY)
+        .write(&outputs)
+        .unwrap();
     let watch = dir.join("watch");
     let mut options = Options::new(outputs, dist, support::closed_endpoint());
     options.health_requires_api_key = Some(false);

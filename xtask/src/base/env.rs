@@ -20,26 +20,12 @@ pub const SERVICE_STACK: &str = "service";
 /// applies it: the deploy role must not be able to change its own permissions.
 pub const DELIVERY_STACK: &str = infra::DELIVERY_STACK;
 
-/// The repository root, found from this crate's location so `cargo xtask`
-/// works from any directory of the workspace, unless `XTASK_WORKSPACE_ROOT`
-/// says otherwise (the deploy workflow runs an xtask binary that another job
-/// compiled, in that job's checkout).
-pub fn workspace_root() -> PathBuf {
-    match std::env::var_os("XTASK_WORKSPACE_ROOT") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("xtask lives one level below the workspace root")
-            .to_path_buf(),
-    }
-}
-
 /// The generated-files folder. `XTASK_BUILD_DIR` moves it so the integration
 /// tests can run a whole deploy without touching the developer's own state.
 pub fn build_root() -> PathBuf {
     match std::env::var_os("XTASK_BUILD_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => workspace_root().join("build"),
+        _ => deploy_files::workspace_root().join("build"),
     }
 }
 
@@ -109,7 +95,7 @@ impl Env {
     /// Validates `name` against infra/environments and loads its config; `json` is the
     /// `--json` flag.
     pub fn load(name: &str, json: bool) -> Result<Env> {
-        let root = workspace_root();
+        let root = deploy_files::workspace_root();
         let known = available(&root)?;
         if !known.iter().any(|known| known == name) {
             bail!(
@@ -167,12 +153,12 @@ impl Env {
     }
 
     pub fn outputs_file(&self) -> PathBuf {
-        self.dir().join("outputs.json")
+        self.dir().join(deploy_files::OUTPUTS_FILE)
     }
 
     /// The names of the outputs Terraform marks `sensitive`, beside the outputs file.
     pub fn sensitive_outputs_file(&self) -> PathBuf {
-        self.dir().join("sensitive-outputs.json")
+        self.dir().join(deploy_files::SENSITIVE_OUTPUTS_FILE)
     }
 }
 

@@ -1,9 +1,10 @@
 //! `cargo xtask bench`: the figures that matter to someone deploying often,
 //! printed, never asserted: no-op deploy, code-only change (excluding the
-//! compile), package sizes, synth time, cold start of each release binary,
-//! `watch`'s save-to-served time, the capacity model (each route's CPU time per request
-//! and the throughput each deployed environment allows, beside the mix measured on the local
-//! API server) and a cost estimate per environment. The
+//! compile), package sizes, the release build (clean, and after a one-function change),
+//! synth time, cold start of each release binary, `watch`'s save-to-served time, the
+//! capacity model (each route's CPU time per request and the throughput each deployed
+//! environment allows, beside the mix measured on the local API server) and a cost estimate
+//! per environment. The
 //! measuring is `services::bench`'s; this prints it.
 
 use anyhow::Result;
@@ -13,7 +14,7 @@ use crate::base::env::{self, Env};
 use crate::base::progress;
 use crate::cli::BenchArgs;
 use crate::services::artifacts::package;
-use crate::services::bench::{self, capacity, cold_start, cost};
+use crate::services::bench::{self, capacity, cold_start, cost, release_build};
 use crate::services::watch;
 
 pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
@@ -31,6 +32,24 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
         human.push(format!("  {name:<9} {}", package::human_bytes(pkg.bytes)));
     }
     figures.insert("package_bytes".into(), sizes.into());
+
+    let built = release_build::measure(env, bench::changed_function()?)?;
+    human.push(format!(
+        "release build: {:.0} s clean for {} functions; {:.1} s after a change to `{}` (its \
+         crate and its binary)",
+        built.clean.as_secs_f64(),
+        built.functions,
+        built.one_function.as_secs_f64(),
+        built.changed
+    ));
+    figures.insert(
+        "release_build_clean_seconds".into(),
+        built.clean.as_secs_f64().into(),
+    );
+    figures.insert(
+        "release_build_one_function_seconds".into(),
+        built.one_function.as_secs_f64().into(),
+    );
 
     let synth_median = bench::synth_seconds(env, 5)?;
     human.push(format!("synth: {:.1} ms (median of 5)", synth_median * 1e3));

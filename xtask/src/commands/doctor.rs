@@ -20,7 +20,10 @@ struct Check {
 }
 
 pub fn run(sh: &Shell, global: &Global) -> Result<()> {
-    let venv_bin = env::workspace_root().join("build").join("venv").join("bin");
+    let venv_bin = deploy_files::workspace_root()
+        .join("build")
+        .join("venv")
+        .join("bin");
     let version = |program: &str, args: &[&str]| -> Option<String> {
         process::find_program(program)?;
         first_line(

@@ -3,12 +3,12 @@
 
 use anyhow::{Context, Result};
 
-use crate::base::{env, progress};
+use crate::base::progress;
 use crate::cli::NewArgs;
 use crate::services::scaffold;
 
 pub fn run(json: bool, args: NewArgs) -> Result<()> {
-    let root = env::workspace_root();
+    let root = deploy_files::workspace_root();
     let name = &args.name;
     let plan = scaffold::plan(&root, name, &args.routes, &args.tables)
         .with_context(|| format!("refusing to create `{name}`; nothing was written"))?;

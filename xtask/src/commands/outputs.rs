@@ -7,10 +7,10 @@ use serde_json::Value;
 use crate::base::env::Env;
 use crate::base::progress;
 use crate::cli::OutputsArgs;
-use crate::services::stacks::outputs::{load, one};
+use crate::services::stacks::outputs::{listing, one};
 
 pub fn run(env: &Env, args: OutputsArgs) -> Result<()> {
-    let outputs = load(env)?;
+    let outputs = listing(env)?;
     if let Some(name) = &args.name {
         let value = one(&outputs, name, args.show_sensitive)?;
         progress::finish(env.json, value, text(value));

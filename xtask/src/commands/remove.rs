@@ -4,12 +4,12 @@
 use anyhow::{Result, bail};
 use xshell::{Shell, cmd};
 
-use crate::base::{env, progress};
+use crate::base::progress;
 use crate::cli::RemoveArgs;
 use crate::services::scaffold;
 
 pub fn run(sh: &Shell, json: bool, args: RemoveArgs) -> Result<()> {
-    let root = env::workspace_root();
+    let root = deploy_files::workspace_root();
     let name = &args.name;
     let dir = scaffold::removable(&root, name)?;
     // Outside a git checkout (a copied workspace) nothing is tracked.

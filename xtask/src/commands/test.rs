@@ -17,7 +17,7 @@
 use anyhow::{Result, anyhow, bail};
 use xshell::{Shell, cmd};
 
-use crate::base::{env, process, progress};
+use crate::base::{process, progress};
 use crate::cli::{Global, TestArgs};
 
 /// What `--fast` leaves out (a nextest filterset): every test binary or test that applies a
@@ -109,7 +109,9 @@ pub fn run(sh: &Shell, _global: &Global, args: TestArgs) -> Result<()> {
         failures.push(format!("{err:#}"));
     }
 
-    let workflows = env::workspace_root().join(".github").join("workflows");
+    let workflows = deploy_files::workspace_root()
+        .join(".github")
+        .join("workflows");
     if !args.no_scans && workflows.is_dir() {
         progress::step("actionlint .github/workflows");
         let actionlint = venv_bin.join("actionlint");

@@ -27,11 +27,12 @@ use crate::services::aliases::{self, Versions, hotswap, release, rollback};
 use crate::services::artifacts::package::{self, Manifest};
 use crate::services::artifacts::{sign, upload};
 use crate::services::local::{self, MotoState};
-use crate::services::stacks::outputs::{self, Outputs};
+use crate::services::stacks::outputs;
 use crate::services::stacks::state::{LastDeploy, fingerprint, write_tfvars};
 use crate::services::stacks::terraform::Terraform;
 use crate::services::stacks::{bootstrap, prerequisites, synth};
 use crate::services::{smoke, target};
+use deploy_files::Outputs;
 
 /// How a deploy runs: the `deploy` command's flags (see their help in `cli`), which the
 /// benchmark also sets itself.
@@ -146,10 +147,7 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
         &mut report,
     )?;
     let outs = outputs::load(env)?;
-    report.api_url = outs
-        .get("api_url")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
+    report.api_url = Some(outs.api_url.clone());
     let pending = release(env, args, &target, &service.published, &outs, &mut report)?;
     if let Some(moto) = &moto
         && !args.no_serve
@@ -321,7 +319,7 @@ fn service_stack(
             .stacks
             .insert(SERVICE_STACK.to_owned(), "unchanged".to_owned());
         report.changed_functions.clear();
-        published_versions(&outputs::load(env)?.values)
+        published_versions(&outputs::load(env)?)
     } else if args.hotswap && code_only {
         progress::step(format!(
             "Only function code changed; hotswapping {} through the Lambda API (Terraform reconciles at the next plain deploy)",
@@ -361,8 +359,7 @@ fn service_stack(
         let t = Instant::now();
         aliases::wait::functions_live(env, target)?;
         report.time("wait_lambda", t);
-        let outs = tf.outputs()?;
-        outputs::save(env, &outs)?;
+        let outs = outputs::save(env, &tf.outputs()?)?;
         last.stacks.insert(SERVICE_STACK.to_owned(), service_fp);
         last.service_structure = Some(structure_fp);
         last.packages = package_hashes(manifest);
@@ -370,7 +367,7 @@ fn service_stack(
         report
             .stacks
             .insert(SERVICE_STACK.to_owned(), "applied".to_owned());
-        published_versions(&outs.values)
+        published_versions(&outs)
     };
     Ok(ServiceStack {
         published,
@@ -401,13 +398,7 @@ fn release(
     }
     let strategy = args.shift.clone().unwrap_or_else(|| env.strategy.clone());
     let pending = rollback::begin(env, target, &shifts)?;
-    match release::run(
-        env,
-        target,
-        &shifts,
-        &strategy,
-        &release_alarms(&outs.values),
-    ) {
+    match release::run(env, target, &shifts, &strategy, &outs.release_alarms) {
         Ok(release) => report.release = Some(release),
         Err(err) => return Err(recover(env, target, &pending, err)),
     }
@@ -569,32 +560,15 @@ fn package_hashes(manifest: &Manifest) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `<function>_version` outputs: the newest version Terraform published.
-fn published_versions(outputs: &serde_json::Map<String, serde_json::Value>) -> Versions {
+/// The newest version Terraform published of every function.
+fn published_versions(outputs: &Outputs) -> Versions {
     env::functions()
         .iter()
         .filter_map(|f| {
-            let version = match outputs.get(&format!("{f}_version"))? {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            Some(((*f).to_owned(), version))
+            let deployed = outputs.functions.get(*f)?;
+            Some(((*f).to_owned(), deployed.version.clone()))
         })
         .collect()
-}
-
-/// The `release_alarms` output: the gate of every traffic step.
-fn release_alarms(outputs: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
-    outputs
-        .get("release_alarms")
-        .and_then(|v| v.as_array())
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(|n| n.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// What the Terraform state was applied against: the same JSON applied to a

@@ -10,11 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use emulator::files::ApiState;
+use deploy_files::ApiState;
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
-use crate::base::env::{self, BOOTSTRAP_STACK, Env, SERVICE_STACK};
+use crate::base::env::{BOOTSTRAP_STACK, Env, SERVICE_STACK};
 use crate::base::{process, progress};
 use crate::services::artifacts::build;
 use crate::services::stacks::state::LastDeploy;
@@ -49,7 +49,7 @@ pub fn api_log_file(env: &Env) -> PathBuf {
 }
 
 fn api_file(env: &Env) -> PathBuf {
-    env.dir().join("local-api.json")
+    env.dir().join(deploy_files::API_STATE_FILE)
 }
 
 /// The recorded emulator, if its process is alive and answering.
@@ -215,7 +215,7 @@ impl Prebuild {
     pub fn start() -> Prebuild {
         let child = emulator::cargo()
             .args(["build", "--quiet", "--bin", "local-api", "--bin", "smoke"])
-            .current_dir(env::workspace_root())
+            .current_dir(deploy_files::workspace_root())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -262,7 +262,7 @@ fn tail(path: &Path, lines: usize) -> String {
 pub fn routing_file(env: &Env, api: &ApiState) -> PathBuf {
     api.routing
         .clone()
-        .unwrap_or_else(|| env.dir().join("functions").join("routing.json"))
+        .unwrap_or_else(|| env.dir().join("functions").join(deploy_files::ROUTING_FILE))
 }
 
 /// Makes the running local API server re-read the aliases and the watch builds now (`SIGHUP`)

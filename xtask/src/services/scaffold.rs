@@ -571,7 +571,7 @@ mod tests {
     /// the file after a change made on purpose).
     #[test]
     fn output_is_pinned() {
-        let root = crate::base::env::workspace_root();
+        let root = deploy_files::workspace_root();
         let routes = ["GET /items", "PUT /items/{id}"].map(|r| RouteSpec::parse(r).unwrap());
         let tables = ["users:write:by-kind", "sessions"].map(|t| TableGrant::parse(t).unwrap());
         let scaffold = plan(&root, "items", &routes, &tables).unwrap();
@@ -613,7 +613,7 @@ mod tests {
 
     #[test]
     fn plans_are_checked_by_the_catalog_against_the_workspace() {
-        let root = crate::base::env::workspace_root();
+        let root = deploy_files::workspace_root();
         let route = |r: &str| vec![RouteSpec::parse(r).unwrap()];
         let items = route("GET /items");
         let e = |name, routes: &[RouteSpec], tables: &[TableGrant]| {

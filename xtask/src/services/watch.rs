@@ -33,7 +33,7 @@ use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use xshell::Shell;
 
-use emulator::files::{ApiState, Routing};
+use deploy_files::{ApiState, Routing};
 
 use crate::base::env::Env;
 use crate::base::{process, progress};

@@ -8,7 +8,7 @@ const MARK: &str = "**Architecture invariant:**";
 
 #[test]
 fn every_invariant_names_the_test_that_holds_it() {
-    let root = crate::base::env::workspace_root();
+    let root = deploy_files::workspace_root();
     let document =
         std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("reading ARCHITECTURE.md");
     let problems = violations(&root, &document);
@@ -21,7 +21,7 @@ fn every_invariant_names_the_test_that_holds_it() {
 
 #[test]
 fn an_invariant_without_a_test_or_with_a_missing_one_is_caught() {
-    let root = crate::base::env::workspace_root();
+    let root = deploy_files::workspace_root();
     let document = format!(
         "{MARK} held (`xtask/src/tidy/architecture.rs::{}`).\n\n\
          {MARK} a wish.\nStill the wish.\n\

@@ -6,7 +6,7 @@
 //!   workspace, and every dependency is a `workspace = true` one: one version of each crate,
 //!   chosen in the root manifest.
 //! - A crate under `functions/` never depends on the tools (`infra`, `xtask`, `smoke`,
-//!   `local-api`, `emulator`): a function binary holds the function, not the machinery that
+//!   `local-api`, `emulator`, `deploy-files`): a function binary holds the function, not the machinery that
 //!   deploys or serves it. The one exception is a test-only feature's optional dependency.
 //! - A function crate turns on `service-common`'s optional parts (`passwords`, the argon2
 //!   hasher) exactly when its source uses them, so a binary contains only what it uses.
@@ -17,7 +17,14 @@ use std::path::Path;
 use toml::{Table, Value};
 
 /// The crates that deploy, serve or prove the service.
-const TOOLS: [&str; 5] = ["infra", "xtask", "smoke", "local-api", "emulator"];
+const TOOLS: [&str; 6] = [
+    "infra",
+    "xtask",
+    "smoke",
+    "local-api",
+    "emulator",
+    "deploy-files",
+];
 
 /// `service-common`'s features that only tests turn on, with why a tool may sit behind them.
 const TEST_ONLY_FEATURES: &[(&str, &str)] = &[(
@@ -53,7 +60,7 @@ const DEPENDENCY_TABLES: [&str; 3] = ["dependencies", "dev-dependencies", "build
 
 #[test]
 fn manifests_follow_the_workspace_rules() {
-    let root = crate::base::env::workspace_root();
+    let root = deploy_files::workspace_root();
     let problems = violations(&root, &members(&root));
     assert!(
         problems.is_empty(),

@@ -49,7 +49,7 @@ const MAY_CALL_DYNAMODB: &[(&str, &str)] = &[
 
 #[test]
 fn nothing_names_a_function_but_the_catalog() {
-    let root = crate::base::env::workspace_root();
+    let root = deploy_files::workspace_root();
     let mut problems = Vec::new();
     for (file, text) in production_sources(&root) {
         let own_crate = catalog::NAMES
@@ -77,7 +77,7 @@ fn nothing_names_a_function_but_the_catalog() {
 
 #[test]
 fn only_the_stores_build_dynamodb_requests() {
-    let root = crate::base::env::workspace_root();
+    let root = deploy_files::workspace_root();
     let mut problems = Vec::new();
     for (file, text) in production_sources(&root) {
         if !file.starts_with("functions/")

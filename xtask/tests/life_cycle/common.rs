@@ -5,12 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+pub use deploy_files::workspace_root;
 
 /// A fresh folder under `build/` (ignored by git) for one test.
 pub fn scratch(name: &str) -> PathBuf {

@@ -40,14 +40,9 @@ fn packaged_health(name: &str) -> PathBuf {
     zip.write_all(&std::fs::read(health_binary()).unwrap())
         .unwrap();
     zip.finish().unwrap();
-    std::fs::create_dir_all(dir.join("local")).unwrap();
-    let outputs = serde_json::json!({
-        "stage_name": "v1", "api_key_value": "k", "region": "us-east-1", "alias_name": "live",
-        "users_table": "devloop-users", "sessions_table": "devloop-sessions",
-        "health_function": "devloop-health", "users_function": "devloop-users",
-        "sessions_function": "devloop-sessions",
-    });
-    std::fs::write(dir.join("local/outputs.json"), outputs.to_string()).unwrap();
+    deploy_files::Outputs::fixture("devloop-", "v1", "k")
+        .write(&dir.join("local").join(deploy_files::OUTPUTS_FILE))
+        .unwrap();
     dir
 }
 

@@ -1,7 +1,9 @@
 //! The whole life cycle on `local`, against moto and real terraform:
 //! deploy, outputs (the API key masked, every file holding it 0600), a
 //! second deploy that skips, a one-function code change that uploads and
-//! updates only that function, destroy.
+//! updates only that function, after which a refreshing plan is empty (no drift, the stack
+//! idempotent), destroy with nothing left in the state. `infra/tests/moto_apply.rs` applies the
+//! variant with a VPC the same way.
 //!
 //! Uses the release binaries of the functions (see `common::release_binaries`).
 
@@ -64,28 +66,25 @@ fn deploy_noop_change_one_function_destroy() {
 
     // 2. Outputs, from the file smoke and the local API server read.
     let outputs = stdout_json(&xtask(&dir, &["outputs", "--json"]));
-    for key in [
-        "api_url",
-        "users_table",
-        "sessions_table",
-        "health_function",
-        "alias_name",
-    ] {
-        assert!(
-            outputs.get(key).is_some(),
-            "missing output {key}: {outputs}"
-        );
+    let on_disk = deploy_files::Outputs::read(&dir.join("local/outputs.json")).unwrap();
+    assert!(
+        outputs
+            .as_object()
+            .unwrap()
+            .keys()
+            .eq(on_disk.to_map().keys()),
+        "the listing is the file's outputs: {outputs}"
+    );
+    for function in catalog::NAMES {
+        assert!(on_disk.functions.contains_key(*function), "{function}");
     }
     assert_eq!(
         outputs["api_key_value"],
         "<sensitive: add --show-sensitive>"
     );
-    let on_disk: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("local/outputs.json")).unwrap())
-            .unwrap();
-    assert_eq!(on_disk["api_url"], outputs["api_url"]);
+    assert_eq!(outputs["api_url"], on_disk.api_url);
     // The API key: Terraform marks it sensitive, and every file holding it is private.
-    let key = on_disk["api_key_value"].as_str().unwrap();
+    let key = on_disk.api_key_value.as_str();
     assert!(!key.is_empty());
     let sensitive = std::fs::read_to_string(dir.join("local/sensitive-outputs.json")).unwrap();
     assert!(sensitive.contains("\"api_key_value\""), "{sensitive}");
@@ -157,6 +156,15 @@ fn deploy_noop_change_one_function_destroy() {
     assert_eq!(after[0], before[0], "health's code must not change");
     assert_ne!(after[1], before[1], "users' code must change");
     assert_eq!(after[2], before[2], "sessions' code must not change");
+    // The code-only apply skipped Terraform's refresh; a plan that refreshes every resource
+    // finds nothing to change (no drift), which also proves the stack idempotent on moto.
+    let plan = xtask(&dir, &["plan", "--prebuilt", prebuilt]);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert!(
+        stderr(&plan).contains("No changes."),
+        "the plan after a code-only deploy is empty:\n{}",
+        stderr(&plan)
+    );
 
     // 4b. The same with --hotswap: no Terraform, same end state; the next
     //     plain deploy reconciles Terraform's state.
@@ -199,6 +207,14 @@ fn deploy_noop_change_one_function_destroy() {
     assert_eq!(destroyed["destroyed"][0], "service");
     assert!(!dir.join("local/outputs.json").exists());
     assert!(!dir.join("local/sensitive-outputs.json").exists());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("local/service.tfstate")).unwrap())
+            .unwrap();
+    assert_eq!(
+        state["resources"].as_array().map(Vec::len),
+        Some(0),
+        "destroy leaves nothing in the state: {state}"
+    );
     let outputs = xtask(&dir, &["outputs"]);
     assert!(!outputs.status.success());
     assert!(

@@ -246,10 +246,8 @@ fn releases_are_gated_and_roll_back_to_the_version_that_served() {
     // v4: a canary stopped by an alarm. Both changed functions go back.
     std::fs::copy(&good_health, bins.join("health")).unwrap();
     rebuild(&bins.join("users"), "xtask release test: users v4");
-    let outputs: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("local/outputs.json")).unwrap())
-            .unwrap();
-    let alarm = outputs["release_alarms"][0].as_str().unwrap().to_owned();
+    let outputs = deploy_files::Outputs::read(&dir.join("local/outputs.json")).unwrap();
+    let alarm = outputs.release_alarms[0].clone();
     let child = {
         let dir = dir.clone();
         let prebuilt = prebuilt.to_owned();

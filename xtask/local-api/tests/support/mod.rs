@@ -6,14 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The workspace root (two levels above this crate).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crate sits two levels deep")
-        .to_path_buf()
-}
+pub use deploy_files::workspace_root;
 
 /// A fresh folder `build/test/<name>-<random>`.
 pub fn scratch(name: &str) -> PathBuf {
@@ -79,57 +72,6 @@ pub fn zip_bootstrap(dist: &Path, function: &str, binary: &Path) {
     zip.start_file("bootstrap", options).unwrap();
     zip.write_all(&bytes).unwrap();
     zip.finish().unwrap();
-}
-
-/// Writes an outputs file like `cargo xtask deploy` does.
-pub fn write_outputs(path: &Path, prefix: &str, stage: &str, api_key: &str) {
-    let mut outputs = serde_json::json!({
-        "api_url": format!("https://example.execute-api.us-east-1.amazonaws.com/{stage}"),
-        "api_id": "localtest",
-        "stage_name": stage,
-        "users_table": format!("{prefix}users"),
-        "sessions_table": format!("{prefix}sessions"),
-        "alias_name": "live",
-        "api_key_value": api_key,
-        "region": "us-east-1",
-    });
-    for function in catalog::NAMES {
-        outputs[format!("{function}_function")] = format!("{prefix}{function}").into();
-    }
-    serde_json::from_value::<emulator::files::Outputs>(outputs)
-        .unwrap()
-        .write(path)
-        .unwrap();
-}
-
-/// One `[[api.clients]]` entry as the outputs file lists it: name, key, rate per second,
-/// burst, daily quota.
-pub type Client<'a> = (&'a str, &'a str, f64, u32, Option<u64>);
-
-/// Writes an outputs file like `cargo xtask deploy` does for an environment with these
-/// clients: `api_clients` (ids and limits), each key as `api_key_value_<client>`, and the first
-/// client's as `api_key_value`.
-pub fn write_outputs_with_clients(path: &Path, prefix: &str, stage: &str, clients: &[Client]) {
-    write_outputs(path, prefix, stage, clients[0].1);
-    let mut outputs = emulator::files::Outputs::read(path).unwrap();
-    let listed: Vec<serde_json::Value> = clients
-        .iter()
-        .map(|(name, _, rate, burst, quota)| {
-            serde_json::json!({
-                "name": name, "key_id": format!("id-{name}"), "usage_plan_id": format!("plan-{name}"),
-                "rate_per_second": rate, "burst": burst, "quota_per_day": quota,
-            })
-        })
-        .collect();
-    outputs
-        .values
-        .insert(emulator::files::API_CLIENTS.into(), listed.into());
-    for (name, key, ..) in clients {
-        outputs
-            .values
-            .insert(emulator::files::api_key_output(name), (*key).into());
-    }
-    outputs.write(path).unwrap();
 }
 
 /// An endpoint nothing listens on: the server then derives the function configuration from

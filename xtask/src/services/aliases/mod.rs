@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
-use emulator::files::Routing;
+use deploy_files::Routing;
 
 use crate::base::aws::Target;
 use crate::base::env::{self, Env};

@@ -6,8 +6,9 @@
 //! dependencies and the binaries stay what a plain `cargo build` would give.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -69,20 +70,26 @@ pub fn target_dir(env: &Env) -> PathBuf {
 /// Compiles the functions and returns where the binaries are. Takes no `Shell`: `deploy` runs
 /// it on a thread of its own while the bootstrap stack applies.
 pub fn compile(env: &Env) -> Result<Binaries> {
+    compile_into(env, &target_dir(env)).map(|(binaries, _)| binaries)
+}
+
+/// [`compile`] with cargo's target directory at `target` (the benchmark's clean build), and how
+/// long cargo took.
+pub fn compile_into(env: &Env, target: &Path) -> Result<(Binaries, Duration)> {
     let packages: Vec<String> = env::functions()
         .iter()
         .flat_map(|f| ["-p".to_owned(), f.to_string()])
         .collect();
     let (args, release_dir) = match toolchain(env.arch)? {
         Toolchain::Zig => {
-            let target = format!("{}.{LAMBDA_GLIBC}", env.arch.triple());
+            let triple = format!("{}.{LAMBDA_GLIBC}", env.arch.triple());
             progress::step(format!(
                 "Compiling {} for {} with cargo zigbuild (glibc {LAMBDA_GLIBC})",
                 env::functions().join(", "),
                 env.arch.lambda_name()
             ));
-            let args = ["zigbuild", "--release", "--target", &target].map(str::to_owned);
-            let dir = target_dir(env).join(env.arch.triple()).join("release");
+            let args = ["zigbuild", "--release", "--target", &triple].map(str::to_owned);
+            let dir = target.join(env.arch.triple()).join("release");
             (args.to_vec(), dir)
         }
         Toolchain::Host => {
@@ -93,7 +100,7 @@ pub fn compile(env: &Env) -> Result<Binaries> {
             ));
             (
                 vec!["build".to_owned(), "--release".to_owned()],
-                target_dir(env).join("release"),
+                target.join("release"),
             )
         }
     };
@@ -104,6 +111,7 @@ pub fn compile(env: &Env) -> Result<Binaries> {
         .args(&args)
         .arg("--locked")
         .args(&packages)
+        .env("CARGO_TARGET_DIR", target)
         .current_dir(&env.root);
     let mut crates = 0;
     let elapsed = progress::stream(
@@ -121,12 +129,12 @@ pub fn compile(env: &Env) -> Result<Binaries> {
         env::functions().join(", "),
         elapsed.as_secs_f64()
     ));
-    from_dir(&release_dir)
+    Ok((from_dir(&release_dir)?, elapsed))
 }
 
 /// Binaries named after the functions in `dir` (a release folder or
 /// `--prebuilt`).
-pub fn from_dir(dir: &std::path::Path) -> Result<Binaries> {
+pub fn from_dir(dir: &Path) -> Result<Binaries> {
     let mut paths = BTreeMap::new();
     for &function in env::functions() {
         let path = dir.join(function);

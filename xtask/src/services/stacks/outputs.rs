@@ -1,15 +1,16 @@
-//! The deployed stack's outputs, kept in `build/<env>/outputs.json` (written by
-//! deploy; read by `cargo xtask outputs`, smoke and the local API server, so
-//! everyone sees the same values).
+//! The deployed stacks' outputs. The service stack's are kept in `build/<env>/outputs.json`
+//! as [`deploy_files::Outputs`] (written by deploy; read by `cargo xtask outputs`, deploy,
+//! smoke and the local API server, so everyone sees the same values); the other stacks'
+//! are read from Terraform when needed.
 //!
-//! The file stays the flat `{name: value}` its readers expect, and holds the API key, so it is
-//! written 0600. Which outputs Terraform marks `sensitive` is kept beside it, in
-//! `build/<env>/sensitive-outputs.json`, so this command masks exactly those.
+//! The file holds the API keys, so it is written 0600. Which outputs Terraform marks
+//! `sensitive` is kept beside it, in `build/<env>/sensitive-outputs.json`, so this command masks
+//! exactly those.
 
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
-use emulator::files;
+use deploy_files::outputs::is_secret;
 use serde_json::{Map, Value};
 
 use crate::base::env::Env;
@@ -18,11 +19,8 @@ use crate::base::process;
 /// What a sensitive value shows instead, and how to see it.
 pub const MASKED: &str = "<sensitive: add --show-sensitive>";
 
-/// Secrets even when the record of Terraform's flags is missing: outputs files written before
-/// xtask kept it. `api_key_value` and every client's `api_key_value_<client>`.
-const ALWAYS_SENSITIVE_PREFIX: &str = "api_key_value";
-
-/// A stack's outputs: their values, and the names Terraform marks `sensitive`.
+/// A stack's outputs as Terraform gives them, by name: their values, and the names Terraform
+/// marks `sensitive`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outputs {
     pub values: Map<String, Value>,
@@ -48,7 +46,8 @@ impl Outputs {
     }
 
     pub fn is_sensitive(&self, name: &str) -> bool {
-        self.sensitive.contains(name) || name.starts_with(ALWAYS_SENSITIVE_PREFIX)
+        // The keys are secrets even where the record of Terraform's flags is missing.
+        self.sensitive.contains(name) || is_secret(name)
     }
 
     /// Every value, the sensitive ones replaced by [`MASKED`].
@@ -88,17 +87,19 @@ pub fn one<'a>(outputs: &'a Outputs, name: &str, show_sensitive: bool) -> Result
     Ok(value)
 }
 
-/// Writes the flat `{name: value}` outputs ([`files::Outputs`], the file's one type) (0600: the API key is among them) and the names of
-/// the sensitive ones.
-pub fn save(env: &Env, outputs: &Outputs) -> Result<()> {
+/// Writes the service stack's outputs ([`deploy_files::Outputs`], 0600: the API keys are among
+/// them) and the names of the sensitive ones, and returns them typed. Outputs that are not the
+/// type's fields are an error here, at deploy, rather than in every reader.
+pub fn save(env: &Env, outputs: &Outputs) -> Result<deploy_files::Outputs> {
+    let typed = deploy_files::Outputs::from_map(outputs.values.clone())
+        .context("the service stack's outputs are not what deploy_files::Outputs holds")?;
     process::write_json(&env.sensitive_outputs_file(), &outputs.sensitive)?;
-    let file = files::Outputs {
-        values: outputs.values.clone(),
-    };
-    process::write_json_private(&env.outputs_file(), &file)
+    process::write_json_private(&env.outputs_file(), &typed)?;
+    Ok(typed)
 }
 
-pub fn load(env: &Env) -> Result<Outputs> {
+/// The service stack's outputs, as the last deploy from this machine wrote them.
+pub fn load(env: &Env) -> Result<deploy_files::Outputs> {
     let path = env.outputs_file();
     if !path.exists() {
         bail!(
@@ -111,16 +112,25 @@ pub fn load(env: &Env) -> Result<Outputs> {
     // A no-op deploy does not rewrite the file: one an older xtask left readable by others is
     // tightened here instead.
     process::make_private(&path)?;
+    process::read_json(&path).with_context(|| {
+        format!(
+            "reading the outputs of `{}`: `cargo xtask deploy --env {0} --force` writes them anew",
+            env.name
+        )
+    })
+}
+
+/// The service stack's outputs by name, with Terraform's `sensitive` flags: what `cargo xtask
+/// outputs` lists.
+pub fn listing(env: &Env) -> Result<Outputs> {
+    let values = load(env)?.to_map();
     let sensitive_path = env.sensitive_outputs_file();
     let sensitive = if sensitive_path.exists() {
         process::read_json(&sensitive_path)?
     } else {
         BTreeSet::new()
     };
-    Ok(Outputs {
-        values: process::read_json::<files::Outputs>(&path)?.values,
-        sensitive,
-    })
+    Ok(Outputs { values, sensitive })
 }
 
 #[cfg(test)]
