@@ -6,6 +6,9 @@
 #[path = "src/manifest.rs"]
 mod manifest;
 #[allow(dead_code)]
+#[path = "src/secrets.rs"]
+mod secrets;
+#[allow(dead_code)]
 #[path = "src/tables.rs"]
 mod tables;
 

@@ -337,8 +337,6 @@ pub struct Options {
     pub domain: Option<Domain>,
     #[serde(default)]
     pub traffic_shifting: Option<TrafficShifting>,
-    #[serde(default)]
-    pub secrets: Option<Secrets>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -397,20 +395,6 @@ pub struct TrafficShifting {
 pub enum ShiftKind {
     Canary,
     Linear,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Secrets {
-    /// Days between automatic rotations (needs a rotation function ARN to rotate).
-    #[serde(default)]
-    pub rotation_lambda_arn: Option<String>,
-    #[serde(default = "default_rotation_days")]
-    pub rotation_days: u32,
-}
-
-fn default_rotation_days() -> u32 {
-    30
 }
 
 /// `[delivery]`: which GitHub repository and environment may assume the deploy role.

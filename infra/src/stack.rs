@@ -7,8 +7,8 @@ use crate::constructs::storage::{
     BucketOptions, Replication, bucket_name, bucket_name_in, replication_statements, secure_bucket,
 };
 use crate::constructs::{
-    api, boundary, compute, data, delivery, edge, network, observability, security, signing, state,
-    storage,
+    api, boundary, compute, data, delivery, edge, network, observability, secrets, security,
+    signing, state, storage,
 };
 use crate::iam;
 use crate::routes::FunctionName;
@@ -425,13 +425,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         &config.name(security::SERVICE_KEY_ALIAS),
         None,
     );
-    let secret = config.options.secrets.as_ref().map(|opts| {
-        let rotation = opts
-            .rotation_lambda_arn
-            .as_deref()
-            .map(|arn| (arn, opts.rotation_days));
-        security::app_secret(s, &config.name("app"), &key, rotation)
-    });
+    let secrets = secrets::secrets(s, config.names(), &key);
 
     let tables = data::tables(s, &config.prefix, &config.data, &key);
     let scope = config.scope(&account);
@@ -460,7 +454,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
             key: &key,
             tables: &tables,
             network: network.as_ref(),
-            secret: secret.as_ref(),
+            secrets: &secrets,
             artifacts,
             service_version: version.expr(),
             endpoint: endpoint.map(|e| e.expr()),

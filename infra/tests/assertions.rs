@@ -325,9 +325,12 @@ fn function_roles_use_the_stack_key_only_as_their_grants_need() {
         "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem",
     ];
-    let via_sqs = serde_json::json!({ "StringEquals": {
-        "kms:ViaService": "sqs.${data.aws_region.current.name}.amazonaws.com",
-    } });
+    let via = |service: &str| {
+        serde_json::json!({ "StringEquals": {
+            "kms:ViaService": format!("{service}.${{data.aws_region.current.name}}.amazonaws.com"),
+        } })
+    };
+    let (via_sqs, via_secrets) = (via("sqs"), via("secretsmanager"));
     let mut seen = BTreeMap::new();
     for env in infra::ENVIRONMENTS {
         for (stack_name, stack) in stacks(env) {
@@ -349,8 +352,8 @@ fn function_roles_use_the_stack_key_only_as_their_grants_need() {
                     }
                     match statement.get("Condition") {
                         None => direct.extend(key_actions),
-                        Some(condition) => assert_eq!(
-                            condition, &via_sqs,
+                        Some(condition) => assert!(
+                            condition == &via_sqs || condition == &via_secrets,
                             "{env}/{stack_name}: {function}'s {} uses the key under another condition",
                             statement["Sid"]
                         ),
@@ -373,6 +376,110 @@ fn function_roles_use_the_stack_key_only_as_their_grants_need() {
     // Both kinds exist, so the test checked something of each.
     assert_eq!(seen.get("health"), Some(&false), "{seen:?}");
     assert_eq!(seen.get("users"), Some(&true), "{seen:?}");
+}
+
+/// One empty secret per declared name, never a value in Terraform; each function reads exactly
+/// the secrets it declares (their ARNs in `SECRET_ARN_<NAME>`, `GetSecretValue` on exactly
+/// them, the key only through Secrets Manager), and a function that declares none gets none
+/// of it.
+#[test]
+fn only_declaring_functions_read_their_secrets() {
+    let via_secrets = serde_json::json!({ "StringEquals": {
+        "kms:ViaService": "secretsmanager.${data.aws_region.current.name}.amazonaws.com",
+    } });
+    // Both kinds exist, so the test checks something of each.
+    assert_eq!(
+        catalog::find("users").unwrap().secrets,
+        ["password-peppers"]
+    );
+    assert!(catalog::find("health").unwrap().secrets.is_empty());
+    for env in infra::ENVIRONMENTS {
+        let prefix = infra::load_config(env).unwrap().prefix;
+        for (stack_name, stack) in stacks(env) {
+            assert!(
+                resources(&stack).all(|(ty, _, _)| ty != "aws_secretsmanager_secret_version"),
+                "{env}/{stack_name}: a secret value would pass through Terraform"
+            );
+            let secrets: BTreeMap<&str, &Value> = resources(&stack)
+                .filter(|(ty, _, _)| *ty == "aws_secretsmanager_secret")
+                .map(|(_, name, body)| (name, body))
+                .collect();
+            if stack_name != "service" {
+                assert!(secrets.is_empty(), "{env}/{stack_name}: {secrets:?}");
+                continue;
+            }
+            let secret = secrets["secret_password_peppers"];
+            assert_eq!(
+                secret["name"],
+                format!("{prefix}secret-password-peppers"),
+                "{env}"
+            );
+            assert_eq!(
+                secret["kms_key_id"], "${data.aws_kms_alias.stack.target_key_arn}",
+                "{env}: the stack's customer-managed key"
+            );
+            assert_eq!(secrets.len(), 1, "{env}: one secret per declared name");
+            let policies = function_statements(&stack);
+            for function in catalog::FUNCTIONS {
+                let declared: Vec<String> = function
+                    .secrets
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "${{aws_secretsmanager_secret.secret_{}.arn}}",
+                            s.replace('-', "_")
+                        )
+                    })
+                    .collect();
+                let reads: Vec<String> = policies[function.name]
+                    .iter()
+                    .filter(|s| {
+                        string_list(&s["Action"])
+                            .iter()
+                            .any(|a| a.starts_with("secretsmanager:"))
+                    })
+                    .flat_map(|s| {
+                        assert_eq!(string_list(&s["Action"]), ["secretsmanager:GetSecretValue"]);
+                        string_list(&s["Resource"])
+                    })
+                    .collect();
+                assert_eq!(
+                    reads, declared,
+                    "{env}: {} reads exactly its secrets",
+                    function.name
+                );
+                let through_secrets = policies[function.name]
+                    .iter()
+                    .any(|s| s.get("Condition") == Some(&via_secrets));
+                assert_eq!(
+                    through_secrets,
+                    !declared.is_empty(),
+                    "{env}: {}",
+                    function.name
+                );
+                let lambda = resources(&stack)
+                    .find(|(ty, name, _)| *ty == "aws_lambda_function" && *name == function.name)
+                    .unwrap()
+                    .2;
+                let variables = &lambda["environment"][0]["variables"];
+                let handed: Vec<String> = variables
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("SECRET_ARN_"))
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+                    .collect();
+                let want: Vec<String> = function
+                    .secrets
+                    .iter()
+                    .zip(&declared)
+                    .map(|(s, arn)| format!("{}={arn}", catalog::secrets::variable(s)))
+                    .collect();
+                assert_eq!(handed, want, "{env}: {}'s secret variables", function.name);
+                assert!(variables.get("APP_SECRET_ARN").is_none());
+            }
+        }
+    }
 }
 
 /// Whatever the list above becomes: no function role of any stack batch-writes, scans, or holds

@@ -464,18 +464,13 @@ fn roles_are_passed_only_to_their_services_and_tags_are_the_providers() {
     }
 }
 
-/// prod with every option a delivered environment may have on (custom domain, Secrets Manager
-/// with rotation); CloudFront is refused with `[delivery]`
+/// prod with every option a delivered environment may have on (custom domain); CloudFront is refused with `[delivery]`
 /// (`escape_claiming_untagged_distributions_certificates_and_code_signing_configs`).
 fn every_option() -> infra::Config {
     let mut config = infra::load_config("prod").unwrap();
     config.options.domain = Some(infra::config::Domain {
         name: "api.example.com".into(),
         hosted_zone: "example.com".into(),
-    });
-    config.options.secrets = Some(infra::config::Secrets {
-        rotation_lambda_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:rotate".into()),
-        rotation_days: 30,
     });
     config
 }
@@ -1710,11 +1705,8 @@ fn needed(stack: &str, ty: &str, config: &infra::Config) -> Vec<&'static str> {
             "secretsmanager:DescribeSecret",
             "secretsmanager:GetResourcePolicy",
             "secretsmanager:UpdateSecret",
-        ],
-        (false, "aws_secretsmanager_secret_rotation") => vec![
-            "secretsmanager:RotateSecret",
-            "secretsmanager:DescribeSecret",
-            "lambda:InvokeFunction",
+            "secretsmanager:TagResource",
+            "secretsmanager:DeleteSecret",
         ],
         _ => panic!(
             "{}: teach this test what the deploy role needs for {ty} in the {stack} stack",

@@ -1,7 +1,9 @@
 //! Applies the `local` environment against moto on loopback, bootstrap then service (with small
-//! dummy function zips uploaded in between), proves the next plan is empty (idempotent), then
-//! destroys and proves nothing is left in state: with the VPC option (the shipped `local` goes
-//! through the same steps in the life-cycle scenario, driven by `cargo xtask`).
+//! dummy function zips uploaded in between), proves the next plan is empty (idempotent) even
+//! after a person set every declared secret's value, and that the value is in no state file or
+//! output after a refresh, then destroys and proves nothing is left in state: with the VPC
+//! option (the shipped `local` goes through the same steps in the life-cycle scenario, driven by
+//! `cargo xtask`).
 
 mod common;
 
@@ -44,6 +46,50 @@ fn put_object(endpoint: &str, bucket: &str, key: &str, body: &[u8]) {
         response.starts_with("HTTP/1.1 200"),
         "PUT {bucket}/{key} failed:\n{response}"
     );
+}
+
+/// A Secrets Manager call (JSON 1.1) to moto over plain HTTP, as `cargo xtask secret set` makes
+/// it with the SDK; returns the response body.
+fn secrets_manager(endpoint: &str, action: &str, body: &serde_json::Value) -> String {
+    let host = endpoint.trim_start_matches("http://");
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(host).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nX-Amz-Target: secretsmanager.{action}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=00\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "{action} failed:\n{response}"
+    );
+    response
+}
+
+/// Every file under `dir` (state files, plans, the synthesized JSON) that holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap().flatten() {
+            let path = entry.path();
+            // Providers and modules Terraform installs under `.terraform/`.
+            if path.is_dir() && !path.ends_with(".terraform") {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
 }
 
 fn state_is_empty(dir: &Path, rc: &Path) {
@@ -149,6 +195,53 @@ fn apply_plan_destroy(name: &str, mut config: infra::Config, vpc: Option<Vpc>) {
         read.api_key_value, clients[0].key_value,
         "{name}: api_key_value is the first client's"
     );
+
+    // A person sets every declared secret (`cargo xtask secret set`): Terraform neither wants
+    // to change it (the plan below stays empty) nor copies the value into its state or outputs
+    // when it refreshes.
+    let value = format!("secret-value-{}", std::process::id());
+    let declared = infra::constructs::secrets::declared();
+    assert!(!declared.is_empty(), "users and sessions declare a secret");
+    for name in declared.keys() {
+        let id = infra::constructs::secrets::aws_name(config.names(), name);
+        secrets_manager(
+            &endpoint,
+            "PutSecretValue",
+            &serde_json::json!({ "SecretId": id, "SecretString": value }),
+        );
+    }
+    common::terraform_ok(
+        service,
+        &rc,
+        &[
+            "apply",
+            "-refresh-only",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            &var_file_arg,
+        ],
+    );
+    let outputs = common::terraform_ok(service, &rc, &["output", "-json"]);
+    assert!(
+        !outputs.contains(&value),
+        "{name}: a secret value in the outputs"
+    );
+    assert_eq!(
+        files_holding(&dir, &value),
+        Vec::<String>::new(),
+        "{name}: files holding a secret value"
+    );
+    // The search reads the state: the secrets' names are there.
+    let first =
+        infra::constructs::secrets::aws_name(config.names(), declared.keys().next().unwrap());
+    assert!(
+        files_holding(&dir, &first)
+            .iter()
+            .any(|f| f.ends_with(".tfstate")),
+        "{name}: no state file names {first}"
+    );
+    step("secrets set, in no state");
 
     let plan = common::terraform(
         service,

@@ -27,10 +27,6 @@ fn configs() -> Vec<infra::Config> {
         name: "api.example.com".into(),
         hosted_zone: "example.com".into(),
     });
-    all.options.secrets = Some(infra::config::Secrets {
-        rotation_lambda_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:rotate".into()),
-        rotation_days: 30,
-    });
     configs.push(all);
     configs
 }

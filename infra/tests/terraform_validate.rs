@@ -1,11 +1,11 @@
 //! `terraform init -backend=false` + `terraform validate` on every environment's stacks, plus
 //! prod in us-west-2 and a configuration with every option on (CloudFront, custom domain,
-//! traffic shifting, Secrets Manager), so option code is proven even where no shipped
+//! traffic shifting), so option code is proven even where no shipped
 //! environment enables it. The provider comes from `TF_PROVIDER_MIRROR` when set.
 
 mod common;
 
-use infra::config::{CloudFront, Domain, Secrets, ShiftKind, TrafficShifting};
+use infra::config::{CloudFront, Domain, ShiftKind, TrafficShifting};
 
 fn validate(name: &str, config: &infra::Config) {
     let dir = common::scratch(&format!("validate-{name}"));
@@ -67,10 +67,6 @@ fn every_option_validates() {
         kind: ShiftKind::Canary,
         percentage: 10,
         interval_minutes: 5,
-    });
-    config.options.secrets = Some(Secrets {
-        rotation_lambda_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:rotate".into()),
-        rotation_days: 30,
     });
     config.api.cors_allow_origins = vec!["https://app.example.com".into()];
     validate("all-options", &config);

@@ -128,10 +128,20 @@ pub enum Command {
     /// serves at once.
     #[command(after_help = "Examples:\n  \
         cargo xtask new items --route \"GET /items\" --route \"POST /items\" --table users:write\n  \
-        cargo xtask new reports --route \"GET /reports/{id}\" --table users:read:by-kind")]
+        cargo xtask new reports --route \"GET /reports/{id}\" --table users:read:by-kind\n  \
+        cargo xtask new charges --route \"POST /charges\" --secret payments-key")]
     New(NewArgs),
     /// Take a function crate out of the workspace (`deploy` then takes it off the stack).
     Remove(RemoveArgs),
+    /// Set, list, show or remove the values of the secrets functions declare (`secrets = [...]`
+    /// in their manifest), straight in Secrets Manager: never through Terraform.
+    #[command(subcommand)]
+    #[command(after_help = "Examples:\n  \
+        cargo xtask secret set payments-key --env dev          # prompts, without echo\n  \
+        printf %s \"$KEY\" | cargo xtask secret set payments-key  # from standard input\n  \
+        cargo xtask secret list --json\n  \
+        cargo xtask secret get payments-key --show-sensitive")]
+    Secret(SecretCommand),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -146,6 +156,10 @@ pub struct NewArgs {
     /// PutItem, UpdateItem and DeleteItem; INDEX also grants Query on that index.
     #[arg(long = "table", value_name = "TABLE", value_parser = TableGrant::parse)]
     pub tables: Vec<TableGrant>,
+    /// A secret it reads (a-z, 0-9, '-'): infra creates it and grants it to this function;
+    /// `cargo xtask secret set NAME` gives it a value. Repeat for more.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -333,6 +347,35 @@ pub enum LocalCommand {
     /// Report whether the emulator and the local API server are running
     /// (exit code 3 when the emulator is not).
     Status,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum SecretCommand {
+    /// Store a new value (a new version; functions read it within their cache's TTL). The
+    /// value comes from a prompt that does not echo, or from standard input when it is not a
+    /// terminal: never from an argument, which shell history and `ps` would keep.
+    Set {
+        /// The declared secret.
+        name: String,
+    },
+    /// Every declared secret: which functions read it, its current version id, when it last
+    /// changed and how many versions are kept. Never a value.
+    List,
+    /// Print the current value (refused without --show-sensitive).
+    Get {
+        /// The declared secret.
+        name: String,
+        /// Print the value on stdout.
+        #[arg(long)]
+        show_sensitive: bool,
+    },
+    /// Delete the value and every earlier version at once (no recovery window). The
+    /// declaration stays: the next deploy that applies the service stack recreates the secret
+    /// empty; remove it from the manifest to retire it.
+    Rm {
+        /// The declared secret.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -25,7 +25,7 @@ use crate::base::{env, progress};
 use crate::cli::{Command, Xtask};
 use crate::commands::{
     bench, bootstrap, build, deploy, destroy, doctor, invoke, local, logs, new, outputs, package,
-    plan, remove, rollback, smoke, stats, synth, test, trace, watch,
+    plan, remove, rollback, secret, smoke, stats, synth, test, trace, watch,
 };
 
 fn main() -> ExitCode {
@@ -90,6 +90,7 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Smoke(args) => smoke::run(&sh, &env, args),
         Command::Rollback(args) => rollback::run(&env, args),
         Command::Bench(args) => bench::run(&sh, &env, args),
+        Command::Secret(cmd) => secret::run(&env, cmd),
         Command::Doctor | Command::Test(_) | Command::New(_) | Command::Remove(_) => {
             unreachable!("dispatched above")
         }

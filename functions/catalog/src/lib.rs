@@ -31,10 +31,14 @@
 //! only_attributes = ["pk", "generation"]  # optional: `dynamodb:Attributes` condition
 //! returning_nothing = true                # optional: `dynamodb:ReturnValues` = NONE
 //! except_keys = ["login#*"]               # optional: no item whose key is like these
+//!
+//! secrets = ["payments-key"] # optional, in [package.metadata.function] itself: the secrets
+//!                            # it reads (`secrets::check_name`); set with `cargo xtask secret`
 //! ```
 //! Every function gets the name of every table as `<TABLE>_TABLE` ([`tables::variable`])
 //! next to the other variables every function gets; its grants are what it may do with them.
 
+pub mod secrets;
 pub mod tables;
 
 #[cfg(any(test, feature = "manifest"))]
@@ -52,6 +56,9 @@ pub struct Function {
     pub timeout_seconds: u32,
     pub routes: &'static [Route],
     pub grants: &'static [Grant],
+    /// The secrets it reads: infra creates each once, grants reading it to exactly the
+    /// functions that declare it and hands them its ARN ([`secrets::variable`]).
+    pub secrets: &'static [&'static str],
 }
 
 /// A route a function serves.

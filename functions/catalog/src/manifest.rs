@@ -2,7 +2,7 @@
 //! `#[path]`), which turns the workspace's function manifests into `FUNCTIONS`, and into the
 //! library's unit tests, which feed it TOML text directly.
 
-use crate::tables;
+use crate::{secrets, tables};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -37,6 +37,8 @@ struct Declaration {
     routes: Vec<RouteDecl>,
     #[serde(default)]
     grants: Vec<GrantDecl>,
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 /// `[[package.metadata.function.routes]]`.
@@ -84,6 +86,7 @@ pub struct Function {
     timeout_seconds: u32,
     routes: Vec<RouteDecl>,
     grants: Vec<Grant>,
+    secrets: Vec<String>,
 }
 
 /// A checked grant: `table`/`tables` folded into one list.
@@ -203,6 +206,13 @@ fn check(
         let sid = grant.sid.clone();
         grants.push(check_grant(grant).map_err(|e| format!("grant `{sid}`: {e}"))?);
     }
+    let mut declared = BTreeSet::new();
+    for secret in &d.secrets {
+        secrets::check_name(secret)?;
+        if !declared.insert(secret) {
+            return Err(format!("secret `{secret}` is declared twice"));
+        }
+    }
     Ok(Function {
         name: name.to_owned(),
         description,
@@ -210,6 +220,7 @@ fn check(
         timeout_seconds: d.timeout_seconds,
         routes: d.routes,
         grants,
+        secrets: d.secrets,
     })
 }
 
@@ -388,7 +399,7 @@ pub fn to_rust(functions: &[Function]) -> String {
                 list(&g.except_keys)
             );
         }
-        out.push_str("    ] },\n");
+        let _ = writeln!(out, "    ], secrets: {} }},", list(&f.secrets));
     }
     out.push(']');
     out
@@ -517,6 +528,24 @@ actions = ["dynamodb:Query"]
             e.contains("`only_attributes` must name at least one"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn secrets_are_named_by_the_rules_once_each() {
+        let with = |list: &str| format!("{HEAD}secrets = [{list}]\n{ROUTE}");
+        let f = parse("f", &with("\"payments-key\"")).unwrap().unwrap();
+        let rust = to_rust(&[f]);
+        assert!(
+            rust.contains(r#"], secrets: &["payments-key"] },"#),
+            "{rust}"
+        );
+        let e = error(&with("\"Payments_Key\""));
+        assert!(
+            e.contains("secret `Payments_Key`: use 1-64 characters"),
+            "{e}"
+        );
+        let e = error(&with("\"a\", \"a\""));
+        assert!(e.contains("secret `a` is declared twice"), "{e}");
     }
 
     #[test]

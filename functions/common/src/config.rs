@@ -38,22 +38,16 @@ impl Config {
                 reason: "is not set".to_owned(),
             })
         };
-        let session_ttl = match non_empty("SESSION_TTL_SECONDS") {
-            None => DEFAULT_SESSION_TTL_SECONDS,
-            Some(text) => text
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|seconds| (60..=31_536_000).contains(seconds))
-                .ok_or(ServiceError::Config {
-                    variable: "SESSION_TTL_SECONDS",
-                    reason: format!("{text:?} is not a number of seconds between 60 and 31536000"),
-                })?,
-        };
+        let session_ttl = seconds(
+            "SESSION_TTL_SECONDS",
+            non_empty("SESSION_TTL_SECONDS").as_deref(),
+            60..=31_536_000,
+        )?
+        .unwrap_or(Duration::from_secs(DEFAULT_SESSION_TTL_SECONDS));
         Ok(Self {
             users_table: required("USERS_TABLE")?,
             sessions_table: required("SESSIONS_TABLE")?,
-            session_ttl: Duration::from_secs(session_ttl),
+            session_ttl,
             cors_allow_origins: non_empty("CORS_ALLOW_ORIGINS")
                 .map(|list| {
                     list.split(',')
@@ -68,6 +62,28 @@ impl Config {
             region: non_empty("AWS_REGION"),
         })
     }
+}
+
+/// The duration a variable sets, in whole seconds within `range` (`None`: not set): the one
+/// reading of every such variable, with the one error that names it.
+pub fn seconds(
+    variable: &'static str,
+    text: Option<&str>,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<Duration>, ServiceError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let (low, high) = (range.start(), range.end());
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|seconds| range.contains(seconds))
+        .map(|seconds| Some(Duration::from_secs(seconds)))
+        .ok_or(ServiceError::Config {
+            variable,
+            reason: format!("{text:?} is not a number of seconds between {low} and {high}"),
+        })
 }
 
 #[cfg(test)]

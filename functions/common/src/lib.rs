@@ -5,7 +5,8 @@
 //! responses and runs every function's request pipeline; [`auth`] finds the caller behind a
 //! bearer token. The handlers, route tables and OpenAPI paths live in the function crates,
 //! each with its own [`State`](state::FunctionState) holding only what it uses; the password
-//! hasher is behind the `passwords` feature so a function without it never links argon2.
+//! hasher is behind the `passwords` feature so a function without it never links argon2, and
+//! the declared secrets' reader ([`secrets`]) behind `secrets`.
 
 pub mod auth;
 pub mod calls;
@@ -18,6 +19,8 @@ pub mod metrics;
 #[cfg(feature = "passwords")]
 pub mod password;
 pub mod records;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 pub mod state;
 pub mod store;
 pub mod token;

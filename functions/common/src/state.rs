@@ -23,10 +23,17 @@ pub trait FunctionState: Sized {
 /// here: the region comes from `AWS_REGION` and credentials resolve on first use.
 pub async fn from_env<S: FunctionState>() -> Result<S, ServiceError> {
     let config = Config::from_env()?;
+    let sdk = sdk_config(&config).await;
+    Ok(S::new(config, crate::calls::dynamo_client(&sdk)))
+}
+
+/// The SDK configuration every client of a function is built from (the DynamoDB client here,
+/// the declared secrets' client in a function's `main`): the region from `config`, so nothing
+/// probes IMDS.
+pub async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &config.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    let sdk = loader.load().await;
-    Ok(S::new(config, crate::calls::dynamo_client(&sdk)))
+    loader.load().await
 }

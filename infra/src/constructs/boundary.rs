@@ -13,7 +13,7 @@
 //! A role's effective permissions are the intersection of its own policies and its boundary.
 //! So the boundary is the union of what the stacks' roles need, scoped like the deploy role's
 //! policy: names that start with the prefix, the environment's own keys by ARN, this account
-//! and region, and for user data (tables, the secret) only requests from the environment's
+//! and region, and for user data (tables, the declared secrets) only requests from the environment's
 //! functions. If it were narrower than any role's policy, that role would fail with AccessDenied at
 //! run time. The tests check that it covers every action of every role's inline policy and of
 //! the AWS-managed policies in [`MANAGED_POLICIES`].
@@ -183,12 +183,12 @@ pub fn statements(config: &Config, account: &Account, keys: &[Expr]) -> Vec<Stat
             vec![in_region("sqs", &format!("{pre}*"))],
         ));
     }
-    if config.options.secrets.is_some() {
+    if !super::secrets::declared().is_empty() {
         s.push(
             Statement::allow(
-                "AppSecret",
+                "DeclaredSecrets",
                 &["secretsmanager:GetSecretValue"],
-                vec![in_region("secretsmanager", &format!("secret:{pre}*"))],
+                vec![super::secrets::arn_pattern(&config.scope(account))],
             )
             .condition(from_functions),
         );

@@ -11,7 +11,8 @@
 
 use super::data::Tables;
 use super::network::Network;
-use super::security::{Key, Role, RoleKind, Secret, service_role};
+use super::secrets::Secrets;
+use super::security::{Key, Role, RoleKind, service_role};
 use crate::config::{Api, Lambda, Names};
 use crate::iam::{Account, Grant, KeyActions, Scope, Statement};
 use crate::routes::FunctionName;
@@ -99,7 +100,8 @@ pub struct ComputeInputs<'a> {
     pub key: &'a Key,
     pub tables: &'a Tables,
     pub network: Option<&'a Network>,
-    pub secret: Option<&'a Secret>,
+    /// The declared secrets: each function reads exactly its own.
+    pub secrets: &'a Secrets,
     pub artifacts: BTreeMap<FunctionName, Artifact>,
     pub service_version: Expr,
     /// `AWS_ENDPOINT_URL` for the functions when the stack targets the emulator.
@@ -200,7 +202,7 @@ fn function(
         .map(|g| inputs.tables.grant(g))
         .collect();
     grants.extend(dlq.map(|dlq| dlq.grant_send(inputs.account)));
-    grants.extend(inputs.secret.map(Secret::grant_read));
+    grants.extend(inputs.secrets.grant_read(which, inputs.account));
     // Lambda decrypts the function's environment variables, encrypted with the stack key
     // (`kms_key_arn`), with the function's role when it starts an execution environment;
     // without `kms:Decrypt` on it every start fails with KMSAccessDeniedException ("Lambda was
@@ -258,8 +260,8 @@ fn function(
     if let Some(endpoint) = &inputs.endpoint {
         variables.insert("AWS_ENDPOINT_URL".into(), endpoint.into());
     }
-    if let Some(secret) = inputs.secret {
-        variables.insert("APP_SECRET_ARN".into(), secret.arn().into());
+    for (variable, arn) in inputs.secrets.variables(which) {
+        variables.insert(variable, arn.into());
     }
     let artifact = &inputs.artifacts[&which];
     let mut deps: Vec<&Ref> = role.dependencies();

@@ -33,7 +33,9 @@
 
 use super::security::EnvironmentKeys;
 use super::security::{ATTACH_ACTIONS, BOUNDED_ROLE_ACTIONS, ROLE_ACTIONS, RoleKind};
-use super::{api, boundary, compute, data, edge, network, observability, security, state, storage};
+use super::{
+    api, boundary, compute, data, edge, network, observability, secrets, security, state, storage,
+};
 use crate::config::{Backend, Config, Delivery};
 use crate::iam::{Account, PolicyDocument, Statement, pack};
 use crate::tf::{Expr, Stack};
@@ -335,9 +337,7 @@ fn deploy_statements(
     if let Some(domain) = &opts.domain {
         s.extend(edge::domain_management_statements(&scope, domain));
     }
-    if let Some(secrets) = &opts.secrets {
-        s.extend(security::secret_management_statements(&scope, secrets));
-    }
+    s.extend(secrets::management_statements(&scope));
     s
 }
 

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod edge;
 pub mod network;
 pub mod observability;
+pub mod secrets;
 pub mod security;
 pub mod signing;
 pub mod state;

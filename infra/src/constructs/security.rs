@@ -1,11 +1,11 @@
-//! KMS keys, IAM roles (their policies built from [`crate::iam`]), Secrets Manager, and what
-//! they offer: a key's grant of exactly the actions a role's grants need ([`Key::grant`]), the
-//! secret's read grant, and the deploy role's statements (and guard-rail Denies) for the keys,
-//! the stacks' roles and the secret.
+//! KMS keys and IAM roles (their policies built from [`crate::iam`]), and what they offer: a
+//! key's grant of exactly the actions a role's grants need ([`Key::grant`]), and the deploy
+//! role's statements (and guard-rail Denies) for the keys and the stacks' roles. The declared
+//! secrets are [`super::secrets`].
 
 use super::boundary;
-use crate::config::{Names, Secrets};
-use crate::iam::{Account, Grant, KeyActions, PolicyDocument, Scope, Statement, star};
+use crate::config::Names;
+use crate::iam::{Account, KeyActions, PolicyDocument, Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack, depends_on};
 use serde_json::json;
 
@@ -444,90 +444,4 @@ pub fn service_role(
         );
     }
     Role { r: role, policy }
-}
-
-/// The application secret (Secrets Manager), encrypted with the stack key. Functions get its
-/// ARN, never its value, in their environment.
-#[derive(Clone, Debug)]
-pub struct Secret {
-    r: Ref,
-}
-
-impl Secret {
-    pub fn arn(&self) -> Expr {
-        self.r.attr("arn")
-    }
-
-    /// Reading the secret's value, which Secrets Manager decrypts with the stack key on the
-    /// caller's behalf, so the role also needs `kms:Decrypt` on it.
-    pub fn grant_read(&self) -> Grant {
-        Grant {
-            statements: vec![Statement::allow(
-                "AppSecret",
-                &["secretsmanager:GetSecretValue"],
-                vec![self.arn().to_string()],
-            )],
-            key: KeyActions::DECRYPT,
-        }
-    }
-}
-
-pub fn app_secret(
-    stack: &mut Stack,
-    name: &str,
-    key: &Key,
-    rotation: Option<(&str, u32)>,
-) -> Secret {
-    let secret = stack.resource(
-        "aws_secretsmanager_secret",
-        "app",
-        json!({
-            "name": name,
-            "description": "Application secrets read by the functions at start-up",
-            "kms_key_id": key.arn(),
-            "recovery_window_in_days": 7,
-        }),
-    );
-    if let Some((lambda_arn, days)) = rotation {
-        stack.resource(
-            "aws_secretsmanager_secret_rotation",
-            "app",
-            json!({
-                "secret_id": secret.attr("id"),
-                "rotation_lambda_arn": lambda_arn,
-                "rotation_rules": [{ "automatically_after_days": days }],
-            }),
-        );
-    }
-    Secret { r: secret }
-}
-
-/// What the deploy role needs to manage the application secret (`[options.secrets]`) and start
-/// its rotation.
-pub fn secret_management_statements(scope: &Scope, secrets: &Secrets) -> Vec<Statement> {
-    let pre = scope.prefix;
-    let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
-    let mut s = Vec::new();
-    s.push(Statement::allow(
-        "AppSecret",
-        &[
-            "secretsmanager:CreateSecret",
-            "secretsmanager:DescribeSecret",
-            "secretsmanager:GetResourcePolicy",
-            "secretsmanager:UpdateSecret",
-            "secretsmanager:TagResource",
-            "secretsmanager:UntagResource",
-            "secretsmanager:RotateSecret",
-            "secretsmanager:CancelRotateSecret",
-        ],
-        vec![in_region("secretsmanager", &format!("secret:{pre}*"))],
-    ));
-    if let Some(rotation) = &secrets.rotation_lambda_arn {
-        s.push(Statement::allow(
-            "StartSecretRotation",
-            &["lambda:InvokeFunction"],
-            vec![rotation.clone()],
-        ));
-    }
-    s
 }

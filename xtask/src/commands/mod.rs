@@ -17,6 +17,7 @@ pub mod package;
 pub mod plan;
 pub mod remove;
 pub mod rollback;
+pub mod secret;
 pub mod smoke;
 pub mod stats;
 pub mod synth;

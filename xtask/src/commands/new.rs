@@ -1,4 +1,4 @@
-//! `cargo xtask new NAME --route "GET /items" [--table users:read]`: scaffolds a function
+//! `cargo xtask new NAME --route "GET /items" [--table users:read] [--secret payments-key]`: scaffolds a function
 //! crate that `cargo xtask deploy` serves at once, and writes its OpenAPI fragment.
 
 use anyhow::{Context, Result};
@@ -10,7 +10,12 @@ use crate::services::scaffold;
 pub fn run(json: bool, args: NewArgs) -> Result<()> {
     let root = deploy_files::workspace_root();
     let name = &args.name;
-    let plan = scaffold::plan(&root, name, &args.routes, &args.tables)
+    let spec = scaffold::Spec {
+        routes: &args.routes,
+        tables: &args.tables,
+        secrets: &args.secrets,
+    };
+    let plan = scaffold::plan(&root, name, &spec)
         .with_context(|| format!("refusing to create `{name}`; nothing was written"))?;
     progress::step(format!("creating functions/{name}"));
     scaffold::write(&root, &plan)?;
@@ -27,13 +32,20 @@ pub fn run(json: bool, args: NewArgs) -> Result<()> {
         .iter()
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
-    let next = [
-        "cargo xtask deploy".to_owned(),
+    let mut next = vec!["cargo xtask deploy".to_owned()];
+    // The deploy creates each secret empty; the function answers 500 where it needs one
+    // until it is set.
+    next.extend(
+        args.secrets
+            .iter()
+            .map(|secret| format!("cargo xtask secret set {secret}")),
+    );
+    next.extend([
         "cargo xtask watch".to_owned(),
         format!("cargo xtask invoke {name} --example rest"),
         format!("cargo xtask logs {name}"),
         format!("cargo xtask remove {name}"),
-    ];
+    ]);
     let human = format!(
         "created the function `{name}` ({}):\n  {}\nand entered functions/{name} in Cargo.toml's \
          members and default-members; functions/openapi.json documents its routes.\n\

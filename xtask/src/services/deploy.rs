@@ -2,7 +2,7 @@
 //! deploy`, and the benchmark's measured deploys).
 //!
 //! build -> check -> package -> synth -> bootstrap stack (artifacts bucket)
-//! -> upload missing packages -> service stack (publishes versions) -> wait
+//! -> the declared secrets without a value, named -> upload missing packages -> service stack (publishes versions) -> wait
 //! for Lambda -> outputs -> release (`live` onto the new versions, see
 //! `release`) -> (local) start the local API server -> (`--smoke`) smoke
 //! gate, rolled back on failure. Each Terraform stack is applied only when
@@ -31,7 +31,7 @@ use crate::services::stacks::outputs;
 use crate::services::stacks::state::{LastDeploy, fingerprint, write_tfvars};
 use crate::services::stacks::terraform::Terraform;
 use crate::services::stacks::{bootstrap, prerequisites, synth};
-use crate::services::{smoke, target};
+use crate::services::{secrets, smoke, target};
 use deploy_files::Outputs;
 
 /// How a deploy runs: the `deploy` command's flags (see their help in `cli`), which the
@@ -62,6 +62,8 @@ pub struct Report {
     pub release: Option<release::Report>,
     /// The smoke report of `--smoke`.
     pub smoke: Option<String>,
+    /// Declared secrets that had no value before the service stack applied.
+    pub secrets_without_value: Vec<String>,
     /// Seconds per step.
     pub timings: BTreeMap<String, f64>,
 }
@@ -117,6 +119,7 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
         bootstrap_took,
     } = prepared?;
     let built = built?;
+    report.secrets_without_value = secrets_without_value(env, &target);
     // The local API server and smoke (debug builds, minutes on a fresh clone) compile while
     // the packages upload and the service stack applies; starting the server waits for them.
     let tools = (env.emulated && !args.no_serve).then(local::Prebuild::start);
@@ -168,6 +171,45 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
         .timings
         .insert("total".to_owned(), started.elapsed().as_secs_f64());
     Ok(report)
+}
+
+/// Step 1c: the declared secrets that have no value, named with the command that sets each,
+/// before the service stack applies. A warning, not a refusal: on a first deploy no secret can
+/// have a value yet (this apply creates them), and a function reads its secrets per request,
+/// so only the requests that need a missing one fail (500), not the release. A failed check
+/// (no `DescribeSecret`) is a note: it decides nothing.
+fn secrets_without_value(env: &Env, target: &Target) -> Vec<String> {
+    let found = process::block_on(async {
+        let client = secrets::client(target).await;
+        secrets::without_value(&client, env).await
+    });
+    match found {
+        Ok(unset) => {
+            if !unset.is_empty() {
+                progress::step(
+                    "Declared secrets without a value: the functions that read them answer 500 \
+                     where they need them until a person sets them (after this deploy, which \
+                     creates any that do not exist yet)",
+                );
+            }
+            for secret in &unset {
+                progress::note(format!(
+                    "{} (read by {}): cargo xtask secret set {} --env {}",
+                    secret.name,
+                    secret.read_by.join(", "),
+                    secret.name,
+                    env.name
+                ));
+            }
+            unset.into_iter().map(|s| s.name.to_owned()).collect()
+        }
+        Err(error) => {
+            progress::note(format!(
+                "could not check which declared secrets have a value: {error:#}"
+            ));
+            Vec::new()
+        }
+    }
 }
 
 /// The compiled, checked packages, and how long that took.

@@ -15,6 +15,7 @@ pub mod invoke;
 pub mod local;
 pub mod logs;
 pub mod scaffold;
+pub mod secrets;
 pub mod smoke;
 pub mod stacks;
 pub mod stats;

@@ -147,14 +147,18 @@ impl Scaffold {
     }
 }
 
-/// Checks `name`, `routes` and `tables` against the workspace at `root` and returns what to
-/// write; writes nothing.
-pub fn plan(
-    root: &Path,
-    name: &str,
-    routes: &[RouteSpec],
-    tables: &[TableGrant],
-) -> Result<Scaffold> {
+/// What a function crate is made of: its routes, the tables it may use and the secrets it
+/// reads (`--route`, `--table`, `--secret`).
+pub struct Spec<'a> {
+    pub routes: &'a [RouteSpec],
+    pub tables: &'a [TableGrant],
+    pub secrets: &'a [String],
+}
+
+/// Checks `name` and `spec` against the workspace at `root` and returns what to write; writes
+/// nothing.
+pub fn plan(root: &Path, name: &str, spec: &Spec<'_>) -> Result<Scaffold> {
+    let Spec { routes, .. } = *spec;
     if routes.is_empty() {
         bail!("give at least one --route \"METHOD /path\": a function serves a route");
     }
@@ -179,7 +183,7 @@ pub fn plan(
             functions.extend(manifest::parse(&file, &text).map_err(anyhow::Error::msg)?);
         }
     }
-    let cargo_toml = cargo_toml(name, routes, tables);
+    let cargo_toml = cargo_toml(name, spec);
     let file = format!("functions/{name}/Cargo.toml");
     let declared = manifest::parse(&file, &cargo_toml)
         .map_err(anyhow::Error::msg)?
@@ -407,9 +411,21 @@ fn part(template: &str, values: &[(&str, &str)]) -> String {
     text
 }
 
-/// The manifest: package, declaration (routes with the API key, grants from `--table`), and
-/// the dependencies the handlers use.
-fn cargo_toml(name: &str, routes: &[RouteSpec], tables: &[TableGrant]) -> String {
+/// The manifest: package, declaration (secrets, routes with the API key, grants from
+/// `--table`), and the dependencies the handlers use.
+fn cargo_toml(name: &str, spec: &Spec<'_>) -> String {
+    let Spec {
+        routes,
+        tables,
+        secrets,
+    } = *spec;
+    let secrets = match secrets {
+        [] => String::new(),
+        names => {
+            let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+            format!("secrets = [{}]\n", quoted.join(", "))
+        }
+    };
     let described: Vec<String> = routes
         .iter()
         .map(|r| format!("{} {}", r.method, r.path))
@@ -456,6 +472,7 @@ fn cargo_toml(name: &str, routes: &[RouteSpec], tables: &[TableGrant]) -> String
         &[
             ("name", name),
             ("described", &described.join(", ")),
+            ("secrets", &secrets),
             ("routes", &declared),
             ("grants", &grants),
         ],
@@ -566,7 +583,7 @@ mod tests {
     }
 
     /// The scaffold's output for one function with every feature (two routes, a path
-    /// parameter, a read and a write grant, an index), pinned: the templates may move, the
+    /// parameter, a read and a write grant, an index, a secret), pinned: the templates may move, the
     /// crate they write may not change by accident (`expect-test`: `UPDATE_EXPECT=1` rewrites
     /// the file after a change made on purpose).
     #[test]
@@ -574,7 +591,13 @@ mod tests {
         let root = deploy_files::workspace_root();
         let routes = ["GET /items", "PUT /items/{id}"].map(|r| RouteSpec::parse(r).unwrap());
         let tables = ["users:write:by-kind", "sessions"].map(|t| TableGrant::parse(t).unwrap());
-        let scaffold = plan(&root, "items", &routes, &tables).unwrap();
+        let secrets = ["payments-key".to_owned()];
+        let spec = Spec {
+            routes: &routes,
+            tables: &tables,
+            secrets: &secrets,
+        };
+        let scaffold = plan(&root, "items", &spec).unwrap();
         let rendered: String = scaffold
             .files()
             .iter()
@@ -617,10 +640,12 @@ mod tests {
         let route = |r: &str| vec![RouteSpec::parse(r).unwrap()];
         let items = route("GET /items");
         let e = |name, routes: &[RouteSpec], tables: &[TableGrant]| {
-            plan(&root, name, routes, tables)
-                .err()
-                .expect("refused")
-                .to_string()
+            let spec = Spec {
+                routes,
+                tables,
+                secrets: &[],
+            };
+            plan(&root, name, &spec).err().expect("refused").to_string()
         };
         assert!(e("users", &items, &[]).contains("exists already"));
         assert!(e("infra", &items, &[]).contains("a crate called `infra`"));
@@ -630,13 +655,24 @@ mod tests {
         assert!(e("items", &route("GET /users"), &[]).contains("declared by both `users`"));
         let unknown = TableGrant::parse("orders").unwrap();
         assert!(e("items", &items, &[unknown]).contains("unknown table `orders`"));
-        let scaffold = plan(
-            &root,
-            "items",
-            &items,
-            &[TableGrant::parse("users:write:by-kind").unwrap()],
-        )
-        .unwrap();
+        let bad_secret = Spec {
+            routes: &items,
+            tables: &[],
+            secrets: &["Payments_Key".to_owned()],
+        };
+        let refused = plan(&root, "items", &bad_secret).err().expect("refused");
+        assert!(
+            refused
+                .to_string()
+                .contains("secret `Payments_Key`: use 1-64")
+        );
+        let tables = [TableGrant::parse("users:write:by-kind").unwrap()];
+        let spec = Spec {
+            routes: &items,
+            tables: &tables,
+            secrets: &[],
+        };
+        let scaffold = plan(&root, "items", &spec).unwrap();
         assert!(!scaffold.dir.exists(), "planning writes nothing");
         assert_eq!(scaffold.files()[0], "functions/items/Cargo.toml");
     }

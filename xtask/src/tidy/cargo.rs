@@ -34,7 +34,10 @@ const TEST_ONLY_FEATURES: &[(&str, &str)] = &[(
 )];
 
 /// `service-common`'s optional parts a function turns on, with the module that is the part.
-const OPTIONAL_PARTS: &[(&str, &str)] = &[("passwords", "service_common::password")];
+const OPTIONAL_PARTS: &[(&str, &str)] = &[
+    ("passwords", "service_common::password"),
+    ("secrets", "service_common::secrets"),
+];
 
 /// Dependencies that are not `workspace = true`, by member and name, with why.
 const OWN_DEPENDENCIES: &[(&str, &str, &str)] = &[

@@ -91,16 +91,8 @@ pub fn release_binaries(dir: &Path) -> PathBuf {
             let release = target.join("release");
             if !FUNCTIONS.iter().all(|f| release.join(f).exists()) {
                 let status = emulator::cargo()
-                    .args([
-                        "build",
-                        "--release",
-                        "-p",
-                        "health",
-                        "-p",
-                        "users",
-                        "-p",
-                        "sessions",
-                    ])
+                    .args(["build", "--release"])
+                    .args(FUNCTIONS.iter().flat_map(|f| ["-p", *f]))
                     .current_dir(workspace_root())
                     .status()
                     .unwrap();

@@ -63,6 +63,11 @@ fn deploy_noop_change_one_function_destroy() {
     assert_eq!(first["stacks"]["bootstrap"], "applied");
     assert_eq!(first["stacks"]["service"], "applied");
     assert_eq!(strings(&first["uploaded"]), ["health", "sessions", "users"]);
+    // Named before the apply that creates it, empty: nobody has set it.
+    assert_eq!(
+        strings(&first["secrets_without_value"]),
+        ["password-peppers"]
+    );
 
     // 2. Outputs, from the file smoke and the local API server read.
     let outputs = stdout_json(&xtask(&dir, &["outputs", "--json"]));

@@ -89,9 +89,9 @@ pub fn estimate(name: &str) -> Result<Cost> {
     {
         idle += hourly * p::HOURS_PER_MONTH;
     }
-    if c.options.secrets.is_some() {
-        idle += p::SECRET_PER_MONTH;
-    }
+    // One secret per declared name, billed per month whether read or not (the reads, once
+    // per process and TTL, are too few to price).
+    idle += infra::constructs::secrets::declared().len() as f64 * p::SECRET_PER_MONTH;
     let gb_second = if c.lambda.architecture.as_str() == "arm64" {
         p::LAMBDA_GB_SECOND_ARM
     } else {

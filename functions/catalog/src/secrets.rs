@@ -1,0 +1,83 @@
+//! The rules for a declared secret's name (`secrets = ["payments-key"]`) and the names derived
+//! from it. Kept here, beside the declarations, so the build script refuses a name that would
+//! make an invalid AWS name or environment variable (it includes this file with `#[path]`; the
+//! crate exports it as `catalog::secrets`).
+
+/// The longest name: with the longest prefix (20) and `secret-`, the Secrets Manager name stays
+/// under 100 characters, far inside its 512, and the variable under Lambda's limits.
+pub const MAX_LEN: usize = 64;
+
+/// Checks a declared secret name: 1-64 of a-z, 0-9 and single hyphens, starting with a letter,
+/// not ending in a hyphen. Hyphens are the only separator so that the variable's `_` maps back
+/// to exactly one name.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let chars_ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if !chars_ok || name.len() > MAX_LEN {
+        return Err(format!(
+            "secret `{name}`: use 1-{MAX_LEN} characters of a-z, 0-9 and single '-', starting \
+             with a letter and not ending with '-' (it becomes the Secrets Manager name \
+             `<prefix>secret-{name}` and the variable {})",
+            variable(name)
+        ));
+    }
+    // Secrets Manager appends `-` and six random characters to a secret's ARN; an AWS name
+    // (`...secret-<name>`) that itself ends so is mistaken for a partial ARN by the calls that
+    // accept either.
+    if name.rsplit('-').next().is_some_and(|last| last.len() == 6) {
+        return Err(format!(
+            "secret `{name}`: a name may not end with '-' and six characters (Secrets Manager \
+             would read it as a partial ARN); rename the last part"
+        ));
+    }
+    Ok(())
+}
+
+/// The environment variable that hands a function the ARN of the secret `name` (never its
+/// value): `payments-key` -> `SECRET_ARN_PAYMENTS_KEY`. `service_common::secrets` reads it.
+pub fn variable(name: &str) -> String {
+    format!("SECRET_ARN_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The secret's name in Secrets Manager, after the environment's prefix.
+pub fn aws_suffix(name: &str) -> String {
+    format!("secret-{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_and_mapped_to_one_variable() {
+        assert_eq!(variable("payments-key"), "SECRET_ARN_PAYMENTS_KEY");
+        assert_eq!(aws_suffix("payments-key"), "secret-payments-key");
+        for good in ["payments-key", "password-peppers", "a1", "signing-key-2"] {
+            check_name(good).unwrap();
+        }
+        for bad in [
+            "",
+            "Payments",
+            "1key",
+            "a_b",
+            "a--b",
+            "key-",
+            "a b",
+            &"a".repeat(65),
+        ] {
+            assert!(
+                check_name(bad).unwrap_err().contains("1-64 characters"),
+                "{bad}"
+            );
+        }
+        assert!(
+            check_name("api-abcdef")
+                .unwrap_err()
+                .contains("partial ARN")
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! `cargo xtask secret set|list|get|rm`: the values of the secrets the functions declare, in
+//! Secrets Manager (the emulator's on `local`), never in Terraform, the outputs or a log.
+
+use anyhow::{Result, bail};
+
+use crate::base::env::Env;
+use crate::base::{process, progress};
+use crate::cli::SecretCommand;
+use crate::services::{secrets, target};
+
+pub fn run(env: &Env, command: SecretCommand) -> Result<()> {
+    let (target, _moto) = target::target(env)?;
+    let client = process::block_on(secrets::client(&target));
+    match command {
+        SecretCommand::Set { name } => {
+            let secret = secrets::find(env, &name)?;
+            let value = secrets::read_value(&secret, env)?;
+            let version = process::block_on(secrets::set(&client, env, &secret, &value))?;
+            let json = serde_json::json!({ "name": name, "version_id": version });
+            progress::finish(
+                env.json,
+                &json,
+                format!(
+                    "set `{name}` in `{}` (version {version}); {} read it within their \
+                     cache's TTL (SECRETS_TTL_SECONDS, 5 minutes by default), no deploy needed",
+                    env.name,
+                    secret.read_by.join(", ")
+                ),
+            );
+        }
+        SecretCommand::List => {
+            let all = process::block_on(secrets::list(&client, env))?;
+            let human = all
+                .iter()
+                .map(|s| {
+                    let state = match (&s.current_version, s.exists) {
+                        (Some(version), _) => format!(
+                            "version {version}, last changed {}, {} version(s) kept",
+                            s.last_changed.as_deref().unwrap_or("?"),
+                            s.versions.len()
+                        ),
+                        (None, true) => {
+                            format!(
+                                "NO VALUE: cargo xtask secret set {} --env {}",
+                                s.secret.name, env.name
+                            )
+                        }
+                        (None, false) => "not created yet: the next deploy creates it".to_owned(),
+                    };
+                    format!(
+                        "{}  (read by {}; {})\n    {state}",
+                        s.secret.name,
+                        s.secret.read_by.join(", "),
+                        s.secret.aws_name
+                    )
+                })
+                .collect::<Vec<_>>();
+            let human = if human.is_empty() {
+                "no function declares a secret".to_owned()
+            } else {
+                human.join("\n")
+            };
+            progress::finish(env.json, &serde_json::to_value(&all)?, human);
+        }
+        SecretCommand::Get {
+            name,
+            show_sensitive,
+        } => {
+            let secret = secrets::find(env, &name)?;
+            if !show_sensitive {
+                bail!(
+                    "refusing to print the value of `{name}`: add --show-sensitive (it goes to \
+                     stdout, and from there wherever stdout goes)"
+                );
+            }
+            let (value, version) = process::block_on(secrets::get(&client, &secret))?;
+            let json = serde_json::json!({ "name": name, "version_id": version, "value": value });
+            progress::finish(env.json, &json, value);
+        }
+        SecretCommand::Rm { name } => {
+            let secret = secrets::find(env, &name)?;
+            process::block_on(secrets::remove(&client, &secret))?;
+            let json = serde_json::json!({ "name": name, "removed": secret.aws_name });
+            progress::finish(
+                env.json,
+                &json,
+                format!(
+                    "deleted {} and every version of its value; {} now fail the requests that \
+                     need it. It is still declared: the next deploy that applies the service \
+                     stack creates it again, empty (`cargo xtask deploy --env {} --force`)",
+                    secret.aws_name,
+                    secret.read_by.join(", "),
+                    env.name
+                ),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! The declared secrets' values (`cargo xtask secret`), set and read by a person straight in
+//! Secrets Manager, never through Terraform: infra creates each declared secret empty
+//! (`infra::constructs::secrets`), so no value is ever in a plan, a state file, the outputs
+//! file or a deploy log. Which secrets exist and who reads them comes from the catalog, through
+//! infra's [`declared`](infra::constructs::secrets::declared), the list infra builds from.
+//!
+//! `rm` deletes the secret with every version at once (Secrets Manager keeps no value without
+//! a secret: the `AWSCURRENT` stage can only move, never go), so a leaked value is gone at
+//! once; the declaration stays, and the next deploy that applies the service stack creates the
+//! secret again, empty.
+
+use std::io::{IsTerminal, Read};
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
+use infra::config::Names;
+use serde::Serialize;
+
+use crate::base::aws::Target;
+use crate::base::env::Env;
+
+/// The stage whose version functions read.
+const CURRENT: &str = "AWSCURRENT";
+
+/// A secret some function declares, in one environment.
+#[derive(Clone, Debug, Serialize)]
+pub struct Declared {
+    pub name: &'static str,
+    /// Its name in Secrets Manager (`<prefix>secret-<name>`).
+    pub aws_name: String,
+    /// The functions that declare it, in catalog order.
+    pub read_by: Vec<&'static str>,
+}
+
+/// Every declared secret of `env`, by name.
+pub fn declared(env: &Env) -> Vec<Declared> {
+    infra::constructs::secrets::declared()
+        .into_iter()
+        .map(|(name, readers)| Declared {
+            name,
+            aws_name: infra::constructs::secrets::aws_name(Names(&env.prefix), name),
+            read_by: readers.iter().map(|f| f.as_str()).collect(),
+        })
+        .collect()
+}
+
+/// The declared secret `name`, or an error that lists the declared ones.
+pub fn find(env: &Env, name: &str) -> Result<Declared> {
+    let all = declared(env);
+    if let Some(found) = all.iter().find(|d| d.name == name) {
+        return Ok(found.clone());
+    }
+    let names: Vec<&str> = all.iter().map(|d| d.name).collect();
+    bail!(
+        "no function declares a secret `{name}` (declared: {}); declare it with `secrets = \
+         [\"{name}\"]` in a function's [package.metadata.function]",
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    )
+}
+
+/// One version of a secret's value: its id, stages and when it was stored.
+#[derive(Debug, Serialize)]
+pub struct Version {
+    pub id: String,
+    pub stages: Vec<String>,
+    pub created: Option<String>,
+}
+
+/// What `secret list` shows of a declared secret: never its value.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    #[serde(flatten)]
+    pub secret: Declared,
+    /// Whether the secret exists (the first deploy creates it).
+    pub exists: bool,
+    /// The version functions read (`AWSCURRENT`); none: no value.
+    pub current_version: Option<String>,
+    pub versions: Vec<Version>,
+    /// When the current value was set (else when the secret last changed).
+    pub last_changed: Option<String>,
+}
+
+fn timestamp(time: Option<&DateTime>) -> Option<String> {
+    time.and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
+}
+
+/// An SDK error as one message: the step, then the error with its causes.
+fn failed(error: &(impl std::error::Error + 'static), step: String) -> anyhow::Error {
+    anyhow::anyhow!("{step}: {}", DisplayErrorContext(error))
+}
+
+fn not_found(error: &impl ProvideErrorMetadata) -> bool {
+    error.code() == Some("ResourceNotFoundException")
+}
+
+/// The secret as Secrets Manager describes it; `None` when it does not exist. Only
+/// `DescribeSecret`, which the deploy role has for the declared secrets.
+async fn describe(client: &Client, secret: &Declared) -> Result<Option<DescribeSecretOutput>> {
+    match client
+        .describe_secret()
+        .secret_id(&secret.aws_name)
+        .send()
+        .await
+    {
+        Ok(described) => Ok(Some(described)),
+        Err(e) if e.as_service_error().is_some_and(not_found) => Ok(None),
+        Err(e) => Err(failed(&e, format!("describing {}", secret.aws_name))),
+    }
+}
+
+fn has_value(described: &DescribeSecretOutput) -> bool {
+    described
+        .version_ids_to_stages()
+        .is_some_and(|versions| versions.values().flatten().any(|s| s == CURRENT))
+}
+
+/// Every declared secret's status, with its versions. The versions are listed only for a
+/// secret that exists: moto 5.2.5 answers `ListSecretVersionIds` on a missing one with a 500
+/// (AWS with `ResourceNotFoundException`).
+pub async fn list(client: &Client, env: &Env) -> Result<Vec<Status>> {
+    let mut out = Vec::new();
+    for secret in declared(env) {
+        let Some(described) = describe(client, &secret).await? else {
+            out.push(Status {
+                secret,
+                exists: false,
+                current_version: None,
+                versions: Vec::new(),
+                last_changed: None,
+            });
+            continue;
+        };
+        let listed = client
+            .list_secret_version_ids()
+            .secret_id(&secret.aws_name)
+            .send()
+            .await
+            .map_err(|e| failed(&e, format!("listing the versions of {}", secret.aws_name)))?;
+        let versions: Vec<Version> = listed
+            .versions()
+            .iter()
+            .map(|v| Version {
+                id: v.version_id().unwrap_or_default().to_owned(),
+                stages: v.version_stages().to_vec(),
+                created: timestamp(v.created_date()),
+            })
+            .collect();
+        let current = versions
+            .iter()
+            .find(|v| v.stages.iter().any(|s| s == CURRENT));
+        out.push(Status {
+            current_version: current.map(|v| v.id.clone()),
+            // The current value's date: moto 5.2.5 leaves `LastChangedDate` at the creation.
+            last_changed: current
+                .and_then(|v| v.created.clone())
+                .or_else(|| timestamp(described.last_changed_date())),
+            versions,
+            exists: true,
+            secret,
+        });
+    }
+    Ok(out)
+}
+
+/// The declared secrets of `env` that have no value (missing or without an `AWSCURRENT`
+/// version), with the functions that read them.
+pub async fn without_value(client: &Client, env: &Env) -> Result<Vec<Declared>> {
+    let mut out = Vec::new();
+    for secret in declared(env) {
+        if !describe(client, &secret)
+            .await?
+            .as_ref()
+            .is_some_and(has_value)
+        {
+            out.push(secret);
+        }
+    }
+    Ok(out)
+}
+
+/// Stores `value` as the secret's new current version; returns its version id.
+pub async fn set(client: &Client, env: &Env, secret: &Declared, value: &str) -> Result<String> {
+    let put = client
+        .put_secret_value()
+        .secret_id(&secret.aws_name)
+        .secret_string(value)
+        .send()
+        .await;
+    match put {
+        Ok(put) => Ok(put.version_id().unwrap_or_default().to_owned()),
+        Err(e) if e.as_service_error().is_some_and(not_found) => bail!(
+            "{} does not exist in `{env}` yet: the deploy that applies the service stack \
+             creates it (empty); run `cargo xtask deploy --env {env}` (with --force if nothing \
+             changed), then set it",
+            secret.aws_name,
+            env = env.name
+        ),
+        Err(e) => Err(failed(
+            &e,
+            format!("storing a value in {}", secret.aws_name),
+        )),
+    }
+}
+
+/// The secret's current value and its version id.
+pub async fn get(client: &Client, secret: &Declared) -> Result<(String, String)> {
+    let got = client
+        .get_secret_value()
+        .secret_id(&secret.aws_name)
+        .send()
+        .await;
+    match got {
+        Ok(got) => Ok((
+            got.secret_string()
+                .context("the secret holds a binary value, not text")?
+                .to_owned(),
+            got.version_id().unwrap_or_default().to_owned(),
+        )),
+        Err(e) if e.as_service_error().is_some_and(not_found) => bail!(
+            "{} has no value (or does not exist yet): `cargo xtask secret set {}`",
+            secret.aws_name,
+            secret.name
+        ),
+        Err(e) => Err(failed(&e, format!("reading {}", secret.aws_name))),
+    }
+}
+
+/// Deletes the secret and every version of its value at once, without a recovery window.
+pub async fn remove(client: &Client, secret: &Declared) -> Result<()> {
+    let deleted = client
+        .delete_secret()
+        .secret_id(&secret.aws_name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await;
+    match deleted {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(not_found) => {
+            bail!("{} does not exist: nothing to remove", secret.aws_name)
+        }
+        Err(e) => Err(failed(&e, format!("deleting {}", secret.aws_name))),
+    }
+}
+
+/// The value to set, never from an argument (it would land in the shell's history and in
+/// `ps`): a prompt that does not echo when standard input is a terminal, else all of standard
+/// input, without the one line break that ends it (`echo`, a here-string).
+pub fn read_value(secret: &Declared, env: &Env) -> Result<String> {
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!(
+            "Value of `{}` in `{}` (not shown): ",
+            secret.name, env.name
+        ))
+        .context("reading the value from the terminal")?
+    } else {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the value from standard input")?;
+        text
+    };
+    value_of(text)
+}
+
+/// `text` without the one line break that ends it (`\n` or `\r\n`); an empty value is refused.
+fn value_of(mut text: String) -> Result<String> {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        bail!("the value is empty: nothing was set");
+    }
+    Ok(text)
+}
+
+/// The Secrets Manager client for `target`.
+pub async fn client(target: &Target) -> Client {
+    Client::new(&target.sdk_config().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::process;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn a_value_loses_only_its_final_line_break() {
+        for (text, value) in [
+            ("k3y\n", "k3y"),
+            ("k3y\r\n", "k3y"),
+            ("k3y", "k3y"),
+            ("a\nb\n\n", "a\nb\n"),
+            (" k3y \n", " k3y "),
+        ] {
+            assert_eq!(value_of(text.to_owned()).unwrap(), value, "{text:?}");
+        }
+        for empty in ["", "\n", "\r\n"] {
+            assert!(value_of(empty.to_owned()).is_err(), "{empty:?}");
+        }
+    }
+
+    /// On moto over HTTP: a declared secret, created empty as Terraform creates it, is named
+    /// by the deploy check; a value set here reaches a function's reader
+    /// (`service_common::secrets`, as a function builds it: the ARN in its variable, a TTL of
+    /// one second); a changed value serves once the TTL has passed, with no deploy; `list`
+    /// shows versions and never a value; after `rm` the function's request fails.
+    #[test]
+    fn a_value_set_here_reaches_a_function_after_its_ttl() {
+        let moto = emulator::Emulator::for_tests().unwrap();
+        let mut env = Env::load("local", false).unwrap();
+        // Its own names, so tests sharing one moto never meet.
+        let unique = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        env.prefix = format!("t{unique}-");
+        let target = Target::emulator(&env, moto.endpoint());
+        process::block_on(async {
+            let client = client(&target).await;
+            let secret = find(&env, "password-peppers").unwrap();
+            assert_eq!(secret.read_by, ["users", "sessions"]);
+            let arn = client
+                .create_secret()
+                .name(&secret.aws_name)
+                .send()
+                .await
+                .unwrap()
+                .arn()
+                .unwrap()
+                .to_owned();
+            let unset = without_value(&client, &env).await.unwrap();
+            assert_eq!(
+                unset.iter().map(|s| s.name).collect::<Vec<_>>(),
+                [secret.name]
+            );
+
+            let first = set(&client, &env, &secret, "first-pepper-value")
+                .await
+                .unwrap();
+            assert!(without_value(&client, &env).await.unwrap().is_empty());
+            let variable = service_common::secrets::variable(secret.name);
+            let reader = service_common::secrets::Secrets::from_lookup(
+                client.clone(),
+                &[secret.name],
+                |name| match name {
+                    n if n == variable => Some(arn.clone()),
+                    service_common::secrets::TTL_VARIABLE => Some("1".into()),
+                    _ => None,
+                },
+            )
+            .unwrap();
+            let read = || async { reader.get(secret.name).await.unwrap().expose().to_owned() };
+            assert_eq!(read().await, "first-pepper-value");
+
+            let second = set(&client, &env, &secret, "second-pepper-value")
+                .await
+                .unwrap();
+            assert_ne!(first, second);
+            assert_eq!(read().await, "first-pepper-value", "cached within the TTL");
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            assert_eq!(
+                read().await,
+                "second-pepper-value",
+                "read again after the TTL"
+            );
+
+            let listed = list(&client, &env).await.unwrap();
+            let shown = serde_json::to_string(&listed).unwrap();
+            assert!(!shown.contains("pepper-value"), "{shown}");
+            let status = listed
+                .iter()
+                .find(|s| s.secret.name == secret.name)
+                .unwrap();
+            assert_eq!(status.current_version.as_deref(), Some(second.as_str()));
+            assert_eq!(status.versions.len(), 2, "{shown}");
+            assert_eq!(
+                get(&client, &secret).await.unwrap(),
+                ("second-pepper-value".to_owned(), second)
+            );
+
+            remove(&client, &secret).await.unwrap();
+            let error = get(&client, &secret).await.unwrap_err().to_string();
+            assert!(error.contains("has no value"), "{error}");
+            let error = set(&client, &env, &secret, "x")
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("does not exist in `local` yet"), "{error}");
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            let failed = reader.get(secret.name).await.unwrap_err();
+            assert_eq!(failed.status(), 500);
+        });
+    }
+}
