@@ -44,9 +44,10 @@ pub struct LoadReport {
     pub table_check: String,
 }
 
-struct One {
-    register: (Duration, Result<String, String>),
-    login: Option<(Duration, Result<String, String>)>,
+/// One user's registration and log-in (the mixed load signs its pool of users in with it).
+pub(crate) struct One {
+    pub register: (Duration, Result<String, String>),
+    pub login: Option<(Duration, Result<String, String>)>,
 }
 
 /// The users-table items of `users`, read by key (see [`Store::items_of`]).
@@ -207,7 +208,7 @@ pub async fn run(
     }
 }
 
-async fn one(api: &Api, email: &str, password: &str) -> One {
+pub(crate) async fn one(api: &Api, email: &str, password: &str) -> One {
     let body = json!({"email": email, "name": "Smoke load", "password": password});
     let ex = api.call(Method::POST, "/users", None, Some(body)).await;
     let took = Duration::from_millis(ex.millis as u64);
@@ -234,7 +235,7 @@ async fn one(api: &Api, email: &str, password: &str) -> One {
     }
 }
 
-fn describe(status: Option<u16>, error: &Option<String>) -> String {
+pub(crate) fn describe(status: Option<u16>, error: &Option<String>) -> String {
     match (status, error) {
         (Some(status), _) => format!("HTTP {status}"),
         (None, Some(e)) => e.clone(),

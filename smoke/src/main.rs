@@ -18,6 +18,13 @@ struct Cli {
     /// Also register and log in N users concurrently and report p50/p99 and errors.
     #[arg(long, default_value_t = 0)]
     load: usize,
+    /// Also send N requests of the mix (80% reads, 15% log-ins, 5% registrations), after each
+    /// kind's share alone, and report requests per second, p50/p99 and errors of each phase.
+    #[arg(long, default_value_t = 0)]
+    mix: usize,
+    /// The mix's pace in requests per second (default: as fast as 32 in flight allow).
+    #[arg(long)]
+    mix_rate: Option<f64>,
     /// Use this invoke URL instead of the outputs' (or the local server's state file).
     #[arg(long)]
     api_url: Option<String>,
@@ -40,7 +47,12 @@ async fn main() -> ExitCode {
         .load()
         .await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let report = smoke::run(&target, dynamo, cli.load).await;
+    let loads = smoke::Loads {
+        burst: cli.load,
+        mix: cli.mix,
+        mix_rate: cli.mix_rate,
+    };
+    let report = smoke::run(&target, dynamo, &loads).await;
     if cli.json {
         println!(
             "{}",

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::api::Exchange;
 use crate::load::LoadReport;
+use crate::mix::MixReport;
 use crate::target::Target;
 
 /// The outcome of one step.
@@ -37,6 +38,8 @@ pub struct Report {
     pub steps: Vec<Step>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mix: Option<MixReport>,
     pub cleanup: Vec<Step>,
 }
 
@@ -48,14 +51,16 @@ impl Report {
             api_url_source: target.api_url_source.clone(),
             steps: Vec::new(),
             load: None,
+            mix: None,
             cleanup: Vec::new(),
         }
     }
 
-    /// True when every step, the load step and the cleanup passed.
+    /// True when every step, the load steps and the cleanup passed.
     pub fn ok(&self) -> bool {
         self.steps.iter().chain(&self.cleanup).all(|s| s.ok)
             && self.load.as_ref().is_none_or(|l| l.ok)
+            && self.mix.as_ref().is_none_or(|m| m.ok)
     }
 
     /// The first failed step, the one a CI log should lead with.
@@ -92,6 +97,26 @@ impl Report {
                 load.refused_login_registered_p50_ms, load.refused_login_unknown_p50_ms
             );
         }
+        if let Some(mix) = &self.mix {
+            for phase in &mix.phases {
+                let _ = writeln!(
+                    out,
+                    "  {} mix, {:<12} {} requests, {} errors, {:.0}/s, p50 {} ms, p99 {} ms{}",
+                    if phase.errors == 0 { "ok  " } else { "FAIL" },
+                    phase.name,
+                    phase.requests,
+                    phase.errors,
+                    phase.per_second,
+                    phase.p50_ms,
+                    phase.p99_ms,
+                    phase
+                        .error_samples
+                        .first()
+                        .map(|e| format!(" (first error: {e})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
         for step in &self.cleanup {
             line(&mut out, step);
         }
@@ -100,7 +125,7 @@ impl Report {
                 let _ = writeln!(out, "smoke passed");
             }
             None => {
-                let _ = writeln!(out, "smoke FAILED in the load step");
+                let _ = writeln!(out, "smoke FAILED in a load step");
             }
             Some(step) => {
                 let _ = writeln!(out, "smoke FAILED at step `{}`", step.name);

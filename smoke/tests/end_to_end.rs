@@ -15,7 +15,11 @@ async fn smoke_passes_against_a_real_local_stack_and_cleans_up() {
         "the local server's state file is preferred"
     );
 
-    let report = smoke::run(&target, stack.dynamo(), 4).await;
+    let loads = smoke::Loads {
+        burst: 4,
+        ..smoke::Loads::default()
+    };
+    let report = smoke::run(&target, stack.dynamo(), &loads).await;
     println!("{}", report.text());
     assert!(report.ok(), "smoke failed:\n{}", report.text());
     let load = report.load.as_ref().expect("the load step ran");

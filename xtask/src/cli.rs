@@ -396,6 +396,10 @@ pub struct BenchArgs {
     /// How many users register and log in at once for the peak-memory figure.
     #[arg(long, default_value_t = 200)]
     pub burst: usize,
+    /// Requests of the capacity model's mix sent to the local API server (and each kind's
+    /// share of them alone, to measure the CPU time per request of each route).
+    #[arg(long, default_value_t = 1000)]
+    pub mix: usize,
 }
 
 #[derive(Debug, Args, Clone, Default)]

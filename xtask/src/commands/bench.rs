@@ -1,8 +1,10 @@
 //! `cargo xtask bench`: the figures that matter to someone deploying often,
 //! printed, never asserted: no-op deploy, code-only change (excluding the
 //! compile), package sizes, the release build (clean, and after a one-function change),
-//! synth time, cold start of each release binary,
-//! `watch`'s save-to-served time and a cost estimate per environment. The
+//! synth time, cold start of each release binary, `watch`'s save-to-served time, the
+//! capacity model (each route's CPU time per request and the throughput each deployed
+//! environment allows, beside the mix measured on the local API server) and a cost estimate
+//! per environment. The
 //! measuring is `services::bench`'s; this prints it.
 
 use anyhow::Result;
@@ -12,7 +14,7 @@ use crate::base::env::{self, Env};
 use crate::base::progress;
 use crate::cli::BenchArgs;
 use crate::services::artifacts::package;
-use crate::services::bench::{self, cold_start, cost, release_build};
+use crate::services::bench::{self, capacity, cold_start, cost, release_build};
 use crate::services::watch;
 
 pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
@@ -127,6 +129,9 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
         figures.insert("peak_memory_mb".into(), peaks.into());
         figures.insert("memory_mb".into(), sizes.into());
 
+        let measured = bench::mix(sh, env, args.mix)?;
+        human.extend(capacity_lines(env, &measured, &mut figures)?);
+
         // The development loop, on the server that is running now.
         let function = bench::probe()?.0.name;
         progress::step(format!(
@@ -174,4 +179,107 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
     figures.insert("cost".into(), costs.into());
     progress::finish(env.json, &figures.into(), human.join("\n"));
     Ok(())
+}
+
+/// The capacity figures: the mix as this machine served it, then per deployed environment each
+/// route's limits and the mix's verdict; the same figures go into `figures["capacity"]`.
+fn capacity_lines(
+    env: &Env,
+    measured: &bench::route_cpu::Measured,
+    figures: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<String>> {
+    let mix = &measured.mix;
+    let shares: Vec<String> = measured
+        .routes
+        .iter()
+        .map(|r| format!("{:.0}% {}", r.share * 100.0, r.route))
+        .collect();
+    let mut human = vec![format!(
+        "mix ({}) on this machine, local API server, release binaries, sent at {}/s: {} \
+         requests, {:.1}/s, p50 {} ms, p99 {} ms, {} errors",
+        shares.join(", "),
+        measured.rate.map_or("any".to_owned(), |r| r.to_string()),
+        mix["requests"],
+        mix["per_second"].as_f64().unwrap_or_default(),
+        mix["p50_ms"],
+        mix["p99_ms"],
+        mix["errors"],
+    )];
+    let mut json = serde_json::json!({
+        "goal_per_second": capacity::GOAL_PER_SECOND,
+        "local": mix.clone(),
+        "mix": measured.routes.iter().map(|r| serde_json::json!({
+            "route": r.route, "share": r.share, "cpu_ms_per_request": r.cpu_ms,
+        })).collect::<Vec<_>>(),
+    });
+    for name in env::available(&env.root)? {
+        let config = infra::load_config(&name)?;
+        if config.emulator {
+            continue;
+        }
+        let limits = capacity::Limits::of(&config);
+        let verdict = capacity::model(&limits, &measured.routes)?;
+        human.push(format!(
+            "capacity of `{name}` (DynamoDB: {}; requests per second each limit allows a \
+             route alone):",
+            limits.table_units_source
+        ));
+        human.push(format!(
+            "  {:<22} {:>5} {:>7} {:>9} {:>6} {:>7} {:>9} {:>7}",
+            "route", "share", "CPU ms", "Lambda ms", "API", "Lambda", "DynamoDB", "limit"
+        ));
+        let mut routes = serde_json::Map::new();
+        for r in &verdict.routes {
+            human.push(format!(
+                "  {:<22} {:>4.0}% {:>7.2} {:>9.1} {:>6.0} {:>7.0} {:>9.0} {:>7.0}",
+                r.route,
+                r.share * 100.0,
+                r.cpu_ms,
+                r.duration_ms,
+                r.api_per_second,
+                r.lambda_per_second,
+                r.dynamodb_per_second,
+                r.limit()
+            ));
+            routes.insert(
+                r.route.clone(),
+                serde_json::json!({
+                    "share": r.share, "cpu_ms": r.cpu_ms,
+                    "lambda_duration_ms": r.duration_ms, "api_per_second": r.api_per_second,
+                    "lambda_per_second": r.lambda_per_second,
+                    "dynamodb_per_second": r.dynamodb_per_second, "limit_per_second": r.limit(),
+                }),
+            );
+        }
+        let bounds: Vec<String> = verdict
+            .bounds
+            .iter()
+            .map(|b| format!("{} {:.0}/s", b.limit, b.per_second))
+            .collect();
+        human.push(format!(
+            "  the mix's limits, lowest first: {}",
+            bounds.join(", ")
+        ));
+        human.push(format!(
+            "  verdict: `{name}` {} {:.0} requests per second of the mix (it sustains {:.0}/s; \
+             {} binds first)",
+            if verdict.meets_goal() {
+                "can serve"
+            } else {
+                "can NOT serve"
+            },
+            capacity::GOAL_PER_SECOND,
+            verdict.mix_per_second(),
+            verdict.binding()
+        ));
+        json[name.as_str()] = serde_json::json!({
+            "routes": routes,
+            "bounds": verdict.bounds.iter().map(|b| serde_json::json!({"limit": b.limit, "per_second": b.per_second})).collect::<Vec<_>>(),
+            "mix_per_second": verdict.mix_per_second(),
+            "binding": verdict.binding(),
+            "meets_goal": verdict.meets_goal(),
+        });
+    }
+    figures.insert("capacity".into(), json);
+    Ok(human)
 }

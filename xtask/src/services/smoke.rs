@@ -1,7 +1,7 @@
 //! Running the smoke crate against the deployed stack, with the same AWS target
 //! deploy used (the emulator for `local`, where the local API server is started
 //! first if it is not running): `cargo xtask smoke`, deploy's smoke gate and the
-//! benchmark's burst.
+//! benchmark's loads.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -77,18 +77,20 @@ pub fn gate(sh: &Shell, env: &Env, target: &Target, moto: Option<&MotoState>) ->
     Ok(report_path)
 }
 
-/// The smoke run plus a burst of `users` concurrent registrations and log-ins (`--load`), for
-/// the benchmark; returns the JSON report (also kept in `build/<env>/smoke-load-report.json`).
-pub fn burst(
+/// The smoke run plus load steps (`load`: the smoke binary's `--load N`, `--mix N`,
+/// `--mix-rate R`), for the benchmark; returns the JSON report (also kept in
+/// `build/<env>/smoke-load-report.json`).
+pub fn under_load(
     sh: &Shell,
     env: &Env,
     target: &Target,
     moto: Option<&MotoState>,
-    users: usize,
+    load: &[String],
 ) -> Result<serde_json::Value> {
     serve_locally(sh, env, moto)?;
     let report_path = env.dir().join("smoke-load-report.json");
-    json_run(env, target, &report_path, &["--load", &users.to_string()])?;
+    let load: Vec<&str> = load.iter().map(String::as_str).collect();
+    json_run(env, target, &report_path, &load)?;
     process::read_json(&report_path)
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
+use super::processes;
 use crate::base::env::Env;
 
 /// One function's peak and the memory it is configured with, in MB.
@@ -33,24 +34,10 @@ pub fn peaks(env: &Env) -> Result<Vec<Peak>> {
 }
 
 /// The largest peak resident memory (`VmHWM`, MB) among the live processes of each function
-/// the local API server runs: the processes whose executable is a package it extracted under
-/// `build/<env>/functions/<function>/`.
+/// the local API server runs.
 fn peak_memory(env: &Env) -> BTreeMap<String, u64> {
-    let functions = env.dir().join("functions");
     let mut peaks = BTreeMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let proc_dir = entry.path();
-        let Ok(exe) = std::fs::read_link(proc_dir.join("exe")) else {
-            continue;
-        };
-        let Some(function) = exe
-            .strip_prefix(&functions)
-            .ok()
-            .and_then(|rest| rest.iter().next())
-            .map(|f| f.to_string_lossy().into_owned())
-        else {
-            continue;
-        };
+    for (function, proc_dir) in processes::function_processes(env) {
         let peak_kib = std::fs::read_to_string(proc_dir.join("status"))
             .ok()
             .and_then(|status| {

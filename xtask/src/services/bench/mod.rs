@@ -1,16 +1,21 @@
 //! What `cargo xtask bench` measures, one module per figure that takes more than a call:
 //! `cold_start` (a release binary's start to first response), `memory` (peak resident memory
-//! of the functions' processes), `cost` (the price model), `release_build` (a clean release
-//! build and a one-function rebuild), and here the packages, synthesis and the measured
-//! deploys. The command prints; these measure.
+//! of the functions' processes), `route_cpu` (CPU time per request of each route, under the
+//! mix), `capacity` (the throughput model), `cost` (the price model), `processes` (the function
+//! processes in `/proc`), `release_build` (a clean release build and a one-function rebuild),
+//! and here the packages, synthesis and the measured deploys. The command prints; these
+//! measure.
 //!
 //! The functions measured are picked from the catalog by what they declare, never by name, so
 //! the benchmark runs unchanged after `cargo xtask new` or `remove`.
 
+pub mod capacity;
 pub mod cold_start;
 pub mod cost;
 pub mod memory;
+pub mod processes;
 pub mod release_build;
+pub mod route_cpu;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -185,12 +190,41 @@ pub fn burst(sh: &Shell, env: &Env, binaries: &Binaries, users: usize) -> Result
     };
     deploy::deploy(sh, env, &served)?;
     let (target, moto) = target::target(env)?;
-    let load = smoke::burst(sh, env, &target, moto.as_ref(), users)?;
+    let load = smoke::under_load(
+        sh,
+        env,
+        &target,
+        moto.as_ref(),
+        &["--load".to_owned(), users.to_string()],
+    )?;
     let refused = |key: &str| load["load"][key].as_u64().unwrap_or_default();
     Ok(Burst {
         refused_registered_ms: refused("refused_login_registered_p50_ms"),
         refused_unknown_ms: refused("refused_login_unknown_p50_ms"),
         peaks: memory::peaks(env)?,
+    })
+}
+
+/// Sends `requests` of the capacity model's mix (and each kind's share alone first) to the
+/// release binaries [`burst`] deployed, at the rate of the environment's first API client (its
+/// usage plan would answer faster traffic with 429s), and measures each route's CPU time.
+pub fn mix(sh: &Shell, env: &Env, requests: usize) -> Result<route_cpu::Measured> {
+    let rate = infra::load_config(&env.name)?
+        .api
+        .clients
+        .first()
+        .map(|client| client.rate_per_second);
+    progress::step(format!(
+        "Bench: {requests} requests of the mix, each kind alone and then mixed, at {} per second",
+        rate.map_or("any rate".to_owned(), |r| r.to_string())
+    ));
+    let (target, moto) = target::target(env)?;
+    let mut load = vec!["--mix".to_owned(), requests.to_string()];
+    if let Some(rate) = rate {
+        load.extend(["--mix-rate".to_owned(), rate.to_string()]);
+    }
+    route_cpu::measure(env, || {
+        smoke::under_load(sh, env, &target, moto.as_ref(), &load)
     })
 }
 
