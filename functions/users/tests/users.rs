@@ -859,6 +859,23 @@ async fn log_in_time(app: &TestApp, email: &str) -> std::time::Duration {
     started.elapsed()
 }
 
+/// Runs `round` (one race on a fresh user; it returns how many of its successful log-ins
+/// overlapped the revocation) `RACE_ROUNDS` times, and more, up to `MAX_RACE_ROUNDS`, until
+/// one did; fails when none ever did, since then the race was never run.
+async fn race_rounds(revocation: &str, mut round: impl AsyncFnMut(usize) -> usize) {
+    let mut overlapping = 0;
+    let mut rounds = 0;
+    while rounds < MAX_RACE_ROUNDS && (rounds < RACE_ROUNDS || overlapping == 0) {
+        overlapping += round(rounds).await;
+        rounds += 1;
+    }
+    assert!(
+        overlapping > 0,
+        "no log-in that succeeded ran while {revocation} did, in {rounds} rounds: the race \
+         was never run"
+    );
+}
+
 /// Starts `RACING_LOG_INS` log-ins with `password` and, `delay` later, `revoke` (released
 /// together by a barrier, each on the multi-threaded runtime; the password hashing runs on the
 /// blocking pool, so they really run side by side) and times each.
@@ -914,13 +931,7 @@ async fn race(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
     let app = Arc::new(TestApp::start().await);
-    let mut overlapping = 0;
-    let mut rounds = 0;
-    for round in 0..MAX_RACE_ROUNDS {
-        if round >= RACE_ROUNDS && overlapping > 0 {
-            break;
-        }
-        rounds += 1;
+    race_rounds("a delete", async |round| {
         let email = format!("doomed{round}@example.com");
         let id = register(&app, &email).await["id"]
             .as_str()
@@ -934,7 +945,6 @@ async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
             .json(&json!({"current_password": PASSWORD}));
         let race = race(&app, &email, PASSWORD, delete, head_start(round, took)).await;
         assert_eq!(race.status, StatusCode::NO_CONTENT, "round {round}");
-        overlapping += race.overlapping;
         for token in race.tokens.iter().chain([&token]) {
             assert_eq!(
                 session_status(&app, token).await,
@@ -942,24 +952,15 @@ async fn no_log_in_that_races_a_delete_leaves_a_live_session() {
                 "round {round}: a session outlived its user"
             );
         }
-    }
-    assert!(
-        overlapping > 0,
-        "no log-in that succeeded ran while a delete did, in {rounds} rounds: \
-         the race was never run"
-    );
+        race.overlapping
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
     let app = Arc::new(TestApp::start().await);
-    let mut overlapping = 0;
-    let mut rounds = 0;
-    for round in 0..MAX_RACE_ROUNDS {
-        if round >= RACE_ROUNDS && overlapping > 0 {
-            break;
-        }
-        rounds += 1;
+    race_rounds("a password change", async |round| {
         let email = format!("moving{round}@example.com");
         let id = register(&app, &email).await["id"]
             .as_str()
@@ -974,7 +975,6 @@ async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
         );
         let race = race(&app, &email, PASSWORD, change, head_start(round, took)).await;
         assert_eq!(race.status, StatusCode::OK, "round {round}");
-        overlapping += race.overlapping;
         for token in &race.tokens {
             assert_eq!(
                 session_status(&app, token).await,
@@ -983,12 +983,9 @@ async fn no_log_in_that_races_a_password_change_keeps_the_old_password_alive() {
             );
         }
         assert_eq!(session_status(&app, &changer).await, StatusCode::OK);
-    }
-    assert!(
-        overlapping > 0,
-        "no log-in with the old password that succeeded ran while the change did, in \
-         {rounds} rounds: the race was never run"
-    );
+        race.overlapping
+    })
+    .await;
 }
 
 fn delete(id: &str, token: &str, current_password: Option<&str>) -> Event {
