@@ -22,7 +22,10 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read at run time, not compiled in (`env!`): a copy of the workspace (the scaffold
+    // scenario's) reuses this compiled script, which must read the copy's manifests.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?;
+    let root = Path::new(&manifest_dir).join("../..");
     let read = |path: &Path| {
         // Exactly the manifests read, never `functions/`: watching the directory would make
         // cargo rerun this (and rebuild infra and xtask) after every edit of a handler.
