@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 /// The environments that ship with the repository, in the order tooling lists them.
 pub const ENVIRONMENTS: [&str; 3] = ["local", "dev", "prod"];
 
-/// Where the environment files live (compile-time path: the tool runs from this workspace).
+/// Where the environment files live: in the workspace `deploy_files::workspace_root` finds,
+/// which a binary built elsewhere is told with `XTASK_WORKSPACE_ROOT`.
 pub fn environments_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("environments")
+    deploy_files::workspace_root()
+        .join("infra")
+        .join("environments")
 }
 
 /// The whole per-environment configuration.

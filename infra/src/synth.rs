@@ -31,7 +31,9 @@ impl SynthOutput {
 
 /// `infra/cdktf.out`, where CDK for Terraform would write.
 pub fn default_out_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("cdktf.out")
+    deploy_files::workspace_root()
+        .join("infra")
+        .join("cdktf.out")
 }
 
 /// Local endpoint default for the emulator's `aws_endpoint` variable.

@@ -4,7 +4,7 @@
 //! runs on its route table and its OpenAPI fragment.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 
 use aws_sdk_dynamodb::Client;
@@ -546,9 +546,14 @@ pub fn contract_routes() -> impl Iterator<Item = (&'static str, &'static str, &'
         .flat_map(|f| f.routes.iter().map(|r| (r.method, r.path, f.name)))
 }
 
-/// The directory holding every function crate (`functions/`).
+/// The directory holding every function crate (`functions/`): the parent of the crate under
+/// test, whose directory cargo sets at run time (a test binary reused in a copy of the
+/// workspace, as the scaffold scenario's is, must write the copy's documents), else this
+/// crate's.
 pub fn functions_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("service-common lives in functions/")
         .to_path_buf()

@@ -140,7 +140,8 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
         ));
         let watched = watch::bench(sh, env, function)?;
         human.push(format!(
-            "watch: started in {:.1} s (dev builds); a one-line change of `{function}` served \
+            "watch: started in {:.1} s (the functions' dev builds, from a fresh clone's state after \
+             `deploy`); a one-line change of `{function}` served \
              {:.1} s after the first save and {:.1} s after the next (dev profile; compiled \
              after {:.1} s and {:.1} s)",
             watched.start.as_secs_f64(),

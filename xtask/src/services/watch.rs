@@ -156,6 +156,8 @@ fn stop_on_ctrl_c(tx: mpsc::Sender<Message>) {
 pub struct Session<'a> {
     env: &'a Env,
     watch_dir: PathBuf,
+    /// Cargo's target directory for the dev builds (the workspace's, except in `bench`).
+    target: PathBuf,
 }
 
 /// One rebuild that the server now serves.
@@ -183,11 +185,17 @@ impl<'a> Session<'a> {
     /// Makes sure the local API server runs (starting it on the current deployment, or
     /// deploying when there is none) and clears watch builds a killed `watch` left behind.
     pub fn start(sh: &Shell, env: &'a Env) -> Result<Session<'a>> {
+        Self::start_in(sh, env, target_dir(env))
+    }
+
+    /// [`Session::start`] with the dev builds in cargo's target directory `target`.
+    fn start_in(sh: &Shell, env: &'a Env, target: PathBuf) -> Result<Session<'a>> {
         local::require_emulated(env)?;
         ensure_served(sh, env)?;
         let session = Session {
             env,
             watch_dir: env.dir().join("watch"),
+            target,
         };
         if session.watch_dir.exists() {
             progress::note("removing the watch builds of an earlier `watch`");
@@ -208,7 +216,7 @@ impl<'a> Session<'a> {
             functions.join(", ")
         ));
         let started = Instant::now();
-        if !dev_build(&self.env.root, functions)?.success() {
+        if !dev_build(&self.env.root, &self.target, functions)?.success() {
             bail!(
                 "the dev build of the functions failed (cargo's errors are above); fix it and \
                  start `watch` again"
@@ -226,7 +234,7 @@ impl<'a> Session<'a> {
     /// serving.
     pub fn rebuild(&self, functions: &[&str], saved: Instant) -> Result<Option<Rebuilt>> {
         progress::step(format!("Rebuilding {}", functions.join(", ")));
-        if !dev_build(&self.env.root, functions)?.success() {
+        if !dev_build(&self.env.root, &self.target, functions)?.success() {
             eprintln!(
                 "watch: the build of {} failed; the previous build keeps serving",
                 functions.join(", ")
@@ -234,7 +242,7 @@ impl<'a> Session<'a> {
             return Ok(None);
         }
         let compiled = saved.elapsed();
-        let debug = target_dir(self.env).join("debug");
+        let debug = self.target.join("debug");
         let mut stamps = Vec::new();
         for function in functions {
             let target = watch_bootstrap(&self.watch_dir, function);
@@ -313,13 +321,21 @@ impl<'a> Session<'a> {
 /// `cargo build` of `functions`' binaries with the dev profile. By `--bin`, not `-p`: cargo
 /// then resolves features over the whole workspace, as the tests and `cargo xtask` do, so the
 /// three share one build of every dependency.
-fn dev_build(root: &Path, functions: &[&str]) -> Result<std::process::ExitStatus> {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--quiet"])
-        .args(functions.iter().flat_map(|f| ["--bin", *f]))
-        .current_dir(root)
+fn dev_build(root: &Path, target: &Path, functions: &[&str]) -> Result<std::process::ExitStatus> {
+    cargo_build(root, target, functions)
         .status()
         .context("running cargo build")
+}
+
+/// `cargo build --quiet --bin <each of bins>` with the dev profile in `target`.
+fn cargo_build(root: &Path, target: &Path, bins: &[&str]) -> Command {
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo
+        .args(["build", "--quiet"])
+        .args(bins.iter().flat_map(|b| ["--bin", *b]))
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(root);
+    cargo
 }
 
 /// The watch build `routing.json` says `function` runs, if any.
@@ -359,11 +375,17 @@ fn ensure_served(sh: &Shell, env: &Env) -> Result<ApiState> {
     }
 }
 
-/// `cargo xtask bench`'s figures of the loop, as a developer meets it right after `deploy`:
-/// how long `watch` takes to start (its dev builds), then two one-line changes of a handler
-/// (a comment appended, and taken out again afterwards), each until the local API server
-/// serves the rebuilt binary: the same path a save in an editor takes (file event, dev build,
-/// `SIGHUP`, `routing.json`).
+/// `cargo xtask bench`'s figures of the loop, as a developer meets it right after the first
+/// `deploy` of a fresh clone: how long `watch` takes to start (its dev builds), then two
+/// one-line changes of a handler (a comment appended, and taken out again afterwards), each
+/// until the local API server serves the rebuilt binary: the same path a save in an editor
+/// takes (file event, dev build, `SIGHUP`, `routing.json`).
+///
+/// The workspace's own target directory holds the tests' dev builds of the functions, which
+/// a fresh clone does not have, and with them `watch` would start with nothing to compile.
+/// So the session builds in a target directory of its own (`build/<env>/bench/watch-target`),
+/// emptied first and given only what `cargo xtask deploy` compiles in the dev profile: xtask
+/// itself (not timed: that is the deploy's cost).
 pub struct BenchFigures {
     pub start: Duration,
     pub first_save: Rebuilt,
@@ -371,8 +393,25 @@ pub struct BenchFigures {
 }
 
 pub fn bench(sh: &Shell, env: &Env, function: &str) -> Result<BenchFigures> {
+    let target = env.dir().join("bench").join("watch-target");
+    if target.exists() {
+        std::fs::remove_dir_all(&target)
+            .with_context(|| format!("emptying {}", target.display()))?;
+    }
+    progress::step(format!(
+        "Compiling xtask's dev build in {}, as `cargo xtask deploy` on a fresh clone does (not \
+         timed; a few minutes)",
+        process::display_path(&env.root, &target)
+    ));
+    if !cargo_build(&env.root, &target, &["xtask"])
+        .status()
+        .context("running cargo build")?
+        .success()
+    {
+        bail!("the dev build of xtask failed (cargo's errors are above)");
+    }
     let started = Instant::now();
-    let session = Session::start(sh, env)?;
+    let session = Session::start_in(sh, env, target)?;
     let start = started.elapsed();
     let (tx, rx) = mpsc::channel();
     let watcher = watch_sources(&env.root, tx)?;

@@ -71,6 +71,15 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
     let dir = scratch("scaffold");
     let workspace = dir.join("workspace");
     copy_workspace(&workspace);
+    // The emulator's Python venv is this workspace's (a venv cannot be copied; making one and
+    // installing moto into it again costs half a minute).
+    let venv = emulator::ensure_python_packages(&[emulator::MOTO_REQUIREMENT])
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::fs::create_dir_all(workspace.join("build")).unwrap();
+    std::os::unix::fs::symlink(venv, workspace.join("build").join("venv")).unwrap();
     let target = seeded_target(&dir);
     let build = dir.join("build");
     let down = Down(build.clone());
@@ -83,7 +92,9 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
             .env("CARGO_TARGET_DIR", &target)
             .env("XTASK_BUILD_DIR", &build)
             .env_remove("XTASK_ENV")
-            .env_remove("XTASK_WORKSPACE_ROOT")
+            // The copy's binaries start as this workspace's (fresh, by the kept times), with
+            // its path compiled in: this says which workspace they work in.
+            .env("XTASK_WORKSPACE_ROOT", &workspace)
             .output()
             .unwrap();
         eprintln!(
@@ -124,6 +135,10 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
         !stderr(&new).contains("functions/items/src"),
         "the scaffold compiles without warnings:\n{}",
         stderr(&new)
+    );
+    assert!(
+        !workspace_root().join("functions/items").exists(),
+        "the scaffold wrote into the copy, never into this workspace"
     );
     let created = stdout_json(&new);
     assert!(
