@@ -28,6 +28,8 @@ pub fn run(sh: &Shell, global: &Global) -> Result<()> {
         process::find_program(program)?;
         first_line(
             cmd!(sh, "{program} {args...}")
+                // `terraform version` would otherwise ask checkpoint-api.hashicorp.com for news.
+                .env("CHECKPOINT_DISABLE", "1")
                 .quiet()
                 .ignore_stderr()
                 .read()

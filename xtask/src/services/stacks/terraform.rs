@@ -63,7 +63,11 @@ impl<'a> Terraform<'a> {
             // Provider installs and backend settings survive re-synthesis.
             .env("TF_DATA_DIR", self.data_dir())
             .env("TF_IN_AUTOMATION", "1")
-            .env("TF_INPUT", "0");
+            .env("TF_INPUT", "0")
+            // No call home (checkpoint-api.hashicorp.com, for version and security notices)
+            // from a deploy: it leaks that and where a deploy runs, and offline it waits on a
+            // connection that cannot succeed.
+            .env("CHECKPOINT_DISABLE", "1");
         for (key, value) in &self.vars {
             command.env(key, value);
         }
