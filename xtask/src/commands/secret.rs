@@ -12,10 +12,18 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<()> {
     let (target, _moto) = target::target(env)?;
     let client = process::block_on(secrets::client(&target));
     match command {
-        SecretCommand::Set { name } => {
+        SecretCommand::Set {
+            name,
+            generate,
+            force,
+        } => {
             let secret = secrets::find(env, &name)?;
-            let value = secrets::read_value(&secret, env)?;
-            let version = process::block_on(secrets::set(&client, env, &secret, &value))?;
+            let version = if generate {
+                process::block_on(secrets::set_generated(&client, env, &secret, force))?
+            } else {
+                let value = secrets::read_value(&secret, env)?;
+                process::block_on(secrets::set(&client, env, &secret, &value))?
+            };
             let json = serde_json::json!({ "name": name, "version_id": version });
             progress::finish(
                 env.json,

@@ -16,6 +16,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
+use catalog::secrets::Generate;
 use infra::config::Names;
 use serde::Serialize;
 
@@ -33,6 +34,16 @@ pub struct Declared {
     pub aws_name: String,
     /// The functions that declare it, in catalog order.
     pub read_by: Vec<&'static str>,
+    /// How its value is generated (`catalog::generated`); none: a person sets it.
+    #[serde(serialize_with = "generate_kind")]
+    pub generate: Option<Generate>,
+}
+
+fn generate_kind<S: serde::Serializer>(
+    generate: &Option<Generate>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_some(&generate.map(Generate::kind))
 }
 
 /// Every declared secret of `env`, by name.
@@ -43,6 +54,7 @@ pub fn declared(env: &Env) -> Vec<Declared> {
             name,
             aws_name: infra::constructs::secrets::aws_name(Names(&env.prefix), name),
             read_by: readers.iter().map(|f| f.as_str()).collect(),
+            generate: catalog::generated(name),
         })
         .collect()
 }
@@ -209,6 +221,73 @@ pub async fn set(client: &Client, env: &Env, secret: &Declared, value: &str) -> 
     }
 }
 
+/// A new value of kind `generate`. It goes to Secrets Manager only: never printed or logged.
+fn generated_value(generate: Generate) -> Result<String> {
+    match generate {
+        Generate::KeyRing => {
+            let ring = service_common::peppers::PepperRing::generate()
+                .map_err(|e| anyhow::anyhow!("generating a key ring: {e}"))?;
+            Ok(ring.to_value().expose().to_owned())
+        }
+    }
+}
+
+/// `secret set NAME --generate`: stores a generated value; returns its version id. Refused for
+/// a secret without a `generate` kind, and, unless `force`, for one that has a value already:
+/// a new key ring in place of the old one would leave every password hash unverifiable.
+pub async fn set_generated(
+    client: &Client,
+    env: &Env,
+    secret: &Declared,
+    force: bool,
+) -> Result<String> {
+    let Some(generate) = secret.generate else {
+        bail!(
+            "`{name}` has no generated value (no `generate` in [workspace.metadata.secrets.{name}] \
+             of the root Cargo.toml): set it with `cargo xtask secret set {name} --env {env}`, \
+             which reads it from a prompt or standard input",
+            name = secret.name,
+            env = env.name
+        );
+    };
+    if !force
+        && describe(client, secret)
+            .await?
+            .as_ref()
+            .is_some_and(has_value)
+    {
+        bail!(
+            "`{}` in `{}` has a value already; a generated one would replace it, and the \
+             hashes or signatures made with the old one would stop verifying. Add --force to \
+             replace it anyway",
+            secret.name,
+            env.name
+        );
+    }
+    set(client, env, secret, &generated_value(generate)?).await
+}
+
+/// On an emulator environment, right after the service stack applied: a generated value for
+/// every generated secret that exists without one, so a fresh clone's `deploy && smoke` works
+/// with no extra step. Returns the secrets it set. One that does not exist (removed, and the
+/// stack not applied since) is left to the deploy that creates it.
+pub async fn generate_missing(client: &Client, env: &Env) -> Result<Vec<Declared>> {
+    let mut generated = Vec::new();
+    for secret in declared(env) {
+        let Some(generate) = secret.generate else {
+            continue;
+        };
+        let Some(described) = describe(client, &secret).await? else {
+            continue;
+        };
+        if !has_value(&described) {
+            set(client, env, &secret, &generated_value(generate)?).await?;
+            generated.push(secret);
+        }
+    }
+    Ok(generated)
+}
+
 /// The secret's current value and its version id.
 pub async fn get(client: &Client, secret: &Declared) -> Result<(String, String)> {
     let got = client
@@ -308,6 +387,76 @@ mod tests {
         for empty in ["", "\n", "\r\n"] {
             assert!(value_of(empty.to_owned()).is_err(), "{empty:?}");
         }
+    }
+
+    /// On moto over HTTP: the pepper ring, created empty as Terraform creates it, is generated
+    /// once (a valid ring, which the functions' parser accepts), not again when it has a value;
+    /// `--generate` refuses to replace a value without `--force` and a secret without a
+    /// `generate` kind always; no error names the value.
+    #[test]
+    fn generated_secrets_get_a_value_once() {
+        let moto = emulator::Emulator::for_tests().unwrap();
+        let mut env = Env::load("local", false).unwrap();
+        let unique = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        env.prefix = format!("g{unique}-");
+        let target = Target::emulator(&env, moto.endpoint());
+        process::block_on(async {
+            let client = client(&target).await;
+            let secret = find(&env, "password-peppers").unwrap();
+            assert_eq!(secret.generate, Some(Generate::KeyRing));
+            assert!(
+                generate_missing(&client, &env).await.unwrap().is_empty(),
+                "none exists yet"
+            );
+            client
+                .create_secret()
+                .name(&secret.aws_name)
+                .send()
+                .await
+                .unwrap();
+            let generated = generate_missing(&client, &env).await.unwrap();
+            assert_eq!(
+                generated.iter().map(|s| s.name).collect::<Vec<_>>(),
+                [secret.name]
+            );
+            let (value, _) = get(&client, &secret).await.unwrap();
+            let ring = service_common::peppers::PepperRing::parse(
+                &service_common::secrets::SecretValue::new(value.clone()),
+            )
+            .unwrap();
+            assert_eq!(ring.current_id(), "k1");
+            assert!(generate_missing(&client, &env).await.unwrap().is_empty());
+            assert_eq!(get(&client, &secret).await.unwrap().0, value, "kept");
+
+            let refused = set_generated(&client, &env, &secret, false)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(refused.contains("has a value already"), "{refused}");
+            assert!(!refused.contains(&value));
+            set_generated(&client, &env, &secret, true).await.unwrap();
+            assert_ne!(get(&client, &secret).await.unwrap().0, value, "replaced");
+            let by_hand = Declared {
+                generate: None,
+                ..secret.clone()
+            };
+            let refused = set_generated(&client, &env, &by_hand, true)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(refused.contains("has no generated value"), "{refused}");
+            let listed = serde_json::to_value(list(&client, &env).await.unwrap()).unwrap();
+            let status = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == secret.name)
+                .unwrap();
+            assert_eq!(status["generate"], "key-ring");
+        });
     }
 
     /// On moto over HTTP: a declared secret, created empty as Terraform creates it, is named
