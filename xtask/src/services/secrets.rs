@@ -288,6 +288,63 @@ pub async fn generate_missing(client: &Client, env: &Env) -> Result<Vec<Declared
     Ok(generated)
 }
 
+/// How many stored password hashes use one pepper key: what decides when a key may leave the
+/// ring (only when none does; a hash whose key left fails its log-in with a 500).
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct KeyUse {
+    /// The key id; `None`: hashes made before the pepper (upgraded at their next log-in).
+    pub id: Option<String>,
+    pub hashes: u64,
+    /// In the ring now (a used id missing from it is a lost key: those users cannot log in).
+    pub in_ring: bool,
+    pub current: bool,
+}
+
+/// `secret keys password-peppers`: every key of `ring` and every key id the hashes of the
+/// users table name, with how many hashes name each (one `Scan` of the `password_hash`
+/// attribute, all pages; the ids read by the hasher's own parser). Never a hash or a key.
+pub async fn pepper_key_use(
+    ring: &service_common::peppers::PepperRing,
+    dynamo: &aws_sdk_dynamodb::Client,
+    users_table: &str,
+) -> Result<Vec<KeyUse>> {
+    let mut counts: std::collections::BTreeMap<Option<String>, u64> =
+        ring.ids().map(|id| (Some(id.to_owned()), 0)).collect();
+    let mut start = None;
+    loop {
+        let page = dynamo
+            .scan()
+            .table_name(users_table)
+            .projection_expression("password_hash")
+            .filter_expression("attribute_exists(password_hash)")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| failed(&e, format!("scanning {users_table}")))?;
+        for item in page.items() {
+            let Some(hash) = item.get("password_hash").and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            let id = service_common::password::key_id(hash)
+                .map_err(|e| anyhow::anyhow!("a stored password hash does not parse: {e}"))?;
+            *counts.entry(id).or_default() += 1;
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .map(|(id, hashes)| KeyUse {
+            in_ring: id.as_deref().is_some_and(|id| ring.key(id).is_some()),
+            current: id.as_deref() == Some(ring.current_id()),
+            id,
+            hashes,
+        })
+        .collect())
+}
+
 /// The secret's current value and its version id.
 pub async fn get(client: &Client, secret: &Declared) -> Result<(String, String)> {
     let got = client
@@ -387,6 +444,75 @@ mod tests {
         for empty in ["", "\n", "\r\n"] {
             assert!(value_of(empty.to_owned()).is_err(), "{empty:?}");
         }
+    }
+
+    /// On moto over HTTP, over the functions' own tables and ring: hashes are counted per key
+    /// id, a key no hash uses shows 0 (it may leave the ring), legacy hashes count as `None`,
+    /// and an id the ring lacks is shown as such.
+    #[test]
+    fn hashes_are_counted_per_pepper_key() {
+        process::block_on(async {
+            let app = service_common::testing::TestApp::start().await;
+            app.seed_user("one@example.com", "first password").await;
+            app.seed_user("two@example.com", "second password").await;
+            let ring = app.peppers().await.with_new_key().unwrap();
+            app.set_peppers(&ring).await;
+            let third = app.seed_user("three@example.com", "third password").await;
+            let mut ring = ring.with_new_key().unwrap();
+            app.set_peppers(&ring).await;
+            let legacy = "$argon2id$v=19$m=19456,t=2,p=1$bGVnYWN5LXNhbHQtMDEyMw$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+            app.client
+                .update_item()
+                .table_name(&app.users_table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{}", third.id)),
+                )
+                .update_expression("SET password_hash = :h")
+                .expression_attribute_values(
+                    ":h",
+                    aws_sdk_dynamodb::types::AttributeValue::S(legacy.into()),
+                )
+                .send()
+                .await
+                .unwrap();
+            let counted = pepper_key_use(&ring, &app.client, &app.users_table)
+                .await
+                .unwrap();
+            let row = |id: Option<&str>, hashes, in_ring, current| KeyUse {
+                id: id.map(str::to_owned),
+                hashes,
+                in_ring,
+                current,
+            };
+            assert_eq!(
+                counted,
+                [
+                    row(None, 1, false, false),
+                    row(Some("k1"), 2, true, false),
+                    row(Some("k2"), 0, true, false),
+                    row(Some("k3"), 0, true, true),
+                ]
+            );
+            // A ring that lost `k1` still shows the hashes that name it, as not in the ring.
+            ring = service_common::peppers::PepperRing::parse(
+                &service_common::secrets::SecretValue::new(
+                    r#"{"current":"k5","keys":{"k5":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}"#,
+                ),
+            )
+            .unwrap();
+            let counted = pepper_key_use(&ring, &app.client, &app.users_table)
+                .await
+                .unwrap();
+            assert!(
+                counted.contains(&row(Some("k1"), 2, false, false)),
+                "{counted:?}"
+            );
+            assert!(
+                counted.contains(&row(Some("k5"), 0, true, true)),
+                "{counted:?}"
+            );
+        });
     }
 
     /// On moto over HTTP: the pepper ring, created empty as Terraform creates it, is generated
