@@ -68,6 +68,52 @@ pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::from_conf(config)
 }
 
+/// The production JSON log lines (`logging::json_layer`), captured in memory, for tests that
+/// read what the functions log.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.bytes().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A subscriber writing the functions' JSON lines at `level` (a `RUST_LOG` spec) here.
+    pub fn subscriber(&self, level: &str) -> impl tracing::Subscriber + Send + Sync + 'static {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let writer = self.clone();
+        tracing_subscriber::Registry::default()
+            .with(crate::logging::json_layer(level, move || writer.clone()))
+    }
+
+    /// How many bytes were logged so far (a position for [`LogCapture::text`]).
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Whether nothing was logged yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The text logged between two positions.
+    pub fn text(&self, range: std::ops::Range<usize>) -> String {
+        String::from_utf8(self.bytes()[range].to_vec()).expect("the log lines are UTF-8")
+    }
+}
+
 /// A service on moto with its own pair of tables and its own pepper ring (unique names, so
 /// tests can share one moto).
 pub struct TestApp {

@@ -4,9 +4,6 @@
 //! move to the current key at log-in; without the secret, the stored hash verifies nothing; a
 //! hash whose key left the ring is a 500 whose log line names the key id, never a key.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
@@ -15,8 +12,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use service_common::password::key_id;
 use service_common::peppers::PepperRing;
-use service_common::testing::{Event, TestApp, body_json, error_code};
-use tracing_subscriber::layer::SubscriberExt as _;
+use service_common::testing::{Event, LogCapture, TestApp, body_json, error_code};
 
 const PASSWORD: &str = "pepper in the hash";
 
@@ -158,19 +154,6 @@ async fn after_two_rotations_the_old_password_logs_in_and_moves_to_the_newest_ke
     assert_eq!(stored_hash(&app, &id).await, moved);
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A hash whose key left the ring fails closed: a 500 in the documented shape, and the
 /// `request failed` line names the key id but holds none of the ring's keys. (The test runs on
 /// one thread, so the capturing subscriber set for it sees the handler's lines.)
@@ -189,22 +172,16 @@ async fn a_hash_of_a_key_the_ring_lacks_is_a_500_that_names_only_the_key_id() {
     .unwrap();
     app.set_peppers(&without_k1).await;
 
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber =
-        tracing_subscriber::Registry::default()
-            .with(service_common::logging::json_layer("info", move || {
-                writer.clone()
-            }));
+    let capture = LogCapture::default();
     let response = {
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _guard = tracing::subscriber::set_default(capture.subscriber("info"));
         log_in(&app, "lost@example.com").await
     };
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(error_code(&response), "internal_error");
     assert_eq!(stored_hash(&app, &id).await, stored);
 
-    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logged = capture.text(0..capture.len());
     let failed: Vec<&str> = logged
         .lines()
         .filter(|line| line.contains("\"request failed\""))
@@ -216,4 +193,35 @@ async fn a_hash_of_a_key_the_ring_lacks_is_a_500_that_names_only_the_key_id() {
         assert!(!logged.contains(&STANDARD.encode(key)), "a key in the log");
     }
     assert!(!logged.contains(&stored), "a password hash in the log");
+}
+
+/// Without the ring (its secret deleted), the requests that hash or verify a password answer
+/// the documented 500, and `/health` is unaffected.
+#[tokio::test]
+async fn without_the_ring_password_requests_fail_and_health_serves() {
+    let app = TestApp::start().await;
+    register(&app, "before@example.com").await;
+    app.secrets
+        .delete_secret()
+        .secret_id(&app.peppers_arn)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let event = Event::rest(Method::POST, "/users")
+        .json(&json!({"email": "after@example.com", "name": "After", "password": PASSWORD}));
+    let response = users::handle(&app.state(), event.build()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(error_code(&response), "internal_error");
+    for email in ["before@example.com", "nobody@example.com"] {
+        let response = log_in(&app, email).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{email}"
+        );
+    }
+    let health = Event::rest(Method::GET, "/health").build();
+    let response = health::handle(&app.state(), health).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }

@@ -515,20 +515,27 @@ mod tests {
         });
     }
 
-    /// On moto over HTTP: the pepper ring, created empty as Terraform creates it, is generated
-    /// once (a valid ring, which the functions' parser accepts), not again when it has a value;
-    /// `--generate` refuses to replace a value without `--force` and a secret without a
-    /// `generate` kind always; no error names the value.
-    #[test]
-    fn generated_secrets_get_a_value_once() {
+    /// `local` on a moto of its own, with names of its own (a unique prefix), so tests sharing
+    /// one moto never meet.
+    fn on_moto() -> (emulator::Emulator, Env, Target) {
         let moto = emulator::Emulator::for_tests().unwrap();
         let mut env = Env::load("local", false).unwrap();
         let unique = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        env.prefix = format!("g{unique}-");
+        env.prefix = format!("t{unique}-");
         let target = Target::emulator(&env, moto.endpoint());
+        (moto, env, target)
+    }
+
+    /// On moto over HTTP: the pepper ring, created empty as Terraform creates it, is generated
+    /// once (a valid ring, which the functions' parser accepts), not again when it has a value;
+    /// `--generate` refuses to replace a value without `--force` and a secret without a
+    /// `generate` kind always; no error names the value.
+    #[test]
+    fn generated_secrets_get_a_value_once() {
+        let (_moto, env, target) = on_moto();
         process::block_on(async {
             let client = client(&target).await;
             let secret = find(&env, "password-peppers").unwrap();
@@ -592,15 +599,7 @@ mod tests {
     /// shows versions and never a value; after `rm` the function's request fails.
     #[test]
     fn a_value_set_here_reaches_a_function_after_its_ttl() {
-        let moto = emulator::Emulator::for_tests().unwrap();
-        let mut env = Env::load("local", false).unwrap();
-        // Its own names, so tests sharing one moto never meet.
-        let unique = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        env.prefix = format!("t{unique}-");
-        let target = Target::emulator(&env, moto.endpoint());
+        let (_moto, env, target) = on_moto();
         process::block_on(async {
             let client = client(&target).await;
             let secret = find(&env, "password-peppers").unwrap();
