@@ -684,14 +684,24 @@ pub fn documents(document: &Value, method: &str, template: &str) -> bool {
 }
 
 /// The checks every function crate runs on itself: its route table is its rows of
-/// [`contract_routes`], in order; its OpenAPI paths document every route; and its fragment
+/// [`contract_routes`], in order; the secrets its state `S` reads
+/// ([`FunctionState::SECRETS`]) are the ones its manifest declares (infra sets the variables of
+/// those only); its OpenAPI paths document every route; and its fragment
 /// `functions/<function>/openapi.json`, from which the whole document is assembled, is up to
 /// date (`UPDATE_EXPECT=1 cargo test -p <function> openapi` rewrites it).
-pub fn check_function<Op>(
+pub fn check_function<S: FunctionState, Op>(
     function: &str,
     routes: &[Route<Op>],
     openapi: &utoipa::openapi::OpenApi,
 ) {
+    let declared = catalog::find(function)
+        .unwrap_or_else(|| panic!("the catalog has no function `{function}`"))
+        .secrets;
+    assert_eq!(
+        S::SECRETS,
+        declared,
+        "{function}'s State::SECRETS differ from the secrets its manifest declares"
+    );
     let ours: Vec<_> = routes
         .iter()
         .map(|r| (r.method.to_string(), r.template))
