@@ -33,7 +33,8 @@ fn run() -> Result<(), String> {
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };
     let root_manifest = root.join("Cargo.toml");
-    let members = manifest::function_members(&read(&root_manifest)?)
+    let root_text = read(&root_manifest)?;
+    let members = manifest::function_members(&root_text)
         .map_err(|e| format!("{}: {e}", root_manifest.display()))?;
     let mut functions = Vec::new();
     for member in members {
@@ -42,11 +43,17 @@ fn run() -> Result<(), String> {
         functions.extend(manifest::parse(&file, &read(&path)?)?);
     }
     manifest::check_all(&functions)?;
+    let secret_properties = manifest::secret_properties(&root_text, &functions)
+        .map_err(|e| format!("{}: {e}", root_manifest.display()))?;
     let out = std::env::var("OUT_DIR").map_err(|e| e.to_string())?;
     let write = |file: &str, rust: String| {
         let path = Path::new(&out).join(file);
         std::fs::write(&path, rust).map_err(|e| format!("{}: {e}", path.display()))
     };
     write("functions.rs", manifest::to_rust(&functions))?;
-    write("names.rs", manifest::names_to_rust(&functions))
+    write("names.rs", manifest::names_to_rust(&functions))?;
+    write(
+        "generated.rs",
+        manifest::generated_to_rust(&secret_properties),
+    )
 }

@@ -203,8 +203,15 @@ fn each_function_has_exactly_its_table_grants() {
         "ForAllValues:StringNotLike": { "dynamodb:LeadingKeys": ["login#*", "logout#*"] },
     });
     let generation_check = only(&["pk", "session_generation"]);
-    // No write on the users table for sessions: a compromised sessions function cannot lower a
-    // session generation (reviving revoked tokens) or plant an `EMAIL#` item.
+    // The one write on the users table for sessions is a log-in's password hash upgrade (to
+    // the current pepper key): that attribute only, on user items only, returning nothing. A
+    // compromised sessions function cannot lower a session generation (reviving revoked
+    // tokens) or plant an `EMAIL#` item.
+    let hash_upgrade = serde_json::json!({
+        "ForAllValues:StringEquals": { "dynamodb:Attributes": ["password_hash", "pk"] },
+        "StringEqualsIfExists": { "dynamodb:ReturnValues": ["NONE"] },
+        "ForAllValues:StringNotLike": { "dynamodb:LeadingKeys": ["EMAIL#*"] },
+    });
     let grants: &[(&str, &str, &str, Option<&Value>)] = &[
         ("health", "DescribeTable", "table users", None),
         ("health", "DescribeTable", "table sessions", None),
@@ -234,6 +241,7 @@ fn each_function_has_exactly_its_table_grants() {
             "table users",
             Some(&generation_check),
         ),
+        ("sessions", "UpdateItem", "table users", Some(&hash_upgrade)),
         ("sessions", "GetItem", "table sessions", None),
         ("sessions", "PutItem", "table sessions", None),
         ("sessions", "UpdateItem", "table sessions", None),

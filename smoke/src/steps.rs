@@ -205,7 +205,8 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
         }
         user_id = id;
         Ok(format!(
-            "POST /users 201; DynamoDB: user item, argon2id hash, EMAIL# item for {user_id}"
+            "POST /users 201; DynamoDB: user item, argon2id hash peppered with a key of the \
+             secret password-peppers, EMAIL# item for {user_id}"
         ))
     });
 

@@ -1,8 +1,8 @@
 //! Reads and deletes the service's items directly in DynamoDB.
 //!
 //! The checks here are the point of smoke: the API saying "201" proves little; the item being
-//! in the table with the password only as an argon2id hash and the session only under the
-//! token's SHA-256 proves the deployment stores what it claims.
+//! in the table with the password only as a peppered argon2id hash and the session only under
+//! the token's SHA-256 proves the deployment stores what it claims.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -226,7 +226,11 @@ pub fn check_user_item(
     check_password_hash(item, password)
 }
 
-/// The password must be stored only as an argon2id PHC hash of itself, never in clear.
+/// The password must be stored only as a peppered argon2id PHC hash, never in clear: argon2id,
+/// naming the pepper key it was made with (`keyid`: the function read its declared secret
+/// `password-peppers` and used it), and not verifying without that pepper (the same password,
+/// salt and parameters give another hash, so a dump of the table verifies nothing). Smoke never
+/// reads the secret: that the hash verifies with the pepper, its log-in steps prove.
 pub fn check_password_hash(item: &Item, password: &str) -> Result<(), String> {
     for (attr, value) in item {
         if let AttributeValue::S(text) = value
@@ -246,11 +250,20 @@ pub fn check_password_hash(item: &Item, password: &str) -> Result<(), String> {
             parsed.algorithm
         ));
     }
-    Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .map_err(|_| {
-            "`password_hash` does not verify against the password that was sent".to_string()
-        })
+    if parsed.params.get("keyid").is_none() {
+        return Err(
+            "`password_hash` names no pepper key (`keyid`): the function hashed without its \
+             secret `password-peppers`"
+                .to_owned(),
+        );
+    }
+    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+        Ok(()) => Err(
+            "`password_hash` verifies without the pepper: the function did not mix its secret in"
+                .to_owned(),
+        ),
+        Err(_) => Ok(()),
+    }
 }
 
 /// The key of a user's log-out-everywhere marker (`service_common::records::logout_key`).
@@ -268,6 +281,38 @@ mod tests {
             token_hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    /// A hash without a key id, or one that verifies without a pepper, is refused; a peppered
+    /// one passes (smoke cannot verify it: it never reads the secret).
+    #[test]
+    fn accepts_only_a_peppered_hash() {
+        use argon2::password_hash::{PasswordHasher as _, SaltString};
+        use argon2::{Algorithm, ParamsBuilder, Version};
+        let password = "peppered password";
+        let salt = SaltString::encode_b64(b"smoke-salt-01234").unwrap();
+        let hash_item = |pepper: Option<&[u8]>, keyid: bool| {
+            let mut params = ParamsBuilder::new();
+            params.m_cost(64).t_cost(1).p_cost(1);
+            if keyid {
+                params.keyid(argon2::KeyId::new(b"k1").unwrap());
+            }
+            let params = params.build().unwrap();
+            let argon = match pepper {
+                Some(key) => {
+                    Argon2::new_with_secret(key, Algorithm::Argon2id, Version::V0x13, params)
+                        .unwrap()
+                }
+                None => Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            };
+            let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
+            Item::from([("password_hash".into(), AttributeValue::S(phc.to_string()))])
+        };
+        check_password_hash(&hash_item(Some(&[7; 32]), true), password).unwrap();
+        let e = check_password_hash(&hash_item(None, false), password).unwrap_err();
+        assert!(e.contains("names no pepper key"), "{e}");
+        let e = check_password_hash(&hash_item(None, true), password).unwrap_err();
+        assert!(e.contains("verifies without the pepper"), "{e}");
     }
 
     #[test]

@@ -139,7 +139,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         cargo xtask secret set payments-key --env dev          # prompts, without echo\n  \
         printf %s \"$KEY\" | cargo xtask secret set payments-key  # from standard input\n  \
+        cargo xtask secret set password-peppers --generate --env dev  # a generated value\n  \
         cargo xtask secret list --json\n  \
+        cargo xtask secret keys password-peppers --env dev\n  \
         cargo xtask secret get payments-key --show-sensitive")]
     Secret(SecretCommand),
 }
@@ -357,10 +359,25 @@ pub enum SecretCommand {
     Set {
         /// The declared secret.
         name: String,
+        /// Generate the value instead of reading it (for a secret with a `generate` kind in
+        /// the root manifest's `[workspace.metadata.secrets.NAME]`); never printed.
+        #[arg(long)]
+        generate: bool,
+        /// With --generate: replace a value it already has (for a key ring, every password
+        /// hash made with its keys then fails to verify).
+        #[arg(long, requires = "generate")]
+        force: bool,
     },
     /// Every declared secret: which functions read it, its current version id, when it last
     /// changed and how many versions are kept. Never a value.
     List,
+    /// For the password pepper ring: how many stored password hashes use each of its keys
+    /// (and how many predate the pepper), so a key leaves the ring only when none does. Reads
+    /// the ring and scans the users table; prints key ids and counts, never a key or a hash.
+    Keys {
+        /// The key ring secret (`password-peppers`).
+        name: String,
+    },
     /// Print the current value (refused without --show-sensitive).
     Get {
         /// The declared secret.

@@ -35,6 +35,12 @@
 //! secrets = ["payments-key"] # optional, in [package.metadata.function] itself: the secrets
 //!                            # it reads (`secrets::check_name`); set with `cargo xtask secret`
 //! ```
+//! A secret's properties, whichever functions declare it, are in the root `Cargo.toml`, once
+//! ([`GENERATED`]):
+//! ```toml
+//! [workspace.metadata.secrets.password-peppers]
+//! generate = "key-ring"      # optional: the value is generated (`secrets::Generate`)
+//! ```
 //! Every function gets the name of every table as `<TABLE>_TABLE` ([`tables::variable`])
 //! next to the other variables every function gets; its grants are what it may do with them.
 
@@ -113,6 +119,18 @@ pub fn find(name: &str) -> Option<&'static Function> {
 /// suffix of the Lambda function names.
 pub const NAMES: &[&str] = include!(concat!(env!("OUT_DIR"), "/names.rs"));
 
+/// The declared secrets whose value is generated (`generate` in the root manifest's
+/// `[workspace.metadata.secrets.<name>]`), in name order.
+pub static GENERATED: &[secrets::Generated] = include!(concat!(env!("OUT_DIR"), "/generated.rs"));
+
+/// How the value of the declared secret `name` is generated; `None`: a person sets it.
+pub fn generated(name: &str) -> Option<secrets::Generate> {
+    GENERATED
+        .iter()
+        .find(|g| g.name == name)
+        .map(|g| g.generate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +145,14 @@ mod tests {
             find("common").is_none(),
             "a crate without the section is no function"
         );
+    }
+
+    #[test]
+    fn the_pepper_ring_is_generated() {
+        assert_eq!(
+            generated("password-peppers"),
+            Some(secrets::Generate::KeyRing)
+        );
+        assert_eq!(secrets::Generate::KeyRing.kind(), "key-ring");
     }
 }

@@ -132,6 +132,87 @@ pub fn function_members(root_manifest: &str) -> Result<Vec<String>, String> {
     Ok(members)
 }
 
+/// `[workspace.metadata.secrets.<name>]` of the root manifest: the properties of the declared
+/// secret `name`, in one place whichever functions declare it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretDecl {
+    /// How `cargo xtask` makes a value (`secrets::Generate`); none: a person sets it.
+    generate: Option<String>,
+}
+
+/// A declared secret's checked properties.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SecretProperties {
+    pub name: String,
+    pub generate: Option<secrets::Generate>,
+}
+
+/// The root manifest's `[workspace.metadata.secrets]`, checked against the functions'
+/// declarations: a block for a secret no function declares, an unknown key or an unknown
+/// `generate` kind is refused (a typo would otherwise leave a secret silently unset).
+pub fn secret_properties(
+    root_manifest: &str,
+    functions: &[Function],
+) -> Result<Vec<SecretProperties>, String> {
+    #[derive(Deserialize)]
+    struct Root {
+        workspace: Workspace,
+    }
+    #[derive(Deserialize)]
+    struct Workspace {
+        #[serde(default)]
+        metadata: WorkspaceMetadata,
+    }
+    #[derive(Default, Deserialize)]
+    struct WorkspaceMetadata {
+        #[serde(default)]
+        secrets: std::collections::BTreeMap<String, SecretDecl>,
+    }
+    let root: Root = toml::from_str(root_manifest).map_err(|e| e.to_string())?;
+    let declared: BTreeSet<&str> = functions
+        .iter()
+        .flat_map(|f| f.secrets.iter().map(String::as_str))
+        .collect();
+    root.workspace
+        .metadata
+        .secrets
+        .into_iter()
+        .map(|(name, decl)| {
+            if !declared.contains(name.as_str()) {
+                return Err(format!(
+                    "[workspace.metadata.secrets.{name}]: no function declares a secret \
+                     `{name}` (declared: {})",
+                    declared.iter().copied().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let generate = decl
+                .generate
+                .as_deref()
+                .map(secrets::Generate::from_kind)
+                .transpose()
+                .map_err(|e| format!("[workspace.metadata.secrets.{name}]: {e}"))?;
+            Ok(SecretProperties { name, generate })
+        })
+        .collect()
+}
+
+/// The generated secrets as a Rust expression of type `&[secrets::Generated]`.
+pub fn generated_to_rust(properties: &[SecretProperties]) -> String {
+    let items: Vec<String> = properties
+        .iter()
+        .filter_map(|p| {
+            p.generate.map(|generate| {
+                format!(
+                    "secrets::Generated {{ name: {:?}, generate: secrets::Generate::{generate:?} }}",
+                    p.name
+                )
+            })
+        })
+        .collect();
+    format!("&[{}]", items.join(", "))
+}
+
 /// Reads one member's manifest: `None` when it declares no function (a library such as
 /// `functions/common`). `file` names the manifest in errors.
 pub fn parse(file: &str, text: &str) -> Result<Option<Function>, String> {
@@ -528,6 +609,48 @@ actions = ["dynamodb:Query"]
             e.contains("`only_attributes` must name at least one"),
             "{e}"
         );
+    }
+
+    /// The root manifest's secret properties: offered for declared secrets only, with known
+    /// keys and `generate` kinds only.
+    #[test]
+    fn secret_properties_are_checked_against_the_declarations() {
+        let f = parse("f", &format!("{HEAD}secrets = [\"payments-key\"]\n{ROUTE}"))
+            .unwrap()
+            .unwrap();
+        let functions = [f];
+        let root = |block: &str| format!("[workspace]\nmembers = []\n{block}");
+        let props = |block: &str| secret_properties(&root(block), &functions);
+        assert_eq!(props("").unwrap(), []);
+        let generated =
+            props("[workspace.metadata.secrets.payments-key]\ngenerate = \"key-ring\"").unwrap();
+        assert_eq!(
+            generated,
+            [SecretProperties {
+                name: "payments-key".into(),
+                generate: Some(secrets::Generate::KeyRing)
+            }]
+        );
+        assert_eq!(
+            generated_to_rust(&generated),
+            "&[secrets::Generated { name: \"payments-key\", generate: secrets::Generate::KeyRing }]"
+        );
+        let set_by_hand = props("[workspace.metadata.secrets.payments-key]").unwrap();
+        assert_eq!(generated_to_rust(&set_by_hand), "&[]");
+        let e =
+            props("[workspace.metadata.secrets.signing-key]\ngenerate = \"key-ring\"").unwrap_err();
+        assert!(
+            e.contains("no function declares a secret `signing-key` (declared: payments-key)"),
+            "{e}"
+        );
+        let e =
+            props("[workspace.metadata.secrets.payments-key]\ngenerate = \"uuid\"").unwrap_err();
+        assert!(
+            e.contains("`generate = \"uuid\"` is no kind of generated value (known: key-ring)"),
+            "{e}"
+        );
+        let e = props("[workspace.metadata.secrets.payments-key]\nrotate = true").unwrap_err();
+        assert!(e.contains("unknown field `rotate`"), "{e}");
     }
 
     #[test]

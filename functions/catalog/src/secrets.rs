@@ -37,6 +37,52 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How `cargo xtask` makes the value of a secret nobody has to choose (a pepper, a signing
+/// key): `generate = "<kind>"` in the root manifest's `[workspace.metadata.secrets.<name>]`.
+/// On an emulator environment the deploy generates it when the secret has none; on an account,
+/// `cargo xtask secret set NAME --generate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generate {
+    /// `service_common::peppers`' key ring: one random 32-byte key, `k1`, current.
+    KeyRing,
+}
+
+impl Generate {
+    /// Every kind, by the name the manifest uses.
+    pub const KINDS: &[(&str, Generate)] = &[("key-ring", Generate::KeyRing)];
+
+    /// The kind called `kind` in a manifest.
+    pub fn from_kind(kind: &str) -> Result<Self, String> {
+        Self::KINDS
+            .iter()
+            .find(|(name, _)| *name == kind)
+            .map(|(_, generate)| *generate)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::KINDS.iter().map(|(name, _)| *name).collect();
+                format!(
+                    "`generate = \"{kind}\"` is no kind of generated value (known: {})",
+                    known.join(", ")
+                )
+            })
+    }
+
+    /// The name the manifest uses.
+    pub fn kind(self) -> &'static str {
+        Self::KINDS
+            .iter()
+            .find(|(_, generate)| *generate == self)
+            .map(|(name, _)| *name)
+            .expect("every kind is in KINDS")
+    }
+}
+
+/// A declared secret whose value is generated, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generated {
+    pub name: &'static str,
+    pub generate: Generate,
+}
+
 /// The environment variable that hands a function the ARN of the secret `name` (never its
 /// value): `payments-key` -> `SECRET_ARN_PAYMENTS_KEY`. `service_common::secrets` reads it.
 pub fn variable(name: &str) -> String {

@@ -6,7 +6,8 @@
 //! bearer token. The handlers, route tables and OpenAPI paths live in the function crates,
 //! each with its own [`State`](state::FunctionState) holding only what it uses; the password
 //! hasher is behind the `passwords` feature so a function without it never links argon2, and
-//! the declared secrets' reader ([`secrets`]) behind `secrets`.
+//! the declared secrets' reader ([`secrets`]) and the password pepper ring it holds
+//! ([`peppers`]) behind `secrets` (which `passwords` turns on: every hash is peppered).
 
 pub mod auth;
 pub mod calls;
@@ -18,6 +19,8 @@ pub mod logging;
 pub mod metrics;
 #[cfg(feature = "passwords")]
 pub mod password;
+#[cfg(feature = "secrets")]
+pub mod peppers;
 pub mod records;
 #[cfg(feature = "secrets")]
 pub mod secrets;
@@ -34,4 +37,4 @@ pub mod testing;
 
 pub use config::Config;
 pub use error::ServiceError;
-pub use state::FunctionState;
+pub use state::{Clients, FunctionState};

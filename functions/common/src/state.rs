@@ -2,18 +2,34 @@
 //! has its own `State`, holding only the stores it uses, so a function never builds (nor
 //! links) what it does not need: `health` has no password hasher and no repositories.
 
+#[cfg(feature = "secrets")]
+use std::sync::Arc;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 
 use crate::config::Config;
 use crate::error::ServiceError;
 
-/// A function's per-process state, built from the shared parts: the configuration and one
-/// DynamoDB client.
+/// The clients a function's state is built from, made once per process (tests make them
+/// pointed at the emulator).
+#[derive(Clone)]
+pub struct Clients {
+    pub dynamo: Client,
+    /// The reader of the function's declared secrets ([`FunctionState::SECRETS`]).
+    #[cfg(feature = "secrets")]
+    pub secrets: Arc<crate::secrets::Secrets>,
+}
+
+/// A function's per-process state, built from the shared parts: the configuration and the
+/// clients.
 pub trait FunctionState: Sized {
-    /// Wires the function's repositories to `dynamo`; tests pass a client pointed at the
-    /// emulator.
-    fn new(config: Config, dynamo: Client) -> Self;
+    /// The secrets the function reads: the names its manifest declares (`secrets = [...]`),
+    /// for which infra sets the `SECRET_ARN_*` variables. None by default.
+    const SECRETS: &'static [&'static str] = &[];
+
+    /// Wires the function's repositories to the clients.
+    fn new(config: Config, clients: Clients) -> Self;
 
     /// The configuration, which the request pipeline reads (CORS).
     fn config(&self) -> &Config;
@@ -24,7 +40,12 @@ pub trait FunctionState: Sized {
 pub async fn from_env<S: FunctionState>() -> Result<S, ServiceError> {
     let config = Config::from_env()?;
     let sdk = sdk_config(&config).await;
-    Ok(S::new(config, crate::calls::dynamo_client(&sdk)))
+    let clients = Clients {
+        dynamo: crate::calls::dynamo_client(&sdk),
+        #[cfg(feature = "secrets")]
+        secrets: Arc::new(crate::secrets::Secrets::from_env(&sdk, S::SECRETS)?),
+    };
+    Ok(S::new(config, clients))
 }
 
 /// The SDK configuration every client of a function is built from (the DynamoDB client here,

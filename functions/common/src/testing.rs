@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::http::Route;
-use crate::state::FunctionState;
+use crate::peppers::{self, PepperRing};
+use crate::secrets::{Secrets, variable};
+use crate::state::{Clients, FunctionState};
 
 /// The stage name used in generated events, so every test exercises stage handling.
 pub const STAGE: &str = "prod";
@@ -55,13 +57,75 @@ pub fn client(endpoint: &str) -> Client {
     Client::from_conf(crate::calls::with_call_log(builder))
 }
 
-/// A service on moto with its own pair of tables (unique names, so tests can share one moto).
+/// A Secrets Manager client for moto at `endpoint`, with the contract's dummy credentials.
+pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+/// The production JSON log lines (`logging::json_layer`), captured in memory, for tests that
+/// read what the functions log.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.bytes().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A subscriber writing the functions' JSON lines at `level` (a `RUST_LOG` spec) here.
+    pub fn subscriber(&self, level: &str) -> impl tracing::Subscriber + Send + Sync + 'static {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let writer = self.clone();
+        tracing_subscriber::Registry::default()
+            .with(crate::logging::json_layer(level, move || writer.clone()))
+    }
+
+    /// How many bytes were logged so far (a position for [`LogCapture::text`]).
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Whether nothing was logged yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The text logged between two positions.
+    pub fn text(&self, range: std::ops::Range<usize>) -> String {
+        String::from_utf8(self.bytes()[range].to_vec()).expect("the log lines are UTF-8")
+    }
+}
+
+/// A service on moto with its own pair of tables and its own pepper ring (unique names, so
+/// tests can share one moto).
 pub struct TestApp {
     pub config: Config,
     /// The client the functions' states ([`TestApp::state`]) and the helpers use.
     pub client: Client,
     pub users_table: String,
     pub sessions_table: String,
+    /// The client of the functions' secrets reader.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// The ARN of this app's `password-peppers` secret, set to a generated ring at start.
+    pub peppers_arn: String,
     _emulator: Arc<Emulator>,
 }
 
@@ -82,6 +146,18 @@ impl TestApp {
         let users_table = format!("{prefix}users");
         let sessions_table = format!("{prefix}sessions");
         create_tables(&client, &users_table, &sessions_table).await;
+        let secrets = secrets_client(emulator.endpoint());
+        let ring = PepperRing::generate().expect("a generated ring");
+        let peppers_arn = secrets
+            .create_secret()
+            .name(format!("{prefix}{}", peppers::SECRET))
+            .secret_string(ring.to_value().expose())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create the pepper ring: {e:?}"))
+            .arn()
+            .expect("a created secret has an ARN")
+            .to_owned();
         let mut config = Config::from_lookup(|name| match name {
             "USERS_TABLE" => Some(users_table.clone()),
             "SESSIONS_TABLE" => Some(sessions_table.clone()),
@@ -95,14 +171,55 @@ impl TestApp {
             client,
             users_table,
             sessions_table,
+            secrets,
+            peppers_arn,
             _emulator: emulator,
         }
     }
 
-    /// The state of any function, over this app's tables and client. Cheap: tests build one per
-    /// request.
+    /// The state of any function, over this app's tables, client and secrets. Cheap: tests
+    /// build one per request, so each reads the secrets afresh (a ring a test changed serves
+    /// at once, no TTL to wait for).
     pub fn state<S: FunctionState>(&self) -> S {
-        S::new(self.config.clone(), self.client.clone())
+        let clients = Clients {
+            dynamo: self.client.clone(),
+            secrets: self.secrets_reader(S::SECRETS),
+        };
+        S::new(self.config.clone(), clients)
+    }
+
+    /// A reader of the declared secrets `names` as a function's state has one: this app's
+    /// pepper ring is the only secret there is.
+    pub fn secrets_reader(&self, names: &[&'static str]) -> Arc<Secrets> {
+        let arn = self.peppers_arn.clone();
+        let lookup = move |var: &str| (var == variable(peppers::SECRET)).then(|| arn.clone());
+        let secrets = Secrets::from_lookup(self.secrets.clone(), names, lookup)
+            .expect("the default secrets TTL");
+        Arc::new(secrets)
+    }
+
+    /// The pepper ring the functions read now.
+    pub async fn peppers(&self) -> PepperRing {
+        let value = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&self.peppers_arn)
+            .send()
+            .await
+            .expect("read the pepper ring");
+        let value = crate::secrets::SecretValue::new(value.secret_string().expect("a text ring"));
+        PepperRing::parse(&value).expect("a valid ring")
+    }
+
+    /// Stores `ring` as the new value of the pepper secret (what a rotation does).
+    pub async fn set_peppers(&self, ring: &PepperRing) {
+        self.secrets
+            .put_secret_value()
+            .secret_id(&self.peppers_arn)
+            .secret_string(ring.to_value().expose())
+            .send()
+            .await
+            .expect("store the pepper ring");
     }
 
     /// Every item of the users table.
@@ -434,10 +551,12 @@ impl TestApp {
             id: uuid::Uuid::new_v4(),
             email: crate::validation::email(email).expect("valid seed e-mail"),
             name: "Seeded User".to_owned(),
-            password_hash: crate::password::Passwords::owasp()
-                .hash(&crate::password::Password::new(password))
-                .await
-                .expect("hash seed password"),
+            password_hash: crate::password::Passwords::owasp(
+                self.secrets_reader(&[peppers::SECRET]),
+            )
+            .hash(&crate::password::Password::new(password))
+            .await
+            .expect("hash seed password"),
             version: 1,
             session_generation: 0,
             created_at: now.clone(),
@@ -565,14 +684,24 @@ pub fn documents(document: &Value, method: &str, template: &str) -> bool {
 }
 
 /// The checks every function crate runs on itself: its route table is its rows of
-/// [`contract_routes`], in order; its OpenAPI paths document every route; and its fragment
+/// [`contract_routes`], in order; the secrets its state `S` reads
+/// ([`FunctionState::SECRETS`]) are the ones its manifest declares (infra sets the variables of
+/// those only); its OpenAPI paths document every route; and its fragment
 /// `functions/<function>/openapi.json`, from which the whole document is assembled, is up to
 /// date (`UPDATE_EXPECT=1 cargo test -p <function> openapi` rewrites it).
-pub fn check_function<Op>(
+pub fn check_function<S: FunctionState, Op>(
     function: &str,
     routes: &[Route<Op>],
     openapi: &utoipa::openapi::OpenApi,
 ) {
+    let declared = catalog::find(function)
+        .unwrap_or_else(|| panic!("the catalog has no function `{function}`"))
+        .secrets;
+    assert_eq!(
+        S::SECRETS,
+        declared,
+        "{function}'s State::SECRETS differ from the secrets its manifest declares"
+    );
     let ours: Vec<_> = routes
         .iter()
         .map(|r| (r.method.to_string(), r.template))

@@ -3,21 +3,10 @@
 //! documented 500 (and a log line that says how to fix it, without a value); once set, it is
 //! read.
 
-use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use emulator::Emulator;
 use service_common::ServiceError;
 use service_common::secrets::{Secrets, variable};
-
-fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    Client::from_conf(config)
-}
+use service_common::testing::secrets_client as client;
 
 #[test]
 fn the_variable_is_the_one_infra_sets() {

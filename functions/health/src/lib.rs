@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::Client;
 use http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use service_common::http::{Call, Route, serve};
-use service_common::{Config, FunctionState, ServiceError};
+use service_common::{Clients, Config, FunctionState, ServiceError};
 
 /// What `health` builds once per process.
 #[derive(Clone, Debug)]
@@ -24,8 +24,11 @@ pub struct State {
 }
 
 impl FunctionState for State {
-    fn new(config: Config, dynamo: Client) -> Self {
-        Self { config, dynamo }
+    fn new(config: Config, clients: Clients) -> Self {
+        Self {
+            config,
+            dynamo: clients.dynamo,
+        }
     }
 
     fn config(&self) -> &Config {

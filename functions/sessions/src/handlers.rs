@@ -8,7 +8,8 @@ use service_common::auth;
 use service_common::clock::Timestamp;
 use service_common::http::response::ErrorBody;
 use service_common::http::{Call, body, response};
-use service_common::records::SessionRecord;
+use service_common::logging::error_chain;
+use service_common::records::{SessionRecord, UserRecord};
 use service_common::store::Admission;
 use service_common::token::SessionToken;
 use service_common::validation::EMAIL_MAX_LEN;
@@ -101,6 +102,7 @@ pub async fn log_in(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
     }
     state.attempts.clear(&email).await?;
     tracing::info!(user_id = %user.id, "session started");
+    upgrade_password_hash(state, &input, &user).await;
     let body = NewSession {
         token: token.expose().to_owned(),
         token_type: "Bearer".to_owned(),
@@ -108,6 +110,41 @@ pub async fn log_in(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
         session: Session::from(&session),
     };
     response::json(StatusCode::CREATED, &body)
+}
+
+/// After a successful log-in: re-hashes the password with the current pepper key when the
+/// stored hash used another key or none (`Passwords::upgrade`), so hashes move to the current
+/// key and an old key can leave the ring. Best effort: the user is logged in either way, so a
+/// failure is a `WARN` line, never the answer; the next log-in tries again.
+async fn upgrade_password_hash(state: &State, input: &LogIn, user: &UserRecord) {
+    let result = async {
+        let Some(upgraded) = state
+            .passwords
+            .upgrade(&input.password, &user.password_hash)
+            .await?
+        else {
+            return Ok(None);
+        };
+        state
+            .users
+            .upgrade_password_hash(user.id, &user.password_hash, &upgraded)
+            .await
+            .map(Some)
+    };
+    match result.await {
+        Ok(None) => {}
+        Ok(Some(true)) => {
+            tracing::info!(user_id = %user.id, "password hash moved to the current pepper key");
+        }
+        Ok(Some(false)) => {
+            tracing::info!(user_id = %user.id, "password hash changed meanwhile; not upgraded");
+        }
+        Err(error) => tracing::warn!(
+            user_id = %user.id,
+            error = %error_chain(&error),
+            "password hash upgrade failed"
+        ),
+    }
 }
 
 /// The address to look a log-in up by. Not validated: a malformed address simply matches no

@@ -20,7 +20,7 @@ struct ApiDoc;
 
 #[test]
 fn openapi_fragment_is_up_to_date() {
-    service_common::testing::check_function(
+    service_common::testing::check_function::<crate::State, _>(
         env!("CARGO_PKG_NAME"),
         crate::ROUTES,
         &ApiDoc::openapi(),

@@ -8,13 +8,13 @@ pub mod model;
 #[cfg(test)]
 mod openapi;
 
-use aws_sdk_dynamodb::Client;
 use http::Method;
 use lambda_http::{Body, Error, Request, Response};
 use service_common::http::{Call, Route, serve};
 use service_common::password::Passwords;
+use service_common::peppers;
 use service_common::store::{SessionStore, UserStore};
-use service_common::{Config, FunctionState, ServiceError};
+use service_common::{Clients, Config, FunctionState, ServiceError};
 
 /// What `users` builds once per process: the repositories over both tables and the hasher.
 #[derive(Clone, Debug)]
@@ -27,11 +27,15 @@ pub struct State {
 }
 
 impl FunctionState for State {
-    fn new(config: Config, dynamo: Client) -> Self {
+    /// The pepper ring of the password hashes (its manifest declares it).
+    const SECRETS: &'static [&'static str] = &[peppers::SECRET];
+
+    fn new(config: Config, clients: Clients) -> Self {
+        let dynamo = clients.dynamo;
         Self {
             users: UserStore::new(dynamo.clone(), &config.users_table),
             sessions: SessionStore::new(dynamo, &config.sessions_table),
-            passwords: Passwords::owasp(),
+            passwords: Passwords::owasp(clients.secrets),
             config,
         }
     }

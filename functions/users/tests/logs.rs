@@ -6,43 +6,21 @@
 //!
 //! Its own test binary: it installs a process-wide subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use service_common::logging::LogLine;
-use service_common::testing::{Event, TestApp, body_json};
+use service_common::testing::{Event, LogCapture, TestApp, body_json};
 use service_common::token::SessionToken;
-use tracing_subscriber::layer::SubscriberExt as _;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber =
-        tracing_subscriber::Registry::default()
-            .with(service_common::logging::json_layer("trace", move || {
-                writer.clone()
-            }));
-    tracing::subscriber::set_global_default(subscriber).expect("install the capturing subscriber");
+    let capture = LogCapture::default();
+    tracing::subscriber::set_global_default(capture.subscriber("trace"))
+        .expect("install the capturing subscriber");
 
     let app = TestApp::start().await;
     // What the test itself does (creating and reading the tables) is logged outside requests.
-    let serving_from = capture.0.lock().unwrap().len();
+    let serving_from = capture.len();
     let first_password = "first secret password";
     let second_password = "second secret password";
     let mut request_ids = Vec::new();
@@ -113,7 +91,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
             .to_owned(),
     );
 
-    let serving_to = capture.0.lock().unwrap().len();
+    let serving_to = capture.len();
     let password_hashes: Vec<String> = app
         .user_items()
         .await
@@ -122,7 +100,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
         .collect();
     assert_eq!(password_hashes.len(), 1);
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text(0..capture.len());
     let lines: Vec<Value> = text
         .lines()
         .map(|line| {
@@ -191,8 +169,7 @@ async fn logs_hold_no_secrets_and_every_request_line_has_its_request_id() {
     }
     // And every line written while serving (ours, the SDK's, however deep the span it was
     // logged in) names the request.
-    let serving =
-        String::from_utf8(capture.0.lock().unwrap()[serving_from..serving_to].to_vec()).unwrap();
+    let serving = capture.text(serving_from..serving_to);
     let without: Vec<String> = serving
         .lines()
         .map(|line| serde_json::from_str::<Value>(line).unwrap())

@@ -115,7 +115,7 @@ async fn register_stores_user_and_uniqueness_item() {
         stored["password_hash"]
             .as_s()
             .unwrap()
-            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1,keyid=")
     );
     assert_eq!(stored["version"].as_n().unwrap(), "1");
     let email = items

@@ -345,10 +345,10 @@ fn spawn(detached: bool) -> Result<(Child, u16, String), Error> {
     let logs = deploy_files::workspace_root()
         .join("build")
         .join("emulator");
-    fs::create_dir_all(&logs).map_err(io_err(format!("creating {}", logs.display())))?;
+    // Private: moto holds the secrets' values, and a traceback in its log could show one.
     let log_path = logs.join(format!("moto-{port}.log"));
-    let log =
-        File::create(&log_path).map_err(io_err(format!("creating {}", log_path.display())))?;
+    let log = deploy_files::open_private_log(&log_path, false)
+        .map_err(io_err(format!("creating {}", log_path.display())))?;
     let log_err = log
         .try_clone()
         .map_err(io_err("duplicating the log handle"))?;

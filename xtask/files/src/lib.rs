@@ -65,6 +65,28 @@ fn read<T: DeserializeOwned>(path: &Path) -> io::Result<T> {
     })
 }
 
+/// Opens the log file `path` (its folder created) for the output of a process that handles
+/// secret values (moto, which holds them; the functions, which read them; terraform, whose
+/// state holds the API key; cargo), readable by the owner only: created 0600, and an existing
+/// file made 0600 before anything is written to it (the mode given at creation does not apply
+/// to a file that exists, such as one an older version left 0644). `append`: keep what is
+/// there (a function's log across its processes); else truncate (one log per run).
+pub fn open_private_log(path: &Path, append: bool) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .append(append)
+        .truncate(!append)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 /// Pretty JSON and a newline, readable by the owner only (the outputs hold the API key),
 /// through a temporary file and a rename so a reader never sees a partial file.
 fn write<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
@@ -90,6 +112,27 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A log is 0600 whether new or left wider by an older version; appending keeps its
+    /// lines, truncating starts afresh.
+    #[test]
+    fn logs_are_private_new_or_existing() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("deploy-files-log-{}", std::process::id()));
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let path = dir.join("logs").join("moto.log");
+        writeln!(open_private_log(&path, false).unwrap(), "one").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        writeln!(open_private_log(&path, true).unwrap(), "two").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        writeln!(open_private_log(&path, false).unwrap(), "three").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// The writer's and the readers' view of each file is one type: what is written reads
     /// back the same, from a file only its owner can read (the outputs hold the API keys).

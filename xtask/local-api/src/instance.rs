@@ -67,10 +67,8 @@ impl Instance {
         let (runtime, invocations) = RuntimeApi::start(spec.arn.clone(), fault_tx)
             .await
             .map_err(|e| InvokeError::Spawn(format!("binding the runtime API: {e}")))?;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log_file)
+        // Private: the function reads secrets (never logging them, but its log is theirs).
+        let log = deploy_files::open_private_log(&spec.log_file, true)
             .map_err(|e| InvokeError::Spawn(format!("opening {}: {e}", spec.log_file.display())))?;
         let log_err = log
             .try_clone()

@@ -98,11 +98,8 @@ pub fn stream(
     log: &Path,
     mut observe: impl FnMut(&str) -> Option<String>,
 ) -> Result<Duration> {
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut log_file =
-        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut log_file = deploy_files::open_private_log(log, false)
+        .with_context(|| format!("creating {}", log.display()))?;
     super::signals::check(step)?;
     if super::signals::installed() {
         // Signals reach the program only through xtask, once (see `signals`).

@@ -6,16 +6,27 @@ use anyhow::{Result, bail};
 use crate::base::env::Env;
 use crate::base::{process, progress};
 use crate::cli::SecretCommand;
+use crate::services::stacks::outputs;
 use crate::services::{secrets, target};
+use service_common::peppers::PepperRing;
+use service_common::secrets::SecretValue;
 
 pub fn run(env: &Env, command: SecretCommand) -> Result<()> {
     let (target, _moto) = target::target(env)?;
     let client = process::block_on(secrets::client(&target));
     match command {
-        SecretCommand::Set { name } => {
+        SecretCommand::Set {
+            name,
+            generate,
+            force,
+        } => {
             let secret = secrets::find(env, &name)?;
-            let value = secrets::read_value(&secret, env)?;
-            let version = process::block_on(secrets::set(&client, env, &secret, &value))?;
+            let version = if generate {
+                process::block_on(secrets::set_generated(&client, env, &secret, force))?
+            } else {
+                let value = secrets::read_value(&secret, env)?;
+                process::block_on(secrets::set(&client, env, &secret, &value))?
+            };
             let json = serde_json::json!({ "name": name, "version_id": version });
             progress::finish(
                 env.json,
@@ -61,6 +72,51 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<()> {
                 human.join("\n")
             };
             progress::finish(env.json, &serde_json::to_value(&all)?, human);
+        }
+        SecretCommand::Keys { name } => {
+            let secret = secrets::find(env, &name)?;
+            if secret.name != service_common::peppers::SECRET {
+                bail!(
+                    "`{name}` is no key ring whose keys stored data names: `secret keys` counts \
+                     the password hashes per key of `{}`",
+                    service_common::peppers::SECRET
+                );
+            }
+            let users_table = outputs::load(env)?.users_table;
+            let (value, _) = process::block_on(secrets::get(&client, &secret))?;
+            let ring =
+                PepperRing::parse(&SecretValue::new(value)).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let dynamo = process::block_on(async {
+                aws_sdk_dynamodb::Client::new(&target.sdk_config().await)
+            });
+            let used = process::block_on(secrets::pepper_key_use(&ring, &dynamo, &users_table))?;
+            let human = used
+                .iter()
+                .map(|key| {
+                    let note = match (&key.id, key.in_ring, key.current, key.hashes) {
+                        (None, ..) => "made before the pepper; upgraded at their next log-in",
+                        (Some(_), false, ..) => {
+                            "NOT IN THE RING: these users' log-ins fail until the key is back"
+                        }
+                        (Some(_), true, true, _) => "current",
+                        (Some(_), true, false, 0) => "unused: may leave the ring",
+                        (Some(_), true, false, _) => {
+                            "upgraded to the current key at each user's next log-in"
+                        }
+                    };
+                    format!(
+                        "  {:<8} {:>8} hash(es)  {note}",
+                        key.id.as_deref().unwrap_or("none"),
+                        key.hashes
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            progress::finish(
+                env.json,
+                &serde_json::to_value(&used)?,
+                format!("`{name}` in `{}` ({users_table}):\n{human}", env.name),
+            );
         }
         SecretCommand::Get {
             name,

@@ -62,8 +62,11 @@ pub struct Report {
     pub release: Option<release::Report>,
     /// The smoke report of `--smoke`.
     pub smoke: Option<String>,
-    /// Declared secrets that had no value before the service stack applied.
+    /// Declared secrets that had no value before the service stack applied (on an emulator
+    /// environment, not the generated ones: the deploy generates those).
     pub secrets_without_value: Vec<String>,
+    /// Generated secrets this deploy gave a value (emulator environments only).
+    pub secrets_generated: Vec<String>,
     /// Seconds per step.
     pub timings: BTreeMap<String, f64>,
 }
@@ -149,6 +152,9 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
         &mut last,
         &mut report,
     )?;
+    if env.emulated {
+        report.secrets_generated = generate_missing_secrets(env, &target)?;
+    }
     let outs = outputs::load(env)?;
     report.api_url = Some(outs.api_url.clone());
     let pending = release(env, args, &target, &service.published, &outs, &mut report)?;
@@ -177,14 +183,19 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
 /// before the service stack applies. A warning, not a refusal: on a first deploy no secret can
 /// have a value yet (this apply creates them), and a function reads its secrets per request,
 /// so only the requests that need a missing one fail (500), not the release. A failed check
-/// (no `DescribeSecret`) is a note: it decides nothing.
+/// (no `DescribeSecret`) is a note: it decides nothing. On an emulator environment the
+/// generated secrets are not named: this deploy generates them after the apply
+/// ([`generate_missing_secrets`]); on an account, their command is `secret set --generate`.
 fn secrets_without_value(env: &Env, target: &Target) -> Vec<String> {
     let found = process::block_on(async {
         let client = secrets::client(target).await;
         secrets::without_value(&client, env).await
     });
     match found {
-        Ok(unset) => {
+        Ok(mut unset) => {
+            if env.emulated {
+                unset.retain(|secret| secret.generate.is_none());
+            }
             if !unset.is_empty() {
                 progress::step(
                     "Declared secrets without a value: the functions that read them answer 500 \
@@ -194,11 +205,16 @@ fn secrets_without_value(env: &Env, target: &Target) -> Vec<String> {
             }
             for secret in &unset {
                 progress::note(format!(
-                    "{} (read by {}): cargo xtask secret set {} --env {}",
+                    "{} (read by {}): cargo xtask secret set {} --env {}{}",
                     secret.name,
                     secret.read_by.join(", "),
                     secret.name,
-                    env.name
+                    env.name,
+                    if secret.generate.is_some() {
+                        " --generate"
+                    } else {
+                        ""
+                    }
                 ));
             }
             unset.into_iter().map(|s| s.name.to_owned()).collect()
@@ -210,6 +226,27 @@ fn secrets_without_value(env: &Env, target: &Target) -> Vec<String> {
             Vec::new()
         }
     }
+}
+
+/// Step 3b, on an emulator environment: a generated value for each generated secret (the
+/// password peppers) that has none, right after the service stack created it, so the first
+/// `deploy && smoke` of a fresh clone works with no `secret set`. A progress line per secret,
+/// never the value.
+fn generate_missing_secrets(env: &Env, target: &Target) -> Result<Vec<String>> {
+    let generated = process::block_on(async {
+        let client = secrets::client(target).await;
+        secrets::generate_missing(&client, env).await
+    })
+    .context("generating the values of the generated secrets in the emulator")?;
+    for secret in &generated {
+        progress::step(format!(
+            "Generated a value for `{}` ({}; read by {}) in the emulator",
+            secret.name,
+            secret.generate.map_or("", catalog::secrets::Generate::kind),
+            secret.read_by.join(", ")
+        ));
+    }
+    Ok(generated.into_iter().map(|s| s.name.to_owned()).collect())
 }
 
 /// The compiled, checked packages, and how long that took.

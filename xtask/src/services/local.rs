@@ -156,9 +156,8 @@ pub fn start_api(sh: &Shell, env: &Env, moto: &MotoState) -> Result<ApiState> {
     let binary = local_api_binary(sh, env)?;
     let state_path = api_file(env);
     let log = api_log_file(env);
-    std::fs::create_dir_all(log.parent().expect("has parent"))?;
-    let log_file =
-        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let log_file = deploy_files::open_private_log(&log, false)
+        .with_context(|| format!("creating {}", log.display()))?;
     let mut command = Command::new(&binary);
     command
         .args(["--port", "0"])

@@ -196,7 +196,7 @@ pub fn plan(root: &Path, name: &str, spec: &Spec<'_>) -> Result<Scaffold> {
         files: vec![
             ("Cargo.toml", cargo_toml),
             ("src/main.rs", main_rs(name)),
-            ("src/lib.rs", lib_rs(name, routes)),
+            ("src/lib.rs", lib_rs(name, routes, spec.secrets)),
             ("src/model.rs", templates::MODEL_RS.to_owned()),
             ("src/openapi.rs", openapi_rs(name, routes)),
         ],
@@ -493,7 +493,19 @@ fn main_rs(name: &str) -> String {
 
 /// The library: `State`, one `Op` variant, `ROUTES` entry, dispatch arm and placeholder
 /// handler per route, and a test of the first route.
-fn lib_rs(name: &str, routes: &[RouteSpec]) -> String {
+fn lib_rs(name: &str, routes: &[RouteSpec], secrets: &[String]) -> String {
+    // The state names the secrets the manifest declares (`check_function` holds them equal).
+    let secrets = if secrets.is_empty() {
+        String::new()
+    } else {
+        let quoted: Vec<String> = secrets.iter().map(|s| format!("{s:?}")).collect();
+        format!(
+            "    /// The secrets its manifest declares (read through `clients.secrets` once\n    \
+             /// `service-common`'s `secrets` feature is on).\n    \
+             const SECRETS: &'static [&'static str] = &[{}];\n\n",
+            quoted.join(", ")
+        )
+    };
     let lines = |line: &dyn Fn(&RouteSpec) -> String| -> String {
         routes.iter().map(line).collect::<Vec<_>>().join("\n")
     };
@@ -534,6 +546,7 @@ fn lib_rs(name: &str, routes: &[RouteSpec]) -> String {
         templates::LIB_RS,
         &[
             ("name", name),
+            ("secrets", &secrets),
             ("variants", &variants),
             ("routes", &table),
             ("arms", &arms),

@@ -16,6 +16,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
+use catalog::secrets::Generate;
 use infra::config::Names;
 use serde::Serialize;
 
@@ -33,6 +34,16 @@ pub struct Declared {
     pub aws_name: String,
     /// The functions that declare it, in catalog order.
     pub read_by: Vec<&'static str>,
+    /// How its value is generated (`catalog::generated`); none: a person sets it.
+    #[serde(serialize_with = "generate_kind")]
+    pub generate: Option<Generate>,
+}
+
+fn generate_kind<S: serde::Serializer>(
+    generate: &Option<Generate>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_some(&generate.map(Generate::kind))
 }
 
 /// Every declared secret of `env`, by name.
@@ -43,6 +54,7 @@ pub fn declared(env: &Env) -> Vec<Declared> {
             name,
             aws_name: infra::constructs::secrets::aws_name(Names(&env.prefix), name),
             read_by: readers.iter().map(|f| f.as_str()).collect(),
+            generate: catalog::generated(name),
         })
         .collect()
 }
@@ -209,6 +221,130 @@ pub async fn set(client: &Client, env: &Env, secret: &Declared, value: &str) -> 
     }
 }
 
+/// A new value of kind `generate`. It goes to Secrets Manager only: never printed or logged.
+fn generated_value(generate: Generate) -> Result<String> {
+    match generate {
+        Generate::KeyRing => {
+            let ring = service_common::peppers::PepperRing::generate()
+                .map_err(|e| anyhow::anyhow!("generating a key ring: {e}"))?;
+            Ok(ring.to_value().expose().to_owned())
+        }
+    }
+}
+
+/// `secret set NAME --generate`: stores a generated value; returns its version id. Refused for
+/// a secret without a `generate` kind, and, unless `force`, for one that has a value already:
+/// a new key ring in place of the old one would leave every password hash unverifiable.
+pub async fn set_generated(
+    client: &Client,
+    env: &Env,
+    secret: &Declared,
+    force: bool,
+) -> Result<String> {
+    let Some(generate) = secret.generate else {
+        bail!(
+            "`{name}` has no generated value (no `generate` in [workspace.metadata.secrets.{name}] \
+             of the root Cargo.toml): set it with `cargo xtask secret set {name} --env {env}`, \
+             which reads it from a prompt or standard input",
+            name = secret.name,
+            env = env.name
+        );
+    };
+    if !force
+        && describe(client, secret)
+            .await?
+            .as_ref()
+            .is_some_and(has_value)
+    {
+        bail!(
+            "`{}` in `{}` has a value already; a generated one would replace it, and the \
+             hashes or signatures made with the old one would stop verifying. Add --force to \
+             replace it anyway",
+            secret.name,
+            env.name
+        );
+    }
+    set(client, env, secret, &generated_value(generate)?).await
+}
+
+/// On an emulator environment, right after the service stack applied: a generated value for
+/// every generated secret that exists without one, so a fresh clone's `deploy && smoke` works
+/// with no extra step. Returns the secrets it set. One that does not exist (removed, and the
+/// stack not applied since) is left to the deploy that creates it.
+pub async fn generate_missing(client: &Client, env: &Env) -> Result<Vec<Declared>> {
+    let mut generated = Vec::new();
+    for secret in declared(env) {
+        let Some(generate) = secret.generate else {
+            continue;
+        };
+        let Some(described) = describe(client, &secret).await? else {
+            continue;
+        };
+        if !has_value(&described) {
+            set(client, env, &secret, &generated_value(generate)?).await?;
+            generated.push(secret);
+        }
+    }
+    Ok(generated)
+}
+
+/// How many stored password hashes use one pepper key: what decides when a key may leave the
+/// ring (only when none does; a hash whose key left fails its log-in with a 500).
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct KeyUse {
+    /// The key id; `None`: hashes made before the pepper (upgraded at their next log-in).
+    pub id: Option<String>,
+    pub hashes: u64,
+    /// In the ring now (a used id missing from it is a lost key: those users cannot log in).
+    pub in_ring: bool,
+    pub current: bool,
+}
+
+/// `secret keys password-peppers`: every key of `ring` and every key id the hashes of the
+/// users table name, with how many hashes name each (one `Scan` of the `password_hash`
+/// attribute, all pages; the ids read by the hasher's own parser). Never a hash or a key.
+pub async fn pepper_key_use(
+    ring: &service_common::peppers::PepperRing,
+    dynamo: &aws_sdk_dynamodb::Client,
+    users_table: &str,
+) -> Result<Vec<KeyUse>> {
+    let mut counts: std::collections::BTreeMap<Option<String>, u64> =
+        ring.ids().map(|id| (Some(id.to_owned()), 0)).collect();
+    let mut start = None;
+    loop {
+        let page = dynamo
+            .scan()
+            .table_name(users_table)
+            .projection_expression("password_hash")
+            .filter_expression("attribute_exists(password_hash)")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| failed(&e, format!("scanning {users_table}")))?;
+        for item in page.items() {
+            let Some(hash) = item.get("password_hash").and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            let id = service_common::password::key_id(hash)
+                .map_err(|e| anyhow::anyhow!("a stored password hash does not parse: {e}"))?;
+            *counts.entry(id).or_default() += 1;
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .map(|(id, hashes)| KeyUse {
+            in_ring: id.as_deref().is_some_and(|id| ring.key(id).is_some()),
+            current: id.as_deref() == Some(ring.current_id()),
+            id,
+            hashes,
+        })
+        .collect())
+}
+
 /// The secret's current value and its version id.
 pub async fn get(client: &Client, secret: &Declared) -> Result<(String, String)> {
     let got = client
@@ -310,6 +446,152 @@ mod tests {
         }
     }
 
+    /// On moto over HTTP, over the functions' own tables and ring: hashes are counted per key
+    /// id, a key no hash uses shows 0 (it may leave the ring), legacy hashes count as `None`,
+    /// and an id the ring lacks is shown as such.
+    #[test]
+    fn hashes_are_counted_per_pepper_key() {
+        process::block_on(async {
+            let app = service_common::testing::TestApp::start().await;
+            app.seed_user("one@example.com", "first password").await;
+            app.seed_user("two@example.com", "second password").await;
+            let ring = app.peppers().await.with_new_key().unwrap();
+            app.set_peppers(&ring).await;
+            let third = app.seed_user("three@example.com", "third password").await;
+            let mut ring = ring.with_new_key().unwrap();
+            app.set_peppers(&ring).await;
+            let legacy = "$argon2id$v=19$m=19456,t=2,p=1$bGVnYWN5LXNhbHQtMDEyMw$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+            app.client
+                .update_item()
+                .table_name(&app.users_table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{}", third.id)),
+                )
+                .update_expression("SET password_hash = :h")
+                .expression_attribute_values(
+                    ":h",
+                    aws_sdk_dynamodb::types::AttributeValue::S(legacy.into()),
+                )
+                .send()
+                .await
+                .unwrap();
+            let counted = pepper_key_use(&ring, &app.client, &app.users_table)
+                .await
+                .unwrap();
+            let row = |id: Option<&str>, hashes, in_ring, current| KeyUse {
+                id: id.map(str::to_owned),
+                hashes,
+                in_ring,
+                current,
+            };
+            assert_eq!(
+                counted,
+                [
+                    row(None, 1, false, false),
+                    row(Some("k1"), 2, true, false),
+                    row(Some("k2"), 0, true, false),
+                    row(Some("k3"), 0, true, true),
+                ]
+            );
+            // A ring that lost `k1` still shows the hashes that name it, as not in the ring.
+            ring = service_common::peppers::PepperRing::parse(
+                &service_common::secrets::SecretValue::new(
+                    r#"{"current":"k5","keys":{"k5":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}"#,
+                ),
+            )
+            .unwrap();
+            let counted = pepper_key_use(&ring, &app.client, &app.users_table)
+                .await
+                .unwrap();
+            assert!(
+                counted.contains(&row(Some("k1"), 2, false, false)),
+                "{counted:?}"
+            );
+            assert!(
+                counted.contains(&row(Some("k5"), 0, true, true)),
+                "{counted:?}"
+            );
+        });
+    }
+
+    /// `local` on a moto of its own, with names of its own (a unique prefix), so tests sharing
+    /// one moto never meet.
+    fn on_moto() -> (emulator::Emulator, Env, Target) {
+        let moto = emulator::Emulator::for_tests().unwrap();
+        let mut env = Env::load("local", false).unwrap();
+        let unique = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        env.prefix = format!("t{unique}-");
+        let target = Target::emulator(&env, moto.endpoint());
+        (moto, env, target)
+    }
+
+    /// On moto over HTTP: the pepper ring, created empty as Terraform creates it, is generated
+    /// once (a valid ring, which the functions' parser accepts), not again when it has a value;
+    /// `--generate` refuses to replace a value without `--force` and a secret without a
+    /// `generate` kind always; no error names the value.
+    #[test]
+    fn generated_secrets_get_a_value_once() {
+        let (_moto, env, target) = on_moto();
+        process::block_on(async {
+            let client = client(&target).await;
+            let secret = find(&env, "password-peppers").unwrap();
+            assert_eq!(secret.generate, Some(Generate::KeyRing));
+            assert!(
+                generate_missing(&client, &env).await.unwrap().is_empty(),
+                "none exists yet"
+            );
+            client
+                .create_secret()
+                .name(&secret.aws_name)
+                .send()
+                .await
+                .unwrap();
+            let generated = generate_missing(&client, &env).await.unwrap();
+            assert_eq!(
+                generated.iter().map(|s| s.name).collect::<Vec<_>>(),
+                [secret.name]
+            );
+            let (value, _) = get(&client, &secret).await.unwrap();
+            let ring = service_common::peppers::PepperRing::parse(
+                &service_common::secrets::SecretValue::new(value.clone()),
+            )
+            .unwrap();
+            assert_eq!(ring.current_id(), "k1");
+            assert!(generate_missing(&client, &env).await.unwrap().is_empty());
+            assert_eq!(get(&client, &secret).await.unwrap().0, value, "kept");
+
+            let refused = set_generated(&client, &env, &secret, false)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(refused.contains("has a value already"), "{refused}");
+            assert!(!refused.contains(&value));
+            set_generated(&client, &env, &secret, true).await.unwrap();
+            assert_ne!(get(&client, &secret).await.unwrap().0, value, "replaced");
+            let by_hand = Declared {
+                generate: None,
+                ..secret.clone()
+            };
+            let refused = set_generated(&client, &env, &by_hand, true)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(refused.contains("has no generated value"), "{refused}");
+            let listed = serde_json::to_value(list(&client, &env).await.unwrap()).unwrap();
+            let status = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == secret.name)
+                .unwrap();
+            assert_eq!(status["generate"], "key-ring");
+        });
+    }
+
     /// On moto over HTTP: a declared secret, created empty as Terraform creates it, is named
     /// by the deploy check; a value set here reaches a function's reader
     /// (`service_common::secrets`, as a function builds it: the ARN in its variable, a TTL of
@@ -317,15 +599,7 @@ mod tests {
     /// shows versions and never a value; after `rm` the function's request fails.
     #[test]
     fn a_value_set_here_reaches_a_function_after_its_ttl() {
-        let moto = emulator::Emulator::for_tests().unwrap();
-        let mut env = Env::load("local", false).unwrap();
-        // Its own names, so tests sharing one moto never meet.
-        let unique = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        env.prefix = format!("t{unique}-");
-        let target = Target::emulator(&env, moto.endpoint());
+        let (_moto, env, target) = on_moto();
         process::block_on(async {
             let client = client(&target).await;
             let secret = find(&env, "password-peppers").unwrap();

@@ -33,10 +33,16 @@ const TEST_ONLY_FEATURES: &[(&str, &str)] = &[(
      only by dev-dependencies, so never in a Lambda build",
 )];
 
-/// `service-common`'s optional parts a function turns on, with the module that is the part.
-const OPTIONAL_PARTS: &[(&str, &str)] = &[
-    ("passwords", "service_common::password"),
-    ("secrets", "service_common::secrets"),
+/// `service-common`'s optional parts a function turns on, with the modules that are the part
+/// (using any of them is using the part).
+const OPTIONAL_PARTS: &[(&str, &[&str])] = &[
+    ("passwords", &["service_common::password"]),
+    // The pepper ring is read through the secrets reader: `passwords` turns `secrets` on too,
+    // and a function that names the ring says so in its manifest.
+    (
+        "secrets",
+        &["service_common::secrets", "service_common::peppers"],
+    ),
 ];
 
 /// Dependencies that are not `workspace = true`, by member and name, with why.
@@ -200,9 +206,10 @@ fn violations(root: &Path, members: &BTreeMap<String, Table>) -> Vec<String> {
                 .map(features)
                 .unwrap_or_default();
             let source = source_text(&root.join(member).join("src"));
-            for (feature, module) in OPTIONAL_PARTS {
+            for (feature, modules) in OPTIONAL_PARTS {
                 let on = enabled.iter().any(|f| f == feature);
-                let used = source.contains(module);
+                let used = modules.iter().any(|module| source.contains(module));
+                let module = modules.join("` or `");
                 if on && !used {
                     problems.push(format!(
                         "{member}: turns on `{feature}` but its source never uses `{module}`"

@@ -45,6 +45,46 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
     out
 }
 
+/// Every file of the build folder that holds a value (the state files, the outputs) or the
+/// output of a process that handles one (the logs) is 0600, and no file holds the value of
+/// the generated pepper ring (read here through `secret get`, which is the one way to it).
+fn private_files_and_no_secret_value(dir: &std::path::Path) {
+    let got = xtask(
+        dir,
+        &["secret", "get", "password-peppers", "--show-sensitive"],
+    );
+    assert!(got.status.success(), "{}", stderr(&got));
+    let value = String::from_utf8(got.stdout).unwrap().trim().to_owned();
+    assert!(value.contains("\"current\":\"k1\""), "a generated key ring");
+    let mut private = Vec::new();
+    for entry in walkdir::WalkDir::new(dir.join("local")) {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        // Terraform's provider installs are links into the plugin cache: not files here.
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy();
+        // (`sensitive-outputs.json` holds the names of the sensitive outputs, not values.)
+        let holds_values =
+            name.contains(".tfstate") || name == "outputs.json" || name.ends_with(".log");
+        if holds_values {
+            assert_eq!(mode(path), 0o600, "{}", path.display());
+            private.push(name.into_owned());
+        }
+        let bytes = std::fs::read(path).unwrap();
+        assert!(
+            !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+            "the pepper ring's value is in {}",
+            path.display()
+        );
+    }
+    assert!(
+        private.iter().any(|n| n.starts_with("terraform-")),
+        "the terraform logs were checked: {private:?}"
+    );
+}
+
 #[test]
 fn deploy_noop_change_one_function_destroy() {
     let dir = scratch("full-cycle");
@@ -63,11 +103,13 @@ fn deploy_noop_change_one_function_destroy() {
     assert_eq!(first["stacks"]["bootstrap"], "applied");
     assert_eq!(first["stacks"]["service"], "applied");
     assert_eq!(strings(&first["uploaded"]), ["health", "sessions", "users"]);
-    // Named before the apply that creates it, empty: nobody has set it.
+    // The one declared secret is generated: not named as missing on `local`, and given a
+    // value right after the apply that created it.
     assert_eq!(
         strings(&first["secrets_without_value"]),
-        ["password-peppers"]
+        Vec::<String>::new()
     );
+    assert_eq!(strings(&first["secrets_generated"]), ["password-peppers"]);
 
     // 2. Outputs, from the file smoke and the local API server read.
     let outputs = stdout_json(&xtask(&dir, &["outputs", "--json"]));
@@ -100,6 +142,7 @@ fn deploy_noop_change_one_function_destroy() {
     ] {
         assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
     }
+    private_files_and_no_secret_value(&dir);
     let masked = xtask(&dir, &["outputs", "api_key_value"]);
     assert!(
         !masked.status.success(),

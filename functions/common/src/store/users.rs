@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem,
+};
 use uuid::Uuid;
 
 use super::BY_KIND_INDEX;
@@ -284,6 +286,41 @@ impl UserStore {
             }
             Err(Cancellation::ConditionFailed(_)) => Err(ServiceError::VersionConflict),
             Err(other) => Err(ServiceError::internal("delete user", format!("{other:?}"))),
+        }
+    }
+
+    /// Replaces the password hash of user `id` with `upgraded` (the same password, hashed with
+    /// the current pepper key) if it is still `verified`, the hash the log-in just verified
+    /// against: a password change that committed meanwhile wins. Only the hash changes (not
+    /// the version: the profile did not, and a concurrent edit conditioned on it must not fail
+    /// for this). `false` when the hash had changed, or the user is gone.
+    pub async fn upgrade_password_hash(
+        &self,
+        id: Uuid,
+        verified: &str,
+        upgraded: &str,
+    ) -> Result<bool, ServiceError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_key(id))))
+            .update_expression("SET password_hash = :upgraded")
+            .condition_expression("password_hash = :verified")
+            .expression_attribute_values(":upgraded", AttributeValue::S(upgraded.to_owned()))
+            .expression_attribute_values(":verified", AttributeValue::S(verified.to_owned()))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("upgrade password hash", e)),
         }
     }
 
