@@ -39,6 +39,7 @@ async fn a_request_failed_by_a_stopped_emulator_is_traced_to_its_dynamodb_call()
     let moto = emulator::Emulator::spawn_detached().expect("starting moto");
     let prefix = format!("trc{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     support::create_tables(&support::dynamo(&moto.endpoint), &prefix).await;
+    support::create_peppers(&moto.endpoint, &prefix).await;
 
     // Laid out as xtask's build folder for `local`, so `XTASK_BUILD_DIR` points xtask at it.
     let root = support::scratch("trace");

@@ -103,6 +103,25 @@ pub async fn serve(
         .expect("starting the local API")
 }
 
+/// The password pepper ring the users and sessions functions read, as the first `deploy`
+/// generates it on `local`: a fresh ring in the secret `<prefix>secret-password-peppers`, the
+/// name the local API server hands the functions when no Terraform ran (`local_api`'s
+/// `function_env`).
+pub async fn create_peppers(endpoint: &str, prefix: &str) {
+    use service_common::peppers::{self, PepperRing};
+    let ring = PepperRing::generate().expect("generating a pepper ring");
+    service_common::testing::secrets_client(endpoint)
+        .create_secret()
+        .name(format!(
+            "{prefix}{}",
+            catalog::secrets::aws_suffix(peppers::SECRET)
+        ))
+        .secret_string(ring.to_value().expose())
+        .send()
+        .await
+        .expect("creating the pepper secret in the emulator");
+}
+
 /// A running local stack. Holds the emulator and the server; both stop on drop.
 pub struct Stack {
     pub emulator: emulator::Emulator,
@@ -119,6 +138,7 @@ impl Stack {
         let emulator = emulator::Emulator::for_tests().expect("starting the AWS emulator");
         let prefix = format!("smk{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         create_tables(&dynamo(emulator.endpoint()), &prefix).await;
+        create_peppers(emulator.endpoint(), &prefix).await;
 
         let dir = scratch("smoke");
         let dist = dir.join("dist");

@@ -153,7 +153,10 @@ pub async fn read_fallback(
             deployed.arn = None;
             (deployed, ConfigSource::Emulator)
         }
-        Err(reason) => (from_outputs(deployment), ConfigSource::Outputs(reason)),
+        Err(reason) => (
+            from_outputs(deployment, name),
+            ConfigSource::Outputs(reason),
+        ),
     }
 }
 
@@ -226,8 +229,11 @@ where
     }
 }
 
-/// The variables the contract says infra sets, for when the emulator holds no function.
-fn from_outputs(deployment: &Deployment) -> Deployed {
+/// The variables the contract says infra sets, for when the emulator holds no function (the
+/// function deployed as `name`): the tables, and for each secret it declares
+/// `SECRET_ARN_<NAME>`, here the secret's name as infra makes it (`<prefix>secret-<name>`; every
+/// Secrets Manager call takes a name where it takes an ARN).
+fn from_outputs(deployment: &Deployment, name: &str) -> Deployed {
     let mut variables = BTreeMap::from([
         ("USERS_TABLE".to_string(), deployment.users_table.clone()),
         (
@@ -241,6 +247,23 @@ fn from_outputs(deployment: &Deployment) -> Deployed {
             "CORS_ALLOW_ORIGINS".to_string(),
             deployment.cors_allow_origins.join(","),
         );
+    }
+    let declared = deployment
+        .functions
+        .iter()
+        .find(|(_, deployed)| deployed.as_str() == name)
+        .and_then(|(short, _)| {
+            let prefix = name.strip_suffix(short.as_str())?;
+            let function = catalog::FUNCTIONS.iter().find(|f| f.name == short)?;
+            Some((prefix, function.secrets))
+        });
+    if let Some((prefix, secrets)) = declared {
+        for secret in secrets {
+            variables.insert(
+                catalog::secrets::variable(secret),
+                format!("{prefix}{}", catalog::secrets::aws_suffix(secret)),
+            );
+        }
     }
     Deployed {
         variables,
