@@ -33,16 +33,30 @@ fn log_capture() -> &'static LogCapture {
     })
 }
 
-/// Starts a rotation as `RotateSecret` does and returns its token (the new version's id).
+/// Starts a rotation as `RotateSecret` does and returns its token (the new version's id):
+/// configuring it (the function, every 30 days), as infra does, the first time only.
 async fn start_rotation(app: &TestApp) -> String {
+    let configured = app
+        .secrets
+        .describe_secret()
+        .secret_id(&app.peppers_arn)
+        .send()
+        .await
+        .unwrap()
+        .rotation_enabled()
+        == Some(true);
     let rules = RotationRulesType::builder()
         .automatically_after_days(30)
         .build();
-    app.secrets
-        .rotate_secret()
-        .secret_id(&app.peppers_arn)
-        .rotation_lambda_arn(FUNCTION_ARN)
-        .rotation_rules(rules)
+    let rotate = app.secrets.rotate_secret().secret_id(&app.peppers_arn);
+    let rotate = if configured {
+        rotate
+    } else {
+        rotate
+            .rotation_lambda_arn(FUNCTION_ARN)
+            .rotation_rules(rules)
+    };
+    rotate
         .send()
         .await
         .expect("RotateSecret")

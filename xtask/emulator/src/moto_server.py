@@ -124,18 +124,41 @@ _rotate_secret = SecretsManagerBackend.rotate_secret
 
 
 @functools.wraps(_rotate_secret)
-def _rotate_secret_leaving_the_steps(self, secret_id, *args, **kwargs):
+def _rotate_secret_leaving_the_steps(
+    self,
+    secret_id,
+    client_request_token=None,
+    rotation_lambda_arn=None,
+    rotation_rules=None,
+    rotate_immediately=True,
+):
+    # A call that names no function rotates with the one configured before, as on
+    # AWS (`cargo xtask secret rotate`); moto forgets it and would then make the
+    # empty pending version current.
+    if not rotation_lambda_arn and self._is_valid_identifier(secret_id):
+        rotation_lambda_arn = self.secrets[secret_id].rotation_lambda_arn or None
     _ROTATING.active = True
     try:
-        return _rotate_secret(self, secret_id, *args, **kwargs)
+        return _rotate_secret(
+            self,
+            secret_id,
+            client_request_token,
+            rotation_lambda_arn,
+            rotation_rules,
+            rotate_immediately,
+        )
     except _StepsRunElsewhere:
         secret = self.secrets[secret_id]
         secret.last_rotation_date = int(time.time())
-        # The new version's id, as AWS answers (moto answers the current one's).
+        # The new version's id, as AWS answers (moto answers the current one's);
+        # none when the secret has no value yet (Terraform turning rotation on).
         pending = next(
-            version_id
-            for version_id, version in secret.versions.items()
-            if "AWSPENDING" in version["version_stages"]
+            (
+                version_id
+                for version_id, version in secret.versions.items()
+                if "AWSPENDING" in version["version_stages"]
+            ),
+            None,
         )
         return secret.to_short_dict(version_id=pending)
     finally:
