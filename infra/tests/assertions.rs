@@ -390,6 +390,19 @@ fn function_roles_use_the_stack_key_only_as_their_grants_need() {
 /// the secrets it declares (their ARNs in `SECRET_ARN_<NAME>`, `GetSecretValue` on exactly
 /// them, the key only through Secrets Manager), and a function that declares none gets none
 /// of it.
+/// The references to the ARNs of the declared secrets `names`, as the synthesized JSON holds them.
+fn secret_arns(names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|s| {
+            format!(
+                "${{aws_secretsmanager_secret.secret_{}.arn}}",
+                s.replace('-', "_")
+            )
+        })
+        .collect()
+}
+
 /// A secret with `rotation_days` rotates on its schedule (not at apply) through the `live`
 /// alias of the function that `rotates` it, which only Secrets Manager, for that secret, may
 /// invoke; a secret without it has no rotation.
@@ -489,16 +502,7 @@ fn only_declaring_functions_read_their_secrets() {
             assert_eq!(secrets.len(), 1, "{env}: one secret per declared name");
             let policies = function_statements(&stack);
             for function in catalog::FUNCTIONS {
-                let declared: Vec<String> = function
-                    .secrets
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "${{aws_secretsmanager_secret.secret_{}.arn}}",
-                            s.replace('-', "_")
-                        )
-                    })
-                    .collect();
+                let declared = secret_arns(function.secrets);
                 let reads: Vec<String> = policies[function.name]
                     .iter()
                     .filter(|s| {
@@ -527,16 +531,7 @@ fn only_declaring_functions_read_their_secrets() {
                     function.name
                 );
                 // Only the rotating function writes a secret, and only the ones it rotates.
-                let rotated: Vec<String> = function
-                    .rotates
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "${{aws_secretsmanager_secret.secret_{}.arn}}",
-                            s.replace('-', "_")
-                        )
-                    })
-                    .collect();
+                let rotated = secret_arns(function.rotates);
                 let writes: Vec<String> = policies[function.name]
                     .iter()
                     .filter(|s| s["Sid"] == "RotatedSecrets")

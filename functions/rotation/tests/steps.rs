@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::types::RotationRulesType;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -36,15 +37,7 @@ fn log_capture() -> &'static LogCapture {
 /// Starts a rotation as `RotateSecret` does and returns its token (the new version's id):
 /// configuring it (the function, every 30 days), as infra does, the first time only.
 async fn start_rotation(app: &TestApp) -> String {
-    let configured = app
-        .secrets
-        .describe_secret()
-        .secret_id(&app.peppers_arn)
-        .send()
-        .await
-        .unwrap()
-        .rotation_enabled()
-        == Some(true);
+    let configured = describe(app).await.rotation_enabled() == Some(true);
     let rules = RotationRulesType::builder()
         .automatically_after_days(30)
         .build();
@@ -74,16 +67,23 @@ async fn step(app: &TestApp, step: Step, token: &str) -> Result<(), RotationErro
     handle(&app.secrets, &event).await
 }
 
-/// Version id -> stages, without the versions that have none left.
-async fn stages(app: &TestApp) -> HashMap<String, Vec<String>> {
-    let described = app
-        .secrets
+/// The pepper secret as Secrets Manager describes it: its rotation and its versions' stages.
+async fn describe(app: &TestApp) -> DescribeSecretOutput {
+    app.secrets
         .describe_secret()
         .secret_id(&app.peppers_arn)
         .send()
         .await
+        .expect("DescribeSecret")
+}
+
+/// Version id -> stages, without the versions that have none left.
+async fn stages(app: &TestApp) -> HashMap<String, Vec<String>> {
+    let mut stages = describe(app)
+        .await
+        .version_ids_to_stages()
+        .cloned()
         .unwrap();
-    let mut stages = described.version_ids_to_stages().cloned().unwrap();
     stages.retain(|_, stages| !stages.is_empty());
     stages
 }

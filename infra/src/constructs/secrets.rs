@@ -74,6 +74,18 @@ pub fn secrets(stack: &mut Stack, names: Names, key: &Key) -> Secrets {
     }
 }
 
+/// The declared secrets that rotate: name, `rotation_days`, and the function that rotates it
+/// (the catalog checks there is exactly one).
+pub(super) fn rotated() -> impl Iterator<Item = (&'static str, u32, FunctionName)> {
+    catalog::GENERATED.iter().filter_map(|generated| {
+        let days = generated.rotation_days?;
+        let rotator = catalog::rotator(generated.name)
+            .and_then(|f| FunctionName::find(f.name))
+            .expect("the catalog checks that a rotated secret has its function");
+        Some((generated.name, days, rotator))
+    })
+}
+
 impl Secrets {
     /// The environment variables that hand `function` the ARNs of the secrets it declares.
     pub fn variables(&self, function: FunctionName) -> Vec<(String, Expr)> {
@@ -89,62 +101,47 @@ impl Secrets {
     /// decrypts the value with the stack key on the caller's behalf, so the role may decrypt
     /// with it, but only in requests Secrets Manager makes (`kms:ViaService`).
     pub fn grant_read(&self, function: FunctionName, account: &Account) -> Option<Grant> {
-        let arns: Vec<String> = function
-            .declaration()
-            .secrets
+        self.grant_on(
+            function.declaration().secrets,
+            ("DeclaredSecrets", &["secretsmanager:GetSecretValue"]),
+            ("DeclaredSecretsKey", KeyActions::DECRYPT),
+            account,
+        )
+    }
+
+    /// `actions` (statement `sid`) on the secrets `names`, with `key_actions` on the stack key
+    /// through Secrets Manager only (statement `key_sid`); `None` for no secret.
+    fn grant_on(
+        &self,
+        names: &[&str],
+        (sid, actions): (&str, &[&str]),
+        (key_sid, key_actions): (&str, KeyActions),
+        account: &Account,
+    ) -> Option<Grant> {
+        if names.is_empty() {
+            return None;
+        }
+        let arns = names
             .iter()
             .map(|name| self.arns[name].to_string())
             .collect();
-        if arns.is_empty() {
-            return None;
-        }
         let via = format!("secretsmanager.{}.amazonaws.com", account.region);
         Some(Grant {
-            statements: std::iter::once(Statement::allow(
-                "DeclaredSecrets",
-                &["secretsmanager:GetSecretValue"],
-                arns,
-            ))
-            .chain(
-                self.key
-                    .grant_through("DeclaredSecretsKey", KeyActions::DECRYPT, &via),
-            )
-            .collect(),
+            statements: std::iter::once(Statement::allow(sid, actions, arns))
+                .chain(self.key.grant_through(key_sid, key_actions, &via))
+                .collect(),
             key: KeyActions::NONE,
         })
     }
-}
 
-/// The declared secrets that rotate: name, `rotation_days`, and the function that rotates it
-/// (the catalog checks there is exactly one).
-pub(super) fn rotated() -> impl Iterator<Item = (&'static str, u32, FunctionName)> {
-    catalog::GENERATED.iter().filter_map(|generated| {
-        let days = generated.rotation_days?;
-        let rotator = catalog::rotator(generated.name)
-            .and_then(|f| FunctionName::find(f.name))
-            .expect("the catalog checks that a rotated secret has its function");
-        Some((generated.name, days, rotator))
-    })
-}
-
-impl Secrets {
     /// Rotating exactly the secrets `function` rotates (none: no grant): the calls of the four
     /// steps (AWS's rotation template's policy), on those secrets only. Secrets Manager
     /// decrypts the current value and encrypts the new one with the stack key on the
     /// function's behalf, so the role may use the key only in Secrets Manager's requests.
     pub fn grant_rotate(&self, function: FunctionName, account: &Account) -> Option<Grant> {
-        let arns: Vec<String> = function
-            .declaration()
-            .rotates
-            .iter()
-            .map(|name| self.arns[name].to_string())
-            .collect();
-        if arns.is_empty() {
-            return None;
-        }
-        let via = format!("secretsmanager.{}.amazonaws.com", account.region);
-        Some(Grant {
-            statements: std::iter::once(Statement::allow(
+        self.grant_on(
+            function.declaration().rotates,
+            (
                 "RotatedSecrets",
                 &[
                     "secretsmanager:DescribeSecret",
@@ -152,15 +149,10 @@ impl Secrets {
                     "secretsmanager:PutSecretValue",
                     "secretsmanager:UpdateSecretVersionStage",
                 ],
-                arns,
-            ))
-            .chain(
-                self.key
-                    .grant_through("RotatedSecretsKey", KeyActions::PUT_SECRET, &via),
-            )
-            .collect(),
-            key: KeyActions::NONE,
-        })
+            ),
+            ("RotatedSecretsKey", KeyActions::PUT_SECRET),
+            account,
+        )
     }
 
     /// Turns rotation on for every secret with `rotation_days`: Secrets Manager may invoke
