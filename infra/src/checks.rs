@@ -48,11 +48,7 @@ pub const DEV_COST_EXCEPTIONS: &[(&str, &str)] = &[
 
 /// `(check id, what every environment, prod included, lacks until which work lands)`. The
 /// checkov test fails when one of them passes again, so the entry leaves with the work.
-pub const PENDING: &[(&str, &str)] = &[(
-    "CKV2_AWS_57",
-    "the declared secrets have no automatic rotation yet: issue #24 point 4 adds `rotation_days` \
-     and a rotation function; until then a person rotates with `cargo xtask secret set`",
-)];
+pub const PENDING: &[(&str, &str)] = &[];
 
 /// A parliament finding that is not a flaw of the policy, with the AWS documentation that
 /// shows it. It matches a finding whose `issue` is `issue`, whose policy file name (see

@@ -180,6 +180,15 @@ impl KeyActions {
         generate_data_key: true,
     };
 
+    /// Writing a Secrets Manager secret's value: Secrets Manager makes a data key to encrypt
+    /// it (`kms:GenerateDataKey`) and decrypts the current one (`kms:Decrypt`); no
+    /// `kms:Encrypt` (the rotation template's policy).
+    pub const PUT_SECRET: KeyActions = KeyActions {
+        decrypt: true,
+        encrypt: false,
+        generate_data_key: true,
+    };
+
     /// What both need.
     pub fn union(self, other: KeyActions) -> KeyActions {
         KeyActions {

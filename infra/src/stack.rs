@@ -460,6 +460,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
             endpoint: endpoint.map(|e| e.expr()),
         },
     );
+    secrets.rotations(s, &functions);
     let rest_api = api::rest_api(
         s,
         &api::ApiInputs {

@@ -269,7 +269,7 @@ fn each_function_has_exactly_its_table_grants() {
         let policies = function_statements(&service);
         assert_eq!(
             policies.keys().collect::<Vec<_>>(),
-            ["health", "sessions", "users"],
+            ["health", "rotation", "sessions", "users"],
             "{env}: the function roles"
         );
         let mut got = BTreeSet::new();
@@ -390,6 +390,79 @@ fn function_roles_use_the_stack_key_only_as_their_grants_need() {
 /// the secrets it declares (their ARNs in `SECRET_ARN_<NAME>`, `GetSecretValue` on exactly
 /// them, the key only through Secrets Manager), and a function that declares none gets none
 /// of it.
+/// The references to the ARNs of the declared secrets `names`, as the synthesized JSON holds them.
+fn secret_arns(names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .map(|s| {
+            format!(
+                "${{aws_secretsmanager_secret.secret_{}.arn}}",
+                s.replace('-', "_")
+            )
+        })
+        .collect()
+}
+
+/// A secret with `rotation_days` rotates on its schedule (not at apply) through the `live`
+/// alias of the function that `rotates` it, which only Secrets Manager, for that secret, may
+/// invoke; a secret without it has no rotation.
+#[test]
+fn rotated_secrets_invoke_only_their_rotation_function() {
+    for env in infra::ENVIRONMENTS {
+        let stack = stacks(env)
+            .into_iter()
+            .find(|(n, _)| n == "service")
+            .unwrap()
+            .1;
+        let rotations: Vec<_> = resources(&stack)
+            .filter(|(ty, _, _)| *ty == "aws_secretsmanager_secret_rotation")
+            .collect();
+        let rotated: Vec<_> = catalog::GENERATED
+            .iter()
+            .filter(|g| g.rotation_days.is_some())
+            .collect();
+        assert_eq!(rotations.len(), rotated.len(), "{env}");
+        for generated in rotated {
+            let logical = format!("secret_{}", generated.name.replace('-', "_"));
+            let rotator = catalog::rotator(generated.name).unwrap().name;
+            let (_, _, rotation) = rotations.iter().find(|(_, n, _)| *n == logical).unwrap();
+            let secret = format!("${{aws_secretsmanager_secret.{logical}.arn}}");
+            assert_eq!(rotation["secret_id"], secret, "{env}");
+            assert_eq!(
+                rotation["rotation_lambda_arn"],
+                format!("${{aws_lambda_alias.{rotator}.arn}}"),
+                "{env}"
+            );
+            assert_eq!(rotation["rotate_immediately"], false, "{env}");
+            assert_eq!(
+                rotation["rotation_rules"][0]["automatically_after_days"],
+                generated.rotation_days.unwrap(),
+                "{env}"
+            );
+            let (_, _, permission) = resources(&stack)
+                .find(|(ty, n, _)| {
+                    *ty == "aws_lambda_permission" && *n == format!("rotate_{logical}")
+                })
+                .unwrap();
+            assert_eq!(
+                permission["principal"], "secretsmanager.amazonaws.com",
+                "{env}"
+            );
+            assert_eq!(permission["source_arn"], secret, "{env}");
+            assert_eq!(
+                permission["function_name"],
+                format!("${{aws_lambda_function.{rotator}.function_name}}"),
+                "{env}"
+            );
+            assert_eq!(
+                permission["qualifier"],
+                format!("${{aws_lambda_alias.{rotator}.name}}"),
+                "{env}"
+            );
+        }
+    }
+}
+
 #[test]
 fn only_declaring_functions_read_their_secrets() {
     let via_secrets = serde_json::json!({ "StringEquals": {
@@ -429,22 +502,14 @@ fn only_declaring_functions_read_their_secrets() {
             assert_eq!(secrets.len(), 1, "{env}: one secret per declared name");
             let policies = function_statements(&stack);
             for function in catalog::FUNCTIONS {
-                let declared: Vec<String> = function
-                    .secrets
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "${{aws_secretsmanager_secret.secret_{}.arn}}",
-                            s.replace('-', "_")
-                        )
-                    })
-                    .collect();
+                let declared = secret_arns(function.secrets);
                 let reads: Vec<String> = policies[function.name]
                     .iter()
                     .filter(|s| {
-                        string_list(&s["Action"])
-                            .iter()
-                            .any(|a| a.starts_with("secretsmanager:"))
+                        s["Sid"] != "RotatedSecrets"
+                            && string_list(&s["Action"])
+                                .iter()
+                                .any(|a| a.starts_with("secretsmanager:"))
                     })
                     .flat_map(|s| {
                         assert_eq!(string_list(&s["Action"]), ["secretsmanager:GetSecretValue"]);
@@ -461,10 +526,44 @@ fn only_declaring_functions_read_their_secrets() {
                     .any(|s| s.get("Condition") == Some(&via_secrets));
                 assert_eq!(
                     through_secrets,
-                    !declared.is_empty(),
+                    !declared.is_empty() || !function.rotates.is_empty(),
                     "{env}: {}",
                     function.name
                 );
+                // Only the rotating function writes a secret, and only the ones it rotates.
+                let rotated = secret_arns(function.rotates);
+                let writes: Vec<String> = policies[function.name]
+                    .iter()
+                    .filter(|s| s["Sid"] == "RotatedSecrets")
+                    .flat_map(|s| {
+                        assert_eq!(
+                            string_list(&s["Action"]),
+                            [
+                                "secretsmanager:DescribeSecret",
+                                "secretsmanager:GetSecretValue",
+                                "secretsmanager:PutSecretValue",
+                                "secretsmanager:UpdateSecretVersionStage"
+                            ]
+                        );
+                        string_list(&s["Resource"])
+                    })
+                    .collect();
+                assert_eq!(
+                    writes, rotated,
+                    "{env}: {} rotates exactly its secrets",
+                    function.name
+                );
+                if !rotated.is_empty() {
+                    let key = policies[function.name]
+                        .iter()
+                        .find(|s| s["Sid"] == "RotatedSecretsKey")
+                        .expect("the key through Secrets Manager");
+                    assert_eq!(
+                        string_list(&key["Action"]),
+                        ["kms:Decrypt", "kms:GenerateDataKey"]
+                    );
+                    assert_eq!(key.get("Condition"), Some(&via_secrets));
+                }
                 let lambda = resources(&stack)
                     .find(|(ty, name, _)| *ty == "aws_lambda_function" && *name == function.name)
                     .unwrap()
@@ -1233,7 +1332,7 @@ fn prod_enforces_code_signing_with_the_bootstrap_profile() {
                     let functions: Vec<_> = resources(&stack)
                         .filter(|(ty, _, _)| *ty == "aws_lambda_function")
                         .collect();
-                    assert_eq!(functions.len(), 3);
+                    assert_eq!(functions.len(), catalog::FUNCTIONS.len());
                     for (_, function, body) in functions {
                         assert_eq!(
                             body["code_signing_config_arn"],

@@ -1700,6 +1700,13 @@ fn needed(stack: &str, ty: &str, config: &infra::Config) -> Vec<&'static str> {
         (_, "data.aws_route53_zone") => {
             vec!["route53:ListHostedZonesByName", "route53:GetHostedZone"]
         }
+        // RotateSecret checks the caller may invoke the rotation function.
+        (false, "aws_secretsmanager_secret_rotation") => vec![
+            "secretsmanager:RotateSecret",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:CancelRotateSecret",
+            "lambda:InvokeFunction",
+        ],
         (false, "aws_secretsmanager_secret") => vec![
             "secretsmanager:CreateSecret",
             "secretsmanager:DescribeSecret",

@@ -133,7 +133,7 @@ pub enum Command {
     New(NewArgs),
     /// Take a function crate out of the workspace (`deploy` then takes it off the stack).
     Remove(RemoveArgs),
-    /// Set, list, show or remove the values of the secrets functions declare (`secrets = [...]`
+    /// Set, list, rotate, show or remove the values of the secrets functions declare (`secrets = [...]`
     /// in their manifest), straight in Secrets Manager: never through Terraform.
     #[command(subcommand)]
     #[command(after_help = "Examples:\n  \
@@ -142,6 +142,7 @@ pub enum Command {
         cargo xtask secret set password-peppers --generate --env dev  # a generated value\n  \
         cargo xtask secret list --json\n  \
         cargo xtask secret keys password-peppers --env dev\n  \
+        cargo xtask secret rotate password-peppers --env dev\n  \
         cargo xtask secret get payments-key --show-sensitive")]
     Secret(SecretCommand),
 }
@@ -376,6 +377,14 @@ pub enum SecretCommand {
     /// the ring and scans the users table; prints key ids and counts, never a key or a hash.
     Keys {
         /// The key ring secret (`password-peppers`).
+        name: String,
+    },
+    /// Rotate a secret with `rotation_days` now, with its rotation function: on AWS,
+    /// Secrets Manager runs the function's four steps; on an emulator environment, xtask runs
+    /// them through the local runtime. Prints the new version and the stages after, never a
+    /// value.
+    Rotate {
+        /// The rotated secret (`password-peppers`).
         name: String,
     },
     /// Print the current value (refused without --show-sensitive).

@@ -15,7 +15,7 @@
 //! memory_mb = 256            # 128..=10240; `[lambda] memory_mb` in an environment overrides
 //! timeout_seconds = 10       # 1..=900; `[lambda] timeout_seconds` overrides
 //!
-//! [[package.metadata.function.routes]]   # at least one
+//! [[package.metadata.function.routes]]   # none only for a function that `rotates`
 //! method = "GET"             # GET, POST, PUT, PATCH, DELETE or HEAD
 //! path = "/users/{id}"       # API Gateway template; a path belongs to one function
 //! api_key = "required"       # or "environment": the environment's `api.health_requires_api_key`
@@ -34,12 +34,16 @@
 //!
 //! secrets = ["payments-key"] # optional, in [package.metadata.function] itself: the secrets
 //!                            # it reads (`secrets::check_name`); set with `cargo xtask secret`
+//! rotates = ["password-peppers"] # optional: it is the rotation function of these secrets
+//!                            # (each with `rotation_days`, exactly one function each)
 //! ```
 //! A secret's properties, whichever functions declare it, are in the root `Cargo.toml`, once
 //! ([`GENERATED`]):
 //! ```toml
 //! [workspace.metadata.secrets.password-peppers]
 //! generate = "key-ring"      # optional: the value is generated (`secrets::Generate`)
+//! rotation_days = 30         # optional, generated secrets only: Secrets Manager rotates it
+//!                            # (`secrets::ROTATION_DAYS`) with the function that `rotates` it
 //! ```
 //! Every function gets the name of every table as `<TABLE>_TABLE` ([`tables::variable`])
 //! next to the other variables every function gets; its grants are what it may do with them.
@@ -60,11 +64,16 @@ pub struct Function {
     pub memory_mb: u32,
     /// The default; an environment may override it for every function.
     pub timeout_seconds: u32,
+    /// The API routes it serves: one kind of trigger; empty for a function only something
+    /// else invokes (Secrets Manager, for [`Function::rotates`]).
     pub routes: &'static [Route],
     pub grants: &'static [Grant],
     /// The secrets it reads: infra creates each once, grants reading it to exactly the
     /// functions that declare it and hands them its ARN ([`secrets::variable`]).
     pub secrets: &'static [&'static str],
+    /// The generated secrets it is the rotation function of (each has `rotation_days`):
+    /// Secrets Manager invokes it, it has no routes of its own.
+    pub rotates: &'static [&'static str],
 }
 
 /// A route a function serves.
@@ -123,6 +132,11 @@ pub const NAMES: &[&str] = include!(concat!(env!("OUT_DIR"), "/names.rs"));
 /// `[workspace.metadata.secrets.<name>]`), in name order.
 pub static GENERATED: &[secrets::Generated] = include!(concat!(env!("OUT_DIR"), "/generated.rs"));
 
+/// The function that rotates the declared secret `name` (`rotates`), if it rotates.
+pub fn rotator(name: &str) -> Option<&'static Function> {
+    FUNCTIONS.iter().find(|f| f.rotates.contains(&name))
+}
+
 /// How the value of the declared secret `name` is generated; `None`: a person sets it.
 pub fn generated(name: &str) -> Option<secrets::Generate> {
     GENERATED
@@ -137,7 +151,7 @@ mod tests {
 
     #[test]
     fn the_workspace_functions_in_members_order() {
-        assert_eq!(NAMES, ["health", "users", "sessions"]);
+        assert_eq!(NAMES, ["health", "users", "sessions", "rotation"]);
         assert!(FUNCTIONS.iter().map(|f| f.name).eq(NAMES.iter().copied()));
         let health = find("health").unwrap();
         assert_eq!(health.routes[0].api_key, ApiKey::Environment);
@@ -154,5 +168,13 @@ mod tests {
             Some(secrets::Generate::KeyRing)
         );
         assert_eq!(secrets::Generate::KeyRing.kind(), "key-ring");
+        let rotated = GENERATED
+            .iter()
+            .find(|g| g.name == "password-peppers")
+            .unwrap();
+        assert_eq!(rotated.rotation_days, Some(30));
+        let rotator = rotator("password-peppers").unwrap();
+        assert_eq!(rotator.name, "rotation");
+        assert!(rotator.routes.is_empty());
     }
 }

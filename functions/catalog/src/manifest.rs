@@ -39,6 +39,8 @@ struct Declaration {
     grants: Vec<GrantDecl>,
     #[serde(default)]
     secrets: Vec<String>,
+    #[serde(default)]
+    rotates: Vec<String>,
 }
 
 /// `[[package.metadata.function.routes]]`.
@@ -87,6 +89,7 @@ pub struct Function {
     routes: Vec<RouteDecl>,
     grants: Vec<Grant>,
     secrets: Vec<String>,
+    rotates: Vec<String>,
 }
 
 /// A checked grant: `table`/`tables` folded into one list.
@@ -139,6 +142,8 @@ pub fn function_members(root_manifest: &str) -> Result<Vec<String>, String> {
 struct SecretDecl {
     /// How `cargo xtask` makes a value (`secrets::Generate`); none: a person sets it.
     generate: Option<String>,
+    /// Rotate automatically every this many days (generated secrets only).
+    rotation_days: Option<u32>,
 }
 
 /// A declared secret's checked properties.
@@ -146,6 +151,7 @@ struct SecretDecl {
 pub struct SecretProperties {
     pub name: String,
     pub generate: Option<secrets::Generate>,
+    pub rotation_days: Option<u32>,
 }
 
 /// The root manifest's `[workspace.metadata.secrets]`, checked against the functions'
@@ -192,9 +198,82 @@ pub fn secret_properties(
                 .map(secrets::Generate::from_kind)
                 .transpose()
                 .map_err(|e| format!("[workspace.metadata.secrets.{name}]: {e}"))?;
-            Ok(SecretProperties { name, generate })
+            let rotation_days = decl
+                .rotation_days
+                .map(|days| check_rotation(&name, generate, days, functions))
+                .transpose()
+                .map_err(|e| format!("[workspace.metadata.secrets.{name}]: {e}"))?;
+            Ok(SecretProperties {
+                name,
+                generate,
+                rotation_days,
+            })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()
+        .and_then(|properties| check_rotated(properties, functions))
+}
+
+/// `rotation_days = N`: Secrets Manager's range, on a secret a function can compute the next
+/// value of (a generated one: no function can invent a person's payment key).
+fn check_rotation(
+    name: &str,
+    generate: Option<secrets::Generate>,
+    days: u32,
+    functions: &[Function],
+) -> Result<u32, String> {
+    if !secrets::ROTATION_DAYS.contains(&days) {
+        return Err(format!(
+            "`rotation_days` must be {}..={} (Secrets Manager's range), found {days}",
+            secrets::ROTATION_DAYS.start(),
+            secrets::ROTATION_DAYS.end()
+        ));
+    }
+    if generate.is_none() {
+        return Err(
+            "`rotation_days` needs `generate`: a rotation function computes the next value, \
+             so only a generated secret rotates (rotate a secret a person sets with \
+             `cargo xtask secret set`)"
+                .into(),
+        );
+    }
+    let rotators: Vec<&str> = functions
+        .iter()
+        .filter(|f| f.rotates.iter().any(|r| r == name))
+        .map(|f| f.name.as_str())
+        .collect();
+    match rotators.as_slice() {
+        [_] => Ok(days),
+        [] => Err(format!(
+            "no function rotates it: add `rotates = [\"{name}\"]` to the rotation function's \
+             declaration"
+        )),
+        many => Err(format!(
+            "rotated by {}: one function rotates a secret",
+            many.join(", ")
+        )),
+    }
+}
+
+/// Every secret a function `rotates` has `rotation_days` (else nothing would ever invoke it).
+fn check_rotated(
+    properties: Vec<SecretProperties>,
+    functions: &[Function],
+) -> Result<Vec<SecretProperties>, String> {
+    for f in functions {
+        for name in &f.rotates {
+            let rotated = properties
+                .iter()
+                .any(|p| &p.name == name && p.rotation_days.is_some());
+            if !rotated {
+                return Err(format!(
+                    "function `{}` rotates `{name}`, which has no `rotation_days` in \
+                     [workspace.metadata.secrets.{name}]",
+                    f.name
+                ));
+            }
+        }
+    }
+    Ok(properties)
 }
 
 /// The generated secrets as a Rust expression of type `&[secrets::Generated]`.
@@ -204,8 +283,8 @@ pub fn generated_to_rust(properties: &[SecretProperties]) -> String {
         .filter_map(|p| {
             p.generate.map(|generate| {
                 format!(
-                    "secrets::Generated {{ name: {:?}, generate: secrets::Generate::{generate:?} }}",
-                    p.name
+                    "secrets::Generated {{ name: {:?}, generate: secrets::Generate::{generate:?}, rotation_days: {:?} }}",
+                    p.name, p.rotation_days
                 )
             })
         })
@@ -262,9 +341,10 @@ fn check(
             d.timeout_seconds
         ));
     }
-    if d.routes.is_empty() {
+    if d.routes.is_empty() && d.rotates.is_empty() {
         return Err(
-            "no `[[package.metadata.function.routes]]`: a function serves at least one route"
+            "nothing invokes it: declare `[[package.metadata.function.routes]]` or the \
+             secrets it `rotates`"
                 .into(),
         );
     }
@@ -287,11 +367,13 @@ fn check(
         let sid = grant.sid.clone();
         grants.push(check_grant(grant).map_err(|e| format!("grant `{sid}`: {e}"))?);
     }
-    let mut declared = BTreeSet::new();
-    for secret in &d.secrets {
-        secrets::check_name(secret)?;
-        if !declared.insert(secret) {
-            return Err(format!("secret `{secret}` is declared twice"));
+    for (key, list) in [("secrets", &d.secrets), ("rotates", &d.rotates)] {
+        let mut seen = BTreeSet::new();
+        for secret in list {
+            secrets::check_name(secret)?;
+            if !seen.insert(secret) {
+                return Err(format!("secret `{secret}` is in `{key}` twice"));
+            }
         }
     }
     Ok(Function {
@@ -302,6 +384,7 @@ fn check(
         routes: d.routes,
         grants,
         secrets: d.secrets,
+        rotates: d.rotates,
     })
 }
 
@@ -480,7 +563,12 @@ pub fn to_rust(functions: &[Function]) -> String {
                 list(&g.except_keys)
             );
         }
-        let _ = writeln!(out, "    ], secrets: {} }},", list(&f.secrets));
+        let _ = writeln!(
+            out,
+            "    ], secrets: {}, rotates: {} }},",
+            list(&f.secrets),
+            list(&f.rotates)
+        );
     }
     out.push(']');
     out
@@ -572,7 +660,7 @@ actions = ["dynamodb:Query"]
         let e = error(&format!("{HEAD}{}", ROUTE.replace("required", "sometimes")));
         assert!(e.contains("unknown variant `sometimes`"), "{e}");
         let e = error(HEAD);
-        assert!(e.contains("a function serves at least one route"), "{e}");
+        assert!(e.contains("nothing invokes it: declare"), "{e}");
         let e = error(&format!("{}{ROUTE}", HEAD.replace("256", "64")));
         assert!(
             e.contains("`memory_mb` must be 128..=10240, found 64"),
@@ -628,12 +716,13 @@ actions = ["dynamodb:Query"]
             generated,
             [SecretProperties {
                 name: "payments-key".into(),
-                generate: Some(secrets::Generate::KeyRing)
+                generate: Some(secrets::Generate::KeyRing),
+                rotation_days: None,
             }]
         );
         assert_eq!(
             generated_to_rust(&generated),
-            "&[secrets::Generated { name: \"payments-key\", generate: secrets::Generate::KeyRing }]"
+            "&[secrets::Generated { name: \"payments-key\", generate: secrets::Generate::KeyRing, rotation_days: None }]"
         );
         let set_by_hand = props("[workspace.metadata.secrets.payments-key]").unwrap();
         assert_eq!(generated_to_rust(&set_by_hand), "&[]");
@@ -659,7 +748,7 @@ actions = ["dynamodb:Query"]
         let f = parse("f", &with("\"payments-key\"")).unwrap().unwrap();
         let rust = to_rust(&[f]);
         assert!(
-            rust.contains(r#"], secrets: &["payments-key"] },"#),
+            rust.contains(r#"], secrets: &["payments-key"], rotates: &[] },"#),
             "{rust}"
         );
         let e = error(&with("\"Payments_Key\""));
@@ -668,7 +757,63 @@ actions = ["dynamodb:Query"]
             "{e}"
         );
         let e = error(&with("\"a\", \"a\""));
-        assert!(e.contains("secret `a` is declared twice"), "{e}");
+        assert!(e.contains("secret `a` is in `secrets` twice"), "{e}");
+    }
+
+    /// `rotation_days`: in Secrets Manager's range, on a generated secret, with exactly one
+    /// function that `rotates` it; a function rotates only such secrets and may have no route.
+    #[test]
+    fn rotation_needs_a_generated_secret_and_one_rotating_function() {
+        let reader = parse("f", &format!("{HEAD}secrets = [\"peppers\"]\n{ROUTE}"))
+            .unwrap()
+            .unwrap();
+        let rotator = |name: &str| {
+            let head = HEAD.replace("items", name);
+            parse("f", &format!("{head}rotates = [\"peppers\"]\n"))
+                .unwrap()
+                .unwrap()
+        };
+        let root = |block: &str| {
+            format!("[workspace]\nmembers = []\n[workspace.metadata.secrets.peppers]\n{block}")
+        };
+        let generated = "generate = \"key-ring\"\n";
+        let functions = [reader, rotator("rotation")];
+        let props = |block: &str| secret_properties(&root(block), &functions);
+
+        let rotated = props(&format!("{generated}rotation_days = 30")).unwrap();
+        assert_eq!(rotated[0].rotation_days, Some(30));
+        assert!(
+            generated_to_rust(&rotated).contains("rotation_days: Some(30)"),
+            "{}",
+            generated_to_rust(&rotated)
+        );
+        assert!(to_rust(&functions[1..]).contains(
+            r#"routes: &[
+    ], grants"#
+        ));
+        for (block, expected) in [
+            (format!("{generated}rotation_days = 0"), "must be 1..=1000"),
+            (
+                format!("{generated}rotation_days = 1001"),
+                "must be 1..=1000",
+            ),
+            ("rotation_days = 30".to_owned(), "needs `generate`"),
+            // Rotated by `rotation`, but without `rotation_days` nothing would invoke it.
+            (generated.to_owned(), "has no `rotation_days`"),
+        ] {
+            let e = props(&block).unwrap_err();
+            assert!(e.contains(expected), "{block}: {e}");
+        }
+        let [reader, first] = functions;
+        let two = [reader, first, rotator("again")];
+        let e =
+            secret_properties(&root(&format!("{generated}rotation_days = 30")), &two).unwrap_err();
+        assert!(e.contains("rotated by rotation, again"), "{e}");
+        let e = secret_properties(&root(&format!("{generated}rotation_days = 30")), &two[..1])
+            .unwrap_err();
+        assert!(e.contains("no function rotates it"), "{e}");
+        let e = error(&format!("{HEAD}rotates = [\"a\", \"a\"]\n"));
+        assert!(e.contains("secret `a` is in `rotates` twice"), "{e}");
     }
 
     #[test]

@@ -81,7 +81,13 @@ impl Generate {
 pub struct Generated {
     pub name: &'static str,
     pub generate: Generate,
+    /// `rotation_days`: Secrets Manager rotates it this often, by the function that declares
+    /// `rotates = ["<name>"]`; `None`: never rotated.
+    pub rotation_days: Option<u32>,
 }
+
+/// The days `rotation_days` may say: Secrets Manager's `AutomaticallyAfterDays` range.
+pub const ROTATION_DAYS: std::ops::RangeInclusive<u32> = 1..=1000;
 
 /// The environment variable that hands a function the ARN of the secret `name` (never its
 /// value): `payments-key` -> `SECRET_ARN_PAYMENTS_KEY`. `service_common::secrets` reads it.

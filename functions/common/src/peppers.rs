@@ -148,6 +148,27 @@ impl PepperRing {
         Ok(Self { current: id, keys })
     }
 
+    /// Refuses `next` as this ring's successor unless it holds every key of this one,
+    /// unchanged: a key that left or changed would make every hash made with it unverifiable
+    /// (the rotation function's `testSecret` step; keys leave only by `cargo xtask secret keys`
+    /// showing no hash uses them, never by a rotation).
+    pub fn check_successor(&self, next: &PepperRing) -> Result<(), ServiceError> {
+        let lost: Vec<&str> = self
+            .keys
+            .iter()
+            .filter(|(id, key)| next.keys.get(*id) != Some(key))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if lost.is_empty() {
+            Ok(())
+        } else {
+            Err(refused(format!(
+                "as the next ring it drops or changes key(s) {} of the current one",
+                lost.join(", ")
+            )))
+        }
+    }
+
     /// The ring as the secret's value (JSON).
     pub fn to_value(&self) -> SecretValue {
         let stored = Stored {
@@ -281,6 +302,28 @@ mod tests {
         assert_eq!(third.key("k2"), second.key("k2"));
         assert_ne!(third.current_key(), second.current_key());
         assert_ne!(second.current_key(), first.current_key());
+    }
+
+    #[test]
+    fn a_successor_keeps_every_key() {
+        let first = PepperRing::generate().unwrap();
+        let second = first.with_new_key().unwrap();
+        first.check_successor(&second).unwrap();
+        first.check_successor(&first).unwrap();
+        let error = |older: &PepperRing, newer: &PepperRing| {
+            crate::logging::error_chain(&older.check_successor(newer).unwrap_err())
+        };
+        // Dropped: a fresh ring in place of a rotated one.
+        let fresh = PepperRing::generate().unwrap();
+        let dropped = error(&second, &fresh);
+        assert!(
+            dropped.contains("drops or changes key(s) k1, k2"),
+            "{dropped}"
+        );
+        // Changed: same ids, another key.
+        let changed = error(&first, &fresh.with_new_key().unwrap());
+        assert!(changed.contains("key(s) k1 "), "{changed}");
+        assert!(!changed.contains(&STANDARD.encode(first.current_key())));
     }
 
     #[test]

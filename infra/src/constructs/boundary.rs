@@ -190,6 +190,21 @@ pub fn statements(config: &Config, account: &Account, keys: &[Expr]) -> Vec<Stat
                 &["secretsmanager:GetSecretValue"],
                 vec![super::secrets::arn_pattern(&config.scope(account))],
             )
+            .condition(from_functions.clone()),
+        );
+    }
+    if super::secrets::rotated().next().is_some() {
+        // The rotation functions' writes (`secrets::Secrets::grant_rotate`).
+        s.push(
+            Statement::allow(
+                "RotatedSecrets",
+                &[
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                ],
+                vec![super::secrets::arn_pattern(&config.scope(account))],
+            )
             .condition(from_functions),
         );
     }

@@ -203,6 +203,7 @@ fn function(
         .collect();
     grants.extend(dlq.map(|dlq| dlq.grant_send(inputs.account)));
     grants.extend(inputs.secrets.grant_read(which, inputs.account));
+    grants.extend(inputs.secrets.grant_rotate(which, inputs.account));
     // Lambda decrypts the function's environment variables, encrypted with the stack key
     // (`kms_key_arn`), with the function's role when it starts an execution environment;
     // without `kms:Decrypt` on it every start fails with KMSAccessDeniedException ("Lambda was

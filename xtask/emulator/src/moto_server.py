@@ -1,5 +1,6 @@
 """Starts moto's server with DynamoDB made atomic, as the real service is,
-and SQS encryption reported as AWS reports it.
+SQS encryption reported as AWS reports it, and Secrets Manager rotation left
+to the local runtime.
 
 moto 5.2.5 serves requests on threads but its DynamoDB backend takes no lock:
 TransactWriteItems "rolls back" by restoring a copy of the table taken when it
@@ -25,8 +26,11 @@ read). Real AWS takes at least as long.
 import functools
 import sys
 import threading
+import time
 
+from moto.awslambda import utils as awslambda_utils
 from moto.dynamodb.models import DynamoDBBackend
+from moto.secretsmanager.models import SecretsManagerBackend
 from moto.server import main
 from moto.sqs.models import Queue
 
@@ -68,6 +72,116 @@ def _attributes_with_one_encryption(self):
 
 
 Queue.attributes = property(_attributes_with_one_encryption)
+
+
+# Secrets Manager, rotation. Two AWS behaviours the rotation function
+# (functions/secrets-rotation) and the readers rely on:
+#
+# 1. RotateSecret with a rotation function records the rotation (rules, the
+#    function, rotation enabled) and the token's version staged AWSPENDING, then
+#    invokes the function once per step. moto 5.2.5 invokes through its own
+#    Lambda backend, which needs Docker (not available here), and afterwards
+#    makes the token's version the default one whatever the steps did. Here the
+#    rotation function runs in the local runtime instead (`cargo xtask secret
+#    rotate` drives the four steps through it; the tests call its handler), so
+#    RotateSecret stops where AWS would invoke the function: everything before
+#    the invocation is moto's own code, and AWSCURRENT stays where it is until
+#    the function's finishSecret moves it, as on AWS. It answers the new
+#    version's id, as AWS does.
+# 2. UpdateSecretVersionStage moving AWSCURRENT makes that version the one
+#    GetSecretValue returns without a stage, as on AWS. moto 5.2.5 moves the
+#    label but keeps returning the old version's value (it reads a separate
+#    "default version" that only PutSecretValue and RotateSecret move), so a
+#    finished rotation would never reach the readers.
+class _StepsRunElsewhere(Exception):
+    """Raised where moto would invoke the rotation function."""
+
+
+class _RotationFunctionElsewhere:
+    """What RotateSecret sees as the Lambda backend: the function is not moto's
+    to look up or run."""
+
+    def get_function(self, *args, **kwargs):
+        return None
+
+    def invoke(self, *args, **kwargs):
+        raise _StepsRunElsewhere()
+
+
+_ROTATING = threading.local()
+_lambda_backend = awslambda_utils.get_backend
+
+
+@functools.wraps(_lambda_backend)
+def _lambda_backend_outside_rotation(account_id, region):
+    if getattr(_ROTATING, "active", False):
+        return _RotationFunctionElsewhere()
+    return _lambda_backend(account_id, region)
+
+
+awslambda_utils.get_backend = _lambda_backend_outside_rotation
+_rotate_secret = SecretsManagerBackend.rotate_secret
+
+
+@functools.wraps(_rotate_secret)
+def _rotate_secret_leaving_the_steps(
+    self,
+    secret_id,
+    client_request_token=None,
+    rotation_lambda_arn=None,
+    rotation_rules=None,
+    rotate_immediately=True,
+):
+    # A call that names no function rotates with the one configured before, as on
+    # AWS (`cargo xtask secret rotate`); moto forgets it and would then make the
+    # empty pending version current.
+    if not rotation_lambda_arn and self._is_valid_identifier(secret_id):
+        rotation_lambda_arn = self.secrets[secret_id].rotation_lambda_arn or None
+    _ROTATING.active = True
+    try:
+        return _rotate_secret(
+            self,
+            secret_id,
+            client_request_token,
+            rotation_lambda_arn,
+            rotation_rules,
+            rotate_immediately,
+        )
+    except _StepsRunElsewhere:
+        secret = self.secrets[secret_id]
+        secret.last_rotation_date = int(time.time())
+        # The new version's id, as AWS answers (moto answers the current one's);
+        # none when the secret has no value yet (Terraform turning rotation on).
+        pending = next(
+            (
+                version_id
+                for version_id, version in secret.versions.items()
+                if "AWSPENDING" in version["version_stages"]
+            ),
+            None,
+        )
+        return secret.to_short_dict(version_id=pending)
+    finally:
+        _ROTATING.active = False
+
+
+SecretsManagerBackend.rotate_secret = _rotate_secret_leaving_the_steps
+_update_stage = SecretsManagerBackend.update_secret_version_stage
+
+
+@functools.wraps(_update_stage)
+def _update_stage_moving_the_default(
+    self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+):
+    result = _update_stage(
+        self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+    )
+    if version_stage == "AWSCURRENT" and move_to_version_id:
+        self.secrets[secret_id].set_default_version_id(move_to_version_id)
+    return result
+
+
+SecretsManagerBackend.update_secret_version_stage = _update_stage_moving_the_default
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ async fn a_browser_may_call_from_an_allowed_origin_only() {
     support::zip_bootstrap(&dist, "health", &health);
     support::zip_bootstrap(&dist, "users", &echo);
     support::zip_bootstrap(&dist, "sessions", &echo);
+    support::zip_bootstrap(&dist, "rotation", &echo);
     let outputs = dir.join("outputs.json");
     Outputs::fixture("browser-", "test", KEY)
         .write(&outputs)

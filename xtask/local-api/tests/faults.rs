@@ -52,6 +52,8 @@ impl Stack {
         support::zip_bootstrap(&dist, "health", &echo);
         support::zip_bootstrap(&dist, "users", &echo);
         support::zip_bootstrap(&dist, "sessions", &support::example("exit_on_start"));
+        // No route reaches it, but the server follows every function's alias.
+        support::zip_bootstrap(&dist, "rotation", &echo);
         let outputs = dir.join("outputs.json");
         write(&outputs);
         let mut options = Options::new(outputs, dist, support::closed_endpoint());

@@ -153,6 +153,7 @@ impl Fixture {
         let echo_path = support::example("echo_lambda");
         support::zip_bootstrap(&dist, "health", &echo_path);
         support::zip_bootstrap(&dist, "sessions", &echo_path);
+        support::zip_bootstrap(&dist, "rotation", &echo_path);
 
         Fixture {
             _emulator: emulator,

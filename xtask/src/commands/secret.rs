@@ -1,5 +1,6 @@
-//! `cargo xtask secret set|list|get|rm`: the values of the secrets the functions declare, in
-//! Secrets Manager (the emulator's on `local`), never in Terraform, the outputs or a log.
+//! `cargo xtask secret set|list|keys|rotate|get|rm`: the values of the secrets the functions
+//! declare, in Secrets Manager (the emulator's on `local`), never in Terraform, the outputs or
+//! a log.
 
 use anyhow::{Result, bail};
 
@@ -7,7 +8,7 @@ use crate::base::env::Env;
 use crate::base::{process, progress};
 use crate::cli::SecretCommand;
 use crate::services::stacks::outputs;
-use crate::services::{secrets, target};
+use crate::services::{invoke, secrets, target};
 use service_common::peppers::PepperRing;
 use service_common::secrets::SecretValue;
 
@@ -58,8 +59,17 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<()> {
                         }
                         (None, false) => "not created yet: the next deploy creates it".to_owned(),
                     };
+                    let rotation = match &s.rotation {
+                        Some(r) if r.enabled => format!(
+                            "\n    rotates every {} day(s); last {}, next {}",
+                            r.days.map_or("?".to_owned(), |d| d.to_string()),
+                            r.last.as_deref().unwrap_or("never"),
+                            r.next.as_deref().unwrap_or("?")
+                        ),
+                        _ => String::new(),
+                    };
                     format!(
-                        "{}  (read by {}; {})\n    {state}",
+                        "{}  (read by {}; {})\n    {state}{rotation}",
                         s.secret.name,
                         s.secret.read_by.join(", "),
                         s.secret.aws_name
@@ -116,6 +126,48 @@ pub fn run(env: &Env, command: SecretCommand) -> Result<()> {
                 env.json,
                 &serde_json::to_value(&used)?,
                 format!("`{name}` in `{}` ({users_table}):\n{human}", env.name),
+            );
+        }
+        SecretCommand::Rotate { name } => {
+            let secret = secrets::find(env, &name)?;
+            let rotator = secrets::rotator(&secret)?;
+            let (arn, version) = process::block_on(secrets::start_rotation(&client, &secret))?;
+            if env.emulated {
+                // Secrets Manager's part: each step is one invocation of the real rotation
+                // binary, through the local runtime (as `cargo xtask invoke` runs it).
+                for step in secrets::ROTATION_STEPS {
+                    let event = secrets::rotation_event(step, &arn, &version);
+                    let invoked = invoke::invoke(env, rotator, event.to_string().into())?;
+                    if let Err(error) = invoked.result {
+                        bail!(
+                            "{rotator}'s {step} failed; version {version} stays pending and the \
+                             readers keep the current value (`cargo xtask logs {rotator} --env \
+                             {}`): {error}",
+                            env.name
+                        );
+                    }
+                }
+            }
+            let versions = process::block_on(secrets::versions(&client, &secret))?;
+            let stages = versions
+                .iter()
+                .filter(|v| !v.stages.is_empty())
+                .map(|v| format!("  {}  {}", v.id, v.stages.join(", ")))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let done = if env.emulated {
+                "rotated"
+            } else {
+                "started rotating (Secrets Manager runs the steps; `secret list` shows when it \
+                 finished)"
+            };
+            progress::finish(
+                env.json,
+                &serde_json::json!({ "name": name, "version_id": version, "versions": versions }),
+                format!(
+                    "{done} `{name}` in `{}` with {rotator}: new version {version}\n{stages}",
+                    env.name
+                ),
             );
         }
         SecretCommand::Get {

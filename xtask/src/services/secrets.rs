@@ -97,6 +97,31 @@ pub struct Status {
     pub versions: Vec<Version>,
     /// When the current value was set (else when the secret last changed).
     pub last_changed: Option<String>,
+    /// Whether and how it rotates; `None` for a secret without rotation configured.
+    pub rotation: Option<Rotation>,
+}
+
+/// A secret's rotation as Secrets Manager reports it.
+#[derive(Debug, Serialize)]
+pub struct Rotation {
+    pub enabled: bool,
+    /// `rotation_days`, as configured by the last deploy.
+    pub days: Option<i64>,
+    pub last: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Rotation {
+    fn of(described: &DescribeSecretOutput) -> Option<Rotation> {
+        described.rotation_enabled().map(|enabled| Rotation {
+            enabled,
+            days: described
+                .rotation_rules()
+                .and_then(|r| r.automatically_after_days()),
+            last: timestamp(described.last_rotated_date()),
+            next: timestamp(described.next_rotation_date()),
+        })
+    }
 }
 
 fn timestamp(time: Option<&DateTime>) -> Option<String> {
@@ -146,24 +171,11 @@ pub async fn list(client: &Client, env: &Env) -> Result<Vec<Status>> {
                 current_version: None,
                 versions: Vec::new(),
                 last_changed: None,
+                rotation: None,
             });
             continue;
         };
-        let listed = client
-            .list_secret_version_ids()
-            .secret_id(&secret.aws_name)
-            .send()
-            .await
-            .map_err(|e| failed(&e, format!("listing the versions of {}", secret.aws_name)))?;
-        let versions: Vec<Version> = listed
-            .versions()
-            .iter()
-            .map(|v| Version {
-                id: v.version_id().unwrap_or_default().to_owned(),
-                stages: v.version_stages().to_vec(),
-                created: timestamp(v.created_date()),
-            })
-            .collect();
+        let versions = versions(client, &secret).await?;
         let current = versions
             .iter()
             .find(|v| v.stages.iter().any(|s| s == CURRENT));
@@ -175,10 +187,74 @@ pub async fn list(client: &Client, env: &Env) -> Result<Vec<Status>> {
                 .or_else(|| timestamp(described.last_changed_date())),
             versions,
             exists: true,
+            rotation: Rotation::of(&described),
             secret,
         });
     }
     Ok(out)
+}
+
+/// Every version of an existing secret with its stages.
+pub async fn versions(client: &Client, secret: &Declared) -> Result<Vec<Version>> {
+    let listed = client
+        .list_secret_version_ids()
+        .secret_id(&secret.aws_name)
+        .send()
+        .await
+        .map_err(|e| failed(&e, format!("listing the versions of {}", secret.aws_name)))?;
+    Ok(listed
+        .versions()
+        .iter()
+        .map(|v| Version {
+            id: v.version_id().unwrap_or_default().to_owned(),
+            stages: v.version_stages().to_vec(),
+            created: timestamp(v.created_date()),
+        })
+        .collect())
+}
+
+/// The function that rotates `secret` (`rotates` in its declaration); refused for a secret
+/// without `rotation_days`.
+pub fn rotator(secret: &Declared) -> Result<&'static str> {
+    let rotates = catalog::GENERATED
+        .iter()
+        .any(|g| g.name == secret.name && g.rotation_days.is_some());
+    match catalog::rotator(secret.name) {
+        Some(function) if rotates => Ok(function.name),
+        _ => bail!(
+            "`{}` does not rotate: only a generated secret with `rotation_days` in the root \
+             manifest's [workspace.metadata.secrets.{}] has a rotation function (a secret a \
+             person sets changes with `cargo xtask secret set`)",
+            secret.name,
+            secret.name
+        ),
+    }
+}
+
+/// Secrets Manager's four rotation steps, in order, as its events name them.
+pub const ROTATION_STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+
+/// The event Secrets Manager sends the rotation function for `step` of the rotation that
+/// makes version `token` of the secret `arn`.
+pub fn rotation_event(step: &str, arn: &str, token: &str) -> serde_json::Value {
+    serde_json::json!({ "Step": step, "SecretId": arn, "ClientRequestToken": token })
+}
+
+/// Starts a rotation of `secret` now with the function and schedule the deploy configured
+/// (`RotateSecret`); returns the secret's ARN and the new version's id. On AWS, Secrets
+/// Manager then runs the four steps; the emulator stops before them (it cannot run a Lambda:
+/// `xtask/emulator/src/moto_server.py`) and leaves them to the caller.
+pub async fn start_rotation(client: &Client, secret: &Declared) -> Result<(String, String)> {
+    let started = client
+        .rotate_secret()
+        .secret_id(&secret.aws_name)
+        .send()
+        .await
+        .map_err(|e| failed(&e, format!("starting a rotation of {}", secret.aws_name)))?;
+    Ok((
+        started.arn().unwrap_or_default().to_owned(),
+        started.version_id().unwrap_or_default().to_owned(),
+    ))
 }
 
 /// The declared secrets of `env` that have no value (missing or without an `AWSCURRENT`
@@ -429,6 +505,30 @@ mod tests {
     use super::*;
     use crate::base::process;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn only_a_secret_with_rotation_days_rotates_and_with_its_declared_function() {
+        let declared = |name: &'static str, generate| Declared {
+            name,
+            aws_name: format!("test-secret-{name}"),
+            read_by: vec!["users"],
+            generate,
+        };
+        let peppers = declared("password-peppers", Some(Generate::KeyRing));
+        assert_eq!(rotator(&peppers).unwrap(), "rotation");
+        let by_hand = rotator(&declared("payments-key", None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            by_hand.contains("`payments-key` does not rotate"),
+            "{by_hand}"
+        );
+        let event = rotation_event(ROTATION_STEPS[0], "arn:s", "v1");
+        assert_eq!(
+            event,
+            serde_json::json!({"Step": "createSecret", "SecretId": "arn:s", "ClientRequestToken": "v1"})
+        );
+    }
 
     #[test]
     fn a_value_loses_only_its_final_line_break() {

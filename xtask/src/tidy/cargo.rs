@@ -63,6 +63,18 @@ const OWN_DEPENDENCIES: &[(&str, &str, &str)] = &[
         "health",
         "its latency benchmark covers every route; as for `sessions`",
     ),
+    (
+        "functions/rotation",
+        "users",
+        "its rotation test registers users through the real users handler while the pepper \
+         ring rotates; as for `sessions`",
+    ),
+    (
+        "functions/rotation",
+        "sessions",
+        "its rotation test logs in through the real sessions handler between every two steps; \
+         as for `sessions` above",
+    ),
 ];
 
 const DEPENDENCY_TABLES: [&str; 3] = ["dependencies", "dev-dependencies", "build-dependencies"];
