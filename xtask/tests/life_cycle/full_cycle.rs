@@ -102,7 +102,9 @@ fn deploy_noop_change_one_function_destroy() {
     ));
     assert_eq!(first["stacks"]["bootstrap"], "applied");
     assert_eq!(first["stacks"]["service"], "applied");
-    assert_eq!(strings(&first["uploaded"]), ["health", "sessions", "users"]);
+    let mut every_function: Vec<String> = FUNCTIONS.iter().map(|f| f.to_string()).collect();
+    every_function.sort();
+    assert_eq!(strings(&first["uploaded"]), every_function);
     // The one declared secret is generated: not named as missing on `local`, and given a
     // value right after the apply that created it.
     assert_eq!(
@@ -143,6 +145,46 @@ fn deploy_noop_change_one_function_destroy() {
         assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
     }
     private_files_and_no_secret_value(&dir);
+
+    // The pepper ring rotates on `local`: `secret rotate` runs Secrets Manager's four steps
+    // through the real rotation binary and the emulator's versions. After each rotation the new
+    // version is AWSCURRENT, the one before AWSPREVIOUS, none is pending; after two, the ring
+    // holds three keys, the newest current (the users' hashes move to it at their next log-in).
+    let mut previous: Option<String> = None;
+    for round in 1..=2 {
+        let rotated = stdout_json(&xtask(
+            &dir,
+            &["secret", "rotate", "password-peppers", "--json"],
+        ));
+        let version = rotated["version_id"].as_str().unwrap().to_owned();
+        let stages = |id: &str| -> Vec<String> {
+            rotated["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["id"] == id)
+                .map(|v| strings(&v["stages"]))
+                .unwrap_or_default()
+        };
+        assert_eq!(stages(&version), ["AWSCURRENT"], "round {round}: {rotated}");
+        if let Some(before) = &previous {
+            assert_eq!(stages(before), ["AWSPREVIOUS"], "round {round}: {rotated}");
+        }
+        assert!(
+            !rotated.to_string().contains("AWSPENDING"),
+            "round {round}: no version left pending: {rotated}"
+        );
+        previous = Some(version);
+    }
+    let ring = xtask(
+        &dir,
+        &["secret", "get", "password-peppers", "--show-sensitive"],
+    );
+    let ring = String::from_utf8(ring.stdout).unwrap();
+    assert!(
+        ring.contains("\"current\":\"k3\"") && ring.contains("\"k1\"") && ring.contains("\"k2\""),
+        "after two rotations the ring keeps k1 and k2 and k3 is current"
+    );
     let masked = xtask(&dir, &["outputs", "api_key_value"]);
     assert!(
         !masked.status.success(),
