@@ -147,8 +147,14 @@ def _rotate_secret_leaving_the_steps(
             rotation_rules,
             rotate_immediately,
         )
-    except _StepsRunElsewhere:
+    except (_StepsRunElsewhere, UnboundLocalError) as stopped:
         secret = self.secrets[secret_id]
+        # moto 5.2.5 names the new version only for a secret that has one already, and
+        # fails on its unset id where it would invoke the function for an empty secret
+        # (Terraform turning rotation on before the first value): the rotation is
+        # recorded by then, as on AWS, so that failure means the same as the stop.
+        if isinstance(stopped, UnboundLocalError) and secret.versions:
+            raise
         secret.last_rotation_date = int(time.time())
         # The new version's id, as AWS answers (moto answers the current one's);
         # none when the secret has no value yet (Terraform turning rotation on).
