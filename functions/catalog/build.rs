@@ -5,6 +5,14 @@
 // Shared with the library, which uses the parts the build script does not.
 #[path = "src/manifest.rs"]
 mod manifest;
+#[path = "src/names.rs"]
+mod names;
+#[allow(dead_code)]
+#[path = "src/queues.rs"]
+mod queues;
+#[allow(dead_code)]
+#[path = "src/schedules.rs"]
+mod schedules;
 #[allow(dead_code)]
 #[path = "src/secrets.rs"]
 mod secrets;

@@ -248,6 +248,13 @@ fn each_function_has_exactly_its_table_grants() {
         ("sessions", "DeleteItem", "table sessions", None),
         ("sessions", "ConditionCheckItem", "table sessions", None),
         ("sessions", "Query", "index by-user", None),
+        (
+            "sweeper",
+            "DeleteItem",
+            "table sessions",
+            Some(&session_keys_only),
+        ),
+        ("sweeper", "Query", "index by-user", None),
     ];
     let want: BTreeSet<(String, String, String, String)> = grants
         .iter()
@@ -269,7 +276,7 @@ fn each_function_has_exactly_its_table_grants() {
         let policies = function_statements(&service);
         assert_eq!(
             policies.keys().collect::<Vec<_>>(),
-            ["health", "rotation", "sessions", "users"],
+            ["health", "rotation", "sessions", "sweeper", "users"],
             "{env}: the function roles"
         );
         let mut got = BTreeSet::new();

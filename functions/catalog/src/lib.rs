@@ -15,7 +15,8 @@
 //! memory_mb = 256            # 128..=10240; `[lambda] memory_mb` in an environment overrides
 //! timeout_seconds = 10       # 1..=900; `[lambda] timeout_seconds` overrides
 //!
-//! [[package.metadata.function.routes]]   # none only for a function that `rotates`
+//! [[package.metadata.function.routes]]   # routes, queues, schedules and `rotates`: any mix,
+//!                                        # at least one (something must invoke it)
 //! method = "GET"             # GET, POST, PUT, PATCH, DELETE or HEAD
 //! path = "/users/{id}"       # API Gateway template; a path belongs to one function
 //! api_key = "required"       # or "environment": the environment's `api.health_requires_api_key`
@@ -36,6 +37,18 @@
 //!                            # it reads (`secrets::check_name`); set with `cargo xtask secret`
 //! rotates = ["password-peppers"] # optional: it is the rotation function of these secrets
 //!                            # (each with `rotation_days`, exactly one function each)
+//! sends = ["session-sweeps"] # optional: queues (of any function) it sends messages to
+//!
+//! [[package.metadata.function.queues]]   # an SQS queue it consumes (`queues`), one consumer each
+//! name = "session-sweeps"    # 1-40 of a-z, 0-9 and '-'; with a dead-letter queue
+//! batch_size = 10            # optional, 1..=10000 (over 10 needs a batching window); 10
+//! batching_window_seconds = 0  # optional, 0..=300
+//! max_receives = 3           # optional, 1..=1000: receives before the dead-letter queue
+//!
+//! [[package.metadata.function.schedules]]  # EventBridge Scheduler invokes it (`schedules`)
+//! expression = "rate(1 day)" # or "cron(0 3 * * ? *)"
+//! name = "table-report"      # optional: the function's name, '_' written '-'
+//! input = { report = "all" } # optional: the event's `detail`, as JSON
 //! ```
 //! A secret's properties, whichever functions declare it, are in the root `Cargo.toml`, once
 //! ([`GENERATED`]):
@@ -48,6 +61,9 @@
 //! Every function gets the name of every table as `<TABLE>_TABLE` ([`tables::variable`])
 //! next to the other variables every function gets; its grants are what it may do with them.
 
+mod names;
+pub mod queues;
+pub mod schedules;
 pub mod secrets;
 pub mod tables;
 
@@ -64,8 +80,8 @@ pub struct Function {
     pub memory_mb: u32,
     /// The default; an environment may override it for every function.
     pub timeout_seconds: u32,
-    /// The API routes it serves: one kind of trigger; empty for a function only something
-    /// else invokes (Secrets Manager, for [`Function::rotates`]).
+    /// The API routes it serves: one kind of trigger. A function has at least one trigger:
+    /// a route, a queue, a schedule or a secret it rotates.
     pub routes: &'static [Route],
     pub grants: &'static [Grant],
     /// The secrets it reads: infra creates each once, grants reading it to exactly the
@@ -74,6 +90,36 @@ pub struct Function {
     /// The generated secrets it is the rotation function of (each has `rotation_days`):
     /// Secrets Manager invokes it, it has no routes of its own.
     pub rotates: &'static [&'static str],
+    /// The SQS queues it consumes: Lambda polls each and invokes it with batches.
+    pub queues: &'static [Queue],
+    /// The schedules on which EventBridge Scheduler invokes it.
+    pub schedules: &'static [Schedule],
+    /// The queues it sends messages to (declared by their consumer): its role may
+    /// `sqs:SendMessage` to exactly these, and it gets each one's URL ([`queues::variable`]).
+    pub sends: &'static [&'static str],
+}
+
+/// A queue a function consumes, with its dead-letter queue (`queues` has the rules).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Queue {
+    pub name: &'static str,
+    /// The most records per invocation.
+    pub batch_size: u32,
+    /// How long the poller may gather a batch, in seconds.
+    pub batching_window_seconds: u32,
+    /// Receives before SQS moves a message to the dead-letter queue.
+    pub max_receives: u32,
+}
+
+/// A schedule that invokes a function with an EventBridge Scheduler event.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// Unique across the service: part of the Scheduler name.
+    pub name: &'static str,
+    /// `rate(...)` or `cron(...)` ([`schedules::parse`] reads it).
+    pub expression: &'static str,
+    /// The event's `detail` as JSON text; `{}` when the declaration gives none.
+    pub input: &'static str,
 }
 
 /// A route a function serves.
@@ -137,6 +183,27 @@ pub fn rotator(name: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().find(|f| f.rotates.contains(&name))
 }
 
+/// The function that consumes the declared queue `name`: exactly one per queue.
+pub fn consumer(name: &str) -> Option<&'static Function> {
+    FUNCTIONS
+        .iter()
+        .find(|f| f.queues.iter().any(|q| q.name == name))
+}
+
+/// Every declared queue with its consumer, in [`FUNCTIONS`] order.
+pub fn queues() -> impl Iterator<Item = (&'static Function, &'static Queue)> {
+    FUNCTIONS
+        .iter()
+        .flat_map(|f| f.queues.iter().map(move |q| (f, q)))
+}
+
+/// Every declared schedule with its function, in [`FUNCTIONS`] order.
+pub fn schedules() -> impl Iterator<Item = (&'static Function, &'static Schedule)> {
+    FUNCTIONS
+        .iter()
+        .flat_map(|f| f.schedules.iter().map(move |s| (f, s)))
+}
+
 /// How the value of the declared secret `name` is generated; `None`: a person sets it.
 pub fn generated(name: &str) -> Option<secrets::Generate> {
     GENERATED
@@ -151,7 +218,10 @@ mod tests {
 
     #[test]
     fn the_workspace_functions_in_members_order() {
-        assert_eq!(NAMES, ["health", "users", "sessions", "rotation"]);
+        assert_eq!(
+            NAMES,
+            ["health", "users", "sessions", "rotation", "sweeper"]
+        );
         assert!(FUNCTIONS.iter().map(|f| f.name).eq(NAMES.iter().copied()));
         let health = find("health").unwrap();
         assert_eq!(health.routes[0].api_key, ApiKey::Environment);

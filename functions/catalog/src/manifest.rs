@@ -2,7 +2,7 @@
 //! `#[path]`), which turns the workspace's function manifests into `FUNCTIONS`, and into the
 //! library's unit tests, which feed it TOML text directly.
 
-use crate::{secrets, tables};
+use crate::{queues, schedules, secrets, tables};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -41,6 +41,31 @@ struct Declaration {
     secrets: Vec<String>,
     #[serde(default)]
     rotates: Vec<String>,
+    #[serde(default)]
+    queues: Vec<QueueDecl>,
+    #[serde(default)]
+    schedules: Vec<ScheduleDecl>,
+    #[serde(default)]
+    sends: Vec<String>,
+}
+
+/// `[[package.metadata.function.queues]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueDecl {
+    name: String,
+    batch_size: Option<u32>,
+    batching_window_seconds: Option<u32>,
+    max_receives: Option<u32>,
+}
+
+/// `[[package.metadata.function.schedules]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleDecl {
+    name: Option<String>,
+    expression: String,
+    input: Option<toml::Table>,
 }
 
 /// `[[package.metadata.function.routes]]`.
@@ -90,6 +115,26 @@ pub struct Function {
     grants: Vec<Grant>,
     secrets: Vec<String>,
     rotates: Vec<String>,
+    queues: Vec<Queue>,
+    schedules: Vec<Schedule>,
+    sends: Vec<String>,
+}
+
+/// A checked queue, defaults filled in.
+#[derive(Debug)]
+struct Queue {
+    name: String,
+    batch_size: u32,
+    batching_window_seconds: u32,
+    max_receives: u32,
+}
+
+/// A checked schedule: its name chosen, its input as JSON text.
+#[derive(Debug)]
+struct Schedule {
+    name: String,
+    expression: String,
+    input: String,
 }
 
 /// A checked grant: `table`/`tables` folded into one list.
@@ -341,10 +386,12 @@ fn check(
             d.timeout_seconds
         ));
     }
-    if d.routes.is_empty() && d.rotates.is_empty() {
+    if d.routes.is_empty() && d.rotates.is_empty() && d.queues.is_empty() && d.schedules.is_empty()
+    {
         return Err(
-            "nothing invokes it: declare `[[package.metadata.function.routes]]` or the \
-             secrets it `rotates`"
+            "nothing invokes it: declare `[[package.metadata.function.routes]]`, \
+             `[[package.metadata.function.queues]]`, `[[package.metadata.function.schedules]]` \
+             or the secrets it `rotates`"
                 .into(),
         );
     }
@@ -376,6 +423,23 @@ fn check(
             }
         }
     }
+    let queues = d
+        .queues
+        .into_iter()
+        .map(check_queue)
+        .collect::<Result<Vec<_>, _>>()?;
+    let schedules = d
+        .schedules
+        .into_iter()
+        .map(|s| check_schedule(name, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = BTreeSet::new();
+    for queue in &d.sends {
+        queues::check_name(queue)?;
+        if !seen.insert(queue) {
+            return Err(format!("queue `{queue}` is in `sends` twice"));
+        }
+    }
     Ok(Function {
         name: name.to_owned(),
         description,
@@ -385,6 +449,66 @@ fn check(
         grants,
         secrets: d.secrets,
         rotates: d.rotates,
+        queues,
+        schedules,
+        sends: d.sends,
+    })
+}
+
+fn check_queue(q: QueueDecl) -> Result<Queue, String> {
+    queues::check_name(&q.name)?;
+    let at = format!("queue `{}`", q.name);
+    let in_range = |key: &str, value: u32, range: std::ops::RangeInclusive<u32>| {
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!(
+                "{at}: `{key}` must be {}..={}, found {value}",
+                range.start(),
+                range.end()
+            ))
+        }
+    };
+    let batch_size = in_range(
+        "batch_size",
+        q.batch_size.unwrap_or(queues::BATCH_SIZE_WITHOUT_WINDOW),
+        queues::BATCH_SIZE,
+    )?;
+    let batching_window_seconds = in_range(
+        "batching_window_seconds",
+        q.batching_window_seconds.unwrap_or(0),
+        queues::BATCHING_WINDOW_SECONDS,
+    )?;
+    let max_receives = in_range(
+        "max_receives",
+        q.max_receives.unwrap_or(queues::DEFAULT_MAX_RECEIVES),
+        queues::MAX_RECEIVES,
+    )?;
+    if batch_size > queues::BATCH_SIZE_WITHOUT_WINDOW && batching_window_seconds == 0 {
+        return Err(format!(
+            "{at}: a `batch_size` over {} needs `batching_window_seconds` of at least 1 \
+             (Lambda's rule)",
+            queues::BATCH_SIZE_WITHOUT_WINDOW
+        ));
+    }
+    Ok(Queue {
+        name: q.name,
+        batch_size,
+        batching_window_seconds,
+        max_receives,
+    })
+}
+
+fn check_schedule(function: &str, s: ScheduleDecl) -> Result<Schedule, String> {
+    let name = s.name.unwrap_or_else(|| schedules::default_name(function));
+    schedules::check_name(&name)?;
+    schedules::parse(&s.expression).map_err(|e| format!("schedule `{name}`: {e}"))?;
+    let input = serde_json::to_string(&s.input.unwrap_or_default())
+        .map_err(|e| format!("schedule `{name}`: `input`: {e}"))?;
+    Ok(Schedule {
+        name,
+        expression: s.expression,
+        input,
     })
 }
 
@@ -494,10 +618,44 @@ fn check_grant(grant: GrantDecl) -> Result<Grant, String> {
 }
 
 /// Checks across functions: a route (and, for infra's per-path preflight and fallback
-/// routes, a path) belongs to one function only.
+/// routes, a path) belongs to one function only; a queue has one consumer and is sent to only
+/// if declared; a schedule name is used once.
 pub fn check_all(functions: &[Function]) -> Result<(), String> {
     let mut owner = std::collections::BTreeMap::new();
     let mut names = BTreeSet::new();
+    let mut consumers = std::collections::BTreeMap::new();
+    let mut schedule_owner = std::collections::BTreeMap::new();
+    for f in functions {
+        for q in &f.queues {
+            if let Some(other) = consumers.insert(q.name.as_str(), &f.name) {
+                return Err(format!(
+                    "queue `{}` is consumed by both `{other}` and `{}`: a queue has one \
+                     consumer (a second would take half of its messages)",
+                    q.name, f.name
+                ));
+            }
+        }
+        for s in &f.schedules {
+            if let Some(other) = schedule_owner.insert(s.name.as_str(), &f.name) {
+                return Err(format!(
+                    "schedule `{}` is declared by `{other}` and `{}`: give each a unique \
+                     `name`",
+                    s.name, f.name
+                ));
+            }
+        }
+    }
+    for f in functions {
+        for queue in &f.sends {
+            if !consumers.contains_key(queue.as_str()) {
+                return Err(format!(
+                    "function `{}` sends to queue `{queue}`, which no function consumes \
+                     (declare it in the consumer's `[[package.metadata.function.queues]]`)",
+                    f.name
+                ));
+            }
+        }
+    }
     for f in functions {
         if !names.insert(&f.name) {
             return Err(format!("two function crates are called `{}`", f.name));
@@ -563,12 +721,28 @@ pub fn to_rust(functions: &[Function]) -> String {
                 list(&g.except_keys)
             );
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "    ], secrets: {}, rotates: {} }},",
+            "    ], secrets: {}, rotates: {}, queues: &[",
             list(&f.secrets),
             list(&f.rotates)
         );
+        for q in &f.queues {
+            let _ = write!(
+                out,
+                "Queue {{ name: {:?}, batch_size: {}, batching_window_seconds: {}, max_receives: {} }}, ",
+                q.name, q.batch_size, q.batching_window_seconds, q.max_receives
+            );
+        }
+        out.push_str("], schedules: &[");
+        for s in &f.schedules {
+            let _ = write!(
+                out,
+                "Schedule {{ name: {:?}, expression: {:?}, input: {:?} }}, ",
+                s.name, s.expression, s.input
+            );
+        }
+        let _ = writeln!(out, "], sends: {} }},", list(&f.sends));
     }
     out.push(']');
     out
@@ -748,7 +922,9 @@ actions = ["dynamodb:Query"]
         let f = parse("f", &with("\"payments-key\"")).unwrap().unwrap();
         let rust = to_rust(&[f]);
         assert!(
-            rust.contains(r#"], secrets: &["payments-key"], rotates: &[] },"#),
+            rust.contains(
+                r#"], secrets: &["payments-key"], rotates: &[], queues: &[], schedules: &[], sends: &[] },"#
+            ),
             "{rust}"
         );
         let e = error(&with("\"Payments_Key\""));
@@ -814,6 +990,98 @@ actions = ["dynamodb:Query"]
         assert!(e.contains("no function rotates it"), "{e}");
         let e = error(&format!("{HEAD}rotates = [\"a\", \"a\"]\n"));
         assert!(e.contains("secret `a` is in `rotates` twice"), "{e}");
+    }
+
+    /// A queue worker and a scheduled function need no route; a queue has one consumer and is
+    /// sent to only once declared; settings stay inside SQS's and Lambda's ranges.
+    #[test]
+    fn queues_and_schedules_are_triggers_checked_across_functions() {
+        let queue = "[[package.metadata.function.queues]]\nname = \"jobs\"\n";
+        let worker = parse("w", &format!("{HEAD}{queue}")).unwrap().unwrap();
+        let schedule = "[[package.metadata.function.schedules]]\nexpression = \"rate(1 day)\"\ninput = { report = \"all\" }\n";
+        let nightly = parse(
+            "n",
+            &format!("{}{schedule}", HEAD.replace("items", "nightly_job")),
+        )
+        .unwrap()
+        .unwrap();
+        let sender = parse(
+            "s",
+            &format!(
+                "{}sends = [\"jobs\"]\n{ROUTE}",
+                HEAD.replace("items", "sender")
+            ),
+        )
+        .unwrap()
+        .unwrap();
+        let rust = to_rust(&[worker]);
+        assert!(
+            rust.contains("queues: &[Queue { name: \"jobs\", batch_size: 10, batching_window_seconds: 0, max_receives: 3 }, ]"),
+            "{rust}"
+        );
+        let rust = to_rust(&[nightly]);
+        assert!(
+            rust.contains(r#"Schedule { name: "nightly-job", expression: "rate(1 day)", input: "{\"report\":\"all\"}" }"#),
+            "{rust}"
+        );
+        let functions = |extra: &str| {
+            let w = parse("w", &format!("{HEAD}{queue}{extra}"))
+                .unwrap()
+                .unwrap();
+            let s = parse(
+                "s",
+                &format!(
+                    "{}sends = [\"jobs\"]\n{ROUTE}",
+                    HEAD.replace("items", "sender")
+                ),
+            )
+            .unwrap()
+            .unwrap();
+            [w, s]
+        };
+        check_all(&functions("")).unwrap();
+        let e = check_all(&[sender]).unwrap_err();
+        assert!(
+            e.contains("sends to queue `jobs`, which no function consumes"),
+            "{e}"
+        );
+        let again = parse("a", &format!("{}{queue}", HEAD.replace("items", "again")))
+            .unwrap()
+            .unwrap();
+        let [w, _] = functions("");
+        let e = check_all(&[w, again]).unwrap_err();
+        assert!(
+            e.contains("queue `jobs` is consumed by both `items` and `again`"),
+            "{e}"
+        );
+        for (extra, expected) in [
+            (
+                "batch_size = 0\n",
+                "`batch_size` must be 1..=10000, found 0",
+            ),
+            ("batch_size = 100\n", "needs `batching_window_seconds`"),
+            ("batching_window_seconds = 301\n", "must be 0..=300"),
+            ("max_receives = 0\n", "must be 1..=1000"),
+            ("visibility = 30\n", "unknown field `visibility`"),
+        ] {
+            let e = error(&format!("{HEAD}{queue}{extra}"));
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
+        let e = error(&format!("{HEAD}{}", schedule.replace("1 day", "1 days")));
+        assert!(
+            e.contains("schedule `items`: schedule expression `rate(1 days)`"),
+            "{e}"
+        );
+        let two = parse("t", &format!("{HEAD}{schedule}{schedule}"))
+            .unwrap()
+            .unwrap();
+        let e = check_all(&[two]).unwrap_err();
+        assert!(
+            e.contains("schedule `items` is declared by `items` and `items`"),
+            "{e}"
+        );
+        let e = error(&format!("{HEAD}sends = [\"jobs\", \"jobs\"]\n{ROUTE}"));
+        assert!(e.contains("queue `jobs` is in `sends` twice"), "{e}");
     }
 
     #[test]

@@ -8,16 +8,9 @@
 pub const MAX_LEN: usize = 64;
 
 /// Checks a declared secret name: 1-64 of a-z, 0-9 and single hyphens, starting with a letter,
-/// not ending in a hyphen. Hyphens are the only separator so that the variable's `_` maps back
-/// to exactly one name.
+/// not ending in a hyphen (`names::is_kebab`).
 pub fn check_name(name: &str) -> Result<(), String> {
-    let chars_ok = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.ends_with('-')
-        && !name.contains("--");
-    if !chars_ok || name.len() > MAX_LEN {
+    if !crate::names::is_kebab(name, MAX_LEN) {
         return Err(format!(
             "secret `{name}`: use 1-{MAX_LEN} characters of a-z, 0-9 and single '-', starting \
              with a letter and not ending with '-' (it becomes the Secrets Manager name \

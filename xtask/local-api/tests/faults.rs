@@ -52,8 +52,10 @@ impl Stack {
         support::zip_bootstrap(&dist, "health", &echo);
         support::zip_bootstrap(&dist, "users", &echo);
         support::zip_bootstrap(&dist, "sessions", &support::example("exit_on_start"));
-        // No route reaches it, but the server follows every function's alias.
-        support::zip_bootstrap(&dist, "rotation", &echo);
+        for f in catalog::FUNCTIONS.iter().filter(|f| f.routes.is_empty()) {
+            // No route reaches them, but the server follows every function's alias.
+            support::zip_bootstrap(&dist, f.name, &echo);
+        }
         let outputs = dir.join("outputs.json");
         write(&outputs);
         let mut options = Options::new(outputs, dist, support::closed_endpoint());
