@@ -65,7 +65,7 @@ pub fn parse(expression: &str) -> Result<Expression<'_>, String> {
             "day" => 86_400,
             _ => return refuse("the unit must be minute(s), hour(s) or day(s)"),
         };
-        if value == 0 || (value == 1) != !unit.ends_with('s') {
+        if value == 0 || (value == 1) == unit.ends_with('s') {
             return refuse("the value must be at least 1, with a singular unit for 1 only");
         }
         return Ok(Expression::Rate {
