@@ -44,6 +44,8 @@ pub mod name {
 }
 
 const FUNCTION_SUFFIX: &str = "_function";
+const QUEUE_PREFIX: &str = "queue_";
+const QUEUE_URL_SUFFIX: &str = "_url";
 const VERSION_SUFFIX: &str = "_version";
 
 /// `<function>_function`: the deployed name of a function.
@@ -54,6 +56,12 @@ pub fn function_output(function: &str) -> String {
 /// `<function>_version`: the newest version Terraform published of a function.
 pub fn version_output(function: &str) -> String {
     format!("{function}{VERSION_SUFFIX}")
+}
+
+/// `queue_<queue>_url`, `_arn`, `_dead_letter_url`, `_dead_letter_arn` ('-' written '_'):
+/// where a declared queue and its dead-letter queue are.
+pub fn queue_output(queue: &str, part: &str) -> String {
+    format!("{QUEUE_PREFIX}{}_{part}", queue.replace('-', "_"))
 }
 
 /// The (sensitive) output holding client `name`'s API key: `api_key_value_<name>`, '-'
@@ -94,6 +102,8 @@ pub struct Outputs {
     pub api_key_value: String,
     /// Every client of the API, its key and usage-plan limits, in the environment file's order.
     pub api_clients: Vec<ApiClient>,
+    /// Declared queue name (`session-sweeps`) to where it is.
+    pub queues: BTreeMap<String, DeployedQueue>,
     /// Only with CloudFront in front of the API.
     pub cloudfront_url: Option<String>,
     /// Only with a custom domain.
@@ -107,6 +117,29 @@ pub struct DeployedFunction {
     pub name: String,
     /// Its newest published version, which a release moves the alias onto.
     pub version: String,
+}
+
+/// One declared queue of the stack and its dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedQueue {
+    pub url: String,
+    pub arn: String,
+    pub dead_letter_url: String,
+    pub dead_letter_arn: String,
+}
+
+impl DeployedQueue {
+    /// The outputs' parts, in the order [`queue_output`] names them.
+    const PARTS: [&str; 4] = ["url", "arn", "dead_letter_url", "dead_letter_arn"];
+
+    fn values(&self) -> [&String; 4] {
+        [
+            &self.url,
+            &self.arn,
+            &self.dead_letter_url,
+            &self.dead_letter_arn,
+        ]
+    }
 }
 
 /// One client of the API (`[[api.clients]]` in the environment file): its key's id and the
@@ -171,6 +204,11 @@ impl Outputs {
                 client.key_value.clone().into(),
             );
         }
+        for (queue, deployed) in &self.queues {
+            for (part, value) in DeployedQueue::PARTS.iter().zip(deployed.values()) {
+                put(&queue_output(queue, part), value.clone().into());
+            }
+        }
         if let Some(url) = &self.cloudfront_url {
             put(name::CLOUDFRONT_URL, url.clone().into());
         }
@@ -210,6 +248,7 @@ impl Outputs {
             api_key_id: text(name::API_KEY_ID)?,
             api_key_value: text(name::API_KEY_VALUE)?,
             functions: BTreeMap::new(),
+            queues: BTreeMap::new(),
             release_alarms: parsed(&mut rest, name::RELEASE_ALARMS)?,
             api_clients: parsed(&mut rest, name::API_CLIENTS)?,
             cloudfront_url: rest
@@ -246,6 +285,22 @@ impl Outputs {
                 .functions
                 .insert(function.to_owned(), DeployedFunction { name, version });
         }
+        for queue in catalog_free_queue_names(&rest) {
+            let mut part = |part: &str| {
+                let output = queue_output(&queue, part);
+                let value = rest
+                    .remove(&output)
+                    .ok_or_else(|| OutputsError(format!("output `{output}` is missing")))?;
+                as_text(&output, value)
+            };
+            let deployed = DeployedQueue {
+                url: part("url")?,
+                arn: part("arn")?,
+                dead_letter_url: part("dead_letter_url")?,
+                dead_letter_arn: part("dead_letter_arn")?,
+            };
+            outputs.queues.insert(queue.replace('_', "-"), deployed);
+        }
         if let Some(unknown) = rest.keys().next() {
             return Err(OutputsError(format!(
                 "output `{unknown}` is not one deploy_files::Outputs knows: the stack and the reader disagree"
@@ -253,6 +308,19 @@ impl Outputs {
         }
         Ok(outputs)
     }
+}
+
+/// The queues (as written in output names, '_' for '-') that have a `queue_<name>_url` output
+/// and are not dead-letter URLs: read from the names, so the reader needs no catalog.
+fn catalog_free_queue_names(rest: &Map<String, Value>) -> Vec<String> {
+    rest.keys()
+        .filter_map(|name| {
+            name.strip_prefix(QUEUE_PREFIX)?
+                .strip_suffix(QUEUE_URL_SUFFIX)
+                .filter(|queue| !queue.ends_with("_dead_letter"))
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 /// What is wrong with an outputs file, naming the output.
@@ -339,6 +407,22 @@ impl Outputs {
             api_clients: vec![ApiClient::fixture(
                 "default", api_key, 10_000.0, 10_000, None,
             )],
+            queues: catalog::queues()
+                .map(|(_, queue)| {
+                    let url = |name: &str| {
+                        format!("http://localhost:5000/123456789012/{prefix}queue-{name}")
+                    };
+                    let dead_letter =
+                        format!("{}{}", queue.name, catalog::queues::DEAD_LETTER_SUFFIX);
+                    let deployed = DeployedQueue {
+                        url: url(queue.name),
+                        arn: arn("sqs", &format!("queue-{}", queue.name)),
+                        dead_letter_url: url(&dead_letter),
+                        dead_letter_arn: arn("sqs", &format!("queue-{dead_letter}")),
+                    };
+                    (queue.name.to_owned(), deployed)
+                })
+                .collect(),
             cloudfront_url: None,
             custom_domain_url: None,
         }

@@ -84,6 +84,8 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     refresher: Option<JoinHandle<()>>,
+    /// The queue pollers and schedule clocks: the local event sources.
+    triggers: Vec<JoinHandle<()>>,
     refresh: Arc<Notify>,
     routing_file: Option<PathBuf>,
     state: Option<PathBuf>,
@@ -137,6 +139,15 @@ impl Server {
         )
         .await?;
         let routing_file = refresher.routing_file().to_path_buf();
+        // The functions something else invokes: queues and schedules, as Lambda's event source
+        // mappings and EventBridge Scheduler would, through the same routing.
+        let mut triggers = crate::queues::spawn(
+            crate::queues::Source::all(&deployment),
+            table.clone(),
+            crate::queues::client(&options.endpoint, &deployment.region),
+            &deployment.region,
+        );
+        triggers.extend(crate::schedules::spawn(&deployment, table.clone()));
 
         let listener = TcpListener::bind((options.host, options.port))
             .await
@@ -198,6 +209,7 @@ impl Server {
             stop: Some(stop_tx),
             task: Some(task),
             refresher: Some(refresher),
+            triggers,
             refresh,
             routing_file: Some(routing_file),
             state: options.state,
@@ -238,9 +250,14 @@ impl Server {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        if let Some(refresher) = self.refresher.take() {
-            refresher.abort();
-            let _ = refresher.await;
+        for task in self
+            .refresher
+            .take()
+            .into_iter()
+            .chain(self.triggers.drain(..))
+        {
+            task.abort();
+            let _ = task.await;
         }
         for pool in self.gateway.routes.pools() {
             pool.clear().await;
@@ -263,6 +280,7 @@ impl Drop for Server {
         for task in [self.task.take(), self.refresher.take()]
             .into_iter()
             .flatten()
+            .chain(self.triggers.drain(..))
         {
             task.abort();
         }
