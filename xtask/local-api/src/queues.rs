@@ -161,7 +161,7 @@ impl Poller {
                 kept: Some("the function is not being served".into()),
             }));
         };
-        let event = self.event(&messages);
+        let event = event(&self.source.arn, &self.region, &messages);
         let payload = Bytes::from(serde_json::to_vec(&event).map_err(|e| e.to_string())?);
         let request_id = uuid::Uuid::new_v4().to_string();
         let invoked = pool.invoke(&request_id, payload).await;
@@ -222,44 +222,6 @@ impl Poller {
         }
     }
 
-    /// The event Lambda's poller sends: one record per message, as `SqsEvent` reads it.
-    fn event(&self, messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
-        let mut event = SqsEvent::default();
-        event.records = messages
-            .iter()
-            .map(|m| {
-                let mut record = SqsMessage::default();
-                record.message_id = m.message_id.clone();
-                record.receipt_handle = m.receipt_handle.clone();
-                record.body = m.body.clone();
-                record.md5_of_body = m.md5_of_body.clone();
-                record.md5_of_message_attributes = m.md5_of_message_attributes.clone();
-                record.attributes = m
-                    .attributes
-                    .iter()
-                    .flatten()
-                    .map(|(name, value)| (name.as_str().to_string(), value.clone()))
-                    .collect::<HashMap<_, _>>();
-                record.message_attributes = m
-                    .message_attributes
-                    .iter()
-                    .flatten()
-                    .map(|(name, value)| {
-                        let mut attribute = aws_lambda_events::sqs::SqsMessageAttribute::default();
-                        attribute.string_value = value.string_value.clone();
-                        attribute.data_type = Some(value.data_type.clone());
-                        (name.clone(), attribute)
-                    })
-                    .collect();
-                record.event_source = Some("aws:sqs".into());
-                record.event_source_arn = Some(self.source.arn.clone());
-                record.aws_region = Some(self.region.clone());
-                record
-            })
-            .collect();
-        event
-    }
-
     async fn delete(&self, messages: &[&aws_sdk_sqs::types::Message]) -> Result<(), String> {
         for chunk in messages.chunks(RECEIVE_MAX as usize) {
             let entries = chunk
@@ -298,6 +260,67 @@ impl Poller {
         }
         Ok(())
     }
+}
+
+/// The event Lambda's poller sends for these messages of the queue `arn`: one record per
+/// message, as `SqsEvent` reads it.
+pub fn event(arn: &str, region: &str, messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id.clone();
+            record.receipt_handle = m.receipt_handle.clone();
+            record.body = m.body.clone();
+            record.md5_of_body = m.md5_of_body.clone();
+            record.md5_of_message_attributes = m.md5_of_message_attributes.clone();
+            record.attributes = m
+                .attributes
+                .iter()
+                .flatten()
+                .map(|(name, value)| (name.as_str().to_string(), value.clone()))
+                .collect::<HashMap<_, _>>();
+            record.message_attributes = m
+                .message_attributes
+                .iter()
+                .flatten()
+                .map(|(name, value)| {
+                    let mut attribute = aws_lambda_events::sqs::SqsMessageAttribute::default();
+                    attribute.string_value = value.string_value.clone();
+                    attribute.data_type = Some(value.data_type.clone());
+                    (name.clone(), attribute)
+                })
+                .collect();
+            record.event_source = Some("aws:sqs".into());
+            record.event_source_arn = Some(arn.to_string());
+            record.aws_region = Some(region.to_string());
+            record
+        })
+        .collect();
+    event
+}
+
+/// The event `cargo xtask invoke --example sqs` sends: one record holding the queue's declared
+/// `example` body, received once, now.
+pub fn example_event(arn: &str, region: &str, queue: &catalog::Queue) -> SqsEvent {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+        .to_string();
+    let message = aws_sdk_sqs::types::Message::builder()
+        .message_id(uuid::Uuid::new_v4().to_string())
+        .receipt_handle(format!("example-{}", uuid::Uuid::new_v4()))
+        .body(queue.example)
+        .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "1")
+        .attributes(MessageSystemAttributeName::SentTimestamp, now.clone())
+        .attributes(
+            MessageSystemAttributeName::ApproximateFirstReceiveTimestamp,
+            now,
+        )
+        .build();
+    event(arn, region, &[message])
 }
 
 /// The message ids to keep on the queue after an invocation, and why (for the log), by
@@ -350,6 +373,20 @@ mod tests {
             .receipt_handle(format!("r-{id}"))
             .body("{}")
             .build()
+    }
+
+    /// The example is the event Lambda would send for one message holding the declared body.
+    #[test]
+    fn the_example_event_carries_the_declared_body() {
+        let (_, queue) = catalog::queues().next().expect("a declared queue");
+        let arn = "arn:aws:sqs:us-east-1:123456789012:p-queue-x";
+        let event: serde_json::Value =
+            serde_json::to_value(example_event(arn, "us-east-1", queue)).unwrap();
+        let record = &event["Records"][0];
+        assert_eq!(record["body"], queue.example);
+        assert_eq!(record["eventSource"], "aws:sqs");
+        assert_eq!(record["eventSourceARN"], arn);
+        assert_eq!(record["attributes"]["ApproximateReceiveCount"], "1");
     }
 
     /// Lambda's rules for a batch response: named records stay, unknown ids or errors keep all.
