@@ -51,6 +51,7 @@ pub struct Deployment {
 pub struct QueueUrls {
     pub url: String,
     pub arn: String,
+    pub dead_letter_url: String,
 }
 
 impl Deployment {
@@ -125,6 +126,7 @@ impl Deployment {
                     let urls = QueueUrls {
                         url: deployed.url.clone(),
                         arn: deployed.arn.clone(),
+                        dead_letter_url: deployed.dead_letter_url.clone(),
                     };
                     (name.clone(), urls)
                 })

@@ -13,6 +13,11 @@
 //!   redrive policy (SQS's, here the emulator's) moves a message that was received
 //!   `max_receives` times to the dead-letter queue.
 //!
+//! And as CloudWatch would: the emulator evaluates no metric, so the poller sets the queue's
+//! dead-letter alarm (`catalog::queues::dead_letter_alarm`) itself, to `ALARM` while the
+//! dead-letter queue holds a message and back to `OK` when it is empty, which is what the
+//! alarm's threshold says on AWS; the release gate on `local` then sees it.
+//!
 //! Where it differs from Lambda (`docs/development.md`, "The local event loop"): one batch at
 //! a time per queue (Lambda scales pollers up to the function's concurrency), and long polls of
 //! [`WAIT`] so a stopped server stops polling within a second.
@@ -46,6 +51,9 @@ pub struct Source {
     pub queue: &'static catalog::Queue,
     pub url: String,
     pub arn: String,
+    pub dead_letter_url: String,
+    /// The deployed name of the queue's dead-letter alarm.
+    pub dead_letter_alarm: String,
 }
 
 impl Source {
@@ -59,9 +67,39 @@ impl Source {
                     queue,
                     url: deployed.url.clone(),
                     arn: deployed.arn.clone(),
+                    dead_letter_url: deployed.dead_letter_url.clone(),
+                    dead_letter_alarm: format!(
+                        "{}{}",
+                        deployment.prefix(),
+                        catalog::queues::dead_letter_alarm(queue.name)
+                    ),
                 })
             })
             .collect()
+    }
+}
+
+/// The emulator's SQS and CloudWatch.
+#[derive(Clone)]
+pub struct Clients {
+    pub sqs: aws_sdk_sqs::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+impl Clients {
+    /// The clients of the emulator at `endpoint`.
+    pub fn new(endpoint: &str, region: &str) -> Clients {
+        let cloudwatch = aws_sdk_cloudwatch::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_cloudwatch::config::Region::new(region.to_string()))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new("test", "test", None, None, "local-api"))
+            .retry_config(aws_sdk_cloudwatch::config::retry::RetryConfig::disabled())
+            .build();
+        Clients {
+            sqs: client(endpoint, region),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
+        }
     }
 }
 
@@ -81,7 +119,7 @@ pub fn client(endpoint: &str, region: &str) -> aws_sdk_sqs::Client {
 pub fn spawn(
     sources: Vec<Source>,
     table: Arc<Table>,
-    client: aws_sdk_sqs::Client,
+    clients: Clients,
     region: &str,
 ) -> Vec<JoinHandle<()>> {
     sources
@@ -90,7 +128,8 @@ pub fn spawn(
             let poller = Poller {
                 source,
                 table: table.clone(),
-                client: client.clone(),
+                client: clients.sqs.clone(),
+                cloudwatch: clients.cloudwatch.clone(),
                 region: region.to_string(),
             };
             tokio::spawn(poller.run())
@@ -111,6 +150,7 @@ struct Poller {
     source: Source,
     table: Arc<Table>,
     client: aws_sdk_sqs::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     region: String,
 }
 
@@ -118,7 +158,31 @@ impl Poller {
     async fn run(self) {
         let label = format!("{} -> {}", self.source.queue.name, self.source.function);
         let mut last_error: Option<String> = None;
+        // What the dead-letter alarm was last set to (`None`: not set by this server yet), and
+        // the last error setting it (printed once).
+        let mut alarmed: Option<bool> = None;
+        let mut alarm_error: Option<String> = None;
         loop {
+            // An error reading the dead-letter queue: the receive below reports the queue.
+            if let Ok(count) = self.dead_letters().await
+                && alarmed != Some(count > 0)
+            {
+                match self.set_alarm(count).await {
+                    Ok(()) => {
+                        alarmed = Some(count > 0);
+                        alarm_error = None;
+                    }
+                    Err(e) => {
+                        if alarm_error.as_deref() != Some(e.as_str()) {
+                            eprintln!(
+                                "local-api: {label}: setting {}: {e}",
+                                self.source.dead_letter_alarm
+                            );
+                        }
+                        alarm_error = Some(e);
+                    }
+                }
+            }
             match self.once().await {
                 Ok(None) => last_error = None,
                 Ok(Some(outcome)) => {
@@ -176,6 +240,48 @@ impl Poller {
             deleted: done.len(),
             kept,
         }))
+    }
+
+    /// Messages waiting in the dead-letter queue.
+    async fn dead_letters(&self) -> Result<usize, String> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.source.dead_letter_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        Ok(output
+            .attributes
+            .unwrap_or_default()
+            .values()
+            .filter_map(|v| v.parse::<usize>().ok())
+            .sum())
+    }
+
+    /// Sets the dead-letter alarm as CloudWatch would for `count` messages in the queue.
+    async fn set_alarm(&self, count: usize) -> Result<(), String> {
+        let (state, reason) = if count > 0 {
+            (
+                aws_sdk_cloudwatch::types::StateValue::Alarm,
+                format!("local-api: {count} message(s) in the dead-letter queue"),
+            )
+        } else {
+            (
+                aws_sdk_cloudwatch::types::StateValue::Ok,
+                "local-api: the dead-letter queue is empty".to_string(),
+            )
+        };
+        self.cloudwatch
+            .set_alarm_state()
+            .alarm_name(&self.source.dead_letter_alarm)
+            .state_value(state)
+            .state_reason(reason)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_sdk_cloudwatch::error::DisplayErrorContext(e).to_string())
     }
 
     /// Up to `batch_size` messages: the first receive waits up to [`WAIT`]; with a batching

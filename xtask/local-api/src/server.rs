@@ -144,7 +144,7 @@ impl Server {
         let mut triggers = crate::queues::spawn(
             crate::queues::Source::all(&deployment),
             table.clone(),
-            crate::queues::client(&options.endpoint, &deployment.region),
+            crate::queues::Clients::new(&options.endpoint, &deployment.region),
             &deployment.region,
         );
         triggers.extend(crate::schedules::spawn(&deployment, table.clone()));

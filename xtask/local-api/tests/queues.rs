@@ -29,6 +29,9 @@ struct Fixture {
     sessions_table: String,
     queue_url: String,
     dead_letter_url: String,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    /// The queue's dead-letter alarm, as infra names it.
+    alarm: String,
     server: Option<Server>,
 }
 
@@ -81,6 +84,25 @@ impl Fixture {
         let queue_url = queue.queue_url.unwrap();
         let queue_arn = queue_arn(&sqs, &queue_url).await;
 
+        // The dead-letter alarm as infra makes it; the emulator never evaluates it.
+        let cloudwatch = local_api::queues::Clients::new(&endpoint, "us-east-1").cloudwatch;
+        let alarm = format!("{prefix}{}", catalog::queues::dead_letter_alarm(QUEUE));
+        cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&alarm)
+            .namespace("AWS/SQS")
+            .metric_name("ApproximateNumberOfMessagesVisible")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(0.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await
+            .unwrap();
+
         let mut outputs = Outputs::fixture(&prefix, "v1", KEY);
         outputs.users_table = users_table;
         outputs.sessions_table = sessions_table.clone();
@@ -111,6 +133,8 @@ impl Fixture {
             sessions_table,
             queue_url,
             dead_letter_url,
+            cloudwatch,
+            alarm,
             server: Some(server),
         }
     }
@@ -140,6 +164,19 @@ impl Fixture {
             .send()
             .await
             .unwrap();
+    }
+
+    /// The dead-letter alarm's state.
+    async fn alarm_state(&self) -> String {
+        let alarms = self
+            .cloudwatch
+            .describe_alarms()
+            .alarm_names(&self.alarm)
+            .send()
+            .await
+            .unwrap();
+        let alarm = alarms.metric_alarms().first().expect("the alarm exists");
+        alarm.state_value().unwrap().as_str().to_string()
     }
 
     /// Messages waiting or in flight on `url`.
@@ -181,10 +218,19 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
 
 /// One batch with a good record and a poison one: the good one is swept once and deleted; the
 /// poison one alone comes back, is tried `max_receives` (3) times in all and then sits in the
-/// dead-letter queue; the source queue ends empty and the other user's session is untouched.
+/// dead-letter queue, whose alarm goes from OK to ALARM; the source queue ends empty and the
+/// other user's session is untouched.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_record_alone_is_retried_and_dead_letters_after_its_receives() {
     let f = Fixture::start().await;
+    let started = Instant::now();
+    while f.alarm_state().await != "OK" {
+        assert!(
+            started.elapsed() < WAIT,
+            "the empty dead-letter queue's alarm is set to OK"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (swept, other) = (
         uuid::Uuid::new_v4().to_string(),
         uuid::Uuid::new_v4().to_string(),
@@ -227,6 +273,8 @@ async fn a_bad_record_alone_is_retried_and_dead_letters_after_its_receives() {
             .sqs
             .receive_message()
             .queue_url(&f.dead_letter_url)
+            // Looked at, not taken: it stays visible, as the alarm's metric counts it.
+            .visibility_timeout(0)
             .send()
             .await
             .unwrap()
