@@ -11,6 +11,7 @@ use service_common::http::{Call, body, response};
 use service_common::logging::error_chain;
 use service_common::records::{SessionRecord, UserRecord};
 use service_common::store::Admission;
+use service_common::sweeps::Ended;
 use service_common::token::SessionToken;
 use service_common::validation::EMAIL_MAX_LEN;
 use uuid::Uuid;
@@ -213,10 +214,10 @@ pub async fn log_out_everywhere(
 ) -> Result<Response<Body>, ServiceError> {
     let caller = auth::caller(&state.users, &state.sessions, &call).await?;
     let id = caller.user.id;
-    // Revocation is this one write; the sweep after it only tidies up.
-    state.sessions.log_out_everywhere(id).await?;
-    let removed = state.sessions.delete_all_for_user(id).await?;
-    tracing::info!(user_id = %id, sessions = removed, "all sessions ended");
+    // Revocation is this one write; the sweep it asks for only tidies up, off the request path.
+    let logouts = state.sessions.log_out_everywhere(id).await?;
+    state.sweeps.request(id, Ended::LogoutsBelow(logouts)).await;
+    tracing::info!(user_id = %id, "all sessions ended");
     Ok(response::no_content())
 }
 

@@ -2,9 +2,11 @@
 //! sessions of each user named in it.
 //!
 //! Revocation never waits for it: log-out-everywhere, a password change and a deletion take
-//! effect through the user's session generation (or the user's absence) before they enqueue
-//! the sweep. A sweep only removes what no longer authenticates, so it is idempotent: a
-//! message delivered twice, or a sweep of a user with no sessions, deletes nothing more.
+//! effect through the user's log-out count, session generation or absence before they enqueue
+//! the sweep, which names what they ended (`service_common::sweeps`). A sweep only removes
+//! what no longer authenticates (each delete is conditional on it), so it is idempotent: a
+//! message delivered twice, or a sweep of a user with no sessions, deletes nothing more, and a
+//! session started or kept since the revocation stays.
 //!
 //! A batch reports its failures one record at a time (`ReportBatchItemFailures`): a record
 //! that fails is retried alone, and after the queue's `max_receives` it moves to the
@@ -12,17 +14,9 @@
 //! without holding up the others.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use serde::{Deserialize, Serialize};
 use service_common::store::SessionStore;
+use service_common::sweeps::SessionSweep;
 use service_common::{Clients, Config, FunctionState, ServiceError};
-use uuid::Uuid;
-
-/// A message on the `session-sweeps` queue: sweep this user's stored sessions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionSweep {
-    pub user_id: Uuid,
-}
 
 /// What `sweeper` builds once per process: the sessions store.
 #[derive(Clone, Debug)]
@@ -70,8 +64,8 @@ pub async fn handle(state: &State, event: SqsEvent) -> SqsBatchResponse {
 
 async fn sweep(state: &State, record: &SqsMessage) -> Result<(), SweepError> {
     let body = record.body.as_deref().unwrap_or_default();
-    let SessionSweep { user_id } = serde_json::from_str(body)?;
-    let removed = state.sessions.delete_all_for_user(user_id).await?;
-    tracing::info!(user_id = %user_id, sessions = removed, "sessions swept");
+    let SessionSweep { user_id, ended } = serde_json::from_str(body)?;
+    let removed = state.sessions.sweep(user_id, ended).await?;
+    tracing::info!(user_id = %user_id, ?ended, sessions = removed, "sessions swept");
     Ok(())
 }

@@ -15,6 +15,7 @@ use super::BY_USER_INDEX;
 use super::dynamo::{Cancellation, built, generation_is, sdk_error, transact};
 use crate::error::ServiceError;
 use crate::records::{SessionItem, SessionRecord, logout_key};
+use crate::sweeps::Ended;
 use crate::token::{SessionToken, TokenHash};
 
 /// Repository for sessions. Cheap to clone.
@@ -232,19 +233,29 @@ impl SessionStore {
     }
 
     /// Logs the user out everywhere: one write to the user's marker, after which no session
-    /// started before it authenticates ([`crate::auth::caller`] compares the counts).
-    pub async fn log_out_everywhere(&self, user_id: Uuid) -> Result<(), ServiceError> {
-        self.client
+    /// started before it authenticates ([`crate::auth::caller`] compares the counts). Returns
+    /// the new count, which the sweep of the sessions it ended names.
+    pub async fn log_out_everywhere(&self, user_id: Uuid) -> Result<u64, ServiceError> {
+        let output = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(&logout_key(user_id))))
             .update_expression("ADD logouts :one")
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
-            .return_values(ReturnValue::None)
+            .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
             .map_err(|e| sdk_error("log out everywhere", e))?;
-        Ok(())
+        output
+            .attributes
+            .as_ref()
+            .and_then(|item| item.get(LOGOUTS))
+            .and_then(|value| value.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                ServiceError::internal("log out everywhere", "the marker returned no count")
+            })
     }
 
     /// A transaction item that holds only while the user's count of log-outs everywhere is
@@ -304,11 +315,14 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Deletes the stored sessions of a user, for tidiness only: revocation is the user's
-    /// session generation (or the user's absence), which takes effect before this runs. The
-    /// `by-user` index is eventually consistent, so a session started a moment ago may be
-    /// missed here; it no longer authenticates, and TTL removes it. Returns how many it found.
-    pub async fn delete_all_for_user(&self, user_id: Uuid) -> Result<usize, ServiceError> {
+    /// Deletes the stored sessions of a user that a revocation `ended`, for tidiness only:
+    /// revocation is the user's session generation, log-out count or absence, which took
+    /// effect before this runs. Each delete is conditional on the session being one the
+    /// revocation ended, so a session started or re-stamped since (which authenticates) stays,
+    /// and running it again deletes nothing more. The `by-user` index is eventually
+    /// consistent, so a session started a moment before the revocation may be missed here; it
+    /// no longer authenticates, and TTL removes it. Returns how many it deleted.
+    pub async fn sweep(&self, user_id: Uuid, ended: Ended) -> Result<usize, ServiceError> {
         let mut hashes = Vec::new();
         let mut start = None;
         loop {
@@ -334,10 +348,41 @@ impl SessionStore {
             }
         }
         // One DeleteItem each, not BatchWriteItem: that action could also put items, and a
-        // function that may put sessions may mint them.
+        // function that may put sessions may mint them (nor could it hold a condition).
+        let (condition, value) = match ended {
+            Ended::All => ("attribute_exists(token_hash)", None),
+            Ended::GenerationBelow(generation) => (
+                "attribute_not_exists(generation) OR generation < :below",
+                Some(generation),
+            ),
+            Ended::LogoutsBelow(count) => (
+                "attribute_not_exists(logout_generation) OR logout_generation < :below",
+                Some(count),
+            ),
+        };
+        let mut deleted = 0;
         for hash in &hashes {
-            self.delete_key(hash).await?;
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(hash)))
+                .condition_expression(condition)
+                .set_expression_attribute_values(value.map(|below| {
+                    HashMap::from([(":below".to_owned(), AttributeValue::N(below.to_string()))])
+                }))
+                .send()
+                .await;
+            match result {
+                Ok(_) => deleted += 1,
+                // Gone already, or a session that still authenticates: not the sweep's.
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(error) => return Err(sdk_error("sweep session", error)),
+            }
         }
-        Ok(hashes.len())
+        Ok(deleted)
     }
 }
