@@ -276,7 +276,14 @@ fn each_function_has_exactly_its_table_grants() {
         let policies = function_statements(&service);
         assert_eq!(
             policies.keys().collect::<Vec<_>>(),
-            ["health", "rotation", "sessions", "sweeper", "table_report", "users"],
+            [
+                "health",
+                "rotation",
+                "sessions",
+                "sweeper",
+                "table_report",
+                "users"
+            ],
             "{env}: the function roles"
         );
         let mut got = BTreeSet::new();

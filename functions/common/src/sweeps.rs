@@ -15,8 +15,10 @@ use uuid::Uuid;
 pub const QUEUE: &str = "session-sweeps";
 
 /// A message on the `session-sweeps` queue: delete the stored sessions of `user_id` that
-/// `ended` describes. Unknown fields are refused, so a message meant for another queue fails
-/// as malformed instead of sweeping.
+/// `ended` describes, as JSON: `{"user_id":"<uuid>","ended":"all"}`,
+/// `{"user_id":"<uuid>","ended":{"generation_below":2}}` or `...{"logouts_below":1}}`.
+/// Unknown fields are refused, so a message meant for another queue fails as malformed
+/// instead of sweeping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionSweep {
@@ -36,4 +38,28 @@ pub enum Ended {
     GenerationBelow(u64),
     /// A log-out-everywhere made the count this: every session started before it.
     LogoutsBelow(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire format, which a person also writes to send a sweep by hand (after an enqueue
+    /// failed: its error line names the user).
+    #[test]
+    fn the_message_reads_as_documented() {
+        let user_id = Uuid::nil();
+        for (ended, text) in [
+            (Ended::All, r#""all""#),
+            (Ended::GenerationBelow(2), r#"{"generation_below":2}"#),
+            (Ended::LogoutsBelow(1), r#"{"logouts_below":1}"#),
+        ] {
+            let sweep = SessionSweep { user_id, ended };
+            let json = format!(r#"{{"user_id":"{user_id}","ended":{text}}}"#);
+            assert_eq!(serde_json::to_string(&sweep).unwrap(), json);
+            assert_eq!(serde_json::from_str::<SessionSweep>(&json).unwrap(), sweep);
+        }
+        let extra = format!(r#"{{"user_id":"{user_id}","ended":"all","more":1}}"#);
+        assert!(serde_json::from_str::<SessionSweep>(&extra).is_err());
+    }
 }

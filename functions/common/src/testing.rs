@@ -59,26 +59,28 @@ pub fn client(endpoint: &str) -> Client {
     Client::from_conf(crate::calls::with_call_log(builder))
 }
 
-/// A Secrets Manager client for moto at `endpoint`, with the contract's dummy credentials.
-pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
+/// The configuration of the emulator's other clients (Secrets Manager, SQS): moto at
+/// `endpoint`, with the contract's dummy credentials.
+fn moto_config(endpoint: &str) -> aws_config::SdkConfig {
+    let credentials = Credentials::new("test", "test", None, None, "test");
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .build()
+}
+
+/// A Secrets Manager client for moto at `endpoint`, with the contract's dummy credentials.
+pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&moto_config(endpoint))
 }
 
 /// An SQS client for moto at `endpoint`, with the contract's dummy credentials.
 pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
+    aws_sdk_sqs::Client::new(&moto_config(endpoint))
 }
 
 /// The production JSON log lines (`logging::json_layer`), captured in memory, for tests that
@@ -313,6 +315,18 @@ impl TestApp {
         let mut items = scan(&self.client, &self.sessions_table).await;
         items.retain(|item| item.contains_key("user_id"));
         items
+    }
+
+    /// The user ids of the stored sessions, sorted.
+    pub async fn session_owners(&self) -> Vec<String> {
+        let mut owners: Vec<String> = self
+            .session_items()
+            .await
+            .iter()
+            .filter_map(|item| item["user_id"].as_s().ok().cloned())
+            .collect();
+        owners.sort();
+        owners
     }
 
     /// The log-in attempt counters of the sessions table.

@@ -12,18 +12,6 @@ use service_common::testing::TestApp;
 use sweeper::{State, handle};
 use uuid::Uuid;
 
-/// The user ids of the stored sessions, sorted.
-async fn session_owners(app: &TestApp) -> Vec<String> {
-    let mut owners: Vec<String> = app
-        .session_items()
-        .await
-        .iter()
-        .map(|item| item["user_id"].as_s().unwrap().clone())
-        .collect();
-    owners.sort();
-    owners
-}
-
 #[tokio::test]
 async fn a_sweep_removes_every_session_of_the_user_and_nothing_else_and_may_repeat() {
     let app = TestApp::start().await;
@@ -53,13 +41,13 @@ async fn a_sweep_removes_every_session_of_the_user_and_nothing_else_and_may_repe
     let state: State = app.state();
     let response = handle(&state, event.clone()).await;
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(session_owners(&app).await, vec![kept.to_string(); 2]);
+    assert_eq!(app.session_owners().await, vec![kept.to_string(); 2]);
     assert_eq!(app.attempt_items().await, others);
 
     // Delivered again (SQS delivers at least once): the same outcome, no failure.
     let response = handle(&state, event).await;
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(session_owners(&app).await, vec![kept.to_string(); 2]);
+    assert_eq!(app.session_owners().await, vec![kept.to_string(); 2]);
     assert_eq!(app.attempt_items().await, others);
 }
 
