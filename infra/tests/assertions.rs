@@ -253,6 +253,13 @@ fn each_function_has_exactly_its_table_grants() {
             Some(&session_keys_only),
         ),
         ("sweeper", "Query", "index by-user", None),
+        ("sweeper", "GetItem", "table users", Some(&generation_check)),
+        (
+            "sweeper",
+            "GetItem",
+            "table sessions",
+            Some(&only(&["token_hash", "logouts"])),
+        ),
         ("table_report", "DescribeTable", "table users", None),
         ("table_report", "DescribeTable", "table sessions", None),
     ];

@@ -11,7 +11,7 @@ use aws_sdk_sqs::Client;
 use uuid::Uuid;
 
 use crate::error::ServiceError;
-use crate::sweeps::{Ended, SessionSweep};
+use crate::sweeps::SessionSweep;
 
 /// The variable holding the URL of the `session-sweeps` queue ([`crate::sweeps::QUEUE`]).
 pub const SESSION_SWEEPS_URL: &str = "QUEUE_URL_SESSION_SWEEPS";
@@ -37,14 +37,14 @@ impl SweepQueue {
     }
 
     /// Asks the sweeper to delete the stored sessions of `user_id` that a revocation, which
-    /// took effect, `ended` (the sweep removes what no longer authenticates, never more).
+    /// took effect, ended (the sweep removes what no longer authenticates, never more).
     ///
     /// A failure here does not fail the request: the revocation is already committed, and
     /// answering with an error would tell the client it did not happen (and a retry would
     /// find nothing to revoke). What is left is stored sessions that no longer authenticate,
     /// which TTL removes; the error line names the user, so the sweep can be sent by hand.
-    pub async fn request(&self, user_id: Uuid, ended: Ended) {
-        if let Err(error) = self.enqueue(SessionSweep { user_id, ended }).await {
+    pub async fn request(&self, user_id: Uuid) {
+        if let Err(error) = self.enqueue(SessionSweep { user_id }).await {
             tracing::error!(
                 user_id = %user_id,
                 error = %crate::logging::error_chain(&error),

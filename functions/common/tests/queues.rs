@@ -3,7 +3,7 @@
 //! fails only the send, with an error line that names the user and the variable.
 
 use service_common::queues::{SESSION_SWEEPS_URL, SweepQueue};
-use service_common::sweeps::{Ended, QUEUE, SessionSweep};
+use service_common::sweeps::{QUEUE, SessionSweep};
 use service_common::testing::{LogCapture, TestApp};
 
 #[test]
@@ -23,13 +23,12 @@ async fn a_request_sends_one_sweep_of_the_user() {
     let app = TestApp::start().await;
     let queue = SweepQueue::new(app.sqs.clone(), Some(app.sweeps_url.clone()));
     let user_id = uuid::Uuid::new_v4();
-    let ended = Ended::GenerationBelow(3);
-    queue.request(user_id, ended).await;
+    queue.request(user_id).await;
     let event = app.take_sweeps().await;
     assert_eq!(event.records.len(), 1);
     let body = event.records[0].body.as_deref().unwrap();
     let sweep: SessionSweep = serde_json::from_str(body).unwrap();
-    assert_eq!(sweep, SessionSweep { user_id, ended });
+    assert_eq!(sweep, SessionSweep { user_id });
     assert!(app.take_sweeps().await.records.is_empty(), "taken once");
 }
 
@@ -40,7 +39,7 @@ async fn a_missing_queue_url_logs_the_user_and_sends_nothing() {
     let queue = SweepQueue::new(app.sqs.clone(), None);
     let user_id = uuid::Uuid::new_v4();
     let _guard = tracing::subscriber::set_default(capture.subscriber("info"));
-    queue.request(user_id, Ended::All).await;
+    queue.request(user_id).await;
     let logged = capture.text(0..capture.len());
     let line: serde_json::Value = serde_json::from_str(logged.trim()).unwrap();
     assert_eq!(line["level"], "ERROR", "{logged}");

@@ -11,7 +11,6 @@ use service_common::http::{Call, body, response};
 use service_common::logging::error_chain;
 use service_common::records::{SessionRecord, UserRecord};
 use service_common::store::Admission;
-use service_common::sweeps::Ended;
 use service_common::token::SessionToken;
 use service_common::validation::EMAIL_MAX_LEN;
 use uuid::Uuid;
@@ -215,8 +214,8 @@ pub async fn log_out_everywhere(
     let caller = auth::caller(&state.users, &state.sessions, &call).await?;
     let id = caller.user.id;
     // Revocation is this one write; the sweep it asks for only tidies up, off the request path.
-    let logouts = state.sessions.log_out_everywhere(id).await?;
-    state.sweeps.request(id, Ended::LogoutsBelow(logouts)).await;
+    state.sessions.log_out_everywhere(id).await?;
+    state.sweeps.request(id).await;
     tracing::info!(user_id = %id, "all sessions ended");
     Ok(response::no_content())
 }

@@ -13,7 +13,6 @@ use service_common::http::{Call, body, response};
 use service_common::password::Password;
 use service_common::records::UserRecord;
 use service_common::store::{Cursor, ReauthClaim};
-use service_common::sweeps::Ended;
 use service_common::validation;
 
 use crate::model::{DeleteUser, PublicUser, RegisterUser, UpdateUser, User, UserPage, UserView};
@@ -278,9 +277,9 @@ pub async fn update(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
     }
     let sessions_revoked = updated.session_generation != current.session_generation;
     if sessions_revoked {
-        // The other sessions ended with the write; the caller's moved to the new generation.
-        let ended = Ended::GenerationBelow(updated.session_generation);
-        state.sweeps.request(updated.id, ended).await;
+        // The other sessions ended with the write; the caller's moved to the new generation,
+        // which the sweep leaves alone.
+        state.sweeps.request(updated.id).await;
     }
     tracing::info!(
         user_id = %updated.id,
@@ -398,7 +397,7 @@ pub async fn delete(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
     }
     // Every session stopped authenticating with the delete (its user is gone); the sweep
     // removes the items it can find, off the request path, and TTL the rest.
-    state.sweeps.request(id, Ended::All).await;
+    state.sweeps.request(id).await;
     tracing::info!(user_id = %id, "user deleted");
     Ok(response::no_content())
 }

@@ -9,7 +9,7 @@ mod users;
 
 pub use attempts::{Admission, LoginAttempts};
 pub use cursor::Cursor;
-pub use sessions::{ReauthClaim, SessionStore};
+pub use sessions::{Live, ReauthClaim, SessionStore};
 pub use sizes::{TableSize, TableSizes};
 pub use users::{UserPage, UserStore};
 

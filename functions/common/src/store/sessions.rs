@@ -15,8 +15,15 @@ use super::BY_USER_INDEX;
 use super::dynamo::{Cancellation, built, generation_is, sdk_error, transact};
 use crate::error::ServiceError;
 use crate::records::{SessionItem, SessionRecord, logout_key};
-use crate::sweeps::Ended;
 use crate::token::{SessionToken, TokenHash};
+
+/// What a live session of a user carries now: the user's session generation and count of
+/// log-outs everywhere ([`crate::auth::caller`] compares a session's with these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Live {
+    pub generation: u64,
+    pub logouts: u64,
+}
 
 /// Repository for sessions. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -233,29 +240,19 @@ impl SessionStore {
     }
 
     /// Logs the user out everywhere: one write to the user's marker, after which no session
-    /// started before it authenticates ([`crate::auth::caller`] compares the counts). Returns
-    /// the new count, which the sweep of the sessions it ended names.
-    pub async fn log_out_everywhere(&self, user_id: Uuid) -> Result<u64, ServiceError> {
-        let output = self
-            .client
+    /// started before it authenticates ([`crate::auth::caller`] compares the counts).
+    pub async fn log_out_everywhere(&self, user_id: Uuid) -> Result<(), ServiceError> {
+        self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(&logout_key(user_id))))
             .update_expression("ADD logouts :one")
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
-            .return_values(ReturnValue::UpdatedNew)
+            .return_values(ReturnValue::None)
             .send()
             .await
             .map_err(|e| sdk_error("log out everywhere", e))?;
-        output
-            .attributes
-            .as_ref()
-            .and_then(|item| item.get(LOGOUTS))
-            .and_then(|value| value.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| {
-                ServiceError::internal("log out everywhere", "the marker returned no count")
-            })
+        Ok(())
     }
 
     /// A transaction item that holds only while the user's count of log-outs everywhere is
@@ -315,14 +312,47 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Deletes the stored sessions of a user that a revocation `ended`, for tidiness only:
+    /// Deletes the stored sessions of a user that no longer authenticate, for tidiness only:
     /// revocation is the user's session generation, log-out count or absence, which took
-    /// effect before this runs. Each delete is conditional on the session being one the
-    /// revocation ended, so a session started or re-stamped since (which authenticates) stays,
-    /// and running it again deletes nothing more. The `by-user` index is eventually
-    /// consistent, so a session started a moment before the revocation may be missed here; it
-    /// no longer authenticates, and TTL removes it. Returns how many it deleted.
-    pub async fn sweep(&self, user_id: Uuid, ended: Ended) -> Result<usize, ServiceError> {
+    /// effect before this runs. `live` is what a live session of the user carries now (read
+    /// strongly consistent by the caller); `None`: the user is gone and no session of theirs
+    /// is live. Each delete is conditional on the session carrying less, so a session started
+    /// or re-stamped since stays, and running it again deletes nothing more. The `by-user`
+    /// index is eventually consistent, so a session started a moment ago may be missed here;
+    /// it no longer authenticates, and TTL removes it. Returns how many it deleted.
+    pub async fn sweep(&self, user_id: Uuid, live: Option<Live>) -> Result<usize, ServiceError> {
+        // Sessions from before generations and log-out counts existed carry neither: 0.
+        let condition = match live {
+            None => Some("attribute_exists(token_hash)".to_owned()),
+            Some(Live {
+                generation,
+                logouts,
+            }) => {
+                let mut older = Vec::new();
+                if generation > 0 {
+                    older.push("attribute_not_exists(generation) OR generation < :generation");
+                }
+                if logouts > 0 {
+                    older.push(
+                        "attribute_not_exists(logout_generation) OR logout_generation < :logouts",
+                    );
+                }
+                // Nothing was ever revoked: every stored session is live (or merely expired).
+                (!older.is_empty()).then(|| older.join(" OR "))
+            }
+        };
+        let Some(condition) = condition else {
+            return Ok(0);
+        };
+        let values: HashMap<String, AttributeValue> = live
+            .map(|live| {
+                [(":generation", live.generation), (":logouts", live.logouts)]
+                    .into_iter()
+                    .filter(|(name, _)| condition.contains(name))
+                    .map(|(name, n)| (name.to_owned(), AttributeValue::N(n.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut hashes = Vec::new();
         let mut start = None;
         loop {
@@ -349,17 +379,6 @@ impl SessionStore {
         }
         // One DeleteItem each, not BatchWriteItem: that action could also put items, and a
         // function that may put sessions may mint them (nor could it hold a condition).
-        let (condition, value) = match ended {
-            Ended::All => ("attribute_exists(token_hash)", None),
-            Ended::GenerationBelow(generation) => (
-                "attribute_not_exists(generation) OR generation < :below",
-                Some(generation),
-            ),
-            Ended::LogoutsBelow(count) => (
-                "attribute_not_exists(logout_generation) OR logout_generation < :below",
-                Some(count),
-            ),
-        };
         let mut deleted = 0;
         for hash in &hashes {
             let result = self
@@ -367,10 +386,8 @@ impl SessionStore {
                 .delete_item()
                 .table_name(&self.table)
                 .set_key(Some(key(hash)))
-                .condition_expression(condition)
-                .set_expression_attribute_values(value.map(|below| {
-                    HashMap::from([(":below".to_owned(), AttributeValue::N(below.to_string()))])
-                }))
+                .condition_expression(&condition)
+                .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
                 .send()
                 .await;
             match result {
