@@ -662,7 +662,7 @@ impl TestApp {
     }
 }
 
-/// Seeding sessions needs no password hasher: the queue worker's tests seed them too.
+/// Seeding sessions needs no password hasher (the table report's tests seed them without one).
 impl TestApp {
     /// Stores a session for `user_id` expiring at `expires_at` (epoch seconds; may be in the
     /// past, which TTL has not yet removed) and returns its token. It carries the user's
