@@ -224,7 +224,14 @@ mod tests {
     fn the_workspace_functions_in_members_order() {
         assert_eq!(
             NAMES,
-            ["health", "users", "sessions", "rotation", "sweeper"]
+            [
+                "health",
+                "users",
+                "sessions",
+                "rotation",
+                "sweeper",
+                "table_report"
+            ]
         );
         assert!(FUNCTIONS.iter().map(|f| f.name).eq(NAMES.iter().copied()));
         let health = find("health").unwrap();
