@@ -85,11 +85,23 @@ pub fn event(deployment: &Deployment, schedule: &catalog::Schedule, time: DateTi
     )
 }
 
-/// Starts one clock per declared schedule; they run until their handles are aborted. A
-/// schedule whose expression the local clock cannot read is reported and left out.
-pub fn spawn(deployment: &Deployment, table: Arc<Table>) -> Vec<JoinHandle<()>> {
+/// Starts one clock per declared schedule (each firing `every` this long instead, if given);
+/// they run until their handles are aborted. A schedule whose expression the local clock
+/// cannot read is reported and left out.
+pub fn spawn(
+    deployment: &Deployment,
+    table: Arc<Table>,
+    every: Option<Duration>,
+) -> Vec<JoinHandle<()>> {
     catalog::schedules()
-        .filter_map(|(function, schedule)| match Clock::of(schedule.expression) {
+        .map(|(function, schedule)| {
+            let clock = match every {
+                Some(period) => Ok(Clock::Every(period)),
+                None => Clock::of(schedule.expression),
+            };
+            (function, schedule, clock)
+        })
+        .filter_map(|(function, schedule, clock)| match clock {
             Ok(clock) => Some(tokio::spawn(fire(
                 deployment.clone(),
                 table.clone(),

@@ -53,6 +53,9 @@ pub struct Options {
     /// every path a keyless `OPTIONS` and the functions `CORS_ALLOW_ORIGINS`, as Terraform
     /// does. `None` reads the environment file, like `health_requires_api_key`.
     pub cors_allow_origins: Option<Vec<String>>,
+    /// Fire every declared schedule at this period instead of its own expression (to watch a
+    /// daily job work without waiting a day); `None`: each on its own clock.
+    pub schedule_every: Option<Duration>,
 }
 
 impl Options {
@@ -72,6 +75,7 @@ impl Options {
             alias_poll: Some(DEFAULT_ALIAS_POLL),
             health_requires_api_key: None,
             cors_allow_origins: None,
+            schedule_every: None,
         }
     }
 }
@@ -147,7 +151,11 @@ impl Server {
             crate::queues::Clients::new(&options.endpoint, &deployment.region),
             &deployment.region,
         );
-        triggers.extend(crate::schedules::spawn(&deployment, table.clone()));
+        triggers.extend(crate::schedules::spawn(
+            &deployment,
+            table.clone(),
+            options.schedule_every,
+        ));
 
         let listener = TcpListener::bind((options.host, options.port))
             .await
