@@ -1,5 +1,7 @@
-//! `cargo xtask invoke FUNCTION (--event FILE | --example NAME)`: one event sent straight to a
-//! function, its response and the log lines it wrote for that invocation printed.
+//! `cargo xtask invoke FUNCTION (--event FILE | --example NAME | --schedule [NAME])`: one event
+//! sent straight to a function, its response and the log lines it wrote for that invocation
+//! printed. `--schedule` runs a schedule now: the event is the one the schedule sends
+//! (`catalog::schedules::event`), so the function cannot tell it from a run on the clock.
 //!
 //! On `local` it runs through the local runtime: the local API server's own Runtime API and
 //! process handling (`local_api::instance`), with the configuration the server would use (the
@@ -160,13 +162,123 @@ pub fn example(function: &str, name: &str, route: Option<&str>) -> Result<String
     Ok(event.to_string())
 }
 
-/// The `--example` names: the generated kinds, then the bundled events.
+/// The `--example` names: the generated kinds, then the bundled events, then the schedule's.
 pub fn example_names() -> Vec<&'static str> {
     GENERATED
         .iter()
         .map(|(name, _)| *name)
         .chain(EXAMPLES.iter().map(|(name, _)| *name))
+        .chain([SCHEDULE_EXAMPLE])
         .collect()
+}
+
+/// The `--example` that is the function's schedule's event: `--schedule` without a name.
+pub const SCHEDULE_EXAMPLE: &str = "schedule";
+
+/// What a deployment's schedule ARNs are made of (`catalog::schedules::arn`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleOrigin {
+    pub region: String,
+    pub account: String,
+    /// The environment's name prefix, before `schedule-<name>`.
+    pub prefix: String,
+}
+
+impl ScheduleOrigin {
+    /// The deployment's: the region and account of its outputs (the account from the stack
+    /// key's ARN: moto's on `local`, the real one on AWS), the environment's prefix.
+    pub fn of(env: &Env) -> Result<Self> {
+        let path = env.outputs_file();
+        let outputs = deploy_files::Outputs::read(&path).with_context(|| {
+            format!(
+                "reading the outputs file {}: deploy first (`cargo xtask deploy`)",
+                path.display()
+            )
+        })?;
+        let account = outputs
+            .kms_key_arn
+            .split(':')
+            .nth(4)
+            .filter(|account| !account.is_empty())
+            .with_context(|| {
+                format!(
+                    "output `{}` is no ARN: {}",
+                    deploy_files::outputs::name::KMS_KEY_ARN,
+                    outputs.kms_key_arn
+                )
+            })?;
+        Ok(Self {
+            region: outputs.region,
+            account: account.to_owned(),
+            prefix: env.prefix.clone(),
+        })
+    }
+}
+
+/// The event `function`'s schedule `name` (its only one when `None`) sends, for a run now.
+pub fn schedule_event(
+    function: &str,
+    name: Option<&str>,
+    origin: &ScheduleOrigin,
+) -> Result<String> {
+    let declared = catalog::find(function)
+        .with_context(|| format!("`{function}` is not a function of the catalog"))?
+        .schedules;
+    Ok(run_now(choose(function, declared, name)?, origin))
+}
+
+/// The schedule `name` among `function`'s, or its only one; refused naming what there is.
+fn choose<'a>(
+    function: &str,
+    declared: &'a [catalog::Schedule],
+    name: Option<&str>,
+) -> Result<&'a catalog::Schedule> {
+    let names = || -> String {
+        let names: Vec<&str> = declared.iter().map(|s| s.name).collect();
+        names.join(", ")
+    };
+    match (declared, name) {
+        ([], _) => {
+            let scheduled: Vec<&str> = catalog::schedules().map(|(f, _)| f.name).collect();
+            bail!(
+                "`{function}` has no schedule; the functions with one are: {}",
+                if scheduled.is_empty() {
+                    "none".to_owned()
+                } else {
+                    scheduled.join(", ")
+                }
+            )
+        }
+        ([only], None) => Ok(only),
+        (_, None) => bail!(
+            "`{function}` has several schedules ({}): name one, --schedule NAME",
+            names()
+        ),
+        (_, Some(wanted)) => declared.iter().find(|s| s.name == wanted).with_context(|| {
+            format!(
+                "`{function}` has no schedule `{wanted}`; its schedules are: {}",
+                names()
+            )
+        }),
+    }
+}
+
+/// `schedule`'s event for a run now: a fresh execution id, now as the scheduled time, the
+/// schedule's ARN as Scheduler names it in `origin`'s deployment.
+fn run_now(schedule: &catalog::Schedule, origin: &ScheduleOrigin) -> String {
+    let aws_name = format!(
+        "{}{}",
+        origin.prefix,
+        catalog::schedules::aws_suffix(schedule.name)
+    );
+    let arn = catalog::schedules::arn(&origin.region, &origin.account, &aws_name);
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let context = catalog::schedules::Context {
+        execution_id: &request_id(),
+        scheduled_time: &now,
+        schedule_arn: &arn,
+    };
+    catalog::schedules::event(schedule.input, context, &origin.account, &origin.region)
 }
 
 /// Runs the function once through the local runtime.
@@ -273,7 +385,7 @@ fn lines_since(path: &Path, offset: u64) -> Result<Vec<String>> {
         .collect())
 }
 
-/// A unique request id in the UUID shape Lambda uses.
+/// A unique request (or schedule execution) id in the UUID shape Lambda uses.
 fn request_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -390,6 +502,96 @@ mod tests {
         assert!(
             e.contains("the examples are: rest, http, rest-get-health"),
             "{e}"
+        );
+        assert!(e.ends_with(", schedule"), "{e}");
+    }
+
+    #[test]
+    fn a_schedule_run_now_is_the_event_the_schedule_sends() {
+        let declared = [
+            catalog::Schedule {
+                name: "nightly",
+                expression: "cron(0 3 * * ? *)",
+                input: r#"{"report":"all"}"#,
+            },
+            catalog::Schedule {
+                name: "hourly",
+                expression: "rate(1 hour)",
+                input: "{}",
+            },
+        ];
+        let origin = ScheduleOrigin {
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            prefix: "prod-service-".into(),
+        };
+        let chosen = choose("reports", &declared, Some("hourly")).unwrap();
+        assert_eq!(chosen.name, "hourly");
+        assert_eq!(
+            choose("reports", &declared[..1], None).unwrap().name,
+            "nightly"
+        );
+        let e = choose("reports", &declared, None).unwrap_err().to_string();
+        assert!(e.contains("several schedules (nightly, hourly)"), "{e}");
+        let e = choose("reports", &declared, Some("weekly"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no schedule `weekly`; its schedules are: nightly, hourly"),
+            "{e}"
+        );
+        let e = schedule_event("health", None, &origin)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`health` has no schedule; the functions with one are: "),
+            "{e}"
+        );
+
+        let event: serde_json::Value =
+            serde_json::from_str(&run_now(&declared[0], &origin)).unwrap();
+        assert_eq!(event["detail-type"], "Scheduled Event");
+        assert_eq!(event["source"], "aws.scheduler");
+        assert_eq!(event["account"], "123456789012");
+        assert_eq!(event["region"], "eu-west-1");
+        assert_eq!(
+            event["resources"][0],
+            "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/prod-service-schedule-nightly"
+        );
+        assert_eq!(event["detail"]["report"], "all");
+        let time = event["time"].as_str().unwrap();
+        let age = SystemTime::now()
+            .duration_since(humantime::parse_rfc3339(time).unwrap())
+            .unwrap();
+        assert!(age < Duration::from_secs(60), "{time} is now");
+        let again: serde_json::Value =
+            serde_json::from_str(&run_now(&declared[0], &origin)).unwrap();
+        assert_ne!(
+            event["id"], again["id"],
+            "each run has its own execution id"
+        );
+    }
+
+    #[test]
+    fn the_origin_is_the_deployment_s() {
+        let dir = std::env::temp_dir().join(format!("invoke-origin-{}", std::process::id()));
+        let env = Env {
+            build_root: dir.clone(),
+            ..Env::load("local", false).unwrap()
+        };
+        std::fs::create_dir_all(env.dir()).unwrap();
+        deploy_files::Outputs::fixture(&env.prefix, "v1", "key")
+            .write(&env.outputs_file())
+            .unwrap();
+        let origin = ScheduleOrigin::of(&env).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            origin,
+            ScheduleOrigin {
+                region: "us-east-1".into(),
+                account: "123456789012".into(),
+                prefix: env.prefix.clone(),
+            }
         );
     }
 }
