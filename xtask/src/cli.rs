@@ -166,7 +166,7 @@ pub struct NewArgs {
     #[arg(long, value_name = "QUEUE")]
     pub queue: Option<String>,
     /// With --queue: the most records per invocation (the catalog's default otherwise).
-    #[arg(long, value_name = "N", requires = "queue")]
+    #[arg(long, value_name = "N", conflicts_with_all = ["routes", "schedule"])]
     pub batch_size: Option<u32>,
     /// A schedule it runs on instead, in EventBridge Scheduler's syntax: "rate(5 minutes)" or
     /// "cron(0 3 * * ? *)"; the handler takes the Scheduled Event. Not with --route or --queue.
@@ -467,4 +467,52 @@ pub struct TestArgs {
     /// Extra arguments passed to `cargo nextest run` (or `cargo test` without nextest).
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Xtask::try_parse_from(["cargo xtask"].iter().chain(args)).map(|x| x.command)
+    }
+
+    /// `new` takes one kind of trigger, `--batch-size` only with `--queue`; `invoke --schedule`
+    /// takes a schedule's name or none.
+    #[test]
+    fn new_takes_one_trigger_and_invoke_an_optional_schedule() {
+        let Ok(Command::New(args)) =
+            parse(&["new", "jobs", "--queue", "jobs", "--batch-size", "5"])
+        else {
+            panic!("a queue worker parses");
+        };
+        assert_eq!(
+            (args.queue.as_deref(), args.batch_size),
+            (Some("jobs"), Some(5))
+        );
+        for refused in [
+            &["new", "x"][..],
+            &["new", "x", "--queue", "a", "--schedule", "rate(1 day)"],
+            &["new", "x", "--route", "GET /x", "--queue", "a"],
+            &["new", "x", "--route", "GET /x", "--schedule", "rate(1 day)"],
+            &["new", "x", "--batch-size", "3", "--schedule", "rate(1 day)"],
+            &["new", "x", "--batch-size", "3", "--route", "GET /x"],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
+        let schedule = |args: &[&str]| match parse(args) {
+            Ok(Command::Invoke(args)) => args.schedule,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(schedule(&["invoke", "nightly", "--schedule"]), Some(None));
+        assert_eq!(
+            schedule(&["invoke", "nightly", "--schedule", "hourly"]),
+            Some(Some("hourly".to_owned()))
+        );
+        assert_eq!(
+            schedule(&["invoke", "nightly", "--example", "schedule"]),
+            None
+        );
+        assert!(parse(&["invoke", "nightly", "--schedule", "--example", "rest"]).is_err());
+    }
 }
