@@ -25,13 +25,6 @@ pub fn aws_suffix(name: &str) -> String {
     format!("schedule-{name}")
 }
 
-/// The ARN of the schedule Scheduler knows as `aws_name` (`<prefix>schedule-<name>`, in the
-/// default group): what the event's `resources` names, on AWS (Scheduler's own ARN) and in the
-/// events xtask sends locally, so a function sees one shape wherever it runs.
-pub fn arn(region: &str, account: &str, aws_name: &str) -> String {
-    format!("arn:aws:scheduler:{region}:{account}:schedule/default/{aws_name}")
-}
-
 /// The name of a function's schedule when its declaration gives none.
 pub fn default_name(function: &str) -> String {
     function.replace('_', "-")
@@ -202,10 +195,6 @@ mod tests {
     #[test]
     fn names_fit_scheduler() {
         assert_eq!(default_name("table_report"), "table-report");
-        assert_eq!(
-            arn("eu-west-1", "123456789012", "prod-service-schedule-nightly"),
-            "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/prod-service-schedule-nightly"
-        );
         check_name(&"a".repeat(MAX_LEN)).unwrap();
         assert!(check_name("Nightly").is_err());
         assert!(format!("{}{}", "p".repeat(20), aws_suffix(&"a".repeat(MAX_LEN))).len() <= 64);

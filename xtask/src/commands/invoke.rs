@@ -9,9 +9,7 @@ use crate::base::env::Env;
 use crate::base::progress;
 use crate::cli::InvokeArgs;
 use crate::services::functions;
-use crate::services::invoke::{
-    self, SCHEDULE_EXAMPLE, ScheduleOrigin, example, example_names, schedule_event,
-};
+use crate::services::invoke::{self, SCHEDULE_EXAMPLE, example, example_names, schedule_event};
 
 pub fn run(env: &Env, args: InvokeArgs) -> Result<()> {
     let function = functions::known(&args.function)?;
@@ -48,9 +46,7 @@ pub fn run(env: &Env, args: InvokeArgs) -> Result<()> {
 
 /// The event to send, parsed so a typo fails here and not inside the function.
 fn event(env: &Env, function: &str, args: &InvokeArgs) -> Result<Bytes> {
-    let schedule = |name: Option<&str>| -> Result<String> {
-        schedule_event(function, name, &ScheduleOrigin::of(env)?)
-    };
+    let schedule = |name: Option<&str>| schedule_event(env, function, name);
     let (text, origin) = match (&args.event, &args.example, &args.schedule) {
         (Some(file), None, None) => (
             std::fs::read_to_string(file)

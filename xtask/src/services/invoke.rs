@@ -175,56 +175,21 @@ pub fn example_names() -> Vec<&'static str> {
 /// The `--example` that is the function's schedule's event: `--schedule` without a name.
 pub const SCHEDULE_EXAMPLE: &str = "schedule";
 
-/// What a deployment's schedule ARNs are made of (`catalog::schedules::arn`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScheduleOrigin {
-    pub region: String,
-    pub account: String,
-    /// The environment's name prefix, before `schedule-<name>`.
-    pub prefix: String,
-}
-
-impl ScheduleOrigin {
-    /// The deployment's: the region and account of its outputs (the account from the stack
-    /// key's ARN: moto's on `local`, the real one on AWS), the environment's prefix.
-    pub fn of(env: &Env) -> Result<Self> {
-        let path = env.outputs_file();
-        let outputs = deploy_files::Outputs::read(&path).with_context(|| {
-            format!(
-                "reading the outputs file {}: deploy first (`cargo xtask deploy`)",
-                path.display()
-            )
-        })?;
-        let account = outputs
-            .kms_key_arn
-            .split(':')
-            .nth(4)
-            .filter(|account| !account.is_empty())
-            .with_context(|| {
-                format!(
-                    "output `{}` is no ARN: {}",
-                    deploy_files::outputs::name::KMS_KEY_ARN,
-                    outputs.kms_key_arn
-                )
-            })?;
-        Ok(Self {
-            region: outputs.region,
-            account: account.to_owned(),
-            prefix: env.prefix.clone(),
-        })
-    }
-}
-
-/// The event `function`'s schedule `name` (its only one when `None`) sends, for a run now.
-pub fn schedule_event(
-    function: &str,
-    name: Option<&str>,
-    origin: &ScheduleOrigin,
-) -> Result<String> {
+/// The event `function`'s schedule `name` (its only one when `None`) sends, for a run now:
+/// the local clock's (`local_api::schedules::event`: a fresh execution id, now as its time,
+/// the schedule's ARN in the deployment of `env`'s outputs), so a run on demand is a run on
+/// the clock, locally and on AWS.
+pub fn schedule_event(env: &Env, function: &str, name: Option<&str>) -> Result<String> {
     let declared = catalog::find(function)
         .with_context(|| format!("`{function}` is not a function of the catalog"))?
         .schedules;
-    Ok(run_now(choose(function, declared, name)?, origin))
+    let schedule = choose(function, declared, name)?;
+    let deployment = Deployment::load(&env.outputs_file())?;
+    Ok(local_api::schedules::event(
+        &deployment,
+        schedule,
+        chrono::Utc::now(),
+    ))
 }
 
 /// The schedule `name` among `function`'s, or its only one; refused naming what there is.
@@ -261,24 +226,6 @@ fn choose<'a>(
             )
         }),
     }
-}
-
-/// `schedule`'s event for a run now: a fresh execution id, now as the scheduled time, the
-/// schedule's ARN as Scheduler names it in `origin`'s deployment.
-fn run_now(schedule: &catalog::Schedule, origin: &ScheduleOrigin) -> String {
-    let aws_name = format!(
-        "{}{}",
-        origin.prefix,
-        catalog::schedules::aws_suffix(schedule.name)
-    );
-    let arn = catalog::schedules::arn(&origin.region, &origin.account, &aws_name);
-    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let context = catalog::schedules::Context {
-        execution_id: &request_id(),
-        scheduled_time: &now,
-        schedule_arn: &arn,
-    };
-    catalog::schedules::event(schedule.input, context, &origin.account, &origin.region)
 }
 
 /// Runs the function once through the local runtime.
@@ -507,7 +454,7 @@ mod tests {
     }
 
     #[test]
-    fn a_schedule_run_now_is_the_event_the_schedule_sends() {
+    fn a_schedule_is_chosen_by_name_or_alone() {
         let declared = [
             catalog::Schedule {
                 name: "nightly",
@@ -520,17 +467,10 @@ mod tests {
                 input: "{}",
             },
         ];
-        let origin = ScheduleOrigin {
-            region: "eu-west-1".into(),
-            account: "123456789012".into(),
-            prefix: "prod-service-".into(),
-        };
         let chosen = choose("reports", &declared, Some("hourly")).unwrap();
         assert_eq!(chosen.name, "hourly");
-        assert_eq!(
-            choose("reports", &declared[..1], None).unwrap().name,
-            "nightly"
-        );
+        let only = choose("reports", &declared[..1], None).unwrap();
+        assert_eq!(only.name, "nightly");
         let e = choose("reports", &declared, None).unwrap_err().to_string();
         assert!(e.contains("several schedules (nightly, hourly)"), "{e}");
         let e = choose("reports", &declared, Some("weekly"))
@@ -540,58 +480,13 @@ mod tests {
             e.contains("no schedule `weekly`; its schedules are: nightly, hourly"),
             "{e}"
         );
-        let e = schedule_event("health", None, &origin)
+        let env = Env::load("local", false).unwrap();
+        let e = schedule_event(&env, "health", None)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("`health` has no schedule; the functions with one are: "),
             "{e}"
-        );
-
-        let event: serde_json::Value =
-            serde_json::from_str(&run_now(&declared[0], &origin)).unwrap();
-        assert_eq!(event["detail-type"], "Scheduled Event");
-        assert_eq!(event["source"], "aws.scheduler");
-        assert_eq!(event["account"], "123456789012");
-        assert_eq!(event["region"], "eu-west-1");
-        assert_eq!(
-            event["resources"][0],
-            "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/prod-service-schedule-nightly"
-        );
-        assert_eq!(event["detail"]["report"], "all");
-        let time = event["time"].as_str().unwrap();
-        let age = SystemTime::now()
-            .duration_since(humantime::parse_rfc3339(time).unwrap())
-            .unwrap();
-        assert!(age < Duration::from_secs(60), "{time} is now");
-        let again: serde_json::Value =
-            serde_json::from_str(&run_now(&declared[0], &origin)).unwrap();
-        assert_ne!(
-            event["id"], again["id"],
-            "each run has its own execution id"
-        );
-    }
-
-    #[test]
-    fn the_origin_is_the_deployment_s() {
-        let dir = std::env::temp_dir().join(format!("invoke-origin-{}", std::process::id()));
-        let env = Env {
-            build_root: dir.clone(),
-            ..Env::load("local", false).unwrap()
-        };
-        std::fs::create_dir_all(env.dir()).unwrap();
-        deploy_files::Outputs::fixture(&env.prefix, "v1", "key")
-            .write(&env.outputs_file())
-            .unwrap();
-        let origin = ScheduleOrigin::of(&env).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(
-            origin,
-            ScheduleOrigin {
-                region: "us-east-1".into(),
-                account: "123456789012".into(),
-                prefix: env.prefix.clone(),
-            }
         );
     }
 }

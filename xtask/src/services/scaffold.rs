@@ -557,8 +557,7 @@ fn cargo_toml(name: &str, spec: &Spec<'_>) -> String {
             batch_size,
         } => {
             let batch_size = batch_size.map_or(String::new(), |n| format!("batch_size = {n}\n"));
-            // `part` drops the newline after `${batch_size}`: the line is there or not at all.
-            let declared = part(
+            let declared = fill(
                 templates::QUEUE,
                 &[("queue", queue), ("batch_size", &batch_size)],
             );
