@@ -9,7 +9,9 @@ use crate::base::env::Env;
 use crate::base::progress;
 use crate::cli::InvokeArgs;
 use crate::services::functions;
-use crate::services::invoke::{self, SCHEDULE_EXAMPLE, example, example_names, schedule_event};
+use crate::services::invoke::{
+    self, SCHEDULE_EXAMPLE, SQS_EXAMPLE, example, example_names, schedule_event, sqs_event,
+};
 
 pub fn run(env: &Env, args: InvokeArgs) -> Result<()> {
     let function = functions::known(&args.function)?;
@@ -56,6 +58,9 @@ fn event(env: &Env, function: &str, args: &InvokeArgs) -> Result<Bytes> {
         (None, None, Some(name)) => (schedule(name.as_deref())?, "the schedule's event".into()),
         (None, Some(name), None) if name == SCHEDULE_EXAMPLE && args.route.is_none() => {
             (schedule(None)?, format!("example `{name}`"))
+        }
+        (None, Some(name), None) if name == SQS_EXAMPLE && args.route.is_none() => {
+            (sqs_event(env, function)?, format!("example `{name}`"))
         }
         (None, Some(name), None) => (
             example(function, name, args.route.as_deref())?,

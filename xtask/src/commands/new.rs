@@ -57,7 +57,7 @@ pub fn run(json: bool, args: NewArgs) -> Result<()> {
             "queue",
             queue.into(),
             format!("consumes the queue `{queue}`"),
-            format!("cargo test -p {name}"),
+            format!("cargo xtask invoke {name} --example sqs"),
         ),
         Trigger::Schedule { expression } => (
             "schedule",

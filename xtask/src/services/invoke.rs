@@ -162,14 +162,45 @@ pub fn example(function: &str, name: &str, route: Option<&str>) -> Result<String
     Ok(event.to_string())
 }
 
-/// The `--example` names: the generated kinds, then the bundled events, then the schedule's.
+/// The `--example` names: the generated kinds, then the bundled events, then the queue's and
+/// the schedule's.
 pub fn example_names() -> Vec<&'static str> {
     GENERATED
         .iter()
         .map(|(name, _)| *name)
         .chain(EXAMPLES.iter().map(|(name, _)| *name))
-        .chain([SCHEDULE_EXAMPLE])
+        .chain([SQS_EXAMPLE, SCHEDULE_EXAMPLE])
         .collect()
+}
+
+/// The `--example` that is a batch from the function's queue.
+pub const SQS_EXAMPLE: &str = "sqs";
+
+/// The event Lambda's poller would send `function` for one message of the queue it consumes
+/// holding the queue's declared `example` body (`local_api::queues::example_event`, the
+/// builder the local poller uses), with the queue's ARN in `env`'s outputs.
+pub fn sqs_event(env: &Env, function: &str) -> Result<String> {
+    let declared = catalog::find(function)
+        .with_context(|| format!("`{function}` is not a function of the catalog"))?;
+    let Some(queue) = declared.queues.first() else {
+        let consumers: Vec<&str> = catalog::queues().map(|(f, _)| f.name).collect();
+        bail!(
+            "`{function}` consumes no queue; the functions that do are: {}",
+            if consumers.is_empty() {
+                "none".to_owned()
+            } else {
+                consumers.join(", ")
+            }
+        )
+    };
+    let deployment = Deployment::load(&env.outputs_file())?;
+    let arn = &deployment
+        .queues
+        .get(queue.name)
+        .with_context(|| format!("the outputs name no queue `{}`: deploy first", queue.name))?
+        .arn;
+    let event = local_api::queues::example_event(arn, &deployment.region, queue);
+    Ok(serde_json::to_string(&event)?)
 }
 
 /// The `--example` that is the function's schedule's event: `--schedule` without a name.

@@ -331,3 +331,30 @@ fn invoke_runs_a_schedule_on_demand() {
         stderr(&refused)
     );
 }
+
+/// `invoke --example sqs` sends the batch Lambda's poller would: one record of the queue the
+/// function consumes, holding the queue's declared example body. `sweeper` reads it and, with
+/// no emulator to sweep in, reports that record as failed (a per-record failure in its
+/// response, as on AWS, not an invocation error); a function consuming no queue is refused.
+#[test]
+fn invoke_sends_a_queue_batch() {
+    let dir = packaged("sweeper", "invoke-sqs");
+    let run = xtask(&dir, &["invoke", "sweeper", "--example", "sqs", "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let out: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let failures = out["response"]["batchItemFailures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{out}");
+    let id = failures[0]["itemIdentifier"].as_str().unwrap();
+    assert!(
+        out["logs"].to_string().contains(id),
+        "the failed record's id is in the log line of its failure: {out}"
+    );
+    let refused = xtask(&dir, &["invoke", "health", "--example", "sqs"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("`health` consumes no queue; the functions that do are: sweeper"),
+        "{}",
+        stderr(&refused)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
