@@ -53,7 +53,9 @@ pub struct Cli {
     pub cors_allow_origins: Option<String>,
     /// Fire every declared schedule this often (e.g. `30s`) instead of on its own expression:
     /// to watch a daily job work without waiting a day.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// `cargo xtask deploy` and `watch` start the server with the environment they run in, so
+    /// `LOCAL_API_SCHEDULE_EVERY=30s cargo xtask deploy` sets it too.
+    #[arg(long, env = "LOCAL_API_SCHEDULE_EVERY", value_parser = humantime::parse_duration)]
     pub schedule_every: Option<Duration>,
 }
 
