@@ -1,6 +1,6 @@
-//! Alarms (Lambda errors and throttles, API 4XX/5XX and latency, DynamoDB throttles, and per
-//! route the functions' own 5xx and p99 latency) into an encrypted SNS topic, and one dashboard
-//! with the same metrics.
+//! Alarms (Lambda errors and throttles, API 4XX/5XX and latency, DynamoDB throttles, per
+//! route the functions' own 5xx and p99 latency, and per queue its dead letters and the age of
+//! its oldest message) into an encrypted SNS topic, and one dashboard with the same metrics.
 //!
 //! The per-route metrics come from the functions' Embedded Metric Format lines
 //! (`service_common::metrics`: namespace `ProdService`, dimensions `Function` and `Route`), which
@@ -9,6 +9,7 @@
 use super::api::RestApi;
 use super::compute::Function;
 use super::data::Tables;
+use super::queues::Queues;
 use super::security::Key;
 use crate::config::Alarms;
 use crate::iam::{Scope, Statement, star};
@@ -17,7 +18,8 @@ use crate::tf::{Expr, Stack};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// Handle to the alarm topic and the alarms per function (the gate of a release's traffic shift).
+/// Handle to the alarm topic and the alarms per function (the gate of a release's traffic
+/// shift); a queue's alarms count as its consumer's.
 #[derive(Clone, Debug)]
 pub struct Observability {
     pub topic_arn: Expr,
@@ -230,6 +232,61 @@ pub fn observability(
     Observability {
         topic_arn,
         function_alarms,
+    }
+}
+
+impl Observability {
+    /// Per queue, an alarm on its dead-letter queue's depth and one on the age of its oldest
+    /// message, into the alarm topic and, as its consumer's, into the release gate: a new
+    /// version that fails every receive fills the dead-letter queue while traffic shifts.
+    pub fn watch_queues(&mut self, stack: &mut Stack, scope: &Scope, queues: &Queues) {
+        for queue in queues.iter() {
+            let logical = format!("queue_{}", queue.name().replace('-', "_"));
+            let name = scope
+                .names()
+                .name(&catalog::queues::aws_suffix(queue.name()));
+            let oldest = queue.oldest_message_alarm_seconds();
+            let alarms = [
+                // Any message in the dead-letter queue is a message the consumer gave up on.
+                Alarm {
+                    logical: format!("{logical}_dead_letters"),
+                    name: format!("{name}-dead-letters"),
+                    description: format!(
+                        "Queue {}: messages {} failed on every receive wait in the dead-letter queue",
+                        queue.name(),
+                        queue.consumer
+                    ),
+                    namespace: "AWS/SQS",
+                    metric: "ApproximateNumberOfMessagesVisible",
+                    statistic: Some("Maximum"),
+                    extended_statistic: None,
+                    dimensions: json!({ "QueueName": queue.dead_letter_name() }),
+                    threshold: 1.0,
+                },
+                Alarm {
+                    logical: format!("{logical}_oldest_message"),
+                    name: format!("{name}-oldest-message"),
+                    description: format!(
+                        "Queue {}: a message older than {oldest} s, longer than retries take: {} is not draining it",
+                        queue.name(),
+                        queue.consumer
+                    ),
+                    namespace: "AWS/SQS",
+                    metric: "ApproximateAgeOfOldestMessage",
+                    statistic: Some("Maximum"),
+                    extended_statistic: None,
+                    dimensions: json!({ "QueueName": queue.queue_name() }),
+                    threshold: f64::from(oldest),
+                },
+            ];
+            for a in alarms {
+                let alarm = alarm(stack, &self.topic_arn, a);
+                self.function_alarms
+                    .entry(queue.consumer)
+                    .or_default()
+                    .push(alarm);
+            }
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! One struct field per output, so a reader cannot ask for an output the stack does not
 //! declare, and infra names each output it declares from [`name`] (its test checks that the
 //! synthesized outputs are exactly these fields, for every environment). Outputs whose names
-//! are built from a function's or a client's name (`<fn>_function`, `<fn>_version`,
-//! `api_key_value_<client>`) are maps inside the struct, so it is not tied to today's functions.
+//! are built from a function's, a client's or a queue's name (`<fn>_function`, `<fn>_version`,
+//! `api_key_value_<client>`, `queue_<queue>_url`, ...) are maps inside the struct, so it is not
+//! tied to today's functions and queues.
 //!
 //! The file is the flat `{name: value}` object; Terraform's own `terraform output -json`
 //! form, `{name: {"value": .., "type": .., "sensitive": ..}}`, reads the same.
@@ -62,6 +63,46 @@ pub fn api_key_output(client: &str) -> String {
     format!("{}_{}", name::API_KEY_VALUE, client.replace('-', "_"))
 }
 
+/// One of a declared queue's outputs ([`queue_output`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueOutput {
+    Url,
+    Arn,
+    DeadLetterUrl,
+    DeadLetterArn,
+}
+
+impl QueueOutput {
+    /// Every output a queue has.
+    pub const ALL: [QueueOutput; 4] = [
+        QueueOutput::Url,
+        QueueOutput::Arn,
+        QueueOutput::DeadLetterUrl,
+        QueueOutput::DeadLetterArn,
+    ];
+}
+
+const QUEUE_PREFIX: &str = "queue_";
+const DEAD_LETTER_QUEUE_PREFIX: &str = "dead_letter_queue_";
+const URL_SUFFIX: &str = "_url";
+const ARN_SUFFIX: &str = "_arn";
+
+/// The output of the declared queue `queue` (its name in the functions' manifests):
+/// `queue_<queue>_url`, `queue_<queue>_arn`, `dead_letter_queue_<queue>_url` and
+/// `dead_letter_queue_<queue>_arn`, '-' written '_' as in the Terraform address. A queue name
+/// has no '_' (`catalog::queues::check_name`), so the name reads back; and the dead-letter
+/// queue's outputs start differently, so no queue's name can make another's output.
+pub fn queue_output(queue: &str, which: QueueOutput) -> String {
+    let queue = queue.replace('-', "_");
+    let (prefix, suffix) = match which {
+        QueueOutput::Url => (QUEUE_PREFIX, URL_SUFFIX),
+        QueueOutput::Arn => (QUEUE_PREFIX, ARN_SUFFIX),
+        QueueOutput::DeadLetterUrl => (DEAD_LETTER_QUEUE_PREFIX, URL_SUFFIX),
+        QueueOutput::DeadLetterArn => (DEAD_LETTER_QUEUE_PREFIX, ARN_SUFFIX),
+    };
+    format!("{prefix}{queue}{suffix}")
+}
+
 /// Whether the output `name` holds a secret: the API keys. Terraform marks them `sensitive`
 /// too; this holds where that record is missing.
 pub fn is_secret(name: &str) -> bool {
@@ -83,6 +124,8 @@ pub struct Outputs {
     pub sessions_table: String,
     /// Short name (`users`) to the deployed function.
     pub functions: BTreeMap<String, DeployedFunction>,
+    /// Declared name (`session-sweeps`) to the queue and its dead-letter queue.
+    pub queues: BTreeMap<String, DeployedQueue>,
     /// The alarms that stop a release and roll it back when they fire during the traffic shift.
     pub release_alarms: Vec<String>,
     pub alarm_topic_arn: String,
@@ -107,6 +150,28 @@ pub struct DeployedFunction {
     pub name: String,
     /// Its newest published version, which a release moves the alias onto.
     pub version: String,
+}
+
+/// One declared queue of the stack and its dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedQueue {
+    /// What senders and pollers call SQS with.
+    pub url: String,
+    pub arn: String,
+    pub dead_letter_url: String,
+    pub dead_letter_arn: String,
+}
+
+impl DeployedQueue {
+    /// The output `which` of the queue.
+    pub fn get(&self, which: QueueOutput) -> &str {
+        match which {
+            QueueOutput::Url => &self.url,
+            QueueOutput::Arn => &self.arn,
+            QueueOutput::DeadLetterUrl => &self.dead_letter_url,
+            QueueOutput::DeadLetterArn => &self.dead_letter_arn,
+        }
+    }
 }
 
 /// One client of the API (`[[api.clients]]` in the environment file): its key's id and the
@@ -154,6 +219,11 @@ impl Outputs {
         for (function, deployed) in &self.functions {
             put(&function_output(function), deployed.name.clone().into());
             put(&version_output(function), deployed.version.clone().into());
+        }
+        for (queue, deployed) in &self.queues {
+            for which in QueueOutput::ALL {
+                put(&queue_output(queue, which), deployed.get(which).into());
+            }
         }
         put(name::RELEASE_ALARMS, self.release_alarms.clone().into());
         put(name::ALARM_TOPIC_ARN, self.alarm_topic_arn.clone().into());
@@ -210,6 +280,7 @@ impl Outputs {
             api_key_id: text(name::API_KEY_ID)?,
             api_key_value: text(name::API_KEY_VALUE)?,
             functions: BTreeMap::new(),
+            queues: BTreeMap::new(),
             release_alarms: parsed(&mut rest, name::RELEASE_ALARMS)?,
             api_clients: parsed(&mut rest, name::API_CLIENTS)?,
             cloudfront_url: rest
@@ -245,6 +316,30 @@ impl Outputs {
             outputs
                 .functions
                 .insert(function.to_owned(), DeployedFunction { name, version });
+        }
+        let names: Vec<String> = rest.keys().cloned().collect();
+        for output in names {
+            let Some(queue) = output
+                .strip_prefix(QUEUE_PREFIX)
+                .and_then(|o| o.strip_suffix(URL_SUFFIX))
+            else {
+                continue;
+            };
+            let queue = queue.replace('_', "-");
+            let mut take = |which: QueueOutput| {
+                let name = queue_output(&queue, which);
+                let value = rest.remove(&name).ok_or_else(|| {
+                    OutputsError(format!("output `{name}` (of queue {queue}) is missing"))
+                })?;
+                as_text(&name, value)
+            };
+            let deployed = DeployedQueue {
+                url: take(QueueOutput::Url)?,
+                arn: take(QueueOutput::Arn)?,
+                dead_letter_url: take(QueueOutput::DeadLetterUrl)?,
+                dead_letter_arn: take(QueueOutput::DeadLetterArn)?,
+            };
+            outputs.queues.insert(queue, deployed);
         }
         if let Some(unknown) = rest.keys().next() {
             return Err(OutputsError(format!(
@@ -306,7 +401,7 @@ impl<'de> Deserialize<'de> for Outputs {
 #[cfg(any(test, feature = "testing"))]
 impl Outputs {
     /// A complete outputs file for a stack without Terraform, for tests: every catalog
-    /// function and the tables under `prefix`, the stage, and one client, `default`, whose
+    /// function, queue and the tables under `prefix`, the stage, and one client, `default`, whose
     /// key is `api_key` and whose limits no test reaches. The one way tests make the file.
     pub fn fixture(prefix: &str, stage: &str, api_key: &str) -> Outputs {
         let arn = |service: &str, resource: &str| {
@@ -328,6 +423,22 @@ impl Outputs {
                         version: "1".to_owned(),
                     };
                     ((*f).to_owned(), deployed)
+                })
+                .collect(),
+            queues: catalog::queues()
+                .map(|(_, queue)| {
+                    let name = catalog::queues::aws_suffix(queue.name);
+                    let dead_letter = format!("{name}{}", catalog::queues::DEAD_LETTER_SUFFIX);
+                    // moto's style of URL.
+                    let url =
+                        |name: &str| format!("http://localhost:5000/123456789012/{prefix}{name}");
+                    let deployed = DeployedQueue {
+                        url: url(&name),
+                        arn: arn("sqs", &name),
+                        dead_letter_url: url(&dead_letter),
+                        dead_letter_arn: arn("sqs", &dead_letter),
+                    };
+                    (queue.name.to_owned(), deployed)
                 })
                 .collect(),
             release_alarms: Vec::new(),
@@ -392,6 +503,10 @@ mod tests {
             ],
             "api_key_value_app": "secret-a",
             "api_key_value_billing_sync": "secret-b",
+            "queue_session_sweeps_url": "https://sqs.eu-west-1.amazonaws.com/1/p-queue-session-sweeps",
+            "queue_session_sweeps_arn": "arn:q",
+            "dead_letter_queue_session_sweeps_url": "https://sqs.eu-west-1.amazonaws.com/1/p-queue-session-sweeps-dlq",
+            "dead_letter_queue_session_sweeps_arn": "arn:dlq",
         })
     }
 
@@ -415,6 +530,10 @@ mod tests {
         assert_eq!(read.api_clients[1].key_value, "secret-b");
         assert_eq!(read.api_clients[1].quota_per_day, Some(20000));
         assert_eq!(read.cloudfront_url, None);
+        let queue = &read.queues["session-sweeps"];
+        assert_eq!(queue.arn, "arn:q");
+        assert_eq!(queue.dead_letter_arn, "arn:dlq");
+        assert!(queue.dead_letter_url.ends_with("-dlq"));
     }
 
     #[test]
@@ -439,6 +558,12 @@ mod tests {
             key.contains("api_key_value_billing_sync") && key.contains("billing-sync"),
             "{key}"
         );
+        let queue = error(&|m| drop(m.remove("dead_letter_queue_session_sweeps_arn")));
+        assert!(
+            queue.contains("`dead_letter_queue_session_sweeps_arn`")
+                && queue.contains("session-sweeps"),
+            "{queue}"
+        );
         let unknown = error(&|m| drop(m.insert("db_password".into(), json!("x"))));
         assert!(unknown.contains("`db_password`"), "{unknown}");
         let bad = error(&|m| drop(m.insert("api_clients".into(), json!([{"name": "x"}]))));
@@ -451,5 +576,12 @@ mod tests {
         assert!(is_secret(&api_key_output("billing-sync")));
         assert!(!is_secret(name::API_KEY_ID));
         assert_eq!(api_key_output("billing-sync"), "api_key_value_billing_sync");
+        for which in QueueOutput::ALL {
+            assert!(!is_secret(&queue_output("session-sweeps", which)));
+        }
+        assert_eq!(
+            queue_output("session-sweeps", QueueOutput::DeadLetterUrl),
+            "dead_letter_queue_session_sweeps_url"
+        );
     }
 }
