@@ -248,39 +248,43 @@ impl Observability {
             let oldest = queue.oldest_message_alarm_seconds();
             let alarms = [
                 // Any message in the dead-letter queue is a message the consumer gave up on.
-                Alarm {
-                    logical: format!("{logical}_dead_letters"),
-                    name: format!("{name}-dead-letters"),
-                    description: format!(
-                        "Queue {}: messages {} failed on every receive wait in the dead-letter queue",
-                        queue.name(),
+                (
+                    "dead-letters",
+                    "ApproximateNumberOfMessagesVisible",
+                    queue.dead_letter_name(),
+                    1,
+                    format!(
+                        "{} failed messages on every receive; they wait in the dead-letter queue",
                         queue.consumer
                     ),
-                    namespace: "AWS/SQS",
-                    metric: "ApproximateNumberOfMessagesVisible",
-                    statistic: Some("Maximum"),
-                    extended_statistic: None,
-                    dimensions: json!({ "QueueName": queue.dead_letter_name() }),
-                    threshold: 1.0,
-                },
-                Alarm {
-                    logical: format!("{logical}_oldest_message"),
-                    name: format!("{name}-oldest-message"),
-                    description: format!(
-                        "Queue {}: a message older than {oldest} s, longer than retries take: {} is not draining it",
-                        queue.name(),
+                ),
+                (
+                    "oldest-message",
+                    "ApproximateAgeOfOldestMessage",
+                    queue.queue_name(),
+                    oldest,
+                    format!(
+                        "a message older than {oldest} s, longer than its retries take: {} is not draining the queue",
                         queue.consumer
                     ),
-                    namespace: "AWS/SQS",
-                    metric: "ApproximateAgeOfOldestMessage",
-                    statistic: Some("Maximum"),
-                    extended_statistic: None,
-                    dimensions: json!({ "QueueName": queue.queue_name() }),
-                    threshold: f64::from(oldest),
-                },
+                ),
             ];
-            for a in alarms {
-                let alarm = alarm(stack, &self.topic_arn, a);
+            for (what, metric, queue_name, threshold, why) in alarms {
+                let alarm = alarm(
+                    stack,
+                    &self.topic_arn,
+                    Alarm {
+                        logical: format!("{logical}_{}", what.replace('-', "_")),
+                        name: format!("{name}-{what}"),
+                        description: format!("Queue {}: {why}", queue.name()),
+                        namespace: "AWS/SQS",
+                        metric,
+                        statistic: Some("Maximum"),
+                        extended_statistic: None,
+                        dimensions: json!({ "QueueName": queue_name }),
+                        threshold: f64::from(threshold),
+                    },
+                );
                 self.function_alarms
                     .entry(queue.consumer)
                     .or_default()
