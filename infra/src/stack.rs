@@ -557,19 +557,16 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         );
     }
     for queue in queues.iter() {
-        for which in outputs::QueueOutput::ALL {
-            let (value, what) = match which {
-                outputs::QueueOutput::Url => (queue.url(), "URL"),
-                outputs::QueueOutput::Arn => (queue.arn(), "ARN"),
-                outputs::QueueOutput::DeadLetterUrl => {
-                    (queue.dead_letter_url(), "dead-letter queue's URL")
-                }
-                outputs::QueueOutput::DeadLetterArn => {
-                    (queue.dead_letter_arn(), "dead-letter queue's ARN")
-                }
-            };
+        // In the order `DeployedQueue::PARTS` names them.
+        let values = [
+            (queue.url(), "URL"),
+            (queue.arn(), "ARN"),
+            (queue.dead_letter_url(), "dead-letter queue's URL"),
+            (queue.dead_letter_arn(), "dead-letter queue's ARN"),
+        ];
+        for (part, (value, what)) in outputs::DeployedQueue::PARTS.iter().zip(values) {
             s.output(
-                &outputs::queue_output(queue.name(), which),
+                &outputs::queue_output(queue.name(), part),
                 value,
                 &format!(
                     "Queue {} ({} consumes it): its {what}",

@@ -233,7 +233,6 @@ fn each_function_has_exactly_its_table_grants() {
             "table sessions",
             Some(&session_claim),
         ),
-        ("users", "Query", "index by-user", None),
         ("sessions", "GetItem", "table users", None),
         (
             "sessions",
@@ -247,7 +246,6 @@ fn each_function_has_exactly_its_table_grants() {
         ("sessions", "UpdateItem", "table sessions", None),
         ("sessions", "DeleteItem", "table sessions", None),
         ("sessions", "ConditionCheckItem", "table sessions", None),
-        ("sessions", "Query", "index by-user", None),
         (
             "sweeper",
             "DeleteItem",
@@ -255,6 +253,15 @@ fn each_function_has_exactly_its_table_grants() {
             Some(&session_keys_only),
         ),
         ("sweeper", "Query", "index by-user", None),
+        ("sweeper", "GetItem", "table users", Some(&generation_check)),
+        (
+            "sweeper",
+            "GetItem",
+            "table sessions",
+            Some(&only(&["token_hash", "logouts"])),
+        ),
+        ("table_report", "DescribeTable", "table users", None),
+        ("table_report", "DescribeTable", "table sessions", None),
     ];
     let want: BTreeSet<(String, String, String, String)> = grants
         .iter()
@@ -276,7 +283,14 @@ fn each_function_has_exactly_its_table_grants() {
         let policies = function_statements(&service);
         assert_eq!(
             policies.keys().collect::<Vec<_>>(),
-            ["health", "rotation", "sessions", "sweeper", "users"],
+            [
+                "health",
+                "rotation",
+                "sessions",
+                "sweeper",
+                "table_report",
+                "users"
+            ],
             "{env}: the function roles"
         );
         let mut got = BTreeSet::new();

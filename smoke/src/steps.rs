@@ -1,7 +1,7 @@
 //! The smoke flow: each step calls the API, checks the answer against the contract, and after
 //! every write reads DynamoDB directly to check what was stored.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -28,6 +28,34 @@ pub fn fail_with(message: impl Into<String>, exchange: &Exchange) -> Failure {
     Failure {
         message: message.into(),
         exchange: Some(Box::new(exchange)),
+    }
+}
+
+/// How long the session sweep may take: the request path only enqueues it, and the `sweeper`
+/// function's queue delivers it (within a second on `local`, seconds on AWS; the `by-user`
+/// index it reads is eventually consistent).
+const SWEEP_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits until `swept` says the sweep is done, checking every 100 ms; the time it took, or a
+/// failure naming `what` after [`SWEEP_WAIT`].
+async fn wait_for_sweep<F, Fut>(what: &str, mut swept: F) -> Result<Duration, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, String>>,
+{
+    let started = Instant::now();
+    loop {
+        if swept().await.map_err(fail)? {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > SWEEP_WAIT {
+            return Err(fail(format!(
+                "{what} still in DynamoDB {} s after the request (the session sweep runs on \
+                 the `session-sweeps` queue: is its consumer running? `cargo xtask logs --all`)",
+                SWEEP_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -434,7 +462,15 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
                 "no log-out marker in DynamoDB after log-out-everywhere",
             ));
         }
-        Ok("DELETE /sessions 204; both sessions 401 at once; DynamoDB: log-out marker".to_string())
+        let swept = wait_for_sweep("the user's sessions are", || async {
+            Ok(store.session_hashes_of(&user_id).await?.is_empty())
+        })
+        .await?;
+        Ok(format!(
+            "DELETE /sessions 204; both sessions 401 at once; DynamoDB: log-out marker, every \
+             session swept {} ms later",
+            swept.as_millis()
+        ))
     });
 
     step!("delete without the password refused", {
@@ -490,11 +526,16 @@ pub async fn run(api: &Api, store: &Store, report: &mut Report, created: &mut Cr
         if store.email(&email).await.map_err(fail)?.is_some() {
             return Err(fail("the EMAIL# item is still in DynamoDB after delete"));
         }
-        if store.session(&second).await.map_err(fail)?.is_some() {
-            return Err(fail("the user's session is still in DynamoDB after delete"));
-        }
+        let swept = wait_for_sweep("the deleted user's session is", || async {
+            Ok(store.session(&second).await?.is_none())
+        })
+        .await?;
         created.users[0].deleted = true;
-        Ok("DELETE /users/{id} with current_password 204; DynamoDB: user, EMAIL# and sessions gone".to_string())
+        Ok(format!(
+            "DELETE /users/{{id}} with current_password 204; DynamoDB: user and EMAIL# gone, \
+             sessions swept {} ms later",
+            swept.as_millis()
+        ))
     });
 
     step!("deleted user is gone", {

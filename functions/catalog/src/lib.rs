@@ -44,6 +44,7 @@
 //! batch_size = 10            # optional, 1..=10000 (over 10 needs a batching window); 10
 //! batching_window_seconds = 0  # optional, 0..=300
 //! max_receives = 3           # optional, 1..=1000: receives before the dead-letter queue
+//! example = { user_id = "..." }  # optional: a body it accepts (`invoke --example sqs`, bench)
 //!
 //! [[package.metadata.function.schedules]]  # EventBridge Scheduler invokes it (`schedules`)
 //! expression = "rate(1 day)" # or "cron(0 3 * * ? *)"
@@ -109,6 +110,9 @@ pub struct Queue {
     pub batching_window_seconds: u32,
     /// Receives before SQS moves a message to the dead-letter queue.
     pub max_receives: u32,
+    /// A message body the consumer accepts, as JSON text (`{}` when the declaration gives
+    /// none): what `cargo xtask invoke --example sqs` and the benchmark send.
+    pub example: &'static str,
 }
 
 /// A schedule that invokes a function with an EventBridge Scheduler event.
@@ -220,7 +224,14 @@ mod tests {
     fn the_workspace_functions_in_members_order() {
         assert_eq!(
             NAMES,
-            ["health", "users", "sessions", "rotation", "sweeper"]
+            [
+                "health",
+                "users",
+                "sessions",
+                "rotation",
+                "sweeper",
+                "table_report"
+            ]
         );
         assert!(FUNCTIONS.iter().map(|f| f.name).eq(NAMES.iter().copied()));
         let health = find("health").unwrap();

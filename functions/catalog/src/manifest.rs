@@ -57,6 +57,7 @@ struct QueueDecl {
     batch_size: Option<u32>,
     batching_window_seconds: Option<u32>,
     max_receives: Option<u32>,
+    example: Option<toml::Table>,
 }
 
 /// `[[package.metadata.function.schedules]]`.
@@ -127,6 +128,7 @@ struct Queue {
     batch_size: u32,
     batching_window_seconds: u32,
     max_receives: u32,
+    example: String,
 }
 
 /// A checked schedule: its name chosen, its input as JSON text.
@@ -491,11 +493,14 @@ fn check_queue(q: QueueDecl) -> Result<Queue, String> {
             queues::BATCH_SIZE_WITHOUT_WINDOW
         ));
     }
+    let example = serde_json::to_string(&q.example.unwrap_or_default())
+        .map_err(|e| format!("{at}: `example`: {e}"))?;
     Ok(Queue {
         name: q.name,
         batch_size,
         batching_window_seconds,
         max_receives,
+        example,
     })
 }
 
@@ -730,8 +735,8 @@ pub fn to_rust(functions: &[Function]) -> String {
         for q in &f.queues {
             let _ = write!(
                 out,
-                "Queue {{ name: {:?}, batch_size: {}, batching_window_seconds: {}, max_receives: {} }}, ",
-                q.name, q.batch_size, q.batching_window_seconds, q.max_receives
+                "Queue {{ name: {:?}, batch_size: {}, batching_window_seconds: {}, max_receives: {}, example: {:?} }}, ",
+                q.name, q.batch_size, q.batching_window_seconds, q.max_receives, q.example
             );
         }
         out.push_str("], schedules: &[");
@@ -1016,7 +1021,7 @@ actions = ["dynamodb:Query"]
         .unwrap();
         let rust = to_rust(&[worker]);
         assert!(
-            rust.contains("queues: &[Queue { name: \"jobs\", batch_size: 10, batching_window_seconds: 0, max_receives: 3 }, ]"),
+            rust.contains("queues: &[Queue { name: \"jobs\", batch_size: 10, batching_window_seconds: 0, max_receives: 3, example: \"{}\" }, ]"),
             "{rust}"
         );
         let rust = to_rust(&[nightly]);

@@ -52,6 +52,13 @@ pub fn aws_suffix(name: &str) -> String {
 /// Appended to a queue's SQS name for its dead-letter queue.
 pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
 
+/// The alarm on the queue's dead-letter queue holding any message, after the environment's
+/// prefix: infra creates it, and the local API server sets it as CloudWatch would on `local`,
+/// where the emulator evaluates no metric.
+pub fn dead_letter_alarm(name: &str) -> String {
+    format!("{}-dead-letters", aws_suffix(name))
+}
+
 /// The queue's visibility timeout for a consumer with this timeout: AWS advises at least six
 /// times the function's timeout plus the batching window, so a batch Lambda retries after a
 /// throttle is not visible again while a first attempt may still run.

@@ -7,7 +7,9 @@
 //! each with its own [`State`](state::FunctionState) holding only what it uses; the password
 //! hasher is behind the `passwords` feature so a function without it never links argon2, and
 //! the declared secrets' reader ([`secrets`]) and the password pepper ring it holds
-//! ([`peppers`]) behind `secrets` (which `passwords` turns on: every hash is peppered).
+//! ([`peppers`]) behind `secrets` (which `passwords` turns on: every hash is peppered). The
+//! messages the functions exchange through queues ([`sweeps`]) are plain data; sending them
+//! ([`queues`]) is behind `queues`, so only the functions that send link the SQS client.
 
 pub mod auth;
 pub mod calls;
@@ -21,11 +23,14 @@ pub mod metrics;
 pub mod password;
 #[cfg(feature = "secrets")]
 pub mod peppers;
+#[cfg(feature = "queues")]
+pub mod queues;
 pub mod records;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 pub mod state;
 pub mod store;
+pub mod sweeps;
 pub mod token;
 pub mod validation;
 pub mod xray;

@@ -58,30 +58,8 @@ pub fn function_name() -> String {
 
 /// The EMF line of one request.
 pub fn emf_line(function: &str, metrics: &RequestMetrics<'_>, now: SystemTime) -> Value {
-    let millis = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let mut timestamp = String::new();
-    let _ = LogTime.format_time(&mut Writer::new(&mut timestamp));
     let class = metrics.status / 100;
-    let definitions: Vec<Value> = METRICS
-        .iter()
-        .map(|(name, unit)| json!({ "Name": name, "Unit": unit }))
-        .collect();
-    json!({
-        "_aws": {
-            "Timestamp": millis,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [DIMENSIONS],
-                "Metrics": definitions,
-            }],
-        },
-        "timestamp": timestamp,
-        "level": "INFO",
-        "target": "service_common::metrics",
-        "message": "metrics",
-        "request_id": metrics.request_id,
+    let members = json!({
         "Function": function,
         "Route": metrics.route,
         "StatusClass": format!("{class}xx"),
@@ -92,13 +70,107 @@ pub fn emf_line(function: &str, metrics: &RequestMetrics<'_>, now: SystemTime) -
         "Duration": metrics.duration_ms,
         "DynamoDBTime": metrics.dynamodb_ms,
         "ColdStart": u8::from(metrics.cold_start),
-    })
+    });
+    line(
+        now,
+        "metrics",
+        metrics.request_id,
+        DIMENSIONS,
+        METRICS,
+        members,
+    )
+}
+
+/// The metrics of a table's size line (`table_line`), with their units.
+pub const TABLE_METRICS: &[(&str, &str)] = &[("ItemCount", "Count"), ("TableSizeBytes", "Bytes")];
+
+/// The dimension of a table's size line: the table's name (it carries the environment's
+/// prefix, as the function's does).
+pub const TABLE_DIMENSIONS: &[&str] = &["Table"];
+
+/// The EMF line of one table's size as DynamoDB reports it (refreshed about every six hours):
+/// the trend of the service's data and the figure an alarm on its growth watches.
+pub fn table_line(
+    request_id: &str,
+    table: &str,
+    item_count: i64,
+    size_bytes: i64,
+    now: SystemTime,
+) -> Value {
+    let members = json!({
+        "Table": table,
+        "ItemCount": item_count,
+        "TableSizeBytes": size_bytes,
+    });
+    line(
+        now,
+        "table size",
+        request_id,
+        TABLE_DIMENSIONS,
+        TABLE_METRICS,
+        members,
+    )
+}
+
+/// Writes a table's size line on stdout in one write, as [`write`] does a request's.
+pub fn write_table(request_id: &str, table: &str, item_count: i64, size_bytes: i64) {
+    emit(&table_line(
+        request_id,
+        table,
+        item_count,
+        size_bytes,
+        SystemTime::now(),
+    ));
+}
+
+/// An EMF line: the directive for `metrics` under `dimensions` in [`NAMESPACE`], the fields
+/// of a log line (`docs/logging.md`), then `members` (the dimensions' and metrics' values).
+fn line(
+    now: SystemTime,
+    message: &str,
+    request_id: &str,
+    dimensions: &[&str],
+    metrics: &[(&str, &str)],
+    members: Value,
+) -> Value {
+    let millis = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut timestamp = String::new();
+    let _ = LogTime.format_time(&mut Writer::new(&mut timestamp));
+    let definitions: Vec<Value> = metrics
+        .iter()
+        .map(|(name, unit)| json!({ "Name": name, "Unit": unit }))
+        .collect();
+    let mut line = json!({
+        "_aws": {
+            "Timestamp": millis,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [dimensions],
+                "Metrics": definitions,
+            }],
+        },
+        "timestamp": timestamp,
+        "level": "INFO",
+        "target": "service_common::metrics",
+        "message": message,
+        "request_id": request_id,
+    });
+    if let (Some(line), Value::Object(members)) = (line.as_object_mut(), members) {
+        line.extend(members);
+    }
+    line
 }
 
 /// Writes the request's EMF line on stdout in one write (whatever the log level: metrics are
 /// not logs to be turned down).
 pub fn write(metrics: &RequestMetrics<'_>) {
-    let line = emf_line(&function_name(), metrics, SystemTime::now());
+    emit(&emf_line(&function_name(), metrics, SystemTime::now()));
+}
+
+/// One line on stdout, in one write so concurrent lines never interleave.
+fn emit(line: &Value) {
     let mut text = line.to_string();
     text.push('\n');
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -244,6 +316,27 @@ mod tests {
         assert_eq!(parsed.request_id.as_deref(), Some("r-1"));
         assert_eq!(sample(404)["ClientErrors"], 1);
         assert_eq!(sample(200)["Errors"], 0);
+    }
+
+    #[test]
+    fn table_lines_follow_the_emf_specification_and_the_log_schema() {
+        let now = UNIX_EPOCH + std::time::Duration::from_millis(1_765_000_000_123);
+        let line = table_line("r-2", "p-service-sessions", 42, 4096, now);
+        check_emf(&line).unwrap();
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Table"]])
+        );
+        assert_eq!(line["Table"], "p-service-sessions");
+        assert_eq!(line["ItemCount"], 42);
+        assert_eq!(line["TableSizeBytes"], 4096);
+        assert!(
+            line.get("Route").is_none(),
+            "`cargo xtask stats` counts only request lines"
+        );
+        let parsed = LogLine::parse(&line.to_string()).unwrap();
+        assert_eq!(parsed.request_id.as_deref(), Some("r-2"));
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Clients {
     /// The reader of the function's declared secrets ([`FunctionState::SECRETS`]).
     #[cfg(feature = "secrets")]
     pub secrets: Arc<crate::secrets::Secrets>,
+    /// The `session-sweeps` queue, for the functions that send to it (`sends`).
+    #[cfg(feature = "queues")]
+    pub sweeps: crate::queues::SweepQueue,
 }
 
 /// A function's per-process state, built from the shared parts: the configuration and the
@@ -44,12 +47,14 @@ pub async fn from_env<S: FunctionState>() -> Result<S, ServiceError> {
         dynamo: crate::calls::dynamo_client(&sdk),
         #[cfg(feature = "secrets")]
         secrets: Arc::new(crate::secrets::Secrets::from_env(&sdk, S::SECRETS)?),
+        #[cfg(feature = "queues")]
+        sweeps: crate::queues::SweepQueue::from_env(&sdk),
     };
     Ok(S::new(config, clients))
 }
 
-/// The SDK configuration every client of a function is built from (the DynamoDB client here,
-/// the declared secrets' client in a function's `main`): the region from `config`, so nothing
+/// The SDK configuration every client of a function is built from (DynamoDB, the declared
+/// secrets' and the queues' clients): the region from `config`, so nothing
 /// probes IMDS.
 pub async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());

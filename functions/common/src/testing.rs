@@ -1,7 +1,8 @@
 //! Test support for the function crates (feature `test-tables`): any function's state on moto
 //! with freshly created tables shaped exactly like the contract's schema, builders for real
-//! API Gateway events (REST v1 with a stage, HTTP API v2), and the checks every function crate
-//! runs on its route table and its OpenAPI fragment.
+//! API Gateway events (REST v1 with a stage, HTTP API v2), each app's own `session-sweeps`
+//! queue (what was sent to it, as the queue worker's event), and the checks every function
+//! crate runs on its route table and its OpenAPI fragment.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::http::Route;
 use crate::peppers::{self, PepperRing};
+use crate::queues::SweepQueue;
 use crate::secrets::{Secrets, variable};
 use crate::state::{Clients, FunctionState};
 
@@ -57,15 +59,28 @@ pub fn client(endpoint: &str) -> Client {
     Client::from_conf(crate::calls::with_call_log(builder))
 }
 
-/// A Secrets Manager client for moto at `endpoint`, with the contract's dummy credentials.
-pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
-    let config = aws_sdk_secretsmanager::Config::builder()
+/// The configuration of the emulator's other clients (Secrets Manager, SQS): moto at
+/// `endpoint`, with the contract's dummy credentials.
+fn moto_config(endpoint: &str) -> aws_config::SdkConfig {
+    let credentials = Credentials::new("test", "test", None, None, "test");
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(config)
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .build()
+}
+
+/// A Secrets Manager client for moto at `endpoint`, with the contract's dummy credentials.
+pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&moto_config(endpoint))
+}
+
+/// An SQS client for moto at `endpoint`, with the contract's dummy credentials.
+pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&moto_config(endpoint))
 }
 
 /// The production JSON log lines (`logging::json_layer`), captured in memory, for tests that
@@ -126,6 +141,10 @@ pub struct TestApp {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// The ARN of this app's `password-peppers` secret, set to a generated ring at start.
     pub peppers_arn: String,
+    /// The client of this app's queue.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The URL of this app's `session-sweeps` queue, which the functions' states send to.
+    pub sweeps_url: String,
     _emulator: Arc<Emulator>,
 }
 
@@ -158,6 +177,15 @@ impl TestApp {
             .arn()
             .expect("a created secret has an ARN")
             .to_owned();
+        let sqs = sqs_client(emulator.endpoint());
+        let sweeps_url = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}{}", crate::sweeps::QUEUE))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create the sweep queue: {e:?}"))
+            .queue_url
+            .expect("a created queue has a URL");
         let mut config = Config::from_lookup(|name| match name {
             "USERS_TABLE" => Some(users_table.clone()),
             "SESSIONS_TABLE" => Some(sessions_table.clone()),
@@ -173,6 +201,8 @@ impl TestApp {
             sessions_table,
             secrets,
             peppers_arn,
+            sqs,
+            sweeps_url,
             _emulator: emulator,
         }
     }
@@ -184,8 +214,61 @@ impl TestApp {
         let clients = Clients {
             dynamo: self.client.clone(),
             secrets: self.secrets_reader(S::SECRETS),
+            sweeps: SweepQueue::new(self.sqs.clone(), Some(self.sweeps_url.clone())),
         };
         S::new(self.config.clone(), clients)
+    }
+
+    /// Takes every message on this app's sweep queue (they are deleted, as Lambda deletes a
+    /// batch that succeeded) and hands them back as the event Lambda's poller would invoke
+    /// the queue worker with, in the order they were received.
+    pub async fn take_sweeps(&self) -> aws_lambda_events::sqs::SqsEvent {
+        let mut event = aws_lambda_events::sqs::SqsEvent::default();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.sweeps_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("receive from the sweep queue: {e:?}"))
+                .messages
+                .unwrap_or_default();
+            if received.is_empty() {
+                return event;
+            }
+            for message in received {
+                if let Some(handle) = &message.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.sweeps_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("delete from the sweep queue: {e:?}"));
+                }
+                let mut record = aws_lambda_events::sqs::SqsMessage::default();
+                record.message_id = message.message_id;
+                record.receipt_handle = message.receipt_handle;
+                record.body = message.body;
+                record.md5_of_body = message.md5_of_body;
+                record.event_source = Some("aws:sqs".to_owned());
+                record.aws_region = Some("us-east-1".to_owned());
+                event.records.push(record);
+            }
+        }
+    }
+
+    /// Sends `body` to this app's sweep queue as is (a test's malformed message).
+    pub async fn send_sweep(&self, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(&self.sweeps_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("send to the sweep queue: {e:?}"));
     }
 
     /// A reader of the declared secrets `names` as a function's state has one: this app's
@@ -232,6 +315,18 @@ impl TestApp {
         let mut items = scan(&self.client, &self.sessions_table).await;
         items.retain(|item| item.contains_key("user_id"));
         items
+    }
+
+    /// The user ids of the stored sessions, sorted.
+    pub async fn session_owners(&self) -> Vec<String> {
+        let mut owners: Vec<String> = self
+            .session_items()
+            .await
+            .iter()
+            .filter_map(|item| item["user_id"].as_s().ok().cloned())
+            .collect();
+        owners.sort();
+        owners
     }
 
     /// The log-in attempt counters of the sessions table.
@@ -565,7 +660,10 @@ impl TestApp {
         self.users().create(&user).await.expect("store seed user");
         user
     }
+}
 
+/// Seeding sessions needs no password hasher (the table report's tests seed them without one).
+impl TestApp {
     /// Stores a session for `user_id` expiring at `expires_at` (epoch seconds; may be in the
     /// past, which TTL has not yet removed) and returns its token. It carries the user's
     /// current session generation (0 when there is no such user) and log-out count, written

@@ -213,10 +213,10 @@ pub async fn log_out_everywhere(
 ) -> Result<Response<Body>, ServiceError> {
     let caller = auth::caller(&state.users, &state.sessions, &call).await?;
     let id = caller.user.id;
-    // Revocation is this one write; the sweep after it only tidies up.
+    // Revocation is this one write; the sweep it asks for only tidies up, off the request path.
     state.sessions.log_out_everywhere(id).await?;
-    let removed = state.sessions.delete_all_for_user(id).await?;
-    tracing::info!(user_id = %id, sessions = removed, "all sessions ended");
+    state.sweeps.request(id).await;
+    tracing::info!(user_id = %id, "all sessions ended");
     Ok(response::no_content())
 }
 

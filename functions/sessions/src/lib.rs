@@ -13,11 +13,12 @@ use lambda_http::{Body, Error, Request, Response};
 use service_common::http::{Call, Route, serve};
 use service_common::password::Passwords;
 use service_common::peppers;
+use service_common::queues::SweepQueue;
 use service_common::store::{LoginAttempts, SessionStore, UserStore};
 use service_common::{Clients, Config, FunctionState, ServiceError};
 
 /// What `sessions` builds once per process: the repositories over both tables (log-in
-/// attempts share the sessions table) and the hasher.
+/// attempts share the sessions table), the hasher and the queue of session sweeps.
 #[derive(Clone, Debug)]
 pub struct State {
     pub config: Config,
@@ -25,6 +26,7 @@ pub struct State {
     pub sessions: SessionStore,
     pub attempts: LoginAttempts,
     pub passwords: Passwords,
+    pub sweeps: SweepQueue,
 }
 
 impl FunctionState for State {
@@ -38,6 +40,7 @@ impl FunctionState for State {
             sessions: SessionStore::new(dynamo.clone(), &config.sessions_table),
             attempts: LoginAttempts::new(dynamo, &config.sessions_table),
             passwords: Passwords::owasp(clients.secrets),
+            sweeps: clients.sweeps,
             config,
         }
     }

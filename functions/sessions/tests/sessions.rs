@@ -4,6 +4,7 @@
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use service_common::clock::Timestamp;
+use service_common::sweeps::SessionSweep;
 use service_common::testing::{Event, TestApp, body_json, error_code};
 use sessions::handle;
 
@@ -166,7 +167,7 @@ async fn log_out_everywhere_ends_every_session_of_the_user_only() {
         assert_eq!(status, StatusCode::CREATED);
         tokens.push(body["token"].as_str().unwrap().to_owned());
     }
-    // Many sessions, which the sweep after the revocation removes one by one.
+    // Many sessions, which the sweep the revocation enqueues removes one by one.
     let far = Timestamp::now().epoch_seconds() + 3600;
     for _ in 0..27 {
         app.seed_session(user.id, far).await;
@@ -182,9 +183,27 @@ async fn log_out_everywhere_ends_every_session_of_the_user_only() {
         assert_eq!(current(&app, token).await, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(current(&app, survivor.expose()).await, StatusCode::OK);
-    let left = app.session_items().await;
-    assert_eq!(left.len(), 1);
-    assert_eq!(left[0]["user_id"].as_s().unwrap(), &other.id.to_string());
+    // Revoked without the sweep: the stored sessions stay until the sweeper runs, and a
+    // log-in after the revocation (before the sweep) starts a live session.
+    assert_eq!(app.session_items().await.len(), 31);
+    let (status, body) = log_in(&app, "edsger@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let fresh = body["token"].as_str().unwrap().to_owned();
+
+    // Exactly one sweep of the user, which the real sweeper carries out: the sessions the
+    // log-out ended go, the session started since and the other user's stay.
+    let sweeps = app.take_sweeps().await;
+    assert_eq!(sweeps.records.len(), 1);
+    let sweep: SessionSweep =
+        serde_json::from_str(sweeps.records[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(sweep, SessionSweep { user_id: user.id });
+    let swept = sweeper::handle(&app.state(), sweeps).await;
+    assert!(swept.batch_item_failures.is_empty());
+    let mut expected = vec![other.id.to_string(), user.id.to_string()];
+    expected.sort();
+    assert_eq!(app.session_owners().await, expected);
+    assert_eq!(current(&app, survivor.expose()).await, StatusCode::OK);
+    assert_eq!(current(&app, &fresh).await, StatusCode::OK);
 
     let unauthenticated = handle(
         &app.state(),

@@ -2,9 +2,13 @@
 //! sessions of each user named in it.
 //!
 //! Revocation never waits for it: log-out-everywhere, a password change and a deletion take
-//! effect through the user's session generation (or the user's absence) before they enqueue
-//! the sweep. A sweep only removes what no longer authenticates, so it is idempotent: a
-//! message delivered twice, or a sweep of a user with no sessions, deletes nothing more.
+//! effect through the user's log-out count, session generation or absence before they enqueue
+//! the sweep. The sweep reads those two facts as they are when it runs (strongly consistent)
+//! and deletes only the sessions that carry less (each delete is conditional on it): it
+//! removes what no longer authenticates, so it is idempotent (a message delivered twice, or a
+//! sweep of a user with no sessions, deletes nothing more), and a session started or kept
+//! since the revocation (a log-in after a log-out-everywhere, the caller's own session after a
+//! password change) stays however late the sweep runs.
 //!
 //! A batch reports its failures one record at a time (`ReportBatchItemFailures`): a record
 //! that fails is retried alone, and after the queue's `max_receives` it moves to the
@@ -12,28 +16,23 @@
 //! without holding up the others.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use serde::{Deserialize, Serialize};
-use service_common::store::SessionStore;
+use service_common::store::{Live, SessionStore, UserStore};
+use service_common::sweeps::SessionSweep;
 use service_common::{Clients, Config, FunctionState, ServiceError};
-use uuid::Uuid;
 
-/// A message on the `session-sweeps` queue: sweep this user's stored sessions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionSweep {
-    pub user_id: Uuid,
-}
-
-/// What `sweeper` builds once per process: the sessions store.
+/// What `sweeper` builds once per process: the sessions store, and the users store for a
+/// user's session generation.
 #[derive(Clone, Debug)]
 pub struct State {
     pub config: Config,
+    pub users: UserStore,
     pub sessions: SessionStore,
 }
 
 impl FunctionState for State {
     fn new(config: Config, clients: Clients) -> Self {
         Self {
+            users: UserStore::new(clients.dynamo.clone(), &config.users_table),
             sessions: SessionStore::new(clients.dynamo, &config.sessions_table),
             config,
         }
@@ -71,7 +70,18 @@ pub async fn handle(state: &State, event: SqsEvent) -> SqsBatchResponse {
 async fn sweep(state: &State, record: &SqsMessage) -> Result<(), SweepError> {
     let body = record.body.as_deref().unwrap_or_default();
     let SessionSweep { user_id } = serde_json::from_str(body)?;
-    let removed = state.sessions.delete_all_for_user(user_id).await?;
+    let (generation, logouts) = tokio::join!(
+        state.users.session_generation(user_id),
+        state.sessions.logouts(user_id)
+    );
+    let live = match generation? {
+        Some(generation) => Some(Live {
+            generation,
+            logouts: logouts?,
+        }),
+        None => None,
+    };
+    let removed = state.sessions.sweep(user_id, live).await?;
     tracing::info!(user_id = %user_id, sessions = removed, "sessions swept");
     Ok(())
 }

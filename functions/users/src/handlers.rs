@@ -275,10 +275,16 @@ pub async fn update(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
     if let Err(error) = state.users.replace(current, &updated, live).await {
         return Err(give_back(state, claim, error).await);
     }
+    let sessions_revoked = updated.session_generation != current.session_generation;
+    if sessions_revoked {
+        // The other sessions ended with the write; the caller's moved to the new generation,
+        // which the sweep leaves alone.
+        state.sweeps.request(updated.id).await;
+    }
     tracing::info!(
         user_id = %updated.id,
         version = updated.version,
-        sessions_revoked = updated.session_generation != current.session_generation,
+        sessions_revoked,
         "user updated"
     );
     user_response(StatusCode::OK, &updated)
@@ -389,9 +395,9 @@ pub async fn delete(state: &State, call: Call<Op>) -> Result<Response<Body>, Ser
             Err(error) => return Err(give_back(state, Some(claim), error).await),
         }
     }
-    // Every session stopped authenticating with the delete (its user is gone); this removes
-    // the items it can find, and TTL the rest.
-    let sessions = state.sessions.delete_all_for_user(id).await?;
-    tracing::info!(user_id = %id, sessions, "user deleted");
+    // Every session stopped authenticating with the delete (its user is gone); the sweep
+    // removes the items it can find, off the request path, and TTL the rest.
+    state.sweeps.request(id).await;
+    tracing::info!(user_id = %id, "user deleted");
     Ok(response::no_content())
 }

@@ -13,17 +13,21 @@ use lambda_http::{Body, Error, Request, Response};
 use service_common::http::{Call, Route, serve};
 use service_common::password::Passwords;
 use service_common::peppers;
+use service_common::queues::SweepQueue;
 use service_common::store::{SessionStore, UserStore};
 use service_common::{Clients, Config, FunctionState, ServiceError};
 
-/// What `users` builds once per process: the repositories over both tables and the hasher.
+/// What `users` builds once per process: the repositories over both tables, the hasher and
+/// the queue of session sweeps.
 #[derive(Clone, Debug)]
 pub struct State {
     pub config: Config,
     pub users: UserStore,
-    /// Authentication, the session a password change keeps, and the cascade of a delete.
+    /// Authentication, and the session a password change keeps.
     pub sessions: SessionStore,
     pub passwords: Passwords,
+    /// A deletion and a password change ask for the sweep of the sessions they ended.
+    pub sweeps: SweepQueue,
 }
 
 impl FunctionState for State {
@@ -36,6 +40,7 @@ impl FunctionState for State {
             users: UserStore::new(dynamo.clone(), &config.users_table),
             sessions: SessionStore::new(dynamo, &config.sessions_table),
             passwords: Passwords::owasp(clients.secrets),
+            sweeps: clients.sweeps,
             config,
         }
     }

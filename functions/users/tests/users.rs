@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http::{Method, Response, StatusCode};
 use lambda_http::Body;
 use serde_json::{Value, json};
+use service_common::sweeps::SessionSweep;
 use service_common::testing::{Event, TestApp, body_json, error_code};
 use users::handle;
 
@@ -535,6 +536,15 @@ async fn delete_removes_user_email_item_and_every_session() {
             .iter()
             .all(|i| i["pk"].as_s().unwrap() != "EMAIL#ada@example.com")
     );
+    // The sessions stopped authenticating with the delete; exactly one sweep removes them.
+    assert_eq!(app.session_items().await.len(), 3);
+    let sweeps = app.take_sweeps().await;
+    assert_eq!(sweeps.records.len(), 1);
+    let sweep: SessionSweep =
+        serde_json::from_str(sweeps.records[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(sweep.user_id.to_string(), id);
+    let swept = sweeper::handle(&app.state(), sweeps).await;
+    assert!(swept.batch_item_failures.is_empty());
     let sessions = app.session_items().await;
     assert_eq!(sessions.len(), 1);
     let bob = body_json(&send(&app, Event::rest(Method::GET, "/users/me").bearer(&bobs)).await);
@@ -817,10 +827,30 @@ async fn a_password_change_ends_every_other_session_at_once() {
     // The changer's session goes on working for the profile too.
     let me = send(&app, Event::rest(Method::GET, "/users/me").bearer(&changer)).await;
     assert_eq!(body_json(&me)["version"], 2);
-    assert_eq!(
-        log_in(&app, "ada@example.com", "a new password").await.0,
-        StatusCode::CREATED
-    );
+    let (status, fresh) = log_in(&app, "ada@example.com", "a new password").await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // One sweep of the user, which the real sweeper carries out later: the sessions the
+    // change ended go, the changer's and the one started since stay.
+    let sweeps = app.take_sweeps().await;
+    assert_eq!(sweeps.records.len(), 1);
+    let sweep: SessionSweep =
+        serde_json::from_str(sweeps.records[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(sweep.user_id.to_string(), id);
+    assert_eq!(app.session_items().await.len(), 4);
+    let swept = sweeper::handle(&app.state(), sweeps).await;
+    assert!(swept.batch_item_failures.is_empty());
+    assert_eq!(app.session_items().await.len(), 2);
+    assert_eq!(session_status(&app, &changer).await, StatusCode::OK);
+    assert_eq!(session_status(&app, &fresh).await, StatusCode::OK);
+    // A change that keeps the password revokes nothing and asks for no sweep.
+    let renamed = send(
+        &app,
+        patch(id, &changer, json!({"version": 2, "name": "Ada L."})),
+    )
+    .await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    assert!(app.take_sweeps().await.records.is_empty());
 }
 
 /// Rounds of each race; every round is a fresh user, so the invariant is checked many times

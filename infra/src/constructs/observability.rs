@@ -242,14 +242,13 @@ impl Observability {
     pub fn watch_queues(&mut self, stack: &mut Stack, scope: &Scope, queues: &Queues) {
         for queue in queues.iter() {
             let logical = format!("queue_{}", queue.name().replace('-', "_"));
-            let name = scope
-                .names()
-                .name(&catalog::queues::aws_suffix(queue.name()));
             let oldest = queue.oldest_message_alarm_seconds();
             let alarms = [
                 // Any message in the dead-letter queue is a message the consumer gave up on.
                 (
-                    "dead-letters",
+                    "dead_letters",
+                    // The name the local API server sets on `local` too.
+                    catalog::queues::dead_letter_alarm(queue.name()),
                     "ApproximateNumberOfMessagesVisible",
                     queue.dead_letter_name(),
                     1,
@@ -259,7 +258,11 @@ impl Observability {
                     ),
                 ),
                 (
-                    "oldest-message",
+                    "oldest_message",
+                    format!(
+                        "{}-oldest-message",
+                        catalog::queues::aws_suffix(queue.name())
+                    ),
                     "ApproximateAgeOfOldestMessage",
                     queue.queue_name(),
                     oldest,
@@ -269,13 +272,13 @@ impl Observability {
                     ),
                 ),
             ];
-            for (what, metric, queue_name, threshold, why) in alarms {
+            for (what, name, metric, queue_name, threshold, why) in alarms {
                 let alarm = alarm(
                     stack,
                     &self.topic_arn,
                     Alarm {
-                        logical: format!("{logical}_{}", what.replace('-', "_")),
-                        name: format!("{name}-{what}"),
+                        logical: format!("{logical}_{what}"),
+                        name: scope.names().name(&name),
                         description: format!("Queue {}: {why}", queue.name()),
                         namespace: "AWS/SQS",
                         metric,

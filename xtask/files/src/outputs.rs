@@ -3,9 +3,8 @@
 //! One struct field per output, so a reader cannot ask for an output the stack does not
 //! declare, and infra names each output it declares from [`name`] (its test checks that the
 //! synthesized outputs are exactly these fields, for every environment). Outputs whose names
-//! are built from a function's, a client's or a queue's name (`<fn>_function`, `<fn>_version`,
-//! `api_key_value_<client>`, `queue_<queue>_url`, ...) are maps inside the struct, so it is not
-//! tied to today's functions and queues.
+//! are built from a function's or a client's name (`<fn>_function`, `<fn>_version`,
+//! `api_key_value_<client>`) are maps inside the struct, so it is not tied to today's functions.
 //!
 //! The file is the flat `{name: value}` object; Terraform's own `terraform output -json`
 //! form, `{name: {"value": .., "type": .., "sensitive": ..}}`, reads the same.
@@ -45,6 +44,8 @@ pub mod name {
 }
 
 const FUNCTION_SUFFIX: &str = "_function";
+const QUEUE_PREFIX: &str = "queue_";
+const QUEUE_URL_SUFFIX: &str = "_url";
 const VERSION_SUFFIX: &str = "_version";
 
 /// `<function>_function`: the deployed name of a function.
@@ -57,50 +58,16 @@ pub fn version_output(function: &str) -> String {
     format!("{function}{VERSION_SUFFIX}")
 }
 
+/// `queue_<queue>_url`, `_arn`, `_dead_letter_url`, `_dead_letter_arn` ('-' written '_'):
+/// where a declared queue and its dead-letter queue are.
+pub fn queue_output(queue: &str, part: &str) -> String {
+    format!("{QUEUE_PREFIX}{}_{part}", queue.replace('-', "_"))
+}
+
 /// The (sensitive) output holding client `name`'s API key: `api_key_value_<name>`, '-'
 /// written '_' as in the Terraform address.
 pub fn api_key_output(client: &str) -> String {
     format!("{}_{}", name::API_KEY_VALUE, client.replace('-', "_"))
-}
-
-/// One of a declared queue's outputs ([`queue_output`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QueueOutput {
-    Url,
-    Arn,
-    DeadLetterUrl,
-    DeadLetterArn,
-}
-
-impl QueueOutput {
-    /// Every output a queue has.
-    pub const ALL: [QueueOutput; 4] = [
-        QueueOutput::Url,
-        QueueOutput::Arn,
-        QueueOutput::DeadLetterUrl,
-        QueueOutput::DeadLetterArn,
-    ];
-}
-
-const QUEUE_PREFIX: &str = "queue_";
-const DEAD_LETTER_QUEUE_PREFIX: &str = "dead_letter_queue_";
-const URL_SUFFIX: &str = "_url";
-const ARN_SUFFIX: &str = "_arn";
-
-/// The output of the declared queue `queue` (its name in the functions' manifests):
-/// `queue_<queue>_url`, `queue_<queue>_arn`, `dead_letter_queue_<queue>_url` and
-/// `dead_letter_queue_<queue>_arn`, '-' written '_' as in the Terraform address. A queue name
-/// has no '_' (`catalog::queues::check_name`), so the name reads back; and the dead-letter
-/// queue's outputs start differently, so no queue's name can make another's output.
-pub fn queue_output(queue: &str, which: QueueOutput) -> String {
-    let queue = queue.replace('-', "_");
-    let (prefix, suffix) = match which {
-        QueueOutput::Url => (QUEUE_PREFIX, URL_SUFFIX),
-        QueueOutput::Arn => (QUEUE_PREFIX, ARN_SUFFIX),
-        QueueOutput::DeadLetterUrl => (DEAD_LETTER_QUEUE_PREFIX, URL_SUFFIX),
-        QueueOutput::DeadLetterArn => (DEAD_LETTER_QUEUE_PREFIX, ARN_SUFFIX),
-    };
-    format!("{prefix}{queue}{suffix}")
 }
 
 /// Whether the output `name` holds a secret: the API keys. Terraform marks them `sensitive`
@@ -124,8 +91,6 @@ pub struct Outputs {
     pub sessions_table: String,
     /// Short name (`users`) to the deployed function.
     pub functions: BTreeMap<String, DeployedFunction>,
-    /// Declared name (`session-sweeps`) to the queue and its dead-letter queue.
-    pub queues: BTreeMap<String, DeployedQueue>,
     /// The alarms that stop a release and roll it back when they fire during the traffic shift.
     pub release_alarms: Vec<String>,
     pub alarm_topic_arn: String,
@@ -137,6 +102,8 @@ pub struct Outputs {
     pub api_key_value: String,
     /// Every client of the API, its key and usage-plan limits, in the environment file's order.
     pub api_clients: Vec<ApiClient>,
+    /// Declared queue name (`session-sweeps`) to where it is.
+    pub queues: BTreeMap<String, DeployedQueue>,
     /// Only with CloudFront in front of the API.
     pub cloudfront_url: Option<String>,
     /// Only with a custom domain.
@@ -155,7 +122,6 @@ pub struct DeployedFunction {
 /// One declared queue of the stack and its dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployedQueue {
-    /// What senders and pollers call SQS with.
     pub url: String,
     pub arn: String,
     pub dead_letter_url: String,
@@ -163,14 +129,16 @@ pub struct DeployedQueue {
 }
 
 impl DeployedQueue {
-    /// The output `which` of the queue.
-    pub fn get(&self, which: QueueOutput) -> &str {
-        match which {
-            QueueOutput::Url => &self.url,
-            QueueOutput::Arn => &self.arn,
-            QueueOutput::DeadLetterUrl => &self.dead_letter_url,
-            QueueOutput::DeadLetterArn => &self.dead_letter_arn,
-        }
+    /// The outputs' parts, in the order [`queue_output`] names them.
+    pub const PARTS: [&str; 4] = ["url", "arn", "dead_letter_url", "dead_letter_arn"];
+
+    fn values(&self) -> [&String; 4] {
+        [
+            &self.url,
+            &self.arn,
+            &self.dead_letter_url,
+            &self.dead_letter_arn,
+        ]
     }
 }
 
@@ -220,11 +188,6 @@ impl Outputs {
             put(&function_output(function), deployed.name.clone().into());
             put(&version_output(function), deployed.version.clone().into());
         }
-        for (queue, deployed) in &self.queues {
-            for which in QueueOutput::ALL {
-                put(&queue_output(queue, which), deployed.get(which).into());
-            }
-        }
         put(name::RELEASE_ALARMS, self.release_alarms.clone().into());
         put(name::ALARM_TOPIC_ARN, self.alarm_topic_arn.clone().into());
         put(name::KMS_KEY_ARN, self.kms_key_arn.clone().into());
@@ -240,6 +203,11 @@ impl Outputs {
                 &api_key_output(&client.name),
                 client.key_value.clone().into(),
             );
+        }
+        for (queue, deployed) in &self.queues {
+            for (part, value) in DeployedQueue::PARTS.iter().zip(deployed.values()) {
+                put(&queue_output(queue, part), value.clone().into());
+            }
         }
         if let Some(url) = &self.cloudfront_url {
             put(name::CLOUDFRONT_URL, url.clone().into());
@@ -317,29 +285,21 @@ impl Outputs {
                 .functions
                 .insert(function.to_owned(), DeployedFunction { name, version });
         }
-        let names: Vec<String> = rest.keys().cloned().collect();
-        for output in names {
-            let Some(queue) = output
-                .strip_prefix(QUEUE_PREFIX)
-                .and_then(|o| o.strip_suffix(URL_SUFFIX))
-            else {
-                continue;
-            };
-            let queue = queue.replace('_', "-");
-            let mut take = |which: QueueOutput| {
-                let name = queue_output(&queue, which);
-                let value = rest.remove(&name).ok_or_else(|| {
-                    OutputsError(format!("output `{name}` (of queue {queue}) is missing"))
-                })?;
-                as_text(&name, value)
+        for queue in catalog_free_queue_names(&rest) {
+            let mut part = |part: &str| {
+                let output = queue_output(&queue, part);
+                let value = rest
+                    .remove(&output)
+                    .ok_or_else(|| OutputsError(format!("output `{output}` is missing")))?;
+                as_text(&output, value)
             };
             let deployed = DeployedQueue {
-                url: take(QueueOutput::Url)?,
-                arn: take(QueueOutput::Arn)?,
-                dead_letter_url: take(QueueOutput::DeadLetterUrl)?,
-                dead_letter_arn: take(QueueOutput::DeadLetterArn)?,
+                url: part("url")?,
+                arn: part("arn")?,
+                dead_letter_url: part("dead_letter_url")?,
+                dead_letter_arn: part("dead_letter_arn")?,
             };
-            outputs.queues.insert(queue, deployed);
+            outputs.queues.insert(queue.replace('_', "-"), deployed);
         }
         if let Some(unknown) = rest.keys().next() {
             return Err(OutputsError(format!(
@@ -348,6 +308,19 @@ impl Outputs {
         }
         Ok(outputs)
     }
+}
+
+/// The queues (as written in output names, '_' for '-') that have a `queue_<name>_url` output
+/// and are not dead-letter URLs: read from the names, so the reader needs no catalog.
+fn catalog_free_queue_names(rest: &Map<String, Value>) -> Vec<String> {
+    rest.keys()
+        .filter_map(|name| {
+            name.strip_prefix(QUEUE_PREFIX)?
+                .strip_suffix(QUEUE_URL_SUFFIX)
+                .filter(|queue| !queue.ends_with("_dead_letter"))
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 /// What is wrong with an outputs file, naming the output.
@@ -401,7 +374,7 @@ impl<'de> Deserialize<'de> for Outputs {
 #[cfg(any(test, feature = "testing"))]
 impl Outputs {
     /// A complete outputs file for a stack without Terraform, for tests: every catalog
-    /// function, queue and the tables under `prefix`, the stage, and one client, `default`, whose
+    /// function and the tables under `prefix`, the stage, and one client, `default`, whose
     /// key is `api_key` and whose limits no test reaches. The one way tests make the file.
     pub fn fixture(prefix: &str, stage: &str, api_key: &str) -> Outputs {
         let arn = |service: &str, resource: &str| {
@@ -425,22 +398,6 @@ impl Outputs {
                     ((*f).to_owned(), deployed)
                 })
                 .collect(),
-            queues: catalog::queues()
-                .map(|(_, queue)| {
-                    let name = catalog::queues::aws_suffix(queue.name);
-                    let dead_letter = format!("{name}{}", catalog::queues::DEAD_LETTER_SUFFIX);
-                    // moto's style of URL.
-                    let url =
-                        |name: &str| format!("http://localhost:5000/123456789012/{prefix}{name}");
-                    let deployed = DeployedQueue {
-                        url: url(&name),
-                        arn: arn("sqs", &name),
-                        dead_letter_url: url(&dead_letter),
-                        dead_letter_arn: arn("sqs", &dead_letter),
-                    };
-                    (queue.name.to_owned(), deployed)
-                })
-                .collect(),
             release_alarms: Vec::new(),
             alarm_topic_arn: arn("sns", "alarms"),
             kms_key_arn: arn("kms", "key"),
@@ -450,6 +407,22 @@ impl Outputs {
             api_clients: vec![ApiClient::fixture(
                 "default", api_key, 10_000.0, 10_000, None,
             )],
+            queues: catalog::queues()
+                .map(|(_, queue)| {
+                    let url = |name: &str| {
+                        format!("http://localhost:5000/123456789012/{prefix}queue-{name}")
+                    };
+                    let dead_letter =
+                        format!("{}{}", queue.name, catalog::queues::DEAD_LETTER_SUFFIX);
+                    let deployed = DeployedQueue {
+                        url: url(queue.name),
+                        arn: arn("sqs", &format!("queue-{}", queue.name)),
+                        dead_letter_url: url(&dead_letter),
+                        dead_letter_arn: arn("sqs", &format!("queue-{dead_letter}")),
+                    };
+                    (queue.name.to_owned(), deployed)
+                })
+                .collect(),
             cloudfront_url: None,
             custom_domain_url: None,
         }
@@ -503,10 +476,6 @@ mod tests {
             ],
             "api_key_value_app": "secret-a",
             "api_key_value_billing_sync": "secret-b",
-            "queue_session_sweeps_url": "https://sqs.eu-west-1.amazonaws.com/1/p-queue-session-sweeps",
-            "queue_session_sweeps_arn": "arn:q",
-            "dead_letter_queue_session_sweeps_url": "https://sqs.eu-west-1.amazonaws.com/1/p-queue-session-sweeps-dlq",
-            "dead_letter_queue_session_sweeps_arn": "arn:dlq",
         })
     }
 
@@ -530,10 +499,6 @@ mod tests {
         assert_eq!(read.api_clients[1].key_value, "secret-b");
         assert_eq!(read.api_clients[1].quota_per_day, Some(20000));
         assert_eq!(read.cloudfront_url, None);
-        let queue = &read.queues["session-sweeps"];
-        assert_eq!(queue.arn, "arn:q");
-        assert_eq!(queue.dead_letter_arn, "arn:dlq");
-        assert!(queue.dead_letter_url.ends_with("-dlq"));
     }
 
     #[test]
@@ -558,12 +523,6 @@ mod tests {
             key.contains("api_key_value_billing_sync") && key.contains("billing-sync"),
             "{key}"
         );
-        let queue = error(&|m| drop(m.remove("dead_letter_queue_session_sweeps_arn")));
-        assert!(
-            queue.contains("`dead_letter_queue_session_sweeps_arn`")
-                && queue.contains("session-sweeps"),
-            "{queue}"
-        );
         let unknown = error(&|m| drop(m.insert("db_password".into(), json!("x"))));
         assert!(unknown.contains("`db_password`"), "{unknown}");
         let bad = error(&|m| drop(m.insert("api_clients".into(), json!([{"name": "x"}]))));
@@ -576,12 +535,5 @@ mod tests {
         assert!(is_secret(&api_key_output("billing-sync")));
         assert!(!is_secret(name::API_KEY_ID));
         assert_eq!(api_key_output("billing-sync"), "api_key_value_billing_sync");
-        for which in QueueOutput::ALL {
-            assert!(!is_secret(&queue_output("session-sweeps", which)));
-        }
-        assert_eq!(
-            queue_output("session-sweeps", QueueOutput::DeadLetterUrl),
-            "dead_letter_queue_session_sweeps_url"
-        );
     }
 }

@@ -51,6 +51,10 @@ pub struct Cli {
     /// environment file's `api.cors_allow_origins`.
     #[arg(long)]
     pub cors_allow_origins: Option<String>,
+    /// Fire every declared schedule this often (e.g. `30s`) instead of on its own expression:
+    /// to watch a daily job work without waiting a day.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub schedule_every: Option<Duration>,
 }
 
 impl Cli {
@@ -66,6 +70,7 @@ impl Cli {
         options.alias_poll =
             (self.alias_poll_ms > 0).then(|| Duration::from_millis(self.alias_poll_ms));
         options.health_requires_api_key = self.health_api_key.map(|v| v == "required");
+        options.schedule_every = self.schedule_every;
         options.cors_allow_origins = self.cors_allow_origins.map(|list| {
             list.split(',')
                 .map(str::trim)

@@ -38,9 +38,33 @@ pub struct Deployment {
     /// environment file (or its options), so functions whose configuration is derived from
     /// the outputs get the `CORS_ALLOW_ORIGINS` Terraform would have set.
     pub cors_allow_origins: Vec<String>,
+    /// Declared queue name to its URL and ARN, as deployed: the local event source mappings
+    /// poll them ([`crate::queues`]) and the senders get the URLs.
+    pub queues: BTreeMap<String, QueueUrls>,
+    /// The account the stack lives in (from the alarm topic's ARN): part of the ARNs the
+    /// local schedules name in their events.
+    pub account: String,
+}
+
+/// Where a declared queue is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrls {
+    pub url: String,
+    pub arn: String,
+    pub dead_letter_url: String,
 }
 
 impl Deployment {
+    /// The environment's name prefix, as infra puts it before every AWS name it derives
+    /// (`<prefix>secret-<name>`, `<prefix>schedule-<name>`): a deployed function's name
+    /// without the function's own.
+    pub fn prefix(&self) -> &str {
+        self.functions
+            .iter()
+            .find_map(|(short, deployed)| deployed.strip_suffix(short.as_str()))
+            .unwrap_or_default()
+    }
+
     /// Reads and checks the outputs file; every error names the missing output.
     pub fn load(path: &Path) -> Result<Deployment> {
         let outputs = Outputs::read(path).with_context(|| {
@@ -95,6 +119,24 @@ impl Deployment {
             alias: outputs.alias_name.clone(),
             artifacts_bucket: outputs.artifacts_bucket.clone(),
             cors_allow_origins: Vec::new(),
+            queues: outputs
+                .queues
+                .iter()
+                .map(|(name, deployed)| {
+                    let urls = QueueUrls {
+                        url: deployed.url.clone(),
+                        arn: deployed.arn.clone(),
+                        dead_letter_url: deployed.dead_letter_url.clone(),
+                    };
+                    (name.clone(), urls)
+                })
+                .collect(),
+            account: outputs
+                .alarm_topic_arn
+                .split(':')
+                .nth(4)
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 }

@@ -230,9 +230,9 @@ where
 }
 
 /// The variables the contract says infra sets, for when the emulator holds no function (the
-/// function deployed as `name`): the tables, and for each secret it declares
-/// `SECRET_ARN_<NAME>`, here the secret's name as infra makes it (`<prefix>secret-<name>`; every
-/// Secrets Manager call takes a name where it takes an ARN).
+/// function deployed as `name`): the tables, for each secret it declares `SECRET_ARN_<NAME>`,
+/// here the secret's name as infra makes it (`<prefix>secret-<name>`; every Secrets Manager
+/// call takes a name where it takes an ARN), and for each queue it sends to `QUEUE_URL_<NAME>`.
 fn from_outputs(deployment: &Deployment, name: &str) -> Deployed {
     let mut variables = BTreeMap::from([
         ("USERS_TABLE".to_string(), deployment.users_table.clone()),
@@ -252,17 +252,22 @@ fn from_outputs(deployment: &Deployment, name: &str) -> Deployed {
         .functions
         .iter()
         .find(|(_, deployed)| deployed.as_str() == name)
-        .and_then(|(short, _)| {
-            let prefix = name.strip_suffix(short.as_str())?;
-            let function = catalog::FUNCTIONS.iter().find(|f| f.name == short)?;
-            Some((prefix, function.secrets))
-        });
-    if let Some((prefix, secrets)) = declared {
-        for secret in secrets {
+        .and_then(|(short, _)| catalog::find(short));
+    if let Some(function) = declared {
+        for secret in function.secrets {
             variables.insert(
                 catalog::secrets::variable(secret),
-                format!("{prefix}{}", catalog::secrets::aws_suffix(secret)),
+                format!(
+                    "{}{}",
+                    deployment.prefix(),
+                    catalog::secrets::aws_suffix(secret)
+                ),
             );
+        }
+        for queue in function.sends {
+            if let Some(deployed) = deployment.queues.get(*queue) {
+                variables.insert(catalog::queues::variable(queue), deployed.url.clone());
+            }
         }
     }
     Deployed {

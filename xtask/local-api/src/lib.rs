@@ -26,8 +26,10 @@ pub mod limits;
 pub mod package;
 pub mod pool;
 pub mod proxy_event;
+pub mod queues;
 pub mod routing;
 pub mod runtime_api;
+pub mod schedules;
 pub mod server;
 pub mod traffic;
 

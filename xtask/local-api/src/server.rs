@@ -53,6 +53,9 @@ pub struct Options {
     /// every path a keyless `OPTIONS` and the functions `CORS_ALLOW_ORIGINS`, as Terraform
     /// does. `None` reads the environment file, like `health_requires_api_key`.
     pub cors_allow_origins: Option<Vec<String>>,
+    /// Fire every declared schedule at this period instead of its own expression (to watch a
+    /// daily job work without waiting a day); `None`: each on its own clock.
+    pub schedule_every: Option<Duration>,
 }
 
 impl Options {
@@ -72,6 +75,7 @@ impl Options {
             alias_poll: Some(DEFAULT_ALIAS_POLL),
             health_requires_api_key: None,
             cors_allow_origins: None,
+            schedule_every: None,
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     refresher: Option<JoinHandle<()>>,
+    /// The queue pollers and schedule clocks: the local event sources.
+    triggers: Vec<JoinHandle<()>>,
     refresh: Arc<Notify>,
     routing_file: Option<PathBuf>,
     state: Option<PathBuf>,
@@ -137,6 +143,19 @@ impl Server {
         )
         .await?;
         let routing_file = refresher.routing_file().to_path_buf();
+        // The functions something else invokes: queues and schedules, as Lambda's event source
+        // mappings and EventBridge Scheduler would, through the same routing.
+        let mut triggers = crate::queues::spawn(
+            crate::queues::Source::all(&deployment),
+            table.clone(),
+            crate::queues::Clients::new(&options.endpoint, &deployment.region),
+            &deployment.region,
+        );
+        triggers.extend(crate::schedules::spawn(
+            &deployment,
+            table.clone(),
+            options.schedule_every,
+        ));
 
         let listener = TcpListener::bind((options.host, options.port))
             .await
@@ -198,6 +217,7 @@ impl Server {
             stop: Some(stop_tx),
             task: Some(task),
             refresher: Some(refresher),
+            triggers,
             refresh,
             routing_file: Some(routing_file),
             state: options.state,
@@ -238,9 +258,14 @@ impl Server {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        if let Some(refresher) = self.refresher.take() {
-            refresher.abort();
-            let _ = refresher.await;
+        for task in self
+            .refresher
+            .take()
+            .into_iter()
+            .chain(self.triggers.drain(..))
+        {
+            task.abort();
+            let _ = task.await;
         }
         for pool in self.gateway.routes.pools() {
             pool.clear().await;
@@ -263,6 +288,7 @@ impl Drop for Server {
         for task in [self.task.take(), self.refresher.take()]
             .into_iter()
             .flatten()
+            .chain(self.triggers.drain(..))
         {
             task.abort();
         }

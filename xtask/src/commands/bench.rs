@@ -14,8 +14,11 @@ use crate::base::env::{self, Env};
 use crate::base::progress;
 use crate::cli::BenchArgs;
 use crate::services::artifacts::package;
-use crate::services::bench::{self, capacity, cold_start, cost, release_build};
+use crate::services::bench::{self, capacity, cold_start, cost, queues, release_build};
 use crate::services::watch;
+
+/// Messages sent through each declared queue for its delivery figure.
+const QUEUE_ROUNDS: usize = 10;
 
 pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
     let mut figures = serde_json::Map::new();
@@ -131,6 +134,24 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
 
         let measured = bench::mix(sh, env, args.mix)?;
         human.extend(capacity_lines(env, &measured, &mut figures)?);
+
+        progress::step("Bench: a message through each declared queue, sent until handled");
+        let deliveries = queues::measure(env, QUEUE_ROUNDS)?;
+        human.push(format!(
+            "queue delivery on the local event loop (send to handled, {QUEUE_ROUNDS} messages each):"
+        ));
+        let mut delivered = serde_json::Map::new();
+        for d in deliveries {
+            human.push(format!(
+                "  {} -> {}: median {:.0} ms, max {:.0} ms",
+                d.queue,
+                d.function,
+                d.median.as_secs_f64() * 1e3,
+                d.max.as_secs_f64() * 1e3
+            ));
+            delivered.insert(d.queue.to_owned(), d.median.as_secs_f64().into());
+        }
+        figures.insert("queue_delivery_median_seconds".into(), delivered.into());
 
         // The development loop, on the server that is running now.
         let function = bench::probe()?.0.name;

@@ -9,7 +9,9 @@
 //!   `local-api`, `emulator`, `deploy-files`): a function binary holds the function, not the machinery that
 //!   deploys or serves it. The one exception is a test-only feature's optional dependency.
 //! - A function crate turns on `service-common`'s optional parts (`passwords`, the argon2
-//!   hasher) exactly when its source uses them, so a binary contains only what it uses.
+//!   hasher; `queues`, the SQS client) exactly when its source uses them, so a binary contains
+//!   only what it uses; one that sends to queues declares them (`sends`), which is what gives
+//!   its role the right to and the variables with their URLs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,6 +39,8 @@ const TEST_ONLY_FEATURES: &[(&str, &str)] = &[(
 /// (using any of them is using the part).
 const OPTIONAL_PARTS: &[(&str, &[&str])] = &[
     ("passwords", &["service_common::password"]),
+    // Sending to a queue: a function that does declares `sends` in its manifest.
+    ("queues", &["service_common::queues"]),
     // The pepper ring is read through the secrets reader: `passwords` turns `secrets` on too,
     // and a function that names the ring says so in its manifest.
     (
@@ -62,6 +66,18 @@ const OWN_DEPENDENCIES: &[(&str, &str, &str)] = &[
         "functions/users",
         "health",
         "its latency benchmark covers every route; as for `sessions`",
+    ),
+    (
+        "functions/users",
+        "sweeper",
+        "its tests run the real queue worker on the sweeps a deletion and a password change \
+         enqueue; as for `sessions`",
+    ),
+    (
+        "functions/sessions",
+        "sweeper",
+        "its log-out-everywhere test runs the real queue worker on the sweep it enqueued; as \
+         for `sessions` above",
     ),
     (
         "functions/rotation",
@@ -101,7 +117,7 @@ fn each_manifest_rule_catches_what_it_names() {
                  license.workspace = true\npublish.workspace = true\n\
                  [package.metadata.function]\nmemory_mb = 128\n\
                  [dependencies]\ninfra.workspace = true\nserde = \"1\"\n\
-                 service-common = { workspace = true, features = [\"passwords\", \"test-tables\"] }\n",
+                 service-common = { workspace = true, features = [\"passwords\", \"test-tables\", \"queues\"] }\n",
             ),
         ),
         (
@@ -126,6 +142,8 @@ fn each_manifest_rule_catches_what_it_names() {
         "functions/items: depends on `infra`",
         "functions/items: turns on `service-common`'s test-only feature `test-tables`",
         "functions/items: turns on `passwords` but its source never uses `service_common::password`",
+        "functions/items: turns on `queues` but its source never uses `service_common::queues`",
+        "functions/items: turns on `queues` but declares no `sends`",
         "functions/common: depends on `smoke`",
     ];
     for expected in expect {
@@ -232,6 +250,15 @@ fn violations(root: &Path, members: &BTreeMap<String, Table>) -> Vec<String> {
                         "{member}: uses `{module}` without turning on `{feature}`"
                     ));
                 }
+            }
+            let sends = manifest["package"]["metadata"]["function"]
+                .get("sends")
+                .and_then(Value::as_array)
+                .is_some_and(|queues| !queues.is_empty());
+            if enabled.iter().any(|f| f == "queues") && !sends {
+                problems.push(format!(
+                    "{member}: turns on `queues` but declares no `sends` (its role may send nowhere)"
+                ));
             }
         }
     }

@@ -4,11 +4,13 @@ pub mod attempts;
 mod cursor;
 mod dynamo;
 mod sessions;
+mod sizes;
 mod users;
 
 pub use attempts::{Admission, LoginAttempts};
 pub use cursor::Cursor;
-pub use sessions::{ReauthClaim, SessionStore};
+pub use sessions::{Live, ReauthClaim, SessionStore};
+pub use sizes::{TableSize, TableSizes};
 pub use users::{UserPage, UserStore};
 
 /// Name of the users table's GSI that lists users by creation time.

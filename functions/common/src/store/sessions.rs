@@ -17,6 +17,14 @@ use crate::error::ServiceError;
 use crate::records::{SessionItem, SessionRecord, logout_key};
 use crate::token::{SessionToken, TokenHash};
 
+/// What a live session of a user carries now: the user's session generation and count of
+/// log-outs everywhere ([`crate::auth::caller`] compares a session's with these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Live {
+    pub generation: u64,
+    pub logouts: u64,
+}
+
 /// Repository for sessions. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SessionStore {
@@ -304,11 +312,47 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Deletes the stored sessions of a user, for tidiness only: revocation is the user's
-    /// session generation (or the user's absence), which takes effect before this runs. The
-    /// `by-user` index is eventually consistent, so a session started a moment ago may be
-    /// missed here; it no longer authenticates, and TTL removes it. Returns how many it found.
-    pub async fn delete_all_for_user(&self, user_id: Uuid) -> Result<usize, ServiceError> {
+    /// Deletes the stored sessions of a user that no longer authenticate, for tidiness only:
+    /// revocation is the user's session generation, log-out count or absence, which took
+    /// effect before this runs. `live` is what a live session of the user carries now (read
+    /// strongly consistent by the caller); `None`: the user is gone and no session of theirs
+    /// is live. Each delete is conditional on the session carrying less, so a session started
+    /// or re-stamped since stays, and running it again deletes nothing more. The `by-user`
+    /// index is eventually consistent, so a session started a moment ago may be missed here;
+    /// it no longer authenticates, and TTL removes it. Returns how many it deleted.
+    pub async fn sweep(&self, user_id: Uuid, live: Option<Live>) -> Result<usize, ServiceError> {
+        // Sessions from before generations and log-out counts existed carry neither: 0.
+        let condition = match live {
+            None => Some("attribute_exists(token_hash)".to_owned()),
+            Some(Live {
+                generation,
+                logouts,
+            }) => {
+                let mut older = Vec::new();
+                if generation > 0 {
+                    older.push("attribute_not_exists(generation) OR generation < :generation");
+                }
+                if logouts > 0 {
+                    older.push(
+                        "attribute_not_exists(logout_generation) OR logout_generation < :logouts",
+                    );
+                }
+                // Nothing was ever revoked: every stored session is live (or merely expired).
+                (!older.is_empty()).then(|| older.join(" OR "))
+            }
+        };
+        let Some(condition) = condition else {
+            return Ok(0);
+        };
+        let values: HashMap<String, AttributeValue> = live
+            .map(|live| {
+                [(":generation", live.generation), (":logouts", live.logouts)]
+                    .into_iter()
+                    .filter(|(name, _)| condition.contains(name))
+                    .map(|(name, n)| (name.to_owned(), AttributeValue::N(n.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut hashes = Vec::new();
         let mut start = None;
         loop {
@@ -334,10 +378,28 @@ impl SessionStore {
             }
         }
         // One DeleteItem each, not BatchWriteItem: that action could also put items, and a
-        // function that may put sessions may mint them.
+        // function that may put sessions may mint them (nor could it hold a condition).
+        let mut deleted = 0;
         for hash in &hashes {
-            self.delete_key(hash).await?;
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(hash)))
+                .condition_expression(&condition)
+                .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => deleted += 1,
+                // Gone already, or a session that still authenticates: not the sweep's.
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(error) => return Err(sdk_error("sweep session", error)),
+            }
         }
-        Ok(hashes.len())
+        Ok(deleted)
     }
 }

@@ -142,23 +142,49 @@ impl UserStore {
 
     /// Reads a user with a strongly consistent read (a client that just wrote expects to see it).
     pub async fn get(&self, id: Uuid) -> Result<Option<UserRecord>, ServiceError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_key(id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("get user", e))?;
-        output
-            .item
+        self.read(id, None, "get user")
+            .await?
             .map(|item| {
                 serde_dynamo::from_item::<_, UserItem>(item)
                     .map(UserRecord::from)
                     .map_err(|e| ServiceError::internal("decode user item", e))
             })
             .transpose()
+    }
+
+    /// A user's session generation alone (strongly consistent; `None`: no such user), for the
+    /// session sweep, whose role may read nothing else of a user.
+    pub async fn session_generation(&self, id: Uuid) -> Result<Option<u64>, ServiceError> {
+        let item = self
+            .read(id, Some("pk, session_generation"), "get session generation")
+            .await?;
+        Ok(item.map(|item| {
+            item.get("session_generation")
+                .and_then(|value| value.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                // Items from before generations existed have none: generation 0.
+                .unwrap_or(0)
+        }))
+    }
+
+    /// A user item, strongly consistent, whole or only the attributes `projection` names.
+    async fn read(
+        &self,
+        id: Uuid,
+        projection: Option<&str>,
+        context: &'static str,
+    ) -> Result<Option<Item>, ServiceError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_key(id))))
+            .consistent_read(true)
+            .set_projection_expression(projection.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| sdk_error(context, e))?;
+        Ok(output.item)
     }
 
     /// Finds a user by normalised e-mail through the uniqueness item. Two strongly consistent

@@ -3,7 +3,7 @@
 //! of the functions' processes), `route_cpu` (CPU time per request of each route, under the
 //! mix), `capacity` (the throughput model), `cost` (the price model), `processes` (the function
 //! processes in `/proc`), `release_build` (a clean release build and a one-function rebuild),
-//! and here the packages, synthesis and the measured deploys. The command prints; these
+//! `queues` (a message's way through the local event loop), and here the packages, synthesis and the measured deploys. The command prints; these
 //! measure.
 //!
 //! The functions measured are picked from the catalog by what they declare, never by name, so
@@ -14,6 +14,7 @@ pub mod cold_start;
 pub mod cost;
 pub mod memory;
 pub mod processes;
+pub mod queues;
 pub mod release_build;
 pub mod route_cpu;
 
