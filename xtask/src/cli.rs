@@ -124,12 +124,14 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run the project's whole test suite and scans, as CI does.
     Test(TestArgs),
-    /// Scaffold a function crate (declaration, handlers, unit test, OpenAPI) that `deploy`
-    /// serves at once.
+    /// Scaffold a function crate (declaration, handler, its test; OpenAPI for routes) that
+    /// `deploy` serves at once: an API route handler, a queue worker or a scheduled job.
     #[command(after_help = "Examples:\n  \
         cargo xtask new items --route \"GET /items\" --route \"POST /items\" --table users:write\n  \
         cargo xtask new reports --route \"GET /reports/{id}\" --table users:read:by-kind\n  \
-        cargo xtask new charges --route \"POST /charges\" --secret payments-key")]
+        cargo xtask new charges --route \"POST /charges\" --secret payments-key\n  \
+        cargo xtask new mailer --queue emails --batch-size 5\n  \
+        cargo xtask new nightly --schedule \"cron(0 3 * * ? *)\" --table users:read")]
     New(NewArgs),
     /// Take a function crate out of the workspace (`deploy` then takes it off the stack).
     Remove(RemoveArgs),
@@ -147,14 +149,29 @@ pub enum Command {
     Secret(SecretCommand),
 }
 
+/// One kind of trigger per scaffold (`trigger`): a route handler, a queue worker and a scheduled
+/// job each have their own handler signature.
 #[derive(Debug, Args, Clone)]
+#[command(group(clap::ArgGroup::new("trigger").required(true).args(["routes", "queue", "schedule"])))]
 pub struct NewArgs {
     /// The function's name: the crate, binary and AWS name suffix (a-z, 0-9, '_').
     pub name: String,
     /// A route it serves, "METHOD /path" (API Gateway template, `{param}` for a parameter);
     /// repeat for more. Every route needs the API key.
-    #[arg(long = "route", value_name = "ROUTE", required = true, value_parser = RouteSpec::parse)]
+    #[arg(long = "route", value_name = "ROUTE", value_parser = RouteSpec::parse)]
     pub routes: Vec<RouteSpec>,
+    /// A queue it consumes instead (a-z, 0-9, '-'): infra creates it with its dead-letter
+    /// queue; the handler takes an SQS batch and reports the records that failed. Not with
+    /// --route or --schedule.
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: Option<String>,
+    /// With --queue: the most records per invocation (the catalog's default otherwise).
+    #[arg(long, value_name = "N", conflicts_with_all = ["routes", "schedule"])]
+    pub batch_size: Option<u32>,
+    /// A schedule it runs on instead, in EventBridge Scheduler's syntax: "rate(5 minutes)" or
+    /// "cron(0 3 * * ? *)"; the handler takes the Scheduled Event. Not with --route or --queue.
+    #[arg(long, value_name = "EXPRESSION")]
+    pub schedule: Option<String>,
     /// A table it may use: `TABLE[:read|:write][:INDEX]`. read = GetItem and Query; write adds
     /// PutItem, UpdateItem and DeleteItem; INDEX also grants Query on that index.
     #[arg(long = "table", value_name = "TABLE", value_parser = TableGrant::parse)]
@@ -304,7 +321,7 @@ pub struct TraceArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-#[command(group(clap::ArgGroup::new("payload").required(true).args(["event", "example"])))]
+#[command(group(clap::ArgGroup::new("payload").required(true).args(["event", "example", "schedule"])))]
 pub struct InvokeArgs {
     /// Function to invoke.
     pub function: String,
@@ -313,9 +330,15 @@ pub struct InvokeArgs {
     pub event: Option<PathBuf>,
     /// An API Gateway event: `rest` (REST API, payload 1.0) or `http` (HTTP API, payload 2.0)
     /// for one of the function's routes (path parameters set to `example`), or a bundled one:
-    /// rest-get-health, rest-post-users, http-get-health, http-post-sessions.
+    /// rest-get-health, rest-post-users, http-get-health, http-post-sessions; or `schedule`:
+    /// the event of the function's schedule, as `--schedule` sends it.
     #[arg(long, value_name = "NAME")]
     pub example: Option<String>,
+    /// Run the function's schedule now: the Scheduled Event that schedule sends (its declared
+    /// input as detail, a fresh execution id, now as its time). SCHEDULE names one when the
+    /// function has several.
+    #[arg(long, value_name = "SCHEDULE", num_args = 0..=1)]
+    pub schedule: Option<Option<String>>,
     /// The route of a `rest` or `http` example, "METHOD /path" as declared; the function's
     /// first route by default.
     #[arg(long, value_name = "ROUTE", requires = "example")]
@@ -444,4 +467,52 @@ pub struct TestArgs {
     /// Extra arguments passed to `cargo nextest run` (or `cargo test` without nextest).
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Xtask::try_parse_from(["cargo xtask"].iter().chain(args)).map(|x| x.command)
+    }
+
+    /// `new` takes one kind of trigger, `--batch-size` only with `--queue`; `invoke --schedule`
+    /// takes a schedule's name or none.
+    #[test]
+    fn new_takes_one_trigger_and_invoke_an_optional_schedule() {
+        let Ok(Command::New(args)) =
+            parse(&["new", "jobs", "--queue", "jobs", "--batch-size", "5"])
+        else {
+            panic!("a queue worker parses");
+        };
+        assert_eq!(
+            (args.queue.as_deref(), args.batch_size),
+            (Some("jobs"), Some(5))
+        );
+        for refused in [
+            &["new", "x"][..],
+            &["new", "x", "--queue", "a", "--schedule", "rate(1 day)"],
+            &["new", "x", "--route", "GET /x", "--queue", "a"],
+            &["new", "x", "--route", "GET /x", "--schedule", "rate(1 day)"],
+            &["new", "x", "--batch-size", "3", "--schedule", "rate(1 day)"],
+            &["new", "x", "--batch-size", "3", "--route", "GET /x"],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
+        let schedule = |args: &[&str]| match parse(args) {
+            Ok(Command::Invoke(args)) => args.schedule,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(schedule(&["invoke", "nightly", "--schedule"]), Some(None));
+        assert_eq!(
+            schedule(&["invoke", "nightly", "--schedule", "hourly"]),
+            Some(Some("hourly".to_owned()))
+        );
+        assert_eq!(
+            schedule(&["invoke", "nightly", "--example", "schedule"]),
+            None
+        );
+        assert!(parse(&["invoke", "nightly", "--schedule", "--example", "rest"]).is_err());
+    }
 }

@@ -1,6 +1,6 @@
-//! `cargo xtask invoke FUNCTION (--event FILE | --example NAME)`: one event sent straight to a
-//! function (locally through the local runtime, on AWS to the `live` alias), with its response
-//! and the log lines of that invocation.
+//! `cargo xtask invoke FUNCTION (--event FILE | --example NAME | --schedule [NAME])`: one event
+//! sent straight to a function (locally through the local runtime, on AWS to the `live` alias),
+//! with its response and the log lines of that invocation.
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -9,11 +9,11 @@ use crate::base::env::Env;
 use crate::base::progress;
 use crate::cli::InvokeArgs;
 use crate::services::functions;
-use crate::services::invoke::{self, example, example_names};
+use crate::services::invoke::{self, SCHEDULE_EXAMPLE, example, example_names, schedule_event};
 
 pub fn run(env: &Env, args: InvokeArgs) -> Result<()> {
     let function = functions::known(&args.function)?;
-    let payload = event(function, &args)?;
+    let payload = event(env, function, &args)?;
     let invoked = invoke::invoke(env, function, payload)?;
     let json = serde_json::json!({
         "function": function,
@@ -45,19 +45,24 @@ pub fn run(env: &Env, args: InvokeArgs) -> Result<()> {
 }
 
 /// The event to send, parsed so a typo fails here and not inside the function.
-fn event(function: &str, args: &InvokeArgs) -> Result<Bytes> {
-    let (text, origin) = match (&args.event, &args.example) {
-        (Some(file), None) => (
+fn event(env: &Env, function: &str, args: &InvokeArgs) -> Result<Bytes> {
+    let schedule = |name: Option<&str>| schedule_event(env, function, name);
+    let (text, origin) = match (&args.event, &args.example, &args.schedule) {
+        (Some(file), None, None) => (
             std::fs::read_to_string(file)
                 .with_context(|| format!("reading the event file {}", file.display()))?,
             file.display().to_string(),
         ),
-        (None, Some(name)) => (
+        (None, None, Some(name)) => (schedule(name.as_deref())?, "the schedule's event".into()),
+        (None, Some(name), None) if name == SCHEDULE_EXAMPLE && args.route.is_none() => {
+            (schedule(None)?, format!("example `{name}`"))
+        }
+        (None, Some(name), None) => (
             example(function, name, args.route.as_deref())?,
             format!("example `{name}`"),
         ),
         _ => bail!(
-            "give the event with --event FILE or --example NAME (examples: {})",
+            "give the event with --event FILE, --example NAME (examples: {}) or --schedule",
             example_names().join(", ")
         ),
     };

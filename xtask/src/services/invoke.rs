@@ -1,5 +1,7 @@
-//! `cargo xtask invoke FUNCTION (--event FILE | --example NAME)`: one event sent straight to a
-//! function, its response and the log lines it wrote for that invocation printed.
+//! `cargo xtask invoke FUNCTION (--event FILE | --example NAME | --schedule [NAME])`: one event
+//! sent straight to a function, its response and the log lines it wrote for that invocation
+//! printed. `--schedule` runs a schedule now: the event is the one the schedule sends
+//! (`catalog::schedules::event`), so the function cannot tell it from a run on the clock.
 //!
 //! On `local` it runs through the local runtime: the local API server's own Runtime API and
 //! process handling (`local_api::instance`), with the configuration the server would use (the
@@ -160,13 +162,70 @@ pub fn example(function: &str, name: &str, route: Option<&str>) -> Result<String
     Ok(event.to_string())
 }
 
-/// The `--example` names: the generated kinds, then the bundled events.
+/// The `--example` names: the generated kinds, then the bundled events, then the schedule's.
 pub fn example_names() -> Vec<&'static str> {
     GENERATED
         .iter()
         .map(|(name, _)| *name)
         .chain(EXAMPLES.iter().map(|(name, _)| *name))
+        .chain([SCHEDULE_EXAMPLE])
         .collect()
+}
+
+/// The `--example` that is the function's schedule's event: `--schedule` without a name.
+pub const SCHEDULE_EXAMPLE: &str = "schedule";
+
+/// The event `function`'s schedule `name` (its only one when `None`) sends, for a run now:
+/// the local clock's (`local_api::schedules::event`: a fresh execution id, now as its time,
+/// the schedule's ARN in the deployment of `env`'s outputs), so a run on demand is a run on
+/// the clock, locally and on AWS.
+pub fn schedule_event(env: &Env, function: &str, name: Option<&str>) -> Result<String> {
+    let declared = catalog::find(function)
+        .with_context(|| format!("`{function}` is not a function of the catalog"))?
+        .schedules;
+    let schedule = choose(function, declared, name)?;
+    let deployment = Deployment::load(&env.outputs_file())?;
+    Ok(local_api::schedules::event(
+        &deployment,
+        schedule,
+        chrono::Utc::now(),
+    ))
+}
+
+/// The schedule `name` among `function`'s, or its only one; refused naming what there is.
+fn choose<'a>(
+    function: &str,
+    declared: &'a [catalog::Schedule],
+    name: Option<&str>,
+) -> Result<&'a catalog::Schedule> {
+    let names = || -> String {
+        let names: Vec<&str> = declared.iter().map(|s| s.name).collect();
+        names.join(", ")
+    };
+    match (declared, name) {
+        ([], _) => {
+            let scheduled: Vec<&str> = catalog::schedules().map(|(f, _)| f.name).collect();
+            bail!(
+                "`{function}` has no schedule; the functions with one are: {}",
+                if scheduled.is_empty() {
+                    "none".to_owned()
+                } else {
+                    scheduled.join(", ")
+                }
+            )
+        }
+        ([only], None) => Ok(only),
+        (_, None) => bail!(
+            "`{function}` has several schedules ({}): name one, --schedule NAME",
+            names()
+        ),
+        (_, Some(wanted)) => declared.iter().find(|s| s.name == wanted).with_context(|| {
+            format!(
+                "`{function}` has no schedule `{wanted}`; its schedules are: {}",
+                names()
+            )
+        }),
+    }
 }
 
 /// Runs the function once through the local runtime.
@@ -273,7 +332,7 @@ fn lines_since(path: &Path, offset: u64) -> Result<Vec<String>> {
         .collect())
 }
 
-/// A unique request id in the UUID shape Lambda uses.
+/// A unique request (or schedule execution) id in the UUID shape Lambda uses.
 fn request_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -389,6 +448,44 @@ mod tests {
         let e = example("health", "soap", None).unwrap_err().to_string();
         assert!(
             e.contains("the examples are: rest, http, rest-get-health"),
+            "{e}"
+        );
+        assert!(e.ends_with(", schedule"), "{e}");
+    }
+
+    #[test]
+    fn a_schedule_is_chosen_by_name_or_alone() {
+        let declared = [
+            catalog::Schedule {
+                name: "nightly",
+                expression: "cron(0 3 * * ? *)",
+                input: r#"{"report":"all"}"#,
+            },
+            catalog::Schedule {
+                name: "hourly",
+                expression: "rate(1 hour)",
+                input: "{}",
+            },
+        ];
+        let chosen = choose("reports", &declared, Some("hourly")).unwrap();
+        assert_eq!(chosen.name, "hourly");
+        let only = choose("reports", &declared[..1], None).unwrap();
+        assert_eq!(only.name, "nightly");
+        let e = choose("reports", &declared, None).unwrap_err().to_string();
+        assert!(e.contains("several schedules (nightly, hourly)"), "{e}");
+        let e = choose("reports", &declared, Some("weekly"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no schedule `weekly`; its schedules are: nightly, hourly"),
+            "{e}"
+        );
+        let env = Env::load("local", false).unwrap();
+        let e = schedule_event(&env, "health", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`health` has no schedule; the functions with one are: "),
             "{e}"
         );
     }

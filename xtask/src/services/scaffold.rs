@@ -147,10 +147,26 @@ impl Scaffold {
     }
 }
 
-/// What a function crate is made of: its routes, the tables it may use and the secrets it
-/// reads (`--route`, `--table`, `--secret`).
+/// What invokes a scaffolded function: one kind per crate, since each kind has its own
+/// handler signature (an API Gateway request, an SQS batch, a Scheduled Event).
+#[derive(Clone, Copy, Debug)]
+pub enum Trigger<'a> {
+    /// `--route`: the routes it serves.
+    Routes(&'a [RouteSpec]),
+    /// `--queue [--batch-size]`: the queue it consumes; the catalog's default batch size
+    /// without one.
+    Queue {
+        name: &'a str,
+        batch_size: Option<u32>,
+    },
+    /// `--schedule`: the expression EventBridge Scheduler invokes it on.
+    Schedule { expression: &'a str },
+}
+
+/// What a function crate is made of: what invokes it, the tables it may use and the secrets it
+/// reads (`--route`/`--queue`/`--schedule`, `--table`, `--secret`).
 pub struct Spec<'a> {
-    pub routes: &'a [RouteSpec],
+    pub trigger: Trigger<'a>,
     pub tables: &'a [TableGrant],
     pub secrets: &'a [String],
 }
@@ -158,9 +174,19 @@ pub struct Spec<'a> {
 /// Checks `name` and `spec` against the workspace at `root` and returns what to write; writes
 /// nothing.
 pub fn plan(root: &Path, name: &str, spec: &Spec<'_>) -> Result<Scaffold> {
-    let Spec { routes, .. } = *spec;
-    if routes.is_empty() {
-        bail!("give at least one --route \"METHOD /path\": a function serves a route");
+    // What the manifest and the sources quote is checked first (by the catalog's own rules),
+    // so a refused value is refused in the catalog's words, not as a broken TOML string.
+    match spec.trigger {
+        Trigger::Routes([]) => {
+            bail!("give at least one --route \"METHOD /path\": a function serves a route")
+        }
+        Trigger::Routes(_) => {}
+        Trigger::Queue { name, .. } => {
+            catalog::queues::check_name(name).map_err(anyhow::Error::msg)?
+        }
+        Trigger::Schedule { expression } => {
+            catalog::schedules::parse(expression).map_err(anyhow::Error::msg)?;
+        }
     }
     let dir = root.join("functions").join(name);
     if dir.exists() {
@@ -190,16 +216,58 @@ pub fn plan(root: &Path, name: &str, spec: &Spec<'_>) -> Result<Scaffold> {
         .context("the generated manifest declares a function")?;
     functions.push(declared);
     manifest::check_all(&functions).map_err(anyhow::Error::msg)?;
+    let state = state_rs(name, spec.secrets);
+    let mut files = vec![("Cargo.toml", cargo_toml)];
+    match spec.trigger {
+        Trigger::Routes(routes) => files.extend([
+            ("src/main.rs", fill(templates::MAIN_RS, &[("name", name)])),
+            ("src/lib.rs", lib_rs(name, routes, &state)),
+            ("src/model.rs", templates::MODEL_RS.to_owned()),
+            ("src/openapi.rs", openapi_rs(name, routes)),
+        ]),
+        Trigger::Queue { name: queue, .. } => files.extend([
+            (
+                "src/main.rs",
+                fill(templates::QUEUE_MAIN_RS, &[("name", name)]),
+            ),
+            (
+                "src/lib.rs",
+                fill(
+                    templates::QUEUE_LIB_RS,
+                    &[("name", name), ("queue", queue), ("state", &state)],
+                ),
+            ),
+            (
+                "tests/batch.rs",
+                fill(templates::QUEUE_TEST_RS, &[("name", name)]),
+            ),
+        ]),
+        Trigger::Schedule { expression } => files.extend([
+            (
+                "src/main.rs",
+                fill(templates::SCHEDULE_MAIN_RS, &[("name", name)]),
+            ),
+            (
+                "src/lib.rs",
+                fill(
+                    templates::SCHEDULE_LIB_RS,
+                    &[
+                        ("name", name),
+                        ("expression", expression),
+                        ("state", &state),
+                    ],
+                ),
+            ),
+            (
+                "tests/schedule.rs",
+                fill(templates::SCHEDULE_TEST_RS, &[("name", name)]),
+            ),
+        ]),
+    }
     Ok(Scaffold {
         name: name.to_owned(),
         dir,
-        files: vec![
-            ("Cargo.toml", cargo_toml),
-            ("src/main.rs", main_rs(name)),
-            ("src/lib.rs", lib_rs(name, routes, spec.secrets)),
-            ("src/model.rs", templates::MODEL_RS.to_owned()),
-            ("src/openapi.rs", openapi_rs(name, routes)),
-        ],
+        files,
     })
 }
 
@@ -262,26 +330,43 @@ pub fn remove(root: &Path, name: &str, dir: &Path) -> Result<()> {
 }
 
 /// Runs the OpenAPI tests of `packages` with `UPDATE_EXPECT=1` (`expect-test`'s refresh), so
-/// they rewrite the crates' fragments and the assembled `functions/openapi.json`. Cargo's output goes to stderr:
-/// stdout is the command's result (`--json`).
+/// they rewrite the crates' fragments and the assembled `functions/openapi.json`.
 pub fn refresh_openapi(root: &Path, packages: &[&str]) -> Result<()> {
+    let mut args = vec!["--lib"];
+    for package in packages {
+        args.extend(["-p", package]);
+    }
+    args.push("openapi");
+    cargo_test(root, &args, true, "writing the OpenAPI documents")
+        .with_context(|| format!("the OpenAPI tests of {} failed", packages.join(", ")))
+}
+
+/// Compiles `package` and its tests, for a crate with no OpenAPI fragment to write: what proves
+/// the scaffold builds.
+pub fn compile_tests(root: &Path, package: &str) -> Result<()> {
+    cargo_test(root, &["--no-run", "-p", package], false, "compiling it")
+        .with_context(|| format!("{package} or its tests did not compile"))
+}
+
+/// `cargo test --quiet ARGS` in the workspace at `root` (with `UPDATE_EXPECT=1` when
+/// `update_expect`). Cargo's output goes to stderr: stdout is the command's result (`--json`).
+fn cargo_test(root: &Path, args: &[&str], update_expect: bool, what: &str) -> Result<()> {
     let mut cargo = emulator::cargo();
     cargo
-        .args(["test", "--quiet", "--lib"])
+        .args(["test", "--quiet"])
+        .args(args)
         .current_dir(root)
-        .env("UPDATE_EXPECT", "1")
         .stdout(std::io::stderr());
-    for package in packages {
-        cargo.args(["-p", package]);
-    }
-    cargo.arg("openapi");
-    progress::step(format!(
-        "writing the OpenAPI documents (UPDATE_EXPECT=1 cargo test --lib -p {} openapi)",
-        packages.join(" -p ")
-    ));
+    let update = if update_expect {
+        cargo.env("UPDATE_EXPECT", "1");
+        "UPDATE_EXPECT=1 "
+    } else {
+        ""
+    };
+    progress::step(format!("{what} ({update}cargo test {})", args.join(" ")));
     let status = cargo.status().context("running cargo")?;
     if !status.success() {
-        bail!("the OpenAPI tests of {} failed", packages.join(", "));
+        bail!("cargo test {} failed", args.join(" "));
     }
     Ok(())
 }
@@ -357,9 +442,12 @@ fn remove_member(root_manifest: &str, member: &str) -> Result<String> {
 
 /// The crate's files as templates (`xtask/templates/function/`), real files an editor shows
 /// as what they become: `${key}` marks where [`fill`] puts a value, and nothing else in them
-/// is special. `parts/` holds what is repeated per route or per grant.
+/// is special. `src/` and `dependencies.toml.in` are a route function's, `queue/` and
+/// `schedule/` the other kinds'; `parts/` holds what is repeated per route or per grant, the
+/// trigger declarations and the `State` every kind shares.
 mod templates {
     pub const CARGO_TOML: &str = include_str!("../../templates/function/Cargo.toml.in");
+    pub const DEPENDENCIES: &str = include_str!("../../templates/function/dependencies.toml.in");
     pub const MAIN_RS: &str = include_str!("../../templates/function/src/main.rs.in");
     pub const LIB_RS: &str = include_str!("../../templates/function/src/lib.rs.in");
     pub const MODEL_RS: &str = include_str!("../../templates/function/src/model.rs.in");
@@ -369,6 +457,27 @@ mod templates {
     pub const INDEX_GRANT: &str =
         include_str!("../../templates/function/parts/index_grant.toml.in");
     pub const HANDLER: &str = include_str!("../../templates/function/parts/handler.rs.in");
+    pub const STATE: &str = include_str!("../../templates/function/parts/state.rs.in");
+    pub const QUEUE: &str = include_str!("../../templates/function/parts/queue.toml.in");
+    pub const SCHEDULE: &str = include_str!("../../templates/function/parts/schedule.toml.in");
+
+    // A queue worker: `SqsEvent` in, `SqsBatchResponse` out.
+    pub const QUEUE_DEPENDENCIES: &str =
+        include_str!("../../templates/function/queue/dependencies.toml.in");
+    pub const QUEUE_MAIN_RS: &str = include_str!("../../templates/function/queue/src/main.rs.in");
+    pub const QUEUE_LIB_RS: &str = include_str!("../../templates/function/queue/src/lib.rs.in");
+    pub const QUEUE_TEST_RS: &str =
+        include_str!("../../templates/function/queue/tests/batch.rs.in");
+
+    // A scheduled function: an EventBridge Scheduled Event in, what the run did out.
+    pub const SCHEDULE_DEPENDENCIES: &str =
+        include_str!("../../templates/function/schedule/dependencies.toml.in");
+    pub const SCHEDULE_MAIN_RS: &str =
+        include_str!("../../templates/function/schedule/src/main.rs.in");
+    pub const SCHEDULE_LIB_RS: &str =
+        include_str!("../../templates/function/schedule/src/lib.rs.in");
+    pub const SCHEDULE_TEST_RS: &str =
+        include_str!("../../templates/function/schedule/tests/schedule.rs.in");
 }
 
 /// `template` with each `${key}` replaced by the value of `key` in `values`; values are not
@@ -411,11 +520,11 @@ fn part(template: &str, values: &[(&str, &str)]) -> String {
     text
 }
 
-/// The manifest: package, declaration (secrets, routes with the API key, grants from
-/// `--table`), and the dependencies the handlers use.
+/// The manifest: package, declaration (secrets, the trigger: routes with the API key, the
+/// queue or the schedule; grants from `--table`), and the dependencies the handlers use.
 fn cargo_toml(name: &str, spec: &Spec<'_>) -> String {
     let Spec {
-        routes,
+        trigger,
         tables,
         secrets,
     } = *spec;
@@ -426,19 +535,44 @@ fn cargo_toml(name: &str, spec: &Spec<'_>) -> String {
             format!("secrets = [{}]\n", quoted.join(", "))
         }
     };
-    let described: Vec<String> = routes
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
-    let declared: String = routes
-        .iter()
-        .map(|route| {
-            fill(
-                templates::ROUTE,
-                &[("method", &route.method), ("path", &route.path)],
+    let (described, triggers, dependencies) = match trigger {
+        Trigger::Routes(routes) => {
+            let described: Vec<String> = routes
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.path))
+                .collect();
+            let declared: String = routes
+                .iter()
+                .map(|route| {
+                    fill(
+                        templates::ROUTE,
+                        &[("method", &route.method), ("path", &route.path)],
+                    )
+                })
+                .collect();
+            (described.join(", "), declared, templates::DEPENDENCIES)
+        }
+        Trigger::Queue {
+            name: queue,
+            batch_size,
+        } => {
+            let batch_size = batch_size.map_or(String::new(), |n| format!("batch_size = {n}\n"));
+            let declared = fill(
+                templates::QUEUE,
+                &[("queue", queue), ("batch_size", &batch_size)],
+            );
+            (
+                format!("the `{queue}` queue"),
+                declared,
+                templates::QUEUE_DEPENDENCIES,
             )
-        })
-        .collect();
+        }
+        Trigger::Schedule { expression } => (
+            format!("the schedule {expression}"),
+            fill(templates::SCHEDULE, &[("expression", expression)]),
+            templates::SCHEDULE_DEPENDENCIES,
+        ),
+    };
     let mut sids = BTreeSet::new();
     let mut grants = String::new();
     for grant in tables {
@@ -471,10 +605,11 @@ fn cargo_toml(name: &str, spec: &Spec<'_>) -> String {
         templates::CARGO_TOML,
         &[
             ("name", name),
-            ("described", &described.join(", ")),
+            ("described", &described),
             ("secrets", &secrets),
-            ("routes", &declared),
+            ("triggers", &triggers),
             ("grants", &grants),
+            ("dependencies", dependencies),
         ],
     )
 }
@@ -487,13 +622,9 @@ fn camel(text: &str) -> String {
         .collect()
 }
 
-fn main_rs(name: &str) -> String {
-    fill(templates::MAIN_RS, &[("name", name)])
-}
-
-/// The library: `State`, one `Op` variant, `ROUTES` entry, dispatch arm and placeholder
-/// handler per route, and a test of the first route.
-fn lib_rs(name: &str, routes: &[RouteSpec], secrets: &[String]) -> String {
+/// The `State` every kind's library opens with: the configuration, the DynamoDB client for
+/// the granted tables, and the secrets the manifest declares.
+fn state_rs(name: &str, secrets: &[String]) -> String {
     // The state names the secrets the manifest declares (`check_function` holds them equal).
     let secrets = if secrets.is_empty() {
         String::new()
@@ -506,6 +637,12 @@ fn lib_rs(name: &str, routes: &[RouteSpec], secrets: &[String]) -> String {
             quoted.join(", ")
         )
     };
+    part(templates::STATE, &[("name", name), ("secrets", &secrets)])
+}
+
+/// The library of a route function: `State`, one `Op` variant, `ROUTES` entry, dispatch arm
+/// and placeholder handler per route, and a test of the first route.
+fn lib_rs(name: &str, routes: &[RouteSpec], state: &str) -> String {
     let lines = |line: &dyn Fn(&RouteSpec) -> String| -> String {
         routes.iter().map(line).collect::<Vec<_>>().join("\n")
     };
@@ -546,7 +683,7 @@ fn lib_rs(name: &str, routes: &[RouteSpec], secrets: &[String]) -> String {
         templates::LIB_RS,
         &[
             ("name", name),
-            ("secrets", &secrets),
+            ("state", state),
             ("variants", &variants),
             ("routes", &table),
             ("arms", &arms),
@@ -606,18 +743,106 @@ mod tests {
         let tables = ["users:write:by-kind", "sessions"].map(|t| TableGrant::parse(t).unwrap());
         let secrets = ["payments-key".to_owned()];
         let spec = Spec {
-            routes: &routes,
+            trigger: Trigger::Routes(&routes),
             tables: &tables,
             secrets: &secrets,
         };
-        let scaffold = plan(&root, "items", &spec).unwrap();
-        let rendered: String = scaffold
+        expect_test::expect_file!["../../templates/items.expected"]
+            .assert_eq(&rendered(&root, "items", &spec));
+    }
+
+    /// Every file of the planned crate, each after a `==> path <==` line.
+    fn rendered(root: &Path, name: &str, spec: &Spec<'_>) -> String {
+        let scaffold = plan(root, name, spec).unwrap();
+        scaffold
             .files()
             .iter()
             .zip(&scaffold.files)
             .map(|(path, (_, text))| format!("==> {path} <==\n{text}"))
-            .collect();
-        expect_test::expect_file!["../../templates/items.expected"].assert_eq(&rendered);
+            .collect()
+    }
+
+    /// A queue worker and a scheduled job (with a grant and a secret, so the shared `State`
+    /// is rendered in full), pinned the same way.
+    #[test]
+    fn queue_and_schedule_outputs_are_pinned() {
+        let root = deploy_files::workspace_root();
+        let tables = [TableGrant::parse("users:read").unwrap()];
+        let secrets = ["payments-key".to_owned()];
+        let spec = |trigger| Spec {
+            trigger,
+            tables: &tables,
+            secrets: &secrets,
+        };
+        let queue = Trigger::Queue {
+            name: "jobs",
+            batch_size: Some(5),
+        };
+        expect_test::expect_file!["../../templates/jobs.expected"].assert_eq(&rendered(
+            &root,
+            "jobs",
+            &spec(queue),
+        ));
+        let schedule = Trigger::Schedule {
+            expression: "cron(0 3 * * ? *)",
+        };
+        expect_test::expect_file!["../../templates/nightly.expected"].assert_eq(&rendered(
+            &root,
+            "nightly",
+            &spec(schedule),
+        ));
+    }
+
+    /// A queue or a schedule the catalog refuses is refused before anything is written, in
+    /// the catalog's words.
+    #[test]
+    fn queues_and_schedules_are_checked_by_the_catalog() {
+        let root = deploy_files::workspace_root();
+        let e = |trigger| {
+            let spec = Spec {
+                trigger,
+                tables: &[],
+                secrets: &[],
+            };
+            plan(&root, "jobs", &spec)
+                .err()
+                .expect("refused")
+                .to_string()
+        };
+        let queue = |name| Trigger::Queue {
+            name,
+            batch_size: None,
+        };
+        assert!(e(queue("Jobs")).contains("queue `Jobs`: use 1-40 characters"));
+        let taken = catalog::consumer("session-sweeps").unwrap().name;
+        assert!(e(queue("session-sweeps")).contains(&format!(
+            "queue `session-sweeps` is consumed by both `{taken}` and `jobs`"
+        )));
+        let big = Trigger::Queue {
+            name: "jobs",
+            batch_size: Some(100),
+        };
+        assert!(e(big).contains("needs `batching_window_seconds`"));
+        let schedule = |expression| Trigger::Schedule { expression };
+        assert!(e(schedule("rate(1 days)")).contains("schedule expression `rate(1 days)`"));
+        assert!(e(schedule("every day")).contains("must be `rate(...)` or `cron(...)`"));
+        let quoted = e(schedule("rate(5 minutes)\" x = \""));
+        assert!(
+            quoted.contains("must be `rate(...)` or `cron(...)`"),
+            "{quoted}"
+        );
+        let spec = Spec {
+            trigger: queue("jobs"),
+            tables: &[],
+            secrets: &[],
+        };
+        let scaffold = plan(&root, "jobs", &spec).unwrap();
+        assert!(!scaffold.dir.exists(), "planning writes nothing");
+        assert!(
+            scaffold
+                .files()
+                .contains(&"functions/jobs/tests/batch.rs".to_owned())
+        );
     }
 
     #[test]
@@ -654,7 +879,7 @@ mod tests {
         let items = route("GET /items");
         let e = |name, routes: &[RouteSpec], tables: &[TableGrant]| {
             let spec = Spec {
-                routes,
+                trigger: Trigger::Routes(routes),
                 tables,
                 secrets: &[],
             };
@@ -669,7 +894,7 @@ mod tests {
         let unknown = TableGrant::parse("orders").unwrap();
         assert!(e("items", &items, &[unknown]).contains("unknown table `orders`"));
         let bad_secret = Spec {
-            routes: &items,
+            trigger: Trigger::Routes(&items),
             tables: &[],
             secrets: &["Payments_Key".to_owned()],
         };
@@ -681,7 +906,7 @@ mod tests {
         );
         let tables = [TableGrant::parse("users:write:by-kind").unwrap()];
         let spec = Spec {
-            routes: &items,
+            trigger: Trigger::Routes(&items),
             tables: &tables,
             secrets: &[],
         };

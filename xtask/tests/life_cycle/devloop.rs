@@ -1,6 +1,7 @@
 //! The development loop's commands on `local` without a deployment: `invoke` runs the real
 //! `health` binary (packaged like `deploy` does) through the local runtime, and `logs` reads
-//! the function output it left, filtered and followed.
+//! the function output it left, filtered and followed; `invoke --schedule` runs the real
+//! `table_report` binary on its schedule's event.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -9,35 +10,35 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// `health`'s debug binary as the workspace builds it, built when missing.
-fn health_binary() -> PathBuf {
+/// `function`'s debug binary as the workspace builds it, built when missing.
+fn function_binary(function: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_xtask"))
         .parent()
         .unwrap()
-        .join("health");
+        .join(function);
     if !path.exists() {
         let status = emulator::cargo()
-            .args(["build", "--bin", "health"])
+            .args(["build", "--bin", function])
             .current_dir(workspace_root())
             .status()
             .unwrap();
-        assert!(status.success(), "building health failed");
+        assert!(status.success(), "building {function} failed");
     }
     path
 }
 
-/// A build folder with `dist/health.zip` (the real binary as `bootstrap`) and the outputs of
-/// a `local` deployment; no emulator runs, so the configuration comes from the outputs.
-fn packaged_health(name: &str) -> PathBuf {
+/// A build folder with `dist/<function>.zip` (the real binary as `bootstrap`) and the outputs
+/// of a `local` deployment; no emulator runs, so the configuration comes from the outputs.
+fn packaged(function: &str, name: &str) -> PathBuf {
     let dir = scratch(name);
     std::fs::create_dir_all(dir.join("dist")).unwrap();
-    let file = std::fs::File::create(dir.join("dist/health.zip")).unwrap();
+    let file = std::fs::File::create(dir.join(format!("dist/{function}.zip"))).unwrap();
     let mut zip = zip::ZipWriter::new(file);
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .unix_permissions(0o755);
     zip.start_file("bootstrap", options).unwrap();
-    zip.write_all(&std::fs::read(health_binary()).unwrap())
+    zip.write_all(&std::fs::read(function_binary(function)).unwrap())
         .unwrap();
     zip.finish().unwrap();
     deploy_files::Outputs::fixture("devloop-", "v1", "k")
@@ -48,7 +49,7 @@ fn packaged_health(name: &str) -> PathBuf {
 
 #[test]
 fn invoke_sends_bundled_and_file_events_through_the_local_runtime() {
-    let dir = packaged_health("invoke");
+    let dir = packaged("health", "invoke");
 
     let out = stdout_json(&xtask(
         &dir,
@@ -122,7 +123,7 @@ fn invoke_sends_bundled_and_file_events_through_the_local_runtime() {
 
 #[test]
 fn local_logs_filter_and_follow_the_function_output() {
-    let dir = packaged_health("logs");
+    let dir = packaged("health", "logs");
     for example in ["rest-get-health", "http-get-health"] {
         stdout_json(&xtask(
             &dir,
@@ -303,4 +304,30 @@ fn logs_all_and_trace_read_every_local_log_in_time_order() {
         stderr(&missing)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `invoke --schedule` sends the event of the function's schedule: `table_report` reads it as
+/// the `EventBridgeEvent` it takes and runs (its table calls fail, no emulator runs, which it
+/// reports as its error); a function without a schedule is refused.
+#[test]
+fn invoke_runs_a_schedule_on_demand() {
+    let dir = packaged("table_report", "invoke-schedule");
+    let run = xtask(&dir, &["invoke", "table_report", "--schedule", "--json"]);
+    let out: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let error = out["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("TableReportError"),
+        "it ran the report: {out}"
+    );
+    let logs = out["logs"].to_string();
+    assert!(logs.contains("table not reported"), "{out}");
+    assert!(!run.status.success());
+    let refused = xtask(&dir, &["invoke", "health", "--schedule"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused)
+            .contains("`health` has no schedule; the functions with one are: table_report"),
+        "{}",
+        stderr(&refused)
+    );
 }

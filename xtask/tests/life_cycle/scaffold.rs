@@ -1,6 +1,7 @@
 //! `cargo xtask new` end to end, in a scratch copy of the workspace: scaffold a fourth
 //! function, deploy it to `local`, call its route through the local API server, read its logs,
-//! invoke it, remove it and deploy again; no edit by hand anywhere.
+//! invoke it, remove it and deploy again; no edit by hand anywhere. Beside it, a queue worker
+//! and a scheduled job are scaffolded in another copy and pass their own tests.
 //!
 //! The copy builds in its own target dir, seeded with a copy of this one's (`cp -a`, not hard
 //! links: rustc may rewrite a file in place). Cargo hashes a path package by its path relative
@@ -44,14 +45,37 @@ fn copy_workspace(to: &Path) {
     }
 }
 
-/// A target dir for the copy, seeded with this build's dependencies and release build.
-fn seeded_target(dir: &Path) -> PathBuf {
+/// The debug build's parts of a target dir.
+const DEBUG: [&str; 3] = ["debug/deps", "debug/build", "debug/.fingerprint"];
+
+/// A scratch copy of the workspace under a new [`scratch`] folder: `(folder, workspace,
+/// target)`, the target seeded with `parts` of this build's target dir.
+fn scratch_workspace(name: &str, parts: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let workspace = dir.join("workspace");
+    copy_workspace(&workspace);
+    // The emulator's Python venv is this workspace's (a venv cannot be copied; making one and
+    // installing moto into it again costs half a minute).
+    let venv = emulator::ensure_python_packages(&[emulator::MOTO_REQUIREMENT])
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::fs::create_dir_all(workspace.join("build")).unwrap();
+    std::os::unix::fs::symlink(venv, workspace.join("build").join("venv")).unwrap();
+    let target = seeded_target(&dir, parts);
+    (dir, workspace, target)
+}
+
+/// A target dir for the copy, seeded with `parts` of this build's (its dependencies, and the
+/// release build for a scenario that deploys).
+fn seeded_target(dir: &Path, parts: &[&str]) -> PathBuf {
     let ours = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
     let target = dir.join("target");
     std::fs::create_dir_all(target.join("debug")).unwrap();
-    for part in ["debug/deps", "debug/build", "debug/.fingerprint", "release"] {
+    for part in parts {
         if ours.join(part).exists() {
             let status = Command::new("cp")
                 .arg("-a")
@@ -68,19 +92,9 @@ fn seeded_target(dir: &Path) -> PathBuf {
 #[test]
 fn a_new_function_is_served_invoked_logged_and_removed() {
     let started = Instant::now();
-    let dir = scratch("scaffold");
-    let workspace = dir.join("workspace");
-    copy_workspace(&workspace);
-    // The emulator's Python venv is this workspace's (a venv cannot be copied; making one and
-    // installing moto into it again costs half a minute).
-    let venv = emulator::ensure_python_packages(&[emulator::MOTO_REQUIREMENT])
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    std::fs::create_dir_all(workspace.join("build")).unwrap();
-    std::os::unix::fs::symlink(venv, workspace.join("build").join("venv")).unwrap();
-    let target = seeded_target(&dir);
+    let mut parts = DEBUG.to_vec();
+    parts.push("release");
+    let (dir, workspace, target) = scratch_workspace("scaffold", &parts);
     let build = dir.join("build");
     let down = Down(build.clone());
     let cargo_xtask = |args: &[&str]| -> Output {
@@ -242,5 +256,68 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
     // The copy holds gigabytes of build output: stop its stack, then delete it (a failed run
     // keeps it for a look).
     drop(down);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `new --queue` and `new --schedule` in a copy: each crate compiles without warnings (`new`
+/// builds it and its test) and its own test passes: the queue worker reports only the bad
+/// record of a batch, the scheduled job runs on the event its declared schedule sends. Nothing
+/// is deployed (the scenario above proves the way to the stack), so this builds only the
+/// catalog, `service-common` and the two crates, in debug.
+#[test]
+fn a_new_queue_worker_and_scheduled_job_pass_their_tests() {
+    let started = Instant::now();
+    let (dir, workspace, target) = scratch_workspace("scaffold-triggers", &DEBUG);
+    let in_copy = |command: &mut Command| {
+        command
+            .current_dir(&workspace)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("XTASK_WORKSPACE_ROOT", &workspace);
+    };
+    // This build's xtask: `new` reads the copy's manifests, not its own compiled catalog, so
+    // the copy's xtask need not be built.
+    for (name, trigger, test) in [
+        ("jobs", ["--queue", "jobs"], "tests/batch.rs"),
+        (
+            "nightly",
+            ["--schedule", "rate(5 minutes)"],
+            "tests/schedule.rs",
+        ),
+    ] {
+        let mut args = vec!["new", name];
+        args.extend(trigger);
+        args.push("--json");
+        let new = xtask_with(&dir.join("build"), &args, in_copy);
+        // A diagnostic points into the crate; the build succeeded, so any such line is a
+        // warning.
+        assert!(
+            !stderr(&new).contains(&format!("functions/{name}/")),
+            "{name} compiles without warnings:\n{}",
+            stderr(&new)
+        );
+        let created = stdout_json(&new);
+        let file = format!("functions/{name}/{test}");
+        assert!(
+            created["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| *f == file),
+            "{created}"
+        );
+    }
+    let mut cargo = emulator::cargo();
+    cargo.args(["test", "-p", "jobs", "-p", "nightly"]);
+    in_copy(&mut cargo);
+    let tested = cargo.output().unwrap();
+    let passed = String::from_utf8_lossy(&tested.stdout);
+    assert!(tested.status.success(), "{passed}\n{}", stderr(&tested));
+    for test in [
+        "a_bad_record_fails_alone ... ok",
+        "runs_on_the_event_its_schedule_sends ... ok",
+    ] {
+        assert!(passed.contains(test), "{passed}");
+    }
+    eprintln!("queue and schedule scaffolds: {:.0?}", started.elapsed());
     std::fs::remove_dir_all(&dir).unwrap();
 }
