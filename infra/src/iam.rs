@@ -409,6 +409,10 @@ pub const STAR_ACTIONS: &[(&str, &str)] = &[
         "CloudWatch Logs resource policies are account-wide, without an ARN",
     ),
     (
+        "lambda:CreateEventSourceMapping",
+        "the mapping's ARN holds an id Lambda makes at creation, so no resource can name it; the statement's lambda:FunctionArn condition keeps it to this environment's functions",
+    ),
+    (
         "route53:ListHostedZones",
         "no resource-level permissions; the aws_route53_zone lookup lists the zones",
     ),

@@ -7,8 +7,8 @@ use crate::constructs::storage::{
     BucketOptions, Replication, bucket_name, bucket_name_in, replication_statements, secure_bucket,
 };
 use crate::constructs::{
-    api, boundary, compute, data, delivery, edge, network, observability, secrets, security,
-    signing, state, storage,
+    api, boundary, compute, data, delivery, edge, network, observability, queues, schedules,
+    secrets, security, signing, state, storage,
 };
 use crate::iam;
 use crate::routes::FunctionName;
@@ -30,7 +30,7 @@ pub const AWS_PROVIDER_VERSION: &str = "5.100.0";
 pub const PROVIDER_LOCK: &str = include_str!("../terraform.lock.hcl");
 
 /// Services the stacks call; each gets the emulator endpoint in the `local` environment.
-const SERVICES: [&str; 19] = [
+const SERVICES: [&str; 20] = [
     "acm",
     "apigateway",
     "applicationautoscaling",
@@ -44,6 +44,7 @@ const SERVICES: [&str; 19] = [
     "logs",
     "route53",
     "s3",
+    "scheduler",
     "secretsmanager",
     "signer",
     "sns",
@@ -426,6 +427,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         None,
     );
     let secrets = secrets::secrets(s, config.names(), &key);
+    let queues = queues::queues(s, config.names(), &account, &config.lambda, &key);
 
     let tables = data::tables(s, &config.prefix, &config.data, &key);
     let scope = config.scope(&account);
@@ -455,12 +457,15 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
             tables: &tables,
             network: network.as_ref(),
             secrets: &secrets,
+            queues: &queues,
             artifacts,
             service_version: version.expr(),
             endpoint: endpoint.map(|e| e.expr()),
         },
     );
     secrets.rotations(s, &functions);
+    queues.event_source_mappings(s, &functions);
+    schedules::schedules(s, &scope, boundary_arn.as_deref(), &key, &functions);
     let rest_api = api::rest_api(
         s,
         &api::ApiInputs {
@@ -473,7 +478,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
             functions: &functions,
         },
     );
-    let obs = observability::observability(
+    let mut obs = observability::observability(
         s,
         &scope,
         &config.alarms,
@@ -482,6 +487,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         &rest_api,
         &tables,
     );
+    obs.watch_queues(s, &scope, &queues);
     if let Some(waf) = &config.options.waf {
         edge::waf(
             s,
@@ -549,6 +555,27 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
             ),
             false,
         );
+    }
+    for queue in queues.iter() {
+        // In the order `DeployedQueue::PARTS` names them.
+        let values = [
+            (queue.url(), "URL"),
+            (queue.arn(), "ARN"),
+            (queue.dead_letter_url(), "dead-letter queue's URL"),
+            (queue.dead_letter_arn(), "dead-letter queue's ARN"),
+        ];
+        for (part, (value, what)) in outputs::DeployedQueue::PARTS.iter().zip(values) {
+            s.output(
+                &outputs::queue_output(queue.name(), part),
+                value,
+                &format!(
+                    "Queue {} ({} consumes it): its {what}",
+                    queue.name(),
+                    queue.consumer
+                ),
+                false,
+            );
+        }
     }
     let release_alarms: Vec<Value> = obs
         .function_alarms

@@ -1415,3 +1415,264 @@ fn every_route_has_its_own_error_and_latency_alarms_on_the_functions_metrics() {
         );
     }
 }
+
+fn service(env: &str) -> Value {
+    stacks(env)
+        .into_iter()
+        .find(|(n, _)| n == "service")
+        .unwrap()
+        .1
+}
+
+/// `${aws_sqs_queue.queue_<name>.arn}`, or the dead-letter queue's.
+fn queue_ref(name: &str, dead_letter: bool, attr: &str) -> String {
+    let dlq = if dead_letter { "_dlq" } else { "" };
+    format!(
+        "${{aws_sqs_queue.queue_{}{dlq}.{attr}}}",
+        name.replace('-', "_")
+    )
+}
+
+/// Every declared queue and its dead-letter queue are encrypted with the stack key, the queue
+/// hands a message to its dead-letter queue after `max_receives`, the dead-letter queue takes
+/// messages from it alone and keeps them 14 days; Lambda polls the queue for the consumer's
+/// `live` alias and deletes only the records the function does not report as failed; both
+/// queues have their alarm in the release gate.
+#[test]
+fn queues_are_encrypted_redriven_and_polled_for_their_consumers_alias() {
+    for env in infra::ENVIRONMENTS {
+        let config = infra::load_config(env).unwrap();
+        let stack = service(env);
+        let queues = &stack["resource"]["aws_sqs_queue"];
+        let mappings = &stack["resource"]["aws_lambda_event_source_mapping"];
+        let gate = string_list(&stack["output"]["release_alarms"]["value"]);
+        let mut declared = 0;
+        for (consumer, queue) in catalog::queues() {
+            declared += 1;
+            let logical = format!("queue_{}", queue.name.replace('-', "_"));
+            let (source, dlq) = (&queues[&logical], &queues[format!("{logical}_dlq")]);
+            let name = format!("{}queue-{}", config.prefix, queue.name);
+            assert_eq!(source["name"], name.as_str(), "{env}");
+            assert_eq!(dlq["name"], format!("{name}-dlq"), "{env}");
+            for q in [source, dlq] {
+                assert_eq!(
+                    q["kms_master_key_id"], "${data.aws_kms_alias.stack.target_key_arn}",
+                    "{env}: {logical} is encrypted with the stack key"
+                );
+                assert!(q["kms_data_key_reuse_period_seconds"].is_u64(), "{env}");
+            }
+            let redrive: Value =
+                serde_json::from_str(source["redrive_policy"].as_str().unwrap()).unwrap();
+            assert_eq!(redrive["maxReceiveCount"], queue.max_receives, "{env}");
+            assert_eq!(
+                redrive["deadLetterTargetArn"],
+                queue_ref(queue.name, true, "arn"),
+                "{env}"
+            );
+            let allow: Value =
+                serde_json::from_str(dlq["redrive_allow_policy"].as_str().unwrap()).unwrap();
+            assert_eq!(allow["redrivePermission"], "byQueue", "{env}");
+            let sources = string_list(&allow["sourceQueueArns"]);
+            assert_eq!(sources.len(), 1, "{env}");
+            assert!(
+                sources[0].ends_with(&format!(":{name}")),
+                "{env}: {sources:?}"
+            );
+            assert_eq!(dlq["message_retention_seconds"], 1_209_600, "{env}");
+            assert!(
+                source["message_retention_seconds"].as_u64()
+                    < dlq["message_retention_seconds"].as_u64(),
+                "{env}: a message must outlive its move to the dead-letter queue"
+            );
+            assert_eq!(
+                source["visibility_timeout_seconds"],
+                catalog::queues::visibility_timeout_seconds(
+                    config.lambda.timeout_seconds_of(consumer),
+                    queue.batching_window_seconds
+                ),
+                "{env}"
+            );
+            let mapping = &mappings[&logical];
+            assert_eq!(
+                mapping["event_source_arn"],
+                queue_ref(queue.name, false, "arn"),
+                "{env}"
+            );
+            assert_eq!(
+                mapping["function_name"],
+                format!("${{aws_lambda_alias.{}.arn}}", consumer.name),
+                "{env}: Lambda invokes the consumer's live alias"
+            );
+            assert_eq!(
+                mapping["function_response_types"],
+                serde_json::json!(["ReportBatchItemFailures"]),
+                "{env}"
+            );
+            assert_eq!(mapping["batch_size"], queue.batch_size, "{env}");
+            for alarm in ["dead_letters", "oldest_message"] {
+                let alarm =
+                    format!("${{aws_cloudwatch_metric_alarm.{logical}_{alarm}.alarm_name}}");
+                assert!(
+                    gate.contains(&alarm),
+                    "{env}: {alarm} is not in the release gate"
+                );
+            }
+            let alarms = &stack["resource"]["aws_cloudwatch_metric_alarm"];
+            assert_eq!(
+                alarms[format!("{logical}_dead_letters")]["dimensions"]["QueueName"],
+                queue_ref(queue.name, true, "name"),
+                "{env}"
+            );
+        }
+        assert_eq!(
+            queues.as_object().map_or(0, |q| q.len()),
+            2 * declared + usize::from(config.lambda.dead_letter_queue),
+            "{env}: a queue and its dead-letter queue per declared queue, and the functions' own"
+        );
+        assert_eq!(
+            mappings.as_object().map_or(0, |m| m.len()),
+            declared,
+            "{env}"
+        );
+    }
+}
+
+/// Only a queue's consumer receives from it, and a function may send to a queue only if it
+/// declares it in `sends`, to exactly those queues (and the functions' shared dead-letter
+/// queue, where Lambda puts a failed asynchronous event with the function's role); a sender
+/// gets the queue's URL.
+#[test]
+fn only_consumers_receive_and_only_senders_send_to_their_queues() {
+    for env in infra::ENVIRONMENTS {
+        let stack = service(env);
+        let statements = function_statements(&stack);
+        assert_eq!(statements.len(), catalog::FUNCTIONS.len(), "{env}");
+        for function in catalog::FUNCTIONS {
+            let granted = |action: &str| -> BTreeSet<String> {
+                statements[function.name]
+                    .iter()
+                    .filter(|s| string_list(&s["Action"]).iter().any(|a| a == action))
+                    .flat_map(|s| string_list(&s["Resource"]))
+                    .collect()
+            };
+            let consumed: BTreeSet<String> = function
+                .queues
+                .iter()
+                .map(|q| queue_ref(q.name, false, "arn"))
+                .collect();
+            for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage"] {
+                assert_eq!(
+                    granted(action),
+                    consumed,
+                    "{env}: {} {action}",
+                    function.name
+                );
+            }
+            let sent: BTreeSet<String> = function
+                .sends
+                .iter()
+                .map(|q| queue_ref(q, false, "arn"))
+                .collect();
+            let mut sends = granted("sqs:SendMessage");
+            sends.remove("${aws_sqs_queue.dead_letters.arn}");
+            assert_eq!(sends, sent, "{env}: {} may send to", function.name);
+            let body = &stack["resource"]["aws_lambda_function"][function.name];
+            let variables = &body["environment"][0]["variables"];
+            for queue in function.sends {
+                let url = variables[catalog::queues::variable(queue)].as_str();
+                assert_eq!(url, Some(queue_ref(queue, false, "url").as_str()), "{env}");
+            }
+            let queue_variables = variables
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.starts_with("QUEUE_URL_"))
+                .count();
+            assert_eq!(
+                queue_variables,
+                function.sends.len(),
+                "{env}: {}",
+                function.name
+            );
+        }
+    }
+}
+
+/// Each declared schedule invokes its function's `live` alias with the Scheduled Event, its
+/// input encrypted with the stack key, through a role of its own that Scheduler assumes only
+/// for this account and that may invoke only that alias.
+#[test]
+fn schedules_invoke_only_their_functions_alias() {
+    for env in infra::ENVIRONMENTS {
+        let config = infra::load_config(env).unwrap();
+        let stack = service(env);
+        let schedules = &stack["resource"]["aws_scheduler_schedule"];
+        assert_eq!(
+            schedules.as_object().map_or(0, |s| s.len()),
+            catalog::schedules().count(),
+            "{env}"
+        );
+        for (function, schedule) in catalog::schedules() {
+            let logical = format!("schedule_{}", schedule.name.replace('-', "_"));
+            let body = &schedules[&logical];
+            assert_eq!(
+                body["name"],
+                format!("{}schedule-{}", config.prefix, schedule.name),
+                "{env}"
+            );
+            assert_eq!(body["schedule_expression"], schedule.expression, "{env}");
+            assert_eq!(body["flexible_time_window"][0]["mode"], "OFF", "{env}");
+            assert_eq!(
+                body["kms_key_arn"], "${data.aws_kms_alias.stack.target_key_arn}",
+                "{env}"
+            );
+            let target = &body["target"][0];
+            assert_eq!(
+                target["arn"],
+                format!("${{aws_lambda_alias.{}.arn}}", function.name),
+                "{env}"
+            );
+            assert_eq!(
+                target["role_arn"],
+                format!("${{aws_iam_role.{logical}.arn}}")
+            );
+            let event: Value = serde_json::from_str(target["input"].as_str().unwrap()).unwrap();
+            assert_eq!(event["detail-type"], "Scheduled Event", "{env}");
+            let detail: Value = serde_json::from_str(schedule.input).unwrap();
+            assert_eq!(event["detail"], detail, "{env}");
+            let role = &stack["resource"]["aws_iam_role"][&logical];
+            let trust: Value =
+                serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+            let trust = &trust["Statement"][0];
+            assert_eq!(trust["Principal"]["Service"], "scheduler.amazonaws.com");
+            assert_eq!(
+                trust["Condition"]["StringEquals"]["aws:SourceAccount"],
+                "${data.aws_caller_identity.current.account_id}",
+                "{env}"
+            );
+            let policy = &stack["resource"]["aws_iam_role_policy"][&logical];
+            let doc: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
+            for s in doc["Statement"].as_array().unwrap() {
+                let actions = string_list(&s["Action"]);
+                if actions == ["kms:Decrypt"] {
+                    assert!(
+                        s["Condition"]["StringEquals"]
+                            ["kms:EncryptionContext:aws:scheduler:schedule:arn"]
+                            .is_string(),
+                        "{env}: the role decrypts its own schedule's input only"
+                    );
+                    continue;
+                }
+                assert_eq!(actions, ["lambda:InvokeFunction"], "{env}");
+                assert_eq!(
+                    string_list(&s["Resource"]),
+                    [format!(
+                        "arn:${{data.aws_partition.current.partition}}:lambda:{}:${{data.aws_caller_identity.current.account_id}}:function:{}{}:live",
+                        config.region, config.prefix, function.name
+                    )],
+                    "{env}"
+                );
+            }
+        }
+    }
+}

@@ -332,6 +332,7 @@ fn the_role_names_every_action_and_uses_star_only_for_the_listed_ones() {
                 "::/account",
                 "::/tags/*",
                 ":code-signing-config:*",
+                ":event-source-mapping:*",
                 ":scalable-target/*",
                 "/signing-jobs/*",
                 ":log-group:*",
@@ -1321,9 +1322,14 @@ fn escape_claiming_untagged_distributions_certificates_and_code_signing_configs(
                         || a.contains("FunctionCodeSigningConfig"),
                     "{env}: {sid} grants {a}"
                 );
+                // Event source mappings too: no right of the role depends on their tags
+                // (changing one is conditioned on its function, `lambda:FunctionArn`).
                 if a == "lambda:TagResource" || a == "lambda:UntagResource" {
                     for r in &resources {
-                        assert!(r.contains(":function:"), "{env}: {sid} tags {r}");
+                        assert!(
+                            r.contains(":function:") || r.ends_with(":event-source-mapping:*"),
+                            "{env}: {sid} tags {r}"
+                        );
                     }
                 }
             }
@@ -1645,6 +1651,25 @@ fn needed(stack: &str, ty: &str, config: &infra::Config) -> Vec<&'static str> {
             "sqs:GetQueueAttributes",
             "sqs:SetQueueAttributes",
             "sqs:ListQueueTags",
+            "sqs:TagQueue",
+        ],
+        (false, "aws_lambda_event_source_mapping") => vec![
+            "lambda:CreateEventSourceMapping",
+            "lambda:GetEventSourceMapping",
+            "lambda:UpdateEventSourceMapping",
+            "lambda:DeleteEventSourceMapping",
+            "lambda:ListTags",
+            "lambda:TagResource",
+        ],
+        (false, "aws_scheduler_schedule") => vec![
+            "scheduler:CreateSchedule",
+            "scheduler:GetSchedule",
+            "scheduler:UpdateSchedule",
+            "scheduler:DeleteSchedule",
+            "iam:PassRole",
+            "kms:DescribeKey",
+            "kms:GenerateDataKey",
+            "kms:Decrypt",
         ],
         (false, "aws_subnet") => vec![
             "ec2:CreateSubnet",

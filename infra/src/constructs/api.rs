@@ -22,6 +22,7 @@ pub const LOG_GROUP_PREFIX: &str = "/aws/apigateway/";
 pub const CLOUDWATCH_ROLE: RoleKind = RoleKind {
     service: "apigateway.amazonaws.com",
     managed: &["service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
+    source_account: false,
 };
 
 /// Handle to the deployed API and its stage.

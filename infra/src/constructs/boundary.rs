@@ -205,8 +205,43 @@ pub fn statements(config: &Config, account: &Account, keys: &[Expr]) -> Vec<Stat
                 ],
                 vec![super::secrets::arn_pattern(&config.scope(account))],
             )
+            .condition(from_functions.clone()),
+        );
+    }
+    let scope = config.scope(account);
+    if catalog::queues().next().is_some() {
+        // What Lambda's poller does with a consumer's role (`queues::Queues::grant_consume`):
+        // its requests carry no `lambda:SourceFunctionArn`, they come from Lambda, not from
+        // the function's code.
+        s.push(Statement::allow(
+            "ConsumeQueues",
+            &[
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+            ],
+            vec![super::queues::arn_pattern(&scope)],
+        ));
+    }
+    if catalog::FUNCTIONS.iter().any(|f| !f.sends.is_empty()) {
+        // The senders (`queues::Queues::grant_send`), from their code.
+        s.push(
+            Statement::allow(
+                "SendToQueues",
+                &["sqs:SendMessage"],
+                vec![super::queues::arn_pattern(&scope)],
+            )
             .condition(from_functions),
         );
+    }
+    let scheduled = super::schedules::invoked_aliases(&scope);
+    if !scheduled.is_empty() {
+        // The schedules' roles (`schedules::schedules`), assumed by Scheduler.
+        s.push(Statement::allow(
+            "InvokeScheduledFunctions",
+            &["lambda:InvokeFunction"],
+            scheduled,
+        ));
     }
     if config.options.vpc.is_some() {
         // `AWSLambdaVPCAccessExecutionRole`. EC2 Describe calls have no resource-level

@@ -11,6 +11,7 @@
 
 use super::data::Tables;
 use super::network::Network;
+use super::queues::{Queues, sqs_grant};
 use super::secrets::Secrets;
 use super::security::{Key, Role, RoleKind, service_role};
 use crate::config::{Api, Lambda, Names};
@@ -33,6 +34,7 @@ pub const LOG_GROUP_PREFIX: &str = "/aws/lambda/";
 pub const ROLE: RoleKind = RoleKind {
     service: "lambda.amazonaws.com",
     managed: &[],
+    source_account: false,
 };
 /// The functions' roles in a VPC: ENI management is only grantable on "*"; the AWS-managed
 /// policy is the documented way and keeps the wildcard out of this code.
@@ -102,6 +104,8 @@ pub struct ComputeInputs<'a> {
     pub network: Option<&'a Network>,
     /// The declared secrets: each function reads exactly its own.
     pub secrets: &'a Secrets,
+    /// The declared queues: each function consumes and sends to exactly its own.
+    pub queues: &'a Queues,
     pub artifacts: BTreeMap<FunctionName, Artifact>,
     pub service_version: Expr,
     /// `AWS_ENDPOINT_URL` for the functions when the stack targets the emulator.
@@ -138,23 +142,16 @@ impl DeadLetterQueue {
 
     /// Sending a failed event, which Lambda does with the function's role. SQS encrypts the
     /// message under the queue's key on the sender's behalf, so the role may use the key, but
-    /// only through SQS (`kms:ViaService`): every function has this grant, the read-only ones
-    /// too, and none of them can encrypt anything with the key directly.
-    fn grant_send(&self, account: &Account) -> Grant {
-        let via = format!("sqs.{}.amazonaws.com", account.region);
-        Grant {
-            statements: std::iter::once(Statement::allow(
-                "DeadLetters",
-                &["sqs:SendMessage"],
-                vec![self.arn().to_string()],
-            ))
-            .chain(
-                self.key
-                    .grant_through("DeadLettersKey", KeyActions::SEND_TO_QUEUE, &via),
-            )
-            .collect(),
-            key: KeyActions::NONE,
-        }
+    /// only through SQS: every function has this grant, the read-only ones too, and none of
+    /// them can encrypt anything with the key directly.
+    fn grant_send(&self, account: &Account) -> Option<Grant> {
+        sqs_grant(
+            &self.key,
+            ("DeadLetters", &["sqs:SendMessage"]),
+            KeyActions::SEND_TO_QUEUE,
+            vec![self.arn().to_string()],
+            account,
+        )
     }
 }
 
@@ -201,9 +198,11 @@ fn function(
         .iter()
         .map(|g| inputs.tables.grant(g))
         .collect();
-    grants.extend(dlq.map(|dlq| dlq.grant_send(inputs.account)));
+    grants.extend(dlq.and_then(|dlq| dlq.grant_send(inputs.account)));
     grants.extend(inputs.secrets.grant_read(which, inputs.account));
     grants.extend(inputs.secrets.grant_rotate(which, inputs.account));
+    grants.extend(inputs.queues.grant_consume(which, inputs.account));
+    grants.extend(inputs.queues.grant_send(which, inputs.account));
     // Lambda decrypts the function's environment variables, encrypted with the stack key
     // (`kms_key_arn`), with the function's role when it starts an execution environment;
     // without `kms:Decrypt` on it every start fails with KMSAccessDeniedException ("Lambda was
@@ -263,6 +262,9 @@ fn function(
     }
     for (variable, arn) in inputs.secrets.variables(which) {
         variables.insert(variable, arn.into());
+    }
+    for (variable, url) in inputs.queues.variables(which) {
+        variables.insert(variable, url.into());
     }
     let artifact = &inputs.artifacts[&which];
     let mut deps: Vec<&Ref> = role.dependencies();

@@ -34,7 +34,8 @@
 use super::security::EnvironmentKeys;
 use super::security::{ATTACH_ACTIONS, BOUNDED_ROLE_ACTIONS, ROLE_ACTIONS, RoleKind};
 use super::{
-    api, boundary, compute, data, edge, network, observability, secrets, security, state, storage,
+    api, boundary, compute, data, edge, network, observability, queues, schedules, secrets,
+    security, state, storage,
 };
 use crate::config::{Backend, Config, Delivery};
 use crate::iam::{Account, PolicyDocument, Statement, pack};
@@ -279,8 +280,8 @@ pub fn release_check_role(
 /// part 1 of the policies: [`self_protection`], then [`security::role_guard_rails`]), then what
 /// each construct offers for its resources, in the order the stacks create them.
 ///
-/// Deleting the stateful resources (buckets, tables, KMS keys, the dead-letter queue, the
-/// signing profile) is left to an administrator: no deploy removes them, so the role can't.
+/// Deleting the stateful resources (buckets, tables, KMS keys, the functions' shared
+/// dead-letter queue, the signing profile) is left to an administrator: no deploy removes them, so the role can't.
 /// CodeDeploy is not granted: releases shift traffic with weighted alias routing in xtask.
 /// No statement for `sts:GetCallerIdentity`: AWS allows it to every principal.
 fn deploy_statements(
@@ -338,6 +339,8 @@ fn deploy_statements(
         s.extend(edge::domain_management_statements(&scope, domain));
     }
     s.extend(secrets::management_statements(&scope));
+    s.extend(queues::management_statements(&scope));
+    s.extend(schedules::management_statements(&scope));
     s
 }
 

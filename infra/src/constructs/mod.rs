@@ -9,6 +9,8 @@ pub mod delivery;
 pub mod edge;
 pub mod network;
 pub mod observability;
+pub mod queues;
+pub mod schedules;
 pub mod secrets;
 pub mod security;
 pub mod signing;

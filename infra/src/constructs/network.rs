@@ -15,6 +15,7 @@ pub const LOG_GROUP_PREFIX: &str = "/aws/vpc/";
 pub const FLOW_LOGS_ROLE: RoleKind = RoleKind {
     service: "vpc-flow-logs.amazonaws.com",
     managed: &[],
+    source_account: false,
 };
 
 /// Handle the compute layer uses to place functions in the VPC.

@@ -1,6 +1,6 @@
-//! Alarms (Lambda errors and throttles, API 4XX/5XX and latency, DynamoDB throttles, and per
-//! route the functions' own 5xx and p99 latency) into an encrypted SNS topic, and one dashboard
-//! with the same metrics.
+//! Alarms (Lambda errors and throttles, API 4XX/5XX and latency, DynamoDB throttles, per
+//! route the functions' own 5xx and p99 latency, and per queue its dead letters and the age of
+//! its oldest message) into an encrypted SNS topic, and one dashboard with the same metrics.
 //!
 //! The per-route metrics come from the functions' Embedded Metric Format lines
 //! (`service_common::metrics`: namespace `ProdService`, dimensions `Function` and `Route`), which
@@ -9,6 +9,7 @@
 use super::api::RestApi;
 use super::compute::Function;
 use super::data::Tables;
+use super::queues::Queues;
 use super::security::Key;
 use crate::config::Alarms;
 use crate::iam::{Scope, Statement, star};
@@ -17,7 +18,8 @@ use crate::tf::{Expr, Stack};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// Handle to the alarm topic and the alarms per function (the gate of a release's traffic shift).
+/// Handle to the alarm topic and the alarms per function (the gate of a release's traffic
+/// shift); a queue's alarms count as its consumer's.
 #[derive(Clone, Debug)]
 pub struct Observability {
     pub topic_arn: Expr,
@@ -230,6 +232,68 @@ pub fn observability(
     Observability {
         topic_arn,
         function_alarms,
+    }
+}
+
+impl Observability {
+    /// Per queue, an alarm on its dead-letter queue's depth and one on the age of its oldest
+    /// message, into the alarm topic and, as its consumer's, into the release gate: a new
+    /// version that fails every receive fills the dead-letter queue while traffic shifts.
+    pub fn watch_queues(&mut self, stack: &mut Stack, scope: &Scope, queues: &Queues) {
+        for queue in queues.iter() {
+            let logical = format!("queue_{}", queue.name().replace('-', "_"));
+            let oldest = queue.oldest_message_alarm_seconds();
+            let alarms = [
+                // Any message in the dead-letter queue is a message the consumer gave up on.
+                (
+                    "dead_letters",
+                    // The name the local API server sets on `local` too.
+                    catalog::queues::dead_letter_alarm(queue.name()),
+                    "ApproximateNumberOfMessagesVisible",
+                    queue.dead_letter_name(),
+                    1,
+                    format!(
+                        "{} failed messages on every receive; they wait in the dead-letter queue",
+                        queue.consumer
+                    ),
+                ),
+                (
+                    "oldest_message",
+                    format!(
+                        "{}-oldest-message",
+                        catalog::queues::aws_suffix(queue.name())
+                    ),
+                    "ApproximateAgeOfOldestMessage",
+                    queue.queue_name(),
+                    oldest,
+                    format!(
+                        "a message older than {oldest} s, longer than its retries take: {} is not draining the queue",
+                        queue.consumer
+                    ),
+                ),
+            ];
+            for (what, name, metric, queue_name, threshold, why) in alarms {
+                let alarm = alarm(
+                    stack,
+                    &self.topic_arn,
+                    Alarm {
+                        logical: format!("{logical}_{what}"),
+                        name: scope.names().name(&name),
+                        description: format!("Queue {}: {why}", queue.name()),
+                        namespace: "AWS/SQS",
+                        metric,
+                        statistic: Some("Maximum"),
+                        extended_statistic: None,
+                        dimensions: json!({ "QueueName": queue_name }),
+                        threshold: f64::from(threshold),
+                    },
+                );
+                self.function_alarms
+                    .entry(queue.consumer)
+                    .or_default()
+                    .push(alarm);
+            }
+        }
     }
 }
 

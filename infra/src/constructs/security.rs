@@ -223,6 +223,10 @@ pub fn kms_key(
 pub struct RoleKind {
     pub service: &'static str,
     pub managed: &'static [&'static str],
+    /// The service may assume the role only for this account's resources
+    /// (`aws:SourceAccount` in the trust policy): the confused-deputy guard for a service
+    /// that acts for many accounts, like Scheduler.
+    pub source_account: bool,
 }
 
 /// IAM actions on the stack's roles (`role/<prefix>*`) that add no permissions and change no
@@ -403,7 +407,9 @@ pub fn service_role(
         principal: Some(json!({ "Service": kind.service })),
         action: vec!["sts:AssumeRole".into()],
         resource: Vec::new(),
-        condition: None,
+        condition: kind.source_account.then(
+            || json!({ "StringEquals": { "aws:SourceAccount": account.account_id.to_string() } }),
+        ),
     }]);
     let mut assume = serde_json::to_value(&assume).expect("plain data");
     // Trust policies have no Resource element.

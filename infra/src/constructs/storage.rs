@@ -204,6 +204,7 @@ pub fn secure_bucket(
 pub const REPLICATION_ROLE: RoleKind = RoleKind {
     service: "s3.amazonaws.com",
     managed: &[],
+    source_account: false,
 };
 
 /// Statements a role needs to replicate the buckets named `sources` into `destination`.

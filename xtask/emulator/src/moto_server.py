@@ -1,6 +1,7 @@
 """Starts moto's server with DynamoDB made atomic, as the real service is,
-SQS encryption reported as AWS reports it, and Secrets Manager rotation left
-to the local runtime.
+SQS encryption and redrive policies reported as AWS reports them, SQS event
+source mappings kept on the alias and their consumers left to the local
+runtime, and Secrets Manager rotation left to the local runtime.
 
 moto 5.2.5 serves requests on threads but its DynamoDB backend takes no lock:
 TransactWriteItems "rolls back" by restoring a copy of the table taken when it
@@ -24,15 +25,17 @@ read). Real AWS takes at least as long.
 """
 
 import functools
+import json
 import sys
 import threading
 import time
 
 from moto.awslambda import utils as awslambda_utils
+from moto.awslambda.models import LambdaBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.secretsmanager.models import SecretsManagerBackend
 from moto.server import main
-from moto.sqs.models import Queue
+from moto.sqs.models import Queue, sqs_backends
 
 _LOCK = threading.RLock()
 
@@ -60,18 +63,65 @@ for _name, _member in list(vars(DynamoDBBackend).items()):
 # stored sqs_managed_sse_enabled = true next to kms_master_key_id, a state real
 # AWS never produces. This patch only makes the attribute right; it does not
 # change how long the apply takes (see the module docstring).
+#
+# SQS, redrive policies. A dead-letter queue's RedriveAllowPolicy (which source
+# queues may move messages into it): AWS returns it from GetQueueAttributes once
+# it is set. moto 5.2.5 stores it (every attribute CreateQueue or
+# SetQueueAttributes gets) but never returns it, so the provider waits for it to
+# read back until the apply times out (3 min) on every declared queue's
+# dead-letter queue. And a queue's RedrivePolicy: AWS returns it as compact
+# JSON, moto with spaces after ':' and ',', which every plan after the apply
+# would show as a change.
 _queue_attributes = Queue.attributes.fget
 
 
 @functools.wraps(_queue_attributes)
-def _attributes_with_one_encryption(self):
+def _attributes_as_aws_reports_them(self):
     result = _queue_attributes(self)
     if self.kms_master_key_id and "SqsManagedSseEnabled" in result:
         result["SqsManagedSseEnabled"] = "false"
+    redrive_allow_policy = getattr(self, "redrive_allow_policy", None)
+    if redrive_allow_policy:
+        result["RedriveAllowPolicy"] = redrive_allow_policy
+    if self.redrive_policy:
+        result["RedrivePolicy"] = json.dumps(self.redrive_policy, separators=(",", ":"))
     return result
 
 
-Queue.attributes = property(_attributes_with_one_encryption)
+Queue.attributes = property(_attributes_as_aws_reports_them)
+
+
+# Lambda, event source mappings from SQS. Two AWS behaviours:
+#
+# 1. A mapping created for a function's alias (`function:<name>:live`) keeps
+#    that ARN as its FunctionArn, so Lambda invokes whatever version the alias
+#    points at. moto 5.2.5 stores the version the alias pointed at when the
+#    mapping was made (`function:<name>:1`), so every plan after the apply
+#    would move the mapping back to the alias.
+# 2. Lambda polls the queue and invokes the function in its own runtime. moto
+#    5.2.5 instead receives every message the moment it is sent and invokes
+#    its own Lambda backend, which needs Docker (not available here): each
+#    send would count a receive of the message and leave it invisible, until
+#    the redrive policy moved it to the dead-letter queue unhandled. Here the
+#    consumer runs in the local runtime (the local API server polls the queue
+#    as Lambda does), so the mapping is recorded and reported but moto never
+#    delivers messages itself.
+_create_event_source_mapping = LambdaBackend.create_event_source_mapping
+
+
+@functools.wraps(_create_event_source_mapping)
+def _mapping_as_aws_keeps_it(self, spec):
+    requested = spec.get("FunctionName", "")
+    mapping = _create_event_source_mapping(self, spec)
+    for queue in sqs_backends[self.account_id][self.region_name].queues.values():
+        if queue.lambda_event_source_mappings.get(mapping.function_arn) is mapping:
+            del queue.lambda_event_source_mappings[mapping.function_arn]
+    if requested.startswith("arn:") and requested.count(":") == 7:
+        mapping.function_arn = requested
+    return mapping
+
+
+LambdaBackend.create_event_source_mapping = _mapping_as_aws_keeps_it
 
 
 # Secrets Manager, rotation. Two AWS behaviours the rotation function

@@ -130,7 +130,7 @@ pub struct DeployedQueue {
 
 impl DeployedQueue {
     /// The outputs' parts, in the order [`queue_output`] names them.
-    const PARTS: [&str; 4] = ["url", "arn", "dead_letter_url", "dead_letter_arn"];
+    pub const PARTS: [&str; 4] = ["url", "arn", "dead_letter_url", "dead_letter_arn"];
 
     fn values(&self) -> [&String; 4] {
         [
