@@ -34,6 +34,14 @@ pub fn check_name(name: &str) -> Result<(), String> {
             variable(name)
         ));
     }
+    // The outputs name a queue's dead-letter queue `queue_<name>_dead_letter_url`: a queue
+    // called `x-dead-letter` would read as `x`'s.
+    if name.ends_with("-dead-letter") {
+        return Err(format!(
+            "queue `{name}`: a name may not end with `-dead-letter` (the stack's outputs use it \
+             for each queue's dead-letter queue)"
+        ));
+    }
     Ok(())
 }
 
@@ -90,6 +98,11 @@ mod tests {
                 "{bad}"
             );
         }
+        assert!(
+            check_name("jobs-dead-letter")
+                .unwrap_err()
+                .contains("may not end")
+        );
         let longest = format!(
             "{}{}{DEAD_LETTER_SUFFIX}",
             "p".repeat(20),
