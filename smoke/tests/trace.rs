@@ -56,7 +56,7 @@ async fn a_request_failed_by_a_stopped_emulator_is_traced_to_its_dynamodb_call()
     }
     std::fs::create_dir_all(&dir).unwrap();
     let outputs = dir.join("outputs.json");
-    support::write_outputs(&outputs, &prefix);
+    support::write_outputs(&outputs, &prefix, &moto.endpoint).await;
     let server = support::serve(&outputs, dist, &moto.endpoint, dir.join("local-api.json")).await;
     let api = Api::new(&smoke::Target::from_outputs(&outputs, None).unwrap());
 

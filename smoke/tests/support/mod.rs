@@ -79,11 +79,13 @@ pub async fn create_tables(client: &aws_sdk_dynamodb::Client, prefix: &str) {
 }
 
 /// The outputs file of a stack without Terraform: the contract's tables and the functions under
-/// `prefix`, the test API key.
-pub fn write_outputs(path: &Path, prefix: &str) {
-    deploy_files::Outputs::fixture(prefix, "v1", API_KEY)
-        .write(path)
-        .unwrap();
+/// `prefix`, the test API key, and the declared queues, made in the emulator at `endpoint` as
+/// infra makes them (the session sweep runs on one).
+pub async fn write_outputs(path: &Path, prefix: &str, endpoint: &str) {
+    let mut outputs = deploy_files::Outputs::fixture(prefix, "v1", API_KEY);
+    let sqs = local_api::queues::client(endpoint, &outputs.region);
+    local_api::queues::create_declared(&sqs, &mut outputs, prefix, 30).await;
+    outputs.write(path).unwrap();
 }
 
 /// The local API server in front of the packages in `dist`, against the emulator at
@@ -154,7 +156,7 @@ impl Stack {
             zip_bootstrap(&dist, name, &bytes);
         }
         let outputs = dir.join("outputs.json");
-        write_outputs(&outputs, &prefix);
+        write_outputs(&outputs, &prefix, emulator.endpoint()).await;
         let server = serve(
             &outputs,
             dist,

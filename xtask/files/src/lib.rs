@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use local_api::{ApiState, PendingAlias, RoutedAlias, Routing, WatchBuild};
-pub use outputs::{ApiClient, DeployedFunction, Outputs};
+pub use outputs::{ApiClient, DeployedFunction, DeployedQueue, Outputs};
 
 /// The service stack's outputs, in an environment's build folder (`build/<env>/`).
 pub const OUTPUTS_FILE: &str = "outputs.json";

@@ -429,6 +429,65 @@ pub fn example_event(arn: &str, region: &str, queue: &catalog::Queue) -> SqsEven
     event(arn, region, &[message])
 }
 
+/// Creates every declared queue and its dead-letter queue in the emulator as infra does (the
+/// names, the redrive after `max_receives`), for a stack without Terraform, and records them in
+/// `outputs`. `visibility_timeout`: seconds a received message stays hidden (infra derives it
+/// from the function's timeout; a test wants a failed record back within a second).
+#[cfg(feature = "testing")]
+pub async fn create_declared(
+    sqs: &aws_sdk_sqs::Client,
+    outputs: &mut deploy_files::Outputs,
+    prefix: &str,
+    visibility_timeout: u32,
+) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let arn_of = |url: String| async move {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("reading {url}: {e:?}"));
+        let arn = attributes.attributes.unwrap_or_default()[&QueueAttributeName::QueueArn].clone();
+        (url, arn)
+    };
+    for (_, queue) in catalog::queues() {
+        let name = format!("{prefix}{}", catalog::queues::aws_suffix(queue.name));
+        let dead_letter = sqs
+            .create_queue()
+            .queue_name(format!("{name}{}", catalog::queues::DEAD_LETTER_SUFFIX))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("creating the dead-letter queue of {name}: {e:?}"));
+        let (dead_letter_url, dead_letter_arn) =
+            arn_of(dead_letter.queue_url.expect("a created queue has a URL")).await;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dead_letter_arn,
+            "maxReceiveCount": queue.max_receives,
+        });
+        let created = sqs
+            .create_queue()
+            .queue_name(&name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_timeout.to_string(),
+            )
+            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("creating {name}: {e:?}"));
+        let (url, arn) = arn_of(created.queue_url.expect("a created queue has a URL")).await;
+        let deployed = deploy_files::DeployedQueue {
+            url,
+            arn,
+            dead_letter_url,
+            dead_letter_arn,
+        };
+        outputs.queues.insert(queue.name.to_owned(), deployed);
+    }
+}
+
 /// The message ids to keep on the queue after an invocation, and why (for the log), by
 /// Lambda's rules for `ReportBatchItemFailures`.
 fn failures(

@@ -43,9 +43,9 @@ impl Drop for Fixture {
 }
 
 impl Fixture {
-    /// The tables, the queue with its dead-letter queue (visibility timeout 1 s, so a failed
-    /// record is back within a second; three receives before the dead-letter queue, the
-    /// declaration's `max_receives`), and the server with the real `sweeper` behind it.
+    /// The tables, the declared queue with its dead-letter queue as infra makes them (but a
+    /// visibility timeout of 1 s, so a failed record is back within a second), and the server
+    /// with the real `sweeper` behind it.
     async fn start() -> Fixture {
         let emulator = emulator::Emulator::for_tests().expect("an emulator");
         let endpoint = emulator.endpoint().to_string();
@@ -57,33 +57,6 @@ impl Fixture {
         service_common::testing::create_tables(&dynamo, &users_table, &sessions_table).await;
 
         let sqs = local_api::queues::client(&endpoint, "us-east-1");
-        let declared = catalog::queues()
-            .find(|(_, q)| q.name == QUEUE)
-            .expect("the sweeper's queue is declared")
-            .1;
-        let dead_letter = sqs
-            .create_queue()
-            .queue_name(format!("{prefix}queue-{QUEUE}-dlq"))
-            .send()
-            .await
-            .unwrap();
-        let dead_letter_url = dead_letter.queue_url.unwrap();
-        let dead_letter_arn = queue_arn(&sqs, &dead_letter_url).await;
-        let redrive = serde_json::json!({
-            "deadLetterTargetArn": dead_letter_arn,
-            "maxReceiveCount": declared.max_receives,
-        });
-        let queue = sqs
-            .create_queue()
-            .queue_name(format!("{prefix}queue-{QUEUE}"))
-            .attributes(QueueAttributeName::VisibilityTimeout, "1")
-            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-            .send()
-            .await
-            .unwrap();
-        let queue_url = queue.queue_url.unwrap();
-        let queue_arn = queue_arn(&sqs, &queue_url).await;
-
         // The dead-letter alarm as infra makes it; the emulator never evaluates it.
         let cloudwatch = local_api::queues::Clients::new(&endpoint, "us-east-1").cloudwatch;
         let alarm = format!("{prefix}{}", catalog::queues::dead_letter_alarm(QUEUE));
@@ -106,11 +79,10 @@ impl Fixture {
         let mut outputs = Outputs::fixture(&prefix, "v1", KEY);
         outputs.users_table = users_table;
         outputs.sessions_table = sessions_table.clone();
-        let deployed = outputs.queues.get_mut(QUEUE).expect("the fixture lists it");
-        deployed.url = queue_url.clone();
-        deployed.arn = queue_arn;
-        deployed.dead_letter_url = dead_letter_url.clone();
-        deployed.dead_letter_arn = dead_letter_arn;
+        // A failed record is back after 1 s (infra's timeout would make this test minutes).
+        local_api::queues::create_declared(&sqs, &mut outputs, &prefix, 1).await;
+        let deployed = &outputs.queues[QUEUE];
+        let (queue_url, dead_letter_url) = (deployed.url.clone(), deployed.dead_letter_url.clone());
         let outputs_file = dir.join("outputs.json");
         outputs.write(&outputs_file).unwrap();
 
@@ -201,19 +173,6 @@ impl Fixture {
 
 fn log_file(dir: &Path) -> PathBuf {
     dir.join("work/sweeper/output.log")
-}
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()
-        .remove(&QueueAttributeName::QueueArn)
-        .unwrap()
 }
 
 /// One batch with a good record and a poison one: the good one is swept once and deleted; the

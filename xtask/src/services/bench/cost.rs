@@ -141,15 +141,20 @@ fn alarm_count(config: &infra::Config) -> usize {
 mod tests {
     use super::*;
 
-    /// Per function errors and throttles, the API's three, per table two throttle alarms and
-    /// per route 5xx and p99 latency: all counted from the synthesized stack.
+    /// Per function errors and throttles, the API's three, per table two throttle alarms, per
+    /// route 5xx and p99 latency, per queue its dead letters and its oldest message's age: all
+    /// counted from the synthesized stack.
     #[test]
     fn alarms_are_counted_in_what_infra_synthesizes() {
         let config = infra::load_config("dev").unwrap();
         let routes: usize = catalog::FUNCTIONS.iter().map(|f| f.routes.len()).sum();
         assert_eq!(
             alarm_count(&config),
-            2 * catalog::FUNCTIONS.len() + 3 + 2 * catalog::tables::ALL.len() + 2 * routes
+            2 * catalog::FUNCTIONS.len()
+                + 3
+                + 2 * catalog::tables::ALL.len()
+                + 2 * routes
+                + 2 * catalog::queues().count()
         );
     }
 }
