@@ -1010,15 +1010,6 @@ actions = ["dynamodb:Query"]
         )
         .unwrap()
         .unwrap();
-        let sender = parse(
-            "s",
-            &format!(
-                "{}sends = [\"jobs\"]\n{ROUTE}",
-                HEAD.replace("items", "sender")
-            ),
-        )
-        .unwrap()
-        .unwrap();
         let rust = to_rust(&[worker]);
         assert!(
             rust.contains("queues: &[Queue { name: \"jobs\", batch_size: 10, batching_window_seconds: 0, max_receives: 3, example: \"{}\" }, ]"),
@@ -1045,6 +1036,7 @@ actions = ["dynamodb:Query"]
             [w, s]
         };
         check_all(&functions("")).unwrap();
+        let [_, sender] = functions("");
         let e = check_all(&[sender]).unwrap_err();
         assert!(
             e.contains("sends to queue `jobs`, which no function consumes"),

@@ -86,12 +86,7 @@ impl Fixture {
         let outputs_file = dir.join("outputs.json");
         outputs.write(&outputs_file).unwrap();
 
-        let dist = dir.join("dist");
-        let echo = support::example("echo_lambda");
-        for name in catalog::NAMES {
-            support::zip_bootstrap(&dist, name, &echo);
-        }
-        support::zip_bootstrap(&dist, "sweeper", &support::function_binary("sweeper"));
+        let dist = support::dist_with_real(&dir, "sweeper");
         let mut options = Options::new(outputs_file, dist, endpoint);
         options.health_requires_api_key = Some(true);
         options.cors_allow_origins = Some(Vec::new());

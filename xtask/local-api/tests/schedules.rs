@@ -38,16 +38,7 @@ async fn every_schedule_fires_on_the_clock_with_its_event() {
         .await;
     let outputs_file = dir.join("outputs.json");
     outputs.write(&outputs_file).unwrap();
-    let dist = dir.join("dist");
-    let echo = support::example("echo_lambda");
-    for name in catalog::NAMES {
-        support::zip_bootstrap(&dist, name, &echo);
-    }
-    support::zip_bootstrap(
-        &dist,
-        function.name,
-        &support::function_binary(function.name),
-    );
+    let dist = support::dist_with_real(&dir, function.name);
     let mut options = Options::new(outputs_file, dist, endpoint);
     options.health_requires_api_key = Some(true);
     options.cors_allow_origins = Some(Vec::new());

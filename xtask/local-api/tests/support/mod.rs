@@ -74,6 +74,18 @@ pub fn zip_bootstrap(dist: &Path, function: &str, binary: &Path) {
     zip.finish().unwrap();
 }
 
+/// `<dir>/dist` holding every catalog function's zip with `echo_lambda` in it, but the real
+/// binary of `real`: a stack where only the function under test does real work.
+pub fn dist_with_real(dir: &Path, real: &str) -> PathBuf {
+    let dist = dir.join("dist");
+    let echo = example("echo_lambda");
+    for name in catalog::NAMES {
+        zip_bootstrap(&dist, name, &echo);
+    }
+    zip_bootstrap(&dist, real, &function_binary(real));
+    dist
+}
+
 /// An endpoint nothing listens on: the server then derives the function configuration from
 /// the outputs file, which is what these tests exercise.
 pub fn closed_endpoint() -> String {
