@@ -31,10 +31,10 @@ pub fn fail_with(message: impl Into<String>, exchange: &Exchange) -> Failure {
     }
 }
 
-/// How long the session sweep may take: the request path only enqueues it, and the `sweeper`
-/// function's queue delivers it (within a second on `local`, seconds on AWS; the `by-user`
-/// index it reads is eventually consistent).
-const SWEEP_WAIT: Duration = Duration::from_secs(60);
+/// How long the session sweep may take (here and in the cleanup's final check): the request
+/// path only enqueues it, and the `sweeper` function's queue delivers it (within a second on
+/// `local`, seconds on AWS; the `by-user` index it reads is eventually consistent).
+pub(crate) const SWEEP_WAIT: Duration = Duration::from_secs(60);
 
 /// Waits until `swept` says the sweep is done, checking every 100 ms; the time it took, or a
 /// failure naming `what` after [`SWEEP_WAIT`].
