@@ -49,7 +49,35 @@ pub struct Config {
     /// applied by `cargo xtask bootstrap`). Absent: no delivery stack.
     #[serde(default)]
     pub delivery: Option<Delivery>,
+    /// Whether `cargo xtask deploy --stage NAME` may make stages of this environment: own
+    /// copies of the service stack beside the base one (a developer's, a pull request's).
+    /// Off unless the file says so, so an environment like prod never grows them by accident.
+    #[serde(default)]
+    pub stages: bool,
+    /// The stage this configuration is for (never in the file: [`Config::for_stage`] sets it).
+    #[serde(skip)]
+    pub stage: Option<Stage>,
 }
+
+/// A stage of an environment: a copy of its service stack with a name of its own. Every name
+/// of the copy is `<prefix><stage>-<name>` (so it stays inside the environment's prefix, which
+/// its roles, boundary and alarms are scoped to), it is tagged `Stage = <stage>`, keeps its
+/// Terraform state under `stages/<stage>/`, and shares only the bootstrap stack (buckets, keys,
+/// boundary) with the base environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    pub name: String,
+    /// The environment's own prefix, which names what the stages share with the base.
+    pub base_prefix: String,
+}
+
+/// The longest prefix, with or without a stage: every derived AWS name is reasoned (and
+/// tested, `infra/tests/assertions.rs::every_name_fits_its_limit`) at this length.
+pub const PREFIX_MAX: usize = 20;
+
+/// The tag that marks a stage's resources (`Stage = <name>`): what `cargo xtask destroy
+/// --stage` checks is gone, and what the stage role's conditions read.
+pub const STAGE_TAG: &str = "Stage";
 
 fn default_region() -> String {
     "us-east-1".into()
@@ -514,7 +542,7 @@ impl Config {
             &self.region,
         )?;
         let prefix_ok = !self.prefix.is_empty()
-            && self.prefix.len() <= 20
+            && self.prefix.len() <= PREFIX_MAX
             && self
                 .prefix
                 .chars()
@@ -788,6 +816,57 @@ impl Config {
     /// `<prefix><name>`: the one way AWS names are made.
     pub fn name(&self, suffix: &str) -> String {
         self.names().name(suffix)
+    }
+
+    /// The environment's prefix, the same for its stages: what names the bootstrap stack's
+    /// resources, which every stage shares.
+    pub fn base_prefix(&self) -> &str {
+        self.stage
+            .as_ref()
+            .map_or(self.prefix.as_str(), |s| s.base_prefix.as_str())
+    }
+
+    /// `<environment prefix><name>`: the name of something the bootstrap stack made.
+    pub fn shared_name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.base_prefix())
+    }
+
+    /// This environment's stage `name`: the configuration with the stage's prefix
+    /// (`<prefix><name>-`). Refused when the file does not allow stages, and for a name that
+    /// is not 1+ characters of a-z, 0-9 and inner single '-' starting with a letter, or that
+    /// makes the prefix longer than [`PREFIX_MAX`] (every derived AWS name must fit its limit).
+    pub fn for_stage(&self, name: &str) -> Result<Config, String> {
+        if !self.stages {
+            return Err(format!(
+                "the environment `{}` allows no stages: its file has no `stages = true`",
+                self.name
+            ));
+        }
+        let room = PREFIX_MAX.saturating_sub(self.prefix.len() + 1);
+        let well_formed = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && !name.ends_with('-')
+            && !name.contains("--")
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !well_formed || name.len() > room {
+            return Err(format!(
+                "stage name {name:?}: allowed: 1-{room} characters of a-z, 0-9 and single '-', \
+                 starting with a letter and not ending in '-' (`{}` plus the stage and '-' \
+                 must fit the {PREFIX_MAX} characters every AWS name is reasoned with)",
+                self.prefix
+            ));
+        }
+        if self.stage.is_some() {
+            return Err("a stage has no stages of its own".into());
+        }
+        let mut staged = self.clone();
+        staged.prefix = format!("{}{name}-", self.prefix);
+        staged.stage = Some(Stage {
+            name: name.to_owned(),
+            base_prefix: self.prefix.clone(),
+        });
+        Ok(staged)
     }
 
     /// The naming handle constructs take instead of the whole configuration.

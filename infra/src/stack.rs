@@ -2,7 +2,7 @@
 //! state buckets), then the service stack: data -> compute -> api -> observability, with the
 //! optional network and edge pieces plugged in by configuration.
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::constructs::storage::{
     BucketOptions, Replication, bucket_name, bucket_name_in, replication_statements, secure_bucket,
 };
@@ -62,8 +62,12 @@ pub struct StackOptions {
     pub local_endpoint: String,
 }
 
-/// Both stacks, in apply order.
+/// Both stacks, in apply order; for a stage only its service stack (it shares the bootstrap
+/// stack, and the delivery stack's roles, with its environment).
 pub fn stacks(config: &Config, options: &StackOptions) -> Vec<Stack> {
+    if config.stage.is_some() {
+        return vec![service(config, options)];
+    }
     let mut stacks = vec![bootstrap(config, options), service(config, options)];
     stacks.extend(delivery(config, options));
     stacks
@@ -85,6 +89,7 @@ pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
         &config.backend,
         &config.region,
         &options.local_state_dir,
+        None,
     );
     provider(&mut stack, config, options);
     if let Some(region) = &config.storage.replication_region {
@@ -169,8 +174,13 @@ fn provider(stack: &mut Stack, config: &Config, options: &StackOptions) -> Optio
     Some(endpoint)
 }
 
+/// The tags every resource carries; a stage's also carry [`config::STAGE_TAG`].
 fn default_tags(config: &Config) -> Value {
-    json!({ "tags": { "Project": config.prefix.trim_end_matches('-'), "Environment": config.name, "ManagedBy": "infra" } })
+    let mut tags = json!({ "Project": config.base_prefix().trim_end_matches('-'), "Environment": config.name, "ManagedBy": "infra" });
+    if let Some(stage) = &config.stage {
+        tags[config::STAGE_TAG] = json!(stage.name);
+    }
+    json!({ "tags": tags })
 }
 
 fn bucket_options(config: &Config) -> BucketOptions {
@@ -194,6 +204,7 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
         &config.backend,
         &config.region,
         &options.local_state_dir,
+        None,
     );
     provider(&mut stack, config, options);
     if let Some(region) = &config.storage.replication_region {
@@ -377,6 +388,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         &config.backend,
         &config.region,
         &options.local_state_dir,
+        config.stage.as_ref().map(|s| s.name.as_str()),
     );
     let endpoint = provider(&mut stack, config, options);
     let s = &mut stack;
@@ -423,7 +435,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
     let key = security::Key::lookup(
         s,
         security::SERVICE_KEY_LOGICAL,
-        &config.name(security::SERVICE_KEY_ALIAS),
+        &config.shared_name(security::SERVICE_KEY_ALIAS),
         None,
     );
     let secrets = secrets::secrets(s, config.names(), &key);
@@ -476,6 +488,7 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
             account: &account,
             key: &key,
             functions: &functions,
+            sets_account_logging_role: config.stage.is_none(),
         },
     );
     let mut obs = observability::observability(

@@ -129,6 +129,11 @@ pub struct ApiInputs<'a> {
     pub account: &'a Account,
     pub key: &'a Key,
     pub functions: &'a [Function],
+    /// Whether this stack sets the account's API Gateway logging role. The base environment
+    /// does; a stage (`Config::for_stage`) uses the one its base set: the setting is one per
+    /// account and region, and a stage that set its own role would leave it pointing at a
+    /// deleted role when the stage is destroyed.
+    pub sets_account_logging_role: bool,
 }
 
 pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
@@ -218,20 +223,22 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
 
     // Execution logging needs an account-level CloudWatch role (what CDK's
     // `cloudWatchRole: true` creates). It is a per-region singleton.
-    let cloudwatch_role = service_role(
-        stack,
-        inputs.boundary,
-        inputs.account,
-        "apigateway_cloudwatch",
-        &names.name("apigateway-logs"),
-        &CLOUDWATCH_ROLE,
-        Vec::new(),
-    );
-    let account = stack.resource(
-        "aws_api_gateway_account",
-        "main",
-        json!({ "cloudwatch_role_arn": cloudwatch_role.arn(), "depends_on": depends_on(&cloudwatch_role.dependencies()) }),
-    );
+    let account = inputs.sets_account_logging_role.then(|| {
+        let cloudwatch_role = service_role(
+            stack,
+            inputs.boundary,
+            inputs.account,
+            "apigateway_cloudwatch",
+            &names.name("apigateway-logs"),
+            &CLOUDWATCH_ROLE,
+            Vec::new(),
+        );
+        stack.resource(
+            "aws_api_gateway_account",
+            "main",
+            json!({ "cloudwatch_role_arn": cloudwatch_role.arn(), "depends_on": depends_on(&cloudwatch_role.dependencies()) }),
+        )
+    });
     let access_logs = stack.resource(
         "aws_cloudwatch_log_group",
         "api_access",
@@ -248,7 +255,7 @@ pub fn rest_api(stack: &mut Stack, inputs: &ApiInputs<'_>) -> RestApi {
         "description": "The stage clients call",
         "xray_tracing_enabled": true,
         "access_log_settings": [{ "destination_arn": access_logs.attr("arn"), "format": access_log_format() }],
-        "depends_on": depends_on(&[&account]),
+        "depends_on": depends_on(&account.iter().collect::<Vec<_>>()),
     });
     if let Some(cache) = &settings.cache {
         stage["cache_cluster_enabled"] = json!(true);

@@ -120,7 +120,7 @@ pub fn permissions_boundary(config: &Config, account: &Account) -> Option<String
     config
         .delivery
         .as_ref()
-        .map(|_| account.policy_arn(&config.name(POLICY_SUFFIX)))
+        .map(|_| account.policy_arn(&config.shared_name(POLICY_SUFFIX)))
 }
 
 /// The boundary's statements for this configuration: only what the roles of the options the

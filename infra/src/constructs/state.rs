@@ -14,22 +14,35 @@ use crate::iam::{Scope, Statement};
 use crate::tf::{Ref, Stack};
 use serde_json::{Value, json};
 
+/// Where a stage's state sits under its environment's: `<key prefix or local dir>/stages/<stage>/`.
+pub const STAGES_DIR: &str = "stages";
+
 /// Points `stack` at its state: local file `<local_dir>/<stack>.tfstate`, or the S3 bucket from
-/// the environment file (in the environment's `region`).
-pub fn backend(stack: &mut Stack, backend: &Backend, region: &str, local_dir: &str) {
+/// the environment file (in the environment's `region`); a stage's under [`STAGES_DIR`].
+pub fn backend(
+    stack: &mut Stack,
+    backend: &Backend,
+    region: &str,
+    local_dir: &str,
+    stage: Option<&str>,
+) {
+    let file = match stage {
+        Some(stage) => format!("{STAGES_DIR}/{stage}/{}.tfstate", stack.name),
+        None => format!("{}.tfstate", stack.name),
+    };
     match backend {
         Backend::S3 { bucket, key_prefix } => stack.backend(
             "s3",
             json!({
                 "bucket": bucket,
-                "key": format!("{}/{}.tfstate", key_prefix.trim_end_matches('/'), stack.name),
+                "key": format!("{}/{file}", key_prefix.trim_end_matches('/')),
                 "region": region,
                 "encrypt": true,
                 "use_lockfile": true,
             }),
         ),
         _ => {
-            let path = format!("{}/{}.tfstate", local_dir.trim_end_matches('/'), stack.name);
+            let path = format!("{}/{file}", local_dir.trim_end_matches('/'));
             stack.backend("local", json!({ "path": path }));
         }
     }
@@ -53,6 +66,13 @@ pub fn outputs_of(stack: &mut Stack, other: &str) -> Ref {
             .as_str()
             .and_then(|l| l.strip_suffix(&own))
             .expect("backend() names the state after the stack");
+        // A stage reads its environment's stack: what `other` is shared.
+        let base = match base.rsplit_once('/') {
+            Some((parent, _stage)) if parent.ends_with(&format!("/{STAGES_DIR}")) => {
+                &parent[..parent.len() - STAGES_DIR.len() - 1]
+            }
+            _ => base,
+        };
         format!("{base}/{other}.tfstate")
     };
     let config = match kind {
