@@ -75,6 +75,11 @@ pub struct Stage {
 /// tested, `infra/tests/assertions.rs::every_name_fits_its_limit`) at this length.
 pub const PREFIX_MAX: usize = 20;
 
+/// `<prefix><stage>-`: the prefix of every name of a stage's service stack.
+pub fn stage_prefix(prefix: &str, stage: &str) -> String {
+    format!("{prefix}{stage}-")
+}
+
 /// The tag that marks a stage's resources (`Stage = <name>`): what `cargo xtask destroy
 /// --stage` checks is gone, and what the stage role's conditions read.
 pub const STAGE_TAG: &str = "Stage";
@@ -861,7 +866,9 @@ impl Config {
             return Err("a stage has no stages of its own".into());
         }
         let mut staged = self.clone();
-        staged.prefix = format!("{}{name}-", self.prefix);
+        staged.prefix = stage_prefix(&self.prefix, name);
+        // Stages come and go: nothing in one may refuse to be destroyed.
+        staged.data.deletion_protection = false;
         staged.stage = Some(Stage {
             name: name.to_owned(),
             base_prefix: self.prefix.clone(),

@@ -438,7 +438,9 @@ pub fn service(config: &Config, options: &StackOptions) -> Stack {
         &config.shared_name(security::SERVICE_KEY_ALIAS),
         None,
     );
-    let secrets = secrets::secrets(s, config.names(), &key);
+    // A stage has no deletion protection: destroyed, nothing of it may linger.
+    let recovery_window_days = if config.stage.is_some() { 0 } else { 7 };
+    let secrets = secrets::secrets(s, config.names(), &key, recovery_window_days);
     let queues = queues::queues(s, config.names(), &account, &config.lambda, &key);
 
     let tables = data::tables(s, &config.prefix, &config.data, &key);

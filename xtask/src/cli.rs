@@ -43,6 +43,12 @@ pub struct Global {
         value_name = "NAME"
     )]
     pub env: String,
+    /// Act on this stage of the environment: a copy of its service stack whose every name is
+    /// `<prefix><stage>-...`, tagged `Stage`, with its own state, sharing only the bootstrap
+    /// stack (`deploy --stage alice`, `smoke --stage alice`, `destroy --stage alice`). The
+    /// environment file must allow stages (`stages = true`: local and dev, not prod).
+    #[arg(long, global = true, env = "XTASK_STAGE", value_name = "NAME")]
+    pub stage: Option<String>,
     /// Print a machine-readable JSON result on stdout; progress goes to stderr.
     #[arg(long, global = true)]
     pub json: bool,
@@ -147,6 +153,12 @@ pub enum Command {
         cargo xtask secret rotate password-peppers --env dev\n  \
         cargo xtask secret get payments-key --show-sensitive")]
     Secret(SecretCommand),
+    /// List the environment's stages (age, last deploy, commit, URL); `stages sweep` destroys
+    /// the idle ones.
+    #[command(after_help = "Examples:\n  \
+        cargo xtask stages --env dev\n  \
+        cargo xtask stages sweep --env dev --older-than 72h --yes")]
+    Stages(StagesArgs),
 }
 
 /// One kind of trigger per scaffold (`trigger`): a route handler, a queue worker and a scheduled
@@ -373,6 +385,33 @@ pub enum LocalCommand {
     /// Report whether the emulator and the local API server are running
     /// (exit code 3 when the emulator is not).
     Status,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StagesArgs {
+    #[command(subcommand)]
+    pub command: Option<StagesCommand>,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum StagesCommand {
+    /// Destroy every stage whose last deploy is older than `--older-than` (each checked for
+    /// leftovers as `destroy --stage` does).
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SweepArgs {
+    /// Idle for longer than this since the last deploy (`72h`, `3days`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub older_than: std::time::Duration,
+    /// Only list what would be destroyed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (required for non-local environments when standard input
+    /// is not a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand, Clone)]

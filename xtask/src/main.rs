@@ -25,7 +25,7 @@ use crate::base::{env, progress};
 use crate::cli::{Command, Xtask};
 use crate::commands::{
     bench, bootstrap, build, deploy, destroy, doctor, invoke, local, logs, new, outputs, package,
-    plan, remove, rollback, secret, smoke, stats, synth, test, trace, watch,
+    plan, remove, rollback, secret, smoke, stages, stats, synth, test, trace, watch,
 };
 
 fn main() -> ExitCode {
@@ -71,7 +71,11 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Remove(args) => return remove::run(&sh, flags.global.json, args),
         _ => {}
     }
-    let env = env::Env::load(&flags.global.env, flags.global.json)?;
+    let env = env::Env::load_stage(
+        &flags.global.env,
+        flags.global.stage.as_deref(),
+        flags.global.json,
+    )?;
     match flags.command {
         Command::Build(args) => build::run(&env, args),
         Command::Package(args) => package::run(&env, args),
@@ -91,6 +95,7 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Rollback(args) => rollback::run(&env, args),
         Command::Bench(args) => bench::run(&sh, &env, args),
         Command::Secret(cmd) => secret::run(&env, cmd),
+        Command::Stages(args) => stages::run(&sh, &env, args),
         Command::Doctor | Command::Test(_) | Command::New(_) | Command::Remove(_) => {
             unreachable!("dispatched above")
         }

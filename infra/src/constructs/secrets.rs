@@ -46,8 +46,10 @@ pub struct Secrets {
 }
 
 /// Creates one empty secret per declared name, encrypted with `key`. Deleting one (its
-/// declaration removed) keeps it recoverable for 7 days.
-pub fn secrets(stack: &mut Stack, names: Names, key: &Key) -> Secrets {
+/// declaration removed) keeps it recoverable for `recovery_window_days` (Secrets Manager's
+/// 7-30, or 0: deleted at once, what a stage needs to be destroyed and made again under the
+/// same name).
+pub fn secrets(stack: &mut Stack, names: Names, key: &Key, recovery_window_days: u32) -> Secrets {
     let arns = declared()
         .into_iter()
         .map(|(name, readers)| {
@@ -62,7 +64,7 @@ pub fn secrets(stack: &mut Stack, names: Names, key: &Key) -> Secrets {
                         readers.join(", ")
                     ),
                     "kms_key_id": key.arn(),
-                    "recovery_window_in_days": 7,
+                    "recovery_window_in_days": recovery_window_days,
                 }),
             );
             (name, secret.attr("arn"))

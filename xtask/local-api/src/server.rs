@@ -296,19 +296,26 @@ impl Drop for Server {
     }
 }
 
-/// `build/<env>/outputs.json` belongs to environment `<env>`; its file decides about /health
-/// and CORS.
+/// `build/<env>/outputs.json` belongs to environment `<env>`, and
+/// `build/<env>/stages/<stage>/outputs.json` to a stage of it; the environment's file decides
+/// about /health and CORS (a stage differs from it only in names).
 fn environment_config(outputs: &std::path::Path) -> Result<infra::Config> {
-    let env = outputs
-        .parent()
-        .and_then(|d| d.file_name())
-        .and_then(|n| n.to_str())
-        .with_context(|| {
-            format!(
-                "cannot tell the environment from {}; pass --health-api-key and --cors-allow-origins",
-                outputs.display()
-            )
-        })?;
+    let folder = outputs.parent();
+    let staged = folder.and_then(|d| d.parent()).filter(|d| {
+        d.file_name().and_then(|n| n.to_str()) == Some(infra::constructs::state::STAGES_DIR)
+    });
+    let env = match staged {
+        Some(stages) => stages.parent(),
+        None => folder,
+    }
+    .and_then(|d| d.file_name())
+    .and_then(|n| n.to_str())
+    .with_context(|| {
+        format!(
+            "cannot tell the environment from {}; pass --health-api-key and --cors-allow-origins",
+            outputs.display()
+        )
+    })?;
     infra::load_config(env).with_context(|| {
         format!("reading environment `{env}` (named by the folder of {}); pass --health-api-key and --cors-allow-origins to skip", outputs.display())
     })

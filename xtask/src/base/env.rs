@@ -81,7 +81,12 @@ pub struct Env {
     pub build_root: PathBuf,
     pub region: String,
     pub arch: Arch,
+    /// Every AWS name of the service stack starts with it: the environment's prefix, or a
+    /// stage's (`<prefix><stage>-`).
     pub prefix: String,
+    /// The stage acted on (`--stage`): a copy of the service stack with its own names, state
+    /// and files under `build/<env>/stages/<stage>/`; `None` for the environment itself.
+    pub stage: Option<String>,
     /// Deployed to the emulator on loopback rather than to AWS.
     pub emulated: bool,
     /// Packages are signed with AWS Signer before the service stack uses them
@@ -92,6 +97,55 @@ pub struct Env {
 }
 
 impl Env {
+    /// Validates `name` against infra/environments and loads its config, for its stage `stage`
+    /// when given (`--stage`, which the file must allow); `json` is the `--json` flag.
+    pub fn load_stage(name: &str, stage: Option<&str>, json: bool) -> Result<Env> {
+        let env = Env::load(name, json)?;
+        let Some(stage) = stage else {
+            return Ok(env);
+        };
+        env.config()?.for_stage(stage).map_err(|e| {
+            anyhow::anyhow!("--stage {stage}: {e} (infra/environments/{name}.toml)")
+        })?;
+        Ok(env.staged(stage))
+    }
+
+    /// The environment's stage `stage`, whose name was checked when it was made.
+    pub fn staged(&self, stage: &str) -> Env {
+        let mut staged = self.base();
+        staged.prefix = infra::config::stage_prefix(&staged.prefix, stage);
+        staged.stage = Some(stage.to_owned());
+        staged
+    }
+
+    /// The environment's configuration, for the stage when there is one.
+    pub fn config(&self) -> Result<infra::Config> {
+        let config = infra::load_config(&self.name).map_err(|e| anyhow::anyhow!("{e}"))?;
+        match &self.stage {
+            Some(stage) => config.for_stage(stage).map_err(|e| anyhow::anyhow!("{e}")),
+            None => Ok(config),
+        }
+    }
+
+    /// The environment itself, for what its stages share with it (the emulator, the
+    /// bootstrap stack, the packages).
+    pub fn base(&self) -> Env {
+        let mut base = self.clone();
+        if let Some(stage) = base.stage.take() {
+            let staged = infra::config::stage_prefix("", &stage);
+            base.prefix.truncate(base.prefix.len() - staged.len());
+        }
+        base
+    }
+
+    /// `environment` or `environment/stage`, for messages.
+    pub fn label(&self) -> String {
+        match &self.stage {
+            Some(stage) => format!("{}/{stage}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     /// Validates `name` against infra/environments and loads its config; `json` is the
     /// `--json` flag.
     pub fn load(name: &str, json: bool) -> Result<Env> {
@@ -117,15 +171,32 @@ impl Env {
             arch: Arch::parse(config.lambda.architecture.as_str())?,
             region: config.region,
             prefix: config.prefix,
+            stage: None,
             emulated: config.emulator,
             code_signing: config.lambda.code_signing,
             strategy: Strategy::from_config(config.options.traffic_shifting.as_ref()),
         })
     }
 
-    /// `build/<env>`: state, outputs, logs and fingerprints of this environment.
+    /// `build/<env>`: state, outputs, logs and fingerprints of this environment; a stage's
+    /// are in `build/<env>/stages/<stage>`.
     pub fn dir(&self) -> PathBuf {
+        match &self.stage {
+            Some(stage) => self.stages_dir().join(stage),
+            None => self.base_dir(),
+        }
+    }
+
+    /// `build/<env>`, whatever the stage: what the stages share (the emulator's record, the
+    /// bootstrap stack's state).
+    pub fn base_dir(&self) -> PathBuf {
         self.build_root.join(&self.name)
+    }
+
+    /// `build/<env>/stages`: one folder per stage (the same layout as the state's key prefix,
+    /// `infra::constructs::state::STAGES_DIR`).
+    pub fn stages_dir(&self) -> PathBuf {
+        self.base_dir().join(infra::constructs::state::STAGES_DIR)
     }
 
     /// `build/dist`: the packages and their manifest (shared by environments
@@ -134,9 +205,28 @@ impl Env {
         self.build_root.join("dist")
     }
 
+    /// The stages with a folder under `build/<env>/stages/`: those deployed from this machine
+    /// (all of an emulator's).
+    pub fn local_stages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.stages_dir()) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Where infra writes the synthesized stacks. Kept under the build folder
     /// when that is moved, so parallel test runs do not overwrite each other.
     pub fn synth_out(&self) -> PathBuf {
+        if self.stage.is_some() {
+            // Beside its state: stages deployed at the same time never share a folder.
+            return self.dir().join("cdktf.out");
+        }
         if std::env::var_os("XTASK_BUILD_DIR").is_some_and(|d| !d.is_empty()) {
             self.build_root.join("cdktf.out")
         } else {

@@ -10,6 +10,12 @@ use crate::services::stacks::{bootstrap, prerequisites, synth};
 use crate::services::target;
 
 pub fn run(env: &Env, args: BootstrapArgs) -> Result<()> {
+    if env.stage.is_some() {
+        anyhow::bail!(
+            "stages share `{}`'s bootstrap stack: bootstrap without --stage",
+            env.name
+        );
+    }
     prerequisites::check(env)?;
     let (target, _moto) = target::target(env)?;
     synth::synthesize(env)?;

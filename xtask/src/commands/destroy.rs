@@ -1,55 +1,64 @@
-//! `cargo xtask destroy`: remove what deploy created.
+//! `cargo xtask destroy`: remove what deploy created (the environment's service stack, with
+//! `--all` its bootstrap stack too; with `--stage` the stage's service stack).
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use xshell::Shell;
 
-use crate::base::env::{self, BOOTSTRAP_STACK, Env, SERVICE_STACK};
-use crate::base::{process, progress};
+use crate::base::env::{BOOTSTRAP_STACK, Env, SERVICE_STACK};
+use crate::base::progress;
 use crate::cli::DestroyArgs;
-use crate::services::artifacts::package;
-use crate::services::stacks::state::{LastDeploy, write_tfvars};
-use crate::services::stacks::synth;
+use crate::services::stacks::state::LastDeploy;
+use crate::services::stacks::teardown;
 use crate::services::stacks::terraform::{self, Terraform};
-use crate::services::{local, target};
+use crate::services::{local, stages, target};
 
 pub fn run(sh: &Shell, env: &Env, args: DestroyArgs) -> Result<()> {
     terraform::require()?;
+    if env.stage.is_some() && args.all {
+        bail!(
+            "--all also destroys the bootstrap stack, which `{}` shares with its stages; destroy \
+             the stage without it",
+            env.name
+        );
+    }
     if !env.emulated && !args.yes {
         confirm(env)?;
     }
     let (target, _moto) = target::target(env)?;
+    if env.stage.is_some() {
+        let gone = stages::destroy(sh, env, &target)?;
+        let json = serde_json::json!({
+            "env": env.name,
+            "stage": env.stage,
+            "destroyed": [SERVICE_STACK],
+            "checked_by_tag": gone.checked,
+        });
+        progress::finish(
+            env.json,
+            &json,
+            format!(
+                "destroyed the stage `{}`; nothing tagged with it is left ({} checks)",
+                env.label(),
+                gone.checked
+            ),
+        );
+        return Ok(());
+    }
     if env.emulated {
         local::stop_api(sh, env)?;
     }
-    synth::synthesize(env)?;
-    let tf_env = target.terraform_env();
-    let var_file = var_file(env)?;
-    let tf = Terraform::new(env, SERVICE_STACK, tf_env.clone())?;
-    progress::step("Destroying the service stack");
-    tf.init()?;
-    tf.destroy(Some(&var_file))?;
+    teardown::service_stack(env, &target)?;
     let mut destroyed = vec![SERVICE_STACK];
     if args.all {
-        let tf = Terraform::new(env, BOOTSTRAP_STACK, tf_env)?;
+        let tf = Terraform::new(env, BOOTSTRAP_STACK, target.terraform_env())?;
         progress::step("Destroying the bootstrap stack");
         tf.init()?;
         tf.destroy(None)?;
         destroyed.push(BOOTSTRAP_STACK);
+        let _ = std::fs::remove_file(LastDeploy::file(env));
     }
-    // Nothing of the old deployment may look current any more.
-    let last_path = LastDeploy::file(env);
-    if args.all {
-        let _ = std::fs::remove_file(&last_path);
-    } else if let Ok(mut last) = process::read_json::<LastDeploy>(&last_path) {
-        last.stacks.remove(SERVICE_STACK);
-        last.packages.clear();
-        last.save(env)?;
-    }
-    let _ = std::fs::remove_file(env.outputs_file());
-    let _ = std::fs::remove_file(env.sensitive_outputs_file());
     let json = serde_json::json!({ "env": env.name, "destroyed": destroyed });
     progress::finish(
         env.json,
@@ -63,45 +72,20 @@ fn confirm(env: &Env) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         bail!(
             "refusing to destroy `{}` without confirmation: pass --yes",
-            env.name
+            env.label()
         );
     }
     eprint!(
-        "Destroy the `{}` service stack in {}? Type the environment name to confirm: ",
-        env.name, env.region
+        "Destroy the `{}` service stack in {}? Type `{}` to confirm: ",
+        env.label(),
+        env.region,
+        env.label()
     );
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != env.name {
+    if answer.trim() != env.label() {
         bail!("not confirmed; nothing destroyed");
     }
     Ok(())
-}
-
-/// The variables the service stack needs even to be destroyed: the last
-/// deploy's, else ones derived from the packages, else inert values (a
-/// destroy does not read them).
-fn var_file(env: &Env) -> Result<PathBuf> {
-    let path = env.dir().join("artifacts.tfvars.json");
-    if path.exists() {
-        return Ok(path);
-    }
-    if let Ok(manifest) = package::load_manifest(env) {
-        return write_tfvars(env, "unused-during-destroy", &manifest);
-    }
-    let mut vars = serde_json::Map::new();
-    vars.insert("artifacts_bucket".into(), "unused-during-destroy".into());
-    for &name in env::functions() {
-        vars.insert(
-            format!("artifact_key_{name}"),
-            format!("functions/{name}/{}.zip", "0".repeat(64)).into(),
-        );
-        vars.insert(
-            format!("artifact_hash_{name}"),
-            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=".into(),
-        );
-    }
-    process::write_json(&path, &vars)?;
-    Ok(path)
 }

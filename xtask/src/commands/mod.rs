@@ -19,6 +19,7 @@ pub mod remove;
 pub mod rollback;
 pub mod secret;
 pub mod smoke;
+pub mod stages;
 pub mod stats;
 pub mod synth;
 pub mod test;

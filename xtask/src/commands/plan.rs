@@ -17,6 +17,12 @@ pub fn run(env: &Env, args: PlanArgs) -> Result<()> {
     synth::synthesize(env)?;
     let tf_env = target.terraform_env();
     match args.stack {
+        StackChoice::Bootstrap if env.stage.is_some() => {
+            anyhow::bail!(
+                "a stage shares `{}`'s bootstrap stack: plan it without --stage",
+                env.name
+            );
+        }
         StackChoice::Bootstrap => {
             let tf = Terraform::new(env, BOOTSTRAP_STACK, tf_env)?;
             tf.init()?;
@@ -33,7 +39,7 @@ pub fn run(env: &Env, args: PlanArgs) -> Result<()> {
                 _ => package::build_check_package(env, args.prebuilt.as_deref())?,
             };
             let bucket = artifacts_bucket(env, tf_env.clone())?;
-            let var_file = write_tfvars(env, &bucket, &manifest)?;
+            let var_file = write_tfvars(env, &bucket, &manifest.for_env(env))?;
             let tf = Terraform::new(env, SERVICE_STACK, tf_env)?;
             tf.init()?;
             tf.plan(Some(&var_file))?;

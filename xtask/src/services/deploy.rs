@@ -31,7 +31,7 @@ use crate::services::stacks::outputs;
 use crate::services::stacks::state::{LastDeploy, fingerprint, write_tfvars};
 use crate::services::stacks::terraform::Terraform;
 use crate::services::stacks::{bootstrap, prerequisites, synth};
-use crate::services::{secrets, smoke, target};
+use crate::services::{secrets, smoke, stages, target};
 use deploy_files::Outputs;
 
 /// How a deploy runs: the `deploy` command's flags (see their help in `cli`), which the
@@ -50,6 +50,8 @@ pub struct Options {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub env: String,
+    /// The stage deployed (`--stage`), if any.
+    pub stage: Option<String>,
     pub api_url: Option<String>,
     pub local_api_url: Option<String>,
     /// `applied` or `unchanged` per stack.
@@ -84,12 +86,13 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
     let started = Instant::now();
     let mut report = Report {
         env: env.name.clone(),
+        stage: env.stage.clone(),
         ..Report::default()
     };
     if env.emulated {
         progress::step(format!(
             "Deploying `{}` to the local AWS emulator",
-            env.name
+            env.label()
         ));
     }
     prerequisites::check(env)?;
@@ -139,7 +142,13 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
         .stacks
         .insert(BOOTSTRAP_STACK.to_owned(), bootstrap.to_owned());
 
-    let manifest = upload(env, &target, &bucket, &built.manifest, &mut report)?;
+    let manifest = upload(
+        env,
+        &target,
+        &bucket,
+        &built.manifest.for_env(env),
+        &mut report,
+    )?;
     let service = service_stack(
         env,
         args,
@@ -162,6 +171,10 @@ pub fn deploy(sh: &Shell, env: &Env, args: &Options) -> Result<Report> {
         && !args.no_serve
     {
         serve(sh, env, moto, tools, &service, &mut report)?;
+    }
+    if env.stage.is_some() {
+        let url = report.local_api_url.as_ref().unwrap_or(&outs.api_url);
+        stages::record_deploy(env, &target, url)?;
     }
     if args.smoke {
         smoke_gate(
@@ -306,7 +319,10 @@ fn prepare(
     }
     let identity = target_identity(env, &target, moto.as_ref());
     let t = Instant::now();
-    let (bucket, bootstrap) = bootstrap_stack(env, &target, &identity, &mut last)?;
+    let (bucket, bootstrap) = match env.stage {
+        None => bootstrap_stack(env, &target, &identity, &mut last)?,
+        Some(_) => shared_bootstrap_stack(env, &target, &identity)?,
+    };
     Ok(Prepared {
         target,
         moto,
@@ -629,6 +645,25 @@ fn bootstrap_stack(
     // Recorded now: a later failure must not re-apply what succeeded.
     last.save(env)?;
     Ok((bucket, "applied"))
+}
+
+/// A stage's bootstrap stack is its environment's. On the emulator it is applied as the
+/// environment's own deploy would (so a stage can be the first thing deployed there); on an
+/// account only read: an administrator or the environment's deploy applies it, and the
+/// credentials a stage deploys with may not change it.
+fn shared_bootstrap_stack(
+    env: &Env,
+    target: &Target,
+    identity: &str,
+) -> Result<(String, &'static str)> {
+    if !env.emulated {
+        let bucket = crate::services::stacks::state::artifacts_bucket(env, target.terraform_env())?;
+        return Ok((bucket, "shared"));
+    }
+    let base = env.base();
+    synth::synthesize(&base)?;
+    let mut last = LastDeploy::load(&base);
+    bootstrap_stack(&base, target, identity, &mut last)
 }
 
 fn package_hashes(manifest: &Manifest) -> BTreeMap<String, String> {

@@ -38,8 +38,9 @@ pub fn require_emulated(env: &Env) -> Result<()> {
     Ok(())
 }
 
+/// The emulator's record: the environment's, which its stages share.
 fn moto_file(env: &Env) -> PathBuf {
-    env.dir().join("moto.json")
+    env.base_dir().join("moto.json")
 }
 
 /// `build/<env>/logs/local-api.log`: the local API server's stdout and stderr, whose JSON
@@ -97,8 +98,15 @@ pub fn ensure_up(env: &Env) -> Result<MotoState> {
     Ok(state)
 }
 
-/// Deletes the state files that only made sense for a previous emulator.
+/// Deletes the state files that only made sense for a previous emulator: the environment's
+/// and every stage's (a new emulator holds none of them).
 fn forget_emulated_state(env: &Env) -> Result<()> {
+    let env = &env.base();
+    let stages = env.stages_dir();
+    if stages.exists() {
+        std::fs::remove_dir_all(&stages)
+            .with_context(|| format!("removing {}", stages.display()))?;
+    }
     for stack in [BOOTSTRAP_STACK, SERVICE_STACK] {
         for suffix in ["tfstate", "tfstate.backup"] {
             let path = env.dir().join(format!("{stack}.{suffix}"));
@@ -124,9 +132,14 @@ fn forget_emulated_state(env: &Env) -> Result<()> {
     Ok(())
 }
 
-/// Stops the local API server and the emulator; returns the pids stopped.
+/// Stops the local API server and the emulator; returns the pids stopped. The emulator holds
+/// every stage of the environment, so their local API servers stop with it.
 pub fn down(sh: &Shell, env: &Env) -> Result<(Option<u32>, Option<u32>)> {
-    let api = stop_api(sh, env)?;
+    let base = env.base();
+    for stage in base.local_stages() {
+        stop_api(sh, &base.staged(&stage))?;
+    }
+    let api = stop_api(sh, &base)?;
     let moto = match process::read_json::<MotoState>(&moto_file(env)) {
         Ok(state) => {
             let stopped = emulator::stop(state.pid).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -18,6 +18,7 @@ pub mod scaffold;
 pub mod secrets;
 pub mod smoke;
 pub mod stacks;
+pub mod stages;
 pub mod stats;
 pub mod target;
 pub mod trace;

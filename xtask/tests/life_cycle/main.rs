@@ -10,3 +10,4 @@ mod full_cycle;
 mod package;
 mod release;
 mod scaffold;
+mod stages;

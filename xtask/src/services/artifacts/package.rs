@@ -32,6 +32,25 @@ pub struct Manifest {
     pub functions: BTreeMap<String, Package>,
 }
 
+impl Manifest {
+    /// The same packages at the keys `env` deploys them from: a stage's are under
+    /// `stages/<stage>/` of the shared artifacts bucket, so a stage (a pull request's code,
+    /// under credentials that may write only there) never writes a key the environment's own
+    /// deploys read.
+    pub fn for_env(mut self, env: &Env) -> Manifest {
+        if let Some(stage) = &env.stage {
+            for package in self.functions.values_mut() {
+                package.s3_key = format!(
+                    "{}/{stage}/{}",
+                    infra::constructs::state::STAGES_DIR,
+                    package.s3_key
+                );
+            }
+        }
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
     /// The zip, relative to the workspace root when inside it.

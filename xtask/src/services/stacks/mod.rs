@@ -6,4 +6,5 @@ pub mod outputs;
 pub mod prerequisites;
 pub mod state;
 pub mod synth;
+pub mod teardown;
 pub mod terraform;

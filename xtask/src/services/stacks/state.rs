@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::base::env::{BOOTSTRAP_STACK, Env};
 use crate::base::process;
 use crate::services::artifacts::package::{self, Manifest};
+use crate::services::stacks::synth;
 use crate::services::stacks::terraform::Terraform;
 
 /// `build/<env>/last-deploy.json`: what the last successful apply applied.
@@ -46,9 +47,15 @@ impl LastDeploy {
 }
 
 /// The artifacts bucket: from the last deploy, else the bootstrap stack's outputs.
+/// A stage's is its environment's.
 pub fn artifacts_bucket(env: &Env, tf_env: Vec<(String, String)>) -> Result<String> {
     if let Some(bucket) = LastDeploy::load(env).artifacts_bucket {
         return Ok(bucket);
+    }
+    if env.stage.is_some() {
+        let base = env.base();
+        synth::synthesize(&base)?;
+        return artifacts_bucket(&base, tf_env);
     }
     let tf = Terraform::new(env, BOOTSTRAP_STACK, tf_env)?;
     tf.init()?;

@@ -1,0 +1,354 @@
+//! Stages: copies of an environment's service stack with names, tags and state of their own
+//! (`--stage NAME`, `infra::config::Config::for_stage`), for a developer or a pull request.
+//! Here is what makes them cheap to keep track of and impossible to leak: the record each
+//! deploy leaves (`stage.json`: created, last deployed, commit, URL), the list of them, their
+//! destruction with the check that nothing tagged with the stage is left, and the sweep of
+//! the idle ones.
+//!
+//! The record lives where the stage's state does, so every machine that can deploy a stage
+//! sees it: beside the local state (`build/<env>/stages/<stage>/stage.json`) for an emulator or a
+//! local backend, in the state bucket (`<key_prefix>/stages/<stage>/stage.json`) otherwise.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use xshell::Shell;
+
+use crate::base::aws::Target;
+use crate::base::env::Env;
+use crate::base::{git, process, progress};
+use crate::services::local;
+use crate::services::stacks::teardown;
+
+/// What `stages` lists about a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub stage: String,
+    pub env: String,
+    /// The first deploy of the stage.
+    pub created: DateTime<Utc>,
+    /// The last successful deploy: what `stages sweep --older-than` measures idleness by.
+    pub deployed: DateTime<Utc>,
+    /// The commit the last deploy shipped, when it came from a git checkout.
+    pub commit: Option<String>,
+    pub url: String,
+}
+
+const RECORD_FILE: &str = "stage.json";
+
+/// Where a stage's record is kept.
+enum Store {
+    Local,
+    Bucket { bucket: String, key_prefix: String },
+}
+
+fn store(env: &Env) -> Result<Store> {
+    Ok(match env.base().config()?.backend {
+        infra::config::Backend::S3 { bucket, key_prefix } => Store::Bucket {
+            bucket,
+            key_prefix: key_prefix.trim_end_matches('/').to_owned(),
+        },
+        infra::config::Backend::Local => Store::Local,
+    })
+}
+
+/// `<key_prefix>/stages/`: the stages' folder in the state bucket.
+fn bucket_folder(key_prefix: &str) -> String {
+    format!("{key_prefix}/{}/", infra::constructs::state::STAGES_DIR)
+}
+
+fn stage_of(env: &Env) -> Result<&str> {
+    env.stage
+        .as_deref()
+        .context("this needs a stage: pass --stage NAME")
+}
+
+/// Records a successful deploy of `env`'s stage, serving at `url`.
+pub fn record_deploy(env: &Env, target: &Target, url: &str) -> Result<Record> {
+    let stage = stage_of(env)?;
+    let now = Utc::now();
+    let created = read(env, target, stage)?.map_or(now, |r| r.created);
+    let record = Record {
+        stage: stage.to_owned(),
+        env: env.name.clone(),
+        created,
+        deployed: now,
+        commit: git::head(&env.root),
+        url: url.to_owned(),
+    };
+    let text = serde_json::to_vec_pretty(&record)?;
+    match store(env)? {
+        Store::Local => process::write_json(&env.dir().join(RECORD_FILE), &record)?,
+        Store::Bucket { bucket, key_prefix } => process::block_on(async {
+            target
+                .s3()
+                .await
+                .put_object()
+                .bucket(&bucket)
+                .key(format!(
+                    "{}{stage}/{RECORD_FILE}",
+                    bucket_folder(&key_prefix)
+                ))
+                .content_type("application/json")
+                .body(text.into())
+                .send()
+                .await
+                .map(drop)
+                .with_context(|| format!("writing the record of stage `{stage}` to s3://{bucket}"))
+        })?,
+    }
+    Ok(record)
+}
+
+fn read(env: &Env, target: &Target, stage: &str) -> Result<Option<Record>> {
+    match store(env)? {
+        Store::Local => {
+            let path = env.base().staged(stage).dir().join(RECORD_FILE);
+            Ok(path
+                .exists()
+                .then(|| process::read_json(&path))
+                .transpose()?)
+        }
+        Store::Bucket { bucket, key_prefix } => process::block_on(async {
+            let key = format!("{}{stage}/{RECORD_FILE}", bucket_folder(&key_prefix));
+            let got = target
+                .s3()
+                .await
+                .get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await;
+            match got {
+                Ok(object) => {
+                    let bytes = object.body.collect().await?.into_bytes();
+                    let record = serde_json::from_slice(&bytes)
+                        .with_context(|| format!("reading s3://{bucket}/{key}"))?;
+                    Ok(Some(record))
+                }
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+                Err(e) => Err(anyhow::anyhow!(
+                    "reading s3://{bucket}/{key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )),
+            }
+        }),
+    }
+}
+
+/// Every stage of `env` with a record, oldest deploy first.
+pub fn list(env: &Env, target: &Target) -> Result<Vec<Record>> {
+    let names = match store(env)? {
+        Store::Local => env.base().local_stages(),
+        Store::Bucket { bucket, key_prefix } => process::block_on(async {
+            let folder = bucket_folder(&key_prefix);
+            let mut names = Vec::new();
+            let mut pages = target
+                .s3()
+                .await
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix(&folder)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    anyhow::anyhow!(
+                        "listing s3://{bucket}/{folder}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )
+                })?;
+                names.extend(page.contents().iter().filter_map(|object| {
+                    let rest = object.key()?.strip_prefix(&folder)?;
+                    let (stage, file) = rest.split_once('/')?;
+                    (file == RECORD_FILE).then(|| stage.to_owned())
+                }));
+            }
+            anyhow::Ok(names)
+        })?,
+    };
+    let mut records = Vec::new();
+    for name in names {
+        if let Some(record) = read(env, target, &name)? {
+            records.push(record);
+        }
+    }
+    records.sort_by_key(|r| r.deployed);
+    Ok(records)
+}
+
+/// What destroying a stage proved.
+pub struct Destroyed {
+    /// How many kinds of resource were checked for leftovers (tagging API, then by name).
+    pub checked: usize,
+}
+
+/// Destroys `env`'s stage: its local API server, its service stack, then checks that nothing
+/// tagged with it (or named with its prefix, where the emulator's tagging API does not reach)
+/// is left, and only then forgets its record and files. A leftover fails the destroy and keeps
+/// the record, so the stage still lists and a sweep tries again.
+pub fn destroy(sh: &Shell, env: &Env, target: &Target) -> Result<Destroyed> {
+    let stage = stage_of(env)?.to_owned();
+    if env.emulated {
+        local::stop_api(sh, env)?;
+    }
+    teardown::service_stack(env, target)?;
+    progress::step(format!("Checking that nothing of stage `{stage}` is left"));
+    let (left, checked) = leftovers(env, target)?;
+    if !left.is_empty() {
+        bail!(
+            "the stage `{}` was destroyed but {} resource(s) tagged or named with it remain:\n  {}\n\
+             its record stays, so `cargo xtask stages` lists it; delete them, then destroy again",
+            env.label(),
+            left.len(),
+            left.join("\n  ")
+        );
+    }
+    match store(env)? {
+        Store::Local => {}
+        Store::Bucket { bucket, key_prefix } => process::block_on(async {
+            target
+                .s3()
+                .await
+                .delete_object()
+                .bucket(&bucket)
+                .key(format!(
+                    "{}{stage}/{RECORD_FILE}",
+                    bucket_folder(&key_prefix)
+                ))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "deleting the record of stage `{stage}`: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )
+                })
+        })?,
+    }
+    let dir = env.dir();
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(Destroyed { checked })
+}
+
+/// What of `env`'s stage still exists: resources tagged `Stage = <stage>` in the environment
+/// (the Resource Groups Tagging API, which AWS answers for every taggable resource and moto
+/// for many), then by name the kinds the emulator's tagging API does not cover (functions,
+/// tables, queues, log groups). Returns the leftovers and how many checks ran.
+pub fn leftovers(env: &Env, target: &Target) -> Result<(Vec<String>, usize)> {
+    use aws_sdk_resourcegroupstagging::types::TagFilter;
+    let stage = stage_of(env)?;
+    let prefix = env.prefix.clone();
+    let log_prefix = format!("/aws/lambda/{prefix}");
+    process::block_on(async {
+        let config = target.sdk_config().await;
+        let mut left = Vec::new();
+        let tagging = aws_sdk_resourcegroupstagging::Client::new(&config);
+        let mut pages = tagging
+            .get_resources()
+            .tag_filters(
+                TagFilter::builder()
+                    .key(infra::config::STAGE_TAG)
+                    .values(stage)
+                    .build(),
+            )
+            .tag_filters(
+                TagFilter::builder()
+                    .key("Environment")
+                    .values(&env.name)
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                anyhow::anyhow!(
+                    "asking the tagging API for resources of stage `{stage}`: {}",
+                    aws_sdk_resourcegroupstagging::error::DisplayErrorContext(&e)
+                )
+            })?;
+            left.extend(
+                page.resource_tag_mapping_list()
+                    .iter()
+                    .filter_map(|m| m.resource_arn().map(str::to_owned)),
+            );
+        }
+        let lambda = aws_sdk_lambda::Client::new(&config);
+        let mut functions = lambda.list_functions().into_paginator().send();
+        while let Some(page) = functions.next().await {
+            let page = page.map_err(|e| {
+                anyhow::anyhow!(
+                    "listing functions: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(&e)
+                )
+            })?;
+            left.extend(
+                page.functions()
+                    .iter()
+                    .filter_map(|f| f.function_name())
+                    .filter(|name| name.starts_with(&prefix))
+                    .map(|name| format!("function {name}")),
+            );
+        }
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let tables = dynamodb.list_tables().send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "listing tables: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        })?;
+        left.extend(
+            tables
+                .table_names()
+                .iter()
+                .filter(|name| name.starts_with(&prefix))
+                .map(|name| format!("table {name}")),
+        );
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let queues = sqs
+            .list_queues()
+            .queue_name_prefix(&prefix)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "listing queues: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
+        left.extend(queues.queue_urls().iter().map(|url| format!("queue {url}")));
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+        let groups = logs
+            .describe_log_groups()
+            .log_group_name_prefix(&log_prefix)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "listing log groups: {}",
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                )
+            })?;
+        left.extend(
+            groups
+                .log_groups()
+                .iter()
+                .filter_map(|g| g.log_group_name())
+                .map(|name| format!("log group {name}")),
+        );
+        left.sort();
+        left.dedup();
+        Ok((left, 5))
+    })
+}
+
+/// The stages of `env` whose last deploy is older than `idle`, at `now`.
+pub fn idle(records: &[Record], idle: Duration, now: DateTime<Utc>) -> Vec<&Record> {
+    let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::MAX);
+    records.iter().filter(|r| now - r.deployed > idle).collect()
+}
