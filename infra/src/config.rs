@@ -814,6 +814,24 @@ impl Config {
             if self.options.cloudfront.is_some() {
                 return Err("key `options.cloudfront`: not allowed with [delivery] (the deploy role can't create a distribution without the right to tag every untagged distribution of the account); deploy CloudFront environments with administrator credentials (`cargo xtask deploy` without [delivery]) or put the distribution in front of the API outside this repository".into());
             }
+            // The stages role (`constructs::delivery::stages_role`) keeps a pull request's stage
+            // apart from the base environment by name and by the `Stage` tag. These options
+            // would make a stage share what it can't be kept out of: account-wide WAF log
+            // deliveries and resource policies, the domain's DNS record, scalable targets and
+            // EC2 resources without the names or conditions that tell a stage's apart.
+            let shared = [
+                ("options.vpc", self.options.vpc.is_some()),
+                ("options.waf", self.options.waf.is_some()),
+                ("options.domain", self.options.domain.is_some()),
+                ("data.autoscaling", self.data.autoscaling.is_some()),
+            ];
+            if self.stages
+                && let Some((key, _)) = shared.iter().find(|(_, on)| *on)
+            {
+                return Err(format!(
+                    "key `stages`: not allowed with [delivery] and `{key}` (the stages role can't keep a pull request's copy of it apart from the environment's); turn one of them off"
+                ));
+            }
         }
         Ok(())
     }
@@ -889,6 +907,8 @@ impl Config {
             region: &self.region,
             prefix: &self.prefix,
             environment: &self.name,
+            base_prefix: self.base_prefix(),
+            stage: self.stage.as_ref().map(|s| s.name.as_str()),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! Policies are typed statements, rendered to JSON strings whose resources are Terraform
 //! references, so least privilege is visible in code review and checkable in tests.
 
-use crate::config::Names;
+use crate::config::{Names, STAGE_TAG};
 use crate::tf::{Expr, Stack};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -243,22 +243,42 @@ impl PolicyDocument {
 
 /// Where a role's statements apply: the account and region a stack deploys into and the
 /// environment's names and ownership tags. Each construct builds the statements that manage its
-/// resources from it, and the deploy role composes them (`constructs::delivery`).
+/// resources from it, and the deploy role composes them (`constructs::delivery`); the stages
+/// role composes the same statements with a scope over the environment's pull-request stages.
 #[derive(Clone, Debug)]
 pub struct Scope<'a> {
     pub account: &'a Account,
     /// The configured region (a literal, so ARNs in policies are exact).
     pub region: &'a str,
-    /// The environment's name prefix (`prod-service-`).
+    /// The name prefix of what the statements reach: the environment's (`prod-service-`), a
+    /// stage's (`dev-service-pr-12-`), or every pull-request stage's as an IAM pattern
+    /// (`dev-service-pr-*-`), which every name-scoped ARN is built from.
     pub prefix: &'a str,
     /// The environment's name (`prod`), its `Environment` tag.
     pub environment: &'a str,
+    /// The environment's own prefix (`dev-service-`), the same for its stages: what names the
+    /// bootstrap stack's resources, which the stages share, and its `Project` tag.
+    pub base_prefix: &'a str,
+    /// The `Stage` tags of the resources reached (`pr-*`, an IAM pattern), or `None` for the
+    /// environment as a whole. With a pattern, every tag condition also asks for it, so a
+    /// statement on resources with generated ids never reaches the base environment's.
+    pub stage: Option<&'a str>,
 }
 
-impl Scope<'_> {
+impl<'a> Scope<'a> {
     /// The naming handle for `<prefix><name>`.
     pub fn names(&self) -> Names<'_> {
         Names(self.prefix)
+    }
+
+    /// The scope of what the bootstrap stack made (keys, buckets, the signing profile and
+    /// config), which the stages share with their environment.
+    pub fn shared(&self) -> Scope<'a> {
+        Scope {
+            prefix: self.base_prefix,
+            stage: None,
+            ..self.clone()
+        }
     }
 
     /// `arn:<partition>:<service>:<region>:<account>:<resource>`.
@@ -267,9 +287,9 @@ impl Scope<'_> {
         format!("arn:{p}:{service}:{}:{a}:{resource}", self.region)
     }
 
-    /// The `Project` tag: the prefix without its trailing `-`.
+    /// The `Project` tag: the environment's prefix without its trailing `-`.
     pub fn project(&self) -> &str {
-        self.prefix.trim_end_matches('-')
+        self.base_prefix.trim_end_matches('-')
     }
 
     /// The provider's default tags put these on everything the stacks create. Where AWS names a
@@ -289,6 +309,41 @@ impl Scope<'_> {
             "aws:RequestTag/Project": self.project(),
             "aws:RequestTag/Environment": self.environment,
         })
+    }
+
+    /// The condition that a resource is this scope's: [`Scope::owned`], and its `Stage` tag
+    /// for a scope over stages.
+    pub fn owned_condition(&self) -> Value {
+        self.within_stages(json!({ "StringEquals": self.owned() }))
+    }
+
+    /// The condition that a create request tags the resource as this scope's:
+    /// [`Scope::tagging`], and the `Stage` tag for a scope over stages.
+    pub fn tagging_condition(&self) -> Value {
+        let mut condition = json!({ "StringEquals": self.tagging() });
+        if let Some(stage) = self.stage {
+            condition["StringLike"] = json!({ format!("aws:RequestTag/{STAGE_TAG}"): stage });
+        }
+        condition
+    }
+
+    /// `condition` and, for a scope over stages, that the resource's `Stage` tag is one of
+    /// them (a resource without the tag, the base environment's, never is).
+    pub fn within_stages(&self, mut condition: Value) -> Value {
+        if let Some(stage) = self.stage {
+            condition["StringLike"] = json!({ format!("aws:ResourceTag/{STAGE_TAG}"): stage });
+        }
+        condition
+    }
+
+    /// The tags that make a resource this scope's, which only a create request sets: changing
+    /// them would move a resource out of the scope, or another in.
+    pub fn ownership_tag_keys(&self) -> Vec<&'static str> {
+        let mut keys = vec!["Project", "Environment"];
+        if self.stage.is_some() {
+            keys.push(STAGE_TAG);
+        }
+        keys
     }
 }
 
@@ -434,18 +489,18 @@ pub fn star(sid: &str, actions: &[&str]) -> Statement {
     Statement::allow(sid, actions, vec!["*".into()])
 }
 
-/// Tagging and untagging a resource that is already this environment's (`owned`), but never
-/// its ownership tags: changing those would move it out of the environment, or another in.
+/// Tagging and untagging a resource that is already `scope`'s, but never its ownership tags
+/// ([`Scope::ownership_tag_keys`]): changing those would move it out of the scope, or another in.
 pub fn tags_except_ownership(
     sid: &str,
     actions: &[&str],
     resources: Vec<String>,
-    owned: &serde_json::Value,
+    scope: &Scope,
 ) -> Statement {
-    Statement::allow(sid, actions, resources).condition(json!({
-        "StringEquals": owned,
-        "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
-    }))
+    let mut condition = scope.owned_condition();
+    condition["ForAllValues:StringNotEquals"] =
+        json!({ "aws:TagKeys": scope.ownership_tag_keys() });
+    Statement::allow(sid, actions, resources).condition(condition)
 }
 
 /// `iam:CreateServiceLinkedRole` for exactly one service's role, by its fixed ARN.

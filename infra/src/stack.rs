@@ -103,7 +103,7 @@ pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
     let role = delivery::github_deploy(&mut stack, config, settings, &account);
     stack.output(
         "deploy_role_arn",
-        role.role_arn,
+        role.role_arn.clone(),
         "Role the deploy workflow assumes: the GitHub environment's variable AWS_DEPLOY_ROLE_ARN",
         false,
     );
@@ -115,6 +115,15 @@ pub fn delivery(config: &Config, options: &StackOptions) -> Option<Stack> {
         "Role the scheduled release check assumes: the variable AWS_RELEASE_CHECK_ROLE_ARN of the GitHub environment <ENV>-release-check",
         false,
     );
+    if config.stages {
+        let stages = delivery::stages_role(&mut stack, config, settings, &account, &role);
+        stack.output(
+            "stages_role_arn",
+            stages,
+            "Role the stage workflow assumes for pull request stages: the variable AWS_STAGES_ROLE_ARN of the GitHub environment <ENV>-stages",
+            false,
+        );
+    }
     stack.output(
         "oidc_provider_arn",
         role.provider_arn,

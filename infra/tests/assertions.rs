@@ -37,6 +37,23 @@ const NAME_KEYS: [&str; 6] = [
     "bucket",
 ];
 
+/// The AWS names `body` (a resource of type `ty`) gives, without Terraform references: the
+/// alias name `live` is fixed by the contract; a bucket sub-resource's `bucket` is a
+/// reference, not a name.
+fn names_of<'a>(ty: &str, body: &'a Value) -> Vec<&'a str> {
+    if ty == "aws_lambda_alias" {
+        return Vec::new();
+    }
+    let mut names: Vec<&str> = NAME_KEYS
+        .iter()
+        .filter(|k| **k != "bucket" || ty == "aws_s3_bucket")
+        .filter_map(|k| body.get(*k).and_then(Value::as_str))
+        .collect();
+    names.extend(body.pointer("/tags/Name").and_then(Value::as_str));
+    names.retain(|n| !n.starts_with("${"));
+    names
+}
+
 #[test]
 fn every_named_resource_carries_the_prefix() {
     for env in infra::ENVIRONMENTS {
@@ -44,18 +61,7 @@ fn every_named_resource_carries_the_prefix() {
         let underscored = prefix.replace('-', "_");
         for (_, stack) in stacks(env) {
             for (ty, name, body) in resources(&stack) {
-                // The alias name `live` is fixed by the contract; a bucket sub-resource's
-                // `bucket` is a reference, not a name.
-                if ty == "aws_lambda_alias" {
-                    continue;
-                }
-                let mut names: Vec<&str> = NAME_KEYS
-                    .iter()
-                    .filter(|k| **k != "bucket" || ty == "aws_s3_bucket")
-                    .filter_map(|k| body.get(*k).and_then(Value::as_str))
-                    .collect();
-                names.extend(body.pointer("/tags/Name").and_then(Value::as_str));
-                for n in names.into_iter().filter(|n| !n.starts_with("${")) {
+                for n in names_of(ty, body) {
                     assert!(
                         n.contains(&prefix) || n.contains(&underscored),
                         "{env}: {ty}.{name} is named {n:?}, without {prefix:?}"
@@ -63,6 +69,36 @@ fn every_named_resource_carries_the_prefix() {
                 }
             }
         }
+    }
+}
+
+/// The stages role reaches every name that starts with `<prefix>pr-`
+/// (`infra::constructs::delivery::stages_role`): no resource of an environment's own stacks may
+/// be named so, whatever the catalog (functions, queues, secrets, schedules) and the
+/// environment file (clients) add.
+#[test]
+fn no_name_of_an_environment_is_a_pull_request_stages() {
+    use infra::constructs::delivery::PR_STAGE_PREFIX;
+    for env in infra::ENVIRONMENTS {
+        let prefix = infra::load_config(env).unwrap().prefix;
+        let reserved = format!("{prefix}{PR_STAGE_PREFIX}");
+        let underscored = reserved.replace('-', "_");
+        let mut checked = 0;
+        for (stack_name, stack) in stacks(env) {
+            if !infra::STACKS.contains(&stack_name.as_str()) {
+                continue;
+            }
+            for (ty, name, body) in resources(&stack) {
+                for n in names_of(ty, body) {
+                    checked += 1;
+                    assert!(
+                        !n.starts_with(&reserved) && !n.starts_with(&underscored),
+                        "{env}: {stack_name} {ty}.{name} is named {n:?}, which the stages role of {reserved:?}* may change"
+                    );
+                }
+            }
+        }
+        assert!(checked > 30, "{env}: only {checked} names");
     }
 }
 
@@ -1020,15 +1056,15 @@ fn other_stacks_outputs() {
                 .map(String::as_str)
                 .collect();
             if name == infra::DELIVERY_STACK {
-                assert_eq!(
-                    outputs,
-                    [
-                        "deploy_role_arn",
-                        "oidc_provider_arn",
-                        "release_check_role_arn"
-                    ],
-                    "{env}"
-                );
+                let mut expected = vec![
+                    "deploy_role_arn",
+                    "oidc_provider_arn",
+                    "release_check_role_arn",
+                ];
+                if infra::load_config(env).unwrap().stages {
+                    expected.push("stages_role_arn");
+                }
+                assert_eq!(outputs, expected, "{env}");
             } else if name != "service" {
                 assert!(outputs.contains(&"artifacts_bucket"), "{env}");
             }

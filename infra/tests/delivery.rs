@@ -28,21 +28,33 @@ fn shipped(env: &str) -> (infra::Config, Value) {
 
 /// Every statement of the deploy role's policies, in order.
 fn statements(stack: &Value) -> Vec<Value> {
+    role_statements(stack, "github_deploy")
+}
+
+/// Every statement of the managed policies attached to the role `role` (its Terraform name),
+/// in order; every policy of the stack is attached to exactly one role.
+fn role_statements(stack: &Value, role: &str) -> Vec<Value> {
     let policies = stack["resource"]["aws_iam_policy"].as_object().unwrap();
-    let attached: BTreeSet<&str> = stack["resource"]["aws_iam_role_policy_attachment"]
+    let attachments: Vec<&Value> = stack["resource"]["aws_iam_role_policy_attachment"]
         .as_object()
         .unwrap()
         .values()
-        .map(|a| {
-            assert_eq!(a["role"], "${aws_iam_role.github_deploy.name}");
-            a["policy_arn"].as_str().unwrap()
-        })
         .collect();
-    assert_eq!(attached.len(), policies.len(), "every policy is attached");
+    assert_eq!(
+        attachments.len(),
+        policies.len(),
+        "every policy is attached"
+    );
+    let attached: BTreeSet<&str> = attachments
+        .iter()
+        .filter(|a| a["role"] == format!("${{aws_iam_role.{role}.name}}"))
+        .map(|a| a["policy_arn"].as_str().unwrap())
+        .collect();
+    assert!(!attached.is_empty(), "no policy attached to {role}");
     policies
         .iter()
-        .flat_map(|(name, p)| {
-            assert!(attached.contains(format!("${{aws_iam_policy.{name}.arn}}").as_str()));
+        .filter(|(name, _)| attached.contains(format!("${{aws_iam_policy.{name}.arn}}").as_str()))
+        .flat_map(|(_, p)| {
             let doc: Value = serde_json::from_str(p["policy"].as_str().unwrap()).unwrap();
             doc["Statement"].as_array().unwrap().clone()
         })
@@ -80,25 +92,11 @@ fn trust_is_exactly_this_repository_and_environment() {
         let role = &stack["resource"]["aws_iam_role"]["github_deploy"];
         assert_eq!(role["name"], format!("{env}-service-github-deploy"));
         assert_eq!(role["max_session_duration"], 3600);
-        let trust: Value =
-            serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
-        let statements = trust["Statement"].as_array().unwrap();
-        assert_eq!(statements.len(), 1, "{env}");
-        let s = &statements[0];
-        assert_eq!(s["Effect"], "Allow");
-        assert_eq!(s["Action"], "sts:AssumeRoleWithWebIdentity");
-        assert_eq!(
-            s["Principal"],
-            serde_json::json!({ "Federated": "${aws_iam_openid_connect_provider.github.arn}" })
-        );
         let repo = &config.delivery.as_ref().unwrap().github_repository;
-        assert_eq!(
-            s["Condition"],
-            serde_json::json!({ "StringEquals": {
-                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-                "token.actions.githubusercontent.com:sub": format!("repo:{repo}:environment:{env}"),
-            } }),
-            "{env}: only StringEquals, on exactly aud and sub"
+        assert_trusts_only(
+            &stack,
+            "github_deploy",
+            &format!("repo:{repo}:environment:{env}"),
         );
         assert!(!repo.contains('*') && !repo.contains('?'));
         let provider = &stack["resource"]["aws_iam_openid_connect_provider"]["github"];
@@ -476,7 +474,8 @@ fn every_option() -> infra::Config {
     config
 }
 
-/// dev, prod and prod with every option: the configurations with `[delivery]` checked here.
+/// dev, prod and prod with every option: the configurations with `[delivery]` checked here
+/// (dev allows stages, so its stack has the stages role too).
 fn delivery_configs() -> [infra::Config; 3] {
     [
         infra::load_config("dev").unwrap(),
@@ -490,10 +489,21 @@ fn every_policy_fits_iam_limits() {
     for config in delivery_configs() {
         let stack = delivery_stack(&config).unwrap();
         let policies = stack["resource"]["aws_iam_policy"].as_object().unwrap();
-        assert!(
-            policies.len() <= 10,
-            "a role carries at most 10 managed policies"
-        );
+        let mut per_role: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in stack["resource"]["aws_iam_role_policy_attachment"]
+            .as_object()
+            .unwrap()
+            .values()
+        {
+            *per_role.entry(a["role"].as_str().unwrap()).or_default() += 1;
+        }
+        assert_eq!(per_role.len(), 1 + usize::from(config.stages));
+        for (role, n) in per_role {
+            assert!(
+                n <= 10,
+                "{role}: a role carries at most 10 managed policies"
+            );
+        }
         for (name, p) in policies {
             let length = infra::iam::iam_length(p["policy"].as_str().unwrap());
             assert!(
@@ -536,10 +546,12 @@ fn boundary_arn(config: &infra::Config) -> String {
     )
 }
 
-/// `(stack, type, name, body)` of every resource of the bootstrap and service stacks.
+/// `(stack, type, name, body)` of every resource of the bootstrap and service stacks (a
+/// stage's: of its service stack).
 fn own_resources(stacks: &BTreeMap<String, Value>) -> Vec<(&str, &str, &str, &Value)> {
     infra::STACKS
         .iter()
+        .filter(|stack| stacks.contains_key(**stack))
         .flat_map(|stack| {
             stacks[*stack]["resource"]
                 .as_object()
@@ -1751,6 +1763,73 @@ fn needed(stack: &str, ty: &str, config: &infra::Config) -> Vec<&'static str> {
     actions
 }
 
+/// What Terraform calls for every kind of resource of `stacks` (`(stack name, stack)`) and
+/// what xtask's upload, sign, release, rollback, smoke and logs steps call, each with why.
+fn wanted_actions<'a>(
+    stacks: impl IntoIterator<Item = (&'a str, &'a Value)>,
+    config: &infra::Config,
+) -> BTreeMap<&'static str, String> {
+    let mut wanted: BTreeMap<&str, String> = BTreeMap::new();
+    for (stack, body) in stacks {
+        let kinds = body["resource"]
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys().cloned())
+            .chain(
+                body["data"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|o| o.keys().map(|k| format!("data.{k}"))),
+            );
+        for ty in kinds {
+            for action in needed(stack, &ty, config) {
+                wanted.entry(action).or_insert(format!("{stack} {ty}"));
+            }
+        }
+    }
+    // xtask: upload and check the packages, sign them, release and roll back `live` with
+    // the alarms as gate, smoke's items by key, `logs`.
+    let mut steps = vec![
+        "s3:PutObject",
+        "s3:GetObject",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+        "lambda:GetAlias",
+        "lambda:UpdateAlias",
+        "lambda:PublishVersion",
+        "cloudwatch:DescribeAlarms",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "logs:FilterLogEvents",
+        "logs:DescribeLogGroups",
+    ];
+    if config.stage.is_none() {
+        steps.push("s3:GetObjectVersion");
+    }
+    if config.lambda.code_signing {
+        steps.extend(["signer:StartSigningJob", "signer:DescribeSigningJob"]);
+    }
+    for action in steps {
+        wanted.entry(action).or_insert("xtask".into());
+    }
+    wanted
+}
+
+/// The `wanted` actions that no Allow of `all` grants, each with why it is wanted.
+fn missing(all: &[Value], wanted: &BTreeMap<&str, String>) -> Vec<String> {
+    let granted: BTreeSet<String> = all
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    wanted
+        .iter()
+        .filter(|(action, _)| !granted.contains(**action))
+        .map(|(action, why)| format!("{action} ({why})"))
+        .collect()
+}
+
 /// The deploy role is still sufficient: for every kind of resource the bootstrap and service
 /// stacks hold, it has what Terraform calls on it (reads only, for the bootstrap stack), and it
 /// has what xtask's upload, sign, release, rollback, smoke and logs steps call. The conditions
@@ -1762,63 +1841,394 @@ fn the_role_has_every_action_the_delivery_path_calls() {
         let env = config.name.clone();
         let stacks = stacks_of(&config);
         let all = statements(&stacks[infra::DELIVERY_STACK]);
-        let granted: BTreeSet<String> = all
-            .iter()
-            .filter(|s| s["Effect"] == "Allow")
-            .flat_map(|s| strings(&s["Action"]))
-            .collect();
-        let mut wanted: BTreeMap<&str, String> = BTreeMap::new();
-        for stack in infra::STACKS {
-            let body = &stacks[stack];
-            let kinds = body["resource"]
-                .as_object()
-                .into_iter()
-                .flat_map(|o| o.keys().cloned())
-                .chain(
-                    body["data"]
-                        .as_object()
-                        .into_iter()
-                        .flat_map(|o| o.keys().map(|k| format!("data.{k}"))),
-                );
-            for ty in kinds {
-                for action in needed(stack, &ty, &config) {
-                    wanted.entry(action).or_insert(format!("{stack} {ty}"));
-                }
-            }
-        }
-        // xtask: upload and check the packages, sign them, release and roll back `live` with
-        // the alarms as gate, smoke's items by key, `logs`.
-        let mut steps = vec![
-            "s3:PutObject",
-            "s3:GetObject",
-            "s3:GetObjectVersion",
-            "kms:GenerateDataKey",
-            "kms:Decrypt",
-            "lambda:GetAlias",
-            "lambda:UpdateAlias",
-            "lambda:PublishVersion",
-            "cloudwatch:DescribeAlarms",
-            "dynamodb:GetItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:Query",
-            "logs:FilterLogEvents",
-            "logs:DescribeLogGroups",
-        ];
-        if config.lambda.code_signing {
-            steps.extend(["signer:StartSigningJob", "signer:DescribeSigningJob"]);
-        }
-        for action in steps {
-            wanted.entry(action).or_insert("xtask".into());
-        }
-        let missing: Vec<String> = wanted
-            .iter()
-            .filter(|(action, _)| !granted.contains(**action))
-            .map(|(action, why)| format!("{action} ({why})"))
-            .collect();
+        let wanted = wanted_actions(
+            infra::STACKS.iter().map(|stack| (*stack, &stacks[*stack])),
+            &config,
+        );
+        let missing = missing(&all, &wanted);
         assert!(
             missing.is_empty(),
             "{env}: the deploy role lacks {missing:?}"
         );
+    }
+}
+
+// The stages role (`infra::constructs::delivery::stages_role`): what a pull request's own code
+// runs with.
+
+/// The longest pull request stage name dev's prefix leaves room for.
+const STAGE: &str = "pr-1234";
+
+/// The environments whose files allow stages and have a delivery stack.
+fn staged_configs() -> Vec<infra::Config> {
+    let configs: Vec<infra::Config> = delivery_configs()
+        .into_iter()
+        .filter(|c| c.stages)
+        .collect();
+    assert!(!configs.is_empty(), "dev allows stages");
+    configs
+}
+
+/// The role `role` (its Terraform name) trusts GitHub's OIDC tokens for exactly `subject`:
+/// one statement, only `StringEquals`, on exactly `aud` and `sub`.
+fn assert_trusts_only(stack: &Value, role: &str, subject: &str) {
+    let trust = trust_of(stack, role);
+    assert_eq!(trust["Effect"], "Allow");
+    assert_eq!(trust["Action"], "sts:AssumeRoleWithWebIdentity");
+    assert_eq!(
+        trust["Principal"],
+        serde_json::json!({ "Federated": "${aws_iam_openid_connect_provider.github.arn}" })
+    );
+    assert_eq!(
+        trust["Condition"],
+        serde_json::json!({ "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": subject,
+        } }),
+        "{role}: only StringEquals, on exactly aud and sub"
+    );
+}
+
+/// The trust policy's only statement of the role `role` (its Terraform name).
+fn trust_of(stack: &Value, role: &str) -> Value {
+    let role = &stack["resource"]["aws_iam_role"][role];
+    let trust: Value = serde_json::from_str(role["assume_role_policy"].as_str().unwrap()).unwrap();
+    let statements = trust["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1);
+    statements[0].clone()
+}
+
+#[test]
+fn only_environments_with_stages_get_the_stages_role_trusted_by_their_stages_environment() {
+    let (prod, stack) = shipped("prod");
+    assert!(!prod.stages);
+    assert!(stack["resource"]["aws_iam_role"]["github_stages"].is_null());
+    assert!(stack["output"]["stages_role_arn"].is_null());
+    for config in staged_configs() {
+        let env = config.name.clone();
+        let stack = delivery_stack(&config).unwrap();
+        let role = &stack["resource"]["aws_iam_role"]["github_stages"];
+        assert_eq!(role["name"], format!("{}github-stages", config.prefix));
+        assert_eq!(role["max_session_duration"], 3600);
+        let repo = &config.delivery.as_ref().unwrap().github_repository;
+        assert_trusts_only(
+            &stack,
+            "github_stages",
+            &format!("repo:{repo}:environment:{env}-stages"),
+        );
+        assert_eq!(
+            stack["output"]["stages_role_arn"]["value"],
+            "${aws_iam_role.github_stages.arn}"
+        );
+        // With the immutable ids, only the immutable subject.
+        let mut with_ids = config.clone();
+        let delivery = with_ids.delivery.as_mut().unwrap();
+        delivery.github_owner_id = Some(123456);
+        delivery.github_repository_id = Some(456789);
+        let (owner, name) = repo.split_once('/').unwrap();
+        assert_eq!(
+            trust_of(&delivery_stack(&with_ids).unwrap(), "github_stages")["Condition"]["StringEquals"]
+                ["token.actions.githubusercontent.com:sub"],
+            format!("repo:{owner}@123456/{name}@456789:environment:{env}-stages")
+        );
+    }
+}
+
+/// Every resource of the stages role is a pull request stage's: a name under `<prefix>pr-`,
+/// the state, records and packages under `stages/pr-*/`, the shared keys, the boundary
+/// (reading) and the two buckets (listing) by exact ARN, or a kind whose ARNs carry generated ids with a `Stage` condition
+/// of `pr-*` (or, for event source mappings, the stage functions'). Every action is named,
+/// `"*"` only for `STAR_ACTIONS`, and nothing sets the account's API Gateway logging role.
+#[test]
+fn the_stages_role_names_every_action_and_reaches_only_pull_request_stages() {
+    let listed: BTreeSet<&str> = STAR_ACTIONS.iter().map(|(a, _)| *a).collect();
+    for config in staged_configs() {
+        let env = config.name.clone();
+        let stack = delivery_stack(&config).unwrap();
+        let stages = format!("{}{}", config.prefix, delivery::PR_STAGE_PREFIX);
+        let infra::config::Backend::S3 { bucket, key_prefix } = &config.backend else {
+            panic!("{env} keeps its state in S3");
+        };
+        let state_bucket = format!("arn:{PARTITION}:s3:::{bucket}");
+        let artifacts = format!(
+            "arn:{PARTITION}:s3:::{}artifacts-{ACCOUNT}-{}",
+            config.prefix, config.region
+        );
+        let by_exact_arn = [
+            format!("{state_bucket}/{key_prefix}/stages/pr-*/service.tfstate"),
+            format!("{state_bucket}/{key_prefix}/stages/pr-*/service.tfstate.tflock"),
+            format!("{state_bucket}/{key_prefix}/stages/pr-*/stage.json"),
+            format!("{artifacts}/stages/pr-*/*"),
+            state_bucket.clone(),
+            artifacts.clone(),
+            "${data.aws_kms_alias.buckets.target_key_arn}".to_owned(),
+            "${data.aws_kms_alias.stack.target_key_arn}".to_owned(),
+            boundary_arn(&config),
+        ];
+        let stage_condition = |s: &Value| {
+            let like = &s["Condition"]["StringLike"];
+            like["aws:ResourceTag/Stage"] == "pr-*" || like["aws:RequestTag/Stage"] == "pr-*"
+        };
+        let mut sids = BTreeSet::new();
+        for s in role_statements(&stack, "github_stages") {
+            let sid = s["Sid"].as_str().unwrap().to_owned();
+            assert!(sids.insert(sid.clone()), "{env}: Sid {sid} twice");
+            let actions = strings(&s["Action"]);
+            let resources = strings(&s["Resource"]);
+            for a in &actions {
+                assert!(!a.contains('*') && !a.contains('?'), "{env}: {sid}: {a}");
+            }
+            if s["Effect"] == "Deny" {
+                continue;
+            }
+            if resources.iter().any(|r| r == "*") {
+                assert_eq!(resources.len(), 1, "{env}: {sid}");
+                for a in &actions {
+                    assert!(
+                        listed.contains(a.as_str()),
+                        "{env}: {sid} grants {a} on \"*\""
+                    );
+                }
+                continue;
+            }
+            for r in &resources {
+                let generated_id = [
+                    "::/restapis",
+                    "::/apikeys",
+                    "::/usageplans",
+                    "::/clientcertificates",
+                    "::/tags/*",
+                    ":event-source-mapping:*",
+                ]
+                .iter()
+                .any(|g| r.contains(g));
+                let reaches_a_stage = if generated_id {
+                    stage_condition(&s)
+                        || s["Condition"]["ArnLike"]["lambda:FunctionArn"]
+                            .as_str()
+                            .is_some_and(|f| f.contains(&format!(":function:{stages}")))
+                        // Reading and tagging a mapping: no name, no condition; changing one
+                        // needs its Stage tag and a stage function (ChangeEventSourceMappings).
+                        || sid == "ReadEventSourceMappings"
+                } else {
+                    r.contains(&stages) || by_exact_arn.contains(r)
+                };
+                assert!(
+                    reaches_a_stage,
+                    "{env}: {sid} reaches {r}, outside the pull request stages"
+                );
+                assert!(
+                    !r.ends_with("::/account"),
+                    "{env}: {sid}: a stage never sets the account's logging role"
+                );
+            }
+        }
+        for sid in [
+            delivery::SELF_PROTECTION_SID,
+            security::BOUNDARY_SID,
+            security::TRUST_SID,
+            "TerraformState",
+            "StageRecords",
+            "StageArtifactObjects",
+            "Functions",
+            "ApiPartsOfThisEnvironment",
+        ] {
+            assert!(sids.contains(sid), "{env}: no {sid}");
+        }
+        assert!(!sids.contains("ApiGatewayAccountLoggingRole"), "{env}");
+        assert!(
+            !sids.contains("ArtifactObjects"),
+            "{env}: the base's packages"
+        );
+    }
+}
+
+#[test]
+fn no_delivery_role_can_change_another_or_itself() {
+    for config in staged_configs() {
+        let env = config.name.clone();
+        let stack = delivery_stack(&config).unwrap();
+        let role = |suffix: &str| {
+            format!(
+                "arn:{PARTITION}:iam::{ACCOUNT}:role/{}{suffix}",
+                config.prefix
+            )
+        };
+        for holder in ["github_deploy", "github_stages"] {
+            let all = role_statements(&stack, holder);
+            let deny = all
+                .iter()
+                .find(|s| s["Sid"] == delivery::SELF_PROTECTION_SID)
+                .unwrap_or_else(|| panic!("{env}: {holder} has no self-protection"));
+            assert_eq!(deny["Effect"], "Deny");
+            assert!(deny.get("Condition").is_none());
+            let resources = strings(&deny["Resource"]);
+            for protected in [
+                role(delivery::ROLE_SUFFIX),
+                role(delivery::CHECK_ROLE_SUFFIX),
+                role(delivery::STAGES_ROLE_SUFFIX),
+                format!(
+                    "arn:{PARTITION}:iam::{ACCOUNT}:policy/{}{}-*",
+                    config.prefix,
+                    delivery::STAGES_ROLE_SUFFIX
+                ),
+                boundary_arn(&config),
+            ] {
+                assert!(
+                    resources.contains(&protected),
+                    "{env}: {holder}: {protected}"
+                );
+            }
+            // Every IAM action it has on roles is denied on the delivery roles.
+            let denied: BTreeSet<String> = strings(&deny["Action"]).into_iter().collect();
+            for s in all.iter().filter(|s| s["Effect"] == "Allow") {
+                if strings(&s["Resource"]).iter().any(|r| r.contains(":role/")) {
+                    for a in strings(&s["Action"]) {
+                        assert!(denied.contains(&a), "{env}: {holder}: {a} is not denied");
+                    }
+                }
+            }
+        }
+        // The stages role makes roles only under the shared boundary.
+        let all = role_statements(&stack, "github_stages");
+        let guard = all
+            .iter()
+            .find(|s| s["Sid"] == security::BOUNDARY_SID)
+            .unwrap();
+        assert_eq!(
+            guard["Condition"]["ArnNotEquals"]["iam:PermissionsBoundary"],
+            boundary_arn(&config)
+        );
+        assert_eq!(
+            strings(&guard["Resource"]),
+            [format!(
+                "arn:{PARTITION}:iam::{ACCOUNT}:role/{}{}*-*",
+                config.prefix,
+                delivery::PR_STAGE_PREFIX
+            )]
+        );
+    }
+}
+
+/// The stages role is sufficient for a pull request stage: it has what Terraform calls for every
+/// kind of resource of the stage's service stack and what xtask's steps call; each named
+/// resource of the stack is in the resources of a statement with the action that creates it;
+/// its state key is the one the role may write; the tags its provider puts on everything meet
+/// the role's tag conditions.
+#[test]
+fn the_stages_role_has_every_action_and_resource_a_pull_request_stage_needs() {
+    for base in staged_configs() {
+        let env = base.name.clone();
+        let all = role_statements(&delivery_stack(&base).unwrap(), "github_stages");
+        let config = base.for_stage(STAGE).unwrap();
+        let stacks = stacks_of(&config);
+        assert_eq!(stacks.keys().collect::<Vec<_>>(), ["service"], "{env}");
+        let service = &stacks["service"];
+        let missing = missing(&all, &wanted_actions([("service", service)], &config));
+        assert!(
+            missing.is_empty(),
+            "{env}: the stages role lacks {missing:?}"
+        );
+        let allows = |action: &str, arn: &str| {
+            all.iter().any(|s| {
+                s["Effect"] == "Allow"
+                    && strings(&s["Action"]).iter().any(|a| a == action)
+                    && strings(&s["Resource"]).iter().any(|r| glob(r, arn))
+            })
+        };
+        let in_region = |service: &str, resource: &str| {
+            format!(
+                "arn:{PARTITION}:{service}:{}:{ACCOUNT}:{resource}",
+                config.region
+            )
+        };
+        let mut checked = 0;
+        for (stack, ty, name, body) in own_resources(&stacks) {
+            let field = |key: &str| body[key].as_str().unwrap().to_owned();
+            let (action, arn) = match ty {
+                "aws_lambda_function" => (
+                    "lambda:CreateFunction",
+                    in_region("lambda", &format!("function:{}", field("function_name"))),
+                ),
+                "aws_dynamodb_table" => (
+                    "dynamodb:CreateTable",
+                    in_region("dynamodb", &format!("table/{}", field("name"))),
+                ),
+                "aws_iam_role" => (
+                    "iam:CreateRole",
+                    format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{}", field("name")),
+                ),
+                "aws_cloudwatch_log_group" => (
+                    "logs:CreateLogGroup",
+                    in_region("logs", &format!("log-group:{}", field("name"))),
+                ),
+                "aws_sqs_queue" => ("sqs:CreateQueue", in_region("sqs", &field("name"))),
+                "aws_sns_topic" => ("sns:CreateTopic", in_region("sns", &field("name"))),
+                "aws_cloudwatch_metric_alarm" => (
+                    "cloudwatch:PutMetricAlarm",
+                    in_region("cloudwatch", &format!("alarm:{}", field("alarm_name"))),
+                ),
+                "aws_secretsmanager_secret" => (
+                    "secretsmanager:CreateSecret",
+                    in_region(
+                        "secretsmanager",
+                        &format!("secret:{}-AbCdEf", field("name")),
+                    ),
+                ),
+                "aws_scheduler_schedule" => (
+                    "scheduler:CreateSchedule",
+                    in_region(
+                        "scheduler",
+                        &format!("schedule/{}/{}", field("group_name"), field("name")),
+                    ),
+                ),
+                _ => continue,
+            };
+            checked += 1;
+            assert!(
+                allows(action, &arn),
+                "{env}: {stack} {ty}.{name}: the stages role can't {action} on {arn}"
+            );
+        }
+        assert!(checked > 20, "{env}: only {checked} resources checked");
+        // The state objects are the ones the stage's backend uses.
+        let key = service["terraform"]["backend"]["s3"]["key"]
+            .as_str()
+            .unwrap();
+        let infra::config::Backend::S3 { bucket, .. } = &config.backend else {
+            panic!("{env} keeps its state in S3");
+        };
+        let object = format!("arn:{PARTITION}:s3:::{bucket}/{key}");
+        assert!(allows("s3:PutObject", &object), "{env}: {object}");
+        assert!(allows("s3:PutObject", &format!("{object}.tflock")), "{env}");
+        // The tags the provider puts on everything meet the tag conditions.
+        let tags = &service["provider"]["aws"][0]["default_tags"][0]["tags"];
+        let api = all
+            .iter()
+            .find(|s| s["Sid"] == "ApiPartsOfThisEnvironment")
+            .unwrap();
+        let condition = &api["Condition"];
+        assert_eq!(
+            condition["StringEquals"]["aws:ResourceTag/Project"],
+            tags["Project"]
+        );
+        assert_eq!(
+            condition["StringEquals"]["aws:ResourceTag/Environment"],
+            tags["Environment"]
+        );
+        assert!(
+            glob(
+                condition["StringLike"]["aws:ResourceTag/Stage"]
+                    .as_str()
+                    .unwrap(),
+                tags["Stage"].as_str().unwrap()
+            ),
+            "{env}: {tags}"
+        );
+        // The environment's own resources never carry the Stage tag the conditions ask for.
+        let base_tags =
+            &stacks_of(&base)["service"]["provider"]["aws"][0]["default_tags"][0]["tags"];
+        assert!(base_tags["Stage"].is_null(), "{env}: {base_tags}");
     }
 }
 
@@ -1874,6 +2284,25 @@ fn bad_delivery_settings_name_file_key_and_what_is_allowed() {
 /// synthesized (moto checks policy documents' grammar), then destroyed. The permissions
 /// boundary and the keys, which the bootstrap stack holds, are applied first (on their own):
 /// the delivery stack finds the keys by alias.
+/// Stages of an environment with `[delivery]` and an option whose stage copy the stages role
+/// can't keep apart from the base's are refused, naming both keys.
+#[test]
+fn stages_are_refused_with_the_options_the_stages_role_cant_scope() {
+    let prod =
+        std::fs::read_to_string(infra::config::environments_dir().join("prod.toml")).unwrap();
+    let staged = format!("stages = true\n{prod}");
+    let message = parse_error(&staged);
+    assert!(
+        message.contains("environments/bad.toml")
+            && message.contains("key `stages`")
+            && message.contains("options.vpc"),
+        "{message}"
+    );
+    // dev allows stages: it has none of them.
+    let dev = infra::load_config("dev").unwrap();
+    assert!(dev.stages && dev.delivery.is_some());
+}
+
 #[test]
 fn applies_to_the_emulator_and_destroys() {
     let moto = emulator::Emulator::start().expect("start moto");
@@ -1937,6 +2366,12 @@ fn applies_to_the_emulator_and_destroys() {
     assert_eq!(
         outputs["oidc_provider_arn"]["value"],
         "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    );
+    // local allows stages: the stages role and its policies apply too.
+    assert!(config.stages);
+    assert_eq!(
+        outputs["stages_role_arn"]["value"],
+        "arn:aws:iam::123456789012:role/prod-service-github-stages"
     );
     common::terraform_ok(stack, &rc, &args("destroy"));
     let list = common::terraform_ok(stack, &rc, &["state", "list", "-no-color"]);

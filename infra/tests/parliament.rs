@@ -14,8 +14,9 @@ use std::process::{Command, Stdio};
 /// Fields of a resource that hold a policy document (a JSON string).
 const POLICY_FIELDS: [&str; 2] = ["policy", "assume_role_policy"];
 
-/// The configurations linted: every shipped environment and prod with every option a delivered
-/// environment may have (CloudFront, refused with `[delivery]`, adds no policy).
+/// The configurations linted: every shipped environment, prod with every option a delivered
+/// environment may have (CloudFront, refused with `[delivery]`, adds no policy), and a pull
+/// request stage of dev (its service stack's roles; the stages role is in dev's delivery stack).
 fn configs() -> Vec<infra::Config> {
     let mut configs: Vec<infra::Config> = infra::ENVIRONMENTS
         .iter()
@@ -28,6 +29,12 @@ fn configs() -> Vec<infra::Config> {
         hosted_zone: "example.com".into(),
     });
     configs.push(all);
+    configs.push(
+        infra::load_config("dev")
+            .unwrap()
+            .for_stage("pr-1234")
+            .unwrap(),
+    );
     configs
 }
 
@@ -134,10 +141,10 @@ fn every_policy_passes_parliament_or_its_finding_is_a_listed_false_positive() {
     let dir = common::scratch("parliament");
     let mut written = 0;
     for (i, config) in configs().iter().enumerate() {
-        let label = if i < infra::ENVIRONMENTS.len() {
-            config.name.clone()
-        } else {
-            "prod_every_option".to_owned()
+        let label = match (i < infra::ENVIRONMENTS.len(), &config.stage) {
+            (true, _) => config.name.clone(),
+            (false, Some(stage)) => format!("{}_{}", config.name, stage.name),
+            (false, None) => "prod_every_option".to_owned(),
         };
         written += write_policies(config, &label, &dir);
     }

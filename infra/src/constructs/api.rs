@@ -509,10 +509,14 @@ pub fn arn(scope: &Scope, path: &str) -> String {
 }
 
 /// What the deploy role needs to manage the REST API and its parts (API keys, usage plans,
-/// client certificates, the custom domain's name) and the account's logging role setting.
-pub fn management_statements(scope: &Scope, settings: &Api, domain: bool) -> Vec<Statement> {
-    let owned = scope.owned();
-    let tagging = scope.tagging();
+/// client certificates, the custom domain's name) and, with `account_logging_role` (the base
+/// environment's stacks set it, a stage's never do), the account's logging role setting.
+pub fn management_statements(
+    scope: &Scope,
+    settings: &Api,
+    domain: bool,
+    account_logging_role: bool,
+) -> Vec<Statement> {
     let mut s = Vec::new();
     // API Gateway: its ARNs name API parts by path with generated ids (no account), so what
     // makes a part this environment's is its tags. Created only with them (POST on the
@@ -534,7 +538,7 @@ pub fn management_statements(scope: &Scope, settings: &Api, domain: bool) -> Vec
             &["apigateway:POST"],
             collections.iter().map(|c| api(c)).collect(),
         )
-        .condition(json!({ "StringEquals": tagging })),
+        .condition(scope.tagging_condition()),
     );
     s.push(
         Statement::allow(
@@ -548,20 +552,22 @@ pub fn management_statements(scope: &Scope, settings: &Api, domain: bool) -> Vec
             ],
             collections.iter().map(|c| api(&format!("{c}/*"))).collect(),
         )
-        .condition(json!({ "StringEquals": owned })),
+        .condition(scope.owned_condition()),
     );
     s.push(tags_except_ownership(
         "ApiTagsExceptOwnership",
         &["apigateway:PUT", "apigateway:DELETE"],
         vec![api("/tags/*")],
-        &owned,
+        scope,
     ));
     // The account's CloudWatch role for API Gateway logging (`aws_api_gateway_account`): one
     // setting per account and region, with no tags and no narrower ARN.
-    s.push(Statement::allow(
-        "ApiGatewayAccountLoggingRole",
-        &["apigateway:GET", "apigateway:PATCH"],
-        vec![api("/account")],
-    ));
+    if account_logging_role {
+        s.push(Statement::allow(
+            "ApiGatewayAccountLoggingRole",
+            &["apigateway:GET", "apigateway:PATCH"],
+            vec![api("/account")],
+        ));
+    }
     s
 }

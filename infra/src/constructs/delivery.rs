@@ -25,6 +25,12 @@
 //! trust anyone (IAM can't limit that), so the boundary keeps user data to the functions'
 //! requests.
 //!
+//! An environment with `stages = true` gets a third role, `<prefix>github-stages`
+//! ([`stages_role`]), for the stage workflow's GitHub environment `<ENV>-stages`: the same
+//! statements for a scope over the pull request stages only (`<prefix>pr-*-` names, `Stage`
+//! tags `pr-*`, their state and packages under `stages/pr-*/`), since the pull request's own
+//! code runs with it. The self-protection Deny of both roles covers all three roles.
+//!
 //! Unlike the other constructs, it takes the whole [`Config`]: the deploy role manages what
 //! every section of the environment creates, so it composes the statements each construct
 //! offers for its own resources (`management_statements` and the like) for the environment as a
@@ -38,8 +44,8 @@ use super::{
     security, state, storage,
 };
 use crate::config::{Backend, Config, Delivery};
-use crate::iam::{Account, PolicyDocument, Statement, pack};
-use crate::tf::{Expr, Stack};
+use crate::iam::{Account, PolicyDocument, Scope, Statement, pack};
+use crate::tf::{Expr, Ref, Stack};
 use serde_json::json;
 
 /// The issuer of GitHub Actions' OIDC tokens (the IAM provider's URL without the scheme).
@@ -60,6 +66,12 @@ pub const CHECK_ACTIONS: &[&str] = &[
     "lambda:GetFunction",
     "lambda:UpdateAlias",
 ];
+/// `<prefix>github-stages`: the role of the stage workflow, which deploys pull requests.
+pub const STAGES_ROLE_SUFFIX: &str = "github-stages";
+/// Appended to the GitHub environment's name for the stage workflow's environment.
+pub const STAGES_ENVIRONMENT_SUFFIX: &str = "-stages";
+/// How every pull request's stage is named: `pr-<number>`; all the stages role reaches.
+pub const PR_STAGE_PREFIX: &str = "pr-";
 /// The statement that keeps the deploy role's IAM rights off itself and the OIDC provider.
 pub const SELF_PROTECTION_SID: &str = "NeverItselfNorTheOidcProvider";
 
@@ -85,11 +97,13 @@ const OIDC_PROVIDER_ACTIONS: &[&str] = &[
     "iam:UntagOpenIDConnectProvider",
 ];
 
-/// What [`github_deploy`] created, for the stack's outputs.
+/// What [`github_deploy`] created, for the stack's outputs and the other roles.
 #[derive(Clone, Debug)]
 pub struct DeployRole {
     pub role_arn: Expr,
     pub provider_arn: Expr,
+    /// The bootstrap stack's keys, looked up once for every role's policy.
+    pub keys: EnvironmentKeys,
 }
 
 /// The OIDC provider (or its lookup) and the deploy role with its trust and permissions.
@@ -120,53 +134,69 @@ pub fn github_deploy(
             .attr("arn")
     };
     let name = config.name(ROLE_SUFFIX);
-    let role = stack.resource(
-        "aws_iam_role",
-        "github_deploy",
-        json!({
-            "name": name,
-            "description": format!(
-                "GitHub Actions deploy job of {} in environment {} (OIDC)",
-                delivery.github_repository,
-                delivery.environment(&config.name)
-            ),
-            "assume_role_policy": trust_policy(
-                "GitHubDeployJobOfThisRepositoryAndEnvironment",
-                subject(delivery, &config.name),
-                &provider_arn,
-            ),
-            "max_session_duration": MAX_SESSION_SECONDS,
-        }),
+    let role = github_role(
+        stack,
+        ("github_deploy", &name),
+        format!(
+            "GitHub Actions deploy job of {} in environment {} (OIDC)",
+            delivery.github_repository,
+            delivery.environment(&config.name)
+        ),
+        (
+            "GitHubDeployJobOfThisRepositoryAndEnvironment",
+            subject(delivery, &config.name),
+        ),
+        &provider_arn,
     );
-    // Customer-managed policies, not an inline one: a role's inline policies share 10,240
-    // characters, which prod's explicit action lists exceed; each managed policy may have
-    // 6,144 and a role may carry ten.
     let keys = EnvironmentKeys::lookup(
         stack,
         config.names(),
         config.storage.replication_region.is_some(),
     );
     let statements = deploy_statements(config, account, &provider_arn, &keys);
+    attach_policies(
+        stack,
+        "github_deploy",
+        &name,
+        &format!("What the GitHub Actions deploy of {} may do", config.name),
+        &role,
+        statements,
+    );
+    DeployRole {
+        role_arn: role.attr("arn"),
+        provider_arn,
+        keys,
+    }
+}
+
+/// Customer-managed policies `<name>-<n>` with `statements`, attached to `role` (Terraform
+/// names `<logical>_<n>`). Not an inline policy: a role's inline policies share 10,240
+/// characters, which prod's explicit action lists exceed; each managed policy may have 6,144
+/// and a role may carry ten.
+fn attach_policies(
+    stack: &mut Stack,
+    logical: &str,
+    name: &str,
+    description: &str,
+    role: &Ref,
+    statements: Vec<Statement>,
+) {
     for (i, chunk) in pack(statements).into_iter().enumerate() {
         let n = i + 1;
         let policy = stack.resource(
             "aws_iam_policy",
-            &format!("github_deploy_{n}"),
+            &format!("{logical}_{n}"),
             json!({
                 "name": format!("{name}-{n}"),
-                "description": format!("What the GitHub Actions deploy of {} may do (part {n})", config.name),
+                "description": format!("{description} (part {n})"),
                 "policy": PolicyDocument::new(chunk).render(),
             }),
         );
         stack.resource(
             "aws_iam_role_policy_attachment",
-            &format!("github_deploy_{n}"),
+            &format!("{logical}_{n}"),
             json!({ "role": role.attr("name"), "policy_arn": policy.attr("arn") }),
         );
-    }
-    DeployRole {
-        role_arn: role.attr("arn"),
-        provider_arn,
     }
 }
 
@@ -199,9 +229,98 @@ fn subject_in(delivery: &Delivery, github_environment: &str) -> String {
 /// `<ENV>-release-check`, without required reviewers, so a check of prod does not wait for an
 /// approval; its role ([`release_check_role`]) can only put `live` aliases back.
 pub fn release_check_environment(delivery: &Delivery, env_name: &str) -> String {
-    format!(
-        "{}{CHECK_ENVIRONMENT_SUFFIX}",
-        delivery.environment(env_name)
+    RELEASE_CHECK.environment(delivery, env_name)
+}
+
+/// The GitHub environment of the stage workflow (`.github/workflows/stage.yml`):
+/// `<ENV>-stages`, which only pull requests of this repository deploy to (never forks, whose
+/// workflows get no secrets or OIDC token for it); its role ([`stages_role`]) reaches pull
+/// request stages only.
+pub fn stages_environment(delivery: &Delivery, env_name: &str) -> String {
+    STAGES.environment(delivery, env_name)
+}
+
+/// A role beside the deploy role, for the jobs of a GitHub environment of its own
+/// (`<ENV><environment_suffix>`), so a job of one never gets the other's rights.
+struct SideRole {
+    /// Its Terraform name.
+    logical: &'static str,
+    /// `<prefix><suffix>`.
+    suffix: &'static str,
+    environment_suffix: &'static str,
+    /// Whose role it is, for its description.
+    what: &'static str,
+    /// The Sid of its trust policy's statement.
+    sid: &'static str,
+}
+
+const RELEASE_CHECK: SideRole = SideRole {
+    logical: "github_release_check",
+    suffix: CHECK_ROLE_SUFFIX,
+    environment_suffix: CHECK_ENVIRONMENT_SUFFIX,
+    what: "release check",
+    sid: "GitHubReleaseCheckOfThisRepositoryAndEnvironment",
+};
+
+const STAGES: SideRole = SideRole {
+    logical: "github_stages",
+    suffix: STAGES_ROLE_SUFFIX,
+    environment_suffix: STAGES_ENVIRONMENT_SUFFIX,
+    what: "pull request stages",
+    sid: "GitHubStageWorkflowOfThisRepositoryAndEnvironment",
+};
+
+impl SideRole {
+    fn environment(&self, delivery: &Delivery, env_name: &str) -> String {
+        format!(
+            "{}{}",
+            delivery.environment(env_name),
+            self.environment_suffix
+        )
+    }
+
+    /// The role, trusted by exactly the subject of its GitHub environment; and its name.
+    fn create(
+        &self,
+        stack: &mut Stack,
+        config: &Config,
+        delivery: &Delivery,
+        provider_arn: &Expr,
+    ) -> (Ref, String) {
+        let name = config.name(self.suffix);
+        let github_environment = self.environment(delivery, &config.name);
+        let role = github_role(
+            stack,
+            (self.logical, &name),
+            format!(
+                "GitHub Actions {} of {} in environment {github_environment} (OIDC)",
+                self.what, delivery.github_repository,
+            ),
+            (self.sid, subject_in(delivery, &github_environment)),
+            provider_arn,
+        );
+        (role, name)
+    }
+}
+
+/// A role (Terraform and IAM names `(logical, name)`) that GitHub's jobs assume for exactly the
+/// subject of `(sid, subject)` ([`trust_policy`]), for at most [`MAX_SESSION_SECONDS`].
+fn github_role(
+    stack: &mut Stack,
+    (logical, name): (&str, &str),
+    description: String,
+    (sid, subject): (&str, String),
+    provider_arn: &Expr,
+) -> Ref {
+    stack.resource(
+        "aws_iam_role",
+        logical,
+        json!({
+            "name": name,
+            "description": description,
+            "assume_role_policy": trust_policy(sid, subject, provider_arn),
+            "max_session_duration": MAX_SESSION_SECONDS,
+        }),
     )
 }
 
@@ -237,25 +356,7 @@ pub fn release_check_role(
     account: &Account,
     provider_arn: &Expr,
 ) -> Expr {
-    let name = config.name(CHECK_ROLE_SUFFIX);
-    let github_environment = release_check_environment(delivery, &config.name);
-    let role = stack.resource(
-        "aws_iam_role",
-        "github_release_check",
-        json!({
-            "name": name,
-            "description": format!(
-                "GitHub Actions release check of {} in environment {github_environment} (OIDC)",
-                delivery.github_repository,
-            ),
-            "assume_role_policy": trust_policy(
-                "GitHubReleaseCheckOfThisRepositoryAndEnvironment",
-                subject_in(delivery, &github_environment),
-                provider_arn,
-            ),
-            "max_session_duration": MAX_SESSION_SECONDS,
-        }),
-    );
+    let (role, name) = RELEASE_CHECK.create(stack, config, delivery, provider_arn);
     let scope = config.scope(account);
     let functions = scope.in_region("lambda", &format!("function:{}*", config.prefix));
     let statements = vec![Statement::allow(
@@ -275,10 +376,39 @@ pub fn release_check_role(
     role.attr("arn")
 }
 
+/// The role of the stage workflow, for environments with `stages = true`: deploying, smoking,
+/// reading the logs of and destroying the stages `pr-<number>` ([`stages_statements`]). The
+/// pull request's own code (its xtask binary) runs with it, so it reaches nothing of the base
+/// environment: no name that doesn't start with `<prefix>pr-`, no resource with a generated id
+/// whose `Stage` tag isn't `pr-*`, the state and packages under `stages/pr-*/` only, the shared
+/// keys only to use them.
+pub fn stages_role(
+    stack: &mut Stack,
+    config: &Config,
+    delivery: &Delivery,
+    account: &Account,
+    deploy: &DeployRole,
+) -> Expr {
+    let (role, name) = STAGES.create(stack, config, delivery, &deploy.provider_arn);
+    let statements = stages_statements(config, account, &deploy.provider_arn, &deploy.keys);
+    attach_policies(
+        stack,
+        "github_stages",
+        &name,
+        &format!(
+            "What the GitHub Actions pull request stages of {} may do",
+            config.name
+        ),
+        &role,
+        statements,
+    );
+    role.attr("arn")
+}
+
 /// The deploy role's permissions, derived from what the bootstrap and service stacks create for
-/// this configuration and from the AWS calls xtask makes: the guard rails first (so they open
-/// part 1 of the policies: [`self_protection`], then [`security::role_guard_rails`]), then what
-/// each construct offers for its resources, in the order the stacks create them.
+/// this configuration and from the AWS calls xtask makes: the guard rails first
+/// ([`guard_rails`]), then what each construct offers for its resources, in the order the
+/// stacks create them.
 ///
 /// Deleting the stateful resources (buckets, tables, KMS keys, the functions' shared
 /// dead-letter queue, the signing profile) is left to an administrator: no deploy removes them, so the role can't.
@@ -291,67 +421,127 @@ fn deploy_statements(
     keys: &EnvironmentKeys,
 ) -> Vec<Statement> {
     let scope = config.scope(account);
-    let opts = &config.options;
     let boundary_arn = account.policy_arn(&config.name(boundary::POLICY_SUFFIX));
     let state_bucket = match &config.backend {
         Backend::S3 { bucket, .. } => Some(bucket.as_str()),
         Backend::Local => None,
     };
-    let mut s = vec![self_protection(
-        config,
-        account,
-        provider_arn,
-        &boundary_arn,
-    )];
-    s.extend(security::role_guard_rails(&scope, &boundary_arn));
+    let mut s = guard_rails(config, &scope, provider_arn, &boundary_arn);
     s.extend(state::management_statements(&scope, &config.backend));
     s.extend(storage::management_statements(&scope, state_bucket));
     s.extend(keys.management_statements());
-    s.extend(data::management_statements(&scope));
-    s.extend(data::smoke_statements(&scope));
-    if config.data.autoscaling.is_some() {
-        s.extend(data::autoscaling_management_statements(&scope));
-    }
-    s.extend(compute::management_statements(&scope, &config.lambda));
-    s.extend(security::role_management_statements(
-        &scope,
-        &boundary_arn,
-        &role_kinds(config),
-    ));
-    s.extend(api::management_statements(
-        &scope,
-        &config.api,
-        opts.domain.is_some(),
-    ));
-    s.extend(observability::log_group_management_statements(
-        &scope,
-        &log_group_prefixes(config),
-    ));
-    s.extend(compute::log_reading_statements(&scope));
-    s.extend(observability::management_statements(&scope, &config.alarms));
-    if let Some(vpc) = &opts.vpc {
-        s.extend(network::management_statements(&scope, vpc));
-    }
-    if opts.waf.is_some() {
-        s.extend(edge::waf_management_statements(&scope));
-    }
-    if let Some(domain) = &opts.domain {
-        s.extend(edge::domain_management_statements(&scope, domain));
-    }
-    s.extend(secrets::management_statements(&scope));
-    s.extend(queues::management_statements(&scope));
-    s.extend(schedules::management_statements(&scope));
+    s.extend(service_statements(config, &scope, &boundary_arn));
     s
 }
 
-/// The kinds of role the environment's stacks create, each from the construct that creates it.
-fn role_kinds(config: &Config) -> Vec<RoleKind> {
+/// The stages role's permissions: the deploy role's guard rails and the statements each
+/// construct offers for the service stack's resources ([`service_statements`]), composed for a
+/// scope over every pull request stage (names `<prefix>pr-*-`, `Stage` tags `pr-*`), with the
+/// state, packages and keys a stage uses instead of the bootstrap stack's. A stage never sets
+/// the account's API Gateway logging role (the base does).
+fn stages_statements(
+    config: &Config,
+    account: &Account,
+    provider_arn: &Expr,
+    keys: &EnvironmentKeys,
+) -> Vec<Statement> {
+    let prefix = format!("{}{PR_STAGE_PREFIX}*-", config.prefix);
+    let stage = format!("{PR_STAGE_PREFIX}*");
+    let scope = Scope {
+        prefix: &prefix,
+        stage: Some(&stage),
+        ..config.scope(account)
+    };
+    let boundary_arn = account.policy_arn(&config.name(boundary::POLICY_SUFFIX));
+    let bootstrap_outputs = config.lambda.code_signing || config.options.domain.is_some();
+    let mut s = guard_rails(config, &scope, provider_arn, &boundary_arn);
+    s.extend(state::stage_statements(
+        &scope,
+        &config.backend,
+        &stage,
+        bootstrap_outputs,
+    ));
+    s.extend(storage::stage_statements(&scope, &stage));
+    s.extend(keys.stage_statements());
+    s.extend(service_statements(config, &scope, &boundary_arn));
+    s
+}
+
+/// What both roles' policies open with (part 1): [`self_protection`], then
+/// [`security::role_guard_rails`] on the roles of `scope` under the boundary `boundary_arn`.
+fn guard_rails(
+    config: &Config,
+    scope: &Scope,
+    provider_arn: &Expr,
+    boundary_arn: &str,
+) -> Vec<Statement> {
+    let mut s = vec![self_protection(
+        config,
+        scope.account,
+        provider_arn,
+        boundary_arn,
+    )];
+    s.extend(security::role_guard_rails(scope, boundary_arn));
+    s
+}
+
+/// What each construct offers for the service stack's resources of `scope` (the environment,
+/// or its pull request stages), in the order the stack creates them; for the environment also
+/// the roles of the bootstrap stack and the account's API Gateway logging role.
+fn service_statements(config: &Config, scope: &Scope, boundary_arn: &str) -> Vec<Statement> {
     let opts = &config.options;
-    let mut kinds = vec![compute::role_kind(opts.vpc.is_some()), api::CLOUDWATCH_ROLE];
+    let environment = scope.stage.is_none();
+    let mut s = data::management_statements(scope);
+    s.extend(data::smoke_statements(scope));
+    if config.data.autoscaling.is_some() {
+        s.extend(data::autoscaling_management_statements(scope));
+    }
+    s.extend(compute::management_statements(scope, &config.lambda));
+    s.extend(security::role_management_statements(
+        scope,
+        boundary_arn,
+        &role_kinds(config, environment),
+    ));
+    s.extend(api::management_statements(
+        scope,
+        &config.api,
+        opts.domain.is_some(),
+        environment,
+    ));
+    s.extend(observability::log_group_management_statements(
+        scope,
+        &log_group_prefixes(config),
+    ));
+    s.extend(compute::log_reading_statements(scope));
+    s.extend(observability::management_statements(scope, &config.alarms));
+    if let Some(vpc) = &opts.vpc {
+        s.extend(network::management_statements(scope, vpc));
+    }
+    if opts.waf.is_some() {
+        s.extend(edge::waf_management_statements(scope));
+    }
+    if let Some(domain) = &opts.domain {
+        s.extend(edge::domain_management_statements(scope, domain));
+    }
+    s.extend(secrets::management_statements(scope));
+    s.extend(queues::management_statements(scope));
+    s.extend(schedules::management_statements(scope));
+    s
+}
+
+/// The kinds of role the environment's stacks create, each from the construct that creates it;
+/// without `environment`, only the service stack's of a stage (no API Gateway logging role,
+/// no bootstrap stack).
+fn role_kinds(config: &Config, environment: bool) -> Vec<RoleKind> {
+    let opts = &config.options;
+    let mut kinds = vec![compute::role_kind(opts.vpc.is_some())];
+    if environment {
+        kinds.push(api::CLOUDWATCH_ROLE);
+    }
     if opts.vpc.as_ref().is_some_and(|v| v.flow_logs) {
         kinds.push(network::FLOW_LOGS_ROLE);
     }
-    if config.storage.replication_region.is_some() {
+    if environment && config.storage.replication_region.is_some() {
         kinds.push(storage::REPLICATION_ROLE);
     }
     kinds
@@ -371,11 +561,12 @@ fn log_group_prefixes(config: &Config) -> Vec<&'static str> {
     prefixes
 }
 
-/// The deploy role's own guard rail, an explicit Deny that no Allow can override: the IAM rights
-/// on `role/<prefix>*` would otherwise cover `<prefix>github-deploy` itself, letting a deploy
-/// widen its own permissions or trust (and the release check's role beside it). Its policies,
-/// the permissions boundary and the OIDC provider are denied too (nothing grants changing
-/// them; this makes it hold whatever is added later).
+/// The delivery roles' own guard rail, an explicit Deny that no Allow can override: the IAM
+/// rights on `role/<prefix>*` would otherwise cover `<prefix>github-deploy` itself, letting a
+/// deploy widen its own permissions or trust (and those of the release check's and the stages'
+/// roles beside it). Their policies, the permissions boundary and the OIDC provider are denied
+/// too (nothing grants changing them; this makes it hold whatever is added later). Both the
+/// deploy and the stages role carry it.
 fn self_protection(
     config: &Config,
     account: &Account,
@@ -395,15 +586,21 @@ fn self_protection(
     ]);
     denied.extend(POLICY_ACTIONS);
     denied.extend(OIDC_PROVIDER_ACTIONS);
-    Statement::deny(
-        SELF_PROTECTION_SID,
-        &denied,
-        vec![
-            format!("arn:{p}:iam::{a}:role/{}", config.name(ROLE_SUFFIX)),
-            format!("arn:{p}:iam::{a}:role/{}", config.name(CHECK_ROLE_SUFFIX)),
-            format!("arn:{p}:iam::{a}:policy/{}-*", config.name(ROLE_SUFFIX)),
-            boundary_arn.to_owned(),
-            provider_arn.to_string(),
-        ],
-    )
+    let mut roles = vec![ROLE_SUFFIX, CHECK_ROLE_SUFFIX];
+    let mut policies = vec![ROLE_SUFFIX];
+    if config.stages {
+        roles.push(STAGES_ROLE_SUFFIX);
+        policies.push(STAGES_ROLE_SUFFIX);
+    }
+    let mut resources: Vec<String> = roles
+        .iter()
+        .map(|r| format!("arn:{p}:iam::{a}:role/{}", config.name(r)))
+        .collect();
+    resources.extend(
+        policies
+            .iter()
+            .map(|r| format!("arn:{p}:iam::{a}:policy/{}-*", config.name(r))),
+    );
+    resources.extend([boundary_arn.to_owned(), provider_arn.to_string()]);
+    Statement::deny(SELF_PROTECTION_SID, &denied, resources)
 }

@@ -230,7 +230,6 @@ pub fn custom_domain(stack: &mut Stack, options: &Domain, api: &RestApi) -> Stri
 /// this environment's stages, and its log delivery.
 pub fn waf_management_statements(scope: &Scope) -> Vec<Statement> {
     let pre = scope.prefix;
-    let owned = scope.owned();
     let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
     let api = |path: &str| super::api::arn(scope, path);
     let mut s = Vec::new();
@@ -262,7 +261,7 @@ pub fn waf_management_statements(scope: &Scope) -> Vec<Statement> {
     // Only on this environment's stages (a stage inherits its REST API's tags).
     s.push(
         Statement::allow("WebAclOnTheStage", &["apigateway:SetWebACL"], vec![stages])
-            .condition(json!({ "StringEquals": owned })),
+            .condition(scope.owned_condition()),
     );
     s.push(star(
         "WafLogDelivery",
@@ -283,7 +282,7 @@ pub fn waf_management_statements(scope: &Scope) -> Vec<Statement> {
 /// bootstrap stack's certificate, the hosted zone, and the API's own record.
 pub fn domain_management_statements(scope: &Scope, domain: &Domain) -> Vec<Statement> {
     let p = &scope.account.partition;
-    let owned = scope.owned();
+    let shared = scope.shared();
     let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
     let mut s = Vec::new();
     // The certificate is the bootstrap stack's (`edge::certificate`): read, never
@@ -296,7 +295,7 @@ pub fn domain_management_statements(scope: &Scope, domain: &Domain) -> Vec<State
             &["acm:DescribeCertificate", "acm:ListTagsForCertificate"],
             vec![in_region("acm", "certificate/*")],
         )
-        .condition(json!({ "StringEquals": owned })),
+        .condition(shared.owned_condition()),
     );
     s.push(star(
         "FindHostedZone",

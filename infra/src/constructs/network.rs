@@ -262,8 +262,6 @@ pub fn management_statements(scope: &Scope, options: &Vpc) -> Vec<Statement> {
     let ec2 = |kind: &str| scope.in_region("ec2", kind);
     let env = scope.environment;
     let project = scope.project();
-    let owned = scope.owned();
-    let tagging = scope.tagging();
     // The VPC's default security group exists as soon as the VPC does, untagged; Terraform
     // adopts it (`aws_default_security_group`), names it and strips its rules.
     let default_sg = format!("{}{DEFAULT_SECURITY_GROUP}", scope.prefix);
@@ -295,7 +293,7 @@ pub fn management_statements(scope: &Scope, options: &Vpc) -> Vec<Statement> {
             &["ec2:DescribeVpcAttribute"],
             vec![ec2("vpc/*")],
         )
-        .condition(json!({ "StringEquals": owned })),
+        .condition(scope.owned_condition()),
     );
     // (create action, the kind of resource it creates, Sid)
     let mut creates = vec![
@@ -333,8 +331,7 @@ pub fn management_statements(scope: &Scope, options: &Vpc) -> Vec<Statement> {
     }
     for (action, kind, sid) in &creates {
         s.push(
-            Statement::allow(sid, &[action], vec![ec2(kind)])
-                .condition(json!({ "StringEquals": tagging })),
+            Statement::allow(sid, &[action], vec![ec2(kind)]).condition(scope.tagging_condition()),
         );
     }
     let create_actions: Vec<&str> = creates.iter().map(|(action, _, _)| *action).collect();
@@ -379,11 +376,11 @@ pub fn management_statements(scope: &Scope, options: &Vpc) -> Vec<Statement> {
     if flow_logs {
         changes.push("ec2:DeleteFlowLogs");
     }
+    let mut of_this_environment = scope.owned_condition();
+    of_this_environment["StringNotEquals"] = json!({ "aws:ResourceTag/Name": default_sg });
     s.push(
-        Statement::allow("NetworkOfThisEnvironment", &changes, vec![ec2("*")]).condition(json!({
-            "StringEquals": owned,
-            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
-        })),
+        Statement::allow("NetworkOfThisEnvironment", &changes, vec![ec2("*")])
+            .condition(of_this_environment.clone()),
     );
     // A rule has its own ARN (`security-group-rule/<id>`) but lives in its group, which the
     // statement above checks.
@@ -399,17 +396,16 @@ pub fn management_statements(scope: &Scope, options: &Vpc) -> Vec<Statement> {
     ));
     // Other tags of this environment's resources change; never the two that make them its own
     // nor the default security group's name.
+    let mut tags_except_ownership = of_this_environment;
+    tags_except_ownership["ForAllValues:StringNotEquals"] =
+        json!({ "aws:TagKeys": scope.ownership_tag_keys() });
     s.push(
         Statement::allow(
             "NetworkTagsExceptOwnership",
             &["ec2:CreateTags", "ec2:DeleteTags"],
             vec![ec2("*")],
         )
-        .condition(json!({
-            "StringEquals": owned,
-            "StringNotEquals": { "aws:ResourceTag/Name": default_sg },
-            "ForAllValues:StringNotEquals": { "aws:TagKeys": ["Project", "Environment"] },
-        })),
+        .condition(tags_except_ownership),
     );
     // The default security group: tagged once, when it has no Environment tag yet, with
     // exactly this environment's tags and its `default-deny` name; then only stripped of rules.

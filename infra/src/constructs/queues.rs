@@ -321,7 +321,8 @@ pub fn management_statements(scope: &Scope) -> Vec<Statement> {
             vec![arn_pattern(scope)],
         ),
         // A mapping's ARN carries an id Lambda generates, so creating one is granted on "*",
-        // and creating, changing and deleting one only for this environment's functions.
+        // and creating, changing and deleting one only for this environment's functions (and,
+        // for a scope over stages, changing only a mapping with their `Stage` tag).
         star(
             "CreateEventSourceMappings",
             &["lambda:CreateEventSourceMapping"],
@@ -335,7 +336,7 @@ pub fn management_statements(scope: &Scope) -> Vec<Statement> {
             ],
             vec![scope.in_region("lambda", "event-source-mapping:*")],
         )
-        .condition(of_these_functions),
+        .condition(scope.within_stages(of_these_functions)),
         // Reading and tagging (the provider's default tags) take no function condition.
         Statement::allow(
             "ReadEventSourceMappings",

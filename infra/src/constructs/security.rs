@@ -112,17 +112,15 @@ impl EnvironmentKeys {
     /// What the deploy role may do with the keys: read them, use the bucket and service keys,
     /// and let AWS services take grants on the service key.
     pub fn management_statements(&self) -> Vec<Statement> {
-        let mut s = Vec::new();
         // KMS: every key is the bootstrap stack's (created by an administrator), named here by its
         // exact ARN. No CreateKey, TagResource, PutKeyPolicy or alias change: creating a key with
         // tags takes kms:TagResource on every key of the account ("at a minimum, the permission
         // must cover all KMS keys in the account and Region",
         // https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html), which would
         // let the role tag another team's key into this environment.
-        s.push(star("ReadKeyAliases", &["kms:ListAliases"]));
         let mut every_key = vec![self.buckets.to_string(), self.service.to_string()];
         every_key.extend(self.replica.as_ref().map(ToString::to_string));
-        s.push(Statement::allow(
+        self.statements(
             "ReadTheKeysOfThisEnvironment",
             &[
                 "kms:DescribeKey",
@@ -131,23 +129,41 @@ impl EnvironmentKeys {
                 "kms:ListResourceTags",
             ],
             every_key,
-        ));
-        s.push(Statement::allow(
-            "UseTheKeysOfThisEnvironment",
-            &["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
+        )
+    }
+
+    /// What the stages role may do with the keys: what a stage's service stack and xtask use
+    /// (find the service key by its alias, encrypt and decrypt with the bucket and service
+    /// keys, let AWS services take grants on the service key); never read their policies or the
+    /// replica key, which only the bootstrap stack's apply refreshes.
+    pub fn stage_statements(&self) -> Vec<Statement> {
+        self.statements(
+            "DescribeTheKeysStagesUse",
+            &["kms:DescribeKey"],
             vec![self.buckets.to_string(), self.service.to_string()],
-        ));
-        // DynamoDB, Lambda and CloudWatch Logs take grants on the service key for the resources
-        // they encrypt.
-        s.push(
+        )
+    }
+
+    /// Listing the aliases, reading `read` of the keys `read_keys` (statement `read_sid`), and
+    /// using the bucket and service keys.
+    fn statements(&self, read_sid: &str, read: &[&str], read_keys: Vec<String>) -> Vec<Statement> {
+        vec![
+            star("ReadKeyAliases", &["kms:ListAliases"]),
+            Statement::allow(read_sid, read, read_keys),
+            Statement::allow(
+                "UseTheKeysOfThisEnvironment",
+                &["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
+                vec![self.buckets.to_string(), self.service.to_string()],
+            ),
+            // DynamoDB, Lambda and CloudWatch Logs take grants on the service key for the
+            // resources they encrypt.
             Statement::allow(
                 "KeyGrantsForAwsServices",
                 &["kms:CreateGrant"],
                 vec![self.service.to_string()],
             )
             .condition(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })),
-        );
-        s
+        ]
     }
 }
 
@@ -299,7 +315,7 @@ pub fn role_management_statements(
     }
     // iam:PermissionsBoundary is an ARN-typed key, so the ARN operators:
     // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
-    vec![
+    let mut s = vec![
         Statement::allow("RolesOfThisEnvironment", ROLE_ACTIONS, vec![roles.clone()]),
         Statement::allow(
             "RolesOfThisEnvironmentOnlyWithTheBoundary",
@@ -312,28 +328,38 @@ pub fn role_management_statements(
             BOUNDARY_READ_ACTIONS,
             vec![boundary_arn.to_owned()],
         ),
-        Statement::allow(
-            "OnlyTheManagedPoliciesTheStackAttaches",
-            &["iam:AttachRolePolicy"],
-            vec![roles.clone()],
-        )
-        .condition(json!({ "ArnEquals": {
-            "iam:PolicyARN": managed,
-            "iam:PermissionsBoundary": boundary_arn,
-        } })),
-        Statement::allow(
-            "DetachTheManagedPoliciesTheStackAttaches",
-            &["iam:DetachRolePolicy"],
-            vec![roles.clone()],
-        )
-        .condition(json!({ "ArnEquals": { "iam:PolicyARN": managed } })),
+    ];
+    // None for roles that carry no managed policy (a stage's, without a VPC).
+    if !managed.is_empty() {
+        s.push(
+            Statement::allow(
+                "OnlyTheManagedPoliciesTheStackAttaches",
+                &["iam:AttachRolePolicy"],
+                vec![roles.clone()],
+            )
+            .condition(json!({ "ArnEquals": {
+                "iam:PolicyARN": managed,
+                "iam:PermissionsBoundary": boundary_arn,
+            } })),
+        );
+        s.push(
+            Statement::allow(
+                "DetachTheManagedPoliciesTheStackAttaches",
+                &["iam:DetachRolePolicy"],
+                vec![roles.clone()],
+            )
+            .condition(json!({ "ArnEquals": { "iam:PolicyARN": managed } })),
+        );
+    }
+    s.push(
         Statement::allow(
             "PassRolesOfThisEnvironmentToTheirServices",
             &["iam:PassRole"],
             vec![roles],
         )
         .condition(json!({ "StringEquals": { "iam:PassedToService": passed_to } })),
-    ]
+    );
+    s
 }
 
 /// The explicit Denies that keep the environment's roles as [`role_management_statements`]

@@ -71,14 +71,15 @@ pub fn code_signing_config(stack: &mut Stack) -> Expr {
 
 /// What the deploy role needs for code signing: using (never changing) the bootstrap stack's
 /// profile and its signing jobs, reading the bootstrap stack's config and attaching it to the
-/// functions.
+/// functions. The profile and config are shared with the environment's stages: a scope over
+/// stages reaches them as its environment's ([`Scope::shared`]), its own functions by name.
 pub fn management_statements(scope: &Scope) -> Vec<Statement> {
     let pre = scope.prefix;
-    let owned = scope.owned();
+    let shared = scope.shared();
     let in_region = |service: &str, resource: &str| scope.in_region(service, resource);
     let mut s = Vec::new();
     // The profile is the bootstrap stack's: read and used, never changed here.
-    let profile = profile_name(pre);
+    let profile = profile_name(shared.prefix);
     let profile_arn = in_region("signer", &format!("/signing-profiles/{profile}"));
     s.push(Statement::allow(
         "SigningProfile",
@@ -106,7 +107,7 @@ pub fn management_statements(scope: &Scope) -> Vec<Statement> {
             &["lambda:GetCodeSigningConfig", "lambda:ListTags"],
             vec![configs.clone()],
         )
-        .condition(json!({ "StringEquals": owned })),
+        .condition(shared.owned_condition()),
     );
     // PutFunctionCodeSigningConfig is authorized on the config and on the function: both
     // must be this environment's.
@@ -122,7 +123,7 @@ pub fn management_statements(scope: &Scope) -> Vec<Statement> {
                 in_region("lambda", &format!("function:{pre}*")),
             ],
         )
-        .condition(json!({ "StringEquals": owned })),
+        .condition(shared.owned_condition()),
     );
     s
 }

@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 
 /// Where a stage's state sits under its environment's: `<key prefix or local dir>/stages/<stage>/`.
 pub const STAGES_DIR: &str = "stages";
+/// A stage's record (created, last deploy, commit, URL) beside its state, which `cargo xtask
+/// stages` lists.
+pub const STAGE_RECORD: &str = "stage.json";
 
 /// Points `stack` at its state: local file `<local_dir>/<stack>.tfstate`, or the S3 bucket from
 /// the environment file (in the environment's `region`); a stage's under [`STAGES_DIR`].
@@ -125,20 +128,57 @@ pub fn management_statements(scope: &Scope, backend: &Backend) -> Vec<Statement>
             key_prefix.trim_end_matches('/')
         )
     };
-    let stacks = crate::STACKS;
+    state_and_lock_files(crate::STACKS.iter().map(|st| key(st)).collect())
+}
+
+/// What the stages role needs of the state: the service stack's state and lock file and the
+/// stage's record ([`STAGE_RECORD`]) of the stages `stage` (an IAM pattern, `pr-*`) only, under
+/// `<key prefix>/stages/`; never the environment's own. Listing the bucket (`cargo xtask
+/// stages`, Terraform's backend) gives names, never contents. `bootstrap_outputs`: the
+/// service stack reads the bootstrap stack's outputs (code signing, the custom domain), as
+/// the deploy role does.
+pub fn stage_statements(
+    scope: &Scope,
+    backend: &Backend,
+    stage: &str,
+    bootstrap_outputs: bool,
+) -> Vec<Statement> {
+    let Backend::S3 { bucket, key_prefix } = backend else {
+        return Vec::new();
+    };
+    let p = &scope.account.partition;
+    let under = format!("arn:{p}:s3:::{bucket}/{}", key_prefix.trim_end_matches('/'));
+    let stages = format!("{under}/{STAGES_DIR}/{stage}");
+    let mut s = state_and_lock_files(vec![format!("{stages}/service.tfstate")]);
+    s.push(Statement::allow(
+        "StageRecords",
+        &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        vec![format!("{stages}/{STAGE_RECORD}")],
+    ));
+    s.push(Statement::allow(
+        "ListTheStateBucket",
+        &["s3:ListBucket"],
+        vec![format!("arn:{p}:s3:::{bucket}")],
+    ));
+    if bootstrap_outputs {
+        s.push(Statement::allow(
+            "ReadTheBootstrapStackOutputs",
+            &["s3:GetObject"],
+            vec![format!("{under}/bootstrap.tfstate")],
+        ));
+    }
+    s
+}
+
+/// Reading and writing the state objects `keys`, and their lock files (`use_lockfile`).
+fn state_and_lock_files(keys: Vec<String>) -> Vec<Statement> {
+    let locks = keys.iter().map(|k| format!("{k}.tflock")).collect();
     vec![
-        Statement::allow(
-            "TerraformState",
-            &["s3:GetObject", "s3:PutObject"],
-            stacks.iter().map(|st| key(st)).collect(),
-        ),
+        Statement::allow("TerraformState", &["s3:GetObject", "s3:PutObject"], keys),
         Statement::allow(
             "TerraformStateLockFiles",
             &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            stacks
-                .iter()
-                .map(|st| format!("{}.tflock", key(st)))
-                .collect(),
+            locks,
         ),
     ]
 }

@@ -316,3 +316,25 @@ pub fn management_statements(scope: &Scope, state_bucket: Option<&str>) -> Vec<S
         ),
     ]
 }
+
+/// What the stages role needs of the artifacts bucket: its stages' packages only, under
+/// `stages/<stage>/` (`stage`: an IAM pattern, `pr-*`; the same directory as their state's), which xtask uploads and Lambda reads
+/// with the caller's rights; never the environment's own packages. Listing (names only) makes a
+/// missing package a 404 rather than a 403 for xtask's check. Nothing of the buckets' settings:
+/// a stage never applies the bootstrap stack.
+pub fn stage_statements(scope: &Scope, stage: &str) -> Vec<Statement> {
+    let (p, a, r) = (
+        &scope.account.partition,
+        &scope.account.account_id,
+        scope.region,
+    );
+    let bucket = format!("arn:{p}:s3:::{}artifacts-{a}-{r}", scope.base_prefix);
+    vec![
+        Statement::allow("ListTheArtifacts", &["s3:ListBucket"], vec![bucket.clone()]),
+        Statement::allow(
+            "StageArtifactObjects",
+            &["s3:GetObject", "s3:PutObject"],
+            vec![format!("{bucket}/{}/{stage}/*", super::state::STAGES_DIR)],
+        ),
+    ]
+}
