@@ -44,8 +44,8 @@ pub fn run(env: &Env, args: CompareArgs) -> Result<()> {
     }
     for w in &comparison.widened {
         human += &format!(
-            "\n  ! {} statement {}: actions {:?}, resources {:?}, principals {:?} ({} new grants)",
-            w.policy, w.statement, w.actions, w.resources, w.principals, w.grants
+            "\n  ! {} statement {} ({:?}): actions {:?}, resources {:?}, principals {:?} ({} grants)",
+            w.policy, w.statement, w.effect, w.actions, w.resources, w.principals, w.grants
         );
     }
     progress::finish(env.json, &serde_json::to_value(&comparison)?, human);

@@ -35,28 +35,40 @@ pub struct Comparison {
     /// Resources on both sides whose bodies differ.
     pub changed: Vec<String>,
     pub removed: Vec<String>,
-    /// The head's policy statements that allow what the base's did not.
+    /// The policy statements that let through what the base's stopped.
     pub widened: Vec<Widening>,
     pub base_cost: Cost,
     pub head_cost: Cost,
 }
 
-/// One Allow statement of the head that grants what the same policy of the base did not.
+/// One statement that lets something through that the base's policy stopped: an Allow of the
+/// head that grants more, or a Deny of the base that the head no longer has or narrowed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Widening {
     /// `<stack>/<type>.<name>` and the attribute holding the document (`policy`,
-    /// `assume_role_policy`).
+    /// `assume_role_policy`): the head's for an Allow, the base's for a Deny.
     pub policy: String,
     /// The statement's `Sid`, or its position (`#0`) when it has none.
     pub statement: String,
-    /// Actions, resources and principals the base's policy names nowhere.
+    pub effect: Effect,
+    /// Allow: the actions, resources and principals the base's policy names nowhere. Deny:
+    /// those no longer denied.
     pub actions: Vec<String>,
     pub resources: Vec<String>,
     pub principals: Vec<String>,
-    /// How many (action, resource, principal) grants of the statement the base's policy did
-    /// not give with the same or stricter conditions: more than the new names above when
-    /// the statement recombines what the base had, or drops a condition.
+    /// How many (action, resource, principal) grants of the statement the other side does not
+    /// cover with the same or looser conditions (Allow: looser in the base; Deny: in the
+    /// head): more than the names above when an Allow recombines what the base had, or
+    /// drops a condition.
     pub grants: usize,
+}
+
+/// A statement's `Effect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Deny,
 }
 
 /// The stacks in a synthesized folder (`<dir>/stacks/<name>/cdk.tf.json`), sorted by name.
@@ -140,8 +152,8 @@ fn resources(stacks: &[(String, Value)]) -> BTreeMap<String, &Value> {
         .collect()
 }
 
-/// One thing an Allow statement permits; `conditions` narrow it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// One thing a statement allows or denies; `conditions` narrow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Grant {
     action: String,
     resource: String,
@@ -150,57 +162,84 @@ struct Grant {
     conditions: BTreeSet<String>,
 }
 
-/// The head's statements that grant what the base's policy of the same family did not. A
-/// family is a policy with its numbered parts: the deploy role's policy is split into
-/// `github_deploy_1`, `_2`, ... of at most 6,144 characters each (`infra/src/constructs/
-/// delivery.rs`), and a statement moving from one part to the next grants nothing new.
+impl Grant {
+    /// Whether this grant reaches at least as far as `other`: the same action, resource and
+    /// principal, with no condition `other` lacks.
+    fn covers(&self, other: &Grant) -> bool {
+        self.action == other.action
+            && self.resource == other.resource
+            && self.principal == other.principal
+            && self.conditions.is_subset(&other.conditions)
+    }
+}
+
+/// An IAM policy document found in a resource.
+struct Policy {
+    /// `<address> (<attribute>)`.
+    address: String,
+    /// The address without a numbered part's suffix: the deploy role's policy is split into
+    /// `github_deploy_1`, `_2`, ... of at most 6,144 characters each
+    /// (`infra/src/constructs/delivery.rs`), and a statement moving from one part to the
+    /// next changes nothing.
+    family: String,
+    statements: Vec<Value>,
+}
+
+/// The statements that let more through on the head than on the base: the head's Allows
+/// that the base's policy of the same family did not grant, and the base's Denies that the
+/// head's does not deny as widely.
 fn widenings(base: &BTreeMap<String, &Value>, head: &BTreeMap<String, &Value>) -> Vec<Widening> {
-    let base_docs = documents(base);
-    let mut base_grants: BTreeMap<&str, Vec<Grant>> = BTreeMap::new();
-    for (family, _, statements) in &base_docs {
-        let all = base_grants.entry(family.as_str()).or_default();
-        for statement in statements {
-            all.extend(grants(statement));
+    let (base, head) = (policies(base), policies(head));
+    let mut found = uncovered(&head, Effect::Allow, &base);
+    found.extend(uncovered(&base, Effect::Deny, &head));
+    found
+}
+
+/// The statements of `effect` in `policies` with grants that no statement of the same effect
+/// and family in `other` covers.
+fn uncovered(policies: &[Policy], effect: Effect, other: &[Policy]) -> Vec<Widening> {
+    let mut others: BTreeMap<&str, Vec<Grant>> = BTreeMap::new();
+    for policy in other {
+        let all = others.entry(policy.family.as_str()).or_default();
+        for statement in &policy.statements {
+            all.extend(grants(statement, effect));
         }
     }
     let mut found = Vec::new();
-    for (family, address, statements) in documents(head) {
-        let before = base_grants
-            .get(family.as_str())
+    for policy in policies {
+        let known = others
+            .get(policy.family.as_str())
             .map_or(&[][..], Vec::as_slice);
-        let named = |field: fn(&Grant) -> &String| -> BTreeSet<&String> {
-            before.iter().map(field).collect()
-        };
-        let (actions, resources, principals) = (
-            named(|g| &g.action),
-            named(|g| &g.resource),
-            named(|g| &g.principal),
-        );
-        for (index, statement) in statements.iter().enumerate() {
-            let new: Vec<Grant> = grants(statement)
+        for (index, statement) in policy.statements.iter().enumerate() {
+            let new: Vec<Grant> = grants(statement, effect)
                 .into_iter()
-                .filter(|grant| !before.iter().any(|old| covers(old, grant)))
+                .filter(|grant| !known.iter().any(|old| old.covers(grant)))
                 .collect();
             if new.is_empty() {
                 continue;
             }
-            let absent = |field: fn(&Grant) -> &String, known: &BTreeSet<&String>| {
+            // An Allow names what the other side names nowhere; a Deny, all it stopped.
+            let names = |field: fn(&Grant) -> &String| -> Vec<String> {
                 new.iter()
                     .map(field)
-                    .filter(|value| !value.is_empty() && !known.contains(value))
+                    .filter(|value| {
+                        !value.is_empty()
+                            && (effect == Effect::Deny || !known.iter().any(|g| field(g) == *value))
+                    })
                     .cloned()
                     .collect::<BTreeSet<String>>()
                     .into_iter()
                     .collect()
             };
             found.push(Widening {
-                policy: address.clone(),
+                policy: policy.address.clone(),
                 statement: statement["Sid"]
                     .as_str()
                     .map_or_else(|| format!("#{index}"), str::to_owned),
-                actions: absent(|g| &g.action, &actions),
-                resources: absent(|g| &g.resource, &resources),
-                principals: absent(|g| &g.principal, &principals),
+                effect,
+                actions: names(|g| &g.action),
+                resources: names(|g| &g.resource),
+                principals: names(|g| &g.principal),
                 grants: new.len(),
             });
         }
@@ -208,19 +247,9 @@ fn widenings(base: &BTreeMap<String, &Value>, head: &BTreeMap<String, &Value>) -
     found
 }
 
-/// Whether the base's grant allowed at least what the head's does: the same action, resource
-/// and principal, with no condition the head's lacks.
-fn covers(old: &Grant, new: &Grant) -> bool {
-    old.action == new.action
-        && old.resource == new.resource
-        && old.principal == new.principal
-        && old.conditions.is_subset(&new.conditions)
-}
-
-/// Every IAM policy document in the resources, as `(family, address, statements)`: a
-/// top-level attribute whose string is JSON with a `Statement` (identity policies, trust
-/// policies, bucket and key policies alike).
-fn documents(resources: &BTreeMap<String, &Value>) -> Vec<(String, String, Vec<Value>)> {
+/// Every IAM policy document in the resources: a top-level attribute whose string is JSON
+/// with a `Statement` (identity policies, trust policies, bucket and key policies alike).
+fn policies(resources: &BTreeMap<String, &Value>) -> Vec<Policy> {
     let mut found = Vec::new();
     for (address, body) in resources {
         let Some(attributes) = body.as_object() else {
@@ -235,25 +264,32 @@ fn documents(resources: &BTreeMap<String, &Value>) -> Vec<(String, String, Vec<V
             };
             let statements = match &document["Statement"] {
                 Value::Array(all) => all.clone(),
-                Value::Object(_) => vec![document["Statement"].clone()],
+                one @ Value::Object(_) => vec![one.clone()],
                 _ => continue,
             };
-            let family = address.trim_end_matches(|c: char| c.is_ascii_digit());
-            let family = family.strip_suffix('_').unwrap_or(address);
-            found.push((
-                format!("{family} ({attribute})"),
-                format!("{address} ({attribute})"),
+            let family = address
+                .trim_end_matches(|c: char| c.is_ascii_digit())
+                .strip_suffix('_')
+                .unwrap_or(address);
+            found.push(Policy {
+                address: format!("{address} ({attribute})"),
+                family: format!("{family} ({attribute})"),
                 statements,
-            ));
+            });
         }
     }
     found
 }
 
-/// What an Allow statement permits, one grant per action, resource and principal (a Deny
-/// permits nothing, so it never widens).
-fn grants(statement: &Value) -> Vec<Grant> {
-    if statement["Effect"].as_str() != Some("Allow") {
+/// What a statement of `effect` allows or denies, one grant per action, resource and
+/// principal (none for a statement of the other effect). A `NotAction`, `NotResource` or
+/// `NotPrincipal` list is one value, so any change to it counts (the project writes none).
+fn grants(statement: &Value, effect: Effect) -> Vec<Grant> {
+    let wanted = match effect {
+        Effect::Allow => "Allow",
+        Effect::Deny => "Deny",
+    };
+    if statement["Effect"].as_str() != Some(wanted) {
         return Vec::new();
     }
     let list = |value: &Value| -> Vec<String> {
@@ -266,13 +302,19 @@ fn grants(statement: &Value) -> Vec<Grant> {
             _ => vec![String::new()],
         }
     };
-    let principals: Vec<String> = match &statement["Principal"] {
+    let element = |name: &str| match &statement[format!("Not{name}")] {
+        Value::Null => None,
+        negated => Some(vec![format!("Not{name} {negated}")]),
+    };
+    let principals = element("Principal").unwrap_or_else(|| match &statement["Principal"] {
         Value::Object(kinds) => kinds
             .iter()
             .flat_map(|(kind, who)| list(who).into_iter().map(move |w| format!("{kind}:{w}")))
             .collect(),
         other => list(other),
-    };
+    });
+    let actions = element("Action").unwrap_or_else(|| list(&statement["Action"]));
+    let resources = element("Resource").unwrap_or_else(|| list(&statement["Resource"]));
     let conditions: BTreeSet<String> = statement["Condition"]
         .as_object()
         .into_iter()
@@ -285,8 +327,8 @@ fn grants(statement: &Value) -> Vec<Grant> {
         })
         .collect();
     let mut all = Vec::new();
-    for action in list(&statement["Action"]) {
-        for resource in list(&statement["Resource"]) {
+    for action in &actions {
+        for resource in &resources {
             for principal in &principals {
                 all.push(Grant {
                     action: action.clone(),
@@ -338,7 +380,18 @@ impl Comparison {
                 self.widened.len()
             );
             for w in &self.widened {
-                out += &format!("- :warning: `{}` statement `{}`:", w.policy, w.statement);
+                let (kind, named, counted) = match w.effect {
+                    Effect::Allow => ("allows more", " new", "new grant(s)"),
+                    Effect::Deny => (
+                        "no longer denies (a Deny removed or narrowed)",
+                        "",
+                        "grant(s)",
+                    ),
+                };
+                out += &format!(
+                    "- :warning: `{}` statement `{}` {kind}:",
+                    w.policy, w.statement
+                );
                 for (what, values) in [
                     ("actions", &w.actions),
                     ("resources", &w.resources),
@@ -346,10 +399,10 @@ impl Comparison {
                 ] {
                     if !values.is_empty() {
                         let quoted: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
-                        out += &format!(" new {what} {};", quoted.join(", "));
+                        out += &format!("{named} {what} {};", quoted.join(", "));
                     }
                 }
-                out += &format!(" {} new grant(s)\n", w.grants);
+                out += &format!(" {} {counted}\n", w.grants);
             }
             out += "\n";
         }
@@ -399,9 +452,9 @@ mod tests {
     /// The base is dev as this checkout synthesizes it to disk, then edited as an older
     /// commit could differ: one alarm fewer; for `users` one action fewer on a table (an action
     /// it has elsewhere) and no index query; a condition more on `health`'s tracing; a bucket
-    /// this checkout no longer has; one deploy role statement in the next part of the policy.
-    /// The head must add the alarm (priced at $0.10 a month), remove the bucket, and flag
-    /// exactly the action, the query and the dropped condition.
+    /// this checkout no longer has; one deploy role statement in the next part of the policy
+    /// and a Deny more. The head must add the alarm (priced at $0.10 a month), remove the
+    /// bucket, and flag exactly the action, the query, the dropped condition and the Deny.
     #[test]
     fn a_real_synthesis_against_an_edited_one_reports_resources_grants_and_cost() {
         let dir = std::env::temp_dir().join(format!("xtask-compare-{}", std::process::id()));
@@ -454,7 +507,14 @@ mod tests {
                 moved = doc["Statement"].as_array_mut().unwrap().pop().unwrap();
             });
             edit_policy(json, "aws_iam_policy", "github_deploy_2", |doc| {
-                doc["Statement"].as_array_mut().unwrap().insert(0, moved);
+                let statements = doc["Statement"].as_array_mut().unwrap();
+                statements.insert(0, moved);
+                statements.push(serde_json::json!({
+                    "Sid": "NeverDeleteTheTables",
+                    "Effect": "Deny",
+                    "Action": ["dynamodb:DeleteTable"],
+                    "Resource": ["*"],
+                }));
             });
         });
 
@@ -477,33 +537,42 @@ mod tests {
                 "service/aws_iam_role_policy.users_function",
             ]
         );
+        let widening = |policy: &str, statement: &str, effect, names: [&[&str]; 2], grants| {
+            let owned = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect();
+            Widening {
+                policy: policy.to_owned(),
+                statement: statement.to_owned(),
+                effect,
+                actions: owned(names[0]),
+                resources: owned(names[1]),
+                principals: Vec::new(),
+                grants,
+            }
+        };
+        let health = "service/aws_iam_role_policy.health_function (policy)";
+        let users = "service/aws_iam_role_policy.users_function (policy)";
         assert_eq!(
             comparison.widened,
             [
-                Widening {
-                    policy: "service/aws_iam_role_policy.health_function (policy)".to_owned(),
-                    statement: "XRayTracing".to_owned(),
-                    actions: Vec::new(),
-                    resources: Vec::new(),
-                    principals: Vec::new(),
-                    grants: 2,
-                },
-                Widening {
-                    policy: "service/aws_iam_role_policy.users_function (policy)".to_owned(),
-                    statement: "UserAndEmailItems".to_owned(),
-                    actions: Vec::new(),
-                    resources: Vec::new(),
-                    principals: Vec::new(),
-                    grants: 1,
-                },
-                Widening {
-                    policy: "service/aws_iam_role_policy.users_function (policy)".to_owned(),
-                    statement: "ListUsersByKind".to_owned(),
-                    actions: vec!["dynamodb:Query".to_owned()],
-                    resources: vec!["${aws_dynamodb_table.users.arn}/index/by-kind".to_owned()],
-                    principals: Vec::new(),
-                    grants: 1,
-                },
+                widening(health, "XRayTracing", Effect::Allow, [&[], &[]], 2),
+                widening(users, "UserAndEmailItems", Effect::Allow, [&[], &[]], 1),
+                widening(
+                    users,
+                    "ListUsersByKind",
+                    Effect::Allow,
+                    [
+                        &["dynamodb:Query"],
+                        &["${aws_dynamodb_table.users.arn}/index/by-kind"]
+                    ],
+                    1
+                ),
+                widening(
+                    "delivery/aws_iam_policy.github_deploy_2 (policy)",
+                    "NeverDeleteTheTables",
+                    Effect::Deny,
+                    [&["dynamodb:DeleteTable"], &["*"]],
+                    1
+                ),
             ],
             "the deploy role's statement that moved between its parts grants nothing new"
         );
@@ -517,9 +586,11 @@ mod tests {
         assert!(markdown.starts_with(COMMENT_MARKER), "{markdown}");
         for needle in [
             "**1 added, 4 changed, 1 removed**",
-            "**IAM: 3 statement(s) widen access**",
-            "statement `UserAndEmailItems`: 1 new grant(s)",
-            "statement `ListUsersByKind`: new actions `dynamodb:Query`; new resources \
+            "**IAM: 4 statement(s) widen access**",
+            "statement `UserAndEmailItems` allows more: 1 new grant(s)",
+            "statement `NeverDeleteTheTables` no longer denies (a Deny removed or narrowed): \
+             actions `dynamodb:DeleteTable`; resources `*`; 1 grant(s)",
+            "statement `ListUsersByKind` allows more: new actions `dynamodb:Query`; new resources \
              `${aws_dynamodb_table.users.arn}/index/by-kind`; 1 new grant(s)",
             "| idle, per month | $8.60 | $8.70 | +0.10 |",
         ] {
