@@ -75,8 +75,8 @@ pub fn estimate(name: &str) -> Result<Cost> {
 }
 
 /// Prices synthesized stacks (`(name, Terraform JSON)`), reading every billed fact from what
-/// Terraform would create (alarms, NAT gateways, the web ACL, the API cache, secrets, the
-/// functions' memory and architecture, a CloudFront distribution) and nothing from the
+/// Terraform would create (alarms, dashboards, NAT gateways, the web ACL, the API cache,
+/// secrets, the functions' memory and architecture, a CloudFront distribution) and nothing from the
 /// environment file. So the same model prices this checkout's stacks and those another commit
 /// synthesized (`cargo xtask compare`, whose base is a pull request's target commit), and a
 /// change to an environment file or to the code changes the figure by itself.
@@ -101,9 +101,10 @@ pub fn price(stacks: &[(String, Value)]) -> Cost {
     }
     let count = |kind: &'static str| resources(kind).count() as f64;
     let web_acls = count("aws_wafv2_web_acl");
+    // One KMS key, the stack key, as the model has always counted it.
     let mut idle = p::KMS_KEY_PER_MONTH
         + count("aws_cloudwatch_metric_alarm") * p::ALARM_PER_MONTH
-        + p::DASHBOARD_PER_MONTH
+        + count("aws_cloudwatch_dashboard") * p::DASHBOARD_PER_MONTH
         + count("aws_nat_gateway") * p::NAT_GATEWAY_PER_HOUR * p::HOURS_PER_MONTH
         + web_acls * (p::WAF_ACL_PER_MONTH + a::WAF_RULES * p::WAF_RULE_PER_MONTH)
         // One secret per declared name, billed per month whether read or not (the reads,
