@@ -68,6 +68,14 @@ pub enum Command {
     Synth,
     /// Show what `deploy` would change, without changing anything.
     Plan(PlanArgs),
+    /// What this checkout changes against another commit's synthesized stacks: resources
+    /// added, changed and removed, IAM statements that widen access, and the cost of both
+    /// (the pull request comment of `.github/workflows/stage.yml`).
+    #[command(after_help = "Examples:\n  \
+        (cd ../base && cargo run -p infra --bin infra -- synth --env dev --out /tmp/base-synth)\n  \
+        cargo xtask compare --env dev --base /tmp/base-synth\n  \
+        cargo xtask compare --env dev --base /tmp/base-synth --markdown > compare.md")]
+    Compare(CompareArgs),
     /// Build, package, upload, apply and wait until the functions are live.
     Deploy(DeployArgs),
     /// Print the deployed stack's outputs (API URL, table names, ...); secrets masked.
@@ -240,6 +248,17 @@ pub struct PlanArgs {
     /// Package binaries from this directory instead of building them.
     #[arg(long, value_name = "DIR")]
     pub prebuilt: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompareArgs {
+    /// The base's synthesized stacks: a folder `infra synth --out DIR` or `cargo xtask synth`
+    /// wrote in the other checkout (`DIR/stacks/<stack>/cdk.tf.json`).
+    #[arg(long, value_name = "DIR")]
+    pub base: PathBuf,
+    /// Print the pull request comment's Markdown instead of the summary (not with --json).
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

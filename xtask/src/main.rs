@@ -24,8 +24,8 @@ use xshell::Shell;
 use crate::base::{env, progress};
 use crate::cli::{Command, Xtask};
 use crate::commands::{
-    bench, bootstrap, build, deploy, destroy, doctor, invoke, local, logs, new, outputs, package,
-    plan, remove, rollback, secret, smoke, stages, stats, synth, test, trace, watch,
+    bench, bootstrap, build, compare, deploy, destroy, doctor, invoke, local, logs, new, outputs,
+    package, plan, remove, rollback, secret, smoke, stages, stats, synth, test, trace, watch,
 };
 
 fn main() -> ExitCode {
@@ -81,6 +81,7 @@ fn run(flags: Xtask) -> anyhow::Result<()> {
         Command::Package(args) => package::run(&env, args),
         Command::Synth => synth::run(&env),
         Command::Plan(args) => plan::run(&env, args),
+        Command::Compare(args) => compare::run(&env, args),
         Command::Deploy(args) => deploy::run(&sh, &env, args),
         Command::Outputs(args) => outputs::run(&env, args),
         Command::Logs(args) => logs::run(&env, args),

@@ -1,6 +1,7 @@
 //! Rules over the GitHub workflows, as ordinary tests over the parsed YAML (after
 //! rust-analyzer's `tidy.rs`): what the deploy workflow promises about credentials, rollback,
-//! re-runs and concurrency can't rot silently. actionlint and zizmor (`cargo xtask test`)
+//! re-runs and concurrency, and the pull request stage workflow about forks and what its
+//! credentials reach, can't rot silently. actionlint and zizmor (`cargo xtask test`)
 //! check the syntax and the generic pitfalls; these check this project's own invariants.
 
 use std::path::PathBuf;
@@ -654,4 +655,190 @@ fn the_doctors_required_checks_are_ci_yml_s_jobs() {
         names.as_slice(),
         "update CI_CHECKS in xtask/src/services/github.rs"
     );
+}
+
+/// The guard every credentialed job of a pull request workflow carries: the pull request's
+/// head is a branch of this repository, not a fork.
+const HEAD_REPO_GUARD: &str = "github.event.pull_request.head.repo.full_name == github.repository";
+
+/// Whether a job may run a fork's code with credentials. A workflow triggered by
+/// `pull_request` runs for forks too (without secrets or id-token, which GitHub withholds);
+/// a credentialed job of it must check the head repository anyway, or run only on events
+/// that carry no pull request (the schedule, a manual run: the default branch's code).
+fn open_to_forks(triggers: &[&str], job: &Yaml) -> bool {
+    if !triggers.contains(&"pull_request") {
+        return false;
+    }
+    let condition = job["if"].as_str().unwrap_or_default();
+    if condition.contains(HEAD_REPO_GUARD) {
+        return false;
+    }
+    !condition.split("||").all(|term| {
+        matches!(
+            term.trim(),
+            "github.event_name == 'schedule'" | "github.event_name == 'workflow_dispatch'"
+        )
+    })
+}
+
+fn triggers(workflow: &Yaml) -> Vec<&str> {
+    match &workflow["on"] {
+        Yaml::Hash(events) => events.keys().filter_map(Yaml::as_str).collect(),
+        other => strings(other),
+    }
+}
+
+/// Issue #26: no credentials reach a fork's code. No workflow starts on
+/// `pull_request_target` (which runs with the base's secrets and may check out the fork),
+/// and every job that can mint a token or write to the pull request has the head-repository
+/// guard (or runs only on the schedule or by hand).
+#[test]
+fn no_credentials_reach_a_forks_pull_request() {
+    for file in workflow_files() {
+        let (_, workflow) = load(&file);
+        let on = triggers(&workflow);
+        assert!(
+            !on.contains(&"pull_request_target"),
+            "{file}: pull_request_target runs a fork's pull request with this repository's secrets"
+        );
+        for (name, job) in jobs(&workflow) {
+            let writes_the_pull_request =
+                job["permissions"]["pull-requests"].as_str() == Some("write");
+            if has_id_token(job) || writes_the_pull_request || credentials_step(job).is_some() {
+                assert!(
+                    !open_to_forks(&on, job),
+                    "{file}: job `{name}` holds credentials and can run for a fork's pull \
+                     request: add `{HEAD_REPO_GUARD}` to its `if`"
+                );
+            }
+        }
+    }
+    let (_, stage) = load("stage.yml");
+    assert_eq!(
+        triggers(&stage),
+        ["pull_request", "schedule", "workflow_dispatch"]
+    );
+    // The rule itself, on a job without the guard and on the sweep's condition.
+    let job = |condition: &str| {
+        YamlLoader::load_from_str(&format!("if: \"{condition}\""))
+            .unwrap()
+            .remove(0)
+    };
+    assert!(open_to_forks(
+        &["pull_request"],
+        &job("github.event.action != 'closed'")
+    ));
+    assert!(!open_to_forks(
+        &["pull_request"],
+        &job("github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'")
+    ));
+    assert!(!open_to_forks(
+        &["pull_request"],
+        &job(&format!(
+            "github.event.action == 'closed' && {HEAD_REPO_GUARD}"
+        ))
+    ));
+}
+
+/// Issue #26: a pull request's workflow file is the branch's own, not main's, so what it may
+/// reach is set by the GitHub environment and its role: every credentialed job of stage.yml
+/// runs in `dev-stages` with the stages role, and every xtask command it runs with the
+/// credentials acts on a `pr-<number>` stage of dev (or sweeps stages), never on dev's own
+/// stacks or prod. No other workflow uses that environment.
+#[test]
+fn pull_request_stages_reach_only_dev_stages() {
+    assert!(
+        credentialed_workflows()
+            .iter()
+            .any(|(file, _, _)| file == "stage.yml"),
+        "the generic credential rules (compiling, timeouts, terraform) see stage.yml"
+    );
+    for file in workflow_files() {
+        let (text, workflow) = load(&file);
+        for (name, job) in jobs(&workflow) {
+            let environment = job["environment"]["name"].as_str().unwrap_or_default();
+            if file == "stage.yml" {
+                if has_id_token(job) {
+                    assert_eq!(environment, "dev-stages", "stage.yml: job `{name}`");
+                }
+            } else {
+                assert_ne!(environment, "dev-stages", "{file}: job `{name}`");
+            }
+        }
+        if file == "stage.yml" {
+            assert!(!text.contains("--env prod"), "stage.yml names prod");
+        }
+    }
+    let (_, workflow) = load("stage.yml");
+    let mut commands = 0;
+    for (name, job) in jobs(&workflow) {
+        let Some(credentials) = credentials_step(job) else {
+            continue;
+        };
+        assert_eq!(
+            steps(job)[credentials]["with"]["role-to-assume"].as_str(),
+            Some("${{ vars.AWS_STAGES_ROLE_ARN }}"),
+            "job `{name}` assumes the stages role"
+        );
+        if let Some(stage) = job["env"]["STAGE"].as_str() {
+            assert_eq!(stage, "pr-${{ github.event.pull_request.number }}");
+        }
+        for (step, script) in scripts_with_credentials(job) {
+            for line in script.lines().filter(|l| l.contains("\"$XTASK\"")) {
+                commands += 1;
+                assert!(
+                    line.contains("--env dev")
+                        && (line.contains("--stage \"$STAGE\"") || line.contains(" stages sweep ")),
+                    "job `{name}`, step `{step}`: an xtask command with the stages role acts \
+                     on the pull request's stage of dev: {line}"
+                );
+            }
+        }
+    }
+    assert!(
+        commands >= 5,
+        "deploy, outputs (2), destroy, sweep: {commands}"
+    );
+}
+
+/// The comment steps find the one comment by the marker `xtask compare --markdown` opens it
+/// with.
+#[test]
+fn the_stage_comment_is_found_by_the_marker_compare_writes() {
+    let (_, workflow) = load("stage.yml");
+    assert_eq!(
+        workflow["env"]["COMMENT_MARKER"].as_str(),
+        Some(crate::services::compare::COMMENT_MARKER)
+    );
+    for (name, job) in jobs(&workflow) {
+        let writes = job["permissions"]["pull-requests"].as_str() == Some("write");
+        let comments = steps(job).iter().any(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("update-stage-comment.sh"))
+        });
+        assert_eq!(
+            writes, comments,
+            "job `{name}`: pull-requests: write exactly where the comment is written"
+        );
+    }
+}
+
+/// A `${{ }}` expansion inside a script is pasted into the shell source before it runs:
+/// a branch name or a pull request title would be code. Scripts read values from `env:`.
+#[test]
+fn no_script_expands_an_expression() {
+    for file in workflow_files() {
+        let (_, workflow) = load(&file);
+        for (name, job) in jobs(&workflow) {
+            for step in steps(job) {
+                let script = step["run"].as_str().unwrap_or_default();
+                assert!(
+                    !script.contains("${{"),
+                    "{file}: job `{name}`, step `{}`: pass the value through `env:`",
+                    step_name(step)
+                );
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bootstrap;
 pub mod build;
+pub mod compare;
 pub mod deploy;
 pub mod destroy;
 pub mod doctor;

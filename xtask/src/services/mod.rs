@@ -8,6 +8,7 @@
 pub mod aliases;
 pub mod artifacts;
 pub mod bench;
+pub mod compare;
 pub mod deploy;
 pub mod functions;
 pub mod github;
