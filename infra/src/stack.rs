@@ -258,7 +258,7 @@ pub fn bootstrap(config: &Config, options: &StackOptions) -> Stack {
     boundary::policy(&mut stack, config, &account, &role_keys);
     let mut bucket_opts = bucket_options(config);
     let logs_name = bucket_name(&config.prefix, "access-logs", &account);
-    let artifacts_name = bucket_name(&config.prefix, "artifacts", &account);
+    let artifacts_name = bucket_name(&config.prefix, storage::ARTIFACTS_BUCKET, &account);
     if let Some(region) = &config.storage.replication_region {
         bucket_opts.replicate_to = Some(replica(
             &mut stack,

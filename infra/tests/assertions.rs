@@ -72,6 +72,100 @@ fn every_named_resource_carries_the_prefix() {
     }
 }
 
+/// AWS's length limit of a resource type's name (the key [`names_of`] reads it from), for the
+/// types whose limit is under 255; every other name is held to 255.
+fn name_limit(ty: &str, key: &str) -> usize {
+    match (ty, key) {
+        (_, "name_prefix") => 38, // IAM: the prefix plus a 26-character suffix in 64
+        ("aws_lambda_function", _) => 64,
+        ("aws_iam_role", _) => 64,
+        ("aws_scheduler_schedule" | "aws_scheduler_schedule_group", _) => 64,
+        ("aws_signer_signing_profile", _) => 64,
+        ("aws_s3_bucket", _) => 63,
+        ("aws_sqs_queue", _) => 80,
+        ("aws_iam_policy" | "aws_iam_role_policy" | "aws_wafv2_web_acl", _) => 128,
+        _ => 255,
+    }
+}
+
+/// `name` with each Terraform interpolation at the longest value it takes: an account id has 12
+/// digits, a region name at most 14 characters (`ap-southeast-4`).
+fn at_longest(name: &str) -> String {
+    let mut out = String::new();
+    let mut rest = name;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .map_or(rest.len(), |e| start + e + 1);
+        let reference = &rest[start..end];
+        let longest = if reference.contains("account_id") {
+            12
+        } else if reference.contains("region") {
+            14
+        } else {
+            panic!("{name:?}: no longest value known for {reference}")
+        };
+        out.push_str(&"x".repeat(longest));
+        rest = &rest[end..];
+    }
+    out + rest
+}
+
+/// Every AWS name fits its limit at the longest prefix an environment may have
+/// (`config::PREFIX_MAX`), whether the file sets it or a stage makes it: each shipped
+/// environment's stacks with its prefix padded to the limit, and, where the file allows
+/// stages, the service stack of its longest stage name.
+#[test]
+fn every_name_fits_its_limit() {
+    let mut checked = 0;
+    for env in infra::ENVIRONMENTS {
+        let config = infra::load_config(env).unwrap();
+        let mut configs = Vec::new();
+        let mut padded = config.clone();
+        padded.prefix = format!("{}-", "p".repeat(infra::config::PREFIX_MAX - 1));
+        configs.push(padded);
+        if config.stages {
+            let room = infra::config::PREFIX_MAX - config.prefix.len() - 1;
+            let longest = format!("pr-{}", "9".repeat(room - 3));
+            let staged = config.for_stage(&longest).unwrap();
+            assert_eq!(staged.prefix.len(), infra::config::PREFIX_MAX);
+            assert!(
+                config.for_stage(&format!("{longest}9")).is_err(),
+                "{env}: a stage name one longer is refused"
+            );
+            configs.push(staged);
+        }
+        for config in configs {
+            for (stack_name, stack) in infra::synth::render(&config, &common::fixed_options(env)) {
+                for (ty, name, body) in resources(&stack) {
+                    for key in NAME_KEYS {
+                        let Some(n) = body.get(key).and_then(Value::as_str) else {
+                            continue;
+                        };
+                        if ty == "aws_lambda_alias" || (key == "bucket" && ty != "aws_s3_bucket") {
+                            continue;
+                        }
+                        if n.starts_with("${") && n.ends_with('}') && n.matches("${").count() == 1 {
+                            continue; // a reference to another resource's name
+                        }
+                        let longest = at_longest(n);
+                        let limit = name_limit(ty, key);
+                        checked += 1;
+                        assert!(
+                            longest.len() <= limit,
+                            "{env} (prefix {:?}): {stack_name} {ty}.{name} {key} {n:?} is {} characters at its longest; AWS allows {limit}",
+                            config.prefix,
+                            longest.len()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "only {checked} names checked");
+}
+
 /// The stages role reaches every name that starts with `<prefix>pr-`
 /// (`infra::constructs::delivery::stages_role`): no resource of an environment's own stacks may
 /// be named so, whatever the catalog (functions, queues, secrets, schedules) and the

@@ -258,11 +258,22 @@ pub fn replication_statements(
 
 /// An account- and region-unique bucket name: `<prefix><purpose>-<account>-<region>`.
 pub fn bucket_name(prefix: &str, purpose: &str, account: &Account) -> String {
-    format!(
-        "{prefix}{purpose}-{}-{}",
-        account.account_id, account.region
+    bucket_name_of(
+        prefix,
+        purpose,
+        &account.account_id.to_string(),
+        &account.region.to_string(),
     )
 }
+
+/// `<prefix><purpose>-<account id>-<region>` from literal values: how xtask finds a bucket of
+/// the bootstrap stack without reading its state (a stage's credentials may not).
+pub fn bucket_name_of(prefix: &str, purpose: &str, account_id: &str, region: &str) -> String {
+    format!("{prefix}{purpose}-{account_id}-{region}")
+}
+
+/// The artifacts bucket's purpose in its name: every function package goes there.
+pub const ARTIFACTS_BUCKET: &str = "artifacts";
 
 /// The same for a bucket in another region.
 pub fn bucket_name_in(prefix: &str, purpose: &str, account: &Account, region: &str) -> String {

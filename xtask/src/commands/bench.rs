@@ -97,6 +97,15 @@ pub fn run(sh: &Shell, env: &Env, args: BenchArgs) -> Result<()> {
             );
         }
 
+        let stage = bench::stage(sh, env, &binaries)?;
+        human.push(format!(
+            "a stage (`deploy --stage`, its own service stack beside the environment's): \
+             created in {:.1} s, destroyed and checked in {:.1} s",
+            stage.create_seconds, stage.destroy_seconds
+        ));
+        figures.insert("stage_create_seconds".into(), stage.create_seconds.into());
+        figures.insert("stage_destroy_seconds".into(), stage.destroy_seconds.into());
+
         let burst = bench::burst(sh, env, &binaries, args.burst)?;
         let (registered, unknown) = (burst.refused_registered_ms, burst.refused_unknown_ms);
         human.push(format!(

@@ -54,6 +54,15 @@ pub fn run(env: &Env, args: BootstrapArgs) -> Result<()> {
             repo = d.github_repository,
             region = env.region,
         ));
+        if let (Some(role), Some(senv)) = (&d.stages_role_arn, &d.stages_environment) {
+            human.push_str(&format!(
+                "\n\nstages role: {role}\nSet it on the GitHub environment `{senv}` (pull request stages, docs/delivery.md):\n  \
+                 gh variable set AWS_STAGES_ROLE_ARN --repo {repo} --env {senv} --body {role}\n  \
+                 gh variable set AWS_REGION --repo {repo} --env {senv} --body {region}",
+                repo = d.github_repository,
+                region = env.region,
+            ));
+        }
     }
     progress::finish(env.json, &json, human);
     Ok(())

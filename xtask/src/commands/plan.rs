@@ -38,7 +38,7 @@ pub fn run(env: &Env, args: PlanArgs) -> Result<()> {
                 }
                 _ => package::build_check_package(env, args.prebuilt.as_deref())?,
             };
-            let bucket = artifacts_bucket(env, tf_env.clone())?;
+            let bucket = artifacts_bucket(env, &target)?;
             let var_file = write_tfvars(env, &bucket, &manifest.for_env(env))?;
             let tf = Terraform::new(env, SERVICE_STACK, tf_env)?;
             tf.init()?;

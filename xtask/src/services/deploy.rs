@@ -29,7 +29,7 @@ use crate::services::artifacts::{sign, upload};
 use crate::services::local::{self, MotoState};
 use crate::services::stacks::outputs;
 use crate::services::stacks::state::{LastDeploy, fingerprint, write_tfvars};
-use crate::services::stacks::terraform::Terraform;
+use crate::services::stacks::terraform::{self, Terraform};
 use crate::services::stacks::{bootstrap, prerequisites, synth};
 use crate::services::{secrets, smoke, stages, target};
 use deploy_files::Outputs;
@@ -69,6 +69,9 @@ pub struct Report {
     pub secrets_without_value: Vec<String>,
     /// Generated secrets this deploy gave a value (emulator environments only).
     pub secrets_generated: Vec<String>,
+    /// What Terraform's apply of the service stack did, per resource type (absent when it did
+    /// not run): the stage workflow's comment shows it.
+    pub service_changes: Option<terraform::Changes>,
     /// Seconds per step.
     pub timings: BTreeMap<String, f64>,
 }
@@ -321,7 +324,12 @@ fn prepare(
     let t = Instant::now();
     let (bucket, bootstrap) = match env.stage {
         None => bootstrap_stack(env, &target, &identity, &mut last)?,
-        Some(_) => shared_bootstrap_stack(env, &target, &identity)?,
+        Some(_) => {
+            let shared = shared_bootstrap_stack(env, &target, &identity)?;
+            // The stage's own record names the bucket too, for its destroy.
+            last.artifacts_bucket = Some(shared.0.clone());
+            shared
+        }
     };
     Ok(Prepared {
         target,
@@ -449,7 +457,7 @@ fn service_stack(
         } else {
             tf.apply(Some(&var_file))
         };
-        with_emulator_hint(env, applied)?;
+        report.service_changes = Some(with_emulator_hint(env, applied)?);
         report.time("service_stack", t);
         let t = Instant::now();
         aliases::wait::functions_live(env, target)?;
@@ -657,7 +665,7 @@ fn shared_bootstrap_stack(
     identity: &str,
 ) -> Result<(String, &'static str)> {
     if !env.emulated {
-        let bucket = crate::services::stacks::state::artifacts_bucket(env, target.terraform_env())?;
+        let bucket = crate::services::stacks::state::artifacts_bucket(env, target)?;
         return Ok((bucket, "shared"));
     }
     let base = env.base();

@@ -20,7 +20,8 @@ use crate::base::aws::Target;
 use crate::base::env::Env;
 use crate::base::{git, process, progress};
 use crate::services::local;
-use crate::services::stacks::teardown;
+use crate::services::stacks::{state, teardown};
+use infra::constructs::state::{STAGE_RECORD, STAGES_DIR};
 
 /// What `stages` lists about a stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,8 +36,6 @@ pub struct Record {
     pub commit: Option<String>,
     pub url: String,
 }
-
-const RECORD_FILE: &str = "stage.json";
 
 /// Where a stage's record is kept.
 enum Store {
@@ -56,7 +55,7 @@ fn store(env: &Env) -> Result<Store> {
 
 /// `<key_prefix>/stages/`: the stages' folder in the state bucket.
 fn bucket_folder(key_prefix: &str) -> String {
-    format!("{key_prefix}/{}/", infra::constructs::state::STAGES_DIR)
+    format!("{key_prefix}/{STAGES_DIR}/")
 }
 
 fn stage_of(env: &Env) -> Result<&str> {
@@ -80,7 +79,7 @@ pub fn record_deploy(env: &Env, target: &Target, url: &str) -> Result<Record> {
     };
     let text = serde_json::to_vec_pretty(&record)?;
     match store(env)? {
-        Store::Local => process::write_json(&env.dir().join(RECORD_FILE), &record)?,
+        Store::Local => process::write_json(&env.dir().join(STAGE_RECORD), &record)?,
         Store::Bucket { bucket, key_prefix } => process::block_on(async {
             target
                 .s3()
@@ -88,7 +87,7 @@ pub fn record_deploy(env: &Env, target: &Target, url: &str) -> Result<Record> {
                 .put_object()
                 .bucket(&bucket)
                 .key(format!(
-                    "{}{stage}/{RECORD_FILE}",
+                    "{}{stage}/{STAGE_RECORD}",
                     bucket_folder(&key_prefix)
                 ))
                 .content_type("application/json")
@@ -105,14 +104,14 @@ pub fn record_deploy(env: &Env, target: &Target, url: &str) -> Result<Record> {
 fn read(env: &Env, target: &Target, stage: &str) -> Result<Option<Record>> {
     match store(env)? {
         Store::Local => {
-            let path = env.base().staged(stage).dir().join(RECORD_FILE);
+            let path = env.base().staged(stage).dir().join(STAGE_RECORD);
             Ok(path
                 .exists()
                 .then(|| process::read_json(&path))
                 .transpose()?)
         }
         Store::Bucket { bucket, key_prefix } => process::block_on(async {
-            let key = format!("{}{stage}/{RECORD_FILE}", bucket_folder(&key_prefix));
+            let key = format!("{}{stage}/{STAGE_RECORD}", bucket_folder(&key_prefix));
             let got = target
                 .s3()
                 .await
@@ -142,32 +141,16 @@ fn read(env: &Env, target: &Target, stage: &str) -> Result<Option<Record>> {
 pub fn list(env: &Env, target: &Target) -> Result<Vec<Record>> {
     let names = match store(env)? {
         Store::Local => env.base().local_stages(),
-        Store::Bucket { bucket, key_prefix } => process::block_on(async {
+        Store::Bucket { bucket, key_prefix } => {
             let folder = bucket_folder(&key_prefix);
-            let mut names = Vec::new();
-            let mut pages = target
-                .s3()
-                .await
-                .list_objects_v2()
-                .bucket(&bucket)
-                .prefix(&folder)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    anyhow::anyhow!(
-                        "listing s3://{bucket}/{folder}: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    )
-                })?;
-                names.extend(page.contents().iter().filter_map(|object| {
-                    let rest = object.key()?.strip_prefix(&folder)?;
-                    let (stage, file) = rest.split_once('/')?;
-                    (file == RECORD_FILE).then(|| stage.to_owned())
-                }));
-            }
-            anyhow::Ok(names)
-        })?,
+            keys_under(target, &bucket, &folder)?
+                .iter()
+                .filter_map(|key| {
+                    let (stage, file) = key.strip_prefix(&folder)?.split_once('/')?;
+                    (file == STAGE_RECORD).then(|| stage.to_owned())
+                })
+                .collect()
+        }
     };
     let mut records = Vec::new();
     for name in names {
@@ -206,6 +189,7 @@ pub fn destroy(sh: &Shell, env: &Env, target: &Target) -> Result<Destroyed> {
             left.join("\n  ")
         );
     }
+    delete_packages(env, target)?;
     match store(env)? {
         Store::Local => {}
         Store::Bucket { bucket, key_prefix } => process::block_on(async {
@@ -215,7 +199,7 @@ pub fn destroy(sh: &Shell, env: &Env, target: &Target) -> Result<Destroyed> {
                 .delete_object()
                 .bucket(&bucket)
                 .key(format!(
-                    "{}{stage}/{RECORD_FILE}",
+                    "{}{stage}/{STAGE_RECORD}",
                     bucket_folder(&key_prefix)
                 ))
                 .send()
@@ -234,6 +218,66 @@ pub fn destroy(sh: &Shell, env: &Env, target: &Target) -> Result<Destroyed> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     Ok(Destroyed { checked })
+}
+
+/// Every key under `prefix` in `bucket`.
+fn keys_under(target: &Target, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+    process::block_on(async {
+        let mut keys = Vec::new();
+        let mut pages = target
+            .s3()
+            .await
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                anyhow::anyhow!(
+                    "listing s3://{bucket}/{prefix}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        Ok(keys)
+    })
+}
+
+/// Deletes the stage's packages (`stages/<stage>/` of the shared artifacts bucket, where only
+/// its deploys write), so destroyed stages leave no storage behind.
+fn delete_packages(env: &Env, target: &Target) -> Result<()> {
+    let stage = stage_of(env)?;
+    let bucket = state::artifacts_bucket(env, target)?;
+    let folder = format!("{STAGES_DIR}/{stage}/");
+    let keys = keys_under(target, &bucket, &folder)?;
+    process::block_on(async {
+        let s3 = target.s3().await;
+        for key in &keys {
+            s3.delete_object()
+                .bucket(&bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "deleting s3://{bucket}/{key}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )
+                })?;
+        }
+        anyhow::Ok(())
+    })?;
+    let deleted = keys.len();
+    progress::note(format!(
+        "deleted {deleted} package(s) under s3://{bucket}/{folder}"
+    ));
+    Ok(())
 }
 
 /// What of `env`'s stage still exists: resources tagged `Stage = <stage>` in the environment

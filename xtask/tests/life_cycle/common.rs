@@ -62,6 +62,30 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `curl` an API (the local API server) with `key`: `(status, body)`, the body `null` when it
+/// is not JSON.
+pub fn api_call(
+    url: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "-w", "\n%{http_code}", "-X", method, "-H"])
+        .arg(format!("x-api-key: {key}"));
+    if let Some(body) = body {
+        curl.args(["-H", "content-type: application/json", "--data", body]);
+    }
+    let output = curl.arg(format!("{url}{path}")).output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or_default(),
+    )
+}
+
 /// Copies of a small host executable named like the functions: enough
 /// for packaging and ELF checks without a release build.
 pub fn small_binaries(dir: &Path) -> PathBuf {

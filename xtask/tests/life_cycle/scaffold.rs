@@ -187,20 +187,7 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
     let key =
         String::from_utf8(cargo_xtask(&["outputs", "api_key_value", "--show-sensitive"]).stdout)
             .unwrap();
-    let call = |url: &str, path: &str| -> (u16, serde_json::Value) {
-        let output = Command::new("curl")
-            .args(["-sS", "-w", "\n%{http_code}", "-H"])
-            .arg(format!("x-api-key: {}", key.trim()))
-            .arg(format!("{url}{path}"))
-            .output()
-            .unwrap();
-        let text = String::from_utf8(output.stdout).unwrap();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (
-            code.parse().unwrap(),
-            serde_json::from_str(body).unwrap_or_default(),
-        )
-    };
+    let call = |url: &str, path: &str| api_call(url, key.trim(), "GET", path, None);
     let (status, body) = call(&url, "/items");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["function"], "items", "{body}");

@@ -2,27 +2,7 @@
 //! data; destroying one leaves the other serving and nothing of itself; the environment's own
 //! stack is never touched by either.
 
-use std::process::Command;
-
 use crate::common::*;
-
-/// `curl` a stage's API through its local API server: `(status, body)`.
-fn call(url: &str, key: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let output = Command::new("curl")
-        .args(["-sS", "-w", "\n%{http_code}", "-X", method])
-        .args(["-H", "content-type: application/json", "-H"])
-        .arg(format!("x-api-key: {key}"))
-        .args(["--data", body])
-        .arg(format!("{url}{path}"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8(output.stdout).unwrap();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (
-        code.parse().unwrap(),
-        serde_json::from_str(body).unwrap_or_default(),
-    )
-}
 
 /// The names of the emulator's functions that start with `prefix`.
 fn functions_named(endpoint: &str, prefix: &str) -> Vec<String> {
@@ -112,14 +92,14 @@ fn stages_serve_apart_destroy_cleanly_and_never_touch_the_environment() {
         r#"{"email":"ada@example.com","name":"Ada","password":"correct horse battery staple"}"#;
     let login = r#"{"email":"ada@example.com","password":"correct horse battery staple"}"#;
     let (alice, bob) = (&served[0], &served[1]);
-    let (status, body) = call(&alice.1, &alice.2, "POST", "/users", user);
+    let (status, body) = api_call(&alice.1, &alice.2, "POST", "/users", Some(user));
     assert_eq!(status, 201, "{body}");
-    let (status, body) = call(&alice.1, &alice.2, "POST", "/sessions", login);
+    let (status, body) = api_call(&alice.1, &alice.2, "POST", "/sessions", Some(login));
     assert_eq!(status, 201, "{body}");
-    let (status, body) = call(&bob.1, &bob.2, "POST", "/sessions", login);
+    let (status, body) = api_call(&bob.1, &bob.2, "POST", "/sessions", Some(login));
     assert_eq!(status, 401, "bob never saw alice's user: {body}");
     // Each stage's key is its own: alice's key opens nothing in bob.
-    let (status, _) = call(&bob.1, &alice.2, "POST", "/sessions", login);
+    let (status, _) = api_call(&bob.1, &alice.2, "POST", "/sessions", Some(login));
     assert_eq!(status, 403, "alice's API key is not bob's");
 
     let listed = stdout_json(&xtask(&dir, &["stages", "--json"]));
@@ -168,7 +148,7 @@ fn stages_serve_apart_destroy_cleanly_and_never_touch_the_environment() {
             .len()
     });
     assert_eq!(tagged, 0, "nothing tagged Stage=alice is left");
-    let (status, body) = call(&bob.1, &bob.2, "POST", "/users", user);
+    let (status, body) = api_call(&bob.1, &bob.2, "POST", "/users", Some(user));
     assert_eq!(status, 201, "bob still serves: {body}");
     assert_eq!(
         functions_named(&endpoint, "prod-service-bob-").len(),

@@ -169,6 +169,41 @@ pub fn deploys(sh: &Shell, env: &Env, binaries: &Binaries) -> Result<Deploys> {
     })
 }
 
+/// The stage the bench makes and destroys (short enough for every prefix).
+const BENCH_STAGE: &str = "bench";
+
+/// How long a stage takes to make and to destroy on `env` (its own service stack, the packages
+/// already built), in seconds: what a developer or a pull request pays per stage.
+pub struct StageTimes {
+    pub create_seconds: f64,
+    pub destroy_seconds: f64,
+}
+
+/// Deploys the prebuilt `binaries` as the stage [`BENCH_STAGE`] of `env`, then destroys it
+/// (with its check that nothing of it is left).
+pub fn stage(sh: &Shell, env: &Env, binaries: &Binaries) -> Result<StageTimes> {
+    let staged = env.staged(BENCH_STAGE);
+    progress::step(format!("Bench: creating the stage `{}`", staged.label()));
+    let t = Instant::now();
+    deploy::deploy(
+        sh,
+        &staged,
+        &Options {
+            prebuilt: Some(binaries_dir(binaries)),
+            ..Options::default()
+        },
+    )?;
+    let create_seconds = t.elapsed().as_secs_f64();
+    progress::step(format!("Bench: destroying the stage `{}`", staged.label()));
+    let t = Instant::now();
+    let (target, _moto) = crate::services::target::target(&staged)?;
+    crate::services::stages::destroy(sh, &staged, &target)?;
+    Ok(StageTimes {
+        create_seconds,
+        destroy_seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
 /// What a burst of registrations and log-ins showed.
 pub struct Burst {
     /// Median time of a refused log-in of a registered address, in ms.

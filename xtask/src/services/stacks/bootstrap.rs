@@ -90,6 +90,10 @@ pub struct Delivery {
     /// The scheduled release check's role and GitHub environment (`release-check.yml`).
     pub release_check_role_arn: String,
     pub release_check_environment: String,
+    /// The stage workflow's role and GitHub environment (`stage.yml`), for environments with
+    /// `stages = true`.
+    pub stages_role_arn: Option<String>,
+    pub stages_environment: Option<String>,
 }
 
 /// Applies the delivery stack when the environment configures `[delivery]`.
@@ -115,7 +119,15 @@ fn delivery(env: &Env, target: &Target) -> Result<Option<Delivery>> {
             .map(str::to_owned)
             .with_context(|| format!("the delivery stack has no `{name}` output"))
     };
+    let stages_role_arn = config
+        .stages
+        .then(|| output("stages_role_arn"))
+        .transpose()?;
     Ok(Some(Delivery {
+        stages_environment: stages_role_arn
+            .as_ref()
+            .map(|_| infra::constructs::delivery::stages_environment(&settings, &env.name)),
+        stages_role_arn,
         deploy_role_arn: output("deploy_role_arn")?,
         oidc_provider_arn: output("oidc_provider_arn")?,
         release_check_role_arn: output("release_check_role_arn")?,

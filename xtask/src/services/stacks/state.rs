@@ -10,11 +10,13 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::base::aws::{self, Target};
 use crate::base::env::{BOOTSTRAP_STACK, Env};
 use crate::base::process;
 use crate::services::artifacts::package::{self, Manifest};
 use crate::services::stacks::synth;
 use crate::services::stacks::terraform::Terraform;
+use infra::constructs::storage;
 
 /// `build/<env>/last-deploy.json`: what the last successful apply applied.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -46,18 +48,29 @@ impl LastDeploy {
     }
 }
 
-/// The artifacts bucket: from the last deploy, else the bootstrap stack's outputs.
-/// A stage's is its environment's.
-pub fn artifacts_bucket(env: &Env, tf_env: Vec<(String, String)>) -> Result<String> {
+/// The artifacts bucket: from the last deploy, else the bootstrap stack's outputs. A stage's
+/// is its environment's; on an account it is found by its name (`<prefix>artifacts-<account
+/// id>-<region>`, `infra::constructs::storage::bucket_name_of`), because a stage's credentials
+/// may not read the bootstrap stack's state.
+pub fn artifacts_bucket(env: &Env, target: &Target) -> Result<String> {
     if let Some(bucket) = LastDeploy::load(env).artifacts_bucket {
         return Ok(bucket);
     }
     if env.stage.is_some() {
         let base = env.base();
+        if !env.emulated {
+            let (account, _) = process::block_on(aws::caller_identity(target))?;
+            return Ok(storage::bucket_name_of(
+                &base.prefix,
+                storage::ARTIFACTS_BUCKET,
+                &account,
+                &env.region,
+            ));
+        }
         synth::synthesize(&base)?;
-        return artifacts_bucket(&base, tf_env);
+        return artifacts_bucket(&base, target);
     }
-    let tf = Terraform::new(env, BOOTSTRAP_STACK, tf_env)?;
+    let tf = Terraform::new(env, BOOTSTRAP_STACK, target.terraform_env())?;
     tf.init()?;
     let outs = tf.outputs()?;
     outs.get("artifacts_bucket")
