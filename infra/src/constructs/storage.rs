@@ -322,7 +322,10 @@ pub fn management_statements(
         "s3:GetReplicationConfiguration",
         "s3:GetBucketNotification",
     ];
-    let artifacts = format!("arn:{p}:s3:::{pre}artifacts-{a}-{r}");
+    let artifacts = format!(
+        "arn:{p}:s3:::{}",
+        bucket_name_of(pre, ARTIFACTS_BUCKET, &a.to_string(), r)
+    );
     let mut s = vec![
         Statement::allow("BucketsOfThisEnvironment", &bucket_actions, bucket_arns),
         // Packages: xtask uploads and checks them (and their signing records), Lambda reads
@@ -367,7 +370,10 @@ pub fn stage_statements(scope: &Scope, stage: &str) -> Vec<Statement> {
         &scope.account.account_id,
         scope.region,
     );
-    let bucket = format!("arn:{p}:s3:::{}artifacts-{a}-{r}", scope.base_prefix);
+    let bucket = format!(
+        "arn:{p}:s3:::{}",
+        bucket_name_of(scope.base_prefix, ARTIFACTS_BUCKET, &a.to_string(), r)
+    );
     vec![
         Statement::allow("ListTheArtifacts", &["s3:ListBucket"], vec![bucket.clone()]),
         Statement::allow(
