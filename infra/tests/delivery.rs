@@ -653,7 +653,8 @@ fn every_role_of_an_environment_with_delivery_carries_the_boundary() {
             .find(|s| s["Sid"] == security::BOUNDARY_SID)
             .unwrap();
         assert_eq!(
-            deny["Condition"]["ArnNotEquals"]["iam:PermissionsBoundary"], arn,
+            deny["Condition"]["ArnNotEquals"]["iam:PermissionsBoundary"],
+            deploy_role_boundaries(&config),
             "{env}"
         );
     }
@@ -883,6 +884,17 @@ fn assert_boundary_fits(
     }
 }
 
+/// The boundaries the deploy role may give a role: the environment's, and with stages the
+/// stages boundary too (a `pr-*` stage's roles carry it, whoever deploys the stage), which
+/// allows less (`each_stages_boundary_allows_everything_its_roles_are_granted`).
+fn deploy_role_boundaries(config: &infra::Config) -> Value {
+    if config.stages {
+        serde_json::json!([boundary_arn(config), stages_boundary_arn(config)])
+    } else {
+        boundary_arn(config).into()
+    }
+}
+
 #[test]
 fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
     for config in delivery_configs() {
@@ -890,6 +902,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
         let stack = delivery_stack(&config).unwrap();
         let all = statements(&stack);
         let arn = boundary_arn(&config);
+        let boundaries = deploy_role_boundaries(&config);
         let roles = format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{}*", config.prefix);
         let bounded = [
             "iam:CreateRole",
@@ -903,7 +916,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
             for a in strings(&s["Action"]) {
                 if bounded.contains(&a.as_str()) {
                     assert_eq!(
-                        s["Condition"]["ArnEquals"]["iam:PermissionsBoundary"], arn,
+                        s["Condition"]["ArnEquals"]["iam:PermissionsBoundary"], boundaries,
                         "{env}: {} grants {a} without the boundary",
                         s["Sid"]
                     );
@@ -932,7 +945,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
         }
         assert_eq!(
             deny["Condition"],
-            serde_json::json!({ "ArnNotEquals": { "iam:PermissionsBoundary": arn } })
+            serde_json::json!({ "ArnNotEquals": { "iam:PermissionsBoundary": boundaries } })
         );
         // Never lifted from a role.
         let lift = all
@@ -944,9 +957,19 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
             })
             .unwrap_or_else(|| panic!("{env}: DeleteRolePermissionsBoundary is not denied"));
         assert!(lift.get("Condition").is_none(), "{env}");
-        // The boundary itself: read, never changed.
+        // The boundaries themselves: read, never changed.
         let protect = find(delivery::SELF_PROTECTION_SID);
-        assert!(strings(&protect["Resource"]).contains(&arn), "{env}");
+        let policies: Vec<String> = match &boundaries {
+            Value::String(one) => vec![one.clone()],
+            several => strings(several),
+        };
+        assert_eq!(policies[0], arn);
+        for policy in &policies {
+            assert!(
+                strings(&protect["Resource"]).contains(policy),
+                "{env}: {policy}"
+            );
+        }
         let protected = strings(&protect["Action"]);
         for a in [
             "iam:CreatePolicy",
@@ -960,9 +983,9 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
             assert!(protected.contains(&a.to_owned()), "{env}: {a}");
         }
         for s in all.iter().filter(|s| s["Effect"] == "Allow") {
-            if strings(&s["Resource"]).contains(&arn) {
+            if strings(&s["Resource"]).iter().any(|r| policies.contains(r)) {
                 for a in strings(&s["Action"]) {
-                    assert!(a.starts_with("iam:Get"), "{env}: {a} on the boundary");
+                    assert!(a.starts_with("iam:Get"), "{env}: {a} on a boundary");
                 }
             }
         }

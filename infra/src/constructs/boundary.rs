@@ -9,8 +9,8 @@
 //! stacks create carries this policy as its permissions boundary
 //! ([`super::security::service_role`]), and the deploy role may create a role, set a boundary,
 //! put an inline policy or attach a managed one only when the boundary is exactly this policy
-//! (`iam:PermissionsBoundary`). It may never remove a boundary or change this policy
-//! ([`super::delivery`]).
+//! or, with stages, the stages boundary, which allows less (`iam:PermissionsBoundary`). It may
+//! never remove a boundary or change either policy ([`super::delivery`]).
 //!
 //! The stages role does the same for the pull request stages (`role/<prefix>pr-*-*`), and the
 //! pull request's own code decides what their roles' inline policies say. Under the service

@@ -19,7 +19,8 @@
 //!
 //! Nor can it make a role that does more than the stacks' roles need: it creates roles, sets
 //! their boundary, writes inline policies and attaches managed ones only when
-//! `iam:PermissionsBoundary` is `<prefix>service-boundary` ([`super::boundary`]), and an
+//! `iam:PermissionsBoundary` is `<prefix>service-boundary` ([`super::boundary`]; with stages,
+//! or `<prefix>stages-boundary`, which allows less, for a pull request's stage), and an
 //! explicit `Deny` ([`security::BOUNDARY_SID`]) refuses them otherwise and never lets it remove
 //! a boundary. It never rewrites a trust policy ([`security::TRUST_SID`]); a role it creates may
 //! trust anyone (IAM can't limit that), so the boundary keeps user data to the functions'
@@ -422,12 +423,18 @@ fn deploy_statements(
     keys: &EnvironmentKeys,
 ) -> Vec<Statement> {
     let scope = config.scope(account);
-    let boundary_arn = boundary::service_boundary_arn(config, account);
+    // With stages, also the stages boundary: a stage named `pr-*` carries it whoever deploys
+    // it, so the deploy role deploys a pull request's stage too. It allows less than the
+    // environment's.
+    let mut boundaries = vec![boundary::service_boundary_arn(config, account)];
+    if config.stages {
+        boundaries.push(boundary::stages_boundary_arn(config, account));
+    }
     let state_bucket = match &config.backend {
         Backend::S3 { bucket, .. } => Some(bucket.as_str()),
         Backend::Local => None,
     };
-    let mut s = guard_rails(config, &scope, provider_arn, &boundary_arn);
+    let mut s = guard_rails(config, &scope, provider_arn, &boundaries);
     s.extend(state::management_statements(&scope, &config.backend));
     s.extend(storage::management_statements(
         &scope,
@@ -435,7 +442,7 @@ fn deploy_statements(
         config.stages,
     ));
     s.extend(keys.management_statements());
-    s.extend(service_statements(config, &scope, &boundary_arn));
+    s.extend(service_statements(config, &scope, &boundaries));
     s
 }
 
@@ -455,9 +462,9 @@ fn stages_statements(
     let stages = config.pull_request_stages();
     let scope = stages.scope(account);
     let stage = scope.stage.expect("a scope over stages");
-    let boundary_arn = boundary::stages_boundary_arn(config, account);
+    let boundaries = [boundary::stages_boundary_arn(config, account)];
     let bootstrap_outputs = config.lambda.code_signing || config.options.domain.is_some();
-    let mut s = guard_rails(config, &scope, provider_arn, &boundary_arn);
+    let mut s = guard_rails(config, &scope, provider_arn, &boundaries);
     s.extend(state::stage_statements(
         &scope,
         &config.backend,
@@ -466,27 +473,27 @@ fn stages_statements(
     ));
     s.extend(storage::stage_statements(&scope, stage));
     s.extend(keys.stage_statements());
-    s.extend(service_statements(config, &scope, &boundary_arn));
+    s.extend(service_statements(config, &scope, &boundaries));
     s
 }
 
 /// What both roles' policies open with (part 1): [`self_protection`], then
-/// [`security::role_guard_rails`] on the roles of `scope` under the boundary `boundary_arn`.
+/// [`security::role_guard_rails`] on the roles of `scope` under one of `boundaries`.
 fn guard_rails(
     config: &Config,
     scope: &Scope,
     provider_arn: &Expr,
-    boundary_arn: &str,
+    boundaries: &[String],
 ) -> Vec<Statement> {
     let mut s = vec![self_protection(config, scope.account, provider_arn)];
-    s.extend(security::role_guard_rails(scope, boundary_arn));
+    s.extend(security::role_guard_rails(scope, boundaries));
     s
 }
 
 /// What each construct offers for the service stack's resources of `scope` (the environment,
 /// or its pull request stages), in the order the stack creates them; for the environment also
 /// the roles of the bootstrap stack and the account's API Gateway logging role.
-fn service_statements(config: &Config, scope: &Scope, boundary_arn: &str) -> Vec<Statement> {
+fn service_statements(config: &Config, scope: &Scope, boundaries: &[String]) -> Vec<Statement> {
     let opts = &config.options;
     let environment = scope.stage.is_none();
     let mut s = data::management_statements(scope);
@@ -497,7 +504,7 @@ fn service_statements(config: &Config, scope: &Scope, boundary_arn: &str) -> Vec
     s.extend(compute::management_statements(scope, &config.lambda));
     s.extend(security::role_management_statements(
         scope,
-        boundary_arn,
+        boundaries,
         &role_kinds(config, environment),
     ));
     s.extend(api::management_statements(
