@@ -95,7 +95,8 @@ pub const PARLIAMENT_FALSE_POSITIVES: &[FalsePositive] = &[
     },
     FalsePositive {
         issue: "UNKNOWN_CONDITION_FOR_ACTION",
-        file: "-service_boundary-",
+        // Both boundaries: `service_boundary` and `stages_boundary`.
+        file: "_boundary-policy",
         detail: "lambda:SourceFunctionArn",
         why: "Lambda adds lambda:SourceFunctionArn to every AWS request made from a function's execution environment, whatever the service, for use in identity policies (https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html)",
     },

@@ -80,6 +80,11 @@ pub fn stage_prefix(prefix: &str, stage: &str) -> String {
     format!("{prefix}{stage}-")
 }
 
+/// How every pull request's stage is named: `pr-<number>` (the stage workflow's). A stage so
+/// named is a pull request's whoever deploys it ([`Config::is_pull_request_stage`]): what the
+/// stages role and the stages boundary reach ([`Config::pull_request_stages`]).
+pub const PR_STAGE_PREFIX: &str = "pr-";
+
 /// The tag that marks a stage's resources (`Stage = <name>`): what `cargo xtask destroy
 /// --stage` checks is gone, and what the stage role's conditions read.
 pub const STAGE_TAG: &str = "Stage";
@@ -894,6 +899,26 @@ impl Config {
         Ok(staged)
     }
 
+    /// Whether this is a pull request's stage (`pr-<number>`): its roles carry the stages
+    /// boundary, whose ceiling is the pull request stages' own resources, since the pull
+    /// request's code makes them (`constructs::boundary`).
+    pub fn is_pull_request_stage(&self) -> bool {
+        self.stage
+            .as_ref()
+            .is_some_and(|s| s.name.starts_with(PR_STAGE_PREFIX))
+    }
+
+    /// Every pull request stage of this environment at once: names `<prefix>pr-*-`, `Stage`
+    /// tags `pr-*` (IAM patterns). The one scope the stages role's policy and the stages
+    /// boundary are built for.
+    pub fn pull_request_stages(&self) -> PullRequestStages<'_> {
+        PullRequestStages {
+            config: self,
+            prefix: stage_prefix(self.base_prefix(), &format!("{PR_STAGE_PREFIX}*")),
+            stage: format!("{PR_STAGE_PREFIX}*"),
+        }
+    }
+
     /// The naming handle constructs take instead of the whole configuration.
     pub fn names(&self) -> Names<'_> {
         Names(&self.prefix)
@@ -909,6 +934,27 @@ impl Config {
             environment: &self.name,
             base_prefix: self.base_prefix(),
             stage: self.stage.as_ref().map(|s| s.name.as_str()),
+        }
+    }
+}
+
+/// The IAM patterns of every pull request stage of an environment ([`Config::pull_request_stages`]),
+/// owned so that a [`Scope`] can borrow them.
+#[derive(Clone, Debug)]
+pub struct PullRequestStages<'a> {
+    config: &'a Config,
+    prefix: String,
+    stage: String,
+}
+
+impl PullRequestStages<'_> {
+    /// Where the pull request stages' resources live in `account`: the environment's scope
+    /// with the stages' name and `Stage` tag patterns.
+    pub fn scope<'a>(&'a self, account: &'a Account) -> Scope<'a> {
+        Scope {
+            prefix: &self.prefix,
+            stage: Some(&self.stage),
+            ..self.config.scope(account)
         }
     }
 }

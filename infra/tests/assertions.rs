@@ -172,7 +172,7 @@ fn every_name_fits_its_limit() {
 /// environment file (clients) add.
 #[test]
 fn no_name_of_an_environment_is_a_pull_request_stages() {
-    use infra::constructs::delivery::PR_STAGE_PREFIX;
+    use infra::config::PR_STAGE_PREFIX;
     for env in infra::ENVIRONMENTS {
         let prefix = infra::load_config(env).unwrap().prefix;
         let reserved = format!("{prefix}{PR_STAGE_PREFIX}");

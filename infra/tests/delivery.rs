@@ -546,6 +546,24 @@ fn boundary_arn(config: &infra::Config) -> String {
     )
 }
 
+/// The ARN every role of a pull request stage carries, as the stacks spell it.
+fn stages_boundary_arn(config: &infra::Config) -> String {
+    format!(
+        "arn:{PARTITION}:iam::{ACCOUNT}:policy/{}{}",
+        config.prefix,
+        boundary::STAGES_POLICY_SUFFIX
+    )
+}
+
+/// `arn:<partition>:<service>:<region>:<account>:<resource>` in `config`'s region, as the
+/// stacks spell it.
+fn arn_in(config: &infra::Config, service: &str, resource: &str) -> String {
+    format!(
+        "arn:{PARTITION}:{service}:{}:{ACCOUNT}:{resource}",
+        config.region
+    )
+}
+
 /// `(stack, type, name, body)` of every resource of the bootstrap and service stacks (a
 /// stage's: of its service stack).
 fn own_resources(stacks: &BTreeMap<String, Value>) -> Vec<(&str, &str, &str, &Value)> {
@@ -635,7 +653,8 @@ fn every_role_of_an_environment_with_delivery_carries_the_boundary() {
             .find(|s| s["Sid"] == security::BOUNDARY_SID)
             .unwrap();
         assert_eq!(
-            deny["Condition"]["ArnNotEquals"]["iam:PermissionsBoundary"], arn,
+            deny["Condition"]["ArnNotEquals"]["iam:PermissionsBoundary"],
+            deploy_role_boundaries(&config),
             "{env}"
         );
     }
@@ -659,163 +678,220 @@ fn every_role_of_an_environment_with_delivery_carries_the_boundary() {
 #[test]
 fn the_boundary_allows_everything_the_roles_are_granted_and_nothing_else() {
     for config in delivery_configs() {
-        let env = config.name.clone();
-        let stacks = stacks_of(&config);
-        let resources = own_resources(&stacks);
-        let normalize = |arn: &str| {
-            arn.replace(PARTITION, "aws")
-                .replace(ACCOUNT, "123456789012")
-                .replace(REGION, &config.region)
-        };
-        let boundary: Vec<Value> = {
-            let policy = &stacks["bootstrap"]["resource"]["aws_iam_policy"][boundary::LOGICAL];
-            let doc: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
-            doc["Statement"].as_array().unwrap().clone()
-        };
-        for s in &boundary {
-            assert_eq!(s["Effect"], "Allow", "{env}: the boundary only allows");
-        }
-        // What each `${<type>.<name>.arn}` the role policies use stands for.
-        let mut arns: BTreeMap<String, String> = BTreeMap::new();
-        for (_, ty, name, body) in &resources {
-            let region = if body["provider"] == "aws.replica" {
-                config.storage.replication_region.clone().unwrap()
-            } else {
-                config.region.clone()
-            };
-            let id = |key: &str| body[key].as_str().unwrap().to_owned();
-            let arn = match *ty {
-                "aws_cloudwatch_log_group" => {
-                    format!(
-                        "arn:aws:logs:{region}:123456789012:log-group:{}",
-                        id("name")
-                    )
-                }
-                "aws_dynamodb_table" => {
-                    format!(
-                        "arn:aws:dynamodb:{region}:123456789012:table/{}",
-                        id("name")
-                    )
-                }
-                "aws_sqs_queue" => format!("arn:aws:sqs:{region}:123456789012:{}", id("name")),
-                "aws_kms_key" => format!(
-                    "arn:aws:kms:{region}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-                ),
-                "aws_secretsmanager_secret" => format!(
-                    "arn:aws:secretsmanager:{region}:123456789012:secret:{}-AbCdEf",
-                    id("name")
-                ),
-                "aws_s3_bucket" => format!("arn:aws:s3:::{}", normalize(&id("bucket"))),
-                _ => continue,
-            };
-            arns.insert(format!("${{{ty}.{name}.arn}}"), arn);
-        }
-        // The service stack finds its key (the bootstrap stack's) by alias.
-        arns.insert(
-            "${data.aws_kms_alias.stack.target_key_arn}".into(),
-            format!(
-                "arn:aws:kms:{}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-                config.region
-            ),
+        assert_boundary_fits(&config, boundary::LOGICAL, &config, &config.prefix, true);
+    }
+}
+
+/// A developer stage's roles carry the environment's boundary, whose patterns cover the
+/// stage's names (its secrets, queues and scheduled aliases are `<prefix><stage>-...`); a pull
+/// request stage's carry the stages boundary, which allows everything they are granted and
+/// nothing no role of theirs uses.
+#[test]
+fn each_stages_boundary_allows_everything_its_roles_are_granted() {
+    for base in staged_configs() {
+        let developer = base.for_stage("alice").unwrap();
+        assert_boundary_fits(&base, boundary::LOGICAL, &developer, &base.prefix, false);
+        let pull_request = base.for_stage(STAGE).unwrap();
+        assert_boundary_fits(
+            &base,
+            boundary::STAGES_LOGICAL,
+            &pull_request,
+            &pr_stages_prefix(&base),
+            true,
         );
-        let allowed = |action: &str, resource: &str| -> bool {
-            boundary.iter().any(|s| {
-                let actions = strings(&s["Action"]);
-                let on = strings(&s["Resource"]);
-                if !actions.iter().any(|a| glob(a, action))
-                    || !on.iter().any(|r| {
-                        let mut r = r.clone();
-                        for (reference, arn) in &arns {
-                            r = r.replace(reference, arn);
-                        }
-                        glob(&normalize(&r), resource)
-                    })
-                {
-                    return false;
-                }
-                match s.get("Condition") {
-                    None => true,
-                    // Only requests from the environment's functions (which is what the function
-                    // roles' grants are for).
-                    Some(c) => {
-                        assert_eq!(
-                            c,
-                            &serde_json::json!({ "ArnLike": {
-                                "lambda:SourceFunctionArn": format!(
-                                    "arn:{PARTITION}:lambda:{}:{ACCOUNT}:function:{}*",
-                                    config.region, config.prefix
-                                ),
-                            } }),
-                            "{env}: {}",
-                            s["Sid"]
-                        );
-                        true
-                    }
-                }
-            })
+    }
+}
+
+/// `<prefix>pr-*-`: every pull request stage's names, as an IAM pattern.
+fn pr_stages_prefix(base: &infra::Config) -> String {
+    format!("{}{}*-", base.prefix, infra::config::PR_STAGE_PREFIX)
+}
+
+/// The boundary `logical` of `base`'s bootstrap stack allows every grant of every role of
+/// `config`'s stacks (`base` itself or a stage of it), user data only to requests from the
+/// functions `<functions>*`; with `all_used`, it allows no action none of those roles has.
+fn assert_boundary_fits(
+    base: &infra::Config,
+    logical: &str,
+    config: &infra::Config,
+    functions: &str,
+    all_used: bool,
+) {
+    let env = config.prefix.clone();
+    let base_stacks = stacks_of(base);
+    let stacks = stacks_of(config);
+    let resources = own_resources(&stacks);
+    let normalize = |arn: &str| {
+        arn.replace(PARTITION, "aws")
+            .replace(ACCOUNT, "123456789012")
+            .replace(REGION, &config.region)
+    };
+    let boundary: Vec<Value> = {
+        let policy = &base_stacks["bootstrap"]["resource"]["aws_iam_policy"][logical];
+        let doc: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
+        doc["Statement"].as_array().unwrap().clone()
+    };
+    for s in &boundary {
+        assert_eq!(s["Effect"], "Allow", "{env}: the boundary only allows");
+    }
+    // What each `${<type>.<name>.arn}` the role policies and the boundary use stands for: the
+    // boundary's keys are the bootstrap stack's, which a stage shares.
+    let shared = own_resources(&base_stacks)
+        .into_iter()
+        .filter(|(stack, ..)| *stack == "bootstrap");
+    let mut arns: BTreeMap<String, String> = BTreeMap::new();
+    for (_, ty, name, body) in shared.chain(resources.iter().copied()) {
+        let region = if body["provider"] == "aws.replica" {
+            config.storage.replication_region.clone().unwrap()
+        } else {
+            config.region.clone()
         };
-        let mut used: BTreeSet<String> = BTreeSet::new();
-        let mut checked = 0;
-        for (stack, ty, name, body) in &resources {
-            if *ty != "aws_iam_role_policy" {
-                continue;
+        let id = |key: &str| body[key].as_str().unwrap().to_owned();
+        let arn = match ty {
+            "aws_cloudwatch_log_group" => {
+                format!(
+                    "arn:aws:logs:{region}:123456789012:log-group:{}",
+                    id("name")
+                )
             }
-            let doc: Value = serde_json::from_str(body["policy"].as_str().unwrap()).unwrap();
-            for s in doc["Statement"].as_array().unwrap() {
-                assert_eq!(s["Effect"], "Allow");
-                for resource in strings(&s["Resource"]) {
-                    let mut resolved = resource.clone();
+            "aws_dynamodb_table" => {
+                format!(
+                    "arn:aws:dynamodb:{region}:123456789012:table/{}",
+                    id("name")
+                )
+            }
+            "aws_sqs_queue" => format!("arn:aws:sqs:{region}:123456789012:{}", id("name")),
+            "aws_kms_key" => format!(
+                "arn:aws:kms:{region}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            ),
+            "aws_secretsmanager_secret" => format!(
+                "arn:aws:secretsmanager:{region}:123456789012:secret:{}-AbCdEf",
+                id("name")
+            ),
+            "aws_s3_bucket" => format!("arn:aws:s3:::{}", normalize(&id("bucket"))),
+            _ => continue,
+        };
+        arns.insert(format!("${{{ty}.{name}.arn}}"), arn);
+    }
+    // The service stack finds its key (the bootstrap stack's) by alias.
+    arns.insert(
+        "${data.aws_kms_alias.stack.target_key_arn}".into(),
+        format!(
+            "arn:aws:kms:{}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            config.region
+        ),
+    );
+    let allowed = |action: &str, resource: &str| -> bool {
+        boundary.iter().any(|s| {
+            let actions = strings(&s["Action"]);
+            let on = strings(&s["Resource"]);
+            if !actions.iter().any(|a| glob(a, action))
+                || !on.iter().any(|r| {
+                    let mut r = r.clone();
                     for (reference, arn) in &arns {
-                        resolved = resolved.replace(reference, arn);
+                        r = r.replace(reference, arn);
                     }
-                    let resolved = normalize(&resolved);
-                    assert!(
-                        !resolved.contains("${"),
-                        "{env}: {stack} {name}: teach this test what {resource} stands for"
+                    glob(&normalize(&r), resource)
+                })
+            {
+                return false;
+            }
+            match s.get("Condition") {
+                None => true,
+                // Only requests from the environment's functions (which is what the function
+                // roles' grants are for).
+                Some(c) => {
+                    assert_eq!(
+                        c,
+                        &serde_json::json!({ "ArnLike": {
+                            "lambda:SourceFunctionArn": format!(
+                                "arn:{PARTITION}:lambda:{}:{ACCOUNT}:function:{functions}*",
+                                config.region
+                            ),
+                        } }),
+                        "{env}: {}",
+                        s["Sid"]
                     );
-                    for action in strings(&s["Action"]) {
-                        assert!(
-                            allowed(&action, &resolved),
-                            "{env}: the boundary does not allow {action} on {resolved} ({stack} role policy {name})"
-                        );
-                        used.insert(action);
-                        checked += 1;
-                    }
+                    true
+                }
+            }
+        })
+    };
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut checked = 0;
+    for (stack, ty, name, body) in &resources {
+        if *ty != "aws_iam_role_policy" {
+            continue;
+        }
+        let doc: Value = serde_json::from_str(body["policy"].as_str().unwrap()).unwrap();
+        for s in doc["Statement"].as_array().unwrap() {
+            assert_eq!(s["Effect"], "Allow");
+            for resource in strings(&s["Resource"]) {
+                let mut resolved = resource.clone();
+                for (reference, arn) in &arns {
+                    resolved = resolved.replace(reference, arn);
+                }
+                let resolved = normalize(&resolved);
+                assert!(
+                    !resolved.contains("${"),
+                    "{env}: {stack} {name}: teach this test what {resource} stands for"
+                );
+                for action in strings(&s["Action"]) {
+                    assert!(
+                        allowed(&action, &resolved),
+                        "{env}: the boundary does not allow {action} on {resolved} ({stack} role policy {name})"
+                    );
+                    used.insert(action);
+                    checked += 1;
                 }
             }
         }
-        assert!(checked > 20, "{env}: only {checked} grants checked");
-        let managed: BTreeMap<&str, &[&str]> = boundary::MANAGED_POLICIES.iter().copied().collect();
-        for (stack, ty, name, body) in &resources {
-            if *ty != "aws_iam_role_policy_attachment" {
-                continue;
-            }
-            let arn = body["policy_arn"].as_str().unwrap();
-            let policy = arn
-                .strip_prefix(&format!("arn:{PARTITION}:iam::aws:policy/"))
-                .unwrap_or_else(|| panic!("{env}: {stack} {name} attaches {arn}"));
-            let actions = managed.get(policy).unwrap_or_else(|| {
-                panic!("{env}: {policy} is attached but not in boundary::MANAGED_POLICIES")
-            });
-            for action in *actions {
-                assert!(
-                    boundary
-                        .iter()
-                        .any(|s| strings(&s["Action"]).iter().any(|a| glob(a, action))),
-                    "{env}: the boundary does not allow {action} ({policy})"
-                );
-                used.insert((*action).to_owned());
-            }
+    }
+    assert!(checked > 20, "{env}: only {checked} grants checked");
+    let managed: BTreeMap<&str, &[&str]> = boundary::MANAGED_POLICIES.iter().copied().collect();
+    for (stack, ty, name, body) in &resources {
+        if *ty != "aws_iam_role_policy_attachment" {
+            continue;
         }
-        for s in &boundary {
-            for action in strings(&s["Action"]) {
-                assert!(
-                    used.contains(&action),
-                    "{env}: the boundary allows {action}, which no role has ({})",
-                    s["Sid"]
-                );
-            }
+        let arn = body["policy_arn"].as_str().unwrap();
+        let policy = arn
+            .strip_prefix(&format!("arn:{PARTITION}:iam::aws:policy/"))
+            .unwrap_or_else(|| panic!("{env}: {stack} {name} attaches {arn}"));
+        let actions = managed.get(policy).unwrap_or_else(|| {
+            panic!("{env}: {policy} is attached but not in boundary::MANAGED_POLICIES")
+        });
+        for action in *actions {
+            assert!(
+                boundary
+                    .iter()
+                    .any(|s| strings(&s["Action"]).iter().any(|a| glob(a, action))),
+                "{env}: the boundary does not allow {action} ({policy})"
+            );
+            used.insert((*action).to_owned());
         }
+    }
+    if !all_used {
+        return;
+    }
+    for s in &boundary {
+        for action in strings(&s["Action"]) {
+            assert!(
+                used.contains(&action),
+                "{env}: the boundary allows {action}, which no role has ({})",
+                s["Sid"]
+            );
+        }
+    }
+}
+
+/// The boundaries the deploy role may give a role: the environment's, and with stages the
+/// stages boundary too (a `pr-*` stage's roles carry it, whoever deploys the stage), which
+/// allows less (`each_stages_boundary_allows_everything_its_roles_are_granted`).
+fn deploy_role_boundaries(config: &infra::Config) -> Value {
+    if config.stages {
+        serde_json::json!([boundary_arn(config), stages_boundary_arn(config)])
+    } else {
+        boundary_arn(config).into()
     }
 }
 
@@ -826,6 +902,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
         let stack = delivery_stack(&config).unwrap();
         let all = statements(&stack);
         let arn = boundary_arn(&config);
+        let boundaries = deploy_role_boundaries(&config);
         let roles = format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{}*", config.prefix);
         let bounded = [
             "iam:CreateRole",
@@ -839,7 +916,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
             for a in strings(&s["Action"]) {
                 if bounded.contains(&a.as_str()) {
                     assert_eq!(
-                        s["Condition"]["ArnEquals"]["iam:PermissionsBoundary"], arn,
+                        s["Condition"]["ArnEquals"]["iam:PermissionsBoundary"], boundaries,
                         "{env}: {} grants {a} without the boundary",
                         s["Sid"]
                     );
@@ -868,7 +945,7 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
         }
         assert_eq!(
             deny["Condition"],
-            serde_json::json!({ "ArnNotEquals": { "iam:PermissionsBoundary": arn } })
+            serde_json::json!({ "ArnNotEquals": { "iam:PermissionsBoundary": boundaries } })
         );
         // Never lifted from a role.
         let lift = all
@@ -880,9 +957,19 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
             })
             .unwrap_or_else(|| panic!("{env}: DeleteRolePermissionsBoundary is not denied"));
         assert!(lift.get("Condition").is_none(), "{env}");
-        // The boundary itself: read, never changed.
+        // The boundaries themselves: read, never changed.
         let protect = find(delivery::SELF_PROTECTION_SID);
-        assert!(strings(&protect["Resource"]).contains(&arn), "{env}");
+        let policies: Vec<String> = match &boundaries {
+            Value::String(one) => vec![one.clone()],
+            several => strings(several),
+        };
+        assert_eq!(policies[0], arn);
+        for policy in &policies {
+            assert!(
+                strings(&protect["Resource"]).contains(policy),
+                "{env}: {policy}"
+            );
+        }
         let protected = strings(&protect["Action"]);
         for a in [
             "iam:CreatePolicy",
@@ -896,9 +983,9 @@ fn the_deploy_role_makes_roles_only_under_the_boundary_and_never_changes_it() {
             assert!(protected.contains(&a.to_owned()), "{env}: {a}");
         }
         for s in all.iter().filter(|s| s["Effect"] == "Allow") {
-            if strings(&s["Resource"]).contains(&arn) {
+            if strings(&s["Resource"]).iter().any(|r| policies.contains(r)) {
                 for a in strings(&s["Action"]) {
-                    assert!(a.starts_with("iam:Get"), "{env}: {a} on the boundary");
+                    assert!(a.starts_with("iam:Get"), "{env}: {a} on a boundary");
                 }
             }
         }
@@ -1945,7 +2032,7 @@ fn the_stages_role_names_every_action_and_reaches_only_pull_request_stages() {
     for config in staged_configs() {
         let env = config.name.clone();
         let stack = delivery_stack(&config).unwrap();
-        let stages = format!("{}{}", config.prefix, delivery::PR_STAGE_PREFIX);
+        let stages = format!("{}{}", config.prefix, infra::config::PR_STAGE_PREFIX);
         let infra::config::Backend::S3 { bucket, key_prefix } = &config.backend else {
             panic!("{env} keeps its state in S3");
         };
@@ -1963,7 +2050,7 @@ fn the_stages_role_names_every_action_and_reaches_only_pull_request_stages() {
             artifacts.clone(),
             "${data.aws_kms_alias.buckets.target_key_arn}".to_owned(),
             "${data.aws_kms_alias.stack.target_key_arn}".to_owned(),
-            boundary_arn(&config),
+            stages_boundary_arn(&config),
         ];
         let stage_condition = |s: &Value| {
             let like = &s["Condition"]["StringLike"];
@@ -2073,6 +2160,7 @@ fn no_delivery_role_can_change_another_or_itself() {
                     delivery::STAGES_ROLE_SUFFIX
                 ),
                 boundary_arn(&config),
+                stages_boundary_arn(&config),
             ] {
                 assert!(
                     resources.contains(&protected),
@@ -2089,23 +2177,230 @@ fn no_delivery_role_can_change_another_or_itself() {
                 }
             }
         }
-        // The stages role makes roles only under the shared boundary.
+        // The stages role makes roles only under the stages boundary: every Allow of an action
+        // that makes a role or adds to what it may do asks for it, and a Deny refuses them
+        // under any other boundary (the environment's, whose ceiling is the base's user data)
+        // or none.
         let all = role_statements(&stack, "github_stages");
+        let stage_roles = format!(
+            "arn:{PARTITION}:iam::{ACCOUNT}:role/{}*",
+            pr_stages_prefix(&config)
+        );
         let guard = all
             .iter()
             .find(|s| s["Sid"] == security::BOUNDARY_SID)
             .unwrap();
+        assert_eq!(guard["Effect"], "Deny");
         assert_eq!(
-            guard["Condition"]["ArnNotEquals"]["iam:PermissionsBoundary"],
-            boundary_arn(&config)
+            guard["Condition"],
+            serde_json::json!({ "ArnNotEquals": {
+                "iam:PermissionsBoundary": stages_boundary_arn(&config)
+            } })
         );
+        assert_eq!(strings(&guard["Resource"]), [stage_roles.as_str()]);
+        let bounded = [
+            "iam:CreateRole",
+            "iam:PutRolePermissionsBoundary",
+            "iam:PutRolePolicy",
+            "iam:AttachRolePolicy",
+        ];
+        for a in bounded {
+            assert!(
+                strings(&guard["Action"]).contains(&a.to_owned()),
+                "{env}: {a}"
+            );
+        }
+        let mut granted = BTreeSet::new();
+        for s in all.iter().filter(|s| s["Effect"] == "Allow") {
+            for a in strings(&s["Action"]) {
+                if bounded.contains(&a.as_str()) {
+                    assert_eq!(
+                        s["Condition"]["ArnEquals"]["iam:PermissionsBoundary"],
+                        stages_boundary_arn(&config),
+                        "{env}: {} grants {a} without the stages boundary",
+                        s["Sid"]
+                    );
+                    assert_eq!(
+                        strings(&s["Resource"]),
+                        [stage_roles.as_str()],
+                        "{env}: {a}"
+                    );
+                    granted.insert(a);
+                }
+            }
+        }
+        assert!(granted.contains("iam:CreateRole"), "{env}: {granted:?}");
+    }
+}
+
+/// The stages boundary (`<prefix>stages-boundary`, bootstrap stack, environments with stages)
+/// reaches only the pull request stages: every name-scoped ARN is `<prefix>pr-*-`, user data
+/// only for requests from their functions, the shared keys by reference and X-Ray on `"*"`
+/// (no resource-level permissions); and none of its statements matches a resource of the base
+/// environment. The roles of a pull request stage carry it, a developer stage's and the
+/// environment's carry the environment's boundary.
+#[test]
+fn pull_request_stages_are_bounded_to_their_own_resources() {
+    for base in staged_configs() {
+        let env = base.name.clone();
+        let stages = pr_stages_prefix(&base);
+        let base_stacks = stacks_of(&base);
+        let policies = &base_stacks["bootstrap"]["resource"]["aws_iam_policy"];
+        let policy = &policies[boundary::STAGES_LOGICAL];
         assert_eq!(
-            strings(&guard["Resource"]),
-            [format!(
-                "arn:{PARTITION}:iam::{ACCOUNT}:role/{}{}*-*",
-                config.prefix,
-                delivery::PR_STAGE_PREFIX
-            )]
+            policy["name"],
+            format!("{}stages-boundary", base.prefix),
+            "{env}"
+        );
+        let doc: Value = serde_json::from_str(policy["policy"].as_str().unwrap()).unwrap();
+        let boundary = doc["Statement"].as_array().unwrap();
+        let functions = format!(
+            "arn:{PARTITION}:lambda:{}:{ACCOUNT}:function:{stages}*",
+            base.region
+        );
+        for s in boundary {
+            let sid = s["Sid"].as_str().unwrap();
+            assert_eq!(s["Effect"], "Allow", "{env}: {sid}");
+            for r in strings(&s["Resource"]) {
+                let scoped = r.contains(&format!(":{stages}"))
+                    || r.contains(&format!("/{stages}"))
+                    || (r.starts_with("${aws_kms_key.") && sid == "KeysOfThisEnvironment")
+                    || (r == "*" && sid == "XRayTracing");
+                assert!(scoped, "{env}: {sid} reaches {r}");
+            }
+            if let Some(c) = s.get("Condition") {
+                assert_eq!(
+                    c,
+                    &serde_json::json!({ "ArnLike": { "lambda:SourceFunctionArn": functions } }),
+                    "{env}: {sid}"
+                );
+            }
+        }
+        // Nothing of the base: its tables, secrets, queues, log groups and functions.
+        let in_region = |service: &str, resource: String| arn_in(&base, service, &resource);
+        let mut checked = 0;
+        for (stack, ty, name, body) in own_resources(&base_stacks) {
+            let field = |key: &str| body[key].as_str().unwrap().to_owned();
+            let arn = match ty {
+                "aws_dynamodb_table" => in_region("dynamodb", format!("table/{}", field("name"))),
+                "aws_sqs_queue" => in_region("sqs", field("name")),
+                "aws_secretsmanager_secret" => {
+                    in_region("secretsmanager", format!("secret:{}-AbCdEf", field("name")))
+                }
+                "aws_cloudwatch_log_group" => {
+                    in_region("logs", format!("log-group:{}:*", field("name")))
+                }
+                "aws_lambda_function" => in_region(
+                    "lambda",
+                    format!("function:{}:live", field("function_name")),
+                ),
+                _ => continue,
+            };
+            checked += 1;
+            for s in boundary {
+                // `"*"` is X-Ray's only (checked above).
+                for r in strings(&s["Resource"]).into_iter().filter(|r| r != "*") {
+                    assert!(
+                        !glob(&r, &arn),
+                        "{env}: the stages boundary's {} reaches {stack} {ty}.{name} ({arn})",
+                        s["Sid"]
+                    );
+                }
+            }
+        }
+        assert!(checked > 10, "{env}: only {checked} resources of the base");
+        // Who carries which.
+        for (config, arn) in [
+            (base.clone(), boundary_arn(&base)),
+            (base.for_stage("alice").unwrap(), boundary_arn(&base)),
+            (base.for_stage(STAGE).unwrap(), stages_boundary_arn(&base)),
+        ] {
+            let stacks = stacks_of(&config);
+            let mut roles = 0;
+            for (stack, ty, name, body) in own_resources(&stacks) {
+                if ty == "aws_iam_role" {
+                    roles += 1;
+                    assert_eq!(
+                        body["permissions_boundary"], arn,
+                        "{}: {stack} role {name}",
+                        config.prefix
+                    );
+                }
+            }
+            assert!(roles >= 3, "{}: {roles} roles", config.prefix);
+        }
+    }
+    // Without stages, no stages boundary.
+    let prod = stacks_of(&infra::load_config("prod").unwrap());
+    assert!(prod["bootstrap"]["resource"]["aws_iam_policy"][boundary::STAGES_LOGICAL].is_null());
+}
+
+/// `cargo xtask destroy --stage` deletes the stage's packages (`stages/<stage>/...` of the
+/// artifacts bucket): the stages role those of the pull request stages, the deploy role of an
+/// environment with stages those of any stage; neither ever deletes the environment's own
+/// packages, and an environment without stages deletes none.
+#[test]
+fn stage_packages_can_be_deleted_but_never_the_environments() {
+    let deletes = |all: &[Value], arn: &str| {
+        all.iter().any(|s| {
+            s["Effect"] == "Allow"
+                && strings(&s["Action"]).iter().any(|a| a == "s3:DeleteObject")
+                && strings(&s["Resource"]).iter().any(|r| glob(r, arn))
+        })
+    };
+    for config in delivery_configs() {
+        let env = config.name.clone();
+        let stack = delivery_stack(&config).unwrap();
+        let artifacts = format!(
+            "arn:{PARTITION}:s3:::{}artifacts-{ACCOUNT}-{}",
+            config.prefix, config.region
+        );
+        let package = |stage: &str| format!("{artifacts}/stages/{stage}/functions/users/0a1b.zip");
+        let own = format!("{artifacts}/functions/users/0a1b.zip");
+        let deploy = statements(&stack);
+        assert!(!deletes(&deploy, &own), "{env}: the deploy role");
+        assert_eq!(
+            deletes(&deploy, &package("alice")),
+            config.stages,
+            "{env}: the deploy role and a developer stage's packages"
+        );
+        if config.stages {
+            let stages = role_statements(&stack, "github_stages");
+            assert!(deletes(&stages, &package(STAGE)), "{env}");
+            assert!(!deletes(&stages, &package("alice")), "{env}");
+            assert!(!deletes(&stages, &own), "{env}");
+        }
+    }
+}
+
+/// A stage subscribes no alarm e-mail (each would mail the address a confirmation request),
+/// so the stages role has no `sns:Unsubscribe`, which SNS grants only on `"*"`; the
+/// environment keeps its subscription.
+#[test]
+fn stages_subscribe_no_alarm_email_and_the_stages_role_cant_unsubscribe() {
+    for mut base in staged_configs() {
+        base.alarms.email = Some("alarms@example.com".into());
+        let env = base.name.clone();
+        let subscription = |config: &infra::Config| {
+            stacks_of(config)["service"]["resource"]["aws_sns_topic_subscription"]["alarms_email"]
+                .clone()
+        };
+        assert_eq!(
+            subscription(&base)["endpoint"],
+            "alarms@example.com",
+            "{env}"
+        );
+        assert!(subscription(&base.for_stage(STAGE).unwrap()).is_null());
+        assert!(subscription(&base.for_stage("alice").unwrap()).is_null());
+        let stack = delivery_stack(&base).unwrap();
+        let unsubscribes = |all: Vec<Value>| {
+            all.iter()
+                .any(|s| strings(&s["Action"]).iter().any(|a| a == "sns:Unsubscribe"))
+        };
+        assert!(unsubscribes(statements(&stack)), "{env}: the deploy role");
+        assert!(
+            !unsubscribes(role_statements(&stack, "github_stages")),
+            "{env}: the stages role"
         );
     }
 }
@@ -2136,12 +2431,7 @@ fn the_stages_role_has_every_action_and_resource_a_pull_request_stage_needs() {
                     && strings(&s["Resource"]).iter().any(|r| glob(r, arn))
             })
         };
-        let in_region = |service: &str, resource: &str| {
-            format!(
-                "arn:{PARTITION}:{service}:{}:{ACCOUNT}:{resource}",
-                config.region
-            )
-        };
+        let in_region = |service: &str, resource: &str| arn_in(&config, service, resource);
         let mut checked = 0;
         for (stack, ty, name, body) in own_resources(&stacks) {
             let field = |key: &str| body[key].as_str().unwrap().to_owned();

@@ -19,7 +19,8 @@
 //!
 //! Nor can it make a role that does more than the stacks' roles need: it creates roles, sets
 //! their boundary, writes inline policies and attaches managed ones only when
-//! `iam:PermissionsBoundary` is `<prefix>service-boundary` ([`super::boundary`]), and an
+//! `iam:PermissionsBoundary` is `<prefix>service-boundary` ([`super::boundary`]; with stages,
+//! or `<prefix>stages-boundary`, which allows less, for a pull request's stage), and an
 //! explicit `Deny` ([`security::BOUNDARY_SID`]) refuses them otherwise and never lets it remove
 //! a boundary. It never rewrites a trust policy ([`security::TRUST_SID`]); a role it creates may
 //! trust anyone (IAM can't limit that), so the boundary keeps user data to the functions'
@@ -29,7 +30,10 @@
 //! ([`stages_role`]), for the stage workflow's GitHub environment `<ENV>-stages`: the same
 //! statements for a scope over the pull request stages only (`<prefix>pr-*-` names, `Stage`
 //! tags `pr-*`, their state and packages under `stages/pr-*/`), since the pull request's own
-//! code runs with it. The self-protection Deny of both roles covers all three roles.
+//! code runs with it. The roles it makes carry `<prefix>stages-boundary`, whose ceiling is the
+//! pull request stages' own resources, instead of the environment's boundary, which reaches
+//! the base's user data. The self-protection Deny of both roles covers all three roles and
+//! both boundaries.
 //!
 //! Unlike the other constructs, it takes the whole [`Config`]: the deploy role manages what
 //! every section of the environment creates, so it composes the statements each construct
@@ -70,8 +74,6 @@ pub const CHECK_ACTIONS: &[&str] = &[
 pub const STAGES_ROLE_SUFFIX: &str = "github-stages";
 /// Appended to the GitHub environment's name for the stage workflow's environment.
 pub const STAGES_ENVIRONMENT_SUFFIX: &str = "-stages";
-/// How every pull request's stage is named: `pr-<number>`; all the stages role reaches.
-pub const PR_STAGE_PREFIX: &str = "pr-";
 /// The statement that keeps the deploy role's IAM rights off itself and the OIDC provider.
 pub const SELF_PROTECTION_SID: &str = "NeverItselfNorTheOidcProvider";
 
@@ -421,74 +423,77 @@ fn deploy_statements(
     keys: &EnvironmentKeys,
 ) -> Vec<Statement> {
     let scope = config.scope(account);
-    let boundary_arn = account.policy_arn(&config.name(boundary::POLICY_SUFFIX));
+    // With stages, also the stages boundary: a stage named `pr-*` carries it whoever deploys
+    // it, so the deploy role deploys a pull request's stage too. It allows less than the
+    // environment's.
+    let mut boundaries = vec![boundary::service_boundary_arn(config, account)];
+    if config.stages {
+        boundaries.push(boundary::stages_boundary_arn(config, account));
+    }
     let state_bucket = match &config.backend {
         Backend::S3 { bucket, .. } => Some(bucket.as_str()),
         Backend::Local => None,
     };
-    let mut s = guard_rails(config, &scope, provider_arn, &boundary_arn);
+    let mut s = guard_rails(config, &scope, provider_arn, &boundaries);
     s.extend(state::management_statements(&scope, &config.backend));
-    s.extend(storage::management_statements(&scope, state_bucket));
+    s.extend(storage::management_statements(
+        &scope,
+        state_bucket,
+        config.stages,
+    ));
     s.extend(keys.management_statements());
-    s.extend(service_statements(config, &scope, &boundary_arn));
+    s.extend(service_statements(config, &scope, &boundaries));
     s
 }
 
 /// The stages role's permissions: the deploy role's guard rails and the statements each
 /// construct offers for the service stack's resources ([`service_statements`]), composed for a
-/// scope over every pull request stage (names `<prefix>pr-*-`, `Stage` tags `pr-*`), with the
-/// state, packages and keys a stage uses instead of the bootstrap stack's. A stage never sets
-/// the account's API Gateway logging role (the base does).
+/// scope over every pull request stage ([`Config::pull_request_stages`]: names `<prefix>pr-*-`,
+/// `Stage` tags `pr-*`), with the state, packages and keys a stage uses instead of the
+/// bootstrap stack's. The roles it makes carry the stages boundary, not the environment's
+/// ([`boundary::stages_boundary_arn`]). A stage never sets the account's API Gateway logging
+/// role (the base does).
 fn stages_statements(
     config: &Config,
     account: &Account,
     provider_arn: &Expr,
     keys: &EnvironmentKeys,
 ) -> Vec<Statement> {
-    let prefix = format!("{}{PR_STAGE_PREFIX}*-", config.prefix);
-    let stage = format!("{PR_STAGE_PREFIX}*");
-    let scope = Scope {
-        prefix: &prefix,
-        stage: Some(&stage),
-        ..config.scope(account)
-    };
-    let boundary_arn = account.policy_arn(&config.name(boundary::POLICY_SUFFIX));
+    let stages = config.pull_request_stages();
+    let scope = stages.scope(account);
+    let stage = scope.stage.expect("a scope over stages");
+    let boundaries = [boundary::stages_boundary_arn(config, account)];
     let bootstrap_outputs = config.lambda.code_signing || config.options.domain.is_some();
-    let mut s = guard_rails(config, &scope, provider_arn, &boundary_arn);
+    let mut s = guard_rails(config, &scope, provider_arn, &boundaries);
     s.extend(state::stage_statements(
         &scope,
         &config.backend,
-        &stage,
+        stage,
         bootstrap_outputs,
     ));
-    s.extend(storage::stage_statements(&scope, &stage));
+    s.extend(storage::stage_statements(&scope, stage));
     s.extend(keys.stage_statements());
-    s.extend(service_statements(config, &scope, &boundary_arn));
+    s.extend(service_statements(config, &scope, &boundaries));
     s
 }
 
 /// What both roles' policies open with (part 1): [`self_protection`], then
-/// [`security::role_guard_rails`] on the roles of `scope` under the boundary `boundary_arn`.
+/// [`security::role_guard_rails`] on the roles of `scope` under one of `boundaries`.
 fn guard_rails(
     config: &Config,
     scope: &Scope,
     provider_arn: &Expr,
-    boundary_arn: &str,
+    boundaries: &[String],
 ) -> Vec<Statement> {
-    let mut s = vec![self_protection(
-        config,
-        scope.account,
-        provider_arn,
-        boundary_arn,
-    )];
-    s.extend(security::role_guard_rails(scope, boundary_arn));
+    let mut s = vec![self_protection(config, scope.account, provider_arn)];
+    s.extend(security::role_guard_rails(scope, boundaries));
     s
 }
 
 /// What each construct offers for the service stack's resources of `scope` (the environment,
 /// or its pull request stages), in the order the stack creates them; for the environment also
 /// the roles of the bootstrap stack and the account's API Gateway logging role.
-fn service_statements(config: &Config, scope: &Scope, boundary_arn: &str) -> Vec<Statement> {
+fn service_statements(config: &Config, scope: &Scope, boundaries: &[String]) -> Vec<Statement> {
     let opts = &config.options;
     let environment = scope.stage.is_none();
     let mut s = data::management_statements(scope);
@@ -499,7 +504,7 @@ fn service_statements(config: &Config, scope: &Scope, boundary_arn: &str) -> Vec
     s.extend(compute::management_statements(scope, &config.lambda));
     s.extend(security::role_management_statements(
         scope,
-        boundary_arn,
+        boundaries,
         &role_kinds(config, environment),
     ));
     s.extend(api::management_statements(
@@ -564,15 +569,11 @@ fn log_group_prefixes(config: &Config) -> Vec<&'static str> {
 /// The delivery roles' own guard rail, an explicit Deny that no Allow can override: the IAM
 /// rights on `role/<prefix>*` would otherwise cover `<prefix>github-deploy` itself, letting a
 /// deploy widen its own permissions or trust (and those of the release check's and the stages'
-/// roles beside it). Their policies, the permissions boundary and the OIDC provider are denied
-/// too (nothing grants changing them; this makes it hold whatever is added later). Both the
-/// deploy and the stages role carry it.
-fn self_protection(
-    config: &Config,
-    account: &Account,
-    provider_arn: &Expr,
-    boundary_arn: &str,
-) -> Statement {
+/// roles beside it). Their policies, the permissions boundaries (the environment's and, with
+/// stages, the pull request stages', both in the bootstrap stack, which only an administrator
+/// changes) and the OIDC provider are denied too (nothing grants changing them; this makes it
+/// hold whatever is added later). Both the deploy and the stages role carry it.
+fn self_protection(config: &Config, account: &Account, provider_arn: &Expr) -> Statement {
     let p = &account.partition;
     let a = &account.account_id;
     let mut denied: Vec<&str> = ROLE_ACTIONS.to_vec();
@@ -601,6 +602,10 @@ fn self_protection(
             .iter()
             .map(|r| format!("arn:{p}:iam::{a}:policy/{}-*", config.name(r))),
     );
-    resources.extend([boundary_arn.to_owned(), provider_arn.to_string()]);
+    resources.push(boundary::service_boundary_arn(config, account));
+    if config.stages {
+        resources.push(boundary::stages_boundary_arn(config, account));
+    }
+    resources.push(provider_arn.to_string());
     Statement::deny(SELF_PROTECTION_SID, &denied, resources)
 }

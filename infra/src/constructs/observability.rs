@@ -66,6 +66,15 @@ fn alarm(stack: &mut Stack, topic: &Expr, a: Alarm<'_>) -> Expr {
         .attr("alarm_name")
 }
 
+/// The address the alarm topic mails (`[alarms] email`): the environment's only, never a
+/// stage's. Every stage's subscription would send the address a confirmation request, and a
+/// stage's alarms are for whoever deploys it to watch; and with no subscription to replace,
+/// the stages role needs no `sns:Unsubscribe`, which SNS grants only on `"*"` (any
+/// subscription of the account).
+fn email<'a>(scope: &Scope, alarms: &'a Alarms) -> Option<&'a str> {
+    alarms.email.as_deref().filter(|_| scope.stage.is_none())
+}
+
 /// `scope` names the alarms, topic and dashboard and places the dashboard's widgets.
 pub fn observability(
     stack: &mut Stack,
@@ -82,7 +91,7 @@ pub fn observability(
         json!({ "name": scope.names().name("alarms"), "kms_master_key_id": key.id() }),
     );
     let topic_arn = topic.attr("arn");
-    if let Some(email) = &alarms.email {
+    if let Some(email) = email(scope, alarms) {
         stack.resource(
             "aws_sns_topic_subscription",
             "alarms_email",
@@ -461,7 +470,7 @@ pub fn management_statements(scope: &Scope, alarms: &Alarms) -> Vec<Statement> {
         ],
         vec![in_region("sns", &format!("{pre}*"))],
     ));
-    if alarms.email.is_some() {
+    if email(scope, alarms).is_some() {
         s.push(star(
             "AlarmEmailSubscription",
             &["sns:GetSubscriptionAttributes", "sns:Unsubscribe"],

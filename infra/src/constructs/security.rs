@@ -7,7 +7,7 @@ use super::boundary;
 use crate::config::Names;
 use crate::iam::{Account, KeyActions, PolicyDocument, Scope, Statement, star};
 use crate::tf::{Expr, Ref, Stack, depends_on};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Alias (after the prefix) of the key of the artifacts, access-log and state buckets.
 pub const BUCKETS_KEY_ALIAS: &str = "buckets";
@@ -288,17 +288,27 @@ fn roles_of(scope: &Scope) -> String {
     format!("arn:{p}:iam::{a}:role/{}*", scope.prefix)
 }
 
+/// The `iam:PermissionsBoundary` value of a condition: the one boundary, or any of several
+/// (`ArnEquals` matches any listed value, `ArnNotEquals` none of them).
+fn boundary_condition_value(boundaries: &[String]) -> Value {
+    match boundaries {
+        [one] => json!(one),
+        several => json!(several),
+    }
+}
+
 /// What the deploy role needs to manage the stack's roles of `kinds` (function roles, API
 /// Gateway's logging role, flow logs, replication): the roles themselves, the managed policies
 /// they carry, and passing them to the services that assume them. Every role it creates or adds
-/// permissions to carries the permissions boundary `boundary_arn` (`super::boundary`), so no
-/// role it makes can do more than the boundary allows; [`role_guard_rails`] holds that against
-/// any Allow.
+/// permissions to carries one of the permissions boundaries `boundaries` (`super::boundary`), so
+/// no role it makes can do more than its boundary allows; [`role_guard_rails`] holds that
+/// against any Allow.
 pub fn role_management_statements(
     scope: &Scope,
-    boundary_arn: &str,
+    boundaries: &[String],
     kinds: &[RoleKind],
 ) -> Vec<Statement> {
+    let boundary_arn = boundary_condition_value(boundaries);
     let roles = roles_of(scope);
     let mut managed: Vec<String> = Vec::new();
     let mut passed_to: Vec<&str> = Vec::new();
@@ -326,7 +336,7 @@ pub fn role_management_statements(
         Statement::allow(
             "ReadTheBoundary",
             BOUNDARY_READ_ACTIONS,
-            vec![boundary_arn.to_owned()],
+            boundaries.to_vec(),
         ),
     ];
     // None for roles that carry no managed policy (a stage's, without a VPC).
@@ -364,11 +374,12 @@ pub fn role_management_statements(
 
 /// The explicit Denies that keep the environment's roles as [`role_management_statements`]
 /// means them, whatever an Allow says (an explicit Deny always wins).
-pub fn role_guard_rails(scope: &Scope, boundary_arn: &str) -> Vec<Statement> {
+pub fn role_guard_rails(scope: &Scope, boundaries: &[String]) -> Vec<Statement> {
     let roles = roles_of(scope);
+    let boundary_arn = boundary_condition_value(boundaries);
     // The boundary stays on the environment's roles: never removed, and every action that
     // makes a role or adds to what it may do is refused unless the role (or the request) has
-    // exactly this boundary.
+    // one of these boundaries.
     let mut bounded: Vec<&str> = BOUNDED_ROLE_ACTIONS.to_vec();
     bounded.push("iam:AttachRolePolicy");
     vec![

@@ -285,8 +285,14 @@ pub fn bucket_name_in(prefix: &str, purpose: &str, account: &Account, region: &s
 /// it reads every setting Terraform refreshes, and changes none: a bucket policy or lifecycle
 /// rule it could write would let it grant itself any object of the bucket (a resource-policy
 /// privilege escalation). A change to the bootstrap stack fails the deploy with AccessDenied
-/// until an administrator applies it. `state_bucket` is the S3 backend's bucket, if any.
-pub fn management_statements(scope: &Scope, state_bucket: Option<&str>) -> Vec<Statement> {
+/// until an administrator applies it. `state_bucket` is the S3 backend's bucket, if any;
+/// `stages`: the environment allows stages, whose packages (`stages/<stage>/`) the deploy role
+/// deletes when it destroys one.
+pub fn management_statements(
+    scope: &Scope,
+    state_bucket: Option<&str>,
+    stages: bool,
+) -> Vec<Statement> {
     let p = &scope.account.partition;
     let a = &scope.account.account_id;
     let (pre, r) = (scope.prefix, scope.region);
@@ -316,30 +322,58 @@ pub fn management_statements(scope: &Scope, state_bucket: Option<&str>) -> Vec<S
         "s3:GetReplicationConfiguration",
         "s3:GetBucketNotification",
     ];
-    vec![
+    let artifacts = format!(
+        "arn:{p}:s3:::{}",
+        bucket_name_of(pre, ARTIFACTS_BUCKET, &a.to_string(), r)
+    );
+    let mut s = vec![
         Statement::allow("BucketsOfThisEnvironment", &bucket_actions, bucket_arns),
         // Packages: xtask uploads and checks them (and their signing records), Lambda reads
         // them with the caller's rights, Signer reads a version and writes the signed copy.
         Statement::allow(
             "ArtifactObjects",
             &["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-            vec![format!("arn:{p}:s3:::{pre}artifacts-{a}-{r}/*")],
+            vec![format!("{artifacts}/*")],
         ),
-    ]
+    ];
+    if stages {
+        // `cargo xtask destroy --stage` deletes the stage's packages, so they don't pile up;
+        // the environment's own (`functions/...`) are never deleted, the release history
+        // rolls back to them.
+        s.push(stage_packages_deletion(&artifacts, "*"));
+    }
+    s
+}
+
+/// Deleting the packages of the stages `stage` (an IAM pattern) under `stages/<stage>/` of
+/// the artifacts bucket `artifacts` (its ARN).
+fn stage_packages_deletion(artifacts: &str, stage: &str) -> Statement {
+    Statement::allow(
+        "DeleteStagePackages",
+        &["s3:DeleteObject"],
+        vec![format!(
+            "{artifacts}/{}/{stage}/*",
+            super::state::STAGES_DIR
+        )],
+    )
 }
 
 /// What the stages role needs of the artifacts bucket: its stages' packages only, under
 /// `stages/<stage>/` (`stage`: an IAM pattern, `pr-*`; the same directory as their state's), which xtask uploads and Lambda reads
 /// with the caller's rights; never the environment's own packages. Listing (names only) makes a
-/// missing package a 404 rather than a 403 for xtask's check. Nothing of the buckets' settings:
-/// a stage never applies the bootstrap stack.
+/// missing package a 404 rather than a 403 for xtask's check; deleting them lets `cargo xtask
+/// destroy --stage` clear them away. Nothing of the buckets' settings: a stage never applies
+/// the bootstrap stack.
 pub fn stage_statements(scope: &Scope, stage: &str) -> Vec<Statement> {
     let (p, a, r) = (
         &scope.account.partition,
         &scope.account.account_id,
         scope.region,
     );
-    let bucket = format!("arn:{p}:s3:::{}artifacts-{a}-{r}", scope.base_prefix);
+    let bucket = format!(
+        "arn:{p}:s3:::{}",
+        bucket_name_of(scope.base_prefix, ARTIFACTS_BUCKET, &a.to_string(), r)
+    );
     vec![
         Statement::allow("ListTheArtifacts", &["s3:ListBucket"], vec![bucket.clone()]),
         Statement::allow(
@@ -347,5 +381,6 @@ pub fn stage_statements(scope: &Scope, stage: &str) -> Vec<Statement> {
             &["s3:GetObject", "s3:PutObject"],
             vec![format!("{bucket}/{}/{stage}/*", super::state::STAGES_DIR)],
         ),
+        stage_packages_deletion(&bucket, stage),
     ]
 }
