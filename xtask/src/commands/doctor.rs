@@ -202,6 +202,10 @@ fn github_checks(global: &Global) -> Result<Vec<Check>> {
         &delivery.github_repository,
         delivery.environment(&config.name),
         &infra::constructs::delivery::release_check_environment(&delivery, &config.name),
+        config
+            .stages
+            .then(|| infra::constructs::delivery::stages_environment(&delivery, &config.name))
+            .as_deref(),
         delivery.required_reviewers,
     )?;
     let mut checks = vec![gh];

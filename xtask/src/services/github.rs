@@ -156,6 +156,49 @@ pub fn environment_rules(
     findings
 }
 
+/// The pull request stages' GitHub environment `name` (`stage.yml`) exists and holds the
+/// variables the workflow assumes the stages role with. It admits every branch on purpose (a
+/// pull request's run is checked against its head branch): the stages role is the limit.
+/// `environment` is `GET /repos/R/environments/NAME`, `variables` its `variables`.
+pub fn stages_environment_rules(
+    name: &str,
+    environment: Option<&Value>,
+    variables: Option<&Value>,
+) -> Vec<Finding> {
+    let fix = format!(
+        "set up the environment `{name}` as docs/delivery.md, Pull request stages, shows \
+         (`cargo xtask bootstrap` prints the variables)"
+    );
+    let exists = Finding::new(
+        format!("environment `{name}` exists"),
+        "the stage workflow's deploy job runs in it; without it GitHub creates one with no variables",
+        &fix,
+    );
+    let Some(_) = environment else {
+        return vec![exists];
+    };
+    let mut findings = vec![exists.holds("yes")];
+    let set: Vec<&str> = variables
+        .and_then(|v| v["variables"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for variable in ["AWS_STAGES_ROLE_ARN", "AWS_REGION"] {
+        let finding = Finding::new(
+            format!("environment `{name}` sets {variable}"),
+            "the stage workflow's deploy job fails before it deploys a pull request's stage",
+            &fix,
+        );
+        findings.push(if set.contains(&variable) {
+            finding.holds("set")
+        } else {
+            finding
+        });
+    }
+    findings
+}
+
 fn active(ruleset: &Value) -> bool {
     ruleset["enforcement"] == "active"
 }
@@ -268,12 +311,13 @@ pub fn subject_rule(template: Option<&Value>) -> Finding {
 }
 
 /// Reads the repository's set-up with `gh` and checks every rule for the environment
-/// `env_name`, whose jobs run in the GitHub environments `github_environment` (deploy) and
-/// `check_environment` (the release check).
+/// `env_name`, whose jobs run in the GitHub environments `github_environment` (deploy),
+/// `check_environment` (the release check) and, when it has stages, `stages_environment`.
 pub fn audit(
     repository: &str,
     github_environment: &str,
     check_environment: &str,
+    stages_environment: Option<&str>,
     reviewers: bool,
 ) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
@@ -289,6 +333,19 @@ pub fn audit(
             environment.as_ref(),
             policies.as_ref(),
             reviewers,
+        ));
+    }
+    if let Some(name) = stages_environment {
+        let base = format!("repos/{repository}/environments/{name}");
+        let environment = gh_api(&base)?;
+        let variables = match environment {
+            Some(_) => gh_api(&format!("{base}/variables?per_page=30"))?,
+            None => None,
+        };
+        findings.extend(stages_environment_rules(
+            name,
+            environment.as_ref(),
+            variables.as_ref(),
         ));
     }
     let mut rulesets = Vec::new();
@@ -322,6 +379,26 @@ mod tests {
             .iter()
             .map(|f| (f.what.as_str(), f.found.is_some()))
             .collect()
+    }
+
+    #[test]
+    fn the_stages_environment_must_exist_with_its_variables() {
+        let missing = stages_environment_rules("dev-stages", None, None);
+        assert_eq!(held(&missing), [("environment `dev-stages` exists", false)]);
+        let environment = json!({ "name": "dev-stages" });
+        let variables = json!({ "variables": [{ "name": "AWS_REGION", "value": "us-east-1" }] });
+        assert_eq!(
+            held(&stages_environment_rules(
+                "dev-stages",
+                Some(&environment),
+                Some(&variables)
+            )),
+            [
+                ("environment `dev-stages` exists", true),
+                ("environment `dev-stages` sets AWS_STAGES_ROLE_ARN", false),
+                ("environment `dev-stages` sets AWS_REGION", true),
+            ]
+        );
     }
 
     #[test]
