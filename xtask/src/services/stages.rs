@@ -58,6 +58,19 @@ fn bucket_folder(key_prefix: &str) -> String {
     format!("{key_prefix}/{STAGES_DIR}/")
 }
 
+/// `<key_prefix>/stages/<stage>/stage.json`: a stage's record in the state bucket.
+fn record_key(key_prefix: &str, stage: &str) -> String {
+    format!("{}{stage}/{STAGE_RECORD}", bucket_folder(key_prefix))
+}
+
+/// An AWS call's failure, saying what was asked and AWS's whole answer.
+fn aws_error<E: std::error::Error>(
+    what: impl std::fmt::Display,
+) -> impl FnOnce(E) -> anyhow::Error {
+    // Every SDK crate re-exports the same type (`aws_smithy_types::error::display`).
+    move |e| anyhow::anyhow!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))
+}
+
 fn stage_of(env: &Env) -> Result<&str> {
     env.stage
         .as_deref()
@@ -68,7 +81,8 @@ fn stage_of(env: &Env) -> Result<&str> {
 pub fn record_deploy(env: &Env, target: &Target, url: &str) -> Result<Record> {
     let stage = stage_of(env)?;
     let now = Utc::now();
-    let created = read(env, target, stage)?.map_or(now, |r| r.created);
+    let store = store(env)?;
+    let created = read(&store, env, target, stage)?.map_or(now, |r| r.created);
     let record = Record {
         stage: stage.to_owned(),
         env: env.name.clone(),
@@ -78,7 +92,7 @@ pub fn record_deploy(env: &Env, target: &Target, url: &str) -> Result<Record> {
         url: url.to_owned(),
     };
     let text = serde_json::to_vec_pretty(&record)?;
-    match store(env)? {
+    match store {
         Store::Local => process::write_json(&env.dir().join(STAGE_RECORD), &record)?,
         Store::Bucket { bucket, key_prefix } => process::block_on(async {
             target
@@ -86,23 +100,22 @@ pub fn record_deploy(env: &Env, target: &Target, url: &str) -> Result<Record> {
                 .await
                 .put_object()
                 .bucket(&bucket)
-                .key(format!(
-                    "{}{stage}/{STAGE_RECORD}",
-                    bucket_folder(&key_prefix)
-                ))
+                .key(record_key(&key_prefix, stage))
                 .content_type("application/json")
                 .body(text.into())
                 .send()
                 .await
                 .map(drop)
-                .with_context(|| format!("writing the record of stage `{stage}` to s3://{bucket}"))
+                .map_err(aws_error(format!(
+                    "writing the record of stage `{stage}` to s3://{bucket}"
+                )))
         })?,
     }
     Ok(record)
 }
 
-fn read(env: &Env, target: &Target, stage: &str) -> Result<Option<Record>> {
-    match store(env)? {
+fn read(store: &Store, env: &Env, target: &Target, stage: &str) -> Result<Option<Record>> {
+    match store {
         Store::Local => {
             let path = env.base().staged(stage).dir().join(STAGE_RECORD);
             Ok(path
@@ -111,12 +124,12 @@ fn read(env: &Env, target: &Target, stage: &str) -> Result<Option<Record>> {
                 .transpose()?)
         }
         Store::Bucket { bucket, key_prefix } => process::block_on(async {
-            let key = format!("{}{stage}/{STAGE_RECORD}", bucket_folder(&key_prefix));
+            let key = record_key(key_prefix, stage);
             let got = target
                 .s3()
                 .await
                 .get_object()
-                .bucket(&bucket)
+                .bucket(bucket)
                 .key(&key)
                 .send()
                 .await;
@@ -128,10 +141,7 @@ fn read(env: &Env, target: &Target, stage: &str) -> Result<Option<Record>> {
                     Ok(Some(record))
                 }
                 Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
-                Err(e) => Err(anyhow::anyhow!(
-                    "reading s3://{bucket}/{key}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                )),
+                Err(e) => Err(aws_error(format!("reading s3://{bucket}/{key}"))(e)),
             }
         }),
     }
@@ -139,11 +149,12 @@ fn read(env: &Env, target: &Target, stage: &str) -> Result<Option<Record>> {
 
 /// Every stage of `env` with a record, oldest deploy first.
 pub fn list(env: &Env, target: &Target) -> Result<Vec<Record>> {
-    let names = match store(env)? {
+    let store = store(env)?;
+    let names = match &store {
         Store::Local => env.base().local_stages(),
         Store::Bucket { bucket, key_prefix } => {
-            let folder = bucket_folder(&key_prefix);
-            keys_under(target, &bucket, &folder)?
+            let folder = bucket_folder(key_prefix);
+            keys_under(target, bucket, &folder)?
                 .iter()
                 .filter_map(|key| {
                     let (stage, file) = key.strip_prefix(&folder)?.split_once('/')?;
@@ -154,7 +165,7 @@ pub fn list(env: &Env, target: &Target) -> Result<Vec<Record>> {
     };
     let mut records = Vec::new();
     for name in names {
-        if let Some(record) = read(env, target, &name)? {
+        if let Some(record) = read(&store, env, target, &name)? {
             records.push(record);
         }
     }
@@ -198,19 +209,11 @@ pub fn destroy(sh: &Shell, env: &Env, target: &Target) -> Result<Destroyed> {
                 .await
                 .delete_object()
                 .bucket(&bucket)
-                .key(format!(
-                    "{}{stage}/{STAGE_RECORD}",
-                    bucket_folder(&key_prefix)
-                ))
+                .key(record_key(&key_prefix, &stage))
                 .send()
                 .await
                 .map(drop)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "deleting the record of stage `{stage}`: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    )
-                })
+                .map_err(aws_error(format!("deleting the record of stage `{stage}`")))
         })?,
     }
     let dir = env.dir();
@@ -233,12 +236,7 @@ fn keys_under(target: &Target, bucket: &str, prefix: &str) -> Result<Vec<String>
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                anyhow::anyhow!(
-                    "listing s3://{bucket}/{prefix}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                )
-            })?;
+            let page = page.map_err(aws_error(format!("listing s3://{bucket}/{prefix}")))?;
             keys.extend(
                 page.contents()
                     .iter()
@@ -264,12 +262,7 @@ fn delete_packages(env: &Env, target: &Target) -> Result<()> {
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "deleting s3://{bucket}/{key}: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
-                    )
-                })?;
+                .map_err(aws_error(format!("deleting s3://{bucket}/{key}")))?;
         }
         anyhow::Ok(())
     })?;
@@ -310,12 +303,9 @@ pub fn leftovers(env: &Env, target: &Target) -> Result<(Vec<String>, usize)> {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                anyhow::anyhow!(
-                    "asking the tagging API for resources of stage `{stage}`: {}",
-                    aws_sdk_resourcegroupstagging::error::DisplayErrorContext(&e)
-                )
-            })?;
+            let page = page.map_err(aws_error(format!(
+                "asking the tagging API for resources of stage `{stage}`"
+            )))?;
             left.extend(
                 page.resource_tag_mapping_list()
                     .iter()
@@ -325,12 +315,7 @@ pub fn leftovers(env: &Env, target: &Target) -> Result<(Vec<String>, usize)> {
         let lambda = aws_sdk_lambda::Client::new(&config);
         let mut functions = lambda.list_functions().into_paginator().send();
         while let Some(page) = functions.next().await {
-            let page = page.map_err(|e| {
-                anyhow::anyhow!(
-                    "listing functions: {}",
-                    aws_sdk_lambda::error::DisplayErrorContext(&e)
-                )
-            })?;
+            let page = page.map_err(aws_error("listing functions"))?;
             left.extend(
                 page.functions()
                     .iter()
@@ -340,31 +325,20 @@ pub fn leftovers(env: &Env, target: &Target) -> Result<(Vec<String>, usize)> {
             );
         }
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-        let tables = dynamodb.list_tables().send().await.map_err(|e| {
-            anyhow::anyhow!(
-                "listing tables: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            )
-        })?;
-        left.extend(
-            tables
-                .table_names()
-                .iter()
-                .filter(|name| name.starts_with(&prefix))
-                .map(|name| format!("table {name}")),
-        );
+        let mut tables = dynamodb.list_tables().into_paginator().items().send();
+        while let Some(name) = tables.next().await {
+            let name = name.map_err(aws_error("listing tables"))?;
+            if name.starts_with(&prefix) {
+                left.push(format!("table {name}"));
+            }
+        }
         let sqs = aws_sdk_sqs::Client::new(&config);
         let queues = sqs
             .list_queues()
             .queue_name_prefix(&prefix)
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "listing queues: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(aws_error("listing queues"))?;
         left.extend(queues.queue_urls().iter().map(|url| format!("queue {url}")));
         let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
         let groups = logs
@@ -372,12 +346,7 @@ pub fn leftovers(env: &Env, target: &Target) -> Result<(Vec<String>, usize)> {
             .log_group_name_prefix(&log_prefix)
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "listing log groups: {}",
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(aws_error("listing log groups"))?;
         left.extend(
             groups
                 .log_groups()
