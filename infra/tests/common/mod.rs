@@ -44,7 +44,11 @@ pub fn cli_config(dir: &Path) -> PathBuf {
 
 /// Runs terraform in `dir` with the given CLI config; returns the output whatever the status.
 pub fn terraform(dir: &Path, cli_config: &Path, args: &[&str]) -> Output {
-    Command::new("terraform")
+    let mut command = Command::new("terraform");
+    if std::env::var_os("GOGC").is_none() {
+        command.env("GOGC", infra::TERRAFORM_GOGC);
+    }
+    command
         .args(args)
         .current_dir(dir)
         .env("TF_CLI_CONFIG_FILE", cli_config)

@@ -3,8 +3,8 @@
 //! invoke it, remove it and deploy again; no edit by hand anywhere. Beside it, a queue worker
 //! and a scheduled job are scaffolded in another copy and pass their own tests.
 //!
-//! The copy builds in its own target dir, seeded with a copy of this one's (`cp -a`, not hard
-//! links: rustc may rewrite a file in place). Cargo hashes a path package by its path relative
+//! The copy builds in its own target dir, seeded with a copy of this one's compiled libraries
+//! (copies, not hard links: rustc may rewrite a file in place). Cargo hashes a path package by its path relative
 //! to the workspace root and judges its freshness by comparing modification times, so the copy
 //! keeps each file's time: the unchanged crates then stay fresh, and what rebuilds is the new
 //! crate, the catalog and what reads it (infra, xtask, local-api). A copy stamped with the
@@ -76,7 +76,9 @@ fn seeded_target(dir: &Path, parts: &[&str]) -> PathBuf {
     let target = dir.join("target");
     std::fs::create_dir_all(target.join("debug")).unwrap();
     for part in parts {
-        if ours.join(part).exists() {
+        if *part == "debug/deps" {
+            copy_libraries(&ours.join(part), &target.join(part));
+        } else if ours.join(part).exists() {
             let status = Command::new("cp")
                 .arg("-a")
                 .arg(ours.join(part))
@@ -87,6 +89,33 @@ fn seeded_target(dir: &Path, parts: &[&str]) -> PathBuf {
         }
     }
     target
+}
+
+/// The files of a debug `deps` dir the copy compiles against (libraries, proc macros, dep-info),
+/// with their modification times; not the executables, the test binaries of every crate, over
+/// half its bytes and none of them run in the copy (cargo relinks an executable it finds
+/// missing, as the copy's `xtask`).
+fn copy_libraries(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let metadata = entry.metadata().unwrap();
+        let path = entry.path();
+        let executable = metadata.permissions().mode() & 0o100 != 0
+            && path.extension().is_none_or(|extension| extension != "so");
+        if !metadata.is_file() || executable {
+            continue;
+        }
+        let copy = to.join(entry.file_name());
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_modified(metadata.modified().unwrap())
+            .unwrap();
+    }
 }
 
 #[test]

@@ -68,6 +68,9 @@ impl<'a> Terraform<'a> {
             // from a deploy: it leaks that and where a deploy runs, and offline it waits on a
             // connection that cannot succeed.
             .env("CHECKPOINT_DISABLE", "1");
+        if std::env::var_os("GOGC").is_none() {
+            command.env("GOGC", infra::TERRAFORM_GOGC);
+        }
         for (key, value) in &self.vars {
             command.env(key, value);
         }
