@@ -36,8 +36,12 @@ fn run() -> Result<(), String> {
     let root = Path::new(&manifest_dir).join("../..");
     let read = |path: &Path| {
         // Exactly the manifests read, never `functions/`: watching the directory would make
-        // cargo rerun this (and rebuild infra and xtask) after every edit of a handler.
-        println!("cargo::rerun-if-changed={}", path.display());
+        // cargo rerun this (and rebuild infra and xtask) after every edit of a handler. Named
+        // relative to this package (`../../Cargo.toml`), as cargo records them: an absolute
+        // name made every copy of the workspace (the scaffold scenario's) rerun this script
+        // and rebuild all that reads the catalog, though no manifest had changed.
+        let watched = path.strip_prefix(&manifest_dir).unwrap_or(path);
+        println!("cargo::rerun-if-changed={}", watched.display());
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
     };
     let root_manifest = root.join("Cargo.toml");
