@@ -1,0 +1,3 @@
+//! Empty: cargo unifies the features of a package's build-dependencies (the `[build-dependencies]`
+//! that hakari writes) only when the package has a build script.
+fn main() {}
