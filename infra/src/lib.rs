@@ -36,10 +36,12 @@ pub const DELIVERY_STACK: &str = "delivery";
 /// The Go garbage collector's target for `terraform` and the AWS provider it starts, whoever
 /// runs them (`cargo xtask`, the tests) unless `GOGC` is set already. Every Terraform command
 /// starts the provider, which builds the schema of every AWS resource type before it answers:
-/// 2-3 CPU-seconds each time at Go's default of 100. Collecting half as often takes a fifth
-/// of that away (`terraform validate` of the service stack: 3.1 to 2.5 CPU-seconds on a
-/// 2-core machine) for 20 MB more peak memory; `off` with a memory limit saved no more.
-pub const TERRAFORM_GOGC: &str = "200";
+/// 2-3 CPU-seconds each time at Go's default of 100. Collecting a quarter as often takes
+/// over a quarter of that away for 100 MB more peak memory per process (`/usr/bin/time terraform
+/// validate` of a one-function stack, three runs each on a 2-core machine: 6.0 CPU-seconds at
+/// 100, 4.8 and 350 MB at 200, 4.3 and 450 MB at 400, 4.4 and 670 MB at 800; `off`, 5.3 and
+/// 2.2 GB). The test suite runs a dozen applies at once, so CPU is what it waits for.
+pub const TERRAFORM_GOGC: &str = "400";
 
 /// Loads and validates `infra/environments/<env>.toml`.
 pub fn load_config(env: &str) -> Result<Config, Error> {
