@@ -266,17 +266,19 @@ fn violations(root: &Path, members: &BTreeMap<String, Table>) -> Vec<String> {
         if member == WORKSPACE_HACK {
             continue;
         }
-        for table in DEPENDENCY_TABLES {
-            let has_hack = manifest
+        let has_hack = |table: &str| {
+            manifest
                 .get(table)
                 .and_then(|t| t.get(WORKSPACE_HACK))
-                .is_some();
-            if table == "dev-dependencies" && !has_hack {
-                problems.push(format!(
-                    "{member}: has no `{WORKSPACE_HACK}` dev-dependency (`{WORKSPACE_HACK}.workspace = true` in [dev-dependencies])"
-                ));
-            }
-            if table != "dev-dependencies" && has_hack {
+                .is_some()
+        };
+        if !has_hack("dev-dependencies") {
+            problems.push(format!(
+                "{member}: has no `{WORKSPACE_HACK}` dev-dependency (`{WORKSPACE_HACK}.workspace = true` in [dev-dependencies])"
+            ));
+        }
+        for table in ["dependencies", "build-dependencies"] {
+            if has_hack(table) {
                 problems.push(format!(
                     "{member}: `{WORKSPACE_HACK}` in [{table}]: only a dev-dependency, or every tool's features reach the Lambda build"
                 ));
