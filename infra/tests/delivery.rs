@@ -2619,31 +2619,32 @@ fn applies_to_the_emulator_and_destroys() {
             endpoint_var.as_str(),
         ]
     };
-    // The bootstrap stack first: the permissions boundary and the keys it names, which the
-    // delivery stack looks up by alias (`-target` pulls in what the boundary references).
+    // The bootstrap stack first, only what the delivery stack looks up: the permissions
+    // boundary and the aliases of the keys it names (`-target` pulls in what each references,
+    // the keys themselves). One apply: each is a provider start and a plan more.
     let bootstrap = out.stack_dir("bootstrap").unwrap();
     let policy = format!("-target=aws_iam_policy.{}", boundary::LOGICAL);
     common::terraform_ok(bootstrap, &rc, &["init", "-input=false", "-no-color"]);
     let mut apply = args("apply");
-    apply.push(&policy);
+    apply.extend([
+        policy.as_str(),
+        "-target=aws_kms_alias.stack",
+        "-target=aws_kms_alias.buckets",
+    ]);
     common::terraform_ok(bootstrap, &rc, &apply);
     let list = common::terraform_ok(bootstrap, &rc, &["state", "list", "-no-color"]);
     for address in [
         format!("aws_iam_policy.{}", boundary::LOGICAL),
         "aws_kms_key.stack".to_owned(),
         "aws_kms_key.buckets".to_owned(),
+        "aws_kms_alias.stack".to_owned(),
+        "aws_kms_alias.buckets".to_owned(),
     ] {
         assert!(
             list.lines().any(|l| l == address),
             "{address} not in {list}"
         );
     }
-    let mut keys = args("apply");
-    keys.extend([
-        "-target=aws_kms_alias.stack",
-        "-target=aws_kms_alias.buckets",
-    ]);
-    common::terraform_ok(bootstrap, &rc, &keys);
 
     common::terraform_ok(stack, &rc, &["init", "-input=false", "-no-color"]);
     common::terraform_ok(stack, &rc, &args("apply"));

@@ -1,6 +1,6 @@
-//! Stages on one emulator: the environment and two stages side by side, each serving its own
-//! data; destroying one leaves the other serving and nothing of itself; the environment's own
-//! stack is never touched by either.
+//! Stages on one emulator: the environment and two stages side by side (the two deployed at
+//! the same time), each serving its own data; destroying one leaves the other serving and
+//! nothing of itself; the environment's own stack is never touched by either.
 
 use crate::common::*;
 
@@ -51,12 +51,21 @@ fn stages_serve_apart_destroy_cleanly_and_never_touch_the_environment() {
     ));
     assert_eq!(base["stacks"]["service"], "applied");
 
+    // The two stages deploy at the same time, as two developers' or two pull requests' do:
+    // each has its own synthesized stacks, state, records and server, and neither waits for
+    // the other.
+    let deployed: Vec<(&str, serde_json::Value)> = std::thread::scope(|scope| {
+        let deploys = ["alice", "bob"].map(|stage| {
+            let dir = &dir;
+            scope.spawn(move || {
+                let args = ["deploy", "--stage", stage, "--json", "--prebuilt", prebuilt];
+                (stage, stdout_json(&xtask(dir, &args)))
+            })
+        });
+        deploys.map(|deploy| deploy.join().unwrap()).into()
+    });
     let mut served = Vec::new();
-    for stage in ["alice", "bob"] {
-        let deployed = stdout_json(&xtask(
-            &dir,
-            &["deploy", "--stage", stage, "--json", "--prebuilt", prebuilt],
-        ));
+    for (stage, deployed) in deployed {
         assert_eq!(deployed["stage"], stage);
         assert_eq!(
             deployed["stacks"]["bootstrap"], "unchanged",
