@@ -82,8 +82,12 @@ pub fn render(config: &Config, options: &StackOptions) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// Synthesizes a given configuration. The output directory is replaced wholesale, as CDKTF
-/// does, so a stack removed from the code does not linger on disk.
+/// Synthesizes a given configuration. Afterwards the output directory holds the new stacks and
+/// no other (a stack removed from the code does not linger, as with CDKTF's wholesale
+/// replacement), but it is never emptied first: each file is replaced atomically, and only when
+/// its text changed. Deploys of an environment's stages read its bootstrap stack from here
+/// while another deploy may be synthesizing the same environment; they must never find a file
+/// missing or half-written (and, from the same source, find the very same files).
 pub fn synth_with(
     config: &Config,
     options: &StackOptions,
@@ -93,9 +97,6 @@ pub fn synth_with(
         let path = path.to_owned();
         move |source| Error::Io { path, source }
     };
-    if out_dir.exists() {
-        std::fs::remove_dir_all(out_dir).map_err(io(out_dir))?;
-    }
     let mut manifest_stacks = serde_json::Map::new();
     let mut written = Vec::new();
     let mut counts = Vec::new();
@@ -107,10 +108,10 @@ pub fn synth_with(
         let mut text =
             serde_json::to_string_pretty(&stack.to_json()).expect("JSON values serialize");
         text.push('\n');
-        std::fs::write(&file, text).map_err(io(&file))?;
+        replace_if_changed(&file, &text).map_err(io(&file))?;
         // `terraform init` checks the provider package against these checksums.
         let lock = dir.join(".terraform.lock.hcl");
-        std::fs::write(&lock, PROVIDER_LOCK).map_err(io(&lock))?;
+        replace_if_changed(&lock, PROVIDER_LOCK).map_err(io(&lock))?;
         manifest_stacks.insert(
             stack.name.clone(),
             json!({
@@ -132,11 +133,50 @@ pub fn synth_with(
         json!({ "version": CDKTF_VERSION, "environment": config.name, "stacks": manifest_stacks });
     let mut text = serde_json::to_string_pretty(&body).expect("JSON values serialize");
     text.push('\n');
-    std::fs::write(&manifest, text).map_err(io(&manifest))?;
+    replace_if_changed(&manifest, &text).map_err(io(&manifest))?;
+    let stacks_dir = out_dir.join("stacks");
+    for entry in std::fs::read_dir(&stacks_dir).map_err(io(&stacks_dir))? {
+        let entry = entry.map_err(io(&stacks_dir))?;
+        if !written
+            .iter()
+            .any(|(name, _)| entry.file_name() == name.as_str())
+        {
+            let path = entry.path();
+            let removed = match entry.file_type().map_err(io(&path))?.is_dir() {
+                true => std::fs::remove_dir_all(&path),
+                false => std::fs::remove_file(&path),
+            };
+            match removed {
+                // A synthesis beside this one removed it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                removed => removed.map_err(io(&path))?,
+            }
+        }
+    }
     Ok(SynthOutput {
         out_dir: out_dir.to_owned(),
         manifest,
         stacks: written,
         resource_counts: counts,
+    })
+}
+
+/// Writes `text` to `path` unless the file holds it already, through a temporary file beside it
+/// renamed over it, so a reader sees the old file or the new one, never a missing or partial
+/// one. The temporary file is named for this process and call: two syntheses at once never
+/// write the same one.
+fn replace_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}-{call}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
     })
 }

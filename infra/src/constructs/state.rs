@@ -1,7 +1,7 @@
 //! Terraform state: where each stack keeps it, and the bucket that holds it for real accounts.
 //!
 //! The emulator keeps state in local files under `build/<env>/`, outside `cdktf.out/` (synth
-//! wipes that folder). Real accounts keep every stack's state in S3, encrypted and locked with
+//! owns that folder, and removes the stacks it no longer writes). Real accounts keep every stack's state in S3, encrypted and locked with
 //! S3-native lock files (`use_lockfile`, Terraform >= 1.10, no DynamoDB lock table), so a fresh
 //! CI runner finds the bootstrap stack as applied instead of re-creating its buckets. The
 //! bootstrap stack creates that bucket, so its very first apply runs with a local-state override

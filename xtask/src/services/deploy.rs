@@ -669,9 +669,37 @@ fn shared_bootstrap_stack(
         return Ok((bucket, "shared"));
     }
     let base = env.base();
+    // Two stages deployed at once to a fresh emulator would both apply the shared stack, and
+    // Terraform's state lock would fail the second: they take turns, and the second, reading
+    // the record after its wait, finds the stack applied.
+    let _turn = bootstrap_turn(&base)?;
     synth::synthesize(&base)?;
     let mut last = LastDeploy::load(&base);
     bootstrap_stack(&base, target, identity, &mut last)
+}
+
+/// An exclusive lock on `build/<env>/bootstrap.lock`, held until the file is dropped; says so
+/// when another process holds it and this one waits.
+fn bootstrap_turn(base: &Env) -> Result<std::fs::File> {
+    let path = base.base_dir().join("bootstrap.lock");
+    std::fs::create_dir_all(base.base_dir())?;
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            progress::step(format!(
+                "Waiting for another deploy applying `{}`'s bootstrap stack",
+                base.name
+            ));
+            file.lock()
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    Ok(file)
 }
 
 fn package_hashes(manifest: &Manifest) -> BTreeMap<String, String> {

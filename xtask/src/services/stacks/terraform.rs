@@ -1,5 +1,5 @@
 //! Running Terraform on a synthesized stack: offline provider installation,
-//! state kept outside `cdktf.out` (synth wipes that folder), output streamed
+//! state kept outside `cdktf.out` (synth owns that folder), output streamed
 //! under a progress display and terraform's own error shown on failure.
 
 use std::collections::BTreeMap;
@@ -105,8 +105,8 @@ impl<'a> Terraform<'a> {
     /// `terraform init`. For emulated environments the local state file is
     /// pinned to `build/<env>/<stack>.tfstate` whatever the build folder is.
     ///
-    /// Init costs seconds (it checksums the provider), and synth wipes the
-    /// stack folder with its lock file every time. So the lock file is kept
+    /// Init costs seconds (it checksums the provider), and synth writes the
+    /// committed lock file over the stack folder's every time. So the lock file is kept
     /// beside the data dir and init runs again only when what it depends on
     /// (the `terraform` block, the backend arguments, the CLI config) changed.
     ///
