@@ -313,6 +313,12 @@ fn prepare(
     let t = Instant::now();
     synth::synthesize(env)?;
     let synth_took = t.elapsed();
+    // On the emulator the bootstrap stack is the environment's and its stages': one deploy
+    // applies it at a time, and reads the record of the last apply once its turn has come.
+    let turn = match (env.emulated, &env.stage) {
+        (true, None) => Some(bootstrap_turn(env)?),
+        _ => None,
+    };
     let mut last = LastDeploy::load(env);
     if args.force {
         // Keep the package record: "changed functions" stays meaningful.
@@ -331,6 +337,7 @@ fn prepare(
             shared
         }
     };
+    drop(turn);
     Ok(Prepared {
         target,
         moto,
@@ -669,9 +676,9 @@ fn shared_bootstrap_stack(
         return Ok((bucket, "shared"));
     }
     let base = env.base();
-    // Two stages deployed at once to a fresh emulator would both apply the shared stack, and
-    // Terraform's state lock would fail the second: they take turns, and the second, reading
-    // the record after its wait, finds the stack applied.
+    // Two deploys at once to a fresh emulator (stages, or a stage and the environment) would
+    // both apply the shared stack, and Terraform's state lock would fail the second: they take
+    // turns, and the second, reading the record after its wait, finds the stack applied.
     let _turn = bootstrap_turn(&base)?;
     synth::synthesize(&base)?;
     let mut last = LastDeploy::load(&base);

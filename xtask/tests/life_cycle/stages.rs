@@ -1,5 +1,5 @@
-//! Stages on one emulator: the environment and two stages side by side (the two deployed at
-//! the same time, first), each serving its own data; destroying one leaves the other serving and
+//! Stages on one emulator: the environment and two stages side by side (the three deployed at
+//! the same time), each serving its own data; destroying one leaves the other serving and
 //! nothing of itself; the environment's own stack is never touched by either.
 
 use crate::common::*;
@@ -45,34 +45,39 @@ fn stages_serve_apart_destroy_cleanly_and_never_touch_the_environment() {
         stderr(&refused)
     );
 
-    // The two stages deploy at the same time to a fresh emulator, as two developers' or two
-    // pull requests' may: each has its own synthesized stacks, state, records and server; the
-    // bootstrap stack they share is applied by one while the other waits its turn and then
-    // finds it applied.
-    let deployed: Vec<(&str, serde_json::Value)> = std::thread::scope(|scope| {
-        let deploys = ["alice", "bob"].map(|stage| {
-            let dir = &dir;
+    // The environment and its two stages deploy at the same time to a fresh emulator, as a
+    // developer's, a pull request's and the main branch's may: each has its own synthesized
+    // stacks, state, records and server; the bootstrap stack they share is applied by one
+    // while the others wait their turn and then find it applied.
+    let (base, deployed) = std::thread::scope(|scope| {
+        let dir = &dir;
+        let base = scope.spawn(move || {
+            let args = ["deploy", "--json", "--no-serve", "--prebuilt", prebuilt];
+            stdout_json(&xtask(dir, &args))
+        });
+        let stages = ["alice", "bob"].map(|stage| {
             scope.spawn(move || {
                 let args = ["deploy", "--stage", stage, "--json", "--prebuilt", prebuilt];
                 (stage, stdout_json(&xtask(dir, &args)))
             })
         });
-        deploys.map(|deploy| deploy.join().unwrap()).into()
+        let stages: Vec<(&str, serde_json::Value)> =
+            stages.map(|deploy| deploy.join().unwrap()).into();
+        (base.join().unwrap(), stages)
     });
+    assert_eq!(base["stacks"]["service"], "applied");
     let mut bootstrap: Vec<&str> = deployed
         .iter()
-        .map(|(_, report)| report["stacks"]["bootstrap"].as_str().unwrap())
+        .map(|(_, report)| &report["stacks"]["bootstrap"])
+        .chain([&base["stacks"]["bootstrap"]])
+        .map(|applied| applied.as_str().unwrap())
         .collect();
     bootstrap.sort();
-    assert_eq!(bootstrap, ["applied", "unchanged"], "applied once, by one");
-
-    // The environment's own deploy after them finds the shared stack applied.
-    let base = stdout_json(&xtask(
-        &dir,
-        &["deploy", "--json", "--no-serve", "--prebuilt", prebuilt],
-    ));
-    assert_eq!(base["stacks"]["bootstrap"], "unchanged", "{base}");
-    assert_eq!(base["stacks"]["service"], "applied");
+    assert_eq!(
+        bootstrap,
+        ["applied", "unchanged", "unchanged"],
+        "applied once, by one"
+    );
 
     let mut served = Vec::new();
     for (stage, deployed) in deployed {
