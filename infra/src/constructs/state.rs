@@ -1,8 +1,8 @@
 //! Terraform state: where each stack keeps it, and the bucket that holds it for real accounts.
 //!
 //! The emulator keeps state in local files under `build/<env>/`, outside `cdktf.out/` (synth
-//! owns that folder, and removes the stacks it no longer writes). Real accounts keep every stack's state in S3, encrypted and locked with
-//! S3-native lock files (`use_lockfile`, Terraform >= 1.10, no DynamoDB lock table), so a fresh
+//! owns that folder, and removes the stacks it no longer writes). Real accounts keep every
+//! stack's state in S3, encrypted and locked with S3-native lock files (`use_lockfile`, Terraform >= 1.10, no DynamoDB lock table), so a fresh
 //! CI runner finds the bootstrap stack as applied instead of re-creating its buckets. The
 //! bootstrap stack creates that bucket, so its very first apply runs with a local-state override
 //! and `cargo xtask bootstrap` then migrates the state into the bucket.
