@@ -652,7 +652,7 @@ fn only_declaring_functions_read_their_secrets() {
             );
             assert_eq!(secrets.len(), 1, "{env}: one secret per declared name");
             let policies = function_statements(&stack);
-            for function in catalog::FUNCTIONS {
+            for function in catalog::FUNCTIONS.iter() {
                 let declared = secret_arns(function.secrets);
                 let reads: Vec<String> = policies[function.name]
                     .iter()
@@ -1080,7 +1080,7 @@ fn terraform_creates_the_alias_and_xtask_moves_it() {
         let gate = service["output"]["release_alarms"]["value"]
             .as_array()
             .unwrap();
-        for function in catalog::NAMES {
+        for function in catalog::NAMES.iter() {
             assert!(
                 gate.iter().any(|a| a
                     .as_str()
@@ -1677,7 +1677,7 @@ fn only_consumers_receive_and_only_senders_send_to_their_queues() {
         let stack = service(env);
         let statements = function_statements(&stack);
         assert_eq!(statements.len(), catalog::FUNCTIONS.len(), "{env}");
-        for function in catalog::FUNCTIONS {
+        for function in catalog::FUNCTIONS.iter() {
             let granted = |action: &str| -> BTreeSet<String> {
                 statements[function.name]
                     .iter()

@@ -140,7 +140,7 @@ async fn a_request_failed_by_a_stopped_emulator_is_traced_to_its_dynamodb_call()
     // Every line the real binaries wrote parses as the log schema, and each request's metrics
     // line follows the Embedded Metric Format specification.
     let mut metric_lines = 0;
-    for function in catalog::NAMES {
+    for function in catalog::NAMES.iter() {
         let Ok(log) =
             std::fs::read_to_string(dir.join("functions").join(function).join("output.log"))
         else {

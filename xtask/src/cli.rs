@@ -311,7 +311,7 @@ pub struct OutputsArgs {
 pub struct LogsArgs {
     /// Function to read (a crate under functions/ that declares one).
     #[arg(
-        value_parser = clap::builder::PossibleValuesParser::new(catalog::NAMES),
+        value_parser = clap::builder::PossibleValuesParser::new(catalog::NAMES.iter().copied()),
         required_unless_present = "all"
     )]
     pub function: Option<String>,

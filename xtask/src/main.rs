@@ -30,6 +30,12 @@ use crate::commands::{
 
 fn main() -> ExitCode {
     forget_cargo_run_variables();
+    // The functions' declarations, read before the command line (which offers their names):
+    // a bad one stops every command here, with the manifest's path and what is wrong.
+    if let Err(err) = catalog::load() {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
     let flags = Xtask::parse();
     progress::set_verbose(flags.global.verbose);
     match run(flags) {

@@ -1,11 +1,11 @@
-//! Reading and checking the declarations. Compiled twice: into the build script (through
-//! `#[path]`), which turns the workspace's function manifests into `FUNCTIONS`, and into the
-//! library's unit tests, which feed it TOML text directly.
+//! Reading and checking the declarations: the workspace's manifests at run time
+//! ([`read_workspace`], behind `FUNCTIONS`), and the TOML text `cargo xtask new` is about to
+//! write, checked by the same rules before anything is written.
 
 use crate::{queues, schedules, secrets, tables};
 use serde::Deserialize;
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
+use std::path::Path;
 
 /// The parts of a `Cargo.toml` the catalog reads; any other key is Cargo's business.
 #[derive(Deserialize)]
@@ -105,7 +105,7 @@ struct GrantDecl {
     except_keys: Option<Vec<String>>,
 }
 
-/// One checked declaration, ready to be written out as Rust.
+/// One checked declaration, owning its text until [`Function::into_static`].
 #[derive(Debug)]
 pub struct Function {
     name: String,
@@ -323,20 +323,36 @@ fn check_rotated(
     Ok(properties)
 }
 
-/// The generated secrets as a Rust expression of type `&[secrets::Generated]`.
-pub fn generated_to_rust(properties: &[SecretProperties]) -> String {
-    let items: Vec<String> = properties
-        .iter()
-        .filter_map(|p| {
-            p.generate.map(|generate| {
-                format!(
-                    "secrets::Generated {{ name: {:?}, generate: secrets::Generate::{generate:?}, rotation_days: {:?} }}",
-                    p.name, p.rotation_days
-                )
-            })
+impl SecretProperties {
+    /// The secret as [`crate::GENERATED`] lists it, if its value is generated.
+    pub fn generated(&self) -> Option<secrets::Generated> {
+        self.generate.map(|generate| secrets::Generated {
+            name: leak(self.name.clone()),
+            generate,
+            rotation_days: self.rotation_days,
         })
-        .collect();
-    format!("&[{}]", items.join(", "))
+    }
+}
+
+/// Reads the workspace at `root`: the manifest of every member under `functions/`, in
+/// `members` order, each declaration checked, then the checks across functions and the root
+/// manifest's secret properties. An error names the manifest and what is wrong.
+pub fn read_workspace(root: &Path) -> Result<(Vec<Function>, Vec<SecretProperties>), String> {
+    let read =
+        |path: &Path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
+    let root_manifest = root.join("Cargo.toml");
+    let root_text = read(&root_manifest)?;
+    let members =
+        function_members(&root_text).map_err(|e| format!("{}: {e}", root_manifest.display()))?;
+    let mut functions = Vec::new();
+    for member in members {
+        let path = root.join(&member).join("Cargo.toml");
+        functions.extend(parse(&format!("{member}/Cargo.toml"), &read(&path)?)?);
+    }
+    check_all(&functions)?;
+    let properties = secret_properties(&root_text, &functions)
+        .map_err(|e| format!("{}: {e}", root_manifest.display()))?;
+    Ok((functions, properties))
 }
 
 /// Reads one member's manifest: `None` when it declares no function (a library such as
@@ -679,78 +695,68 @@ pub fn check_all(functions: &[Function]) -> Result<(), String> {
     Ok(())
 }
 
-/// The function names as a Rust expression of type `&[&str]`.
-pub fn names_to_rust(functions: &[Function]) -> String {
-    let names: Vec<String> = functions.iter().map(|f| format!("{:?}", f.name)).collect();
-    format!("&[{}]", names.join(", "))
+/// Text kept for the rest of the process: the catalog is read once, and every reader holds
+/// `&'static` parts of it, as it did when the declarations were compiled in.
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
 }
 
-/// The declarations as a Rust expression of type `&'static [Function]` (the library's types).
-pub fn to_rust(functions: &[Function]) -> String {
-    let list = |items: &[String]| {
-        let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
-        format!("&[{}]", quoted.join(", "))
-    };
-    let mut out = String::from("&[\n");
-    for f in functions {
-        let _ = writeln!(
-            out,
-            "    Function {{ name: {:?}, description: {:?}, memory_mb: {}, timeout_seconds: {}, routes: &[",
-            f.name, f.description, f.memory_mb, f.timeout_seconds
-        );
-        for r in &f.routes {
-            let api_key = match r.api_key {
-                ApiKeyDecl::Required => "ApiKey::Required",
-                ApiKeyDecl::Environment => "ApiKey::Environment",
-            };
-            let _ = writeln!(
-                out,
-                "        Route {{ method: {:?}, path: {:?}, api_key: {api_key}, query: {}, cached: {} }},",
-                r.method,
-                r.path,
-                list(&r.query),
-                r.cached
-            );
+fn leak_all(texts: Vec<String>) -> &'static [&'static str] {
+    leak_slice(texts.into_iter().map(leak).collect())
+}
+
+fn leak_slice<T>(items: Vec<T>) -> &'static [T] {
+    Box::leak(items.into_boxed_slice())
+}
+
+impl Function {
+    /// The declaration as the library's [`crate::Function`].
+    pub fn into_static(self) -> crate::Function {
+        let routes = self.routes.into_iter().map(|r| crate::Route {
+            method: leak(r.method),
+            path: leak(r.path),
+            api_key: match r.api_key {
+                ApiKeyDecl::Required => crate::ApiKey::Required,
+                ApiKeyDecl::Environment => crate::ApiKey::Environment,
+            },
+            query: leak_all(r.query),
+            cached: r.cached,
+        });
+        let grants = self.grants.into_iter().map(|g| crate::Grant {
+            sid: leak(g.sid),
+            tables: leak_all(g.tables),
+            index: g.index.map(leak),
+            actions: leak_all(g.actions),
+            only_attributes: leak_all(g.only_attributes),
+            returning_nothing: g.returning_nothing,
+            except_keys: leak_all(g.except_keys),
+        });
+        let queues = self.queues.into_iter().map(|q| crate::Queue {
+            name: leak(q.name),
+            batch_size: q.batch_size,
+            batching_window_seconds: q.batching_window_seconds,
+            max_receives: q.max_receives,
+            example: leak(q.example),
+        });
+        let schedules = self.schedules.into_iter().map(|s| crate::Schedule {
+            name: leak(s.name),
+            expression: leak(s.expression),
+            input: leak(s.input),
+        });
+        crate::Function {
+            name: leak(self.name),
+            description: leak(self.description),
+            memory_mb: self.memory_mb,
+            timeout_seconds: self.timeout_seconds,
+            routes: leak_slice(routes.collect()),
+            grants: leak_slice(grants.collect()),
+            secrets: leak_all(self.secrets),
+            rotates: leak_all(self.rotates),
+            queues: leak_slice(queues.collect()),
+            schedules: leak_slice(schedules.collect()),
+            sends: leak_all(self.sends),
         }
-        out.push_str("    ], grants: &[\n");
-        for g in &f.grants {
-            let _ = writeln!(
-                out,
-                "        Grant {{ sid: {:?}, tables: {}, index: {:?}, actions: {}, only_attributes: {}, returning_nothing: {}, except_keys: {} }},",
-                g.sid,
-                list(&g.tables),
-                g.index,
-                list(&g.actions),
-                list(&g.only_attributes),
-                g.returning_nothing,
-                list(&g.except_keys)
-            );
-        }
-        let _ = write!(
-            out,
-            "    ], secrets: {}, rotates: {}, queues: &[",
-            list(&f.secrets),
-            list(&f.rotates)
-        );
-        for q in &f.queues {
-            let _ = write!(
-                out,
-                "Queue {{ name: {:?}, batch_size: {}, batching_window_seconds: {}, max_receives: {}, example: {:?} }}, ",
-                q.name, q.batch_size, q.batching_window_seconds, q.max_receives, q.example
-            );
-        }
-        out.push_str("], schedules: &[");
-        for s in &f.schedules {
-            let _ = write!(
-                out,
-                "Schedule {{ name: {:?}, expression: {:?}, input: {:?} }}, ",
-                s.name, s.expression, s.input
-            );
-        }
-        let _ = writeln!(out, "], sends: {} }},", list(&f.sends));
     }
-    out.push(']');
-    out
 }
 
 #[cfg(test)]
@@ -788,7 +794,7 @@ api_key = "required"
     }
 
     #[test]
-    fn a_declaration_becomes_rust_with_the_package_description() {
+    fn a_declaration_becomes_the_librarys_function_with_the_package_description() {
         let grant = r#"
 [[package.metadata.function.grants]]
 sid = "ListItems"
@@ -799,20 +805,33 @@ actions = ["dynamodb:Query"]
 "#;
         let f = parse("f", &format!("{HEAD}{ROUTE}{grant}"))
             .unwrap()
-            .unwrap();
-        let functions = [f];
-        assert_eq!(names_to_rust(&functions), r#"&["items"]"#);
-        let rust = to_rust(&functions);
-        assert!(
-            rust.contains(r#"name: "items", description: "Items.", memory_mb: 256"#),
-            "{rust}"
+            .unwrap()
+            .into_static();
+        assert_eq!(
+            (f.name, f.description, f.memory_mb, f.timeout_seconds),
+            ("items", "Items.", 256, 10)
         );
-        assert!(rust.contains(r#"Route { method: "GET", path: "/items/{id}", api_key: ApiKey::Required, query: &[], cached: false }"#), "{rust}");
-        assert!(
-            rust.contains(
-                r#"tables: &["users"], index: Some("by-kind"), actions: &["dynamodb:Query"]"#
-            ),
-            "{rust}"
+        assert_eq!(
+            f.routes,
+            [crate::Route {
+                method: "GET",
+                path: "/items/{id}",
+                api_key: crate::ApiKey::Required,
+                query: &[],
+                cached: false
+            }]
+        );
+        assert_eq!(
+            f.grants,
+            [crate::Grant {
+                sid: "ListItems",
+                tables: &["users"],
+                index: Some("by-kind"),
+                actions: &["dynamodb:Query"],
+                only_attributes: &[],
+                returning_nothing: false,
+                except_keys: &[]
+            }]
         );
     }
 
@@ -900,11 +919,15 @@ actions = ["dynamodb:Query"]
             }]
         );
         assert_eq!(
-            generated_to_rust(&generated),
-            "&[secrets::Generated { name: \"payments-key\", generate: secrets::Generate::KeyRing, rotation_days: None }]"
+            generated[0].generated(),
+            Some(secrets::Generated {
+                name: "payments-key",
+                generate: secrets::Generate::KeyRing,
+                rotation_days: None
+            })
         );
         let set_by_hand = props("[workspace.metadata.secrets.payments-key]").unwrap();
-        assert_eq!(generated_to_rust(&set_by_hand), "&[]");
+        assert_eq!(set_by_hand[0].generated(), None);
         let e =
             props("[workspace.metadata.secrets.signing-key]\ngenerate = \"key-ring\"").unwrap_err();
         assert!(
@@ -924,14 +947,12 @@ actions = ["dynamodb:Query"]
     #[test]
     fn secrets_are_named_by_the_rules_once_each() {
         let with = |list: &str| format!("{HEAD}secrets = [{list}]\n{ROUTE}");
-        let f = parse("f", &with("\"payments-key\"")).unwrap().unwrap();
-        let rust = to_rust(&[f]);
-        assert!(
-            rust.contains(
-                r#"], secrets: &["payments-key"], rotates: &[], queues: &[], schedules: &[], sends: &[] },"#
-            ),
-            "{rust}"
-        );
+        let f = parse("f", &with("\"payments-key\""))
+            .unwrap()
+            .unwrap()
+            .into_static();
+        assert_eq!(f.secrets, ["payments-key"]);
+        assert!(f.rotates.is_empty() && f.sends.is_empty());
         let e = error(&with("\"Payments_Key\""));
         assert!(
             e.contains("secret `Payments_Key`: use 1-64 characters"),
@@ -963,15 +984,8 @@ actions = ["dynamodb:Query"]
 
         let rotated = props(&format!("{generated}rotation_days = 30")).unwrap();
         assert_eq!(rotated[0].rotation_days, Some(30));
-        assert!(
-            generated_to_rust(&rotated).contains("rotation_days: Some(30)"),
-            "{}",
-            generated_to_rust(&rotated)
-        );
-        assert!(to_rust(&functions[1..]).contains(
-            r#"routes: &[
-    ], grants"#
-        ));
+        assert_eq!(rotated[0].generated().unwrap().rotation_days, Some(30));
+        assert!(functions[1].routes.is_empty(), "the rotator has no route");
         for (block, expected) in [
             (format!("{generated}rotation_days = 0"), "must be 1..=1000"),
             (
@@ -1010,15 +1024,23 @@ actions = ["dynamodb:Query"]
         )
         .unwrap()
         .unwrap();
-        let rust = to_rust(&[worker]);
-        assert!(
-            rust.contains("queues: &[Queue { name: \"jobs\", batch_size: 10, batching_window_seconds: 0, max_receives: 3, example: \"{}\" }, ]"),
-            "{rust}"
+        assert_eq!(
+            worker.into_static().queues,
+            [crate::Queue {
+                name: "jobs",
+                batch_size: 10,
+                batching_window_seconds: 0,
+                max_receives: 3,
+                example: "{}"
+            }]
         );
-        let rust = to_rust(&[nightly]);
-        assert!(
-            rust.contains(r#"Schedule { name: "nightly-job", expression: "rate(1 day)", input: "{\"report\":\"all\"}" }"#),
-            "{rust}"
+        assert_eq!(
+            nightly.into_static().schedules,
+            [crate::Schedule {
+                name: "nightly-job",
+                expression: "rate(1 day)",
+                input: r#"{"report":"all"}"#
+            }]
         );
         let functions = |extra: &str| {
             let w = parse("w", &format!("{HEAD}{queue}{extra}"))
@@ -1103,5 +1125,44 @@ actions = ["dynamodb:Query"]
         );
         let e = function_members("[workspace]\nmembers = [\"functions/*\"]\n").unwrap_err();
         assert!(e.contains("is a glob"), "{e}");
+    }
+
+    /// What `FUNCTIONS` reads, from real files: the members' manifests in order, a library
+    /// skipped, and a bad or missing manifest refused by its path.
+    #[test]
+    fn a_workspace_is_read_from_its_manifests_and_a_bad_one_is_named() {
+        let root = std::env::temp_dir().join(format!("catalog-read-{}", std::process::id()));
+        let write = |file: &str, text: &str| {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"functions/lib\", \"functions/items\", \"infra\"]\n\
+             [workspace.metadata.secrets.payments-key]\n",
+        );
+        write("functions/lib/Cargo.toml", "[package]\nname = \"lib\"\n");
+        let items = format!("{HEAD}secrets = [\"payments-key\"]\n{ROUTE}");
+        write("functions/items/Cargo.toml", &items);
+        let (functions, properties) = read_workspace(&root).unwrap();
+        let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["items"]);
+        assert_eq!(properties[0].name, "payments-key");
+
+        write(
+            "functions/items/Cargo.toml",
+            &items.replace("memory_mb = 256", "memory = 256"),
+        );
+        let e = read_workspace(&root).unwrap_err();
+        assert!(e.starts_with("functions/items/Cargo.toml: "), "{e}");
+        assert!(e.contains("unknown field `memory`"), "{e}");
+        std::fs::remove_dir_all(root.join("functions/items")).unwrap();
+        let e = read_workspace(&root).unwrap_err();
+        assert!(
+            e.contains("functions/items/Cargo.toml: No such file"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

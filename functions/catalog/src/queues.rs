@@ -1,8 +1,7 @@
 //! The rules for a queue a function consumes (`[[package.metadata.function.queues]]`) and the
-//! names and numbers derived from it. Kept here, beside the declarations, so the build script
+//! names and numbers derived from it. Kept here, beside the declarations, so the catalog
 //! refuses a name that would make an invalid SQS name or variable and a setting outside SQS's
-//! and Lambda's ranges (it includes this file with `#[path]`; the crate exports it as
-//! `catalog::queues`).
+//! and Lambda's ranges.
 
 use std::ops::RangeInclusive;
 

@@ -1,7 +1,6 @@
 //! The rules for a schedule that invokes a function (`[[package.metadata.function.schedules]]`):
 //! its name and its expression, in EventBridge Scheduler's syntax. Kept here, beside the
-//! declarations, so the build script refuses an expression Scheduler would refuse at apply time
-//! (it includes this file with `#[path]`; the crate exports it as `catalog::schedules`).
+//! declarations, so the catalog refuses an expression Scheduler would refuse at apply time.
 
 /// The longest name: with the longest prefix (20) and `schedule-`, the Scheduler name stays
 /// inside its 64 characters.

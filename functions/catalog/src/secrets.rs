@@ -1,7 +1,6 @@
 //! The rules for a declared secret's name (`secrets = ["payments-key"]`) and the names derived
-//! from it. Kept here, beside the declarations, so the build script refuses a name that would
-//! make an invalid AWS name or environment variable (it includes this file with `#[path]`; the
-//! crate exports it as `catalog::secrets`).
+//! from it. Kept here, beside the declarations, so the catalog refuses a name that would make an
+//! invalid AWS name or environment variable.
 
 /// The longest name: with the longest prefix (20) and `secret-`, the Secrets Manager name stays
 /// under 100 characters, far inside its 512, and the variable under Lambda's limits.

@@ -1,7 +1,6 @@
 //! The service's DynamoDB tables and their indexes: what a function may be granted, and what
-//! `infra` creates. Kept here, beside the function declarations, so the build script can
-//! reject a grant on a table or index that does not exist (it includes this file with
-//! `#[path]`; the crate exports it as `catalog::tables`).
+//! `infra` creates. Kept here, beside the function declarations, so the catalog rejects a grant
+//! on a table or index that does not exist.
 
 /// A global secondary index of a table.
 #[derive(Clone, Copy, Debug)]

@@ -3,9 +3,8 @@
 //! resource template) and the local API server (through `infra::routes`), so the two can never
 //! route one path differently.
 //!
-//! It is a crate of its own, with no dependencies, because every function binary links it: in
-//! `catalog`, whose build script reads every function's manifest, editing one function's
-//! declaration would rebuild every function.
+//! It is a crate of its own, with no dependencies, because every function binary links it, and
+//! no function links the catalog (which reads the manifests with a TOML parser).
 //!
 //! The rule:
 //! - A path's segments are the non-empty text between its slashes. A trailing slash, and a

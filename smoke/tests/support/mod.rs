@@ -26,7 +26,7 @@ pub fn function_binaries() -> Vec<(&'static str, PathBuf)> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
-    let names = catalog::NAMES;
+    let names = *catalog::NAMES;
     if names.iter().any(|n| !target.join("debug").join(n).exists()) {
         // `--bin` without `-p`: features resolved over the workspace, as for `cargo xtask`, so
         // the dependencies are the ones already built (see `smoke/tests/trace.rs`).

@@ -12,14 +12,14 @@
 //!   `xtask/local-api/src/traffic.rs`).
 //!
 //! A crate of its own, apart from the emulator launcher, because infra, xtask, the local API
-//! server and smoke all need these types and nothing else they share: it depends on serde
-//! only (and on the catalog for the test fixture), so it sits below every one of them.
+//! server and smoke all need these types and nothing else they share: it depends on serde and
+//! the catalog only, so it sits below every one of them.
 
 mod local_api;
 pub mod outputs;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,20 +40,9 @@ pub const API_STATE_FILE: &str = "local-api.json";
 /// The local API server's [`Routing`] record, in its work folder.
 pub const ROUTING_FILE: &str = "routing.json";
 
-/// The repository root, found from this crate's location (`xtask/files`) so every tool and
-/// test works from any directory of the workspace, unless `XTASK_WORKSPACE_ROOT` says
-/// otherwise: the deploy workflow runs an xtask binary that another job compiled, in that
-/// job's checkout, where the compiled-in path does not exist.
-pub fn workspace_root() -> PathBuf {
-    match std::env::var_os("XTASK_WORKSPACE_ROOT") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .nth(2)
-            .expect("xtask/files has two ancestors")
-            .to_path_buf(),
-    }
-}
+/// The repository root (`XTASK_WORKSPACE_ROOT` when a binary built elsewhere runs in another
+/// checkout): the catalog finds it, as it reads the functions' manifests there.
+pub use catalog::workspace_root;
 
 fn read<T: DeserializeOwned>(path: &Path) -> io::Result<T> {
     let text = std::fs::read_to_string(path)?;

@@ -371,7 +371,6 @@ impl<'de> Deserialize<'de> for Outputs {
     }
 }
 
-#[cfg(any(test, feature = "testing"))]
 impl Outputs {
     /// A complete outputs file for a stack without Terraform, for tests: every catalog
     /// function and the tables under `prefix`, the stage, and one client, `default`, whose
@@ -439,7 +438,6 @@ impl Outputs {
     }
 }
 
-#[cfg(any(test, feature = "testing"))]
 impl ApiClient {
     /// Client `name` with key `key` and these limits, for tests: its key id is `id-<name>`, its
     /// plan `plan-<name>`.

@@ -154,7 +154,7 @@ mod tests {
         ]);
         let d = Deployment::from_outputs(&outputs).unwrap();
         assert_eq!(d.stage, "v1");
-        for short in catalog::NAMES {
+        for short in catalog::NAMES.iter() {
             assert_eq!(d.functions[*short], format!("p-{short}"));
         }
         let sync = &d.clients[1];

@@ -433,7 +433,6 @@ pub fn example_event(arn: &str, region: &str, queue: &catalog::Queue) -> SqsEven
 /// names, the redrive after `max_receives`), for a stack without Terraform, and records them in
 /// `outputs`. `visibility_timeout`: seconds a received message stays hidden (infra derives it
 /// from the function's timeout; a test wants a failed record back within a second).
-#[cfg(feature = "testing")]
 pub async fn create_declared(
     sqs: &aws_sdk_sqs::Client,
     outputs: &mut deploy_files::Outputs,

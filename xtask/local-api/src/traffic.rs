@@ -237,7 +237,7 @@ impl Refresher {
         let deployment = emulator.deployment().clone();
         let alias_name = deployment.alias.clone();
         let mut functions = Vec::new();
-        for &short in catalog::NAMES {
+        for &short in catalog::NAMES.iter() {
             let name = deployment.functions[short].clone();
             let mut state = FunctionState {
                 short: short.to_string(),

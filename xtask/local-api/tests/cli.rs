@@ -14,7 +14,7 @@ fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
     let dir = support::scratch("cli");
     let dist = dir.join("dist");
     let echo = support::example("echo_lambda");
-    for function in catalog::NAMES {
+    for function in catalog::NAMES.iter() {
         support::zip_bootstrap(&dist, function, &echo);
     }
     let outputs = dir.join("outputs.json");
@@ -64,7 +64,7 @@ fn binary_writes_state_logs_requests_and_stops_on_sigterm() {
         serde_json::from_str(&std::fs::read_to_string(&routing_file).unwrap()).unwrap();
     assert_eq!(routing["pid"], child.id());
     assert_eq!(routing["generation"], 1);
-    for function in catalog::NAMES {
+    for function in catalog::NAMES.iter() {
         let entry = &routing["functions"][function];
         assert!(entry["version"].is_null(), "{routing}");
         assert!(entry["fallback"].is_string(), "{routing}");

@@ -73,7 +73,7 @@ async fn a_watch_build_replaces_the_packaged_code_until_it_is_removed() {
     let dir = support::scratch("watch-build");
     let dist = dir.join("dist");
     let health = workspace_binary("health");
-    for function in catalog::NAMES {
+    for function in catalog::NAMES.iter() {
         support::zip_bootstrap(&dist, function, &health);
     }
     let outputs = dir.join("outputs.json");

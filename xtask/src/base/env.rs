@@ -10,7 +10,7 @@ use crate::base::release_strategy::Strategy;
 /// The function packages, in deployment order, as their crates declare them (the catalog):
 /// the Cargo packages, the binaries and the suffix of the Lambda function names.
 pub fn functions() -> &'static [&'static str] {
-    catalog::NAMES
+    *catalog::NAMES
 }
 
 /// The Terraform stacks infra synthesizes per environment, in apply order.

@@ -4,8 +4,9 @@
 //! A function is its crate: the declaration in its manifest (`[package.metadata.function]`)
 //! is all infra, the local API server, packaging and smoke read (through the catalog), so
 //! adding the crate to the workspace's `members` is the whole registration. Everything is
-//! checked before anything is written, with the catalog's own reader and checks (what the
-//! build would run), against the manifests on disk; a failed write removes what was written.
+//! checked before anything is written, with the catalog's own reader and checks (what every
+//! tool runs when it starts), against the manifests on disk; a failed write removes what was
+//! written. No tool is compiled again for it: the catalog is read at run time.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

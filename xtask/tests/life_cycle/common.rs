@@ -91,7 +91,7 @@ pub fn api_call(
 pub fn small_binaries(dir: &Path) -> PathBuf {
     let bins = dir.join("bins");
     std::fs::create_dir_all(&bins).unwrap();
-    for name in FUNCTIONS {
+    for name in FUNCTIONS.iter() {
         std::fs::copy("/bin/true", bins.join(name)).unwrap();
     }
     bins
@@ -127,7 +127,7 @@ pub fn release_binaries(dir: &Path) -> PathBuf {
     };
     let bins = dir.join("bins");
     std::fs::create_dir_all(&bins).unwrap();
-    for f in FUNCTIONS {
+    for f in FUNCTIONS.iter() {
         std::fs::copy(source.join(f), bins.join(f)).unwrap();
     }
     bins

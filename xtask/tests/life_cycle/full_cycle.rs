@@ -124,7 +124,7 @@ fn deploy_noop_change_one_function_destroy() {
             .eq(on_disk.to_map().keys()),
         "the listing is the file's outputs: {outputs}"
     );
-    for function in catalog::NAMES {
+    for function in catalog::NAMES.iter() {
         assert!(on_disk.functions.contains_key(*function), "{function}");
     }
     assert_eq!(
@@ -208,7 +208,7 @@ fn deploy_noop_change_one_function_destroy() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("dist/manifest.json")).unwrap())
             .unwrap();
-    for f in FUNCTIONS {
+    for f in FUNCTIONS.iter() {
         assert_eq!(
             code_sha(&endpoint, f),
             manifest["functions"][f]["source_code_hash"]

@@ -19,7 +19,7 @@ fn two_packagings_of_the_same_binary_are_byte_identical() {
     // Different build folder, different mtimes: same bytes all the same.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let second = manifest(&b, &bins);
-    for f in FUNCTIONS {
+    for f in FUNCTIONS.iter() {
         let (x, y) = (&first["functions"][f], &second["functions"][f]);
         assert_eq!(x["sha256"], y["sha256"], "{f}");
         assert_eq!(
@@ -50,7 +50,7 @@ fn our_own_binary_passes_the_lambda_check() {
     // The functions' release binaries when built (CI builds them first),
     // else a small system executable.
     let release = workspace_root().join("target").join("release");
-    for name in FUNCTIONS {
+    for name in FUNCTIONS.iter() {
         let built = release.join(name);
         let source = if built.exists() {
             built

@@ -142,7 +142,7 @@ fn releases_are_gated_and_roll_back_to_the_version_that_served() {
     let first = stdout_json(&deploy(&[]));
     assert_eq!(first["stacks"]["service"], "applied");
     assert!(first["release"].is_null(), "{first}");
-    for f in FUNCTIONS {
+    for f in FUNCTIONS.iter() {
         assert_eq!(alias_record(&endpoint, f), None, "{f}");
     }
     smoke_passes();

@@ -4,12 +4,13 @@
 //! and a scheduled job are scaffolded in another copy and pass their own tests.
 //!
 //! The copy builds in its own target dir, seeded with a copy of this one's compiled libraries
-//! (copies, not hard links: rustc may rewrite a file in place). Cargo hashes a path package by its path relative
+//! and the two programs its commands run, xtask and the local API server (copies, not hard
+//! links: rustc may rewrite a file in place). Cargo hashes a path package by its path relative
 //! to the workspace root and judges its freshness by comparing modification times, so the copy
-//! keeps each file's time: the unchanged crates then stay fresh, and what rebuilds is the new
-//! crate, the catalog and what reads it (infra, xtask, local-api). A copy stamped with the
-//! time of copying rebuilt every workspace crate, in both profiles, three times (most of this
-//! scenario's 800 s in CI).
+//! keeps each file's time: the unchanged crates then stay fresh, and what compiles is the new
+//! crate alone (the catalog is read at run time, so no tool is rebuilt for a new function). A
+//! copy stamped with the time of copying rebuilt every workspace crate, in both profiles,
+//! three times (most of this scenario's 800 s in CI).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -91,12 +92,22 @@ fn seeded_target(dir: &Path, parts: &[&str]) -> PathBuf {
     target
 }
 
+/// The programs the copy's commands run (`cargo xtask`, and the local API server a deploy
+/// starts): copied with the libraries, as cargo would compile a missing one again.
+const PROGRAMS: [&str; 2] = ["xtask", "local-api"];
+
 /// The files of a debug `deps` dir the copy compiles against (libraries, proc macros, dep-info),
-/// with their modification times; not the executables, the test binaries of every crate, over
-/// half its bytes and none of them run in the copy (cargo relinks an executable it finds
-/// missing, as the copy's `xtask`).
+/// with their modification times, and the executables of [`PROGRAMS`]; not the other
+/// executables, the test binaries of every crate, over half its bytes and none of them run in
+/// the copy.
 fn copy_libraries(from: &Path, to: &Path) {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // Cargo hard-links each program to `debug/<name>` from its `deps/<name>-<hash>`.
+    let programs: Vec<u64> = PROGRAMS
+        .iter()
+        .filter_map(|p| std::fs::metadata(from.parent().unwrap().join(p)).ok())
+        .map(|m| m.ino())
+        .collect();
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -104,7 +115,7 @@ fn copy_libraries(from: &Path, to: &Path) {
         let path = entry.path();
         let executable = metadata.permissions().mode() & 0o100 != 0
             && path.extension().is_none_or(|extension| extension != "so");
-        if !metadata.is_file() || executable {
+        if !metadata.is_file() || executable && !programs.contains(&metadata.ino()) {
             continue;
         }
         let copy = to.join(entry.file_name());
@@ -200,6 +211,15 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
     let refused = cargo_xtask(&["new", "items", "--route", "GET /things"]);
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("exists already"));
+    // The catalog is read at run time: a new function compiles no tool again.
+    let nothing_compiled = |output: &Output| {
+        assert!(
+            !stderr(output).contains("Compiling "),
+            "a tool was compiled again:\n{}",
+            stderr(output)
+        );
+    };
+    nothing_compiled(&refused);
 
     // The local API server's URL: each deploy restarts it, maybe on another port.
     let deploy = || {
@@ -246,11 +266,25 @@ fn a_new_function_is_served_invoked_logged_and_removed() {
     assert!(!workspace.join("functions/items").exists());
     let root = std::fs::read_to_string(workspace.join("Cargo.toml")).unwrap();
     assert!(!root.contains("functions/items"), "{root}");
-    let endpoint =
-        stdout_json(&cargo_xtask(&["local", "status", "--json"]))["emulator"]["state"]["endpoint"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    // A declaration the catalog refuses stops every command, naming its manifest.
+    let health = workspace.join("functions/health/Cargo.toml");
+    let declared = std::fs::read_to_string(&health).unwrap();
+    std::fs::write(&health, declared.replace("memory_mb = ", "memory = ")).unwrap();
+    let refused = cargo_xtask(&["local", "status"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("error: functions/health/Cargo.toml: ")
+            && stderr(&refused).contains("unknown field `memory`"),
+        "{}",
+        stderr(&refused)
+    );
+    std::fs::write(&health, declared).unwrap();
+    let status = cargo_xtask(&["local", "status", "--json"]);
+    nothing_compiled(&status);
+    let endpoint = stdout_json(&status)["emulator"]["state"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let url = deploy();
     let (status, body) = call(&url, "/items");
     assert_eq!(status, 404, "{body}");

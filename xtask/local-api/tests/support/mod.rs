@@ -79,7 +79,7 @@ pub fn zip_bootstrap(dist: &Path, function: &str, binary: &Path) {
 pub fn dist_with_real(dir: &Path, real: &str) -> PathBuf {
     let dist = dir.join("dist");
     let echo = example("echo_lambda");
-    for name in catalog::NAMES {
+    for name in catalog::NAMES.iter() {
         zip_bootstrap(&dist, name, &echo);
     }
     zip_bootstrap(&dist, real, &function_binary(real));
