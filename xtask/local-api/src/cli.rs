@@ -36,7 +36,7 @@ pub struct Cli {
     #[arg(long)]
     pub watch_dir: Option<PathBuf>,
     /// How often to re-read the aliases, in milliseconds; 0: only on SIGHUP.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = local_api::server::DEFAULT_ALIAS_POLL.as_millis() as u64)]
     pub alias_poll_ms: u64,
     /// API Gateway's integration timeout in milliseconds (29 s on AWS).
     #[arg(long, default_value_t = 29_000)]

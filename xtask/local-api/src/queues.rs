@@ -20,7 +20,9 @@
 //!
 //! Where it differs from Lambda (`docs/development.md`, "The local event loop"): one batch at
 //! a time per queue (Lambda scales pollers up to the function's concurrency), and long polls of
-//! [`WAIT`] so a stopped server stops polling within a second.
+//! [`WAIT`] so a stopped server stops polling within a second (a receive it abandons may still
+//! take a message, which is then invisible for the queue's visibility timeout), and the
+//! dead-letter queue counted every [`DEAD_LETTER_CHECK`], so its alarm follows within seconds.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -39,6 +41,10 @@ use crate::traffic::Table;
 /// How long one receive waits for a message: short, so shutdown and a queue created after the
 /// server started are noticed within a second.
 pub const WAIT: Duration = Duration::from_secs(1);
+
+/// How often the dead-letter queue is counted for its alarm. CloudWatch evaluates the alarm
+/// once a minute; every poll (once a second) was half of an idle server's calls.
+const DEAD_LETTER_CHECK: Duration = Duration::from_secs(5);
 
 /// The most messages one `ReceiveMessage` returns (SQS's limit).
 const RECEIVE_MAX: u32 = 10;
@@ -162,9 +168,15 @@ impl Poller {
         // the last error setting it (printed once).
         let mut alarmed: Option<bool> = None;
         let mut alarm_error: Option<String> = None;
+        let mut counted: Option<Instant> = None;
         loop {
+            let due = counted.is_none_or(|at| at.elapsed() >= DEAD_LETTER_CHECK);
+            if due {
+                counted = Some(Instant::now());
+            }
             // An error reading the dead-letter queue: the receive below reports the queue.
-            if let Ok(count) = self.dead_letters().await
+            if due
+                && let Ok(count) = self.dead_letters().await
                 && alarmed != Some(count > 0)
             {
                 match self.set_alarm(count).await {

@@ -5,7 +5,7 @@
 //! a pointer copy) and draws a random number; it never calls the emulator. The refresher
 //! replaces the table when the alias changes:
 //!
-//! - it polls `GetAlias` for every function (every second by default, `--alias-poll-ms`;
+//! - it polls `GetAlias` for every function (every ten seconds by default, `--alias-poll-ms`;
 //!   0 turns polling off) and refreshes at once when asked (`SIGHUP` to the `local-api`
 //!   process; [`crate::Server::request_refresh`] in-process);
 //! - each version in play gets its own pool with that version's configuration and code
