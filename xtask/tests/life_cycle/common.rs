@@ -198,3 +198,22 @@ pub fn live_version(endpoint: &str, function: &str) -> String {
         alias.function_version().unwrap().to_owned()
     })
 }
+
+/// Each stack's Terraform commands of the last deploy under `dir` shared one AWS provider
+/// process (its log, `local/logs/terraform-<stack>-provider.log`, names it on a line
+/// `xtask: provider pid N`), and none of them outlived the deploy.
+pub fn shared_providers_stopped(dir: &Path) {
+    for stack in ["bootstrap", "service"] {
+        let log = dir.join(format!("local/logs/terraform-{stack}-provider.log"));
+        let text =
+            std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let pid = text
+            .lines()
+            .find_map(|line| line.strip_prefix("xtask: provider pid "))
+            .unwrap_or_else(|| panic!("{} does not name its process:\n{text}", log.display()));
+        assert!(
+            !Path::new("/proc").join(pid).exists(),
+            "the {stack} stack's provider process {pid} outlived the deploy"
+        );
+    }
+}

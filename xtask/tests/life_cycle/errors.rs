@@ -235,6 +235,7 @@ fn an_emulator_killed_mid_deploy_fails_clearly_and_a_rerun_converges() {
     );
     assert!(!err.contains("panicked"), "{err}");
     assert!(stdout.trim().is_empty(), "no result on stdout: {stdout}");
+    shared_providers_stopped(&dir);
 
     let again = xtask(
         &dir,
@@ -327,6 +328,7 @@ fn a_deploy_interrupted_mid_apply_stops_terraform_gracefully_and_leaves_no_lock(
     );
     assert!(!err.contains("panicked"), "{err}");
     assert!(stdout.trim().is_empty(), "no result on stdout: {stdout}");
+    shared_providers_stopped(&dir);
     let mut stack = vec![dir.clone()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {

@@ -102,6 +102,7 @@ fn deploy_noop_change_one_function_destroy() {
     ));
     assert_eq!(first["stacks"]["bootstrap"], "applied");
     assert_eq!(first["stacks"]["service"], "applied");
+    shared_providers_stopped(&dir);
     let mut every_function: Vec<String> = FUNCTIONS.iter().map(|f| f.to_string()).collect();
     every_function.sort();
     assert_eq!(strings(&first["uploaded"]), every_function);

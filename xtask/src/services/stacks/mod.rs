@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod outputs;
 pub mod prerequisites;
+pub mod provider;
 pub mod state;
 pub mod synth;
 pub mod teardown;

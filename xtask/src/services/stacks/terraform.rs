@@ -2,6 +2,7 @@
 //! state kept outside `cdktf.out` (synth owns that folder), output streamed
 //! under a progress display and terraform's own error shown on failure.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::base::env::Env;
 use crate::base::{process, progress};
 use crate::services::artifacts::package;
 use crate::services::stacks::outputs::Outputs;
+use crate::services::stacks::provider::ProviderServer;
 
 /// One stack of one environment, ready to run terraform commands on.
 pub struct Terraform<'a> {
@@ -22,6 +24,10 @@ pub struct Terraform<'a> {
     /// Extra environment for the terraform process (emulator endpoint and
     /// credentials for `local`).
     vars: Vec<(String, String)>,
+    /// Whether the commands that walk the graph share one provider process
+    /// ([`ProviderServer`]: the emulator, one provider block), and that process once started.
+    shares_provider: bool,
+    provider: RefCell<Option<ProviderServer>>,
 }
 
 /// Fails with what to install when terraform is not on PATH.
@@ -46,15 +52,24 @@ impl<'a> Terraform<'a> {
         }
         write_cli_config(env)?;
         make_states_private(env)?;
+        let shares_provider = env.emulated && {
+            let json: serde_json::Value = process::read_json(&dir.join("cdk.tf.json"))?;
+            json.pointer("/provider/aws")
+                .and_then(|blocks| blocks.as_array())
+                .is_some_and(|blocks| blocks.len() == 1)
+        };
         Ok(Terraform {
             env,
             stack,
             vars: aws_env,
+            shares_provider,
+            provider: RefCell::new(None),
         })
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("terraform");
+        self.go_program_env(&mut command);
         command
             .args(args)
             .current_dir(self.env.stack_dir(self.stack))
@@ -68,12 +83,6 @@ impl<'a> Terraform<'a> {
             // from a deploy: it leaks that and where a deploy runs, and offline it waits on a
             // connection that cannot succeed.
             .env("CHECKPOINT_DISABLE", "1");
-        if std::env::var_os("GOGC").is_none() {
-            command.env("GOGC", infra::TERRAFORM_GOGC);
-        }
-        for (key, value) in &self.vars {
-            command.env(key, value);
-        }
         // Terraform writes the local state (and its backup), which holds the API key's value,
         // with 0666 less the umask: with 077 it creates them 0600 from the start.
         // SAFETY: the closure runs in the child between fork and exec; umask(2) is
@@ -85,6 +94,37 @@ impl<'a> Terraform<'a> {
             });
         }
         command
+    }
+
+    /// What Terraform and the provider process both get: the emulator's endpoint and
+    /// credentials, and the garbage collector's setting.
+    fn go_program_env(&self, command: &mut Command) {
+        if std::env::var_os("GOGC").is_none() {
+            command.env("GOGC", infra::TERRAFORM_GOGC);
+        }
+        for (key, value) in &self.vars {
+            command.env(key, value);
+        }
+    }
+
+    /// A command that walks the graph (apply, plan, destroy): attached to this stack's one
+    /// provider process where it has one, started at the first such command.
+    fn walking_command(&self, args: &[&str]) -> Result<Command> {
+        let mut command = self.command(args);
+        if self.shares_provider {
+            let mut provider = self.provider.borrow_mut();
+            if provider.is_none() {
+                *provider = ProviderServer::start(
+                    &self.data_dir(),
+                    |c| self.go_program_env(c),
+                    &self.log("provider"),
+                )?;
+            }
+            if let Some(provider) = provider.as_ref() {
+                command.env("TF_REATTACH_PROVIDERS", provider.reattach());
+            }
+        }
+        Ok(command)
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -212,7 +252,7 @@ impl<'a> Terraform<'a> {
         let mut changes = Changes::default();
         let elapsed = progress::stream(
             &self.step(action),
-            self.command(&args),
+            self.walking_command(&args)?,
             &self.log(action),
             |line| changes.observe(line),
         )?;
@@ -231,7 +271,7 @@ impl<'a> Terraform<'a> {
             args.push(arg);
         }
         let status = self
-            .command(&args)
+            .walking_command(&args)?
             .stdout(std::io::stderr())
             .status()
             .with_context(|| format!("{}: could not start terraform", self.step("plan")))?;
